@@ -1,0 +1,469 @@
+//! The journal thread: the only writer of `journal_dir/journal_file`.
+//!
+//! Receives [`JournalMsg`]s from `udp` (every accepted message) and `core`
+//! (events) and appends one JSON line each, in the Python hbd's shape:
+//! `{"timestamp":…,"datetime":…,"source_ip":…,"source_port":…,"message":{…}}`;
+//! events are lines with a `"type"` key instead of `"message"`.
+//!
+//! Invariants: lines reach the file only whole — they are collected in a
+//! buffer and written with one `write_all` at line boundaries, and a failed
+//! write is cut back to the last whole line. Rotation happens between lines
+//! (`file` → `file.1` → … → `file.N`). The buffer is flushed when it holds
+//! 64 KiB, when its oldest line is a second old, on `Reopen` and on exit.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use log::{error, info, warn};
+use serde_json::json;
+
+use crate::config::JournalSettings;
+use crate::core::{unix_seconds, Event};
+
+const FLUSH_BYTES: usize = 64 << 10;
+const FLUSH_AGE: Duration = Duration::from_secs(1);
+/// Lines kept in memory while the disk refuses them (full, read-only);
+/// beyond this they are dropped and counted rather than exhausting RAM.
+const MAX_UNWRITTEN: usize = 16 << 20;
+
+/// What the journal receives.
+#[derive(Debug)]
+pub enum JournalMsg {
+    /// A message accepted by `udp`, as compact JSON.
+    Received {
+        at: SystemTime,
+        source: SocketAddr,
+        json: Vec<u8>,
+    },
+    /// A state change decided by `core`.
+    Event { at: f64, event: Event },
+    /// Reopen the file after an outside rotation (SIGHUP from logrotate).
+    Reopen,
+}
+
+pub struct Journal {
+    settings: JournalSettings,
+    file: File,
+    /// Bytes in the file, whole lines only.
+    size: u64,
+    pending: Vec<u8>,
+    pending_since: Option<Instant>,
+    dropped_lines: u64,
+    datetime: DatetimeCache,
+}
+
+impl Journal {
+    /// Opens (creating directory and file) for appending; done before the
+    /// daemon detaches so that a bad path is reported on the terminal.
+    pub fn open(settings: JournalSettings) -> io::Result<Journal> {
+        if let Some(dir) = settings.path.parent() {
+            fs::create_dir_all(dir).map_err(|e| annotate(e, "create journal directory", dir))?;
+        }
+        let (file, size) = open_append(&settings.path)?;
+        Ok(Journal {
+            settings,
+            file,
+            size,
+            pending: Vec::with_capacity(FLUSH_BYTES + 4096),
+            pending_since: None,
+            dropped_lines: 0,
+            datetime: DatetimeCache::default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.settings.path
+    }
+
+    fn handle(&mut self, msg: JournalMsg) {
+        match msg {
+            JournalMsg::Received { at, source, json } => self.handle_received(at, source, &json),
+            JournalMsg::Event { at, event } => self.handle_event(at, &event),
+            JournalMsg::Reopen => self.handle_reopen(),
+        }
+    }
+
+    fn handle_received(&mut self, at: SystemTime, source: SocketAddr, json: &[u8]) {
+        let ts = unix_seconds(at);
+        let mut line = Vec::with_capacity(json.len() + 128);
+        // Written by hand: this runs for every datagram, and every piece but
+        // the already-validated message is a number or a fixed-form string.
+        let _ = write!(
+            line,
+            "{{\"timestamp\":{ts:.3},\"datetime\":\"{}\",\"source_ip\":\"{}\",\"source_port\":{},\"message\":",
+            self.datetime.format(ts),
+            source.ip(),
+            source.port()
+        );
+        line.extend_from_slice(json);
+        line.extend_from_slice(b"}\n");
+        self.append(&line);
+    }
+
+    fn handle_event(&mut self, at: f64, event: &Event) {
+        let value = match event {
+            Event::HostNew { name, address } => {
+                json!({"type": "host_new", "name": name, "address": address.ip().to_string(), "port": address.port()})
+            }
+            Event::HostUp {
+                name,
+                address,
+                down_for,
+            } => json!({
+                "type": "host_up", "name": name, "address": address.ip().to_string(),
+                "port": address.port(), "down_for": round3(*down_for)
+            }),
+            Event::HostDown {
+                name,
+                last_seen,
+                silent_for,
+            } => json!({
+                "type": "host_down", "name": name, "last_seen": round3(*last_seen), "silent_for": round3(*silent_for)
+            }),
+            Event::AddressChanged { name, old, new } => json!({
+                "type": "address_changed", "name": name, "old_address": old.to_string(), "address": new.to_string()
+            }),
+        };
+        // Time first, as on message lines, then the event's own fields.
+        let fields = value.to_string();
+        let mut line = format!(
+            "{{\"timestamp\":{},\"datetime\":\"{}\",",
+            round3(at),
+            self.datetime.format(at)
+        )
+        .into_bytes();
+        line.extend_from_slice(&fields.as_bytes()[1..]);
+        line.push(b'\n');
+        self.append(&line);
+    }
+
+    fn handle_reopen(&mut self) {
+        self.flush();
+        match open_append(&self.settings.path) {
+            Ok((file, size)) => {
+                self.file = file;
+                self.size = size;
+                info!("journal: reopened {}", self.settings.path.display());
+            }
+            Err(e) => error!("journal: {e}; still writing to the old file"),
+        }
+    }
+
+    fn append(&mut self, line: &[u8]) {
+        let max = self.settings.max_size;
+        let would_be = self.size + (self.pending.len() + line.len()) as u64;
+        if max > 0 && would_be > max && self.size + self.pending.len() as u64 > 0 {
+            self.flush();
+            if self.size > 0 {
+                self.rotate();
+            }
+        }
+        if self.pending.len() + line.len() > MAX_UNWRITTEN {
+            self.dropped_lines += 1;
+            return;
+        }
+        self.pending.extend_from_slice(line);
+        self.pending_since.get_or_insert_with(Instant::now);
+        if self.pending.len() >= FLUSH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Writes the buffer; on failure the file is cut back to its last whole
+    /// line and the buffer is kept for the next try.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match self.file.write_all(&self.pending) {
+            Ok(()) => {
+                self.size += self.pending.len() as u64;
+                self.pending.clear();
+                self.pending_since = None;
+                if self.dropped_lines > 0 {
+                    warn!(
+                        "journal: {} lines were dropped while the disk refused writes",
+                        self.dropped_lines
+                    );
+                    self.dropped_lines = 0;
+                }
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.size);
+                // Retry in a second, not on every line.
+                self.pending_since = Some(Instant::now());
+                error!(
+                    "journal: write {}: {e}; keeping {} bytes to retry",
+                    self.settings.path.display(),
+                    self.pending.len()
+                );
+            }
+        }
+    }
+
+    /// `file.N-1` → `file.N`, …, `file` → `file.1`, then a fresh `file`.
+    fn rotate(&mut self) {
+        let base = &self.settings.path;
+        let backups = self.settings.max_backups;
+        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", base.display()));
+        let result = if backups == 0 {
+            fs::remove_file(base)
+        } else {
+            (1..backups)
+                .rev()
+                .filter(|n| numbered(*n).exists())
+                .try_for_each(|n| fs::rename(numbered(n), numbered(n + 1)))
+                .and_then(|()| fs::rename(base, numbered(1)))
+        };
+        if let Err(e) = result {
+            error!(
+                "journal: rotate {}: {e}; continuing in the same file",
+                base.display()
+            );
+            return;
+        }
+        match open_append(base) {
+            Ok((file, size)) => {
+                self.file = file;
+                self.size = size;
+            }
+            Err(e) => error!("journal: {e}; lines stay buffered"),
+        }
+    }
+
+    fn flush_due(&self) -> Option<Instant> {
+        self.pending_since.map(|since| since + FLUSH_AGE)
+    }
+}
+
+pub fn spawn(mut journal: Journal, inbox: Receiver<JournalMsg>) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("journal".into())
+        .spawn(move || {
+            info!("journal: writing {}", journal.path().display());
+            loop {
+                let msg = match journal.flush_due() {
+                    Some(due) => inbox.recv_deadline(due),
+                    None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match msg {
+                    Ok(msg) => {
+                        journal.handle(msg);
+                        if journal.flush_due().is_some_and(|due| due <= Instant::now()) {
+                            journal.flush();
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => journal.flush(),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            journal.flush();
+            if !journal.pending.is_empty() {
+                error!(
+                    "journal: {} bytes could not be written at exit",
+                    journal.pending.len()
+                );
+            }
+            info!("journal: closed");
+        })
+}
+
+fn open_append(path: &Path) -> io::Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| annotate(e, "open journal", path))?;
+    let size = file
+        .metadata()
+        .map_err(|e| annotate(e, "stat journal", path))?
+        .len();
+    Ok((file, size))
+}
+
+fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Formats local time as `2026-03-28T12:34:56`, once per second: at a high
+/// message rate nearly every line reuses the last result.
+#[derive(Default)]
+struct DatetimeCache {
+    second: i64,
+    text: String,
+}
+
+impl DatetimeCache {
+    fn format(&mut self, ts: f64) -> &str {
+        let second = ts.floor() as i64;
+        if self.text.is_empty() || second != self.second {
+            self.second = second;
+            self.text = local_datetime(second);
+        }
+        &self.text
+    }
+}
+
+/// Local time as the Python hbd's `datetime.fromtimestamp(ts).isoformat()`
+/// to the second.
+pub fn local_datetime(second: i64) -> String {
+    let t = second as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which we own, and reads `t`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return String::from("1970-01-01T00:00:00");
+    }
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::bounded;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hbd-journal-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn received(n: usize) -> JournalMsg {
+        JournalMsg::Received {
+            at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            source: "192.0.2.1:50003".parse().unwrap(),
+            json: format!("{{\"ID\":\"HTB\",\"name\":\"h{n}\"}}").into_bytes(),
+        }
+    }
+
+    #[test]
+    fn line_has_the_python_shape() {
+        let dir = temp_dir("shape");
+        let path = dir.join("m.journal");
+        let mut j = Journal::open(JournalSettings {
+            path: path.clone(),
+            max_size: 0,
+            max_backups: 1,
+        })
+        .unwrap();
+        j.handle(received(1));
+        j.flush();
+        let text = fs::read_to_string(&path).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(v["timestamp"], json!(1700000000.123));
+        assert_eq!(v["source_ip"], "192.0.2.1");
+        assert_eq!(v["source_port"], 50003);
+        assert_eq!(v["message"]["name"], "h1");
+        assert_eq!(v["datetime"].as_str().unwrap().len(), 19);
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 5);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_keeps_every_line_whole_and_each_file_under_the_cap() {
+        let dir = temp_dir("rotate");
+        let path = dir.join("m.journal");
+        let j = Journal::open(JournalSettings {
+            path: path.clone(),
+            max_size: 1000,
+            max_backups: 50,
+        })
+        .unwrap();
+        let (tx, rx) = bounded(16);
+        let handle = spawn(j, rx).unwrap();
+        for n in 0..200 {
+            tx.send(received(n)).unwrap();
+        }
+        drop(tx);
+        handle.join().unwrap();
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            let text = fs::read_to_string(&p).unwrap();
+            assert!(
+                text.len() <= 1000,
+                "{} is {} bytes",
+                p.display(),
+                text.len()
+            );
+            assert!(text.ends_with('\n'));
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                names.push(v["message"]["name"].as_str().unwrap().to_string());
+            }
+        }
+        names.sort();
+        let mut expected: Vec<String> = (0..200).map(|n| format!("h{n}")).collect();
+        expected.sort();
+        assert_eq!(names, expected);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn backups_beyond_the_limit_are_removed() {
+        let dir = temp_dir("backups");
+        let path = dir.join("m.journal");
+        let mut j = Journal::open(JournalSettings {
+            path: path.clone(),
+            max_size: 200,
+            max_backups: 2,
+        })
+        .unwrap();
+        for n in 0..50 {
+            j.handle(received(n));
+        }
+        j.flush();
+        let mut files: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["m.journal", "m.journal.1", "m.journal.2"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn event_lines_carry_type_and_time() {
+        let dir = temp_dir("event");
+        let path = dir.join("m.journal");
+        let mut j = Journal::open(JournalSettings {
+            path: path.clone(),
+            max_size: 0,
+            max_backups: 1,
+        })
+        .unwrap();
+        j.handle(JournalMsg::Event {
+            at: 5.0,
+            event: Event::HostDown {
+                name: "a".into(),
+                last_seen: 1.0,
+                silent_for: 4.0,
+            },
+        });
+        j.flush();
+        let v: serde_json::Value =
+            serde_json::from_str(fs::read_to_string(&path).unwrap().trim_end()).unwrap();
+        assert_eq!(v["type"], "host_down");
+        assert_eq!(v["name"], "a");
+        assert_eq!(v["silent_for"], json!(4.0));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,15 @@
+//! hbd, the heartbeat monitoring daemon, as a library of components; the
+//! programs in `src/bin/` only parse their command lines and call in here.
+//! ARCHITECTURE.md maps the threads and channels; start reading at
+//! `server::run`.
+
+pub mod auth;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod journal;
+pub mod logging;
+pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod udp;

@@ -1,0 +1,639 @@
+//! Wire protocol version 1: turns one UDP datagram into an [`Accepted`]
+//! message or a [`Rejection`] with a counted reason, and builds the ACK.
+//!
+//! Only this module knows the bytes on the wire (docs/PROTOCOL.md). Order of
+//! checks, cheapest and safest first: size, signature (before anything is
+//! inflated or parsed), inflate with a cap, UTF-8, JSON, fields, host name,
+//! key binding, replay. No input can make it panic or allocate beyond
+//! `max_message_size`.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flate2::{Decompress, FlushDecompress, Status};
+use serde::Deserialize;
+
+use crate::auth::{AuthError, Keyring, ReplayGuard, MAGIC};
+
+/// `ID` of a heartbeat, as the Python hbc sends it.
+pub const HEARTBEAT_ID: &str = "HTB";
+/// `ID` of the server's acknowledgement.
+pub const ACK_ID: &str = "ACK";
+/// First byte of a zlib stream with the default window (RFC 1950).
+const ZLIB_FIRST_BYTE: u8 = 0x78;
+/// Longest interval a heartbeat may announce: a week.
+const MAX_INTERVAL_S: f64 = 7.0 * 86400.0;
+
+/// Why a datagram was not accepted; each has a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    TooLarge,
+    NotJson,
+    BadZlib,
+    NotUtf8,
+    BadJson,
+    BadField,
+    UnknownId,
+    BadName,
+    BadInterval,
+    Unsigned,
+    UnexpectedSignature,
+    BadSignature,
+    Stale,
+    Replayed,
+    HostNotAllowed,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 15] = [
+        RejectReason::TooLarge,
+        RejectReason::NotJson,
+        RejectReason::BadZlib,
+        RejectReason::NotUtf8,
+        RejectReason::BadJson,
+        RejectReason::BadField,
+        RejectReason::UnknownId,
+        RejectReason::BadName,
+        RejectReason::BadInterval,
+        RejectReason::Unsigned,
+        RejectReason::UnexpectedSignature,
+        RejectReason::BadSignature,
+        RejectReason::Stale,
+        RejectReason::Replayed,
+        RejectReason::HostNotAllowed,
+    ];
+
+    /// The counter's name, as logged and (later) exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::TooLarge => "too_large",
+            RejectReason::NotJson => "not_json",
+            RejectReason::BadZlib => "bad_zlib",
+            RejectReason::NotUtf8 => "not_utf8",
+            RejectReason::BadJson => "bad_json",
+            RejectReason::BadField => "bad_field",
+            RejectReason::UnknownId => "unknown_id",
+            RejectReason::BadName => "bad_name",
+            RejectReason::BadInterval => "bad_interval",
+            RejectReason::Unsigned => "unsigned",
+            RejectReason::UnexpectedSignature => "unexpected_signature",
+            RejectReason::BadSignature => "bad_signature",
+            RejectReason::Stale => "stale",
+            RejectReason::Replayed => "replayed",
+            RejectReason::HostNotAllowed => "host_not_allowed",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// A message that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// Host name, lower case (DNS names are case-insensitive).
+    pub name: String,
+    pub interval: f64,
+    /// Echoed in the ACK so the client can pair it with what it sent.
+    pub seq: Option<u64>,
+    /// The message as one line of compact JSON, for the journal.
+    pub json: Vec<u8>,
+    pub signed: Option<Signature>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub key_id: String,
+    pub timestamp_us: u64,
+}
+
+/// The fields hbd reads; everything else rides along untouched.
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(rename = "ID", borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    interval: Option<f64>,
+    #[serde(default)]
+    seq: Option<u64>,
+}
+
+/// Decodes datagrams for the UDP thread; owns the replay memory.
+#[derive(Debug)]
+pub struct Decoder {
+    max_message_size: usize,
+    default_interval: f64,
+    keyring: Option<Keyring>,
+    replay: ReplayGuard,
+}
+
+impl Decoder {
+    pub fn new(
+        max_message_size: usize,
+        default_interval: f64,
+        keyring: Option<Keyring>,
+        replay: ReplayGuard,
+    ) -> Decoder {
+        Decoder {
+            max_message_size,
+            default_interval,
+            keyring,
+            replay,
+        }
+    }
+
+    pub fn decode(&mut self, datagram: &[u8], now: SystemTime) -> Result<Accepted, Rejection> {
+        if datagram.len() > self.max_message_size {
+            return Err(reject(
+                RejectReason::TooLarge,
+                format!(
+                    "datagram of {} bytes exceeds max_message_size {}",
+                    datagram.len(),
+                    self.max_message_size
+                ),
+            ));
+        }
+        let (payload, signature) = match &self.keyring {
+            Some(keyring) => {
+                let opened = keyring.open(datagram, now).map_err(auth_rejection)?;
+                let signature = Signature {
+                    key_id: opened.key.id.clone(),
+                    timestamp_us: opened.timestamp_us,
+                };
+                (opened.payload, Some(signature))
+            }
+            None if datagram.starts_with(MAGIC) => {
+                return Err(reject(
+                    RejectReason::UnexpectedSignature,
+                    "signed datagram, but hbd has no keys configured",
+                ))
+            }
+            None => (datagram, None),
+        };
+
+        let inflated;
+        let json: &[u8] = match payload.first() {
+            Some(b'{') => payload,
+            Some(&ZLIB_FIRST_BYTE) => {
+                inflated = inflate_capped(payload, self.max_message_size)?;
+                &inflated
+            }
+            Some(other) => {
+                return Err(reject(
+                    RejectReason::NotJson,
+                    format!("starts with byte 0x{other:02x}, neither JSON nor zlib"),
+                ))
+            }
+            None => return Err(reject(RejectReason::NotJson, "empty payload")),
+        };
+        let text = std::str::from_utf8(json).map_err(|e| {
+            reject(
+                RejectReason::NotUtf8,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            )
+        })?;
+        let message: WireMessage = serde_json::from_str(text).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => reject(RejectReason::BadField, e.to_string()),
+            _ => reject(RejectReason::BadJson, e.to_string()),
+        })?;
+
+        if message.id != HEARTBEAT_ID {
+            return Err(reject(
+                RejectReason::UnknownId,
+                format!("unknown message ID {:?}", truncate(&message.id)),
+            ));
+        }
+        if !is_valid_host_name(&message.name) {
+            return Err(reject(
+                RejectReason::BadName,
+                format!(
+                    "name {:?} is not an RFC 1123 host name",
+                    truncate(&message.name)
+                ),
+            ));
+        }
+        let name = message.name.to_ascii_lowercase();
+        let interval = message.interval.unwrap_or(self.default_interval);
+        if !(interval > 0.0 && interval <= MAX_INTERVAL_S) {
+            return Err(reject(
+                RejectReason::BadInterval,
+                format!("interval {interval} is not above 0 and at most 604800"),
+            ));
+        }
+        if let Some(signature) = &signature {
+            let allowed = self
+                .keyring
+                .as_ref()
+                .and_then(|ring| ring.key(&signature.key_id))
+                .is_some_and(|k| k.allows(&name));
+            if !allowed {
+                return Err(reject(
+                    RejectReason::HostNotAllowed,
+                    format!("key {} may not speak for host {name}", signature.key_id),
+                ));
+            }
+            if !self.replay.accept(&name, signature.timestamp_us) {
+                return Err(reject(
+                    RejectReason::Replayed,
+                    format!(
+                        "timestamp {} of host {name} was seen before or is older than those seen",
+                        signature.timestamp_us
+                    ),
+                ));
+            }
+        }
+        let json = if json.contains(&b'\n') || json.contains(&b'\r') {
+            // JSON Lines needs one line per message: re-encode compactly.
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| reject(RejectReason::BadJson, e.to_string()))?;
+            serde_json::to_vec(&value).map_err(|e| reject(RejectReason::BadJson, e.to_string()))?
+        } else {
+            json.to_vec()
+        };
+        Ok(Accepted {
+            name,
+            interval,
+            seq: message.seq,
+            json,
+            signed: signature,
+        })
+    }
+
+    /// The acknowledgement for `accepted`: signed with the same key when the
+    /// message was signed, so a client can trust the round trip it measures.
+    pub fn ack(&self, accepted: &Accepted, now: SystemTime) -> Vec<u8> {
+        let mut body = format!("{{\"ID\":\"{ACK_ID}\",\"name\":\"{}\"", accepted.name);
+        if let Some(seq) = accepted.seq {
+            body.push_str(&format!(",\"seq\":{seq}"));
+        }
+        body.push('}');
+        let key = accepted
+            .signed
+            .as_ref()
+            .and_then(|s| self.keyring.as_ref()?.key(&s.key_id));
+        match key {
+            Some(key) => key.seal(unix_micros(now), body.as_bytes()),
+            None => body.into_bytes(),
+        }
+    }
+}
+
+pub fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn auth_rejection(e: AuthError) -> Rejection {
+    match e {
+        AuthError::Unsigned => reject(
+            RejectReason::Unsigned,
+            "unsigned datagram, but hbd requires a signature",
+        ),
+        AuthError::Malformed => reject(RejectReason::BadSignature, "truncated signed envelope"),
+        AuthError::UnknownKey(id) => reject(
+            RejectReason::BadSignature,
+            format!("unknown key id {:?}", truncate(&id)),
+        ),
+        AuthError::BadTag(id) => reject(
+            RejectReason::BadSignature,
+            format!("tag does not match key {id}"),
+        ),
+        AuthError::Stale { key, skew_s } => reject(
+            RejectReason::Stale,
+            format!("timestamp {skew_s:+} s from our clock (key {key}), outside auth_window"),
+        ),
+    }
+}
+
+/// Inflates a zlib stream, giving up as soon as the output would pass `cap`
+/// bytes, so a zlib bomb costs at most `cap` bytes of memory and work.
+pub fn inflate_capped(input: &[u8], cap: usize) -> Result<Vec<u8>, Rejection> {
+    let too_large = || {
+        reject(
+            RejectReason::TooLarge,
+            format!("inflates beyond max_message_size {cap}"),
+        )
+    };
+    let mut inflater = Decompress::new(true);
+    let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(4).clamp(256, cap + 1));
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > cap {
+                return Err(too_large());
+            }
+            out.reserve_exact(out.len().min(cap + 1 - out.len()).max(256));
+        }
+        let consumed = inflater.total_in() as usize;
+        let produced = inflater.total_out();
+        let status = inflater
+            .decompress_vec(&input[consumed..], &mut out, FlushDecompress::None)
+            .map_err(|e| reject(RejectReason::BadZlib, format!("corrupt zlib stream: {e}")))?;
+        if out.len() > cap {
+            return Err(too_large());
+        }
+        match status {
+            Status::StreamEnd if inflater.total_in() as usize == input.len() => return Ok(out),
+            Status::StreamEnd => {
+                return Err(reject(
+                    RejectReason::BadZlib,
+                    "bytes after the end of the zlib stream",
+                ))
+            }
+            Status::Ok | Status::BufError => {
+                let stalled =
+                    inflater.total_in() as usize == consumed && inflater.total_out() == produced;
+                if stalled && out.len() < out.capacity() {
+                    return Err(reject(RejectReason::BadZlib, "truncated zlib stream"));
+                }
+            }
+        }
+    }
+}
+
+/// RFC 1123 host name: dot-separated labels of 1 to 63 letters, digits and
+/// hyphens, not starting or ending with a hyphen, 253 characters at most.
+/// Such a name is safe in DNS updates, file names and HTML.
+pub fn is_valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Bounds what a hostile datagram can put into one log line.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Key;
+    use flate2::{write::ZlibEncoder, Compression};
+    use std::io::Write;
+    use std::time::Duration;
+
+    const NOW_US: u64 = 1_800_000_000_000_000;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(NOW_US)
+    }
+
+    fn plain() -> Decoder {
+        Decoder::new(4096, 30.0, None, ReplayGuard::default())
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = ZlibEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn reason(d: &mut Decoder, datagram: &[u8]) -> RejectReason {
+        d.decode(datagram, now()).unwrap_err().reason
+    }
+
+    #[test]
+    fn plain_heartbeat() {
+        let a = plain()
+            .decode(
+                br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#,
+                now(),
+            )
+            .unwrap();
+        assert_eq!(a.name, "webserver1");
+        assert_eq!(a.interval, 10.0);
+        assert_eq!(a.seq, Some(7));
+        assert_eq!(
+            a.json,
+            br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#
+        );
+        assert!(a.signed.is_none());
+    }
+
+    #[test]
+    fn missing_interval_takes_the_default() {
+        let a = plain()
+            .decode(br#"{"ID":"HTB","name":"a"}"#, now())
+            .unwrap();
+        assert_eq!(a.interval, 30.0);
+    }
+
+    #[test]
+    fn zlib_heartbeat_and_multiline_json_become_one_line() {
+        let a = plain()
+            .decode(&zlib(b"{\"ID\": \"HTB\",\n \"name\": \"a\"}\n"), now())
+            .unwrap();
+        assert_eq!(a.json, br#"{"ID":"HTB","name":"a"}"#);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_its_reason() {
+        let mut d = plain();
+        let cases: Vec<(Vec<u8>, RejectReason)> = vec![
+            (vec![], RejectReason::NotJson),
+            (b"hello".to_vec(), RejectReason::NotJson),
+            (b"{\"ID\":\"HTB\"".to_vec(), RejectReason::BadJson),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\"} trailing".to_vec(),
+                RejectReason::BadJson,
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"\xff\"}".to_vec(),
+                RejectReason::NotUtf8,
+            ),
+            (b"{\"ID\":\"HTB\"}".to_vec(), RejectReason::BadField),
+            (
+                b"{\"ID\":\"HTB\",\"name\":5}".to_vec(),
+                RejectReason::BadField,
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":\"x\"}".to_vec(),
+                RejectReason::BadField,
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"name\":\"b\"}".to_vec(),
+                RejectReason::BadField,
+            ),
+            (
+                b"{\"ID\":\"XYZ\",\"name\":\"a\"}".to_vec(),
+                RejectReason::UnknownId,
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":0}".to_vec(),
+                RejectReason::BadInterval,
+            ),
+            (
+                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":-5}".to_vec(),
+                RejectReason::BadInterval,
+            ),
+            (vec![b' '; 5000], RejectReason::TooLarge),
+            (b"HBS1\x01k".to_vec(), RejectReason::UnexpectedSignature),
+        ];
+        for (datagram, expected) in cases {
+            assert_eq!(
+                reason(&mut d, &datagram),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(&datagram)
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_rejected() {
+        let mut d = plain();
+        for name in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "a.",
+            "a b",
+            "a;update delete example.com",
+            "<script>alert(1)</script>",
+            "../../etc/passwd",
+            "a\nb",
+            "ä",
+            &"a".repeat(64),
+            &["a"; 128].join("."),
+        ] {
+            let datagram = serde_json::json!({"ID": "HTB", "name": name}).to_string();
+            assert_eq!(
+                reason(&mut d, datagram.as_bytes()),
+                RejectReason::BadName,
+                "{name:?}"
+            );
+        }
+        for name in ["a", "web-1", "1host", "a.b.example.com", &"a".repeat(63)] {
+            assert!(is_valid_host_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn zlib_bomb_stops_at_the_cap() {
+        let bomb = zlib(&vec![b' '; 10 << 20]);
+        assert!(bomb.len() < 20_000);
+        let mut d = Decoder::new(1 << 20, 30.0, None, ReplayGuard::default());
+        let r = d.decode(&bomb, now()).unwrap_err();
+        assert_eq!(r.reason, RejectReason::TooLarge);
+        assert!(r.detail.contains("inflates beyond"), "{r}");
+    }
+
+    #[test]
+    fn truncated_and_corrupt_zlib() {
+        let mut d = plain();
+        let good =
+            zlib(br#"{"ID":"HTB","name":"a","pad":"0123456789012345678901234567890123456789"}"#);
+        for n in 1..good.len() {
+            assert_eq!(
+                reason(&mut d, &good[..n]),
+                RejectReason::BadZlib,
+                "cut at {n}"
+            );
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(reason(&mut d, &trailing), RejectReason::BadZlib);
+        assert_eq!(
+            reason(&mut d, &[0x78, 0x9c, 0xff, 0xff, 0xff]),
+            RejectReason::BadZlib
+        );
+        assert!(d.decode(&good, now()).is_ok());
+    }
+
+    fn signed_decoder(hosts: &[&str]) -> (Decoder, Key) {
+        let hosts = hosts
+            .iter()
+            .map(|h| crate::auth::HostPattern::parse(h).unwrap())
+            .collect();
+        let key = Key::new("k1", b"0123456789abcdef", hosts).unwrap();
+        let ring = Keyring::new(vec![key.clone()], Duration::from_secs(60));
+        (
+            Decoder::new(4096, 30.0, Some(ring), ReplayGuard::default()),
+            key,
+        )
+    }
+
+    #[test]
+    fn signed_heartbeats_and_their_failures() {
+        let (mut d, key) = signed_decoder(&["*.lan"]);
+        let body = br#"{"ID":"HTB","name":"pi.lan","seq":1}"#;
+        let sealed = key.seal(NOW_US, body);
+        let a = d.decode(&sealed, now()).unwrap();
+        assert_eq!(
+            a.signed,
+            Some(Signature {
+                key_id: "k1".into(),
+                timestamp_us: NOW_US
+            })
+        );
+        assert_eq!(reason(&mut d, &sealed), RejectReason::Replayed);
+        assert_eq!(reason(&mut d, body), RejectReason::Unsigned);
+        let mut forged = key.seal(NOW_US + 1, body);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(reason(&mut d, &forged), RejectReason::BadSignature);
+        assert_eq!(
+            reason(&mut d, &key.seal(NOW_US - 120_000_000, body)),
+            RejectReason::Stale
+        );
+        let other_host = key.seal(NOW_US + 2, br#"{"ID":"HTB","name":"www.example.com"}"#);
+        assert_eq!(reason(&mut d, &other_host), RejectReason::HostNotAllowed);
+        let compressed = key.seal(NOW_US + 3, &zlib(body));
+        assert!(d.decode(&compressed, now()).is_ok());
+    }
+
+    #[test]
+    fn ack_echoes_seq_and_is_signed_like_the_message() {
+        let mut d = plain();
+        let a = d
+            .decode(br#"{"ID":"HTB","name":"a","seq":42}"#, now())
+            .unwrap();
+        assert_eq!(d.ack(&a, now()), br#"{"ID":"ACK","name":"a","seq":42}"#);
+        let (mut d, key) = signed_decoder(&[]);
+        let a = d
+            .decode(&key.seal(NOW_US, br#"{"ID":"HTB","name":"a"}"#), now())
+            .unwrap();
+        let ack = d.ack(&a, now());
+        let ring = Keyring::new(vec![key], Duration::from_secs(60));
+        assert_eq!(
+            ring.open(&ack, now()).unwrap().payload,
+            br#"{"ID":"ACK","name":"a"}"#
+        );
+    }
+}

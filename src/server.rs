@@ -1,0 +1,163 @@
+//! hbd's parent: opens everything that can fail at start-up (socket, journal,
+//! state directory) while errors still reach the terminal, detaches, spawns
+//! the components, turns signals into messages and shuts down in order.
+//!
+//! Shutdown is by disconnection: dropping `stop_udp` ends `udp`, whose
+//! dropped senders end `core`, whose final snapshot and dropped senders end
+//! `state` and `journal`. Each drains its inbox before it exits.
+
+use std::io;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, select, Sender};
+use log::{error, info, warn};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::auth::ReplayGuard;
+use crate::config::Config;
+use crate::core::{self, CoreOutputs};
+use crate::daemon::{self, PidFile};
+use crate::journal::{self, Journal, JournalMsg};
+use crate::udp::{self, UdpOutputs};
+use crate::{logging, state};
+
+/// udp → core. Full: udp blocks and the kernel's socket buffer takes the
+/// burst; the core only does in-memory work, so this clears in microseconds.
+const CORE_CAPACITY: usize = 4096;
+/// udp, core → journal. Full: senders block, because no line may be lost;
+/// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
+const JOURNAL_CAPACITY: usize = 8192;
+/// core → state. Full: the core skips that periodic save (the queued one is
+/// as good); the final save at shutdown waits.
+const STATE_CAPACITY: usize = 1;
+/// How often the parent checks that every component is still alive.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+
+/// What the signal thread tells the parent.
+#[derive(Debug)]
+enum Control {
+    /// SIGTERM or SIGINT: stop receiving, drain, save, exit 0.
+    Shutdown(i32),
+    /// SIGHUP: reopen the log and journal files.
+    Reopen,
+}
+
+/// Runs hbd until a signal stops it. An error before the components start is
+/// a start-up failure; after, only a lost component is an error.
+pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
+    let udp_settings = config.udp();
+    let socket = udp::bind(&udp_settings)?;
+    let journal = config.journal().map(Journal::open).transpose()?;
+    state::check_writable(&config.pickfile)?;
+    let _pidfile = if foreground {
+        None
+    } else {
+        PidFile::check_not_running(&config.pidfile)?;
+        daemon::detach().map_err(|e| io::Error::new(e.kind(), format!("detach: {e}")))?;
+        Some(PidFile::create(&config.pidfile)?)
+    };
+    info!(
+        "hbd {} starting (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    let hosts = state::load(&config.pickfile);
+    let replay = ReplayGuard::with_newest(
+        hosts
+            .iter()
+            .filter_map(|h| Some((h.name.clone(), h.last_signed_us?))),
+    );
+
+    let (to_control, control) = bounded(8);
+    spawn_signal_thread(to_control)?;
+    let (to_core, core_inbox) = bounded(CORE_CAPACITY);
+    let (to_journal, journal_inbox) = bounded(JOURNAL_CAPACITY);
+    let (to_state, state_inbox) = bounded(STATE_CAPACITY);
+    let (stop_udp, udp_stop) = bounded::<()>(0);
+    let to_journal = journal.is_some().then_some(to_journal);
+
+    let mut components: Vec<(&str, JoinHandle<()>)> = Vec::new();
+    if let Some(journal) = journal {
+        components.push(("journal", journal::spawn(journal, journal_inbox)?));
+    }
+    components.push(("state", state::spawn(config.pickfile.clone(), state_inbox)?));
+    let core_outputs = CoreOutputs {
+        to_journal: to_journal.clone(),
+        to_state,
+    };
+    components.push((
+        "core",
+        core::spawn(config.core(), hosts, core_inbox, core_outputs)?,
+    ));
+    let udp_outputs = UdpOutputs {
+        to_core,
+        to_journal: to_journal.clone(),
+    };
+    components.push((
+        "udp",
+        udp::spawn(socket, udp_settings, replay, udp_outputs, udp_stop)?,
+    ));
+
+    let lost = loop {
+        select! {
+            recv(control) -> msg => match msg {
+                Ok(Control::Shutdown(signal)) => {
+                    info!("received signal {signal}; shutting down");
+                    break None;
+                }
+                Ok(Control::Reopen) => {
+                    logging::request_reopen();
+                    info!("received SIGHUP; reopening log and journal files");
+                    if let Some(journal) = &to_journal {
+                        let _ = journal.send(JournalMsg::Reopen);
+                    }
+                }
+                Err(_) => break Some("signal"),
+            },
+            default(SUPERVISE_EVERY) => {
+                if let Some((name, _)) = components.iter().find(|(_, handle)| handle.is_finished()) {
+                    break Some(*name);
+                }
+            }
+        }
+    };
+    if let Some(name) = lost {
+        error!("lost component: {name}; shutting down");
+    }
+    drop(stop_udp);
+    drop(to_journal);
+    // Join in the order the disconnections travel: udp, core, state, journal.
+    for (name, handle) in components.into_iter().rev() {
+        if handle.join().is_err() {
+            warn!("component {name} panicked");
+        }
+    }
+    match lost {
+        None => {
+            info!("hbd stopped");
+            Ok(())
+        }
+        Some(name) => Err(io::Error::other(format!("lost component: {name}"))),
+    }
+}
+
+fn spawn_signal_thread(to_control: Sender<Control>) -> io::Result<()> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signal".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let msg = if signal == SIGHUP {
+                    Control::Reopen
+                } else {
+                    Control::Shutdown(signal)
+                };
+                if to_control.send(msg).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(())
+}

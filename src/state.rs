@@ -1,0 +1,209 @@
+//! The state thread: the only writer of `pickfile`, the host table saved
+//! across restarts.
+//!
+//! Receives [`StateMsg::Save`] snapshots from `core` and writes the newest one
+//! atomically: temporary file, fsync, rename, fsync of the directory, so a
+//! crash leaves either the old or the new file, never a mix. [`load`] runs in
+//! `main` before any thread starts; a file it cannot use is moved aside with
+//! a warning and hbd starts with an empty table.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use crossbeam_channel::Receiver;
+use log::{error, info, warn};
+use serde::{Deserialize, Serialize};
+
+use crate::core::{unix_seconds, Host};
+
+const FORMAT_VERSION: u32 = 1;
+
+/// What the state writer receives.
+#[derive(Debug)]
+pub enum StateMsg {
+    /// Write this snapshot of the host table.
+    Save(Vec<Host>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    saved_at: f64,
+    hosts: Vec<Host>,
+}
+
+/// Reads the state file. A missing file is an empty table; an unreadable or
+/// corrupt one is renamed to `<pickfile>.corrupt-<unix time>` and reported.
+pub fn load(path: &Path) -> Vec<Host> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            info!(
+                "state: {} does not exist yet; starting with no hosts",
+                path.display()
+            );
+            return Vec::new();
+        }
+        Err(e) => {
+            warn!(
+                "state: read {}: {e}; starting with no hosts",
+                path.display()
+            );
+            return Vec::new();
+        }
+    };
+    let problem = match serde_json::from_slice::<StateFile>(&bytes) {
+        Ok(state) if state.version == FORMAT_VERSION => {
+            info!(
+                "state: restored {} hosts from {}",
+                state.hosts.len(),
+                path.display()
+            );
+            return state.hosts;
+        }
+        Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
+        Err(e) => e.to_string(),
+    };
+    let aside = PathBuf::from(format!(
+        "{}.corrupt-{}",
+        path.display(),
+        unix_seconds(SystemTime::now()) as u64
+    ));
+    match fs::rename(path, &aside) {
+        Ok(()) => warn!("state: {} is unusable ({problem}); moved it to {} and starting with no hosts", path.display(), aside.display()),
+        Err(e) => warn!("state: {} is unusable ({problem}) and could not be moved aside ({e}); starting with no hosts", path.display()),
+    }
+    Vec::new()
+}
+
+/// Fails early (before the daemon detaches) if the state file's directory
+/// cannot take a new file.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    let probe = temp_path(path);
+    File::create(&probe)
+        .and_then(|_| fs::remove_file(&probe))
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "state file {}: cannot create {}: {e}",
+                    path.display(),
+                    probe.display()
+                ),
+            )
+        })
+}
+
+pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("state".into())
+        .spawn(move || {
+            while let Ok(StateMsg::Save(mut hosts)) = inbox.recv() {
+                // Only the newest snapshot matters.
+                while let Ok(StateMsg::Save(newer)) = inbox.try_recv() {
+                    hosts = newer;
+                }
+                hosts.sort_by(|a, b| a.name.cmp(&b.name));
+                let n = hosts.len();
+                match write_atomically(
+                    &path,
+                    &StateFile {
+                        version: FORMAT_VERSION,
+                        saved_at: unix_seconds(SystemTime::now()),
+                        hosts,
+                    },
+                ) {
+                    Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
+                    Err(e) => error!("state: save {}: {e}", path.display()),
+                }
+            }
+        })
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.tmp", path.display()))
+}
+
+fn write_atomically(path: &Path, state: &StateFile) -> io::Result<()> {
+    let tmp = temp_path(path);
+    let mut file = File::create(&tmp)?;
+    let written = serde_json::to_writer(io::BufWriter::new(&mut file), state)
+        .map_err(io::Error::other)
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Status;
+
+    fn host(name: &str) -> Host {
+        Host {
+            name: name.into(),
+            address: "192.0.2.7".parse().unwrap(),
+            port: 4000,
+            interval: 30.0,
+            first_seen: 1.0,
+            last_seen: 2.0,
+            count: 3,
+            status: Status::Up,
+            status_since: 1.0,
+            last_signed_us: Some(5),
+        }
+    }
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hbd-state-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn saved_state_loads_back() {
+        let d = dir("roundtrip");
+        let path = d.join("s.json");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let handle = spawn(path.clone(), rx).unwrap();
+        tx.send(StateMsg::Save(vec![host("b"), host("a")])).unwrap();
+        drop(tx);
+        handle.join().unwrap();
+        let loaded = load(&path);
+        assert_eq!(loaded, vec![host("a"), host("b")]);
+        assert!(!temp_path(&path).exists());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn corrupt_state_is_moved_aside() {
+        let d = dir("corrupt");
+        let path = d.join("s.json");
+        fs::write(&path, b"{\"version\":1,\"hosts\":[{\"na").unwrap();
+        assert!(load(&path).is_empty());
+        assert!(!path.exists());
+        let moved: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(moved[0].starts_with("s.json.corrupt-"), "{moved:?}");
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn missing_state_is_empty() {
+        assert!(load(Path::new("/nonexistent/hbd/state.json")).is_empty());
+    }
+}

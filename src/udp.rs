@@ -1,0 +1,256 @@
+//! The udp thread: the only reader of the heartbeat socket.
+//!
+//! For each datagram: decode it ([`protocol::Decoder`]), answer an accepted one
+//! with an ACK, send the message to the journal and the heartbeat to `core`.
+//! A rejected datagram is counted by reason and logged at most once per
+//! reason every [`REJECT_LOG_EVERY`]. Nothing a sender does can stop or slow
+//! this loop beyond the cost of decoding its datagram.
+//!
+//! Ends when the `stop` channel disconnects (checked at least every
+//! [`POLL`]); dropping its senders then tells `core` and `journal` to finish.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use log::{info, trace, warn};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::auth::ReplayGuard;
+use crate::config::UdpSettings;
+use crate::core::{Heartbeat, Inbound};
+use crate::journal::JournalMsg;
+use crate::protocol::{Decoder, RejectReason, Rejection};
+
+/// How long `recv_from` blocks before the loop looks at `stop`.
+const POLL: Duration = Duration::from_millis(200);
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Larger than any UDP payload (65,507 bytes over IPv4, 65,527 over IPv6).
+const RECV_BUFFER: usize = 65536;
+
+/// Binds the heartbeat socket: dual-stack when bound to `::`, with the
+/// configured receive buffer so bursts queue in the kernel, not drop there.
+pub fn bind(settings: &UdpSettings) -> io::Result<UdpSocket> {
+    let context = |what: &str, e: io::Error| {
+        io::Error::new(e.kind(), format!("{what} udp {}: {e}", settings.bind))
+    };
+    let socket = Socket::new(
+        Domain::for_address(settings.bind),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(|e| context("create socket for", e))?;
+    if settings.bind.is_ipv6() {
+        socket
+            .set_only_v6(false)
+            .map_err(|e| context("allow IPv4 on", e))?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(settings.recv_buffer_size) {
+        warn!(
+            "udp: cannot set receive buffer to {} bytes: {e}",
+            settings.recv_buffer_size
+        );
+    }
+    socket
+        .bind(&settings.bind.into())
+        .map_err(|e| context("bind", e))?;
+    socket
+        .set_read_timeout(Some(POLL))
+        .map_err(|e| context("set timeout on", e))?;
+    let socket: UdpSocket = socket.into();
+    let effective = Socket::from(socket.try_clone()?)
+        .recv_buffer_size()
+        .unwrap_or(0);
+    // Linux reports twice the usable size and caps requests at net.core.rmem_max.
+    if effective < settings.recv_buffer_size {
+        warn!(
+            "udp: receive buffer is {effective} bytes, less than recv_buffer_size {}; raise net.core.rmem_max to avoid drops in bursts",
+            settings.recv_buffer_size
+        );
+    }
+    Ok(socket)
+}
+
+/// The channels the udp thread feeds.
+pub struct UdpOutputs {
+    pub to_core: Sender<Inbound>,
+    pub to_journal: Option<Sender<JournalMsg>>,
+}
+
+pub fn spawn(
+    socket: UdpSocket,
+    settings: UdpSettings,
+    replay: ReplayGuard,
+    outputs: UdpOutputs,
+    stop: Receiver<()>,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("udp".into())
+        .spawn(move || {
+            let decoder = Decoder::new(
+                settings.max_message_size,
+                settings.default_interval,
+                settings.keyring,
+                replay,
+            );
+            let mut receiver = Listener {
+                socket,
+                decoder,
+                outputs,
+                stats: Stats::default(),
+            };
+            match receiver.socket.local_addr() {
+                Ok(addr) => info!("udp: listening on {addr}"),
+                Err(e) => warn!("udp: listening, address unknown: {e}"),
+            }
+            receiver.run(&stop);
+            receiver.stats.log_summary();
+        })
+}
+
+struct Listener {
+    socket: UdpSocket,
+    decoder: Decoder,
+    outputs: UdpOutputs,
+    stats: Stats,
+}
+
+impl Listener {
+    fn run(&mut self, stop: &Receiver<()>) {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        loop {
+            match self.socket.recv_from(&mut buf) {
+                Ok((len, source)) => {
+                    if !self.handle_datagram(&buf[..len], source) {
+                        return;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => self.stats.receive_error(&e),
+            }
+            if let Err(TryRecvError::Disconnected) = stop.try_recv() {
+                return;
+            }
+        }
+    }
+
+    /// False when `core` is gone, which only happens if it died.
+    fn handle_datagram(&mut self, datagram: &[u8], source: SocketAddr) -> bool {
+        let now = SystemTime::now();
+        // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d.
+        let source = SocketAddr::new(source.ip().to_canonical(), source.port());
+        self.stats.received += 1;
+        let accepted = match self.decoder.decode(datagram, now) {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                self.stats.rejected(&rejection, source);
+                return true;
+            }
+        };
+        trace!(
+            "udp: {} bytes from {source}: heartbeat of {}",
+            datagram.len(),
+            accepted.name
+        );
+        let ack = self.decoder.ack(&accepted, now);
+        if let Err(e) = self.socket.send_to(&ack, source) {
+            self.stats.ack_error(&e, source);
+        }
+        if let Some(journal) = &self.outputs.to_journal {
+            let _ = journal.send(JournalMsg::Received {
+                at: now,
+                source,
+                json: accepted.json,
+            });
+        }
+        let heartbeat = Heartbeat {
+            name: accepted.name,
+            source,
+            interval: accepted.interval,
+            received_at: now,
+            signed_at_us: accepted.signed.map(|s| s.timestamp_us),
+        };
+        self.outputs
+            .to_core
+            .send(Inbound::Heartbeat(heartbeat))
+            .is_ok()
+    }
+}
+
+/// Counters and the rate limit on log lines about bad datagrams.
+#[derive(Default)]
+struct Stats {
+    received: u64,
+    rejected: [u64; RejectReason::ALL.len()],
+    last_logged: [Option<Instant>; RejectReason::ALL.len()],
+    unlogged: [u64; RejectReason::ALL.len()],
+    last_io_error_log: Option<Instant>,
+}
+
+impl Stats {
+    fn rejected(&mut self, rejection: &Rejection, source: SocketAddr) {
+        let i = rejection.reason.index();
+        self.rejected[i] += 1;
+        let due = self.last_logged[i].is_none_or(|at| at.elapsed() >= REJECT_LOG_EVERY);
+        if !due {
+            self.unlogged[i] += 1;
+            return;
+        }
+        let more = match std::mem::take(&mut self.unlogged[i]) {
+            0 => String::new(),
+            n => format!(
+                " (and {n} more {} since the last report)",
+                rejection.reason.as_str()
+            ),
+        };
+        warn!("udp: rejected datagram from {source}: {rejection}{more}");
+        self.last_logged[i] = Some(Instant::now());
+    }
+
+    fn io_error_due(&mut self) -> bool {
+        let due = self
+            .last_io_error_log
+            .is_none_or(|at| at.elapsed() >= REJECT_LOG_EVERY);
+        if due {
+            self.last_io_error_log = Some(Instant::now());
+        }
+        due
+    }
+
+    fn receive_error(&mut self, e: &io::Error) {
+        if self.io_error_due() {
+            warn!("udp: receive: {e}");
+        }
+    }
+
+    fn ack_error(&mut self, e: &io::Error, to: SocketAddr) {
+        if self.io_error_due() {
+            warn!("udp: send ack to {to}: {e}");
+        }
+    }
+
+    fn log_summary(&self) {
+        let total_rejected: u64 = self.rejected.iter().sum();
+        let by_reason: Vec<String> = RejectReason::ALL
+            .iter()
+            .filter(|r| self.rejected[r.index()] > 0)
+            .map(|r| format!("{}={}", r.as_str(), self.rejected[r.index()]))
+            .collect();
+        info!(
+            "udp: stopped after {} datagrams, {} accepted, {} rejected{}{}",
+            self.received,
+            self.received - total_rejected,
+            total_rejected,
+            if by_reason.is_empty() { "" } else { ": " },
+            by_reason.join(", ")
+        );
+    }
+}
