@@ -1,0 +1,615 @@
+//! End-to-end tests of the real `hbd` binary over real loopback sockets.
+
+mod support;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hbd::auth::{HostPattern, Key, Keyring};
+use serde_json::{json, Value};
+use support::*;
+
+fn is_message_from(v: &Value, name: &str) -> bool {
+    v["message"]["name"] == name
+}
+
+/// In "… 12 accepted, …", the number before `word`.
+fn number_before(line: &str, word: &str) -> usize {
+    let head = &line[..line
+        .find(word)
+        .unwrap_or_else(|| panic!("{word:?} in {line:?}"))];
+    head.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("number before {word:?} in {line:?}"))
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+// ---------------------------------------------------------------- command line
+
+fn run_hbd(args: &[&str], dir: &TempDir) -> (i32, String, String) {
+    let out = Command::new(hbd_bin())
+        .args(args)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .expect("run hbd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_config_without_a_file_prints_the_defaults() {
+    let dir = TempDir::new("defaults");
+    let (code, stdout, stderr) = run_hbd(&["--check-config"], &dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("# effective configuration from built-in defaults"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hb_port: 50003"), "{stdout}");
+    assert!(stdout.contains("journal_max_size: 104857600"), "{stdout}");
+    assert!(stderr.contains("configuration OK"), "{stderr}");
+}
+
+#[test]
+fn check_config_reads_home_hb_yaml_like_the_python_version() {
+    let dir = TempDir::new("home");
+    fs::write(dir.join(".hb.yaml"), "hb_port: 6001\n").unwrap();
+    let (code, stdout, _) = run_hbd(&["--check-config"], &dir);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("hb_port: 6001"), "{stdout}");
+}
+
+#[test]
+fn configuration_errors_exit_78_and_name_what_is_wrong() {
+    let dir = TempDir::new("badconfig");
+    let cases = [
+        (
+            "hb_prot: 1\n",
+            "unknown key `hb_prot` (did you mean `hb_port`?)",
+        ),
+        ("grace: soon\n", "grace: invalid type"),
+        ("hb_port: 70000\n", "hb_port: invalid value"),
+        (
+            "hb_host: not-an-ip\n",
+            "hb_host: `not-an-ip` is not an IP address",
+        ),
+        ("pushsrv: pushover\n", "`pushsrv` configures notifications"),
+        (
+            "keys: [{id: k, secret: short}]\n",
+            "keys[0]: secret of key `k` is shorter than 16 bytes",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let path = dir.join("bad.yaml");
+        fs::write(&path, yaml).unwrap();
+        let (code, _, stderr) = run_hbd(&["--check-config", "-c", path.to_str().unwrap()], &dir);
+        assert_eq!(code, 78, "{yaml:?}: {stderr}");
+        assert!(stderr.contains(expected), "{yaml:?}: {stderr}");
+        assert!(stderr.contains("bad.yaml"), "names the file: {stderr}");
+        let (code, _, _) = run_hbd(&["-f", "-c", path.to_str().unwrap()], &dir);
+        assert_eq!(code, 78, "start-up refuses {yaml:?} too");
+    }
+    let (code, _, stderr) = run_hbd(&["-c", "/nonexistent/hbd.yaml"], &dir);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("/nonexistent/hbd.yaml: No such file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_and_version_exit_0() {
+    let dir = TempDir::new("usage");
+    for args in [&["--bogus"][..], &["-c"], &["extra"]] {
+        let (code, _, stderr) = run_hbd(args, &dir);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stderr.contains("usage: hbd"), "{stderr}");
+    }
+    let (code, stdout, _) = run_hbd(&["--help"], &dir);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with(
+        "usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]"
+    ));
+    let (code, stdout, _) = run_hbd(&["-V"], &dir);
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, format!("hbd {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_start_up_error_naming_the_address() {
+    let dir = TempDir::new("inuse");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = dir.join("hbd.yaml");
+    fs::write(
+        &config,
+        format!(
+            "{}hb_port: {port}\n",
+            base_config(dir.path(), "127.0.0.1").replace("hb_port: 0\n", "")
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = run_hbd(&["-f", "-c", config.to_str().unwrap()], &dir);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("bind udp 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------- heartbeats and state
+
+#[test]
+fn host_goes_up_down_up_and_moves() {
+    let dir = TempDir::new("updown");
+    let mut hbd = Hbd::start(&dir, "grace: 0.2\n");
+    let client = client("127.0.0.1:0");
+    let ack = heartbeat(&client, hbd.addr, "Web-1", 0.5, 1);
+    assert_eq!(ack, json!({"ID": "ACK", "name": "web-1", "seq": 1}));
+    hbd.wait_journal("host_new", |v| event_of(v, "host_new", "web-1").is_some());
+    let down = hbd.wait_journal("host_down", |v| event_of(v, "host_down", "web-1").is_some());
+    assert!(down["silent_for"].as_f64().unwrap() > 0.7, "{down}");
+    hbd.wait_log("core: host web-1 is down");
+
+    heartbeat(&client, hbd.addr, "web-1", 30.0, 2);
+    let up = hbd.wait_journal("host_up", |v| event_of(v, "host_up", "web-1").is_some());
+    assert_eq!(up["address"], "127.0.0.1");
+
+    let elsewhere = support::client("127.0.0.2:0");
+    heartbeat(&elsewhere, hbd.addr, "web-1", 30.0, 3);
+    let moved = hbd.wait_journal("address_changed", |v| {
+        event_of(v, "address_changed", "web-1").is_some()
+    });
+    assert_eq!(
+        (moved["old_address"].as_str(), moved["address"].as_str()),
+        (Some("127.0.0.1"), Some("127.0.0.2"))
+    );
+
+    assert!(hbd.stop().success());
+    let state = hbd.state();
+    let host = &state["hosts"][0];
+    assert_eq!(host["name"], "web-1");
+    assert_eq!(host["address"], "127.0.0.2");
+    assert_eq!(host["count"], 3);
+    assert_eq!(host["status"], "up");
+    assert_eq!(host["interval"], 30.0);
+    assert!(host["first_seen"].as_f64() < host["last_seen"].as_f64());
+}
+
+#[test]
+fn ipv6_heartbeats_are_received() {
+    let dir = TempDir::new("ipv6");
+    let mut hbd = Hbd::start_on(&dir, "::1", "");
+    assert!(hbd.addr.is_ipv6());
+    let client = client("[::1]:0");
+    heartbeat(&client, hbd.addr, "v6host", 30.0, 1);
+    let line = hbd.wait_journal("message", |v| is_message_from(v, "v6host"));
+    assert_eq!(line["source_ip"], "::1");
+    assert!(hbd.stop().success());
+}
+
+#[test]
+fn a_python_one_liner_can_send_plain_and_zlib_heartbeats() {
+    let dir = TempDir::new("python");
+    let mut hbd = Hbd::start(&dir, "");
+    let script = format!(
+        "import socket,zlib,json; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5); \
+         m=json.dumps({{'ID':'HTB','name':'py-plain','interval':30}}).encode(); \
+         s.sendto(m,('127.0.0.1',{port})); print(s.recv(512).decode()); \
+         s.sendto(zlib.compress(m.replace(b'py-plain',b'py-zlib')),('127.0.0.1',{port})); print(s.recv(512).decode())",
+        port = hbd.addr.port()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 is installed (tests/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#"{"ID":"ACK","name":"py-plain"}"#)
+            && stdout.contains(r#""name":"py-zlib""#),
+        "{stdout}"
+    );
+    let line = hbd.wait_journal("zlib message", |v| is_message_from(v, "py-zlib"));
+    assert_eq!(
+        line["message"],
+        json!({"ID": "HTB", "name": "py-zlib", "interval": 30})
+    );
+    assert!(hbd.stop().success());
+}
+
+#[test]
+fn state_survives_a_restart_and_a_corrupt_state_file_is_moved_aside() {
+    let dir = TempDir::new("restart");
+    let mut hbd = Hbd::start(&dir, "");
+    let client = client("127.0.0.1:0");
+    heartbeat(&client, hbd.addr, "keep-me", 30.0, 1);
+    heartbeat(&client, hbd.addr, "and-me", 30.0, 2);
+    assert!(hbd.stop().success());
+
+    let mut hbd = Hbd::start(&dir, "");
+    hbd.wait_log("state: restored 2 hosts");
+    heartbeat(&client, hbd.addr, "keep-me", 30.0, 3);
+    hbd.wait_journal("third heartbeat", |v| v["message"]["seq"] == 3);
+    assert!(hbd.stop().success());
+    let new_events = hbd
+        .journal()
+        .iter()
+        .filter(|v| v["type"] == "host_new")
+        .count();
+    assert_eq!(new_events, 2, "a restored host is not new again");
+    let state = hbd.state();
+    let keep = state["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "keep-me")
+        .unwrap()
+        .clone();
+    assert_eq!(keep["count"], 2);
+
+    fs::write(
+        dir.join("state.json"),
+        b"{\"version\":1,\"hosts\":[{\"name\":",
+    )
+    .unwrap();
+    let mut hbd = Hbd::start(&dir, "");
+    let warning = hbd.wait_log("is unusable");
+    assert!(warning.contains("state.json.corrupt-"), "{warning}");
+    heartbeat(&client, hbd.addr, "fresh", 30.0, 4);
+    assert!(hbd.stop().success());
+    assert_eq!(hbd.state()["hosts"].as_array().unwrap().len(), 1);
+    let aside = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        })
+        .count();
+    assert_eq!(aside, 1);
+}
+
+#[test]
+fn state_is_saved_periodically_while_running() {
+    let dir = TempDir::new("periodic");
+    let hbd = Hbd::start(&dir, "state_save_interval: 1\n");
+    let client = client("127.0.0.1:0");
+    heartbeat(&client, hbd.addr, "saved", 30.0, 1);
+    wait_for("periodic save", || {
+        let text = fs::read_to_string(dir.join("state.json")).ok()?;
+        text.contains("\"saved\"").then_some(())
+    });
+}
+
+// ---------------------------------------------------------------- journal
+
+#[test]
+fn journal_rotation_loses_and_cuts_no_line() {
+    let dir = TempDir::new("rotate");
+    let mut hbd = Hbd::start(&dir, "journal_max_size: 3000\njournal_max_backups: 200\n");
+    let client = client("127.0.0.1:0");
+    for seq in 0..300 {
+        heartbeat(&client, hbd.addr, &format!("host-{}", seq % 7), 30.0, seq);
+    }
+    assert!(hbd.stop().success());
+    let summary = hbd.wait_log("udp: stopped after");
+    let accepted = number_before(&summary, " accepted");
+    let files: Vec<_> = fs::read_dir(hbd.journal_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() > 10, "rotated into {} files", files.len());
+    for file in &files {
+        let text = fs::read_to_string(file).unwrap();
+        assert!(
+            text.len() <= 3000,
+            "{} has {} bytes",
+            file.display(),
+            text.len()
+        );
+        assert!(text.ends_with('\n'), "{} ends mid-line", file.display());
+    }
+    let lines = hbd.journal();
+    let messages: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v.get("message").is_some())
+        .collect();
+    assert_eq!(
+        messages.len(),
+        accepted,
+        "every accepted datagram is journaled once"
+    );
+    for seq in 0..300 {
+        assert!(
+            messages.iter().any(|v| v["message"]["seq"] == seq),
+            "seq {seq} missing"
+        );
+    }
+    let seqs: Vec<u64> = messages
+        .iter()
+        .filter_map(|v| v["message"]["seq"].as_u64())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] <= w[1]),
+        "files in rotation order hold lines in arrival order"
+    );
+    let line = messages[0];
+    for key in [
+        "timestamp",
+        "datetime",
+        "source_ip",
+        "source_port",
+        "message",
+    ] {
+        assert!(line.get(key).is_some(), "{key} in {line}");
+    }
+}
+
+#[test]
+fn sigterm_flushes_the_journal_and_sighup_reopens_it() {
+    let dir = TempDir::new("signals");
+    let mut hbd = Hbd::start(&dir, "");
+    let client = client("127.0.0.1:0");
+    heartbeat(&client, hbd.addr, "before", 30.0, 1);
+    let journal = hbd.journal_dir().join("messages.journal");
+    hbd.wait_journal("first line", |v| is_message_from(v, "before"));
+    fs::rename(&journal, hbd.journal_dir().join("rotated-away")).unwrap();
+    hbd.signal(libc::SIGHUP);
+    hbd.wait_log("journal: reopened");
+    heartbeat(&client, hbd.addr, "after", 30.0, 2);
+    let status = hbd.stop();
+    assert!(status.success(), "{status}");
+    let text = fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.contains("\"name\":\"after\""),
+        "line written right before SIGTERM is flushed: {text}"
+    );
+    assert!(!text.contains("\"name\":\"before\""));
+    assert!(hbd.log().contains("hbd stopped"));
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[test]
+fn bad_input_is_counted_logged_and_the_next_good_datagram_accepted() {
+    let dir = TempDir::new("badinput");
+    let mut hbd = Hbd::start(&dir, "max_message_size: 4096\n");
+    let client = client("127.0.0.1:0");
+    let bomb = zlib(&vec![b' '; 8 << 20]);
+    let good = br#"{"ID":"HTB","name":"a","pad":"0123456789012345678901234567890123456789"}"#;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("not_json", b"hello".to_vec()),
+        ("not_json", Vec::new()),
+        ("bad_json", br#"{"ID":"HTB","name":"a""#.to_vec()),
+        (
+            "not_utf8",
+            b"{\"ID\":\"HTB\",\"name\":\"a\",\"x\":\"\xff\xfe\"}".to_vec(),
+        ),
+        ("bad_zlib", zlib(good)[..20].to_vec()),
+        ("too_large", bomb),
+        ("too_large", vec![b'{'; 5000]),
+        ("bad_field", br#"{"ID":"HTB","interval":30}"#.to_vec()),
+        (
+            "bad_field",
+            br#"{"ID":"HTB","name":"a","interval":"soon"}"#.to_vec(),
+        ),
+        (
+            "bad_name",
+            br#"{"ID":"HTB","name":"x;update add evil.example.com 1 A 1.2.3.4"}"#.to_vec(),
+        ),
+        (
+            "bad_name",
+            br#"{"ID":"HTB","name":"<script>alert(1)</script>"}"#.to_vec(),
+        ),
+        (
+            "bad_name",
+            br#"{"ID":"HTB","name":"../../etc/passwd"}"#.to_vec(),
+        ),
+        ("unknown_id", br#"{"ID":"NOPE","name":"a"}"#.to_vec()),
+        (
+            "bad_interval",
+            br#"{"ID":"HTB","name":"a","interval":-1}"#.to_vec(),
+        ),
+        ("unexpected_signature", b"HBS1\x02k1aaaaaaaa{}".to_vec()),
+    ];
+    for (i, (reason, datagram)) in cases.iter().enumerate() {
+        assert_eq!(
+            send_recv(&client, hbd.addr, datagram),
+            None,
+            "no ACK for {reason}"
+        );
+        heartbeat(&client, hbd.addr, "survivor", 30.0, i as u64);
+        hbd.wait_log(&format!(": {reason}: "));
+    }
+    assert!(hbd.stop().success());
+    let summary = hbd.wait_log("udp: stopped after");
+    assert!(summary.contains("15 rejected"), "{summary}");
+    assert!(
+        summary.contains("bad_name=3") && summary.contains("too_large=2"),
+        "{summary}"
+    );
+    let journaled = hbd
+        .journal()
+        .iter()
+        .filter(|v| is_message_from(v, "survivor"))
+        .count();
+    assert!(journaled >= cases.len());
+    assert!(
+        hbd.journal().iter().all(|v| v["message"]["name"] != "a"),
+        "nothing rejected reaches the journal"
+    );
+}
+
+#[test]
+fn rejections_are_logged_at_a_limited_rate() {
+    let dir = TempDir::new("ratelimit");
+    let mut hbd = Hbd::start(&dir, "");
+    let client = client("127.0.0.1:0");
+    for _ in 0..200 {
+        client.send_to(b"junk", hbd.addr).unwrap();
+    }
+    heartbeat(&client, hbd.addr, "still-here", 30.0, 1);
+    assert!(hbd.stop().success());
+    let log = hbd.log();
+    assert_eq!(log.matches("rejected datagram from").count(), 1, "{log}");
+    assert!(log.contains("200 rejected: not_json=200"), "{log}");
+}
+
+// ---------------------------------------------------------------- signed datagrams
+
+const SECRET_1: &[u8] = b"first-secret-0123456789";
+const SECRET_2: &[u8] = b"second-secret-0123456789";
+
+fn signed_config() -> String {
+    format!(
+        "keys:\n  - id: k1\n    secret: {}\n    hosts: [\"*.lan\"]\n  - id: k2\n    secret: {}\nauth_window: 60\n",
+        String::from_utf8_lossy(SECRET_1),
+        String::from_utf8_lossy(SECRET_2)
+    )
+}
+
+fn key(id: &str, secret: &[u8]) -> Key {
+    Key::new(id, secret, vec![HostPattern::Any]).unwrap()
+}
+
+#[test]
+fn signed_datagrams_are_required_verified_and_not_replayable() {
+    let dir = TempDir::new("signed");
+    let mut hbd = Hbd::start(&dir, &signed_config());
+    let client = client("127.0.0.1:0");
+    let k1 = key("k1", SECRET_1);
+    let body = br#"{"ID":"HTB","name":"pi.lan","interval":30,"seq":1}"#;
+
+    let sealed = k1.seal(now_us(), body);
+    let ack = send_recv(&client, hbd.addr, &sealed).expect("signed heartbeat is acknowledged");
+    let ring = Keyring::new(vec![k1.clone()], Duration::from_secs(60));
+    let opened = ring
+        .open(&ack, SystemTime::now())
+        .expect("the ACK is signed with the same key");
+    assert_eq!(opened.payload, br#"{"ID":"ACK","name":"pi.lan","seq":1}"#);
+
+    let rejected: Vec<(&str, Vec<u8>)> = vec![
+        ("replayed", sealed.clone()),
+        ("unsigned", body.to_vec()),
+        (
+            "bad_signature",
+            key("k1", b"wrong-secret-0123456789").seal(now_us(), body),
+        ),
+        ("bad_signature", key("k9", SECRET_1).seal(now_us(), body)),
+        ("stale", k1.seal(now_us() - 120_000_000, body)),
+        (
+            "host_not_allowed",
+            k1.seal(now_us(), br#"{"ID":"HTB","name":"www.example.com"}"#),
+        ),
+    ];
+    for (reason, datagram) in &rejected {
+        assert_eq!(send_recv(&client, hbd.addr, datagram), None, "{reason}");
+        hbd.wait_log(&format!(": {reason}: "));
+    }
+    // The second key (rotation) works for any host, compressed too.
+    let rotated = key("k2", SECRET_2).seal(
+        now_us(),
+        &zlib(br#"{"ID":"HTB","name":"www.example.com","seq":2}"#),
+    );
+    assert!(send_recv(&client, hbd.addr, &rotated).is_some());
+    hbd.wait_journal("signed message", |v| is_message_from(v, "www.example.com"));
+    assert!(hbd.stop().success());
+
+    // After a restart, the old datagram is still a replay.
+    let mut hbd = Hbd::start(&dir, &signed_config());
+    assert_eq!(send_recv(&client, hbd.addr, &sealed), None);
+    hbd.wait_log(": replayed: ");
+    assert!(
+        send_recv(&client, hbd.addr, &k1.seal(now_us(), body)).is_some(),
+        "a fresh one passes"
+    );
+    assert!(hbd.stop().success());
+}
+
+// ---------------------------------------------------------------- daemon mode
+
+#[test]
+fn without_foreground_hbd_detaches_and_keeps_a_pid_file() {
+    let dir = TempDir::new("daemon");
+    let config = dir.join("hbd.yaml");
+    let pidfile = dir.join("hbd.pid");
+    let logfile = dir.join("hbd.log");
+    fs::write(
+        &config,
+        format!(
+            "{}pidfile: {}\nlogfile: {}\n",
+            base_config(dir.path(), "127.0.0.1"),
+            pidfile.display(),
+            logfile.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new(hbd_bin())
+        .arg("-c")
+        .arg(&config)
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the starting process exits 0 once detached"
+    );
+    let pid: i32 = wait_for("pid file", || {
+        fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: the daemon this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let guard = KillOnDrop(pid);
+    let line = wait_for("listening in the log file", || {
+        fs::read_to_string(&logfile)
+            .ok()?
+            .lines()
+            .find(|l| l.contains("udp: listening on "))
+            .map(String::from)
+    });
+    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    heartbeat(&client("127.0.0.1:0"), addr, "to-daemon", 30.0, 1);
+
+    let (code, _, stderr) = run_hbd(&["-c", config.to_str().unwrap()], &dir);
+    assert_eq!(code, 1, "a second daemon refuses to start");
+    assert!(stderr.contains("already running"), "{stderr}");
+
+    // SAFETY: signalling the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    wait_for("pid file removed at exit", || {
+        (!pidfile.exists()).then_some(())
+    });
+    wait_for("state written at exit", || {
+        fs::read_to_string(dir.join("state.json"))
+            .ok()
+            .filter(|s| s.contains("to-daemon"))
+    });
+    std::mem::forget(guard);
+}

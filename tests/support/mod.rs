@@ -1,0 +1,259 @@
+//! Helpers for the integration tests: a temp dir, the real `hbd` binary on an
+//! ephemeral loopback port, UDP senders, and waiting for conditions with a
+//! deadline (never a sleep as synchronisation).
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Generous bound for anything the daemon should do "at once"; only reached
+/// when a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("hbd-it-{}-{n}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn hbd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hbd")
+}
+
+/// Polls `check` until it returns `Some`, panicking with `what` at the deadline.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `hbd -f -v` whose files all live in one temp dir.
+pub struct Hbd {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub stderr: PathBuf,
+    pub addr: SocketAddr,
+}
+
+/// The config every test starts from: loopback, ephemeral port, files in `dir`.
+pub fn base_config(dir: &Path, host: &str) -> String {
+    format!(
+        "hb_host: \"{host}\"\nhb_port: 0\npickfile: {}\njournal_dir: {}\n",
+        dir.join("state.json").display(),
+        dir.join("journal").display()
+    )
+}
+
+impl Hbd {
+    /// Starts hbd on 127.0.0.1 with `extra` YAML appended to the base config.
+    pub fn start(dir: &TempDir, extra: &str) -> Hbd {
+        Hbd::start_on(dir, "127.0.0.1", extra)
+    }
+
+    pub fn start_on(dir: &TempDir, host: &str, extra: &str) -> Hbd {
+        let config = dir.join("hbd.yaml");
+        fs::write(&config, format!("{}{extra}", base_config(dir.path(), host)))
+            .expect("write config");
+        Hbd::start_with_config(dir, &config)
+    }
+
+    pub fn start_with_config(dir: &TempDir, config: &Path) -> Hbd {
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let stderr = dir.join(&format!(
+            "hbd-{}.err",
+            STARTS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let child = Command::new(hbd_bin())
+            .args(["-f", "-v", "-c"])
+            .arg(config)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).expect("create stderr file"))
+            .spawn()
+            .expect("spawn hbd");
+        let mut hbd = Hbd {
+            child,
+            dir: dir.path().to_path_buf(),
+            config: config.to_path_buf(),
+            stderr,
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = hbd.wait_log("udp: listening on ");
+        let addr = line.rsplit(' ').next().expect("address in listening line");
+        hbd.addr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        hbd
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_log(&mut self, needle: &str) -> String {
+        let stderr = self.stderr.clone();
+        let child = &mut self.child;
+        wait_for(&format!("log line {needle:?}"), || {
+            let text = fs::read_to_string(&stderr).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                return Some(line.to_string());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("hbd exited ({status}) before logging {needle:?}:\n{text}");
+            }
+            None
+        })
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.dir.join("journal")
+    }
+
+    /// Every line of every journal file, parsed, oldest file first.
+    pub fn journal(&self) -> Vec<Value> {
+        journal_lines(&self.journal_dir())
+    }
+
+    /// Waits until a journal line satisfies `matches`, and returns it.
+    pub fn wait_journal(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        wait_for(what, || self.journal().into_iter().find(|v| matches(v)))
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal})");
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let child = &mut self.child;
+        wait_for("hbd to exit after SIGTERM", || {
+            child.try_wait().expect("wait for hbd")
+        })
+    }
+
+    pub fn state(&self) -> Value {
+        let text = fs::read_to_string(self.dir.join("state.json")).expect("read state file");
+        serde_json::from_str(&text).expect("state file is JSON")
+    }
+}
+
+impl Drop for Hbd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn journal_lines(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => return Vec::new(),
+    };
+    // messages.journal.N is older the larger N is; messages.journal is newest.
+    let age = |p: &PathBuf| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    files.sort_by_key(|p| std::cmp::Reverse(age(p)));
+    let mut lines = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        // A line still being written has no newline yet: skip it.
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        for line in complete.lines() {
+            lines.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", file.display())),
+            );
+        }
+    }
+    lines
+}
+
+/// A UDP client socket on loopback that waits at most [`DEADLINE`] for replies.
+pub fn client(local: &str) -> UdpSocket {
+    let socket = UdpSocket::bind(local).expect("bind client socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    socket
+}
+
+/// Sends `datagram` and returns the reply, or None if none came in 500 ms.
+pub fn send_recv(socket: &UdpSocket, to: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
+    socket.send_to(datagram, to).expect("send datagram");
+    let mut buf = [0u8; 2048];
+    socket
+        .recv_from(&mut buf)
+        .ok()
+        .map(|(n, _)| buf[..n].to_vec())
+}
+
+/// Sends a heartbeat with `seq` until it is acknowledged (UDP may drop).
+pub fn heartbeat(socket: &UdpSocket, to: SocketAddr, name: &str, interval: f64, seq: u64) -> Value {
+    let datagram = serde_json::json!({"ID": "HTB", "name": name, "interval": interval, "seq": seq})
+        .to_string();
+    wait_for(&format!("ACK of {name} seq {seq}"), || {
+        let reply = send_recv(socket, to, datagram.as_bytes())?;
+        let ack: Value = serde_json::from_slice(&reply).ok()?;
+        (ack["seq"] == seq).then_some(ack)
+    })
+}
+
+pub fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn event_of<'a>(v: &'a Value, kind: &str, name: &str) -> Option<&'a Value> {
+    (v["type"] == kind && v["name"] == name).then_some(v)
+}
