@@ -106,33 +106,36 @@ impl Journal {
     }
 
     fn handle_event(&mut self, at: f64, event: &Event) {
-        let value = match event {
-            Event::HostNew { name, address } => {
-                json!({"type": "host_new", "name": name, "address": address.ip().to_string(), "port": address.port()})
-            }
+        let (kind, fields) = match event {
+            Event::HostNew { name, address } => (
+                "host_new",
+                json!({"name": name, "address": address.ip().to_string(), "port": address.port()}),
+            ),
             Event::HostUp {
                 name,
                 address,
                 down_for,
-            } => json!({
-                "type": "host_up", "name": name, "address": address.ip().to_string(),
-                "port": address.port(), "down_for": round3(*down_for)
-            }),
+            } => (
+                "host_up",
+                json!({"name": name, "address": address.ip().to_string(), "port": address.port(), "down_for": round3(*down_for)}),
+            ),
             Event::HostDown {
                 name,
                 last_seen,
                 silent_for,
-            } => json!({
-                "type": "host_down", "name": name, "last_seen": round3(*last_seen), "silent_for": round3(*silent_for)
-            }),
-            Event::AddressChanged { name, old, new } => json!({
-                "type": "address_changed", "name": name, "old_address": old.to_string(), "address": new.to_string()
-            }),
+            } => (
+                "host_down",
+                json!({"name": name, "last_seen": round3(*last_seen), "silent_for": round3(*silent_for)}),
+            ),
+            Event::AddressChanged { name, old, new } => (
+                "address_changed",
+                json!({"name": name, "old_address": old.to_string(), "address": new.to_string()}),
+            ),
         };
-        // Time first, as on message lines, then the event's own fields.
-        let fields = value.to_string();
+        // Time and type first, as time leads on message lines; then the fields.
+        let fields = fields.to_string();
         let mut line = format!(
-            "{{\"timestamp\":{},\"datetime\":\"{}\",",
+            "{{\"timestamp\":{},\"datetime\":\"{}\",\"type\":\"{kind}\",",
             round3(at),
             self.datetime.format(at)
         )
