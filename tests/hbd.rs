@@ -368,6 +368,43 @@ fn journal_rotation_loses_and_cuts_no_line() {
 }
 
 #[test]
+fn the_python_versions_jq_one_liners_work_on_the_journal() {
+    let dir = TempDir::new("jq");
+    let mut hbd = Hbd::start(&dir, "");
+    let client = client("127.0.0.1:0");
+    heartbeat(&client, hbd.addr, "webserver1", 30.0, 1);
+    heartbeat(&client, hbd.addr, "db1", 30.0, 2);
+    heartbeat(&client, hbd.addr, "webserver1", 30.0, 3);
+    assert!(hbd.stop().success());
+    let journal = hbd.journal_dir().join("messages.journal");
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .arg("sh")
+            .arg(&journal)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(sh("tail -100 \"$1\" | jq .").contains("\"source_ip\": \"127.0.0.1\""));
+    let counts = sh("cat \"$1\" | jq -r '.message.ID' | sort | uniq -c");
+    assert!(
+        counts
+            .lines()
+            .any(|l| l.split_whitespace().eq(["3", "HTB"])),
+        "{counts}"
+    );
+    let selected =
+        sh("cat \"$1\" | jq -c 'select(.message.name == \"webserver1\")' | jq -c .message.seq");
+    assert_eq!(selected, "1\n3\n");
+}
+
+#[test]
 fn sigterm_flushes_the_journal_and_sighup_reopens_it() {
     let dir = TempDir::new("signals");
     let mut hbd = Hbd::start(&dir, "");
