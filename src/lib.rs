@@ -9,6 +9,7 @@ pub mod core;
 pub mod daemon;
 pub mod journal;
 pub mod logging;
+pub mod nagios;
 pub mod protocol;
 pub mod server;
 pub mod state;
