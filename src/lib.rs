@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod journal;
 pub mod logging;
 pub mod nagios;
+pub mod plugins;
 pub mod protocol;
 pub mod server;
 pub mod state;

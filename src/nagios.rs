@@ -260,7 +260,7 @@ fn parse_item(item: &str) -> Option<PerfValue> {
     } else {
         uom.to_string()
     };
-    let mut optional_range = |field: Option<&str>| -> Option<Option<Range>> {
+    let optional_range = |field: Option<&str>| -> Option<Option<Range>> {
         match field.map(str::trim) {
             None | Some("") => Some(None),
             Some(text) => Range::parse(text).map(Some),
@@ -268,7 +268,7 @@ fn parse_item(item: &str) -> Option<PerfValue> {
     };
     let warn = optional_range(fields.next())?;
     let crit = optional_range(fields.next())?;
-    let mut optional_number = |field: Option<&str>| -> Option<Option<f64>> {
+    let optional_number = |field: Option<&str>| -> Option<Option<f64>> {
         match field.map(str::trim) {
             None | Some("") => Some(None),
             Some(text) => {
