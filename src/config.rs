@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::auth::{HostPattern, Key, Keyring};
+use crate::protocol::PluginLimits;
 
 /// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`.
 /// A unit test keeps this list equal to the fields of [`Config`], and an
@@ -28,6 +29,9 @@ pub const KEYS: &[&str] = &[
     "grace",
     "keys",
     "auth_window",
+    "plugin_history",
+    "max_plugins_per_host",
+    "max_plugin_keys",
     "pickfile",
     "state_save_interval",
     "pidfile",
@@ -99,6 +103,9 @@ pub struct Config {
     pub grace: f64,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
+    pub plugin_history: usize,
+    pub max_plugins_per_host: usize,
+    pub max_plugin_keys: usize,
     pub pickfile: PathBuf,
     pub state_save_interval: u64,
     pub pidfile: PathBuf,
@@ -122,6 +129,9 @@ impl Default for Config {
             grace: 30.0,
             keys: Vec::new(),
             auth_window: 300,
+            plugin_history: 50,
+            max_plugins_per_host: 32,
+            max_plugin_keys: 1000,
             pickfile: "hbd-state.json".into(),
             state_save_interval: 60,
             pidfile: "hbd.pid".into(),
@@ -174,12 +184,15 @@ pub struct UdpSettings {
     pub max_message_size: usize,
     pub default_interval: f64,
     pub keyring: Option<Keyring>,
+    pub plugin_limits: PluginLimits,
 }
 
 #[derive(Debug, Clone)]
 pub struct CoreSettings {
     pub grace: Duration,
     pub state_save_interval: Duration,
+    pub plugin_history: usize,
+    pub max_plugins_per_host: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +267,15 @@ impl Config {
                 format!("{} is not a number of seconds from 0 to 86400", self.grace),
             ));
         }
+        for (key, value, max) in [
+            ("plugin_history", self.plugin_history, 10_000),
+            ("max_plugins_per_host", self.max_plugins_per_host, 1000),
+            ("max_plugin_keys", self.max_plugin_keys, 1_000_000),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(invalid(key, format!("{value} is outside 1 to {max}")));
+            }
+        }
         if self.auth_window == 0 {
             return Err(invalid("auth_window", "must be at least 1 second".into()));
         }
@@ -322,6 +344,10 @@ impl Config {
             default_interval: self.interval,
             // check() has proven the keyring builds.
             keyring: self.keyring().ok().flatten(),
+            plugin_limits: PluginLimits {
+                max_plugins: self.max_plugins_per_host,
+                max_keys: self.max_plugin_keys,
+            },
         }
     }
 
@@ -329,6 +355,8 @@ impl Config {
         CoreSettings {
             grace: Duration::from_secs_f64(self.grace),
             state_save_interval: Duration::from_secs(self.state_save_interval),
+            plugin_history: self.plugin_history,
+            max_plugins_per_host: self.max_plugins_per_host,
         }
     }
 

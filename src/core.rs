@@ -8,9 +8,10 @@
 //! The transition rules live in [`HostTable`], which takes the time as an
 //! argument so they are unit-tested without clocks or sleeps.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::CoreSettings;
 use crate::journal::JournalMsg;
+use crate::protocol::PluginKind;
 use crate::state::StateMsg;
 
 /// How often the core looks for hosts that fell silent.
@@ -40,6 +42,74 @@ pub struct Heartbeat {
     pub received_at: SystemTime,
     /// Timestamp of the signed envelope, kept so replay protection survives a restart.
     pub signed_at_us: Option<u64>,
+    /// False for a message with plugin data only (`PLG`): a sign of life,
+    /// but not counted as a heartbeat.
+    pub counts: bool,
+    pub latency_ms: Option<f64>,
+    pub plugins: Vec<PluginSample>,
+}
+
+/// A JSON value kept as its compact text: cheap to keep, to share between
+/// the store and snapshots, and to send on as it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Json(Arc<str>);
+
+impl From<Arc<str>> for Json {
+    fn from(text: Arc<str>) -> Json {
+        Json(text)
+    }
+}
+
+impl Json {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.0.to_string())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(deserializer)?;
+        Ok(Json(Arc::from(raw.get())))
+    }
+}
+
+/// One plugin's report inside a message, checked by `protocol`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSample {
+    pub name: String,
+    pub kind: PluginKind,
+    /// When the client took the sample (Unix seconds, client's clock).
+    pub at: f64,
+    /// The plugin's data object, or None when it reported `error`.
+    pub data: Option<Json>,
+    pub error: Option<String>,
+}
+
+/// What hbd keeps of one plugin of one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginSeries {
+    pub kind: PluginKind,
+    /// Oldest first; an info plugin keeps only its latest sample.
+    pub samples: VecDeque<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at: f64,
+    /// When hbd received it.
+    pub received: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +134,11 @@ pub struct Host {
     pub status_since: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_signed_us: Option<u64>,
+    /// The client's last measured round trip to hbd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, PluginSeries>,
 }
 
 /// A change in what hbd knows about a host; later components (notifier, DNS,
@@ -128,17 +203,24 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
 pub struct HostTable {
     hosts: HashMap<String, Host>,
     grace: f64,
+    plugin_history: usize,
+    max_plugins_per_host: usize,
+    /// Plugin samples refused because their host has too many plugins.
+    pub dropped_plugins: u64,
     /// When this run started: a host restored from the state file gets its
     /// full interval plus grace from here before it can be declared down.
     started: f64,
 }
 
 impl HostTable {
-    pub fn new(hosts: Vec<Host>, grace: Duration, started: f64) -> HostTable {
+    pub fn new(hosts: Vec<Host>, settings: &CoreSettings, started: f64) -> HostTable {
         let hosts = hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
         HostTable {
             hosts,
-            grace: grace.as_secs_f64(),
+            grace: settings.grace.as_secs_f64(),
+            plugin_history: settings.plugin_history,
+            max_plugins_per_host: settings.max_plugins_per_host,
+            dropped_plugins: 0,
             started,
         }
     }
@@ -159,10 +241,10 @@ impl HostTable {
         self.hosts.values().cloned().collect()
     }
 
-    /// Records a heartbeat; pushes the events it causes onto `events`.
+    /// Records a heartbeat (or plugin data); pushes the events it causes onto `events`.
     pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>) {
         let now = unix_seconds(hb.received_at);
-        let Some(host) = self.hosts.get_mut(&hb.name) else {
+        if !self.hosts.contains_key(&hb.name) {
             events.push(Event::HostNew {
                 name: hb.name.clone(),
                 address: hb.source,
@@ -174,12 +256,17 @@ impl HostTable {
                 interval: hb.interval,
                 first_seen: now,
                 last_seen: now,
-                count: 1,
+                count: 0,
                 status: Status::Up,
                 status_since: now,
-                last_signed_us: hb.signed_at_us,
+                last_signed_us: None,
+                latency_ms: None,
+                plugins: BTreeMap::new(),
             };
-            self.hosts.insert(hb.name, host);
+            self.hosts.insert(hb.name.clone(), host);
+        }
+        let (history, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
+        let Some(host) = self.hosts.get_mut(&hb.name) else {
             return;
         };
         if host.address != hb.source.ip() {
@@ -192,7 +279,7 @@ impl HostTable {
         }
         if host.status == Status::Down {
             events.push(Event::HostUp {
-                name: hb.name,
+                name: hb.name.clone(),
                 address: hb.source,
                 down_for: now - host.status_since,
             });
@@ -200,11 +287,44 @@ impl HostTable {
             host.status_since = now;
         }
         host.port = hb.source.port();
-        host.interval = hb.interval;
         host.last_seen = host.last_seen.max(now);
-        host.count += 1;
+        if hb.counts {
+            host.interval = hb.interval;
+            host.count += 1;
+        }
         if hb.signed_at_us > host.last_signed_us {
             host.last_signed_us = hb.signed_at_us;
+        }
+        if hb.latency_ms.is_some() {
+            host.latency_ms = hb.latency_ms;
+        }
+        for sample in hb.plugins {
+            if !host.plugins.contains_key(&sample.name) && host.plugins.len() >= max_plugins {
+                self.dropped_plugins += 1;
+                continue;
+            }
+            let series = host
+                .plugins
+                .entry(sample.name)
+                .or_insert_with(|| PluginSeries {
+                    kind: sample.kind,
+                    samples: VecDeque::new(),
+                });
+            series.kind = sample.kind;
+            let keep = if sample.kind == PluginKind::Info {
+                1
+            } else {
+                history.max(1)
+            };
+            while series.samples.len() >= keep {
+                series.samples.pop_front();
+            }
+            series.samples.push_back(Sample {
+                at: sample.at,
+                received: now,
+                data: sample.data,
+                error: sample.error,
+            });
         }
     }
 
@@ -240,7 +360,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("core".into())
         .spawn(move || {
-            let table = HostTable::new(hosts, settings.grace, unix_seconds(SystemTime::now()));
+            let table = HostTable::new(hosts, &settings, unix_seconds(SystemTime::now()));
             Core {
                 table,
                 outputs,
@@ -333,11 +453,33 @@ mod tests {
             interval: 10.0,
             received_at: UNIX_EPOCH + Duration::from_secs_f64(at),
             signed_at_us: None,
+            counts: true,
+            latency_ms: None,
+            plugins: Vec::new(),
+        }
+    }
+
+    fn settings() -> CoreSettings {
+        CoreSettings {
+            grace: Duration::from_secs(5),
+            state_save_interval: Duration::from_secs(60),
+            plugin_history: 3,
+            max_plugins_per_host: 2,
+        }
+    }
+
+    fn sample(name: &str, kind: PluginKind, at: f64) -> PluginSample {
+        PluginSample {
+            name: name.into(),
+            kind,
+            at,
+            data: Some(Json::from(Arc::<str>::from(format!("{{\"at\":{at}}}")))),
+            error: None,
         }
     }
 
     fn table() -> HostTable {
-        HostTable::new(Vec::new(), Duration::from_secs(5), 1000.0)
+        HostTable::new(Vec::new(), &settings(), 1000.0)
     }
 
     #[test]
@@ -389,7 +531,7 @@ mod tests {
         let mut t = table();
         let mut ev = Vec::new();
         t.heartbeat(hb("a", "10.0.0.1", 500.0), &mut ev);
-        let mut restarted = HostTable::new(t.snapshot(), Duration::from_secs(5), 1000.0);
+        let mut restarted = HostTable::new(t.snapshot(), &settings(), 1000.0);
         ev.clear();
         restarted.expire(1010.0, &mut ev);
         assert!(
@@ -409,5 +551,63 @@ mod tests {
         t.heartbeat(hb("a", "10.0.0.1", 999.0), &mut ev);
         let h = t.get("a").unwrap();
         assert_eq!((h.last_seen, h.last_signed_us), (1000.0, Some(9)));
+    }
+
+    #[test]
+    fn plugin_history_is_bounded_info_keeps_latest_and_hosts_cap_plugins() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        for i in 0..5 {
+            let mut beat = hb("a", "10.0.0.1", 1000.0 + i as f64);
+            beat.plugins = vec![
+                sample("cpu", PluginKind::Monitor, i as f64),
+                sample("os", PluginKind::Info, i as f64),
+            ];
+            t.heartbeat(beat, &mut ev);
+        }
+        let host = t.get("a").unwrap();
+        let cpu: Vec<f64> = host.plugins["cpu"].samples.iter().map(|s| s.at).collect();
+        assert_eq!(cpu, [2.0, 3.0, 4.0], "history of 3, oldest first");
+        assert_eq!(host.plugins["os"].samples.len(), 1);
+        assert_eq!(host.plugins["os"].samples[0].at, 4.0);
+
+        let mut third = hb("a", "10.0.0.1", 1010.0);
+        third.plugins = vec![sample("disk", PluginKind::Monitor, 9.0)];
+        t.heartbeat(third, &mut ev);
+        assert!(
+            !t.get("a").unwrap().plugins.contains_key("disk"),
+            "max 2 plugins per host"
+        );
+        assert_eq!(t.dropped_plugins, 1);
+    }
+
+    #[test]
+    fn plugin_only_messages_are_life_but_not_heartbeats() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        let mut plg = hb("a", "10.0.0.1", 1020.0);
+        plg.counts = false;
+        plg.interval = 999.0;
+        plg.latency_ms = Some(0.5);
+        t.heartbeat(plg, &mut ev);
+        let h = t.get("a").unwrap();
+        assert_eq!(
+            (h.count, h.interval, h.last_seen, h.latency_ms),
+            (1, 10.0, 1020.0, Some(0.5))
+        );
+    }
+
+    #[test]
+    fn the_store_survives_serialization() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        let mut beat = hb("a", "10.0.0.1", 1000.0);
+        beat.plugins = vec![sample("cpu", PluginKind::Monitor, 1.0)];
+        t.heartbeat(beat, &mut ev);
+        let text = serde_json::to_string(&t.snapshot()).unwrap();
+        assert!(
+            text.contains(r#""data":{"at":1}"#),
+            "stored JSON is embedded, not quoted: {text}"
+        );
+        let back: Vec<Host> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, t.snapshot());
     }
 }

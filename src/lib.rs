@@ -4,6 +4,7 @@
 //! `server::run`.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod daemon;
@@ -12,6 +13,7 @@ pub mod logging;
 pub mod nagios;
 pub mod plugins;
 pub mod protocol;
+pub mod sender;
 pub mod server;
 pub mod state;
 pub mod udp;

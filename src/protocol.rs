@@ -8,16 +8,23 @@
 //! `max_message_size`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flate2::{Decompress, FlushDecompress, Status};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::auth::{AuthError, Keyring, ReplayGuard, MAGIC};
+use crate::core::{Json, PluginSample};
 
 /// `ID` of a heartbeat, as the Python hbc sends it.
 pub const HEARTBEAT_ID: &str = "HTB";
+/// `ID` of a message that carries only plugin data: the part of a client's
+/// plugin data that did not fit into its heartbeat's datagram.
+pub const PLUGIN_DATA_ID: &str = "PLG";
 /// `ID` of the server's acknowledgement.
 pub const ACK_ID: &str = "ACK";
 /// First byte of a zlib stream with the default window (RFC 1950).
@@ -120,6 +127,40 @@ pub struct Accepted {
     /// The message as one line of compact JSON, for the journal.
     pub json: Vec<u8>,
     pub signed: Option<Signature>,
+    /// False for `PLG` messages, which carry plugin data only.
+    pub heartbeat: bool,
+    /// The client's last measured round trip to us.
+    pub latency_ms: Option<f64>,
+    pub plugins: Vec<PluginSample>,
+    /// Plugin entries left out, with why; the rest of the message counts.
+    pub dropped_plugins: Vec<String>,
+}
+
+/// Info plugins are kept until replaced; monitor plugins keep a history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Info,
+    Monitor,
+}
+
+/// Bounds on what one message may make hbd store.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginLimits {
+    pub max_plugins: usize,
+    /// Object keys and array elements in one plugin's data, at every depth.
+    pub max_keys: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WirePlugin<'a> {
+    kind: PluginKind,
+    at: f64,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +180,10 @@ struct WireMessage<'a> {
     interval: Option<f64>,
     #[serde(default)]
     seq: Option<u64>,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+    #[serde(borrow, default)]
+    plugins: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
 }
 
 /// Decodes datagrams for the UDP thread; owns the replay memory.
@@ -148,6 +193,7 @@ pub struct Decoder {
     default_interval: f64,
     keyring: Option<Keyring>,
     replay: ReplayGuard,
+    limits: PluginLimits,
 }
 
 impl Decoder {
@@ -156,12 +202,14 @@ impl Decoder {
         default_interval: f64,
         keyring: Option<Keyring>,
         replay: ReplayGuard,
+        limits: PluginLimits,
     ) -> Decoder {
         Decoder {
             max_message_size,
             default_interval,
             keyring,
             replay,
+            limits,
         }
     }
 
@@ -220,7 +268,8 @@ impl Decoder {
             _ => reject(RejectReason::BadJson, e.to_string()),
         })?;
 
-        if message.id != HEARTBEAT_ID {
+        let heartbeat = message.id == HEARTBEAT_ID;
+        if !heartbeat && message.id != PLUGIN_DATA_ID {
             return Err(reject(
                 RejectReason::UnknownId,
                 format!("unknown message ID {:?}", truncate(&message.id)),
@@ -242,6 +291,14 @@ impl Decoder {
                 RejectReason::BadInterval,
                 format!("interval {interval} is not above 0 and at most 604800"),
             ));
+        }
+        if let Some(latency) = message.latency_ms {
+            if !(0.0..=3_600_000.0).contains(&latency) {
+                return Err(reject(
+                    RejectReason::BadField,
+                    format!("latency_ms {latency} is not from 0 to 3600000"),
+                ));
+            }
         }
         if let Some(signature) = &signature {
             let allowed = self
@@ -273,12 +330,75 @@ impl Decoder {
         } else {
             json.to_vec()
         };
+        let (plugins, dropped_plugins) = self.plugins(message.plugins.unwrap_or_default());
         Ok(Accepted {
             name,
             interval,
             seq: message.seq,
             json,
             signed: signature,
+            heartbeat,
+            latency_ms: message.latency_ms,
+            plugins,
+            dropped_plugins,
+        })
+    }
+
+    /// Checks each plugin entry on its own: a bad one is left out (and said
+    /// why), the others and the heartbeat still count.
+    fn plugins(&self, entries: BTreeMap<Cow<str>, &RawValue>) -> (Vec<PluginSample>, Vec<String>) {
+        let mut samples = Vec::new();
+        let mut dropped = Vec::new();
+        for (name, raw) in entries {
+            if samples.len() >= self.limits.max_plugins {
+                dropped.push(format!(
+                    "{}: more than {} plugins in one message",
+                    truncate(&name),
+                    self.limits.max_plugins
+                ));
+                continue;
+            }
+            match self.plugin(&name, raw) {
+                Ok(sample) => samples.push(sample),
+                Err(why) => dropped.push(format!("{}: {why}", truncate(&name))),
+            }
+        }
+        (samples, dropped)
+    }
+
+    fn plugin(&self, name: &str, raw: &RawValue) -> Result<PluginSample, String> {
+        if !is_valid_plugin_name(name) {
+            return Err("a plugin name is 1 to 64 of a-z 0-9 _ - .".into());
+        }
+        let entry: WirePlugin = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        if !entry.at.is_finite() {
+            return Err("`at` is not a time".into());
+        }
+        let (data, error) = match (entry.data, entry.error) {
+            (Some(data), None) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(data.get()).map_err(|e| e.to_string())?;
+                if !value.is_object() {
+                    return Err("`data` is not an object".into());
+                }
+                let keys = count_keys(&value);
+                if keys > self.limits.max_keys {
+                    return Err(format!(
+                        "{keys} keys exceed max_plugin_keys {}",
+                        self.limits.max_keys
+                    ));
+                }
+                (Some(Json::from(Arc::<str>::from(value.to_string()))), None)
+            }
+            (None, Some(error)) => (None, Some(truncate_chars(&error, 1000).to_string())),
+            _ => return Err("needs exactly one of `data` and `error`".into()),
+        };
+        Ok(PluginSample {
+            name: name.to_string(),
+            kind: entry.kind,
+            at: entry.at,
+            data,
+            error,
         })
     }
 
@@ -374,6 +494,24 @@ pub fn inflate_capped(input: &[u8], cap: usize) -> Result<Vec<u8>, Rejection> {
     }
 }
 
+/// Object keys and array elements at every depth: what a plugin makes hbd store.
+fn count_keys(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(map) => map.len() + map.values().map(count_keys).sum::<usize>(),
+        serde_json::Value::Array(items) => {
+            items.len() + items.iter().map(count_keys).sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+}
+
 /// RFC 1123 host name: dot-separated labels of 1 to 63 letters, digits and
 /// hyphens, not starting or ending with a hyphen, 253 characters at most.
 /// Such a name is safe in DNS updates, file names and HTML.
@@ -393,7 +531,11 @@ pub fn is_valid_host_name(name: &str) -> bool {
 
 /// Bounds what a hostile datagram can put into one log line.
 fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(64) {
+    truncate_chars(s, 64)
+}
+
+fn truncate_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
         None => s,
     }
@@ -408,13 +550,17 @@ mod tests {
     use std::time::Duration;
 
     const NOW_US: u64 = 1_800_000_000_000_000;
+    const LIMITS: PluginLimits = PluginLimits {
+        max_plugins: 3,
+        max_keys: 20,
+    };
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(NOW_US)
     }
 
     fn plain() -> Decoder {
-        Decoder::new(4096, 30.0, None, ReplayGuard::default())
+        Decoder::new(4096, 30.0, None, ReplayGuard::default(), LIMITS)
     }
 
     fn zlib(data: &[u8]) -> Vec<u8> {
@@ -548,7 +694,7 @@ mod tests {
     fn zlib_bomb_stops_at_the_cap() {
         let bomb = zlib(&vec![b' '; 10 << 20]);
         assert!(bomb.len() < 20_000);
-        let mut d = Decoder::new(1 << 20, 30.0, None, ReplayGuard::default());
+        let mut d = Decoder::new(1 << 20, 30.0, None, ReplayGuard::default(), LIMITS);
         let r = d.decode(&bomb, now()).unwrap_err();
         assert_eq!(r.reason, RejectReason::TooLarge);
         assert!(r.detail.contains("inflates beyond"), "{r}");
@@ -584,7 +730,7 @@ mod tests {
         let key = Key::new("k1", b"0123456789abcdef", hosts).unwrap();
         let ring = Keyring::new(vec![key.clone()], Duration::from_secs(60));
         (
-            Decoder::new(4096, 30.0, Some(ring), ReplayGuard::default()),
+            Decoder::new(4096, 30.0, Some(ring), ReplayGuard::default(), LIMITS),
             key,
         )
     }
@@ -635,5 +781,70 @@ mod tests {
             ring.open(&ack, now()).unwrap().payload,
             br#"{"ID":"ACK","name":"a"}"#
         );
+    }
+
+    #[test]
+    fn plugin_data_is_checked_entry_by_entry() {
+        let mut d = plain();
+        let message = serde_json::json!({
+            "ID": "HTB", "name": "a", "latency_ms": 1.25,
+            "plugins": {
+                "cpu_monitor": {"kind": "monitor", "at": 1.5, "data": {"cpu_percent": 12.5}},
+                "os_info": {"kind": "info", "at": 1.0, "data": {"os": "linux"}},
+                "broken": {"kind": "monitor", "at": 2.0, "error": "timed out after 10 s"},
+                "Bad Name": {"kind": "monitor", "at": 1.0, "data": {}},
+            }
+        });
+        let a = d.decode(message.to_string().as_bytes(), now()).unwrap();
+        assert!(a.heartbeat);
+        assert_eq!(a.latency_ms, Some(1.25));
+        let names: Vec<&str> = a.plugins.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["broken", "cpu_monitor", "os_info"]);
+        assert_eq!(
+            a.plugins[1].data.as_ref().unwrap().as_str(),
+            r#"{"cpu_percent":12.5}"#
+        );
+        assert_eq!(a.plugins[0].error.as_deref(), Some("timed out after 10 s"));
+        assert_eq!(a.plugins[2].kind, PluginKind::Info);
+        assert_eq!(a.dropped_plugins.len(), 1, "{:?}", a.dropped_plugins);
+        assert!(a.dropped_plugins[0].starts_with("Bad Name: "));
+    }
+
+    #[test]
+    fn plugin_limits_and_bad_entries() {
+        let mut d = plain();
+        let entry = |data: serde_json::Value| serde_json::json!({"kind": "monitor", "at": 1.0, "data": data});
+        let wide: serde_json::Map<String, serde_json::Value> = (0..30)
+            .map(|i| (format!("k{i}"), serde_json::json!(i)))
+            .collect();
+        let message = serde_json::json!({
+            "ID": "PLG", "name": "a",
+            "plugins": {
+                "a1": entry(serde_json::json!({"x": 1})),
+                "a2": entry(serde_json::Value::Object(wide)),
+                "a3": entry(serde_json::json!([1, 2])),
+                "a4": {"kind": "monitor", "at": 1.0},
+                "a5": {"kind": "sometimes", "at": 1.0, "data": {}},
+                "a6": entry(serde_json::json!({"y": 2})),
+                "a7": entry(serde_json::json!({"z": 3})),
+                "a8": entry(serde_json::json!({"w": 4})),
+            }
+        });
+        let a = d.decode(message.to_string().as_bytes(), now()).unwrap();
+        assert!(!a.heartbeat, "PLG carries plugin data only");
+        let names: Vec<&str> = a.plugins.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a1", "a6", "a7"]);
+        let why = a.dropped_plugins.join("\n");
+        for expected in [
+            "a2: 30 keys exceed max_plugin_keys 20",
+            "a3: `data` is not an object",
+            "a4: needs exactly one",
+            "a5: unknown variant",
+            "a8: more than 3 plugins",
+        ] {
+            assert!(why.contains(expected), "{expected} in {why}");
+        }
+        let bad_latency = br#"{"ID":"HTB","name":"a","latency_ms":-1}"#;
+        assert_eq!(reason(&mut d, bad_latency), RejectReason::BadField);
     }
 }

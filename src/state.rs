@@ -162,6 +162,8 @@ mod tests {
             status: Status::Up,
             status_since: 1.0,
             last_signed_us: Some(5),
+            latency_ms: Some(0.25),
+            plugins: Default::default(),
         }
     }
 

@@ -94,6 +94,7 @@ pub fn spawn(
                 settings.default_interval,
                 settings.keyring,
                 replay,
+                settings.plugin_limits,
             );
             let mut receiver = Listener {
                 socket,
@@ -160,6 +161,9 @@ impl Listener {
             datagram.len(),
             accepted.name
         );
+        for why in &accepted.dropped_plugins {
+            self.stats.dropped_plugin(why, &accepted.name);
+        }
         let ack = self.decoder.ack(&accepted, now);
         if let Err(e) = self.socket.send_to(&ack, source) {
             self.stats.ack_error(&e, source);
@@ -177,6 +181,9 @@ impl Listener {
             interval: accepted.interval,
             received_at: now,
             signed_at_us: accepted.signed.map(|s| s.timestamp_us),
+            counts: accepted.heartbeat,
+            latency_ms: accepted.latency_ms,
+            plugins: accepted.plugins,
         };
         self.outputs
             .to_core
@@ -193,6 +200,8 @@ struct Stats {
     last_logged: [Option<Instant>; RejectReason::ALL.len()],
     unlogged: [u64; RejectReason::ALL.len()],
     last_io_error_log: Option<Instant>,
+    dropped_plugins: u64,
+    last_dropped_plugin_log: Option<Instant>,
 }
 
 impl Stats {
@@ -213,6 +222,20 @@ impl Stats {
         };
         warn!("udp: rejected datagram from {source}: {rejection}{more}");
         self.last_logged[i] = Some(Instant::now());
+    }
+
+    fn dropped_plugin(&mut self, why: &str, host: &str) {
+        self.dropped_plugins += 1;
+        if self
+            .last_dropped_plugin_log
+            .is_none_or(|at| at.elapsed() >= REJECT_LOG_EVERY)
+        {
+            self.last_dropped_plugin_log = Some(Instant::now());
+            warn!(
+                "udp: left out plugin data from {host}: {why} ({} plugin entries left out so far)",
+                self.dropped_plugins
+            );
+        }
     }
 
     fn io_error_due(&mut self) -> bool {

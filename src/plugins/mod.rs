@@ -37,12 +37,7 @@ pub const NAMES: [&str; 8] = [
 
 /// Info plugins describe what rarely changes and are kept by hbd until
 /// replaced; monitor plugins are sampled and hbd keeps their history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Info,
-    Monitor,
-}
+pub use crate::protocol::PluginKind as Kind;
 
 pub trait Plugin: Send {
     fn name(&self) -> &str;

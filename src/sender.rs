@@ -1,0 +1,671 @@
+//! hbc's sender thread: the only user of the client's socket.
+//!
+//! Receives [`SenderMsg`]s: plugin reports (batched for [`BATCH`] so that
+//! plugins finishing together share a datagram), ACKs read by the `acks`
+//! thread, and shutdown. Sends a heartbeat every `interval` to every target,
+//! each with that target's last round-trip time; packs plugin data into
+//! datagrams of at most `max_datagram_size` (docs/PROTOCOL.md: the first is an
+//! `HTB`, the rest `PLG`), compresses and signs them. Resolves each target's
+//! name again when it failed, is old, or the target stopped answering.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{select, tick, Receiver, Sender};
+use log::{debug, info, warn};
+use serde_json::{json, Map, Value};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::auth::{Key, Keyring};
+use crate::plugins::Kind;
+use crate::protocol::{unix_micros, ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
+
+/// How long plugin reports wait for others before they are sent together.
+const BATCH: Duration = Duration::from_millis(200);
+/// Heartbeats without an ACK before a target is reported and resolved again.
+const UNANSWERED_LIMIT: u32 = 3;
+/// Resolve names again after this long even when all goes well (DNS changes).
+const RESOLVE_EVERY: Duration = Duration::from_secs(300);
+/// Messages smaller than this are sent uncompressed: zlib would not pay.
+const COMPRESS_ABOVE: usize = 256;
+/// The most a single UDP datagram can carry over IPv4.
+const UDP_MAX: usize = 65507;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+pub struct SenderSettings {
+    pub name: String,
+    pub interval: Duration,
+    pub targets: Vec<Target>,
+    pub key: Option<Key>,
+    pub max_datagram_size: usize,
+    /// Write each message's JSON to standard output instead of sending it.
+    pub print: bool,
+}
+
+/// One plugin's result, as the plugin threads report it.
+#[derive(Debug, Clone)]
+pub struct PluginReport {
+    pub name: String,
+    pub kind: Kind,
+    /// Unix seconds when the sample was taken.
+    pub at: f64,
+    pub result: Result<Value, String>,
+}
+
+/// What the sender receives.
+#[derive(Debug)]
+pub enum SenderMsg {
+    /// A plugin finished a sample.
+    Plugin(PluginReport),
+    /// The `acks` thread read a valid ACK for `seq` from `from`.
+    Ack {
+        from: SocketAddr,
+        seq: u64,
+        at: Instant,
+    },
+    /// SIGTERM/SIGINT: stop.
+    Shutdown,
+}
+
+struct TargetState {
+    target: Target,
+    addr: Option<SocketAddr>,
+    resolved_at: Option<Instant>,
+    unanswered: u32,
+    latency_ms: Option<f64>,
+}
+
+/// The socket and everything that turns messages into datagrams.
+struct Wire {
+    socket: Option<UdpSocket>,
+    v6: bool,
+    name: String,
+    interval: Duration,
+    key: Option<Key>,
+    max_datagram_size: usize,
+    print: bool,
+    seq: u64,
+    last_timestamp_us: u64,
+    targets: Vec<TargetState>,
+    /// seq → when it was sent, per target index; pruned as ACKs come in.
+    in_flight: HashMap<(usize, u64), Instant>,
+}
+
+impl Wire {
+    fn new(settings: SenderSettings) -> io::Result<Wire> {
+        let (socket, v6) = if settings.print {
+            (None, false)
+        } else {
+            open_socket().map(|(s, v6)| (Some(s), v6))?
+        };
+        let targets = settings
+            .targets
+            .into_iter()
+            .map(|target| TargetState {
+                target,
+                addr: None,
+                resolved_at: None,
+                unanswered: 0,
+                latency_ms: None,
+            })
+            .collect();
+        Ok(Wire {
+            socket,
+            v6,
+            name: settings.name,
+            interval: settings.interval,
+            key: settings.key,
+            max_datagram_size: settings.max_datagram_size,
+            print: settings.print,
+            seq: 0,
+            last_timestamp_us: 0,
+            targets,
+            in_flight: HashMap::new(),
+        })
+    }
+
+    /// Sends one heartbeat carrying `reports` to every target (or prints it).
+    /// Returns the sequence numbers used.
+    fn send(&mut self, reports: &[PluginReport]) -> Vec<u64> {
+        let plugins: Vec<(String, Value)> = reports
+            .iter()
+            .map(|r| (r.name.clone(), plugin_json(r)))
+            .collect();
+        if self.print {
+            let messages = self.messages(None, &plugins);
+            let mut out = io::stdout().lock();
+            for (_, message) in &messages {
+                let _ = writeln!(out, "{message}");
+            }
+            let _ = out.flush();
+            return messages.into_iter().map(|(seq, _)| seq).collect();
+        }
+        let mut seqs = Vec::new();
+        for index in 0..self.targets.len() {
+            self.resolve_if_needed(index);
+            let Some(addr) = self.targets[index].addr else {
+                continue;
+            };
+            let messages = self.messages(self.targets[index].latency_ms, &plugins);
+            for (seq, message) in messages {
+                let datagram = self.encode(&message);
+                match self.socket.as_ref().map(|s| s.send_to(&datagram, addr)) {
+                    Some(Ok(_)) => {
+                        self.in_flight.insert((index, seq), Instant::now());
+                        seqs.push(seq);
+                    }
+                    Some(Err(e)) => warn!(
+                        "sender: send to {} ({addr}): {e}",
+                        self.targets[index].target.host
+                    ),
+                    None => {}
+                }
+            }
+            self.targets[index].unanswered += 1;
+            if self.targets[index].unanswered == UNANSWERED_LIMIT {
+                warn!(
+                    "sender: no ACK from {} ({addr}) for {UNANSWERED_LIMIT} heartbeats; is hbd running there? will resolve the name again",
+                    self.targets[index].target.host
+                );
+            }
+        }
+        let horizon = Instant::now() - self.interval * 4;
+        self.in_flight.retain(|_, sent| *sent > horizon);
+        seqs
+    }
+
+    /// The heartbeat (with as many plugins as fit) and `PLG` messages for the
+    /// rest, each below `max_datagram_size` once encoded.
+    fn messages(
+        &mut self,
+        latency_ms: Option<f64>,
+        plugins: &[(String, Value)],
+    ) -> Vec<(u64, Value)> {
+        let mut groups: Vec<&[(String, Value)]> = vec![plugins];
+        let mut out = Vec::new();
+        let mut first = true;
+        while let Some(group) = groups.pop() {
+            let seq = self.next_seq();
+            let message = self.message(first, seq, latency_ms, group);
+            if group.len() > 1 && self.encoded_len(&message) > self.max_datagram_size {
+                // Too big: halve the plugins and try each half (first half first).
+                let (a, b) = group.split_at(group.len() / 2);
+                groups.push(b);
+                groups.push(a);
+                self.seq -= 1;
+                continue;
+            }
+            let message = if self.encoded_len(&message) > UDP_MAX {
+                let name = &group[0].0;
+                warn!("sender: data of plugin {name} does not fit into one UDP datagram even compressed; sending an error instead");
+                let error = json!({"error": "data too large for one datagram"});
+                self.message(first, seq, latency_ms, &[(name.clone(), error)])
+            } else {
+                message
+            };
+            out.push((seq, message));
+            first = false;
+        }
+        out
+    }
+
+    fn message(
+        &self,
+        heartbeat: bool,
+        seq: u64,
+        latency_ms: Option<f64>,
+        plugins: &[(String, Value)],
+    ) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "ID".into(),
+            json!(if heartbeat {
+                HEARTBEAT_ID
+            } else {
+                PLUGIN_DATA_ID
+            }),
+        );
+        m.insert("name".into(), json!(self.name));
+        if heartbeat {
+            m.insert("interval".into(), json!(self.interval.as_secs()));
+        }
+        m.insert("seq".into(), json!(seq));
+        if let (true, Some(latency)) = (heartbeat, latency_ms) {
+            m.insert("latency_ms".into(), json!(latency));
+        }
+        if heartbeat {
+            m.insert(
+                "client".into(),
+                json!(concat!("hbc ", env!("CARGO_PKG_VERSION"))),
+            );
+        }
+        if !plugins.is_empty() {
+            m.insert(
+                "plugins".into(),
+                Value::Object(plugins.iter().cloned().collect()),
+            );
+        }
+        Value::Object(m)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn compressed(text: &[u8]) -> Vec<u8> {
+        if text.len() <= COMPRESS_ABOVE {
+            return text.to_vec();
+        }
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let zipped = encoder.write_all(text).and_then(|()| encoder.finish());
+        match zipped {
+            Ok(zipped) if zipped.len() < text.len() => zipped,
+            _ => text.to_vec(),
+        }
+    }
+
+    fn encoded_len(&self, message: &Value) -> usize {
+        let envelope = self
+            .key
+            .as_ref()
+            .map_or(0, |k| 4 + 1 + k.id.len() + 8 + crate::auth::TAG_LEN);
+        Wire::compressed(message.to_string().as_bytes()).len() + envelope
+    }
+
+    fn encode(&mut self, message: &Value) -> Vec<u8> {
+        let payload = Wire::compressed(message.to_string().as_bytes());
+        match &self.key {
+            Some(key) => {
+                // Strictly increasing, as hbd's replay protection requires.
+                let ts = unix_micros(SystemTime::now()).max(self.last_timestamp_us + 1);
+                self.last_timestamp_us = ts;
+                key.seal(ts, &payload)
+            }
+            None => payload,
+        }
+    }
+
+    fn resolve_if_needed(&mut self, index: usize) {
+        let state = &self.targets[index];
+        let stale = state
+            .resolved_at
+            .is_none_or(|at| at.elapsed() >= RESOLVE_EVERY);
+        // While a target is silent, look its name up again every few beats.
+        let silent = state.unanswered > 0 && state.unanswered % UNANSWERED_LIMIT == 0;
+        if state.addr.is_some() && !stale && !silent {
+            return;
+        }
+        let (host, port) = (state.target.host.clone(), state.target.port);
+        let resolved = (host.as_str(), port).to_socket_addrs().map(|addrs| {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            addrs.iter().find(|a| self.v6 || a.is_ipv4()).copied()
+        });
+        let state = &mut self.targets[index];
+        state.resolved_at = Some(Instant::now());
+        match resolved {
+            Ok(Some(addr)) => {
+                let addr = if self.v6 { to_v6(addr) } else { addr };
+                if state.addr != Some(addr) {
+                    info!("sender: {host} is {}", addr.ip().to_canonical());
+                }
+                state.addr = Some(addr);
+            }
+            Ok(None) => warn!("sender: {host} has no address this host can reach"),
+            Err(e) => warn!("sender: resolve {host}: {e}; will try again"),
+        }
+    }
+
+    fn handle_ack(&mut self, from: SocketAddr, seq: u64, at: Instant) {
+        let Some(index) = self
+            .targets
+            .iter()
+            .position(|t| t.addr.is_some_and(|a| same_endpoint(a, from)))
+        else {
+            debug!("sender: ACK from unknown {from}");
+            return;
+        };
+        let Some(sent) = self.in_flight.remove(&(index, seq)) else {
+            return;
+        };
+        let state = &mut self.targets[index];
+        let rtt_ms = (at.duration_since(sent).as_secs_f64() * 1e6).round() / 1e3;
+        if state.unanswered >= UNANSWERED_LIMIT {
+            info!("sender: {} answers again", state.target.host);
+        }
+        state.unanswered = 0;
+        state.latency_ms = Some(rtt_ms);
+        debug!(
+            "sender: ACK {seq} from {} after {rtt_ms} ms",
+            state.target.host
+        );
+    }
+}
+
+fn to_v6(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port()),
+        IpAddr::V6(_) => addr,
+    }
+}
+
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+/// One socket for both families when the host has IPv6, IPv4 only otherwise.
+fn open_socket() -> io::Result<(UdpSocket, bool)> {
+    let dual = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).and_then(|s| {
+        s.set_only_v6(false)?;
+        s.bind(&SocketAddr::from(([0u16; 8], 0)).into())?;
+        Ok(s)
+    });
+    match dual {
+        Ok(socket) => Ok((socket.into(), true)),
+        Err(e) => {
+            debug!("sender: no IPv6 socket ({e}); using IPv4 only");
+            Ok((UdpSocket::bind("0.0.0.0:0")?, false))
+        }
+    }
+}
+
+fn plugin_json(report: &PluginReport) -> Value {
+    let mut m = Map::new();
+    m.insert("kind".into(), json!(report.kind));
+    m.insert("at".into(), json!((report.at * 1000.0).round() / 1000.0));
+    match &report.result {
+        Ok(data) => m.insert("data".into(), data.clone()),
+        Err(e) => m.insert("error".into(), json!(e)),
+    };
+    Value::Object(m)
+}
+
+/// The sequence number of a valid ACK for `name`, or None. With a key, the
+/// ACK must be signed with it; a forged ACK cannot fake a round trip.
+pub fn parse_ack(datagram: &[u8], key: Option<&Key>, name: &str) -> Option<u64> {
+    let keyring;
+    let payload = match key {
+        Some(key) => {
+            keyring = Keyring::new(vec![key.clone()], Duration::from_secs(300));
+            keyring.open(datagram, SystemTime::now()).ok()?.payload
+        }
+        None => datagram,
+    };
+    let ack: Value = serde_json::from_slice(payload).ok()?;
+    (ack["ID"] == ACK_ID && ack["name"] == name)
+        .then(|| ack["seq"].as_u64())
+        .flatten()
+}
+
+pub fn spawn(
+    settings: SenderSettings,
+    inbox: Receiver<SenderMsg>,
+    to_self: Sender<SenderMsg>,
+) -> io::Result<JoinHandle<()>> {
+    let mut wire = Wire::new(settings)?;
+    if let Some(socket) = &wire.socket {
+        spawn_ack_reader(
+            socket.try_clone()?,
+            wire.key.clone(),
+            wire.name.clone(),
+            to_self,
+        )?;
+    }
+    std::thread::Builder::new()
+        .name("sender".into())
+        .spawn(move || {
+            let heartbeat = tick(wire.interval);
+            let mut batch: Vec<PluginReport> = Vec::new();
+            let mut flush_at: Option<Instant> = None;
+            wire.send(&[]);
+            loop {
+                let wait = flush_at.map_or(Duration::from_secs(3600), |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
+                select! {
+                    recv(heartbeat) -> _ => {
+                        wire.send(&batch);
+                        batch.clear();
+                        flush_at = None;
+                    },
+                    recv(inbox) -> msg => match msg {
+                        Ok(SenderMsg::Plugin(report)) => {
+                            batch.retain(|r| r.name != report.name);
+                            batch.push(report);
+                            flush_at.get_or_insert(Instant::now() + BATCH);
+                        }
+                        Ok(SenderMsg::Ack { from, seq, at }) => wire.handle_ack(from, seq, at),
+                        Ok(SenderMsg::Shutdown) | Err(_) => break,
+                    },
+                    default(wait) => {
+                        wire.send(&batch);
+                        batch.clear();
+                        flush_at = None;
+                    },
+                }
+            }
+            info!("sender: stopped");
+        })
+}
+
+fn spawn_ack_reader(
+    socket: UdpSocket,
+    key: Option<Key>,
+    name: String,
+    to_sender: Sender<SenderMsg>,
+) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("acks".into())
+        .stack_size(128 << 10)
+        .spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let at = Instant::now();
+                if let Some(seq) = parse_ack(&buf[..len], key.as_ref(), &name) {
+                    if to_sender.send(SenderMsg::Ack { from, seq, at }).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// `--once`: send one heartbeat with `reports` and wait until every target
+/// acknowledged it (sending again up to three times), or print it.
+pub fn send_once(settings: SenderSettings, reports: Vec<PluginReport>) -> Result<(), String> {
+    let mut wire = Wire::new(settings).map_err(|e| format!("open socket: {e}"))?;
+    if wire.print {
+        wire.send(&reports);
+        return Ok(());
+    }
+    if wire.targets.is_empty() {
+        return Err("no server to send to: give -s HOST or set `server`".into());
+    }
+    let socket = wire
+        .socket
+        .as_ref()
+        .ok_or("no socket")?
+        .try_clone()
+        .map_err(|e| e.to_string())?;
+    let mut acked = vec![false; wire.targets.len()];
+    for _attempt in 0..3 {
+        wire.send(&reports);
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        let mut buf = [0u8; 2048];
+        while acked.iter().any(|a| !a) && Instant::now() < deadline {
+            let _ = socket.set_read_timeout(Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ));
+            let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            if let Some(seq) = parse_ack(&buf[..len], wire.key.as_ref(), &wire.name) {
+                let at = Instant::now();
+                if let Some(index) = wire
+                    .targets
+                    .iter()
+                    .position(|t| t.addr.is_some_and(|a| same_endpoint(a, from)))
+                {
+                    if wire.in_flight.contains_key(&(index, seq)) {
+                        acked[index] = true;
+                        wire.handle_ack(from, seq, at);
+                        info!(
+                            "ACK from {} after {} ms",
+                            wire.targets[index].target.host,
+                            wire.targets[index].latency_ms.unwrap_or(0.0)
+                        );
+                    }
+                }
+            }
+        }
+        if acked.iter().all(|a| *a) {
+            return Ok(());
+        }
+    }
+    let silent: Vec<String> = wire
+        .targets
+        .iter()
+        .zip(&acked)
+        .filter(|(_, a)| !**a)
+        .map(|(t, _)| format!("{}:{}", t.target.host, t.target.port))
+        .collect();
+    Err(format!("no ACK from {}", silent.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(max: usize, key: Option<Key>) -> Wire {
+        let settings = SenderSettings {
+            name: "h1".into(),
+            interval: Duration::from_secs(30),
+            targets: vec![],
+            key,
+            max_datagram_size: max,
+            print: true,
+        };
+        Wire::new(settings).unwrap()
+    }
+
+    fn report(name: &str, size: usize) -> (String, Value) {
+        // Incompressible data of `size` letters (xorshift, seeded by the name).
+        let mut x: u64 =
+            0x9E37_79B9_7F4A_7C15 ^ name.len() as u64 ^ u64::from(name.as_bytes()[name.len() - 1]);
+        let data: String = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        (
+            name.to_string(),
+            json!({"kind": "monitor", "at": 1.0, "data": {"blob": data}}),
+        )
+    }
+
+    #[test]
+    fn small_message_is_one_heartbeat() {
+        let mut w = wire(1400, None);
+        let messages = w.messages(Some(1.5), &[report("a", 10)]);
+        assert_eq!(messages.len(), 1);
+        let m = &messages[0].1;
+        assert_eq!(
+            (
+                m["ID"].as_str(),
+                m["name"].as_str(),
+                m["interval"].as_u64(),
+                m["latency_ms"].as_f64()
+            ),
+            (Some("HTB"), Some("h1"), Some(30), Some(1.5))
+        );
+        assert!(m["plugins"]["a"]["data"].is_object());
+    }
+
+    #[test]
+    fn large_plugin_data_is_split_into_datagrams_that_fit() {
+        let key = Key::new("k", b"0123456789abcdef", vec![]).unwrap();
+        let mut w = wire(1400, Some(key));
+        let plugins: Vec<_> = (0..6).map(|i| report(&format!("p{i}"), 900)).collect();
+        let messages = w.messages(None, &plugins);
+        assert!(messages.len() > 1);
+        assert_eq!(messages[0].1["ID"], "HTB");
+        assert!(messages[1..]
+            .iter()
+            .all(|(_, m)| m["ID"] == "PLG" && m.get("interval").is_none()));
+        let mut seen: Vec<String> = Vec::new();
+        for (_, m) in &messages {
+            assert!(w.encoded_len(m) <= 1400, "{} bytes", w.encoded_len(m));
+            seen.extend(m["plugins"].as_object().unwrap().keys().cloned());
+        }
+        seen.sort();
+        assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4", "p5"]);
+        let seqs: Vec<u64> = messages.iter().map(|(s, _)| *s).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_plugin_too_large_for_any_datagram_becomes_an_error() {
+        let mut w = wire(1400, None);
+        let messages = w.messages(None, &[report("huge", 200_000)]);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            messages[0].1["plugins"]["huge"]["error"],
+            "data too large for one datagram"
+        );
+    }
+
+    #[test]
+    fn acks_must_match_name_and_key() {
+        assert_eq!(
+            parse_ack(br#"{"ID":"ACK","name":"h1","seq":5}"#, None, "h1"),
+            Some(5)
+        );
+        assert_eq!(
+            parse_ack(br#"{"ID":"ACK","name":"h2","seq":5}"#, None, "h1"),
+            None
+        );
+        assert_eq!(parse_ack(b"junk", None, "h1"), None);
+        let key = Key::new("k", b"0123456789abcdef", vec![]).unwrap();
+        let sealed = key.seal(
+            unix_micros(SystemTime::now()),
+            br#"{"ID":"ACK","name":"h1","seq":6}"#,
+        );
+        assert_eq!(parse_ack(&sealed, Some(&key), "h1"), Some(6));
+        assert_eq!(
+            parse_ack(br#"{"ID":"ACK","name":"h1","seq":6}"#, Some(&key), "h1"),
+            None,
+            "unsigned ACK with a key"
+        );
+    }
+
+    #[test]
+    fn signed_timestamps_strictly_increase() {
+        let key = Key::new("k", b"0123456789abcdef", vec![]).unwrap();
+        let mut w = wire(1400, Some(key));
+        let m = json!({"ID": "HTB"});
+        let stamps: Vec<u64> = (0..100)
+            .map(|_| {
+                let d = w.encode(&m);
+                u64::from_be_bytes(d[6..14].try_into().unwrap())
+            })
+            .collect();
+        assert!(stamps.windows(2).all(|p| p[0] < p[1]));
+    }
+}
