@@ -157,9 +157,11 @@ impl Wire {
             let messages = self.messages(self.targets[index].latency_ms, &plugins);
             for (seq, message) in messages {
                 let datagram = self.encode(&message);
+                // Taken before sending: the ACK may be read before send_to returns.
+                let sent = Instant::now();
                 match self.socket.as_ref().map(|s| s.send_to(&datagram, addr)) {
                     Some(Ok(_)) => {
-                        self.in_flight.insert((index, seq), Instant::now());
+                        self.in_flight.insert((index, seq), sent);
                         seqs.push(seq);
                     }
                     Some(Err(e)) => warn!(
@@ -315,7 +317,10 @@ impl Wire {
             Ok(Some(addr)) => {
                 let addr = if self.v6 { to_v6(addr) } else { addr };
                 if state.addr != Some(addr) {
-                    info!("sender: {host} is {}", addr.ip().to_canonical());
+                    info!(
+                        "sender: sending to {host} port {port} at {}",
+                        addr.ip().to_canonical()
+                    );
                 }
                 state.addr = Some(addr);
             }
