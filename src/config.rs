@@ -29,9 +29,11 @@ pub const KEYS: &[&str] = &[
     "grace",
     "keys",
     "auth_window",
+    "max_hosts",
     "plugin_history",
     "max_plugins_per_host",
     "max_plugin_keys",
+    "max_plugin_size",
     "pickfile",
     "state_save_interval",
     "pidfile",
@@ -103,9 +105,11 @@ pub struct Config {
     pub grace: f64,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
+    pub max_hosts: usize,
     pub plugin_history: usize,
     pub max_plugins_per_host: usize,
     pub max_plugin_keys: usize,
+    pub max_plugin_size: usize,
     pub pickfile: PathBuf,
     pub state_save_interval: u64,
     pub pidfile: PathBuf,
@@ -129,9 +133,11 @@ impl Default for Config {
             grace: 30.0,
             keys: Vec::new(),
             auth_window: 300,
+            max_hosts: 100_000,
             plugin_history: 50,
             max_plugins_per_host: 32,
             max_plugin_keys: 1000,
+            max_plugin_size: 65536,
             pickfile: "hbd-state.json".into(),
             state_save_interval: 60,
             pidfile: "hbd.pid".into(),
@@ -191,6 +197,7 @@ pub struct UdpSettings {
 pub struct CoreSettings {
     pub grace: Duration,
     pub state_save_interval: Duration,
+    pub max_hosts: usize,
     pub plugin_history: usize,
     pub max_plugins_per_host: usize,
 }
@@ -271,6 +278,8 @@ impl Config {
             ("plugin_history", self.plugin_history, 10_000),
             ("max_plugins_per_host", self.max_plugins_per_host, 1000),
             ("max_plugin_keys", self.max_plugin_keys, 1_000_000),
+            ("max_plugin_size", self.max_plugin_size, 64 << 20),
+            ("max_hosts", self.max_hosts, 100_000_000),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(invalid(key, format!("{value} is outside 1 to {max}")));
@@ -347,6 +356,7 @@ impl Config {
             plugin_limits: PluginLimits {
                 max_plugins: self.max_plugins_per_host,
                 max_keys: self.max_plugin_keys,
+                max_bytes: self.max_plugin_size,
             },
         }
     }
@@ -355,6 +365,7 @@ impl Config {
         CoreSettings {
             grace: Duration::from_secs_f64(self.grace),
             state_save_interval: Duration::from_secs(self.state_save_interval),
+            max_hosts: self.max_hosts,
             plugin_history: self.plugin_history,
             max_plugins_per_host: self.max_plugins_per_host,
         }

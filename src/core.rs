@@ -203,10 +203,13 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
 pub struct HostTable {
     hosts: HashMap<String, Host>,
     grace: f64,
+    max_hosts: usize,
     plugin_history: usize,
     max_plugins_per_host: usize,
     /// Plugin samples refused because their host has too many plugins.
     pub dropped_plugins: u64,
+    /// Messages from new hosts refused because the table is full.
+    pub dropped_hosts: u64,
     /// When this run started: a host restored from the state file gets its
     /// full interval plus grace from here before it can be declared down.
     started: f64,
@@ -218,9 +221,11 @@ impl HostTable {
         HostTable {
             hosts,
             grace: settings.grace.as_secs_f64(),
+            max_hosts: settings.max_hosts,
             plugin_history: settings.plugin_history,
             max_plugins_per_host: settings.max_plugins_per_host,
             dropped_plugins: 0,
+            dropped_hosts: 0,
             started,
         }
     }
@@ -245,6 +250,10 @@ impl HostTable {
     pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>) {
         let now = unix_seconds(hb.received_at);
         if !self.hosts.contains_key(&hb.name) {
+            if self.hosts.len() >= self.max_hosts {
+                self.dropped_hosts += 1;
+                return;
+            }
             events.push(Event::HostNew {
                 name: hb.name.clone(),
                 address: hb.source,
@@ -365,6 +374,8 @@ pub fn spawn(
                 table,
                 outputs,
                 events: Vec::new(),
+                reported_drops: (0, 0),
+                last_drop_report: None,
             }
             .run(inbox, settings.state_save_interval);
         })
@@ -375,7 +386,13 @@ struct Core {
     outputs: CoreOutputs,
     /// Reused buffer for the events of one message or tick.
     events: Vec<Event>,
+    /// Refusals (full table, too many plugins) already reported, and when.
+    reported_drops: (u64, u64),
+    last_drop_report: Option<Instant>,
 }
+
+/// At most one warning about refused hosts or plugins in this long.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 impl Core {
     /// Runs until `udp` hangs up (shutdown), then hands the final table to
@@ -410,6 +427,21 @@ impl Core {
         let at = unix_seconds(hb.received_at);
         self.table.heartbeat(hb, &mut self.events);
         self.dispatch(at);
+        let drops = (self.table.dropped_hosts, self.table.dropped_plugins);
+        if drops != self.reported_drops
+            && self
+                .last_drop_report
+                .is_none_or(|t| t.elapsed() >= DROP_REPORT_EVERY)
+        {
+            warn!(
+                "core: refused {} messages from new hosts (max_hosts {} reached) and {} plugin samples (max_plugins_per_host reached) so far",
+                drops.0,
+                self.table.len(),
+                drops.1
+            );
+            self.reported_drops = drops;
+            self.last_drop_report = Some(Instant::now());
+        }
     }
 
     fn handle_tick(&mut self) {
@@ -463,6 +495,7 @@ mod tests {
         CoreSettings {
             grace: Duration::from_secs(5),
             state_save_interval: Duration::from_secs(60),
+            max_hosts: 2,
             plugin_history: 3,
             max_plugins_per_host: 2,
         }
@@ -578,6 +611,17 @@ mod tests {
             "max 2 plugins per host"
         );
         assert_eq!(t.dropped_plugins, 1);
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_hosts_but_not_known_ones() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        for name in ["a", "b", "c"] {
+            t.heartbeat(hb(name, "10.0.0.1", 1000.0), &mut ev);
+        }
+        assert_eq!((t.len(), t.dropped_hosts), (2, 1));
+        t.heartbeat(hb("a", "10.0.0.1", 1001.0), &mut ev);
+        assert_eq!(t.get("a").unwrap().count, 2);
     }
 
     #[test]

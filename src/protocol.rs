@@ -150,6 +150,8 @@ pub struct PluginLimits {
     pub max_plugins: usize,
     /// Object keys and array elements in one plugin's data, at every depth.
     pub max_keys: usize,
+    /// Bytes of one plugin's data as compact JSON.
+    pub max_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -388,7 +390,15 @@ impl Decoder {
                         self.limits.max_keys
                     ));
                 }
-                (Some(Json::from(Arc::<str>::from(value.to_string()))), None)
+                let text = value.to_string();
+                if text.len() > self.limits.max_bytes {
+                    return Err(format!(
+                        "{} bytes exceed max_plugin_size {}",
+                        text.len(),
+                        self.limits.max_bytes
+                    ));
+                }
+                (Some(Json::from(Arc::<str>::from(text))), None)
             }
             (None, Some(error)) => (None, Some(truncate_chars(&error, 1000).to_string())),
             _ => return Err("needs exactly one of `data` and `error`".into()),
@@ -553,6 +563,7 @@ mod tests {
     const LIMITS: PluginLimits = PluginLimits {
         max_plugins: 3,
         max_keys: 20,
+        max_bytes: 100,
     };
 
     fn now() -> SystemTime {
@@ -828,6 +839,7 @@ mod tests {
                 "a6": entry(serde_json::json!({"y": 2})),
                 "a7": entry(serde_json::json!({"z": 3})),
                 "a8": entry(serde_json::json!({"w": 4})),
+                "a0": entry(serde_json::json!({"long": "x".repeat(100)})),
             }
         });
         let a = d.decode(message.to_string().as_bytes(), now()).unwrap();
@@ -841,6 +853,7 @@ mod tests {
             "a4: needs exactly one",
             "a5: unknown variant",
             "a8: more than 3 plugins",
+            "a0: 111 bytes exceed max_plugin_size 100",
         ] {
             assert!(why.contains(expected), "{expected} in {why}");
         }
