@@ -99,7 +99,7 @@ impl ClientConfig {
         } else {
             serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
                 path: origin.to_string(),
-                message: explain_yaml_error(&e.to_string(), KEYS),
+                message: explain_yaml_error(&e.to_string(), KEYS, &[]),
             })?
         };
         config.check(origin)?;
@@ -356,6 +356,15 @@ mod tests {
                 "name: `bad name` is not an RFC 1123 host name",
             ),
             ("server: 'h:notaport'\n", "`notaport` in server"),
+            (
+                "plugins:\n  memory_monitor:\n    interval: 18446744073709551615\n",
+                "plugins.memory_monitor.interval: 18446744073709551615 is outside",
+            ),
+            (
+                "plugins:\n  exec:\n    - {name: x, command: y, timeout: 99999999}\n",
+                "plugins.exec[0]: timeout: 99999999 is outside",
+            ),
+            ("dyndomains: [a]\n", "unknown key `dyndomains`"),
             (
                 "key: {id: k, secret: short}\n",
                 "key: secret of key `k` is shorter than 16 bytes",

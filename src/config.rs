@@ -227,7 +227,7 @@ impl Config {
         } else {
             serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
                 path: origin.to_string(),
-                message: explain_yaml_error(&e.to_string(), KEYS),
+                message: explain_yaml_error(&e.to_string(), KEYS, NOT_YET_SUPPORTED),
             })?
         };
         config.check(origin)?;
@@ -288,10 +288,10 @@ impl Config {
         if self.auth_window == 0 {
             return Err(invalid("auth_window", "must be at least 1 second".into()));
         }
-        if self.state_save_interval == 0 {
+        if !(1..=86400).contains(&self.state_save_interval) {
             return Err(invalid(
                 "state_save_interval",
-                "must be at least 1 second".into(),
+                format!("{} is outside 1 to 86400 seconds", self.state_save_interval),
             ));
         }
         if self.journal_file.is_empty() || self.journal_file.contains('/') {
@@ -382,7 +382,8 @@ impl Config {
 
 /// Rewrites serde_yaml's "unknown field" message into one that names the key
 /// and suggests the nearest real one; other messages pass through.
-pub fn explain_yaml_error(message: &str, keys: &[&str]) -> String {
+/// `later` lists keys of features this version lacks, with the feature.
+pub fn explain_yaml_error(message: &str, keys: &[&str], later: &[(&str, &str)]) -> String {
     let Some(rest) = message.strip_prefix("unknown field `").or_else(|| {
         message
             .find(": unknown field `")
@@ -398,7 +399,8 @@ pub fn explain_yaml_error(message: &str, keys: &[&str]) -> String {
         .find(": unknown field")
         .map(|i| &message[..i + 2])
         .unwrap_or("");
-    if let Some((_, feature)) = NOT_YET_SUPPORTED.iter().find(|(k, _)| *k == key) {
+    let top_level = prefix.is_empty();
+    if let Some((_, feature)) = later.iter().find(|(k, _)| top_level && *k == key) {
         return format!(
             "{prefix}key `{key}` configures {feature}, which this version of hbd does not have yet; remove it"
         );
@@ -409,7 +411,7 @@ pub fn explain_yaml_error(message: &str, keys: &[&str]) -> String {
         .filter(|k| edit_distance(k, key) <= 2)
     {
         Some(near) if prefix.is_empty() => format!("unknown key `{key}` (did you mean `{near}`?)"),
-        _ => format!("{prefix}unknown key `{key}`; see hbd.yaml(5) for the keys"),
+        _ => format!("{prefix}unknown key `{key}`"),
     }
 }
 
@@ -505,6 +507,11 @@ mod tests {
             ("grace: -1\n", "grace"),
             ("journal_file: a/b\n", "journal_file"),
             ("max_message_size: 10\n", "max_message_size"),
+            (
+                "state_save_interval: 18446744073709551615\n",
+                "state_save_interval",
+            ),
+            ("max_hosts: 0\n", "max_hosts"),
             ("keys: [{id: a, secret: short}]\n", "keys[0]"),
             (
                 "keys: [{id: a, secret: 0123456789abcdef}, {id: a, secret: 0123456789abcdef}]\n",

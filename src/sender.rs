@@ -208,7 +208,9 @@ impl Wire {
             let message = if self.encoded_len(&message) > UDP_MAX {
                 let name = &group[0].0;
                 warn!("sender: data of plugin {name} does not fit into one UDP datagram even compressed; sending an error instead");
-                let error = json!({"error": "data too large for one datagram"});
+                // Keep the entry's kind and time: hbd needs both to store the error.
+                let entry = &group[0].1;
+                let error = json!({"kind": entry["kind"], "at": entry["at"], "error": "data too large for one datagram"});
                 self.message(first, seq, latency_ms, &[(name.clone(), error)])
             } else {
                 message
@@ -630,10 +632,27 @@ mod tests {
         let mut w = wire(1400, None);
         let messages = w.messages(None, &[report("huge", 200_000)]);
         assert_eq!(messages.len(), 1);
-        assert_eq!(
-            messages[0].1["plugins"]["huge"]["error"],
-            "data too large for one datagram"
+        // hbd must accept and store the error entry.
+        let limits = crate::protocol::PluginLimits {
+            max_plugins: 32,
+            max_keys: 1000,
+            max_bytes: 65536,
+        };
+        let mut decoder =
+            crate::protocol::Decoder::new(65536, 30.0, None, Default::default(), limits);
+        let accepted = decoder
+            .decode(messages[0].1.to_string().as_bytes(), SystemTime::now())
+            .unwrap();
+        assert!(
+            accepted.dropped_plugins.is_empty(),
+            "{:?}",
+            accepted.dropped_plugins
         );
+        assert_eq!(
+            accepted.plugins[0].error.as_deref(),
+            Some("data too large for one datagram")
+        );
+        assert_eq!(accepted.plugins[0].at, 1.0);
     }
 
     #[test]

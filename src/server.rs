@@ -117,7 +117,9 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
                 Err(_) => break Some("signal"),
             },
             default(SUPERVISE_EVERY) => {
-                if let Some((name, _)) = components.iter().find(|(_, handle)| handle.is_finished()) {
+                // Upstream first: a dead core also ends state and journal, which
+                // are downstream of it; the first one found is the cause.
+                if let Some((name, _)) = components.iter().rev().find(|(_, handle)| handle.is_finished()) {
                     break Some(*name);
                 }
             }

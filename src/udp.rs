@@ -63,10 +63,16 @@ pub fn bind(settings: &UdpSettings) -> io::Result<UdpSocket> {
     let effective = Socket::from(socket.try_clone()?)
         .recv_buffer_size()
         .unwrap_or(0);
-    // Linux reports twice the usable size and caps requests at net.core.rmem_max.
-    if effective < settings.recv_buffer_size {
+    // Linux doubles the request for its bookkeeping (and reports the doubled
+    // figure), and caps requests at net.core.rmem_max.
+    let usable = if cfg!(target_os = "linux") {
+        effective / 2
+    } else {
+        effective
+    };
+    if usable < settings.recv_buffer_size {
         warn!(
-            "udp: receive buffer is {effective} bytes, less than recv_buffer_size {}; raise net.core.rmem_max to avoid drops in bursts",
+            "udp: receive buffer is {usable} bytes, less than recv_buffer_size {}; raise net.core.rmem_max to avoid drops in bursts",
             settings.recv_buffer_size
         );
     }

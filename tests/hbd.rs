@@ -123,6 +123,11 @@ fn usage_errors_exit_2_and_help_and_version_exit_0() {
     assert!(stdout.starts_with(
         "usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]"
     ));
+    // --config=FILE and bundled -vv work as users type them.
+    fs::write(dir.join("eq.yaml"), "hb_port: 6002\n").unwrap();
+    let (code, stdout, stderr) = run_hbd(&["--check-config", "--config=eq.yaml", "-vv"], &dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("hb_port: 6002"), "{stdout}");
     let (code, stdout, _) = run_hbd(&["-V"], &dir);
     assert_eq!(
         (code, stdout.trim()),

@@ -55,13 +55,19 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         println!("hbc {}", env!("CARGO_PKG_VERSION"));
         return Ok(None);
     }
+    // pico-args has no bundled flags: -vv and -vvv are spelt out.
     let mut verbosity = 0;
+    while args.contains("-vvv") {
+        verbosity += 3;
+    }
+    while args.contains("-vv") {
+        verbosity += 2;
+    }
     while args.contains(["-v", "--verbose"]) {
         verbosity += 1;
     }
     let options = Options {
-        config: args
-            .opt_value_from_os_str(["-c", "--config"], |s| Ok::<_, String>(PathBuf::from(s)))?,
+        config: args.opt_value_from_str(["-c", "--config"])?,
         servers: args.values_from_str(["-s", "--server"])?,
         port: args.opt_value_from_str(["-p", "--port"])?,
         interval: args.opt_value_from_str(["-i", "--interval"])?,

@@ -13,7 +13,7 @@ usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-confi
            [-V|--version] [-h|--help]
 
   -c, --config FILE   read FILE (default: ~/.hb.yaml if it exists, else built-in defaults)
-  -f, --foreground    stay in the foreground and log to standard error
+  -f, --foreground    stay in the foreground; log to standard error unless logfile is set
   -v, --verbose       log more: once for debug, twice for trace
       --check-config  check the configuration, print it with defaults filled in, exit
   -V, --version       print the version and exit
@@ -41,13 +41,19 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         println!("hbd {}", env!("CARGO_PKG_VERSION"));
         return Ok(None);
     }
+    // pico-args has no bundled flags: -vv and -vvv are spelt out.
     let mut verbosity = 0;
+    while args.contains("-vvv") {
+        verbosity += 3;
+    }
+    while args.contains("-vv") {
+        verbosity += 2;
+    }
     while args.contains(["-v", "--verbose"]) {
         verbosity += 1;
     }
     let options = Options {
-        config: args
-            .opt_value_from_os_str(["-c", "--config"], |s| Ok::<_, String>(PathBuf::from(s)))?,
+        config: args.opt_value_from_str(["-c", "--config"])?,
         foreground: args.contains(["-f", "--foreground"]),
         verbosity,
         check_config: args.contains("--check-config"),

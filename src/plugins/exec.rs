@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::command::{self, split_words};
-use super::{default_true, Kind, Plugin};
+use super::{default_true, out_of_range, Kind, Plugin, MAX_INTERVAL, MAX_TIMEOUT};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -53,8 +53,11 @@ impl Options {
                 self.name
             ));
         }
-        if self.interval == 0 || self.timeout == 0 {
-            return Err("interval and timeout must be at least 1 second".into());
+        if let Some(problem) = out_of_range(self.interval, MAX_INTERVAL) {
+            return Err(format!("interval: {problem}"));
+        }
+        if let Some(problem) = out_of_range(self.timeout, MAX_TIMEOUT) {
+            return Err(format!("timeout: {problem}"));
         }
         split_words(&self.command).map(|_| ())
     }

@@ -62,6 +62,15 @@ impl std::fmt::Debug for Scheduled {
 }
 
 const MONITOR_INTERVAL: u64 = 300;
+/// A week: longer intervals are surely mistakes (and would overflow timers).
+pub const MAX_INTERVAL: u64 = 7 * 86400;
+/// A day, for plugin timeouts.
+pub const MAX_TIMEOUT: u64 = 86400;
+
+/// Why `seconds` is not from 1 to `max`, if it is not.
+pub fn out_of_range(seconds: u64, max: u64) -> Option<String> {
+    (!(1..=max).contains(&seconds)).then(|| format!("{seconds} is outside 1 to {max} seconds"))
+}
 const INFO_INTERVAL: u64 = 3600;
 
 fn default_true() -> bool {
@@ -114,10 +123,8 @@ impl PluginsConfig {
             ("nagios_runner", self.nagios_runner.common.interval),
         ];
         for (name, interval) in intervals {
-            if interval == Some(0) {
-                return Err(format!(
-                    "plugins.{name}.interval: must be at least 1 second"
-                ));
+            if let Some(problem) = interval.and_then(|i| out_of_range(i, MAX_INTERVAL)) {
+                return Err(format!("plugins.{name}.interval: {problem}"));
             }
         }
         self.nagios_runner.check()?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::command::{self, split_words};
-use super::{Common, Kind, Plugin};
+use super::{out_of_range, Common, Kind, Plugin, MAX_TIMEOUT};
 use crate::nagios::{PluginOutput, State};
 
 const DEFAULT_TIMEOUT: u64 = 30;
@@ -40,8 +40,8 @@ pub struct Options {
 
 impl Options {
     pub fn check(&self) -> Result<(), String> {
-        if self.timeout == Some(0) {
-            return Err("plugins.nagios_runner.timeout: must be at least 1 second".into());
+        if let Some(problem) = self.timeout.and_then(|t| out_of_range(t, MAX_TIMEOUT)) {
+            return Err(format!("plugins.nagios_runner.timeout: {problem}"));
         }
         for (i, check) in self.commands.iter().enumerate() {
             let line = match check {
@@ -49,8 +49,10 @@ impl Options {
                 CheckConfig::Named {
                     command, timeout, ..
                 } => {
-                    if *timeout == Some(0) {
-                        return Err(format!("plugins.nagios_runner.commands[{i}].timeout: must be at least 1 second"));
+                    if let Some(problem) = timeout.and_then(|t| out_of_range(t, MAX_TIMEOUT)) {
+                        return Err(format!(
+                            "plugins.nagios_runner.commands[{i}].timeout: {problem}"
+                        ));
                     }
                     command
                 }
