@@ -467,5 +467,9 @@ fn hbc_to_hbd_latency_history_splitting_and_restart() {
     let mut hbd = Hbd::start(&dir, hbd_config);
     hbd.wait_log("state: restored 1 hosts");
     assert!(hbd.stop().success());
-    assert_eq!(host_in_state(&dir, "e2e-host").unwrap(), before, "the host and its plugin store came back whole");
+    assert_eq!(
+        host_in_state(&dir, "e2e-host").unwrap(),
+        before,
+        "the host and its plugin store came back whole"
+    );
 }
