@@ -147,8 +147,9 @@ impl ClientConfig {
 
     /// The name hbc reports: `name`, else the system's host name.
     pub fn host_name(&self) -> Result<String, String> {
+        // hbd keeps (and acknowledges) host names in lower case.
         if let Some(name) = &self.name {
-            return Ok(name.clone());
+            return Ok(name.to_ascii_lowercase());
         }
         let name = sysinfo::System::host_name()
             .unwrap_or_default()
@@ -365,6 +366,7 @@ mod tests {
                 "plugins.exec[0]: timeout: 99999999 is outside",
             ),
             ("dyndomains: [a]\n", "unknown key `dyndomains`"),
+            ("plugins:\n  nagios_runner:\n    commands:\n      - {name: x, command: y, timout: 5}\n", "plugins.nagios_runner.commands: unknown key `timout`"),
             (
                 "key: {id: k, secret: short}\n",
                 "key: secret of key `k` is shorter than 16 bytes",

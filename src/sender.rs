@@ -434,9 +434,8 @@ pub fn spawn(
             let mut flush_at: Option<Instant> = None;
             wire.send(&[]);
             loop {
-                let wait = flush_at.map_or(Duration::from_secs(3600), |at| {
-                    at.saturating_duration_since(Instant::now())
-                });
+                // Wakes for a pending batch only; heartbeats come from the ticker.
+                let flush = flush_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
                 select! {
                     recv(heartbeat) -> _ => {
                         wire.send(&batch);
@@ -452,7 +451,7 @@ pub fn spawn(
                         Ok(SenderMsg::Ack { from, seq, at }) => wire.handle_ack(from, seq, at),
                         Ok(SenderMsg::Shutdown) | Err(_) => break,
                     },
-                    default(wait) => {
+                    recv(flush) -> _ => {
                         wire.send(&batch);
                         batch.clear();
                         flush_at = None;

@@ -70,7 +70,10 @@ fn once_print_shows_every_system_plugin_field_by_field() {
     assert_eq!(messages.len(), 1, "everything fits one heartbeat");
     let m = &messages[0];
     assert_eq!(m["ID"], "HTB");
-    assert_eq!(m["name"], "Test-Host");
+    assert_eq!(
+        m["name"], "test-host",
+        "sent in lower case, as hbd keeps it"
+    );
     assert_eq!(m["interval"], 45);
     assert!(m["seq"].as_u64().is_some());
     assert!(m["client"].as_str().unwrap().starts_with("hbc "));
@@ -309,7 +312,8 @@ fn once_exits_0_only_when_acknowledged() {
     let dir = TempDir::new("onceack");
     let mut hbd = Hbd::start(&dir, "");
     let server = format!("127.0.0.1:{}", hbd.addr.port());
-    let mut args = vec!["--once", "-s", server.as_str(), "--name", "once-host"];
+    // A capitalised name is acknowledged too (hbd answers in lower case).
+    let mut args = vec!["--once", "-s", server.as_str(), "--name", "Once-Host"];
     let disabled = disable_all_but(&[]);
     args.extend(disabled.iter().map(String::as_str));
     let out = hbc(&dir, &args);

@@ -217,9 +217,11 @@ impl PluginsConfig {
                 nagios.common.interval,
             );
         }
+        // `exec` on the command line stands for every exec plugin.
         let all_exec_disabled = disable.iter().any(|d| d == "exec");
+        let all_exec_enabled = enable.iter().any(|e| e == "exec");
         for e in &self.exec {
-            if !all_exec_disabled && on(&e.name, e.enabled) {
+            if !all_exec_disabled && on(&e.name, e.enabled || all_exec_enabled) {
                 add(Box::new(exec::Exec::new(e)), Some(e.interval));
             }
         }

@@ -14,16 +14,33 @@ use crate::nagios::{PluginOutput, State};
 const DEFAULT_TIMEOUT: u64 = 30;
 
 /// A check: a command line, or a command with its own name and timeout.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum CheckConfig {
     Line(String),
-    Named {
-        name: String,
-        command: String,
-        #[serde(default)]
-        timeout: Option<u64>,
-    },
+    Named(NamedCheck),
+}
+
+/// By hand rather than `untagged`, so that a typo in a named check is
+/// reported as the unknown key it is, not as "did not match any variant".
+impl<'de> Deserialize<'de> for CheckConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_yaml::Value::deserialize(deserializer)? {
+            serde_yaml::Value::String(line) => Ok(CheckConfig::Line(line)),
+            other => NamedCheck::deserialize(other)
+                .map(CheckConfig::Named)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedCheck {
+    pub name: String,
+    pub command: String,
+    #[serde(default)]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -46,9 +63,9 @@ impl Options {
         for (i, check) in self.commands.iter().enumerate() {
             let line = match check {
                 CheckConfig::Line(line) => line,
-                CheckConfig::Named {
+                CheckConfig::Named(NamedCheck {
                     command, timeout, ..
-                } => {
+                }) => {
                     if let Some(problem) = timeout.and_then(|t| out_of_range(t, MAX_TIMEOUT)) {
                         return Err(format!(
                             "plugins.nagios_runner.commands[{i}].timeout: {problem}"
@@ -81,11 +98,11 @@ impl NagiosRunner {
         for config in &options.commands {
             let (name, command, timeout) = match config {
                 CheckConfig::Line(line) => (None, line, None),
-                CheckConfig::Named {
+                CheckConfig::Named(NamedCheck {
                     name,
                     command,
                     timeout,
-                } => (Some(name.clone()), command, *timeout),
+                }) => (Some(name.clone()), command, *timeout),
             };
             // Options::check has proven every command line splits.
             let words = split_words(command).unwrap_or_default();
