@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::auth::{HostPattern, Key, Keyring};
+use crate::http::HttpSettings;
 use crate::protocol::PluginLimits;
 
 /// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`.
@@ -25,6 +26,9 @@ pub const KEYS: &[&str] = &[
     "hb_port",
     "recv_buffer_size",
     "max_message_size",
+    "hbd_host",
+    "hbd_port",
+    "cors_origins",
     "interval",
     "grace",
     "keys",
@@ -49,8 +53,6 @@ pub const KEYS: &[&str] = &[
 /// Keys of the Python hbd that belong to features this version does not have
 /// yet; named in the error so a user switching over knows why their file fails.
 const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("hbd_host", "the HTTP API and WebSocket server"),
-    ("hbd_port", "the HTTP API and WebSocket server"),
     ("ws_port", "the WebSocket server"),
     ("wss_port", "the WebSocket server"),
     ("cert_path", "the WebSocket server"),
@@ -101,6 +103,9 @@ pub struct Config {
     pub hb_port: u16,
     pub recv_buffer_size: usize,
     pub max_message_size: usize,
+    pub hbd_host: String,
+    pub hbd_port: u16,
+    pub cors_origins: Vec<String>,
     pub interval: f64,
     pub grace: f64,
     pub keys: Vec<KeyConfig>,
@@ -129,6 +134,9 @@ impl Default for Config {
             hb_port: 50003,
             recv_buffer_size: 4 << 20,
             max_message_size: 1 << 20,
+            hbd_host: "127.0.0.1".into(),
+            hbd_port: 50004,
+            cors_origins: Vec::new(),
             interval: 30.0,
             grace: 30.0,
             keys: Vec::new(),
@@ -250,6 +258,25 @@ impl Config {
                 ),
             ));
         }
+        if self.hbd_host.parse::<IpAddr>().is_err() {
+            return Err(invalid(
+                "hbd_host",
+                format!(
+                    "`{}` is not an IP address (use :: for all addresses)",
+                    self.hbd_host
+                ),
+            ));
+        }
+        if let Some(bad) = self
+            .cors_origins
+            .iter()
+            .find(|o| !(*o == "*" || o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(invalid(
+                "cors_origins",
+                format!("`{bad}` is neither * nor an http:// or https:// origin"),
+            ));
+        }
         if !(1024..=64 << 20).contains(&self.max_message_size) {
             return Err(invalid(
                 "max_message_size",
@@ -358,6 +385,17 @@ impl Config {
                 max_keys: self.max_plugin_keys,
                 max_bytes: self.max_plugin_size,
             },
+        }
+    }
+
+    pub fn http(&self) -> HttpSettings {
+        let ip: IpAddr = self
+            .hbd_host
+            .parse()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        HttpSettings {
+            bind: SocketAddr::new(ip, self.hbd_port),
+            cors_origins: self.cors_origins.clone(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{select, tick, Receiver, Sender, TrySendError};
+use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
@@ -27,11 +27,57 @@ use crate::state::StateMsg;
 /// How often the core looks for hosts that fell silent.
 const TICK: Duration = Duration::from_secs(1);
 
-/// What the core receives.
+/// What the core receives from `udp`.
 #[derive(Debug)]
 pub enum Inbound {
     /// An accepted heartbeat from `udp`.
     Heartbeat(Heartbeat),
+    /// `udp`'s counters, sent once a second when they changed.
+    Stats(UdpStats),
+}
+
+/// What `udp` counted since it started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UdpStats {
+    pub received: u64,
+    /// Indexed by `RejectReason::index()`.
+    pub rejected: Vec<u64>,
+    pub dropped_plugins: u64,
+}
+
+/// What others (`http`) ask the core. Each carries a channel of capacity 1
+/// for the answer, so answering never blocks the core.
+#[derive(Debug)]
+pub enum Query {
+    /// Every host; plugins listed by kind, without samples.
+    Hosts(Sender<Vec<Host>>),
+    /// One host with its plugins' latest samples.
+    Host {
+        name: String,
+        reply: Sender<Option<Host>>,
+    },
+    /// One plugin's newest `limit` samples: None for an unknown host,
+    /// Some(None) for an unknown plugin.
+    History {
+        name: String,
+        plugin: String,
+        limit: usize,
+        reply: Sender<Option<Option<PluginSeries>>>,
+    },
+    /// What `/metrics` shows.
+    Metrics(Sender<MetricsSnapshot>),
+}
+
+/// The figures `/metrics` exports, gathered in one turn of the core.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    /// With their plugins' latest samples.
+    pub hosts: Vec<Host>,
+    pub udp: UdpStats,
+    pub inbound_queue: usize,
+    pub journal_queue: usize,
+    pub dropped_hosts: u64,
+    pub dropped_plugins: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +187,49 @@ pub struct Host {
     pub plugins: BTreeMap<String, PluginSeries>,
 }
 
+impl Host {
+    /// A copy whose plugin series hold only their newest `keep` samples:
+    /// what queries need, without copying whole histories.
+    pub fn with_newest(&self, keep: usize) -> Host {
+        let plugins = self
+            .plugins
+            .iter()
+            .map(|(name, series)| {
+                let skip = series.samples.len().saturating_sub(keep);
+                let samples = series.samples.iter().skip(skip).cloned().collect();
+                (
+                    name.clone(),
+                    PluginSeries {
+                        kind: series.kind,
+                        samples,
+                    },
+                )
+            })
+            .collect();
+        Host {
+            plugins,
+            ..self.clone_without_plugins()
+        }
+    }
+
+    fn clone_without_plugins(&self) -> Host {
+        Host {
+            name: self.name.clone(),
+            address: self.address,
+            port: self.port,
+            interval: self.interval,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            count: self.count,
+            status: self.status,
+            status_since: self.status_since,
+            last_signed_us: self.last_signed_us,
+            latency_ms: self.latency_ms,
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
 /// A change in what hbd knows about a host; later components (notifier, DNS,
 /// WebSocket) act on these.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,6 +333,13 @@ impl HostTable {
 
     pub fn snapshot(&self) -> Vec<Host> {
         self.hosts.values().cloned().collect()
+    }
+
+    /// Hosts sorted by name, each series cut to its newest `keep` samples.
+    pub fn hosts_with(&self, keep: usize) -> Vec<Host> {
+        let mut hosts: Vec<Host> = self.hosts.values().map(|h| h.with_newest(keep)).collect();
+        hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        hosts
     }
 
     /// Records a heartbeat (or plugin data); pushes the events it causes onto `events`.
@@ -364,6 +460,7 @@ pub fn spawn(
     settings: CoreSettings,
     hosts: Vec<Host>,
     inbox: Receiver<Inbound>,
+    queries: Receiver<Query>,
     outputs: CoreOutputs,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -376,8 +473,9 @@ pub fn spawn(
                 events: Vec::new(),
                 reported_drops: (0, 0),
                 last_drop_report: None,
+                udp_stats: UdpStats::default(),
             }
-            .run(inbox, settings.state_save_interval);
+            .run(inbox, queries, settings.state_save_interval);
         })
 }
 
@@ -389,6 +487,7 @@ struct Core {
     /// Refusals (full table, too many plugins) already reported, and when.
     reported_drops: (u64, u64),
     last_drop_report: Option<Instant>,
+    udp_stats: UdpStats,
 }
 
 /// At most one warning about refused hosts or plugins in this long.
@@ -397,7 +496,12 @@ const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
 impl Core {
     /// Runs until `udp` hangs up (shutdown), then hands the final table to
     /// the state writer.
-    fn run(mut self, inbox: Receiver<Inbound>, save_interval: Duration) {
+    fn run(
+        mut self,
+        inbox: Receiver<Inbound>,
+        mut queries: Receiver<Query>,
+        save_interval: Duration,
+    ) {
         info!(
             "core: tracking {} hosts from the state file",
             self.table.len()
@@ -408,7 +512,13 @@ impl Core {
             select! {
                 recv(inbox) -> msg => match msg {
                     Ok(Inbound::Heartbeat(hb)) => self.handle_heartbeat(hb),
+                    Ok(Inbound::Stats(stats)) => self.udp_stats = stats,
                     Err(_) => break,
+                },
+                recv(queries) -> query => match query {
+                    Ok(query) => self.handle_query(query, inbox.len()),
+                    // No one asks any more (http has stopped): stop listening.
+                    Err(_) => queries = never(),
                 },
                 recv(ticker) -> _ => {
                     self.handle_tick();
@@ -441,6 +551,49 @@ impl Core {
             );
             self.reported_drops = drops;
             self.last_drop_report = Some(Instant::now());
+        }
+    }
+
+    fn handle_query(&self, query: Query, inbound_queue: usize) {
+        // A requester that gave up has dropped its receiver; nothing to do then.
+        match query {
+            Query::Hosts(reply) => {
+                let _ = reply.send(self.table.hosts_with(0));
+            }
+            Query::Host { name, reply } => {
+                let _ = reply.send(
+                    self.table
+                        .get(&name.to_ascii_lowercase())
+                        .map(|h| h.with_newest(1)),
+                );
+            }
+            Query::History {
+                name,
+                plugin,
+                limit,
+                reply,
+            } => {
+                let answer = self.table.get(&name.to_ascii_lowercase()).map(|host| {
+                    host.plugins.get(&plugin).map(|series| {
+                        let skip = series.samples.len().saturating_sub(limit);
+                        PluginSeries {
+                            kind: series.kind,
+                            samples: series.samples.iter().skip(skip).cloned().collect(),
+                        }
+                    })
+                });
+                let _ = reply.send(answer);
+            }
+            Query::Metrics(reply) => {
+                let _ = reply.send(MetricsSnapshot {
+                    hosts: self.table.hosts_with(1),
+                    udp: self.udp_stats.clone(),
+                    inbound_queue,
+                    journal_queue: self.outputs.to_journal.as_ref().map_or(0, |j| j.len()),
+                    dropped_hosts: self.table.dropped_hosts,
+                    dropped_plugins: self.table.dropped_plugins,
+                });
+            }
         }
     }
 

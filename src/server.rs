@@ -19,6 +19,7 @@ use crate::auth::ReplayGuard;
 use crate::config::Config;
 use crate::core::{self, CoreOutputs};
 use crate::daemon::{self, PidFile};
+use crate::http;
 use crate::journal::{self, Journal, JournalMsg};
 use crate::udp::{self, UdpOutputs};
 use crate::{logging, state};
@@ -29,6 +30,9 @@ const CORE_CAPACITY: usize = 4096;
 /// udp, core → journal. Full: senders block, because no line may be lost;
 /// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
 const JOURNAL_CAPACITY: usize = 8192;
+/// http → core. Full: the request waits (up to 5 s, then 503); queries
+/// are answered in microseconds, so this only fills if the core is stuck.
+const QUERY_CAPACITY: usize = 64;
 /// core → state. Full: the core skips that periodic save (the queued one is
 /// as good); the final save at shutdown waits.
 const STATE_CAPACITY: usize = 1;
@@ -49,6 +53,8 @@ enum Control {
 pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     let udp_settings = config.udp();
     let socket = udp::bind(&udp_settings)?;
+    let http_settings = config.http();
+    let http_server = http::bind(&http_settings)?;
     let journal = config.journal().map(Journal::open).transpose()?;
     state::check_writable(&config.pickfile)?;
     let _pidfile = if foreground {
@@ -76,6 +82,7 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     let (to_journal, journal_inbox) = bounded(JOURNAL_CAPACITY);
     let (to_state, state_inbox) = bounded(STATE_CAPACITY);
     let (stop_udp, udp_stop) = bounded::<()>(0);
+    let (to_core_queries, core_queries) = bounded(QUERY_CAPACITY);
     let to_journal = journal.is_some().then_some(to_journal);
 
     let mut components: Vec<(&str, JoinHandle<()>)> = Vec::new();
@@ -89,7 +96,7 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     };
     components.push((
         "core",
-        core::spawn(config.core(), hosts, core_inbox, core_outputs)?,
+        core::spawn(config.core(), hosts, core_inbox, core_queries, core_outputs)?,
     ));
     let udp_outputs = UdpOutputs {
         to_core,
@@ -99,6 +106,9 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
         "udp",
         udp::spawn(socket, udp_settings, replay, udp_outputs, udp_stop)?,
     ));
+    for handle in http::spawn(http_server.clone(), http_settings, to_core_queries)? {
+        components.push(("http", handle));
+    }
 
     let lost = loop {
         select! {
@@ -128,9 +138,13 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     if let Some(name) = lost {
         error!("lost component: {name}; shutting down");
     }
+    // http first, so no request waits on a core that is finishing.
+    for _ in 0..http::THREADS {
+        http_server.unblock();
+    }
     drop(stop_udp);
     drop(to_journal);
-    // Join in the order the disconnections travel: udp, core, state, journal.
+    // Join in the order the disconnections travel: http, udp, core, state, journal.
     for (name, handle) in components.into_iter().rev() {
         if handle.join().is_err() {
             warn!("component {name} panicked");

@@ -20,13 +20,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::ReplayGuard;
 use crate::config::UdpSettings;
-use crate::core::{Heartbeat, Inbound};
+use crate::core::{Heartbeat, Inbound, UdpStats};
 use crate::journal::JournalMsg;
 use crate::protocol::{Decoder, RejectReason, Rejection};
 
 /// How long `recv_from` blocks before the loop looks at `stop`.
 const POLL: Duration = Duration::from_millis(200);
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// How often the counters go to `core` (for /metrics), when they changed.
+const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Larger than any UDP payload (65,507 bytes over IPv4, 65,527 over IPv6).
 const RECV_BUFFER: usize = 65536;
 
@@ -127,6 +129,8 @@ struct Listener {
 impl Listener {
     fn run(&mut self, stop: &Receiver<()>) {
         let mut buf = vec![0u8; RECV_BUFFER];
+        let mut next_stats = Instant::now();
+        let mut reported = u64::MAX;
         loop {
             match self.socket.recv_from(&mut buf) {
                 Ok((len, source)) => {
@@ -145,6 +149,19 @@ impl Listener {
             }
             if let Err(TryRecvError::Disconnected) = stop.try_recv() {
                 return;
+            }
+            // Every datagram changes `received`: the one figure to compare.
+            if self.stats.received != reported && Instant::now() >= next_stats {
+                // Skipped when core is busy; the next second brings newer figures.
+                if self
+                    .outputs
+                    .to_core
+                    .try_send(Inbound::Stats(self.stats.snapshot()))
+                    .is_ok()
+                {
+                    reported = self.stats.received;
+                }
+                next_stats = Instant::now() + STATS_EVERY;
             }
         }
     }
@@ -228,6 +245,14 @@ impl Stats {
         };
         warn!("udp: rejected datagram from {source}: {rejection}{more}");
         self.last_logged[i] = Some(Instant::now());
+    }
+
+    fn snapshot(&self) -> UdpStats {
+        UdpStats {
+            received: self.received,
+            rejected: self.rejected.to_vec(),
+            dropped_plugins: self.dropped_plugins,
+        }
     }
 
     fn dropped_plugin(&mut self, why: &str, host: &str) {

@@ -67,12 +67,14 @@ pub struct Hbd {
     pub config: PathBuf,
     pub stderr: PathBuf,
     pub addr: SocketAddr,
+    /// Where the HTTP API listens.
+    pub http: SocketAddr,
 }
 
 /// The config every test starts from: loopback, ephemeral port, files in `dir`.
 pub fn base_config(dir: &Path, host: &str) -> String {
     format!(
-        "hb_host: \"{host}\"\nhb_port: 0\npickfile: {}\njournal_dir: {}\n",
+        "hb_host: \"{host}\"\nhb_port: 0\nhbd_host: \"{host}\"\nhbd_port: 0\npickfile: {}\njournal_dir: {}\n",
         dir.join("state.json").display(),
         dir.join("journal").display()
     )
@@ -113,10 +115,16 @@ impl Hbd {
             config: config.to_path_buf(),
             stderr,
             addr: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
         };
         let line = hbd.wait_log("udp: listening on ");
         let addr = line.rsplit(' ').next().expect("address in listening line");
         hbd.addr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        let line = hbd.wait_log("http: listening on ");
+        let addr = line.rsplit(' ').next().expect("address in listening line");
+        hbd.http = addr
             .parse()
             .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
         hbd
@@ -256,4 +264,54 @@ pub fn zlib(data: &[u8]) -> Vec<u8> {
 
 pub fn event_of<'a>(v: &'a Value, kind: &str, name: &str) -> Option<&'a Value> {
     (v["type"] == kind && v["name"] == name).then_some(v)
+}
+
+/// One HTTP/1.1 request the way a plain client sends it; returns status,
+/// headers (lower-case names) and body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to http");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// GET returning status and parsed JSON body.
+pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, headers, body) = http_request(addr, "GET", path, &[]);
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    assert_eq!(content_type, "application/json", "{path}");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+    )
 }

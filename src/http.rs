@@ -1,0 +1,439 @@
+//! The http threads: tiny_http serving the REST API, `/metrics` and
+//! `/healthz` on `hbd_host:hbd_port`.
+//!
+//! [`THREADS`] threads take requests from one `tiny_http::Server`. Each asks
+//! `core` with a [`Query`] carrying a reply channel and waits at most
+//! [`CORE_TIMEOUT`] for the answer (503 otherwise), so a busy core delays
+//! requests but nothing here can delay the core. Responses are built here:
+//! the core's types are not the API's JSON.
+//!
+//! Ends when the parent calls `Server::unblock` once per thread.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{bounded, Sender};
+use log::{debug, info, warn};
+use serde_json::{json, Map, Value};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::core::{unix_seconds, Host, PluginSeries, Query, Sample, Status};
+use crate::metrics;
+
+pub const THREADS: usize = 2;
+const CORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most samples one history request returns.
+pub const MAX_LIMIT: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub bind: SocketAddr,
+    /// Origins allowed to read the API from a browser; `*` for any.
+    pub cors_origins: Vec<String>,
+}
+
+/// Binds before the daemon detaches, so a port in use is reported at once.
+pub fn bind(settings: &HttpSettings) -> io::Result<Arc<Server>> {
+    let server = Server::http(settings.bind).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("bind http {}: {e}", settings.bind),
+        )
+    })?;
+    Ok(Arc::new(server))
+}
+
+pub fn spawn(
+    server: Arc<Server>,
+    settings: HttpSettings,
+    to_core: Sender<Query>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    match server.server_addr().to_ip() {
+        Some(addr) => info!("http: listening on {addr}"),
+        None => info!("http: listening"),
+    }
+    let started = SystemTime::now();
+    let settings = Arc::new(settings);
+    (0..THREADS)
+        .map(|i| {
+            let (server, settings, to_core) = (server.clone(), settings.clone(), to_core.clone());
+            std::thread::Builder::new()
+                .name(format!("http{i}"))
+                .spawn(move || {
+                    let api = Api { to_core, started };
+                    for request in server.incoming_requests() {
+                        handle(&api, &settings, request);
+                    }
+                })
+        })
+        .collect()
+}
+
+struct Api {
+    to_core: Sender<Query>,
+    started: SystemTime,
+}
+
+/// A response on its way out: status and JSON (or other) body.
+struct Reply {
+    status: u16,
+    body: String,
+    content_type: &'static str,
+    allow: Option<&'static str>,
+}
+
+impl Reply {
+    fn json(status: u16, value: &Value) -> Reply {
+        Reply {
+            status,
+            body: value.to_string(),
+            content_type: "application/json",
+            allow: None,
+        }
+    }
+
+    fn error(status: u16, message: impl Into<String>) -> Reply {
+        Reply::json(status, &json!({"error": message.into()}))
+    }
+}
+
+fn handle(api: &Api, settings: &HttpSettings, request: Request) {
+    let origin = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Origin"))
+        .map(|h| h.value.to_string());
+    let reply = route(api, request.method(), request.url());
+    debug!(
+        "http: {} {} -> {}",
+        request.method(),
+        request.url(),
+        reply.status
+    );
+    let mut response = Response::from_string(reply.body).with_status_code(reply.status);
+    let mut add = |name: &str, value: &str| {
+        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
+    };
+    add("Content-Type", reply.content_type);
+    add("Cache-Control", "no-store");
+    if let Some(allow) = reply.allow {
+        add("Allow", allow);
+    }
+    if let Some(origin) = origin.filter(|o| cors_allows(&settings.cors_origins, o)) {
+        add("Access-Control-Allow-Origin", &origin);
+        add("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+        add("Access-Control-Allow-Headers", "Content-Type");
+        add("Vary", "Origin");
+    }
+    if let Err(e) = request.respond(response) {
+        debug!("http: respond: {e}");
+    }
+}
+
+fn cors_allows(allowed: &[String], origin: &str) -> bool {
+    allowed.iter().any(|a| a == "*" || a == origin)
+}
+
+/// The routes; everything the API answers is listed here.
+fn route(api: &Api, method: &Method, url: &str) -> Reply {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let segments: Vec<String> = match path
+        .split('/')
+        .skip(1)
+        .map(percent_decode)
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(segments) => segments,
+        None => return Reply::error(400, "malformed percent-encoding in the path"),
+    };
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let known = matches!(
+        segments[..],
+        ["healthz"]
+            | ["metrics"]
+            | ["api", "0", "hosts"]
+            | ["api", "0", "hosts", _]
+            | ["api", "0", "hosts", _, "plugins"]
+            | ["api", "0", "hosts", _, "plugins", _]
+    );
+    if !known {
+        return Reply::error(404, format!("no such path: {}", truncate(path)));
+    }
+    match method {
+        Method::Get | Method::Head => {}
+        Method::Options => {
+            return Reply {
+                status: 204,
+                body: String::new(),
+                content_type: "text/plain",
+                allow: Some("GET, HEAD, OPTIONS"),
+            }
+        }
+        other => {
+            let mut reply = Reply::error(405, format!("method {other} not allowed; use GET"));
+            reply.allow = Some("GET, HEAD, OPTIONS");
+            return reply;
+        }
+    }
+    match segments[..] {
+        ["healthz"] => api.healthz(),
+        ["metrics"] => api.metrics(),
+        ["api", "0", "hosts"] => api.hosts(),
+        ["api", "0", "hosts", name] => api.host(name),
+        ["api", "0", "hosts", name, "plugins"] => api.plugins(name),
+        ["api", "0", "hosts", name, "plugins", plugin] => match parse_limit(query) {
+            Ok(limit) => api.history(name, plugin, limit),
+            Err(reply) => reply,
+        },
+        _ => Reply::error(404, "no such path"),
+    }
+}
+
+fn parse_limit(query: &str) -> Result<usize, Reply> {
+    let mut limit = MAX_LIMIT;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "limit" {
+            limit = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    Reply::error(
+                        400,
+                        format!(
+                            "limit must be an integer from 1 to {MAX_LIMIT}, not {:?}",
+                            truncate(value)
+                        ),
+                    )
+                })?;
+        }
+    }
+    Ok(limit)
+}
+
+impl Api {
+    /// Sends a query built around a fresh reply channel and waits for the answer.
+    fn ask<T>(&self, query: impl FnOnce(Sender<T>) -> Query) -> Result<T, Reply> {
+        let (reply, answer) = bounded(1);
+        self.to_core
+            .send_timeout(query(reply), CORE_TIMEOUT)
+            .map_err(|_| Reply::error(503, "hbd's core is not answering"))?;
+        answer.recv_timeout(CORE_TIMEOUT).map_err(|_| {
+            warn!("http: core did not answer within {CORE_TIMEOUT:?}");
+            Reply::error(503, "hbd's core is not answering")
+        })
+    }
+
+    fn healthz(&self) -> Reply {
+        let uptime = SystemTime::now()
+            .duration_since(self.started)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match self.ask(Query::Hosts) {
+            Ok(hosts) => Reply::json(
+                200,
+                &json!({"status": "ok", "hosts": hosts.len(), "uptime_s": uptime, "version": env!("CARGO_PKG_VERSION")}),
+            ),
+            Err(reply) => reply,
+        }
+    }
+
+    fn metrics(&self) -> Reply {
+        match self.ask(Query::Metrics) {
+            Ok(snapshot) => Reply {
+                status: 200,
+                body: metrics::render(&snapshot),
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                allow: None,
+            },
+            Err(reply) => reply,
+        }
+    }
+
+    fn hosts(&self) -> Reply {
+        match self.ask(Query::Hosts) {
+            Ok(hosts) => {
+                let now = unix_seconds(SystemTime::now());
+                let list: Vec<Value> = hosts.iter().map(|h| host_json(h, now)).collect();
+                Reply::json(200, &json!({"hosts": list, "count": list.len()}))
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    fn host(&self, name: &str) -> Reply {
+        match self.ask(|reply| Query::Host {
+            name: name.to_string(),
+            reply,
+        }) {
+            Ok(Some(host)) => Reply::json(200, &host_json(&host, unix_seconds(SystemTime::now()))),
+            Ok(None) => unknown_host(name),
+            Err(reply) => reply,
+        }
+    }
+
+    fn plugins(&self, name: &str) -> Reply {
+        match self.ask(|reply| Query::Host {
+            name: name.to_string(),
+            reply,
+        }) {
+            Ok(Some(host)) => {
+                let plugins: Map<String, Value> = host
+                    .plugins
+                    .iter()
+                    .filter_map(|(plugin, series)| Some((plugin.clone(), latest_json(series)?)))
+                    .collect();
+                Reply::json(200, &json!({"name": host.name, "plugins": plugins}))
+            }
+            Ok(None) => unknown_host(name),
+            Err(reply) => reply,
+        }
+    }
+
+    fn history(&self, name: &str, plugin: &str, limit: usize) -> Reply {
+        let query = |reply| Query::History {
+            name: name.to_string(),
+            plugin: plugin.to_string(),
+            limit,
+            reply,
+        };
+        match self.ask(query) {
+            Ok(Some(Some(series))) => {
+                let samples: Vec<Value> = series.samples.iter().map(sample_json).collect();
+                Reply::json(
+                    200,
+                    &json!({"name": name.to_ascii_lowercase(), "plugin": plugin, "kind": series.kind, "count": samples.len(), "samples": samples}),
+                )
+            }
+            Ok(Some(None)) => Reply::error(
+                404,
+                format!("host {} has no plugin {}", truncate(name), truncate(plugin)),
+            ),
+            Ok(None) => unknown_host(name),
+            Err(reply) => reply,
+        }
+    }
+}
+
+fn unknown_host(name: &str) -> Reply {
+    Reply::error(404, format!("unknown host {}", truncate(name)))
+}
+
+/// A host as the API shows it. `uptime` counts seconds since it last came
+/// up, and is null while it is down.
+fn host_json(host: &Host, now: f64) -> Value {
+    let up = host.status == Status::Up;
+    let plugins: BTreeMap<&str, Value> = host
+        .plugins
+        .iter()
+        .map(|(name, s)| (name.as_str(), json!(s.kind)))
+        .collect();
+    json!({
+        "name": host.name,
+        "status": host.status,
+        "address": host.address.to_string(),
+        "port": host.port,
+        "interval": host.interval,
+        "first_seen": host.first_seen,
+        "last_seen": host.last_seen,
+        "count": host.count,
+        "latency_ms": host.latency_ms,
+        "status_since": host.status_since,
+        "uptime": if up { Some((now - host.status_since).max(0.0)) } else { None },
+        "plugins": plugins,
+    })
+}
+
+fn sample_json(sample: &Sample) -> Value {
+    let mut value = json!({"at": sample.at, "received": sample.received});
+    if let Some(map) = value.as_object_mut() {
+        if let Some(data) = &sample.data {
+            // Stored as checked compact JSON; parsing it back cannot fail.
+            map.insert(
+                "data".into(),
+                serde_json::from_str(data.as_str()).unwrap_or(Value::Null),
+            );
+        }
+        if let Some(error) = &sample.error {
+            map.insert("error".into(), json!(error));
+        }
+    }
+    value
+}
+
+fn latest_json(series: &PluginSeries) -> Option<Value> {
+    let mut value = sample_json(series.samples.back()?);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("kind".into(), json!(series.kind));
+    }
+    Some(value)
+}
+
+/// Decodes `%XX`; None when an escape is malformed or the result is not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Bounds what a request can put into a response or log line.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(100) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb%20c").as_deref(), Some("a/b c"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit("").ok(), Some(MAX_LIMIT));
+        assert_eq!(parse_limit("limit=5&x=1").ok(), Some(5));
+        for bad in ["limit=0", "limit=-1", "limit=abc", "limit=", "limit=10001"] {
+            assert_eq!(parse_limit(bad).err().map(|r| r.status), Some(400), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cors() {
+        assert!(!cors_allows(&[], "https://a.example"));
+        assert!(cors_allows(&["*".into()], "https://a.example"));
+        assert!(cors_allows(
+            &["https://a.example".into()],
+            "https://a.example"
+        ));
+        assert!(!cors_allows(
+            &["https://a.example".into()],
+            "https://b.example"
+        ));
+    }
+}

@@ -1,0 +1,371 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Pure formatting of a [`MetricsSnapshot`]: host state, udp counters, queue
+//! lengths, and every numeric (or boolean) leaf of each host's latest plugin
+//! data as `hbd_plugin_metric{host,plugin,metric}`, the metric being the
+//! dot-joined path (`partitions./.percent`), as threshold paths name it.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::core::{MetricsSnapshot, Status};
+use crate::protocol::RejectReason;
+
+/// Paths deeper than this are not exported (a hostile nesting costs nothing).
+const MAX_DEPTH: usize = 8;
+
+pub fn render(s: &MetricsSnapshot) -> String {
+    let mut out = String::with_capacity(256 + s.hosts.len() * 512);
+    family(&mut out, "hbd_hosts", "gauge", "Hosts hbd knows.");
+    sample(&mut out, "hbd_hosts", &[], s.hosts.len() as f64);
+
+    family(
+        &mut out,
+        "hbd_host_up",
+        "gauge",
+        "Whether the host is up (1) or down (0).",
+    );
+    for h in &s.hosts {
+        sample(
+            &mut out,
+            "hbd_host_up",
+            &[("host", &h.name)],
+            if h.status == Status::Up { 1.0 } else { 0.0 },
+        );
+    }
+    family(
+        &mut out,
+        "hbd_host_last_seen_timestamp_seconds",
+        "gauge",
+        "When the host was last heard from, in Unix time.",
+    );
+    for h in &s.hosts {
+        sample(
+            &mut out,
+            "hbd_host_last_seen_timestamp_seconds",
+            &[("host", &h.name)],
+            h.last_seen,
+        );
+    }
+    family(
+        &mut out,
+        "hbd_host_interval_seconds",
+        "gauge",
+        "The heartbeat interval the host announced.",
+    );
+    for h in &s.hosts {
+        sample(
+            &mut out,
+            "hbd_host_interval_seconds",
+            &[("host", &h.name)],
+            h.interval,
+        );
+    }
+    family(
+        &mut out,
+        "hbd_host_heartbeats_total",
+        "counter",
+        "Heartbeats received from the host.",
+    );
+    for h in &s.hosts {
+        sample(
+            &mut out,
+            "hbd_host_heartbeats_total",
+            &[("host", &h.name)],
+            h.count as f64,
+        );
+    }
+    family(
+        &mut out,
+        "hbd_host_latency_seconds",
+        "gauge",
+        "Round-trip time the host's client last measured to hbd.",
+    );
+    for h in &s.hosts {
+        if let Some(ms) = h.latency_ms {
+            sample(
+                &mut out,
+                "hbd_host_latency_seconds",
+                &[("host", &h.name)],
+                ms / 1000.0,
+            );
+        }
+    }
+
+    family(
+        &mut out,
+        "hbd_datagrams_received_total",
+        "counter",
+        "UDP datagrams received.",
+    );
+    sample(
+        &mut out,
+        "hbd_datagrams_received_total",
+        &[],
+        s.udp.received as f64,
+    );
+    family(
+        &mut out,
+        "hbd_datagrams_rejected_total",
+        "counter",
+        "UDP datagrams rejected, by reason.",
+    );
+    for reason in RejectReason::ALL {
+        let n = s.udp.rejected.get(reason.index()).copied().unwrap_or(0);
+        sample(
+            &mut out,
+            "hbd_datagrams_rejected_total",
+            &[("reason", reason.as_str())],
+            n as f64,
+        );
+    }
+    family(
+        &mut out,
+        "hbd_plugin_samples_refused_total",
+        "counter",
+        "Plugin samples left out: malformed, over a limit, or beyond max_plugins_per_host.",
+    );
+    sample(
+        &mut out,
+        "hbd_plugin_samples_refused_total",
+        &[],
+        (s.udp.dropped_plugins + s.dropped_plugins) as f64,
+    );
+    family(
+        &mut out,
+        "hbd_hosts_refused_total",
+        "counter",
+        "Messages from new hosts refused because max_hosts was reached.",
+    );
+    sample(
+        &mut out,
+        "hbd_hosts_refused_total",
+        &[],
+        s.dropped_hosts as f64,
+    );
+    family(
+        &mut out,
+        "hbd_queue_length",
+        "gauge",
+        "Messages waiting in a channel between hbd's threads.",
+    );
+    sample(
+        &mut out,
+        "hbd_queue_length",
+        &[("queue", "core")],
+        s.inbound_queue as f64,
+    );
+    sample(
+        &mut out,
+        "hbd_queue_length",
+        &[("queue", "journal")],
+        s.journal_queue as f64,
+    );
+
+    family(
+        &mut out,
+        "hbd_plugin_metric",
+        "gauge",
+        "Numeric values of each host's latest plugin data; metric is the dot-joined path.",
+    );
+    let mut path = String::new();
+    for h in &s.hosts {
+        for (plugin, series) in &h.plugins {
+            let Some(data) = series
+                .samples
+                .back()
+                .and_then(|sample| sample.data.as_ref())
+            else {
+                continue;
+            };
+            if let Ok(value) = serde_json::from_str::<Value>(data.as_str()) {
+                path.clear();
+                leaves(&mut out, &h.name, plugin, &value, &mut path, 0);
+            }
+        }
+    }
+    out
+}
+
+fn leaves(
+    out: &mut String,
+    host: &str,
+    plugin: &str,
+    value: &Value,
+    path: &mut String,
+    depth: usize,
+) {
+    let number = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        Value::Object(map) if depth < MAX_DEPTH => {
+            for (key, child) in map {
+                descend(out, host, plugin, child, path, depth, key);
+            }
+            None
+        }
+        Value::Array(items) if depth < MAX_DEPTH => {
+            for (i, child) in items.iter().enumerate() {
+                descend(out, host, plugin, child, path, depth, &i.to_string());
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some(number) = number.filter(|_| !path.is_empty()) {
+        sample(
+            out,
+            "hbd_plugin_metric",
+            &[("host", host), ("plugin", plugin), ("metric", path)],
+            number,
+        );
+    }
+}
+
+fn descend(
+    out: &mut String,
+    host: &str,
+    plugin: &str,
+    child: &Value,
+    path: &mut String,
+    depth: usize,
+    key: &str,
+) {
+    let len = path.len();
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(key);
+    leaves(out, host, plugin, child, path, depth + 1);
+    path.truncate(len);
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (key, label)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{key}=\"");
+            escape_label(out, label);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {}", format_value(value));
+}
+
+/// Label values escape `\`, `"` and newlines, as the format requires.
+fn escape_label(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Host, Json, PluginSeries, Sample, UdpStats};
+    use crate::protocol::PluginKind;
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::Arc;
+
+    fn snapshot(data: &str) -> MetricsSnapshot {
+        let sample = Sample {
+            at: 1.0,
+            received: 1.0,
+            data: Some(Json::from(Arc::<str>::from(data))),
+            error: None,
+        };
+        let mut plugins = BTreeMap::new();
+        plugins.insert(
+            "disk_monitor".to_string(),
+            PluginSeries {
+                kind: PluginKind::Monitor,
+                samples: VecDeque::from([sample]),
+            },
+        );
+        let host = Host {
+            name: "web-1".into(),
+            address: "192.0.2.1".parse().unwrap(),
+            port: 1,
+            interval: 30.0,
+            first_seen: 1.0,
+            last_seen: 2.5,
+            count: 7,
+            status: Status::Up,
+            status_since: 1.0,
+            last_signed_us: None,
+            latency_ms: Some(1.5),
+            plugins,
+        };
+        MetricsSnapshot {
+            hosts: vec![host],
+            udp: UdpStats {
+                received: 10,
+                rejected: vec![0, 3],
+                dropped_plugins: 1,
+            },
+            inbound_queue: 0,
+            journal_queue: 2,
+            dropped_hosts: 0,
+            dropped_plugins: 0,
+        }
+    }
+
+    #[test]
+    fn hosts_counters_and_plugin_leaves() {
+        let text = render(&snapshot(
+            r#"{"partitions":{"/":{"percent":41.5,"device":"/dev/sda1"}},"per_core":[1,2],"ok":true}"#,
+        ));
+        for line in [
+            "hbd_host_up{host=\"web-1\"} 1",
+            "hbd_host_heartbeats_total{host=\"web-1\"} 7",
+            "hbd_host_latency_seconds{host=\"web-1\"} 0.0015",
+            "hbd_datagrams_received_total 10",
+            "hbd_datagrams_rejected_total{reason=\"not_json\"} 3",
+            "hbd_datagrams_rejected_total{reason=\"host_not_allowed\"} 0",
+            "hbd_queue_length{queue=\"journal\"} 2",
+            "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"partitions./.percent\"} 41.5",
+            "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"per_core.1\"} 2",
+            "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"ok\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("device"), "strings are not metrics");
+    }
+
+    #[test]
+    fn hostile_keys_are_escaped() {
+        let text = render(&snapshot(r#"{"a\"b\\c\nd":1}"#));
+        assert!(text.contains(r#"metric="a\"b\\c\nd"} 1"#), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("hbd_plugin_metric{"))
+                .count(),
+            1
+        );
+    }
+}
