@@ -51,9 +51,7 @@ impl HostPattern {
         if is_valid_host_name(name) {
             Ok(pattern)
         } else {
-            Err(format!(
-                "hosts: `{text}` is not a host name or *.domain pattern"
-            ))
+            Err(format!("hosts: `{text}` is not a host name or *.domain pattern"))
         }
     }
 
@@ -75,33 +73,22 @@ pub struct Key {
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.debug_struct("Key")
-            .field("id", &self.id)
-            .field("hosts", &self.hosts)
-            .finish_non_exhaustive()
+        f.debug_struct("Key").field("id", &self.id).field("hosts", &self.hosts).finish_non_exhaustive()
     }
 }
 
 impl Key {
     pub fn new(id: &str, secret: &[u8], hosts: Vec<HostPattern>) -> Result<Key, String> {
         let id_ok = (1..=MAX_KEY_ID_LEN).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if !id_ok {
             return Err(format!("id `{id}` must be 1 to 64 of A-Z a-z 0-9 . _ -"));
         }
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "secret of key `{id}` is shorter than {MIN_SECRET_LEN} bytes"
-            ));
+            return Err(format!("secret of key `{id}` is shorter than {MIN_SECRET_LEN} bytes"));
         }
         let mac = HmacSha256::new_from_slice(secret).map_err(|e| e.to_string())?;
-        Ok(Key {
-            id: id.to_string(),
-            mac,
-            hosts,
-        })
+        Ok(Key { id: id.to_string(), mac, hosts })
     }
 
     /// Whether this key may sign for `name` (already lower case).
@@ -111,8 +98,7 @@ impl Key {
 
     /// Wraps `payload` in a signed envelope stamped `timestamp_us`.
     pub fn seal(&self, timestamp_us: u64, payload: &[u8]) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(MAGIC.len() + 1 + self.id.len() + 8 + payload.len() + TAG_LEN);
+        let mut out = Vec::with_capacity(MAGIC.len() + 1 + self.id.len() + 8 + payload.len() + TAG_LEN);
         out.extend_from_slice(MAGIC);
         out.push(self.id.len() as u8);
         out.extend_from_slice(self.id.as_bytes());
@@ -160,14 +146,8 @@ impl Keyring {
 
     /// Checks tag and freshness of `datagram`; the payload it returns is still
     /// untrusted as to content, but comes from a key holder and is recent.
-    pub fn open<'a>(
-        &'a self,
-        datagram: &'a [u8],
-        now: SystemTime,
-    ) -> Result<Opened<'a>, AuthError> {
-        let rest = datagram
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or(AuthError::Unsigned)?;
+    pub fn open<'a>(&'a self, datagram: &'a [u8], now: SystemTime) -> Result<Opened<'a>, AuthError> {
+        let rest = datagram.strip_prefix(MAGIC.as_slice()).ok_or(AuthError::Unsigned)?;
         let (&id_len, rest) = rest.split_first().ok_or(AuthError::Malformed)?;
         let id_len = usize::from(id_len);
         if rest.len() < id_len + 8 + TAG_LEN {
@@ -182,30 +162,17 @@ impl Keyring {
         let (signed, tag) = datagram.split_at(datagram.len() - TAG_LEN);
         let mut mac = key.mac.clone();
         mac.update(signed);
-        mac.verify_slice(tag)
-            .map_err(|_| AuthError::BadTag(key.id.clone()))?;
+        mac.verify_slice(tag).map_err(|_| AuthError::BadTag(key.id.clone()))?;
 
-        let ts_bytes: [u8; 8] = rest[id_len..id_len + 8]
-            .try_into()
-            .map_err(|_| AuthError::Malformed)?;
+        let ts_bytes: [u8; 8] = rest[id_len..id_len + 8].try_into().map_err(|_| AuthError::Malformed)?;
         let timestamp_us = u64::from_be_bytes(ts_bytes);
-        let now_us = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as i128)
-            .unwrap_or(0);
+        let now_us = now.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i128).unwrap_or(0);
         let skew_us = timestamp_us as i128 - now_us;
         if skew_us.unsigned_abs() > self.window.as_micros() {
-            return Err(AuthError::Stale {
-                key: key.id.clone(),
-                skew_s: (skew_us / 1_000_000) as i64,
-            });
+            return Err(AuthError::Stale { key: key.id.clone(), skew_s: (skew_us / 1_000_000) as i64 });
         }
         let payload_start = MAGIC.len() + 1 + id_len + 8;
-        Ok(Opened {
-            key,
-            timestamp_us,
-            payload: &datagram[payload_start..datagram.len() - TAG_LEN],
-        })
+        Ok(Opened { key, timestamp_us, payload: &datagram[payload_start..datagram.len() - TAG_LEN] })
     }
 }
 
@@ -232,10 +199,7 @@ impl ReplayGuard {
     /// Starts from each host's newest timestamp of a previous run, so that a
     /// restart of hbd does not reopen the window for replays.
     pub fn with_newest(newest: impl IntoIterator<Item = (String, u64)>) -> ReplayGuard {
-        let hosts = newest
-            .into_iter()
-            .map(|(name, ts)| (name, SeenTimestamps { recent: vec![ts] }))
-            .collect();
+        let hosts = newest.into_iter().map(|(name, ts)| (name, SeenTimestamps { recent: vec![ts] })).collect();
         ReplayGuard { hosts }
     }
 
@@ -266,10 +230,7 @@ mod tests {
     use super::*;
 
     fn key(hosts: &[&str]) -> Key {
-        let hosts = hosts
-            .iter()
-            .map(|h| HostPattern::parse(h).unwrap())
-            .collect();
+        let hosts = hosts.iter().map(|h| HostPattern::parse(h).unwrap()).collect();
         Key::new("k1", b"0123456789abcdef", hosts).unwrap()
     }
 
@@ -304,38 +265,23 @@ mod tests {
         for n in 0..sealed.len() {
             assert!(ring.open(&sealed[..n], at(1_000_000_000)).is_err());
         }
-        let other = Key::new("k2", b"fedcba9876543210", vec![])
-            .unwrap()
-            .seal(1_000_000_000, b"{}");
-        assert_eq!(
-            ring.open(&other, at(1_000_000_000)).unwrap_err(),
-            AuthError::UnknownKey("k2".into())
-        );
+        let other = Key::new("k2", b"fedcba9876543210", vec![]).unwrap().seal(1_000_000_000, b"{}");
+        assert_eq!(ring.open(&other, at(1_000_000_000)).unwrap_err(), AuthError::UnknownKey("k2".into()));
         assert_eq!(ring.open(b"{}", at(0)).unwrap_err(), AuthError::Unsigned);
     }
 
     #[test]
     fn wrong_secret_same_id_is_a_bad_tag() {
         let ring = Keyring::new(vec![key(&[])], Duration::from_secs(60));
-        let forged = Key::new("k1", b"not-the-secret!!", vec![])
-            .unwrap()
-            .seal(1_000_000_000, b"{}");
-        assert_eq!(
-            ring.open(&forged, at(1_000_000_000)).unwrap_err(),
-            AuthError::BadTag("k1".into())
-        );
+        let forged = Key::new("k1", b"not-the-secret!!", vec![]).unwrap().seal(1_000_000_000, b"{}");
+        assert_eq!(ring.open(&forged, at(1_000_000_000)).unwrap_err(), AuthError::BadTag("k1".into()));
     }
 
     #[test]
     fn timestamps_outside_the_window_are_stale() {
         let ring = Keyring::new(vec![key(&[])], Duration::from_secs(60));
         let now = 10_000_000_000;
-        for (ts, ok) in [
-            (now, true),
-            (now - 60_000_000, true),
-            (now - 61_000_000, false),
-            (now + 61_000_000, false),
-        ] {
+        for (ts, ok) in [(now, true), (now - 60_000_000, true), (now - 61_000_000, false), (now + 61_000_000, false)] {
             let sealed = key(&[]).seal(ts, b"{}");
             assert_eq!(ring.open(&sealed, at(now)).is_ok(), ok, "ts {ts}");
         }
@@ -361,10 +307,7 @@ mod tests {
         assert!(guard.accept("a", 100));
         assert!(!guard.accept("a", 100));
         assert!(guard.accept("a", 102));
-        assert!(
-            guard.accept("a", 101),
-            "reordered datagram is accepted once"
-        );
+        assert!(guard.accept("a", 101), "reordered datagram is accepted once");
         assert!(!guard.accept("a", 101));
         assert!(guard.accept("b", 100), "hosts are independent");
         for ts in 200..300 {

@@ -19,15 +19,7 @@ use crate::protocol::is_valid_host_name;
 use crate::sender::{self, PluginReport, SenderMsg, SenderSettings, Target};
 
 /// Every top-level key `hbc.yaml` accepts, in the order of `man 5 hbc.yaml`.
-pub const KEYS: &[&str] = &[
-    "server",
-    "port",
-    "interval",
-    "name",
-    "key",
-    "max_datagram_size",
-    "plugins",
-];
+pub const KEYS: &[&str] = &["server", "port", "interval", "name", "key", "max_datagram_size", "plugins"];
 
 /// `server:` takes one name or a list.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -86,10 +78,8 @@ impl Default for ClientConfig {
 
 impl ClientConfig {
     pub fn load(path: &Path) -> Result<ClientConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         ClientConfig::parse(&text, &path.display().to_string())
     }
 
@@ -107,23 +97,14 @@ impl ClientConfig {
     }
 
     pub fn check(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, problem: String| ConfigError::Invalid {
-            path: origin.to_string(),
-            key: key.into(),
-            problem,
-        };
+        let invalid =
+            |key: &str, problem: String| ConfigError::Invalid { path: origin.to_string(), key: key.into(), problem };
         if self.interval == 0 || self.interval > 86400 {
-            return Err(invalid(
-                "interval",
-                format!("{} is not from 1 to 86400 seconds", self.interval),
-            ));
+            return Err(invalid("interval", format!("{} is not from 1 to 86400 seconds", self.interval)));
         }
         if let Some(name) = &self.name {
             if !is_valid_host_name(name) {
-                return Err(invalid(
-                    "name",
-                    format!("`{name}` is not an RFC 1123 host name"),
-                ));
+                return Err(invalid("name", format!("`{name}` is not an RFC 1123 host name")));
             }
         }
         if !(512..=65000).contains(&self.max_datagram_size) {
@@ -133,16 +114,12 @@ impl ClientConfig {
             ));
         }
         if let Some(key) = &self.key {
-            Key::new(&key.id, key.secret.as_bytes(), Vec::new())
-                .map_err(|problem| invalid("key", problem))?;
+            Key::new(&key.id, key.secret.as_bytes(), Vec::new()).map_err(|problem| invalid("key", problem))?;
         }
         for server in self.server.list() {
             parse_server(&server, self.port).map_err(|problem| invalid("server", problem))?;
         }
-        self.plugins.check().map_err(|problem| ConfigError::Parse {
-            path: origin.to_string(),
-            message: problem,
-        })
+        self.plugins.check().map_err(|problem| ConfigError::Parse { path: origin.to_string(), message: problem })
     }
 
     /// The name hbc reports: `name`, else the system's host name.
@@ -151,9 +128,7 @@ impl ClientConfig {
         if let Some(name) = &self.name {
             return Ok(name.to_ascii_lowercase());
         }
-        let name = sysinfo::System::host_name()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let name = sysinfo::System::host_name().unwrap_or_default().to_ascii_lowercase();
         if is_valid_host_name(&name) {
             Ok(name)
         } else {
@@ -166,9 +141,7 @@ impl ClientConfig {
 pub fn parse_server(text: &str, default_port: u16) -> Result<Target, String> {
     let bad_port = |p: &str| format!("`{p}` in server `{text}` is not a port number");
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("server `{text}` lacks the closing ]"))?;
+        let (host, after) = rest.split_once(']').ok_or_else(|| format!("server `{text}` lacks the closing ]"))?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| bad_port(p))?,
             None if after.is_empty() => default_port,
@@ -187,20 +160,12 @@ pub fn parse_server(text: &str, default_port: u16) -> Result<Target, String> {
     Ok(Target { host, port })
 }
 
-fn sender_settings(
-    config: &ClientConfig,
-    name: String,
-    targets: Vec<Target>,
-    print: bool,
-) -> SenderSettings {
+fn sender_settings(config: &ClientConfig, name: String, targets: Vec<Target>, print: bool) -> SenderSettings {
     SenderSettings {
         name,
         interval: Duration::from_secs(config.interval),
         targets,
-        key: config
-            .key
-            .as_ref()
-            .and_then(|k| Key::new(&k.id, k.secret.as_bytes(), Vec::new()).ok()),
+        key: config.key.as_ref().and_then(|k| Key::new(&k.id, k.secret.as_bytes(), Vec::new()).ok()),
         max_datagram_size: config.max_datagram_size,
         print,
     }
@@ -220,11 +185,8 @@ pub fn run(
     for scheduled in plugins {
         handles.push(spawn_plugin(scheduled, to_sender.clone(), stop.clone())?);
     }
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("signals: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .map_err(|e| format!("signals: {e}"))?;
     let to_sender_on_signal = to_sender.clone();
     std::thread::Builder::new()
         .name("signal".into())
@@ -235,11 +197,8 @@ pub fn run(
         })
         .map_err(|e| format!("spawn signal thread: {e}"))?;
     let settings = sender_settings(config, name, targets, print);
-    let sender =
-        sender::spawn(settings, inbox, to_sender).map_err(|e| format!("start sender: {e}"))?;
-    let result = sender
-        .join()
-        .map_err(|_| "the sender thread panicked".to_string());
+    let sender = sender::spawn(settings, inbox, to_sender).map_err(|e| format!("start sender: {e}"))?;
+    let result = sender.join().map_err(|_| "the sender thread panicked".to_string());
     drop(stop_tx);
     result
 }
@@ -247,20 +206,13 @@ pub fn run(
 /// A plugin's thread: sample, report, wait for the next turn. A plugin that
 /// needs a baseline is sampled again after [`WARM_UP`], so its first report
 /// comes at once rather than an interval later.
-fn spawn_plugin(
-    scheduled: Scheduled,
-    to_sender: Sender<SenderMsg>,
-    stop: Receiver<()>,
-) -> Result<(), String> {
+fn spawn_plugin(scheduled: Scheduled, to_sender: Sender<SenderMsg>, stop: Receiver<()>) -> Result<(), String> {
     let name = scheduled.plugin.name().to_string();
     std::thread::Builder::new()
         .name(format!("plugin:{name}"))
         .stack_size(256 << 10)
         .spawn(move || {
-            let Scheduled {
-                mut plugin,
-                interval,
-            } = scheduled;
+            let Scheduled { mut plugin, interval } = scheduled;
             loop {
                 let report = collect_once(plugin.as_mut());
                 if to_sender.send(SenderMsg::Plugin(report)).is_err() {
@@ -295,17 +247,8 @@ pub fn collect_once(plugin: &mut dyn crate::plugins::Plugin) -> PluginReport {
             Err(e)
         }
     };
-    debug!(
-        "plugin {}: collected in {:?}",
-        plugin.name(),
-        started.elapsed()
-    );
-    PluginReport {
-        name: plugin.name().to_string(),
-        kind: plugin.kind(),
-        at: unix_seconds(SystemTime::now()),
-        result,
-    }
+    debug!("plugin {}: collected in {:?}", plugin.name(), started.elapsed());
+    PluginReport { name: plugin.name().to_string(), kind: plugin.kind(), at: unix_seconds(SystemTime::now()), result }
 }
 
 /// `--once`: every enabled plugin once (in parallel, so their warm-ups and
@@ -352,10 +295,7 @@ mod tests {
             ("sever: x\n", "unknown key `sever` (did you mean `server`?)"),
             ("plugins:\n  cpu_monitor:\n    per_cor: true\n", "per_cor"),
             ("plugins:\n  nosuch: {}\n", "nosuch"),
-            (
-                "name: 'bad name'\n",
-                "name: `bad name` is not an RFC 1123 host name",
-            ),
+            ("name: 'bad name'\n", "name: `bad name` is not an RFC 1123 host name"),
             ("server: 'h:notaport'\n", "`notaport` in server"),
             (
                 "plugins:\n  memory_monitor:\n    interval: 18446744073709551615\n",
@@ -366,19 +306,14 @@ mod tests {
                 "plugins.exec[0]: timeout: 99999999 is outside",
             ),
             ("dyndomains: [a]\n", "unknown key `dyndomains`"),
-            ("plugins:\n  nagios_runner:\n    commands:\n      - {name: x, command: y, timout: 5}\n", "plugins.nagios_runner.commands: unknown key `timout`"),
             (
-                "key: {id: k, secret: short}\n",
-                "key: secret of key `k` is shorter than 16 bytes",
+                "plugins:\n  nagios_runner:\n    commands:\n      - {name: x, command: y, timout: 5}\n",
+                "plugins.nagios_runner.commands: unknown key `timout`",
             ),
-            (
-                "plugins:\n  exec:\n    - {name: cpu_monitor, command: x}\n",
-                "`cpu_monitor` is already a plugin's name",
-            ),
+            ("key: {id: k, secret: short}\n", "key: secret of key `k` is shorter than 16 bytes"),
+            ("plugins:\n  exec:\n    - {name: cpu_monitor, command: x}\n", "`cpu_monitor` is already a plugin's name"),
         ] {
-            let e = ClientConfig::parse(text, "hbc.yaml")
-                .unwrap_err()
-                .to_string();
+            let e = ClientConfig::parse(text, "hbc.yaml").unwrap_err().to_string();
             assert!(e.contains(expected), "{text:?} gave {e}");
         }
     }
@@ -397,9 +332,7 @@ mod tests {
 
     #[test]
     fn keys_list_matches_config_fields() {
-        let message = serde_yaml::from_str::<ClientConfig>("no_such_key: 1")
-            .unwrap_err()
-            .to_string();
+        let message = serde_yaml::from_str::<ClientConfig>("no_such_key: 1").unwrap_err().to_string();
         let listed: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
         assert_eq!(listed, KEYS);
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::auth::{HostPattern, Key, Keyring};
 use crate::http::HttpSettings;
 use crate::protocol::PluginLimits;
+use crate::ws::WsSettings;
 
 /// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`.
 /// A unit test keeps this list equal to the fields of [`Config`], and an
@@ -29,6 +30,8 @@ pub const KEYS: &[&str] = &[
     "hbd_host",
     "hbd_port",
     "cors_origins",
+    "ws_port",
+    "ws_max_clients",
     "interval",
     "grace",
     "keys",
@@ -53,7 +56,6 @@ pub const KEYS: &[&str] = &[
 /// Keys of the Python hbd that belong to features this version does not have
 /// yet; named in the error so a user switching over knows why their file fails.
 const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("ws_port", "the WebSocket server"),
     ("wss_port", "the WebSocket server"),
     ("cert_path", "the WebSocket server"),
     ("wss_pem", "the WebSocket server"),
@@ -106,6 +108,8 @@ pub struct Config {
     pub hbd_host: String,
     pub hbd_port: u16,
     pub cors_origins: Vec<String>,
+    pub ws_port: u16,
+    pub ws_max_clients: usize,
     pub interval: f64,
     pub grace: f64,
     pub keys: Vec<KeyConfig>,
@@ -137,6 +141,8 @@ impl Default for Config {
             hbd_host: "127.0.0.1".into(),
             hbd_port: 50004,
             cors_origins: Vec::new(),
+            ws_port: 50005,
+            ws_max_clients: 64,
             interval: 30.0,
             grace: 30.0,
             keys: Vec::new(),
@@ -163,19 +169,9 @@ impl Default for Config {
 /// A configuration that cannot be used; the daemon exits with status 78.
 #[derive(Debug)]
 pub enum ConfigError {
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    Parse {
-        path: String,
-        message: String,
-    },
-    Invalid {
-        path: String,
-        key: String,
-        problem: String,
-    },
+    Read { path: PathBuf, source: std::io::Error },
+    Parse { path: String, message: String },
+    Invalid { path: String, key: String, problem: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -220,10 +216,8 @@ pub struct JournalSettings {
 impl Config {
     /// Reads and checks `path`. `origin` names the file in messages.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(&text, &path.display().to_string())
     }
 
@@ -252,54 +246,34 @@ impl Config {
         if self.hb_host.parse::<IpAddr>().is_err() {
             return Err(invalid(
                 "hb_host",
-                format!(
-                    "`{}` is not an IP address (use :: for all addresses)",
-                    self.hb_host
-                ),
+                format!("`{}` is not an IP address (use :: for all addresses)", self.hb_host),
             ));
         }
         if self.hbd_host.parse::<IpAddr>().is_err() {
             return Err(invalid(
                 "hbd_host",
-                format!(
-                    "`{}` is not an IP address (use :: for all addresses)",
-                    self.hbd_host
-                ),
+                format!("`{}` is not an IP address (use :: for all addresses)", self.hbd_host),
             ));
         }
-        if let Some(bad) = self
-            .cors_origins
-            .iter()
-            .find(|o| !(*o == "*" || o.starts_with("http://") || o.starts_with("https://")))
+        if let Some(bad) =
+            self.cors_origins.iter().find(|o| !(*o == "*" || o.starts_with("http://") || o.starts_with("https://")))
         {
-            return Err(invalid(
-                "cors_origins",
-                format!("`{bad}` is neither * nor an http:// or https:// origin"),
-            ));
+            return Err(invalid("cors_origins", format!("`{bad}` is neither * nor an http:// or https:// origin")));
         }
         if !(1024..=64 << 20).contains(&self.max_message_size) {
             return Err(invalid(
                 "max_message_size",
-                format!(
-                    "{} is outside 1024 to 67108864 bytes",
-                    self.max_message_size
-                ),
+                format!("{} is outside 1024 to 67108864 bytes", self.max_message_size),
             ));
         }
         if !(self.interval > 0.0 && self.interval <= 86400.0) {
             return Err(invalid(
                 "interval",
-                format!(
-                    "{} is not a number of seconds from above 0 to 86400",
-                    self.interval
-                ),
+                format!("{} is not a number of seconds from above 0 to 86400", self.interval),
             ));
         }
         if !(self.grace >= 0.0 && self.grace <= 86400.0) {
-            return Err(invalid(
-                "grace",
-                format!("{} is not a number of seconds from 0 to 86400", self.grace),
-            ));
+            return Err(invalid("grace", format!("{} is not a number of seconds from 0 to 86400", self.grace)));
         }
         for (key, value, max) in [
             ("plugin_history", self.plugin_history, 10_000),
@@ -307,6 +281,7 @@ impl Config {
             ("max_plugin_keys", self.max_plugin_keys, 1_000_000),
             ("max_plugin_size", self.max_plugin_size, 64 << 20),
             ("max_hosts", self.max_hosts, 100_000_000),
+            ("ws_max_clients", self.ws_max_clients, 10_000),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(invalid(key, format!("{value} is outside 1 to {max}")));
@@ -324,14 +299,10 @@ impl Config {
         if self.journal_file.is_empty() || self.journal_file.contains('/') {
             return Err(invalid(
                 "journal_file",
-                format!(
-                    "`{}` must be a plain file name (the directory is journal_dir)",
-                    self.journal_file
-                ),
+                format!("`{}` must be a plain file name (the directory is journal_dir)", self.journal_file),
             ));
         }
-        self.keyring()
-            .map_err(|(index, problem)| invalid(&format!("keys[{index}]"), problem))?;
+        self.keyring().map_err(|(index, problem)| invalid(&format!("keys[{index}]"), problem))?;
         Ok(())
     }
 
@@ -365,10 +336,7 @@ impl Config {
                 .map_err(|e| (index, e))?;
             keys.push(Key::new(&raw.id, raw.secret.as_bytes(), hosts).map_err(|e| (index, e))?);
         }
-        Ok(Some(Keyring::new(
-            keys,
-            Duration::from_secs(self.auth_window),
-        )))
+        Ok(Some(Keyring::new(keys, Duration::from_secs(self.auth_window))))
     }
 
     pub fn udp(&self) -> UdpSettings {
@@ -389,14 +357,13 @@ impl Config {
     }
 
     pub fn http(&self) -> HttpSettings {
-        let ip: IpAddr = self
-            .hbd_host
-            .parse()
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        HttpSettings {
-            bind: SocketAddr::new(ip, self.hbd_port),
-            cors_origins: self.cors_origins.clone(),
-        }
+        let ip: IpAddr = self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        HttpSettings { bind: SocketAddr::new(ip, self.hbd_port), cors_origins: self.cors_origins.clone() }
+    }
+
+    pub fn ws(&self) -> WsSettings {
+        let ip: IpAddr = self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        WsSettings { bind: SocketAddr::new(ip, self.ws_port), max_clients: self.ws_max_clients }
     }
 
     pub fn core(&self) -> CoreSettings {
@@ -422,32 +389,24 @@ impl Config {
 /// and suggests the nearest real one; other messages pass through.
 /// `later` lists keys of features this version lacks, with the feature.
 pub fn explain_yaml_error(message: &str, keys: &[&str], later: &[(&str, &str)]) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `").or_else(|| {
-        message
-            .find(": unknown field `")
-            .map(|i| &message[i + ": unknown field `".len()..])
-    }) else {
+    let Some(rest) = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.find(": unknown field `").map(|i| &message[i + ": unknown field `".len()..]))
+    else {
         return message.to_string();
     };
     let Some(end) = rest.find('`') else {
         return message.to_string();
     };
     let key = &rest[..end];
-    let prefix = message
-        .find(": unknown field")
-        .map(|i| &message[..i + 2])
-        .unwrap_or("");
+    let prefix = message.find(": unknown field").map(|i| &message[..i + 2]).unwrap_or("");
     let top_level = prefix.is_empty();
     if let Some((_, feature)) = later.iter().find(|(k, _)| top_level && *k == key) {
         return format!(
             "{prefix}key `{key}` configures {feature}, which this version of hbd does not have yet; remove it"
         );
     }
-    match keys
-        .iter()
-        .min_by_key(|k| edit_distance(k, key))
-        .filter(|k| edit_distance(k, key) <= 2)
-    {
+    match keys.iter().min_by_key(|k| edit_distance(k, key)).filter(|k| edit_distance(k, key) <= 2) {
         Some(near) if prefix.is_empty() => format!("unknown key `{key}` (did you mean `{near}`?)"),
         _ => format!("{prefix}unknown key `{key}`"),
     }
@@ -460,9 +419,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut diagonal = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let next = (diagonal + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
+            let next = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
             diagonal = row[j + 1];
             row[j + 1] = next;
         }
@@ -476,14 +433,9 @@ mod tests {
 
     #[test]
     fn keys_list_matches_config_fields() {
-        let message = serde_yaml::from_str::<Config>("no_such_key: 1")
-            .expect_err("unknown key must fail")
-            .to_string();
+        let message = serde_yaml::from_str::<Config>("no_such_key: 1").expect_err("unknown key must fail").to_string();
         let listed: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
-        assert_eq!(
-            listed, KEYS,
-            "config::KEYS is out of step with struct Config"
-        );
+        assert_eq!(listed, KEYS, "config::KEYS is out of step with struct Config");
     }
 
     #[test]
@@ -511,28 +463,19 @@ mod tests {
 
     #[test]
     fn typo_is_named_with_a_suggestion() {
-        let e = Config::parse("hb_prot: 1\n", "t.yaml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("hb_prot: 1\n", "t.yaml").unwrap_err().to_string();
         assert_eq!(e, "t.yaml: unknown key `hb_prot` (did you mean `hb_port`?)");
     }
 
     #[test]
     fn later_feature_keys_say_why() {
-        let e = Config::parse("dyndomains: [example.com]\n", "t.yaml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("`dyndomains` configures dynamic DNS updates"),
-            "{e}"
-        );
+        let e = Config::parse("dyndomains: [example.com]\n", "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("`dyndomains` configures dynamic DNS updates"), "{e}");
     }
 
     #[test]
     fn wrong_type_names_key_and_line() {
-        let e = Config::parse("hb_port: 1\ngrace: soon\n", "t.yaml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("hb_port: 1\ngrace: soon\n", "t.yaml").unwrap_err().to_string();
         assert!(e.starts_with("t.yaml: grace: invalid type"), "{e}");
         assert!(e.contains("line 2"), "{e}");
     }
@@ -545,26 +488,14 @@ mod tests {
             ("grace: -1\n", "grace"),
             ("journal_file: a/b\n", "journal_file"),
             ("max_message_size: 10\n", "max_message_size"),
-            (
-                "state_save_interval: 18446744073709551615\n",
-                "state_save_interval",
-            ),
+            ("state_save_interval: 18446744073709551615\n", "state_save_interval"),
             ("max_hosts: 0\n", "max_hosts"),
             ("keys: [{id: a, secret: short}]\n", "keys[0]"),
-            (
-                "keys: [{id: a, secret: 0123456789abcdef}, {id: a, secret: 0123456789abcdef}]\n",
-                "keys[1]",
-            ),
-            (
-                "keys: [{id: a, secret: 0123456789abcdef, hosts: ['bad name']}]\n",
-                "keys[0]",
-            ),
+            ("keys: [{id: a, secret: 0123456789abcdef}, {id: a, secret: 0123456789abcdef}]\n", "keys[1]"),
+            ("keys: [{id: a, secret: 0123456789abcdef, hosts: ['bad name']}]\n", "keys[0]"),
         ] {
             let e = Config::parse(text, "t.yaml").unwrap_err().to_string();
-            assert!(
-                e.starts_with(&format!("t.yaml: {key}: ")),
-                "{text:?} gave {e}"
-            );
+            assert!(e.starts_with(&format!("t.yaml: {key}: ")), "{text:?} gave {e}");
         }
     }
 
@@ -578,16 +509,10 @@ mod tests {
 
     #[test]
     fn relative_paths_become_absolute() {
-        let mut c = Config {
-            logfile: Some("hbd.log".into()),
-            ..Config::default()
-        };
+        let mut c = Config { logfile: Some("hbd.log".into()), ..Config::default() };
         c.absolutize(Path::new("/srv"));
         assert_eq!(c.pickfile, Path::new("/srv/hbd-state.json"));
         assert_eq!(c.logfile.as_deref(), Some(Path::new("/srv/hbd.log")));
-        assert_eq!(
-            c.journal().unwrap().path,
-            Path::new("/srv/journal/messages.journal")
-        );
+        assert_eq!(c.journal().unwrap().path, Path::new("/srv/journal/messages.journal"));
     }
 }

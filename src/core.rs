@@ -23,6 +23,7 @@ use crate::config::CoreSettings;
 use crate::journal::JournalMsg;
 use crate::protocol::PluginKind;
 use crate::state::StateMsg;
+use crate::ws::Update;
 
 /// How often the core looks for hosts that fell silent.
 const TICK: Duration = Duration::from_secs(1);
@@ -52,18 +53,10 @@ pub enum Query {
     /// Every host; plugins listed by kind, without samples.
     Hosts(Sender<Vec<Host>>),
     /// One host with its plugins' latest samples.
-    Host {
-        name: String,
-        reply: Sender<Option<Host>>,
-    },
+    Host { name: String, reply: Sender<Option<Host>> },
     /// One plugin's newest `limit` samples: None for an unknown host,
     /// Some(None) for an unknown plugin.
-    History {
-        name: String,
-        plugin: String,
-        limit: usize,
-        reply: Sender<Option<Option<PluginSeries>>>,
-    },
+    History { name: String, plugin: String, limit: usize, reply: Sender<Option<Option<PluginSeries>>> },
     /// What `/metrics` shows.
     Metrics(Sender<MetricsSnapshot>),
 }
@@ -78,6 +71,7 @@ pub struct MetricsSnapshot {
     pub journal_queue: usize,
     pub dropped_hosts: u64,
     pub dropped_plugins: u64,
+    pub ws_dropped: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -114,8 +108,7 @@ impl Json {
 
 impl Serialize for Json {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw = serde_json::value::RawValue::from_string(self.0.to_string())
-            .map_err(serde::ser::Error::custom)?;
+        let raw = serde_json::value::RawValue::from_string(self.0.to_string()).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
     }
 }
@@ -197,19 +190,10 @@ impl Host {
             .map(|(name, series)| {
                 let skip = series.samples.len().saturating_sub(keep);
                 let samples = series.samples.iter().skip(skip).cloned().collect();
-                (
-                    name.clone(),
-                    PluginSeries {
-                        kind: series.kind,
-                        samples,
-                    },
-                )
+                (name.clone(), PluginSeries { kind: series.kind, samples })
             })
             .collect();
-        Host {
-            plugins,
-            ..self.clone_without_plugins()
-        }
+        Host { plugins, ..self.clone_without_plugins() }
     }
 
     fn clone_without_plugins(&self) -> Host {
@@ -237,43 +221,21 @@ pub enum Event {
     /// First heartbeat ever from this host.
     HostNew { name: String, address: SocketAddr },
     /// A down host sent a heartbeat again.
-    HostUp {
-        name: String,
-        address: SocketAddr,
-        down_for: f64,
-    },
+    HostUp { name: String, address: SocketAddr, down_for: f64 },
     /// Nothing heard for longer than the host's interval plus `grace`.
-    HostDown {
-        name: String,
-        last_seen: f64,
-        silent_for: f64,
-    },
+    HostDown { name: String, last_seen: f64, silent_for: f64 },
     /// The heartbeat came from another IP address than the last one.
-    AddressChanged {
-        name: String,
-        old: IpAddr,
-        new: IpAddr,
-    },
+    AddressChanged { name: String, old: IpAddr, new: IpAddr },
 }
 
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             Event::HostNew { name, address } => write!(f, "new host {name} at {}", address.ip()),
-            Event::HostUp {
-                name,
-                address,
-                down_for,
-            } => {
-                write!(
-                    f,
-                    "host {name} is up at {} after {down_for:.0} s down",
-                    address.ip()
-                )
+            Event::HostUp { name, address, down_for } => {
+                write!(f, "host {name} is up at {} after {down_for:.0} s down", address.ip())
             }
-            Event::HostDown {
-                name, silent_for, ..
-            } => write!(f, "host {name} is down, silent for {silent_for:.0} s"),
+            Event::HostDown { name, silent_for, .. } => write!(f, "host {name} is down, silent for {silent_for:.0} s"),
             Event::AddressChanged { name, old, new } => {
                 write!(f, "host {name} moved from {old} to {new}")
             }
@@ -282,9 +244,7 @@ impl std::fmt::Display for Event {
 }
 
 pub fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// The host table and its transition rules.
@@ -350,10 +310,7 @@ impl HostTable {
                 self.dropped_hosts += 1;
                 return;
             }
-            events.push(Event::HostNew {
-                name: hb.name.clone(),
-                address: hb.source,
-            });
+            events.push(Event::HostNew { name: hb.name.clone(), address: hb.source });
             let host = Host {
                 name: hb.name.clone(),
                 address: hb.source.ip(),
@@ -375,19 +332,11 @@ impl HostTable {
             return;
         };
         if host.address != hb.source.ip() {
-            events.push(Event::AddressChanged {
-                name: hb.name.clone(),
-                old: host.address,
-                new: hb.source.ip(),
-            });
+            events.push(Event::AddressChanged { name: hb.name.clone(), old: host.address, new: hb.source.ip() });
             host.address = hb.source.ip();
         }
         if host.status == Status::Down {
-            events.push(Event::HostUp {
-                name: hb.name.clone(),
-                address: hb.source,
-                down_for: now - host.status_since,
-            });
+            events.push(Event::HostUp { name: hb.name.clone(), address: hb.source, down_for: now - host.status_since });
             host.status = Status::Up;
             host.status_since = now;
         }
@@ -411,25 +360,13 @@ impl HostTable {
             let series = host
                 .plugins
                 .entry(sample.name)
-                .or_insert_with(|| PluginSeries {
-                    kind: sample.kind,
-                    samples: VecDeque::new(),
-                });
+                .or_insert_with(|| PluginSeries { kind: sample.kind, samples: VecDeque::new() });
             series.kind = sample.kind;
-            let keep = if sample.kind == PluginKind::Info {
-                1
-            } else {
-                history.max(1)
-            };
+            let keep = if sample.kind == PluginKind::Info { 1 } else { history.max(1) };
             while series.samples.len() >= keep {
                 series.samples.pop_front();
             }
-            series.samples.push_back(Sample {
-                at: sample.at,
-                received: now,
-                data: sample.data,
-                error: sample.error,
-            });
+            series.samples.push_back(Sample { at: sample.at, received: now, data: sample.data, error: sample.error });
         }
     }
 
@@ -454,6 +391,8 @@ impl HostTable {
 pub struct CoreOutputs {
     pub to_journal: Option<Sender<JournalMsg>>,
     pub to_state: Sender<StateMsg>,
+    /// Live updates for browsers; full: the update is dropped and counted.
+    pub to_ws: Option<Sender<Update>>,
 }
 
 pub fn spawn(
@@ -463,20 +402,19 @@ pub fn spawn(
     queries: Receiver<Query>,
     outputs: CoreOutputs,
 ) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("core".into())
-        .spawn(move || {
-            let table = HostTable::new(hosts, &settings, unix_seconds(SystemTime::now()));
-            Core {
-                table,
-                outputs,
-                events: Vec::new(),
-                reported_drops: (0, 0),
-                last_drop_report: None,
-                udp_stats: UdpStats::default(),
-            }
-            .run(inbox, queries, settings.state_save_interval);
-        })
+    std::thread::Builder::new().name("core".into()).spawn(move || {
+        let table = HostTable::new(hosts, &settings, unix_seconds(SystemTime::now()));
+        Core {
+            table,
+            outputs,
+            events: Vec::new(),
+            reported_drops: (0, 0),
+            last_drop_report: None,
+            udp_stats: UdpStats::default(),
+            ws_dropped: 0,
+        }
+        .run(inbox, queries, settings.state_save_interval);
+    })
 }
 
 struct Core {
@@ -488,6 +426,8 @@ struct Core {
     reported_drops: (u64, u64),
     last_drop_report: Option<Instant>,
     udp_stats: UdpStats,
+    /// Live updates dropped because the WebSocket hub was behind.
+    ws_dropped: u64,
 }
 
 /// At most one warning about refused hosts or plugins in this long.
@@ -496,16 +436,8 @@ const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
 impl Core {
     /// Runs until `udp` hangs up (shutdown), then hands the final table to
     /// the state writer.
-    fn run(
-        mut self,
-        inbox: Receiver<Inbound>,
-        mut queries: Receiver<Query>,
-        save_interval: Duration,
-    ) {
-        info!(
-            "core: tracking {} hosts from the state file",
-            self.table.len()
-        );
+    fn run(mut self, inbox: Receiver<Inbound>, mut queries: Receiver<Query>, save_interval: Duration) {
+        info!("core: tracking {} hosts from the state file", self.table.len());
         let ticker = tick(TICK);
         let mut next_save = Instant::now() + save_interval;
         loop {
@@ -535,14 +467,16 @@ impl Core {
 
     fn handle_heartbeat(&mut self, hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
+        let name = hb.name.clone();
+        let plugins: Vec<String> = match self.outputs.to_ws {
+            Some(_) => hb.plugins.iter().map(|p| p.name.clone()).collect(),
+            None => Vec::new(),
+        };
         self.table.heartbeat(hb, &mut self.events);
         self.dispatch(at);
+        self.publish_heartbeat(&name, plugins);
         let drops = (self.table.dropped_hosts, self.table.dropped_plugins);
-        if drops != self.reported_drops
-            && self
-                .last_drop_report
-                .is_none_or(|t| t.elapsed() >= DROP_REPORT_EVERY)
-        {
+        if drops != self.reported_drops && self.last_drop_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_EVERY) {
             warn!(
                 "core: refused {} messages from new hosts (max_hosts {} reached) and {} plugin samples (max_plugins_per_host reached) so far",
                 drops.0,
@@ -554,6 +488,35 @@ impl Core {
         }
     }
 
+    /// Tells browsers about the heartbeat and each plugin sample it carried.
+    fn publish_heartbeat(&mut self, name: &str, plugins: Vec<String>) {
+        let Some(host) = self.table.get(name) else { return };
+        let mut updates = vec![Update::Heartbeat(host.with_newest(0))];
+        for plugin in plugins {
+            if let Some(series) = host.plugins.get(&plugin) {
+                if let Some(sample) = series.samples.back() {
+                    updates.push(Update::Plugin {
+                        host: name.to_string(),
+                        plugin,
+                        kind: series.kind,
+                        sample: sample.clone(),
+                    });
+                }
+            }
+        }
+        for update in updates {
+            self.publish(update);
+        }
+    }
+
+    fn publish(&mut self, update: Update) {
+        if let Some(ws) = &self.outputs.to_ws {
+            if ws.try_send(update).is_err() {
+                self.ws_dropped += 1;
+            }
+        }
+    }
+
     fn handle_query(&self, query: Query, inbound_queue: usize) {
         // A requester that gave up has dropped its receiver; nothing to do then.
         match query {
@@ -561,25 +524,13 @@ impl Core {
                 let _ = reply.send(self.table.hosts_with(0));
             }
             Query::Host { name, reply } => {
-                let _ = reply.send(
-                    self.table
-                        .get(&name.to_ascii_lowercase())
-                        .map(|h| h.with_newest(1)),
-                );
+                let _ = reply.send(self.table.get(&name.to_ascii_lowercase()).map(|h| h.with_newest(1)));
             }
-            Query::History {
-                name,
-                plugin,
-                limit,
-                reply,
-            } => {
+            Query::History { name, plugin, limit, reply } => {
                 let answer = self.table.get(&name.to_ascii_lowercase()).map(|host| {
                     host.plugins.get(&plugin).map(|series| {
                         let skip = series.samples.len().saturating_sub(limit);
-                        PluginSeries {
-                            kind: series.kind,
-                            samples: series.samples.iter().skip(skip).cloned().collect(),
-                        }
+                        PluginSeries { kind: series.kind, samples: series.samples.iter().skip(skip).cloned().collect() }
                     })
                 });
                 let _ = reply.send(answer);
@@ -592,6 +543,7 @@ impl Core {
                     journal_queue: self.outputs.to_journal.as_ref().map_or(0, |j| j.len()),
                     dropped_hosts: self.table.dropped_hosts,
                     dropped_plugins: self.table.dropped_plugins,
+                    ws_dropped: self.ws_dropped,
                 });
             }
         }
@@ -604,13 +556,18 @@ impl Core {
     }
 
     fn dispatch(&mut self, at: f64) {
-        for event in self.events.drain(..) {
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
             info!("core: {event}");
+            if self.outputs.to_ws.is_some() {
+                self.publish(Update::Event { at, event: event.clone() });
+            }
             if let Some(journal) = &self.outputs.to_journal {
                 // Blocking on purpose: the journal may not lose lines.
                 let _ = journal.send(JournalMsg::Event { at, event });
             }
         }
+        self.events = events;
     }
 
     /// Periodic saves are skipped while the writer is still busy with the last
@@ -674,10 +631,7 @@ mod tests {
         t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
         assert!(matches!(&ev[..], [Event::HostNew { name, .. }] if name == "a"));
         let h = t.get("a").unwrap();
-        assert_eq!(
-            (h.status, h.count, h.first_seen, h.last_seen),
-            (Status::Up, 1, 1000.0, 1000.0)
-        );
+        assert_eq!((h.status, h.count, h.first_seen, h.last_seen), (Status::Up, 1, 1000.0, 1000.0));
     }
 
     #[test]
@@ -707,9 +661,7 @@ mod tests {
         t.heartbeat(other_port, &mut ev);
         assert!(ev.is_empty());
         t.heartbeat(hb("a", "2001:db8::1", 1002.0), &mut ev);
-        assert!(
-            matches!(&ev[..], [Event::AddressChanged { new, .. }] if new.to_string() == "2001:db8::1")
-        );
+        assert!(matches!(&ev[..], [Event::AddressChanged { new, .. }] if new.to_string() == "2001:db8::1"));
     }
 
     #[test]
@@ -720,10 +672,7 @@ mod tests {
         let mut restarted = HostTable::new(t.snapshot(), &settings(), 1000.0);
         ev.clear();
         restarted.expire(1010.0, &mut ev);
-        assert!(
-            ev.is_empty(),
-            "silent during hbd's own downtime is not down yet"
-        );
+        assert!(ev.is_empty(), "silent during hbd's own downtime is not down yet");
         restarted.expire(1016.0, &mut ev);
         assert_eq!(ev.len(), 1);
     }
@@ -744,10 +693,7 @@ mod tests {
         let (mut t, mut ev) = (table(), Vec::new());
         for i in 0..5 {
             let mut beat = hb("a", "10.0.0.1", 1000.0 + i as f64);
-            beat.plugins = vec![
-                sample("cpu", PluginKind::Monitor, i as f64),
-                sample("os", PluginKind::Info, i as f64),
-            ];
+            beat.plugins = vec![sample("cpu", PluginKind::Monitor, i as f64), sample("os", PluginKind::Info, i as f64)];
             t.heartbeat(beat, &mut ev);
         }
         let host = t.get("a").unwrap();
@@ -759,10 +705,7 @@ mod tests {
         let mut third = hb("a", "10.0.0.1", 1010.0);
         third.plugins = vec![sample("disk", PluginKind::Monitor, 9.0)];
         t.heartbeat(third, &mut ev);
-        assert!(
-            !t.get("a").unwrap().plugins.contains_key("disk"),
-            "max 2 plugins per host"
-        );
+        assert!(!t.get("a").unwrap().plugins.contains_key("disk"), "max 2 plugins per host");
         assert_eq!(t.dropped_plugins, 1);
     }
 
@@ -787,10 +730,7 @@ mod tests {
         plg.latency_ms = Some(0.5);
         t.heartbeat(plg, &mut ev);
         let h = t.get("a").unwrap();
-        assert_eq!(
-            (h.count, h.interval, h.last_seen, h.latency_ms),
-            (1, 10.0, 1020.0, Some(0.5))
-        );
+        assert_eq!((h.count, h.interval, h.last_seen, h.latency_ms), (1, 10.0, 1020.0, Some(0.5)));
     }
 
     #[test]
@@ -800,10 +740,7 @@ mod tests {
         beat.plugins = vec![sample("cpu", PluginKind::Monitor, 1.0)];
         t.heartbeat(beat, &mut ev);
         let text = serde_json::to_string(&t.snapshot()).unwrap();
-        assert!(
-            text.contains(r#""data":{"at":1}"#),
-            "stored JSON is embedded, not quoted: {text}"
-        );
+        assert!(text.contains(r#""data":{"at":1}"#), "stored JSON is embedded, not quoted: {text}");
         let back: Vec<Host> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, t.snapshot());
     }

@@ -20,10 +20,7 @@ pub fn detach() -> io::Result<()> {
         libc::umask(0o022);
     }
     std::env::set_current_dir("/")?;
-    let null = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
+    let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
     use std::os::fd::AsRawFd;
     for fd in 0..=2 {
         // SAFETY: dup2 onto the standard descriptors of our own process.
@@ -60,22 +57,16 @@ impl PidFile {
         if pid > 0 && unsafe { libc::kill(pid, 0) } == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!(
-                    "pid file {} names running process {pid}: is hbd already running?",
-                    path.display()
-                ),
+                format!("pid file {} names running process {pid}: is hbd already running?", path.display()),
             ));
         }
         Ok(())
     }
 
     pub fn create(path: &Path) -> io::Result<PidFile> {
-        fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
-            io::Error::new(e.kind(), format!("write pid file {}: {e}", path.display()))
-        })?;
-        Ok(PidFile {
-            path: path.to_path_buf(),
-        })
+        fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| io::Error::new(e.kind(), format!("write pid file {}: {e}", path.display())))?;
+        Ok(PidFile { path: path.to_path_buf() })
     }
 }
 

@@ -9,7 +9,6 @@
 //!
 //! Ends when the parent calls `Server::unblock` once per thread.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +20,8 @@ use log::{debug, info, warn};
 use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::core::{unix_seconds, Host, PluginSeries, Query, Sample, Status};
+use crate::api::{host_json, latest_json, sample_json};
+use crate::core::{unix_seconds, Query};
 use crate::metrics;
 
 pub const THREADS: usize = 2;
@@ -38,20 +38,12 @@ pub struct HttpSettings {
 
 /// Binds before the daemon detaches, so a port in use is reported at once.
 pub fn bind(settings: &HttpSettings) -> io::Result<Arc<Server>> {
-    let server = Server::http(settings.bind).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("bind http {}: {e}", settings.bind),
-        )
-    })?;
+    let server = Server::http(settings.bind)
+        .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, format!("bind http {}: {e}", settings.bind)))?;
     Ok(Arc::new(server))
 }
 
-pub fn spawn(
-    server: Arc<Server>,
-    settings: HttpSettings,
-    to_core: Sender<Query>,
-) -> io::Result<Vec<JoinHandle<()>>> {
+pub fn spawn(server: Arc<Server>, settings: HttpSettings, to_core: Sender<Query>) -> io::Result<Vec<JoinHandle<()>>> {
     match server.server_addr().to_ip() {
         Some(addr) => info!("http: listening on {addr}"),
         None => info!("http: listening"),
@@ -61,14 +53,12 @@ pub fn spawn(
     (0..THREADS)
         .map(|i| {
             let (server, settings, to_core) = (server.clone(), settings.clone(), to_core.clone());
-            std::thread::Builder::new()
-                .name(format!("http{i}"))
-                .spawn(move || {
-                    let api = Api { to_core, started };
-                    for request in server.incoming_requests() {
-                        handle(&api, &settings, request);
-                    }
-                })
+            std::thread::Builder::new().name(format!("http{i}")).spawn(move || {
+                let api = Api { to_core, started };
+                for request in server.incoming_requests() {
+                    handle(&api, &settings, request);
+                }
+            })
         })
         .collect()
 }
@@ -88,12 +78,7 @@ struct Reply {
 
 impl Reply {
     fn json(status: u16, value: &Value) -> Reply {
-        Reply {
-            status,
-            body: value.to_string(),
-            content_type: "application/json",
-            allow: None,
-        }
+        Reply { status, body: value.to_string(), content_type: "application/json", allow: None }
     }
 
     fn error(status: u16, message: impl Into<String>) -> Reply {
@@ -102,18 +87,9 @@ impl Reply {
 }
 
 fn handle(api: &Api, settings: &HttpSettings, request: Request) {
-    let origin = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Origin"))
-        .map(|h| h.value.to_string());
+    let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
     let reply = route(api, request.method(), request.url());
-    debug!(
-        "http: {} {} -> {}",
-        request.method(),
-        request.url(),
-        reply.status
-    );
+    debug!("http: {} {} -> {}", request.method(), request.url(), reply.status);
     let mut response = Response::from_string(reply.body).with_status_code(reply.status);
     let mut add = |name: &str, value: &str| {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
@@ -143,12 +119,7 @@ fn cors_allows(allowed: &[String], origin: &str) -> bool {
 /// The routes; everything the API answers is listed here.
 fn route(api: &Api, method: &Method, url: &str) -> Reply {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let segments: Vec<String> = match path
-        .split('/')
-        .skip(1)
-        .map(percent_decode)
-        .collect::<Option<Vec<_>>>()
-    {
+    let segments: Vec<String> = match path.split('/').skip(1).map(percent_decode).collect::<Option<Vec<_>>>() {
         Some(segments) => segments,
         None => return Reply::error(400, "malformed percent-encoding in the path"),
     };
@@ -200,19 +171,9 @@ fn parse_limit(query: &str) -> Result<usize, Reply> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if key == "limit" {
-            limit = value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    Reply::error(
-                        400,
-                        format!(
-                            "limit must be an integer from 1 to {MAX_LIMIT}, not {:?}",
-                            truncate(value)
-                        ),
-                    )
-                })?;
+            limit = value.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                Reply::error(400, format!("limit must be an integer from 1 to {MAX_LIMIT}, not {:?}", truncate(value)))
+            })?;
         }
     }
     Ok(limit)
@@ -232,10 +193,7 @@ impl Api {
     }
 
     fn healthz(&self) -> Reply {
-        let uptime = SystemTime::now()
-            .duration_since(self.started)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let uptime = SystemTime::now().duration_since(self.started).map(|d| d.as_secs()).unwrap_or(0);
         match self.ask(Query::Hosts) {
             Ok(hosts) => Reply::json(
                 200,
@@ -269,10 +227,7 @@ impl Api {
     }
 
     fn host(&self, name: &str) -> Reply {
-        match self.ask(|reply| Query::Host {
-            name: name.to_string(),
-            reply,
-        }) {
+        match self.ask(|reply| Query::Host { name: name.to_string(), reply }) {
             Ok(Some(host)) => Reply::json(200, &host_json(&host, unix_seconds(SystemTime::now()))),
             Ok(None) => unknown_host(name),
             Err(reply) => reply,
@@ -280,10 +235,7 @@ impl Api {
     }
 
     fn plugins(&self, name: &str) -> Reply {
-        match self.ask(|reply| Query::Host {
-            name: name.to_string(),
-            reply,
-        }) {
+        match self.ask(|reply| Query::Host { name: name.to_string(), reply }) {
             Ok(Some(host)) => {
                 let plugins: Map<String, Value> = host
                     .plugins
@@ -298,12 +250,7 @@ impl Api {
     }
 
     fn history(&self, name: &str, plugin: &str, limit: usize) -> Reply {
-        let query = |reply| Query::History {
-            name: name.to_string(),
-            plugin: plugin.to_string(),
-            limit,
-            reply,
-        };
+        let query = |reply| Query::History { name: name.to_string(), plugin: plugin.to_string(), limit, reply };
         match self.ask(query) {
             Ok(Some(Some(series))) => {
                 let samples: Vec<Value> = series.samples.iter().map(sample_json).collect();
@@ -312,10 +259,7 @@ impl Api {
                     &json!({"name": name.to_ascii_lowercase(), "plugin": plugin, "kind": series.kind, "count": samples.len(), "samples": samples}),
                 )
             }
-            Ok(Some(None)) => Reply::error(
-                404,
-                format!("host {} has no plugin {}", truncate(name), truncate(plugin)),
-            ),
+            Ok(Some(None)) => Reply::error(404, format!("host {} has no plugin {}", truncate(name), truncate(plugin))),
             Ok(None) => unknown_host(name),
             Err(reply) => reply,
         }
@@ -324,56 +268,6 @@ impl Api {
 
 fn unknown_host(name: &str) -> Reply {
     Reply::error(404, format!("unknown host {}", truncate(name)))
-}
-
-/// A host as the API shows it. `uptime` counts seconds since it last came
-/// up, and is null while it is down.
-fn host_json(host: &Host, now: f64) -> Value {
-    let up = host.status == Status::Up;
-    let plugins: BTreeMap<&str, Value> = host
-        .plugins
-        .iter()
-        .map(|(name, s)| (name.as_str(), json!(s.kind)))
-        .collect();
-    json!({
-        "name": host.name,
-        "status": host.status,
-        "address": host.address.to_string(),
-        "port": host.port,
-        "interval": host.interval,
-        "first_seen": host.first_seen,
-        "last_seen": host.last_seen,
-        "count": host.count,
-        "latency_ms": host.latency_ms,
-        "status_since": host.status_since,
-        "uptime": if up { Some((now - host.status_since).max(0.0)) } else { None },
-        "plugins": plugins,
-    })
-}
-
-fn sample_json(sample: &Sample) -> Value {
-    let mut value = json!({"at": sample.at, "received": sample.received});
-    if let Some(map) = value.as_object_mut() {
-        if let Some(data) = &sample.data {
-            // Stored as checked compact JSON; parsing it back cannot fail.
-            map.insert(
-                "data".into(),
-                serde_json::from_str(data.as_str()).unwrap_or(Value::Null),
-            );
-        }
-        if let Some(error) = &sample.error {
-            map.insert("error".into(), json!(error));
-        }
-    }
-    value
-}
-
-fn latest_json(series: &PluginSeries) -> Option<Value> {
-    let mut value = sample_json(series.samples.back()?);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("kind".into(), json!(series.kind));
-    }
-    Some(value)
 }
 
 /// Decodes `%XX`; None when an escape is malformed or the result is not UTF-8.
@@ -427,13 +321,7 @@ mod tests {
     fn cors() {
         assert!(!cors_allows(&[], "https://a.example"));
         assert!(cors_allows(&["*".into()], "https://a.example"));
-        assert!(cors_allows(
-            &["https://a.example".into()],
-            "https://a.example"
-        ));
-        assert!(!cors_allows(
-            &["https://a.example".into()],
-            "https://b.example"
-        ));
+        assert!(cors_allows(&["https://a.example".into()], "https://a.example"));
+        assert!(!cors_allows(&["https://a.example".into()], "https://b.example"));
     }
 }

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use log::{error, info, warn};
-use serde_json::json;
 
+use crate::api::{event_fields, round3};
 use crate::config::JournalSettings;
 use crate::core::{unix_seconds, Event};
 
@@ -35,11 +35,7 @@ const MAX_UNWRITTEN: usize = 16 << 20;
 #[derive(Debug)]
 pub enum JournalMsg {
     /// A message accepted by `udp`, as compact JSON.
-    Received {
-        at: SystemTime,
-        source: SocketAddr,
-        json: Vec<u8>,
-    },
+    Received { at: SystemTime, source: SocketAddr, json: Vec<u8> },
     /// A state change decided by `core`.
     Event { at: f64, event: Event },
     /// Reopen the file after an outside rotation (SIGHUP from logrotate).
@@ -106,32 +102,7 @@ impl Journal {
     }
 
     fn handle_event(&mut self, at: f64, event: &Event) {
-        let (kind, fields) = match event {
-            Event::HostNew { name, address } => (
-                "host_new",
-                json!({"name": name, "address": address.ip().to_string(), "port": address.port()}),
-            ),
-            Event::HostUp {
-                name,
-                address,
-                down_for,
-            } => (
-                "host_up",
-                json!({"name": name, "address": address.ip().to_string(), "port": address.port(), "down_for": round3(*down_for)}),
-            ),
-            Event::HostDown {
-                name,
-                last_seen,
-                silent_for,
-            } => (
-                "host_down",
-                json!({"name": name, "last_seen": round3(*last_seen), "silent_for": round3(*silent_for)}),
-            ),
-            Event::AddressChanged { name, old, new } => (
-                "address_changed",
-                json!({"name": name, "old_address": old.to_string(), "address": new.to_string()}),
-            ),
-        };
+        let (kind, fields) = event_fields(event);
         // Time and type first, as time leads on message lines; then the fields.
         let fields = fields.to_string();
         let mut line = format!(
@@ -189,10 +160,7 @@ impl Journal {
                 self.pending.clear();
                 self.pending_since = None;
                 if self.dropped_lines > 0 {
-                    warn!(
-                        "journal: {} lines were dropped while the disk refused writes",
-                        self.dropped_lines
-                    );
+                    warn!("journal: {} lines were dropped while the disk refused writes", self.dropped_lines);
                     self.dropped_lines = 0;
                 }
             }
@@ -224,10 +192,7 @@ impl Journal {
                 .and_then(|()| fs::rename(base, numbered(1)))
         };
         if let Err(e) = result {
-            error!(
-                "journal: rotate {}: {e}; continuing in the same file",
-                base.display()
-            );
+            error!("journal: rotate {}: {e}; continuing in the same file", base.display());
             return;
         }
         match open_append(base) {
@@ -245,56 +210,41 @@ impl Journal {
 }
 
 pub fn spawn(mut journal: Journal, inbox: Receiver<JournalMsg>) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("journal".into())
-        .spawn(move || {
-            info!("journal: writing {}", journal.path().display());
-            loop {
-                let msg = match journal.flush_due() {
-                    Some(due) => inbox.recv_deadline(due),
-                    None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                };
-                match msg {
-                    Ok(msg) => {
-                        journal.handle(msg);
-                        if journal.flush_due().is_some_and(|due| due <= Instant::now()) {
-                            journal.flush();
-                        }
+    std::thread::Builder::new().name("journal".into()).spawn(move || {
+        info!("journal: writing {}", journal.path().display());
+        loop {
+            let msg = match journal.flush_due() {
+                Some(due) => inbox.recv_deadline(due),
+                None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match msg {
+                Ok(msg) => {
+                    journal.handle(msg);
+                    if journal.flush_due().is_some_and(|due| due <= Instant::now()) {
+                        journal.flush();
                     }
-                    Err(RecvTimeoutError::Timeout) => journal.flush(),
-                    Err(RecvTimeoutError::Disconnected) => break,
                 }
+                Err(RecvTimeoutError::Timeout) => journal.flush(),
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            journal.flush();
-            if !journal.pending.is_empty() {
-                error!(
-                    "journal: {} bytes could not be written at exit",
-                    journal.pending.len()
-                );
-            }
-            info!("journal: closed");
-        })
+        }
+        journal.flush();
+        if !journal.pending.is_empty() {
+            error!("journal: {} bytes could not be written at exit", journal.pending.len());
+        }
+        info!("journal: closed");
+    })
 }
 
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| annotate(e, "open journal", path))?;
-    let size = file
-        .metadata()
-        .map_err(|e| annotate(e, "stat journal", path))?
-        .len();
+    let file =
+        OpenOptions::new().create(true).append(true).open(path).map_err(|e| annotate(e, "open journal", path))?;
+    let size = file.metadata().map_err(|e| annotate(e, "stat journal", path))?.len();
     Ok((file, size))
 }
 
 fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Formats local time as `2026-03-28T12:34:56`, once per second: at a high
@@ -340,6 +290,7 @@ pub fn local_datetime(second: i64) -> String {
 mod tests {
     use super::*;
     use crossbeam_channel::bounded;
+    use serde_json::json;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("hbd-journal-{tag}-{}", std::process::id()));
@@ -360,12 +311,7 @@ mod tests {
     fn line_has_the_python_shape() {
         let dir = temp_dir("shape");
         let path = dir.join("m.journal");
-        let mut j = Journal::open(JournalSettings {
-            path: path.clone(),
-            max_size: 0,
-            max_backups: 1,
-        })
-        .unwrap();
+        let mut j = Journal::open(JournalSettings { path: path.clone(), max_size: 0, max_backups: 1 }).unwrap();
         j.handle(received(1));
         j.flush();
         let text = fs::read_to_string(&path).unwrap();
@@ -384,12 +330,7 @@ mod tests {
     fn rotation_keeps_every_line_whole_and_each_file_under_the_cap() {
         let dir = temp_dir("rotate");
         let path = dir.join("m.journal");
-        let j = Journal::open(JournalSettings {
-            path: path.clone(),
-            max_size: 1000,
-            max_backups: 50,
-        })
-        .unwrap();
+        let j = Journal::open(JournalSettings { path: path.clone(), max_size: 1000, max_backups: 50 }).unwrap();
         let (tx, rx) = bounded(16);
         let handle = spawn(j, rx).unwrap();
         for n in 0..200 {
@@ -401,12 +342,7 @@ mod tests {
         for entry in fs::read_dir(&dir).unwrap() {
             let p = entry.unwrap().path();
             let text = fs::read_to_string(&p).unwrap();
-            assert!(
-                text.len() <= 1000,
-                "{} is {} bytes",
-                p.display(),
-                text.len()
-            );
+            assert!(text.len() <= 1000, "{} is {} bytes", p.display(), text.len());
             assert!(text.ends_with('\n'));
             for line in text.lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -424,20 +360,13 @@ mod tests {
     fn backups_beyond_the_limit_are_removed() {
         let dir = temp_dir("backups");
         let path = dir.join("m.journal");
-        let mut j = Journal::open(JournalSettings {
-            path: path.clone(),
-            max_size: 200,
-            max_backups: 2,
-        })
-        .unwrap();
+        let mut j = Journal::open(JournalSettings { path: path.clone(), max_size: 200, max_backups: 2 }).unwrap();
         for n in 0..50 {
             j.handle(received(n));
         }
         j.flush();
-        let mut files: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut files: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         files.sort();
         assert_eq!(files, ["m.journal", "m.journal.1", "m.journal.2"]);
         fs::remove_dir_all(dir).unwrap();
@@ -447,23 +376,13 @@ mod tests {
     fn event_lines_carry_type_and_time() {
         let dir = temp_dir("event");
         let path = dir.join("m.journal");
-        let mut j = Journal::open(JournalSettings {
-            path: path.clone(),
-            max_size: 0,
-            max_backups: 1,
-        })
-        .unwrap();
+        let mut j = Journal::open(JournalSettings { path: path.clone(), max_size: 0, max_backups: 1 }).unwrap();
         j.handle(JournalMsg::Event {
             at: 5.0,
-            event: Event::HostDown {
-                name: "a".into(),
-                last_seen: 1.0,
-                silent_for: 4.0,
-            },
+            event: Event::HostDown { name: "a".into(), last_seen: 1.0, silent_for: 4.0 },
         });
         j.flush();
-        let v: serde_json::Value =
-            serde_json::from_str(fs::read_to_string(&path).unwrap().trim_end()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(fs::read_to_string(&path).unwrap().trim_end()).unwrap();
         assert_eq!(v["type"], "host_down");
         assert_eq!(v["name"], "a");
         assert_eq!(v["silent_for"], json!(4.0));

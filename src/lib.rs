@@ -3,6 +3,7 @@
 //! ARCHITECTURE.md maps the threads and channels; start reading at
 //! `server::run`.
 
+pub mod api;
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -19,3 +20,4 @@ pub mod sender;
 pub mod server;
 pub mod state;
 pub mod udp;
+pub mod ws;

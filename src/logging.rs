@@ -32,10 +32,7 @@ pub fn level(verbosity: u8) -> LevelFilter {
 /// Installs the logger: into `file` if given, else standard error.
 pub fn init(file: Option<&Path>, format: LogFormat, level: LevelFilter) -> io::Result<()> {
     let mut config = ConfigBuilder::new();
-    config
-        .set_target_level(LevelFilter::Off)
-        .set_thread_level(LevelFilter::Off)
-        .set_location_level(LevelFilter::Off);
+    config.set_target_level(LevelFilter::Off).set_thread_level(LevelFilter::Off).set_location_level(LevelFilter::Off);
     match format {
         LogFormat::Text => {
             config.set_time_format_rfc2822();

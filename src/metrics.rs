@@ -20,19 +20,9 @@ pub fn render(s: &MetricsSnapshot) -> String {
     family(&mut out, "hbd_hosts", "gauge", "Hosts hbd knows.");
     sample(&mut out, "hbd_hosts", &[], s.hosts.len() as f64);
 
-    family(
-        &mut out,
-        "hbd_host_up",
-        "gauge",
-        "Whether the host is up (1) or down (0).",
-    );
+    family(&mut out, "hbd_host_up", "gauge", "Whether the host is up (1) or down (0).");
     for h in &s.hosts {
-        sample(
-            &mut out,
-            "hbd_host_up",
-            &[("host", &h.name)],
-            if h.status == Status::Up { 1.0 } else { 0.0 },
-        );
+        sample(&mut out, "hbd_host_up", &[("host", &h.name)], if h.status == Status::Up { 1.0 } else { 0.0 });
     }
     family(
         &mut out,
@@ -41,84 +31,29 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "When the host was last heard from, in Unix time.",
     );
     for h in &s.hosts {
-        sample(
-            &mut out,
-            "hbd_host_last_seen_timestamp_seconds",
-            &[("host", &h.name)],
-            h.last_seen,
-        );
+        sample(&mut out, "hbd_host_last_seen_timestamp_seconds", &[("host", &h.name)], h.last_seen);
     }
-    family(
-        &mut out,
-        "hbd_host_interval_seconds",
-        "gauge",
-        "The heartbeat interval the host announced.",
-    );
+    family(&mut out, "hbd_host_interval_seconds", "gauge", "The heartbeat interval the host announced.");
     for h in &s.hosts {
-        sample(
-            &mut out,
-            "hbd_host_interval_seconds",
-            &[("host", &h.name)],
-            h.interval,
-        );
+        sample(&mut out, "hbd_host_interval_seconds", &[("host", &h.name)], h.interval);
     }
-    family(
-        &mut out,
-        "hbd_host_heartbeats_total",
-        "counter",
-        "Heartbeats received from the host.",
-    );
+    family(&mut out, "hbd_host_heartbeats_total", "counter", "Heartbeats received from the host.");
     for h in &s.hosts {
-        sample(
-            &mut out,
-            "hbd_host_heartbeats_total",
-            &[("host", &h.name)],
-            h.count as f64,
-        );
+        sample(&mut out, "hbd_host_heartbeats_total", &[("host", &h.name)], h.count as f64);
     }
-    family(
-        &mut out,
-        "hbd_host_latency_seconds",
-        "gauge",
-        "Round-trip time the host's client last measured to hbd.",
-    );
+    family(&mut out, "hbd_host_latency_seconds", "gauge", "Round-trip time the host's client last measured to hbd.");
     for h in &s.hosts {
         if let Some(ms) = h.latency_ms {
-            sample(
-                &mut out,
-                "hbd_host_latency_seconds",
-                &[("host", &h.name)],
-                ms / 1000.0,
-            );
+            sample(&mut out, "hbd_host_latency_seconds", &[("host", &h.name)], ms / 1000.0);
         }
     }
 
-    family(
-        &mut out,
-        "hbd_datagrams_received_total",
-        "counter",
-        "UDP datagrams received.",
-    );
-    sample(
-        &mut out,
-        "hbd_datagrams_received_total",
-        &[],
-        s.udp.received as f64,
-    );
-    family(
-        &mut out,
-        "hbd_datagrams_rejected_total",
-        "counter",
-        "UDP datagrams rejected, by reason.",
-    );
+    family(&mut out, "hbd_datagrams_received_total", "counter", "UDP datagrams received.");
+    sample(&mut out, "hbd_datagrams_received_total", &[], s.udp.received as f64);
+    family(&mut out, "hbd_datagrams_rejected_total", "counter", "UDP datagrams rejected, by reason.");
     for reason in RejectReason::ALL {
         let n = s.udp.rejected.get(reason.index()).copied().unwrap_or(0);
-        sample(
-            &mut out,
-            "hbd_datagrams_rejected_total",
-            &[("reason", reason.as_str())],
-            n as f64,
-        );
+        sample(&mut out, "hbd_datagrams_rejected_total", &[("reason", reason.as_str())], n as f64);
     }
     family(
         &mut out,
@@ -126,42 +61,24 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "counter",
         "Plugin samples left out: malformed, over a limit, or beyond max_plugins_per_host.",
     );
-    sample(
-        &mut out,
-        "hbd_plugin_samples_refused_total",
-        &[],
-        (s.udp.dropped_plugins + s.dropped_plugins) as f64,
-    );
+    sample(&mut out, "hbd_plugin_samples_refused_total", &[], (s.udp.dropped_plugins + s.dropped_plugins) as f64);
     family(
         &mut out,
         "hbd_hosts_refused_total",
         "counter",
         "Messages from new hosts refused because max_hosts was reached.",
     );
-    sample(
-        &mut out,
-        "hbd_hosts_refused_total",
-        &[],
-        s.dropped_hosts as f64,
-    );
+    sample(&mut out, "hbd_hosts_refused_total", &[], s.dropped_hosts as f64);
     family(
         &mut out,
-        "hbd_queue_length",
-        "gauge",
-        "Messages waiting in a channel between hbd's threads.",
+        "hbd_ws_updates_dropped_total",
+        "counter",
+        "Live updates dropped because the WebSocket hub was behind.",
     );
-    sample(
-        &mut out,
-        "hbd_queue_length",
-        &[("queue", "core")],
-        s.inbound_queue as f64,
-    );
-    sample(
-        &mut out,
-        "hbd_queue_length",
-        &[("queue", "journal")],
-        s.journal_queue as f64,
-    );
+    sample(&mut out, "hbd_ws_updates_dropped_total", &[], s.ws_dropped as f64);
+    family(&mut out, "hbd_queue_length", "gauge", "Messages waiting in a channel between hbd's threads.");
+    sample(&mut out, "hbd_queue_length", &[("queue", "core")], s.inbound_queue as f64);
+    sample(&mut out, "hbd_queue_length", &[("queue", "journal")], s.journal_queue as f64);
 
     family(
         &mut out,
@@ -172,11 +89,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     let mut path = String::new();
     for h in &s.hosts {
         for (plugin, series) in &h.plugins {
-            let Some(data) = series
-                .samples
-                .back()
-                .and_then(|sample| sample.data.as_ref())
-            else {
+            let Some(data) = series.samples.back().and_then(|sample| sample.data.as_ref()) else {
                 continue;
             };
             if let Ok(value) = serde_json::from_str::<Value>(data.as_str()) {
@@ -188,14 +101,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     out
 }
 
-fn leaves(
-    out: &mut String,
-    host: &str,
-    plugin: &str,
-    value: &Value,
-    path: &mut String,
-    depth: usize,
-) {
+fn leaves(out: &mut String, host: &str, plugin: &str, value: &Value, path: &mut String, depth: usize) {
     let number = match value {
         Value::Number(n) => n.as_f64(),
         Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
@@ -214,24 +120,11 @@ fn leaves(
         _ => None,
     };
     if let Some(number) = number.filter(|_| !path.is_empty()) {
-        sample(
-            out,
-            "hbd_plugin_metric",
-            &[("host", host), ("plugin", plugin), ("metric", path)],
-            number,
-        );
+        sample(out, "hbd_plugin_metric", &[("host", host), ("plugin", plugin), ("metric", path)], number);
     }
 }
 
-fn descend(
-    out: &mut String,
-    host: &str,
-    plugin: &str,
-    child: &Value,
-    path: &mut String,
-    depth: usize,
-    key: &str,
-) {
+fn descend(out: &mut String, host: &str, plugin: &str, child: &Value, path: &mut String, depth: usize, key: &str) {
     let len = path.len();
     if !path.is_empty() {
         path.push('.');
@@ -293,19 +186,11 @@ mod tests {
     use std::sync::Arc;
 
     fn snapshot(data: &str) -> MetricsSnapshot {
-        let sample = Sample {
-            at: 1.0,
-            received: 1.0,
-            data: Some(Json::from(Arc::<str>::from(data))),
-            error: None,
-        };
+        let sample = Sample { at: 1.0, received: 1.0, data: Some(Json::from(Arc::<str>::from(data))), error: None };
         let mut plugins = BTreeMap::new();
         plugins.insert(
             "disk_monitor".to_string(),
-            PluginSeries {
-                kind: PluginKind::Monitor,
-                samples: VecDeque::from([sample]),
-            },
+            PluginSeries { kind: PluginKind::Monitor, samples: VecDeque::from([sample]) },
         );
         let host = Host {
             name: "web-1".into(),
@@ -323,15 +208,12 @@ mod tests {
         };
         MetricsSnapshot {
             hosts: vec![host],
-            udp: UdpStats {
-                received: 10,
-                rejected: vec![0, 3],
-                dropped_plugins: 1,
-            },
+            udp: UdpStats { received: 10, rejected: vec![0, 3], dropped_plugins: 1 },
             inbound_queue: 0,
             journal_queue: 2,
             dropped_hosts: 0,
             dropped_plugins: 0,
+            ws_dropped: 0,
         }
     }
 
@@ -361,11 +243,6 @@ mod tests {
     fn hostile_keys_are_escaped() {
         let text = render(&snapshot(r#"{"a\"b\\c\nd":1}"#));
         assert!(text.contains(r#"metric="a\"b\\c\nd"} 1"#), "{text}");
-        assert_eq!(
-            text.lines()
-                .filter(|l| l.starts_with("hbd_plugin_metric{"))
-                .count(),
-            1
-        );
+        assert_eq!(text.lines().filter(|l| l.starts_with("hbd_plugin_metric{")).count(), 1);
     }
 }

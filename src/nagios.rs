@@ -56,10 +56,7 @@ impl State {
     }
 
     pub fn worst(states: impl IntoIterator<Item = State>) -> State {
-        states
-            .into_iter()
-            .max_by_key(|s| s.severity())
-            .unwrap_or(State::Ok)
+        states.into_iter().max_by_key(|s| s.severity()).unwrap_or(State::Ok)
     }
 }
 
@@ -91,11 +88,7 @@ impl Range {
                     "" => Some(0.0),
                     s => Some(parse_number(s)?),
                 };
-                let end = if end.is_empty() {
-                    None
-                } else {
-                    Some(parse_number(end)?)
-                };
+                let end = if end.is_empty() { None } else { Some(parse_number(end)?) };
                 (start, end)
             }
         };
@@ -115,14 +108,8 @@ impl Range {
 }
 
 fn parse_number(text: &str) -> Option<f64> {
-    let valid = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b));
-    valid
-        .then(|| text.parse::<f64>().ok())
-        .flatten()
-        .filter(|v| v.is_finite())
+    let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b));
+    valid.then(|| text.parse::<f64>().ok()).flatten().filter(|v| v.is_finite())
 }
 
 /// One `'label'=value[UOM];[warn];[crit];[min];[max]` item.
@@ -181,12 +168,7 @@ impl PluginOutput {
             }
         }
         let (perfdata, perfdata_errors) = parse_perfdata(&perf_text);
-        PluginOutput {
-            text,
-            long_text: long_lines.join("\n").trim().to_string(),
-            perfdata,
-            perfdata_errors,
-        }
+        PluginOutput { text, long_text: long_lines.join("\n").trim().to_string(), perfdata, perfdata_errors }
     }
 }
 
@@ -246,20 +228,11 @@ fn parse_item(item: &str) -> Option<PerfValue> {
     }
     let mut fields = rest.split(';');
     let value_field = fields.next()?;
-    let unit_start = value_field
-        .find(|c: char| !(c.is_ascii_digit() || "-+.eE".contains(c)))
-        .unwrap_or(value_field.len());
+    let unit_start =
+        value_field.find(|c: char| !(c.is_ascii_digit() || "-+.eE".contains(c))).unwrap_or(value_field.len());
     let (number, uom) = value_field.split_at(unit_start);
-    let value = if number.is_empty() && uom == "U" {
-        None
-    } else {
-        Some(parse_number(number)?)
-    };
-    let uom = if value.is_none() {
-        String::new()
-    } else {
-        uom.to_string()
-    };
+    let value = if number.is_empty() && uom == "U" { None } else { Some(parse_number(number)?) };
+    let uom = if value.is_none() { String::new() } else { uom.to_string() };
     let optional_range = |field: Option<&str>| -> Option<Option<Range>> {
         match field.map(str::trim) {
             None | Some("") => Some(None),
@@ -271,23 +244,12 @@ fn parse_item(item: &str) -> Option<PerfValue> {
     let optional_number = |field: Option<&str>| -> Option<Option<f64>> {
         match field.map(str::trim) {
             None | Some("") => Some(None),
-            Some(text) => {
-                parse_number(text.trim_end_matches(|c: char| c.is_alphabetic() || c == '%'))
-                    .map(Some)
-            }
+            Some(text) => parse_number(text.trim_end_matches(|c: char| c.is_alphabetic() || c == '%')).map(Some),
         }
     };
     let min = optional_number(fields.next())?;
     let max = optional_number(fields.next())?;
-    Some(PerfValue {
-        label,
-        value,
-        uom,
-        warn,
-        crit,
-        min,
-        max,
-    })
+    Some(PerfValue { label, value, uom, warn, crit, min, max })
 }
 
 #[cfg(test)]
@@ -325,25 +287,14 @@ mod tests {
 
     #[test]
     fn perfdata_items_with_units_ranges_min_max() {
-        let (v, e) = parse_perfdata(
-            "time=0.897ms;20;40;; ok=1 /=2643MB;5948;5958;0;5968 load1=0.120;5.000;10.000;0;",
-        );
+        let (v, e) = parse_perfdata("time=0.897ms;20;40;; ok=1 /=2643MB;5948;5958;0;5968 load1=0.120;5.000;10.000;0;");
         assert!(e.is_empty(), "{e:?}");
         assert_eq!(v.len(), 4);
-        assert_eq!(
-            (v[0].label.as_str(), v[0].value, v[0].uom.as_str()),
-            ("time", Some(0.897), "ms")
-        );
+        assert_eq!((v[0].label.as_str(), v[0].value, v[0].uom.as_str()), ("time", Some(0.897), "ms"));
         assert_eq!(v[0].warn, Some(range("20")));
         assert_eq!((v[0].min, v[0].max), (None, None));
-        assert_eq!(
-            (v[1].label.as_str(), v[1].value, v[1].warn.clone()),
-            ("ok", Some(1.0), None)
-        );
-        assert_eq!(
-            (v[2].label.as_str(), v[2].uom.as_str(), v[2].min, v[2].max),
-            ("/", "MB", Some(0.0), Some(5968.0))
-        );
+        assert_eq!((v[1].label.as_str(), v[1].value, v[1].warn.clone()), ("ok", Some(1.0), None));
+        assert_eq!((v[2].label.as_str(), v[2].uom.as_str(), v[2].min, v[2].max), ("/", "MB", Some(0.0), Some(5968.0)));
         assert_eq!(v[3].crit, Some(range("10")));
     }
 
@@ -354,22 +305,8 @@ mod tests {
         assert_eq!(v[0].label, "a 'b' = c");
         assert_eq!((v[0].value, v[0].uom.as_str()), (Some(5.0), "%"));
         assert_eq!(v[1].label, "disk /var");
-        assert_eq!(
-            v[1].warn,
-            Some(Range {
-                start: Some(1.0),
-                end: Some(2.0),
-                inside: true
-            })
-        );
-        assert_eq!(
-            v[1].crit,
-            Some(Range {
-                start: None,
-                end: Some(3.0),
-                inside: false
-            })
-        );
+        assert_eq!(v[1].warn, Some(Range { start: Some(1.0), end: Some(2.0), inside: true }));
+        assert_eq!(v[1].crit, Some(Range { start: None, end: Some(3.0), inside: false }));
     }
 
     #[test]
@@ -382,14 +319,8 @@ mod tests {
     fn malformed_items_are_kept_as_errors() {
         // An unterminated quote swallows the rest of the line into one bad item.
         let (v, e) = parse_perfdata("good=1 novalue= =5 x=abc y=1;zz 'unterminated=3 z=1");
-        assert_eq!(
-            v.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(),
-            ["good"]
-        );
-        assert_eq!(
-            e,
-            ["novalue=", "=5", "x=abc", "y=1;zz", "'unterminated=3 z=1"]
-        );
+        assert_eq!(v.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(), ["good"]);
+        assert_eq!(e, ["novalue=", "=5", "x=abc", "y=1;zz", "'unterminated=3 z=1"]);
     }
 
     #[test]
@@ -416,25 +347,13 @@ mod tests {
 
     #[test]
     fn hostile_output_never_panics() {
-        for text in [
-            "|||",
-            "'",
-            "''=''",
-            "=;;;;;;",
-            "a=1;@;@",
-            "\u{0}=\u{0}",
-            "x=1e999",
-            "|'''''",
-            "a=-",
-            "a=1;;;;;;;;;",
-        ] {
+        for text in
+            ["|||", "'", "''=''", "=;;;;;;", "a=1;@;@", "\u{0}=\u{0}", "x=1e999", "|'''''", "a=-", "a=1;;;;;;;;;"]
+        {
             let _ = PluginOutput::parse(text);
         }
         let long = "x=1 ".repeat(10000);
-        assert_eq!(
-            PluginOutput::parse(&format!("T|{long}")).perfdata.len(),
-            10000
-        );
+        assert_eq!(PluginOutput::parse(&format!("T|{long}")).perfdata.len(), 10000);
     }
 
     #[test]

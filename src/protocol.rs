@@ -110,10 +110,7 @@ impl fmt::Display for Rejection {
 }
 
 fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
-    Rejection {
-        reason,
-        detail: detail.into(),
-    }
+    Rejection { reason, detail: detail.into() }
 }
 
 /// A message that passed every check.
@@ -206,33 +203,20 @@ impl Decoder {
         replay: ReplayGuard,
         limits: PluginLimits,
     ) -> Decoder {
-        Decoder {
-            max_message_size,
-            default_interval,
-            keyring,
-            replay,
-            limits,
-        }
+        Decoder { max_message_size, default_interval, keyring, replay, limits }
     }
 
     pub fn decode(&mut self, datagram: &[u8], now: SystemTime) -> Result<Accepted, Rejection> {
         if datagram.len() > self.max_message_size {
             return Err(reject(
                 RejectReason::TooLarge,
-                format!(
-                    "datagram of {} bytes exceeds max_message_size {}",
-                    datagram.len(),
-                    self.max_message_size
-                ),
+                format!("datagram of {} bytes exceeds max_message_size {}", datagram.len(), self.max_message_size),
             ));
         }
         let (payload, signature) = match &self.keyring {
             Some(keyring) => {
                 let opened = keyring.open(datagram, now).map_err(auth_rejection)?;
-                let signature = Signature {
-                    key_id: opened.key.id.clone(),
-                    timestamp_us: opened.timestamp_us,
-                };
+                let signature = Signature { key_id: opened.key.id.clone(), timestamp_us: opened.timestamp_us };
                 (opened.payload, Some(signature))
             }
             None if datagram.starts_with(MAGIC) => {
@@ -259,12 +243,8 @@ impl Decoder {
             }
             None => return Err(reject(RejectReason::NotJson, "empty payload")),
         };
-        let text = std::str::from_utf8(json).map_err(|e| {
-            reject(
-                RejectReason::NotUtf8,
-                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            )
-        })?;
+        let text = std::str::from_utf8(json)
+            .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
         let message: WireMessage = serde_json::from_str(text).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => reject(RejectReason::BadField, e.to_string()),
             _ => reject(RejectReason::BadJson, e.to_string()),
@@ -272,18 +252,12 @@ impl Decoder {
 
         let heartbeat = message.id == HEARTBEAT_ID;
         if !heartbeat && message.id != PLUGIN_DATA_ID {
-            return Err(reject(
-                RejectReason::UnknownId,
-                format!("unknown message ID {:?}", truncate(&message.id)),
-            ));
+            return Err(reject(RejectReason::UnknownId, format!("unknown message ID {:?}", truncate(&message.id))));
         }
         if !is_valid_host_name(&message.name) {
             return Err(reject(
                 RejectReason::BadName,
-                format!(
-                    "name {:?} is not an RFC 1123 host name",
-                    truncate(&message.name)
-                ),
+                format!("name {:?} is not an RFC 1123 host name", truncate(&message.name)),
             ));
         }
         let name = message.name.to_ascii_lowercase();
@@ -296,18 +270,12 @@ impl Decoder {
         }
         if let Some(latency) = message.latency_ms {
             if !(0.0..=3_600_000.0).contains(&latency) {
-                return Err(reject(
-                    RejectReason::BadField,
-                    format!("latency_ms {latency} is not from 0 to 3600000"),
-                ));
+                return Err(reject(RejectReason::BadField, format!("latency_ms {latency} is not from 0 to 3600000")));
             }
         }
         if let Some(signature) = &signature {
-            let allowed = self
-                .keyring
-                .as_ref()
-                .and_then(|ring| ring.key(&signature.key_id))
-                .is_some_and(|k| k.allows(&name));
+            let allowed =
+                self.keyring.as_ref().and_then(|ring| ring.key(&signature.key_id)).is_some_and(|k| k.allows(&name));
             if !allowed {
                 return Err(reject(
                     RejectReason::HostNotAllowed,
@@ -326,8 +294,8 @@ impl Decoder {
         }
         let json = if json.contains(&b'\n') || json.contains(&b'\r') {
             // JSON Lines needs one line per message: re-encode compactly.
-            let value: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| reject(RejectReason::BadJson, e.to_string()))?;
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| reject(RejectReason::BadJson, e.to_string()))?;
             serde_json::to_vec(&value).map_err(|e| reject(RejectReason::BadJson, e.to_string()))?
         } else {
             json.to_vec()
@@ -378,38 +346,24 @@ impl Decoder {
         }
         let (data, error) = match (entry.data, entry.error) {
             (Some(data), None) => {
-                let value: serde_json::Value =
-                    serde_json::from_str(data.get()).map_err(|e| e.to_string())?;
+                let value: serde_json::Value = serde_json::from_str(data.get()).map_err(|e| e.to_string())?;
                 if !value.is_object() {
                     return Err("`data` is not an object".into());
                 }
                 let keys = count_keys(&value);
                 if keys > self.limits.max_keys {
-                    return Err(format!(
-                        "{keys} keys exceed max_plugin_keys {}",
-                        self.limits.max_keys
-                    ));
+                    return Err(format!("{keys} keys exceed max_plugin_keys {}", self.limits.max_keys));
                 }
                 let text = value.to_string();
                 if text.len() > self.limits.max_bytes {
-                    return Err(format!(
-                        "{} bytes exceed max_plugin_size {}",
-                        text.len(),
-                        self.limits.max_bytes
-                    ));
+                    return Err(format!("{} bytes exceed max_plugin_size {}", text.len(), self.limits.max_bytes));
                 }
                 (Some(Json::from(Arc::<str>::from(text))), None)
             }
             (None, Some(error)) => (None, Some(truncate_chars(&error, 1000).to_string())),
             _ => return Err("needs exactly one of `data` and `error`".into()),
         };
-        Ok(PluginSample {
-            name: name.to_string(),
-            kind: entry.kind,
-            at: entry.at,
-            data,
-            error,
-        })
+        Ok(PluginSample { name: name.to_string(), kind: entry.kind, at: entry.at, data, error })
     }
 
     /// The acknowledgement for `accepted`: signed with the same key when the
@@ -420,10 +374,7 @@ impl Decoder {
             body.push_str(&format!(",\"seq\":{seq}"));
         }
         body.push('}');
-        let key = accepted
-            .signed
-            .as_ref()
-            .and_then(|s| self.keyring.as_ref()?.key(&s.key_id));
+        let key = accepted.signed.as_ref().and_then(|s| self.keyring.as_ref()?.key(&s.key_id));
         match key {
             Some(key) => key.seal(unix_micros(now), body.as_bytes()),
             None => body.into_bytes(),
@@ -432,26 +383,15 @@ impl Decoder {
 }
 
 pub fn unix_micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 fn auth_rejection(e: AuthError) -> Rejection {
     match e {
-        AuthError::Unsigned => reject(
-            RejectReason::Unsigned,
-            "unsigned datagram, but hbd requires a signature",
-        ),
+        AuthError::Unsigned => reject(RejectReason::Unsigned, "unsigned datagram, but hbd requires a signature"),
         AuthError::Malformed => reject(RejectReason::BadSignature, "truncated signed envelope"),
-        AuthError::UnknownKey(id) => reject(
-            RejectReason::BadSignature,
-            format!("unknown key id {:?}", truncate(&id)),
-        ),
-        AuthError::BadTag(id) => reject(
-            RejectReason::BadSignature,
-            format!("tag does not match key {id}"),
-        ),
+        AuthError::UnknownKey(id) => reject(RejectReason::BadSignature, format!("unknown key id {:?}", truncate(&id))),
+        AuthError::BadTag(id) => reject(RejectReason::BadSignature, format!("tag does not match key {id}")),
         AuthError::Stale { key, skew_s } => reject(
             RejectReason::Stale,
             format!("timestamp {skew_s:+} s from our clock (key {key}), outside auth_window"),
@@ -462,12 +402,7 @@ fn auth_rejection(e: AuthError) -> Rejection {
 /// Inflates a zlib stream, giving up as soon as the output would pass `cap`
 /// bytes, so a zlib bomb costs at most `cap` bytes of memory and work.
 pub fn inflate_capped(input: &[u8], cap: usize) -> Result<Vec<u8>, Rejection> {
-    let too_large = || {
-        reject(
-            RejectReason::TooLarge,
-            format!("inflates beyond max_message_size {cap}"),
-        )
-    };
+    let too_large = || reject(RejectReason::TooLarge, format!("inflates beyond max_message_size {cap}"));
     let mut inflater = Decompress::new(true);
     let mut out: Vec<u8> = Vec::with_capacity(input.len().saturating_mul(4).clamp(256, cap + 1));
     loop {
@@ -487,15 +422,9 @@ pub fn inflate_capped(input: &[u8], cap: usize) -> Result<Vec<u8>, Rejection> {
         }
         match status {
             Status::StreamEnd if inflater.total_in() as usize == input.len() => return Ok(out),
-            Status::StreamEnd => {
-                return Err(reject(
-                    RejectReason::BadZlib,
-                    "bytes after the end of the zlib stream",
-                ))
-            }
+            Status::StreamEnd => return Err(reject(RejectReason::BadZlib, "bytes after the end of the zlib stream")),
             Status::Ok | Status::BufError => {
-                let stalled =
-                    inflater.total_in() as usize == consumed && inflater.total_out() == produced;
+                let stalled = inflater.total_in() as usize == consumed && inflater.total_out() == produced;
                 if stalled && out.len() < out.capacity() {
                     return Err(reject(RejectReason::BadZlib, "truncated zlib stream"));
                 }
@@ -508,18 +437,14 @@ pub fn inflate_capped(input: &[u8], cap: usize) -> Result<Vec<u8>, Rejection> {
 fn count_keys(value: &serde_json::Value) -> usize {
     match value {
         serde_json::Value::Object(map) => map.len() + map.values().map(count_keys).sum::<usize>(),
-        serde_json::Value::Array(items) => {
-            items.len() + items.iter().map(count_keys).sum::<usize>()
-        }
+        serde_json::Value::Array(items) => items.len() + items.iter().map(count_keys).sum::<usize>(),
         _ => 0,
     }
 }
 
 pub fn is_valid_plugin_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
 }
 
 /// RFC 1123 host name: dot-separated labels of 1 to 63 letters, digits and
@@ -533,9 +458,7 @@ pub fn is_valid_host_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -560,11 +483,7 @@ mod tests {
     use std::time::Duration;
 
     const NOW_US: u64 = 1_800_000_000_000_000;
-    const LIMITS: PluginLimits = PluginLimits {
-        max_plugins: 3,
-        max_keys: 20,
-        max_bytes: 100,
-    };
+    const LIMITS: PluginLimits = PluginLimits { max_plugins: 3, max_keys: 20, max_bytes: 100 };
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(NOW_US)
@@ -586,35 +505,23 @@ mod tests {
 
     #[test]
     fn plain_heartbeat() {
-        let a = plain()
-            .decode(
-                br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#,
-                now(),
-            )
-            .unwrap();
+        let a = plain().decode(br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#, now()).unwrap();
         assert_eq!(a.name, "webserver1");
         assert_eq!(a.interval, 10.0);
         assert_eq!(a.seq, Some(7));
-        assert_eq!(
-            a.json,
-            br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#
-        );
+        assert_eq!(a.json, br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#);
         assert!(a.signed.is_none());
     }
 
     #[test]
     fn missing_interval_takes_the_default() {
-        let a = plain()
-            .decode(br#"{"ID":"HTB","name":"a"}"#, now())
-            .unwrap();
+        let a = plain().decode(br#"{"ID":"HTB","name":"a"}"#, now()).unwrap();
         assert_eq!(a.interval, 30.0);
     }
 
     #[test]
     fn zlib_heartbeat_and_multiline_json_become_one_line() {
-        let a = plain()
-            .decode(&zlib(b"{\"ID\": \"HTB\",\n \"name\": \"a\"}\n"), now())
-            .unwrap();
+        let a = plain().decode(&zlib(b"{\"ID\": \"HTB\",\n \"name\": \"a\"}\n"), now()).unwrap();
         assert_eq!(a.json, br#"{"ID":"HTB","name":"a"}"#);
     }
 
@@ -625,49 +532,20 @@ mod tests {
             (vec![], RejectReason::NotJson),
             (b"hello".to_vec(), RejectReason::NotJson),
             (b"{\"ID\":\"HTB\"".to_vec(), RejectReason::BadJson),
-            (
-                b"{\"ID\":\"HTB\",\"name\":\"a\"} trailing".to_vec(),
-                RejectReason::BadJson,
-            ),
-            (
-                b"{\"ID\":\"HTB\",\"name\":\"\xff\"}".to_vec(),
-                RejectReason::NotUtf8,
-            ),
+            (b"{\"ID\":\"HTB\",\"name\":\"a\"} trailing".to_vec(), RejectReason::BadJson),
+            (b"{\"ID\":\"HTB\",\"name\":\"\xff\"}".to_vec(), RejectReason::NotUtf8),
             (b"{\"ID\":\"HTB\"}".to_vec(), RejectReason::BadField),
-            (
-                b"{\"ID\":\"HTB\",\"name\":5}".to_vec(),
-                RejectReason::BadField,
-            ),
-            (
-                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":\"x\"}".to_vec(),
-                RejectReason::BadField,
-            ),
-            (
-                b"{\"ID\":\"HTB\",\"name\":\"a\",\"name\":\"b\"}".to_vec(),
-                RejectReason::BadField,
-            ),
-            (
-                b"{\"ID\":\"XYZ\",\"name\":\"a\"}".to_vec(),
-                RejectReason::UnknownId,
-            ),
-            (
-                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":0}".to_vec(),
-                RejectReason::BadInterval,
-            ),
-            (
-                b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":-5}".to_vec(),
-                RejectReason::BadInterval,
-            ),
+            (b"{\"ID\":\"HTB\",\"name\":5}".to_vec(), RejectReason::BadField),
+            (b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":\"x\"}".to_vec(), RejectReason::BadField),
+            (b"{\"ID\":\"HTB\",\"name\":\"a\",\"name\":\"b\"}".to_vec(), RejectReason::BadField),
+            (b"{\"ID\":\"XYZ\",\"name\":\"a\"}".to_vec(), RejectReason::UnknownId),
+            (b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":0}".to_vec(), RejectReason::BadInterval),
+            (b"{\"ID\":\"HTB\",\"name\":\"a\",\"interval\":-5}".to_vec(), RejectReason::BadInterval),
             (vec![b' '; 5000], RejectReason::TooLarge),
             (b"HBS1\x01k".to_vec(), RejectReason::UnexpectedSignature),
         ];
         for (datagram, expected) in cases {
-            assert_eq!(
-                reason(&mut d, &datagram),
-                expected,
-                "{:?}",
-                String::from_utf8_lossy(&datagram)
-            );
+            assert_eq!(reason(&mut d, &datagram), expected, "{:?}", String::from_utf8_lossy(&datagram));
         }
     }
 
@@ -690,11 +568,7 @@ mod tests {
             &["a"; 128].join("."),
         ] {
             let datagram = serde_json::json!({"ID": "HTB", "name": name}).to_string();
-            assert_eq!(
-                reason(&mut d, datagram.as_bytes()),
-                RejectReason::BadName,
-                "{name:?}"
-            );
+            assert_eq!(reason(&mut d, datagram.as_bytes()), RejectReason::BadName, "{name:?}");
         }
         for name in ["a", "web-1", "1host", "a.b.example.com", &"a".repeat(63)] {
             assert!(is_valid_host_name(name), "{name}");
@@ -714,36 +588,22 @@ mod tests {
     #[test]
     fn truncated_and_corrupt_zlib() {
         let mut d = plain();
-        let good =
-            zlib(br#"{"ID":"HTB","name":"a","pad":"0123456789012345678901234567890123456789"}"#);
+        let good = zlib(br#"{"ID":"HTB","name":"a","pad":"0123456789012345678901234567890123456789"}"#);
         for n in 1..good.len() {
-            assert_eq!(
-                reason(&mut d, &good[..n]),
-                RejectReason::BadZlib,
-                "cut at {n}"
-            );
+            assert_eq!(reason(&mut d, &good[..n]), RejectReason::BadZlib, "cut at {n}");
         }
         let mut trailing = good.clone();
         trailing.push(0);
         assert_eq!(reason(&mut d, &trailing), RejectReason::BadZlib);
-        assert_eq!(
-            reason(&mut d, &[0x78, 0x9c, 0xff, 0xff, 0xff]),
-            RejectReason::BadZlib
-        );
+        assert_eq!(reason(&mut d, &[0x78, 0x9c, 0xff, 0xff, 0xff]), RejectReason::BadZlib);
         assert!(d.decode(&good, now()).is_ok());
     }
 
     fn signed_decoder(hosts: &[&str]) -> (Decoder, Key) {
-        let hosts = hosts
-            .iter()
-            .map(|h| crate::auth::HostPattern::parse(h).unwrap())
-            .collect();
+        let hosts = hosts.iter().map(|h| crate::auth::HostPattern::parse(h).unwrap()).collect();
         let key = Key::new("k1", b"0123456789abcdef", hosts).unwrap();
         let ring = Keyring::new(vec![key.clone()], Duration::from_secs(60));
-        (
-            Decoder::new(4096, 30.0, Some(ring), ReplayGuard::default(), LIMITS),
-            key,
-        )
+        (Decoder::new(4096, 30.0, Some(ring), ReplayGuard::default(), LIMITS), key)
     }
 
     #[test]
@@ -752,23 +612,14 @@ mod tests {
         let body = br#"{"ID":"HTB","name":"pi.lan","seq":1}"#;
         let sealed = key.seal(NOW_US, body);
         let a = d.decode(&sealed, now()).unwrap();
-        assert_eq!(
-            a.signed,
-            Some(Signature {
-                key_id: "k1".into(),
-                timestamp_us: NOW_US
-            })
-        );
+        assert_eq!(a.signed, Some(Signature { key_id: "k1".into(), timestamp_us: NOW_US }));
         assert_eq!(reason(&mut d, &sealed), RejectReason::Replayed);
         assert_eq!(reason(&mut d, body), RejectReason::Unsigned);
         let mut forged = key.seal(NOW_US + 1, body);
         let last = forged.len() - 1;
         forged[last] ^= 1;
         assert_eq!(reason(&mut d, &forged), RejectReason::BadSignature);
-        assert_eq!(
-            reason(&mut d, &key.seal(NOW_US - 120_000_000, body)),
-            RejectReason::Stale
-        );
+        assert_eq!(reason(&mut d, &key.seal(NOW_US - 120_000_000, body)), RejectReason::Stale);
         let other_host = key.seal(NOW_US + 2, br#"{"ID":"HTB","name":"www.example.com"}"#);
         assert_eq!(reason(&mut d, &other_host), RejectReason::HostNotAllowed);
         let compressed = key.seal(NOW_US + 3, &zlib(body));
@@ -778,20 +629,13 @@ mod tests {
     #[test]
     fn ack_echoes_seq_and_is_signed_like_the_message() {
         let mut d = plain();
-        let a = d
-            .decode(br#"{"ID":"HTB","name":"a","seq":42}"#, now())
-            .unwrap();
+        let a = d.decode(br#"{"ID":"HTB","name":"a","seq":42}"#, now()).unwrap();
         assert_eq!(d.ack(&a, now()), br#"{"ID":"ACK","name":"a","seq":42}"#);
         let (mut d, key) = signed_decoder(&[]);
-        let a = d
-            .decode(&key.seal(NOW_US, br#"{"ID":"HTB","name":"a"}"#), now())
-            .unwrap();
+        let a = d.decode(&key.seal(NOW_US, br#"{"ID":"HTB","name":"a"}"#), now()).unwrap();
         let ack = d.ack(&a, now());
         let ring = Keyring::new(vec![key], Duration::from_secs(60));
-        assert_eq!(
-            ring.open(&ack, now()).unwrap().payload,
-            br#"{"ID":"ACK","name":"a"}"#
-        );
+        assert_eq!(ring.open(&ack, now()).unwrap().payload, br#"{"ID":"ACK","name":"a"}"#);
     }
 
     #[test]
@@ -811,10 +655,7 @@ mod tests {
         assert_eq!(a.latency_ms, Some(1.25));
         let names: Vec<&str> = a.plugins.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["broken", "cpu_monitor", "os_info"]);
-        assert_eq!(
-            a.plugins[1].data.as_ref().unwrap().as_str(),
-            r#"{"cpu_percent":12.5}"#
-        );
+        assert_eq!(a.plugins[1].data.as_ref().unwrap().as_str(), r#"{"cpu_percent":12.5}"#);
         assert_eq!(a.plugins[0].error.as_deref(), Some("timed out after 10 s"));
         assert_eq!(a.plugins[2].kind, PluginKind::Info);
         assert_eq!(a.dropped_plugins.len(), 1, "{:?}", a.dropped_plugins);
@@ -825,9 +666,8 @@ mod tests {
     fn plugin_limits_and_bad_entries() {
         let mut d = plain();
         let entry = |data: serde_json::Value| serde_json::json!({"kind": "monitor", "at": 1.0, "data": data});
-        let wide: serde_json::Map<String, serde_json::Value> = (0..30)
-            .map(|i| (format!("k{i}"), serde_json::json!(i)))
-            .collect();
+        let wide: serde_json::Map<String, serde_json::Value> =
+            (0..30).map(|i| (format!("k{i}"), serde_json::json!(i))).collect();
         let message = serde_json::json!({
             "ID": "PLG", "name": "a",
             "plugins": {

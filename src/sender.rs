@@ -66,11 +66,7 @@ pub enum SenderMsg {
     /// A plugin finished a sample.
     Plugin(PluginReport),
     /// The `acks` thread read a valid ACK for `seq` from `from`.
-    Ack {
-        from: SocketAddr,
-        seq: u64,
-        at: Instant,
-    },
+    Ack { from: SocketAddr, seq: u64, at: Instant },
     /// SIGTERM/SIGINT: stop.
     Shutdown,
 }
@@ -101,21 +97,11 @@ struct Wire {
 
 impl Wire {
     fn new(settings: SenderSettings) -> io::Result<Wire> {
-        let (socket, v6) = if settings.print {
-            (None, false)
-        } else {
-            open_socket().map(|(s, v6)| (Some(s), v6))?
-        };
+        let (socket, v6) = if settings.print { (None, false) } else { open_socket().map(|(s, v6)| (Some(s), v6))? };
         let targets = settings
             .targets
             .into_iter()
-            .map(|target| TargetState {
-                target,
-                addr: None,
-                resolved_at: None,
-                unanswered: 0,
-                latency_ms: None,
-            })
+            .map(|target| TargetState { target, addr: None, resolved_at: None, unanswered: 0, latency_ms: None })
             .collect();
         Ok(Wire {
             socket,
@@ -135,10 +121,7 @@ impl Wire {
     /// Sends one heartbeat carrying `reports` to every target (or prints it).
     /// Returns the sequence numbers used.
     fn send(&mut self, reports: &[PluginReport]) -> Vec<u64> {
-        let plugins: Vec<(String, Value)> = reports
-            .iter()
-            .map(|r| (r.name.clone(), plugin_json(r)))
-            .collect();
+        let plugins: Vec<(String, Value)> = reports.iter().map(|r| (r.name.clone(), plugin_json(r))).collect();
         if self.print {
             let messages = self.messages(None, &plugins);
             let mut out = io::stdout().lock();
@@ -164,10 +147,7 @@ impl Wire {
                         self.in_flight.insert((index, seq), sent);
                         seqs.push(seq);
                     }
-                    Some(Err(e)) => warn!(
-                        "sender: send to {} ({addr}): {e}",
-                        self.targets[index].target.host
-                    ),
+                    Some(Err(e)) => warn!("sender: send to {} ({addr}): {e}", self.targets[index].target.host),
                     None => {}
                 }
             }
@@ -186,11 +166,7 @@ impl Wire {
 
     /// The heartbeat (with as many plugins as fit) and `PLG` messages for the
     /// rest, each below `max_datagram_size` once encoded.
-    fn messages(
-        &mut self,
-        latency_ms: Option<f64>,
-        plugins: &[(String, Value)],
-    ) -> Vec<(u64, Value)> {
+    fn messages(&mut self, latency_ms: Option<f64>, plugins: &[(String, Value)]) -> Vec<(u64, Value)> {
         let mut groups: Vec<&[(String, Value)]> = vec![plugins];
         let mut out = Vec::new();
         let mut first = true;
@@ -210,7 +186,8 @@ impl Wire {
                 warn!("sender: data of plugin {name} does not fit into one UDP datagram even compressed; sending an error instead");
                 // Keep the entry's kind and time: hbd needs both to store the error.
                 let entry = &group[0].1;
-                let error = json!({"kind": entry["kind"], "at": entry["at"], "error": "data too large for one datagram"});
+                let error =
+                    json!({"kind": entry["kind"], "at": entry["at"], "error": "data too large for one datagram"});
                 self.message(first, seq, latency_ms, &[(name.clone(), error)])
             } else {
                 message
@@ -221,22 +198,9 @@ impl Wire {
         out
     }
 
-    fn message(
-        &self,
-        heartbeat: bool,
-        seq: u64,
-        latency_ms: Option<f64>,
-        plugins: &[(String, Value)],
-    ) -> Value {
+    fn message(&self, heartbeat: bool, seq: u64, latency_ms: Option<f64>, plugins: &[(String, Value)]) -> Value {
         let mut m = Map::new();
-        m.insert(
-            "ID".into(),
-            json!(if heartbeat {
-                HEARTBEAT_ID
-            } else {
-                PLUGIN_DATA_ID
-            }),
-        );
+        m.insert("ID".into(), json!(if heartbeat { HEARTBEAT_ID } else { PLUGIN_DATA_ID }));
         m.insert("name".into(), json!(self.name));
         if heartbeat {
             m.insert("interval".into(), json!(self.interval.as_secs()));
@@ -246,16 +210,10 @@ impl Wire {
             m.insert("latency_ms".into(), json!(latency));
         }
         if heartbeat {
-            m.insert(
-                "client".into(),
-                json!(concat!("hbc ", env!("CARGO_PKG_VERSION"))),
-            );
+            m.insert("client".into(), json!(concat!("hbc ", env!("CARGO_PKG_VERSION"))));
         }
         if !plugins.is_empty() {
-            m.insert(
-                "plugins".into(),
-                Value::Object(plugins.iter().cloned().collect()),
-            );
+            m.insert("plugins".into(), Value::Object(plugins.iter().cloned().collect()));
         }
         Value::Object(m)
     }
@@ -278,10 +236,7 @@ impl Wire {
     }
 
     fn encoded_len(&self, message: &Value) -> usize {
-        let envelope = self
-            .key
-            .as_ref()
-            .map_or(0, |k| 4 + 1 + k.id.len() + 8 + crate::auth::TAG_LEN);
+        let envelope = self.key.as_ref().map_or(0, |k| 4 + 1 + k.id.len() + 8 + crate::auth::TAG_LEN);
         Wire::compressed(message.to_string().as_bytes()).len() + envelope
     }
 
@@ -300,9 +255,7 @@ impl Wire {
 
     fn resolve_if_needed(&mut self, index: usize) {
         let state = &self.targets[index];
-        let stale = state
-            .resolved_at
-            .is_none_or(|at| at.elapsed() >= RESOLVE_EVERY);
+        let stale = state.resolved_at.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY);
         // While a target is silent, look its name up again every few beats.
         let silent = state.unanswered > 0 && state.unanswered % UNANSWERED_LIMIT == 0;
         if state.addr.is_some() && !stale && !silent {
@@ -319,10 +272,7 @@ impl Wire {
             Ok(Some(addr)) => {
                 let addr = if self.v6 { to_v6(addr) } else { addr };
                 if state.addr != Some(addr) {
-                    info!(
-                        "sender: sending to {host} port {port} at {}",
-                        addr.ip().to_canonical()
-                    );
+                    info!("sender: sending to {host} port {port} at {}", addr.ip().to_canonical());
                 }
                 state.addr = Some(addr);
             }
@@ -332,11 +282,7 @@ impl Wire {
     }
 
     fn handle_ack(&mut self, from: SocketAddr, seq: u64, at: Instant) {
-        let Some(index) = self
-            .targets
-            .iter()
-            .position(|t| t.addr.is_some_and(|a| same_endpoint(a, from)))
-        else {
+        let Some(index) = self.targets.iter().position(|t| t.addr.is_some_and(|a| same_endpoint(a, from))) else {
             debug!("sender: ACK from unknown {from}");
             return;
         };
@@ -350,10 +296,7 @@ impl Wire {
         }
         state.unanswered = 0;
         state.latency_ms = Some(rtt_ms);
-        debug!(
-            "sender: ACK {seq} from {} after {rtt_ms} ms",
-            state.target.host
-        );
+        debug!("sender: ACK {seq} from {} after {rtt_ms} ms", state.target.host);
     }
 }
 
@@ -407,9 +350,7 @@ pub fn parse_ack(datagram: &[u8], key: Option<&Key>, name: &str) -> Option<u64> 
         None => datagram,
     };
     let ack: Value = serde_json::from_slice(payload).ok()?;
-    (ack["ID"] == ACK_ID && ack["name"] == name)
-        .then(|| ack["seq"].as_u64())
-        .flatten()
+    (ack["ID"] == ACK_ID && ack["name"] == name).then(|| ack["seq"].as_u64()).flatten()
 }
 
 pub fn spawn(
@@ -419,72 +360,57 @@ pub fn spawn(
 ) -> io::Result<JoinHandle<()>> {
     let mut wire = Wire::new(settings)?;
     if let Some(socket) = &wire.socket {
-        spawn_ack_reader(
-            socket.try_clone()?,
-            wire.key.clone(),
-            wire.name.clone(),
-            to_self,
-        )?;
+        spawn_ack_reader(socket.try_clone()?, wire.key.clone(), wire.name.clone(), to_self)?;
     }
-    std::thread::Builder::new()
-        .name("sender".into())
-        .spawn(move || {
-            let heartbeat = tick(wire.interval);
-            let mut batch: Vec<PluginReport> = Vec::new();
-            let mut flush_at: Option<Instant> = None;
-            wire.send(&[]);
-            loop {
-                // Wakes for a pending batch only; heartbeats come from the ticker.
-                let flush = flush_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
-                select! {
-                    recv(heartbeat) -> _ => {
-                        wire.send(&batch);
-                        batch.clear();
-                        flush_at = None;
-                    },
-                    recv(inbox) -> msg => match msg {
-                        Ok(SenderMsg::Plugin(report)) => {
-                            batch.retain(|r| r.name != report.name);
-                            batch.push(report);
-                            flush_at.get_or_insert(Instant::now() + BATCH);
-                        }
-                        Ok(SenderMsg::Ack { from, seq, at }) => wire.handle_ack(from, seq, at),
-                        Ok(SenderMsg::Shutdown) | Err(_) => break,
-                    },
-                    recv(flush) -> _ => {
-                        wire.send(&batch);
-                        batch.clear();
-                        flush_at = None;
-                    },
-                }
+    std::thread::Builder::new().name("sender".into()).spawn(move || {
+        let heartbeat = tick(wire.interval);
+        let mut batch: Vec<PluginReport> = Vec::new();
+        let mut flush_at: Option<Instant> = None;
+        wire.send(&[]);
+        loop {
+            // Wakes for a pending batch only; heartbeats come from the ticker.
+            let flush = flush_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+            select! {
+                recv(heartbeat) -> _ => {
+                    wire.send(&batch);
+                    batch.clear();
+                    flush_at = None;
+                },
+                recv(inbox) -> msg => match msg {
+                    Ok(SenderMsg::Plugin(report)) => {
+                        batch.retain(|r| r.name != report.name);
+                        batch.push(report);
+                        flush_at.get_or_insert(Instant::now() + BATCH);
+                    }
+                    Ok(SenderMsg::Ack { from, seq, at }) => wire.handle_ack(from, seq, at),
+                    Ok(SenderMsg::Shutdown) | Err(_) => break,
+                },
+                recv(flush) -> _ => {
+                    wire.send(&batch);
+                    batch.clear();
+                    flush_at = None;
+                },
             }
-            info!("sender: stopped");
-        })
+        }
+        info!("sender: stopped");
+    })
 }
 
-fn spawn_ack_reader(
-    socket: UdpSocket,
-    key: Option<Key>,
-    name: String,
-    to_sender: Sender<SenderMsg>,
-) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("acks".into())
-        .stack_size(128 << 10)
-        .spawn(move || {
-            let mut buf = [0u8; 2048];
-            loop {
-                let Ok((len, from)) = socket.recv_from(&mut buf) else {
-                    continue;
-                };
-                let at = Instant::now();
-                if let Some(seq) = parse_ack(&buf[..len], key.as_ref(), &name) {
-                    if to_sender.send(SenderMsg::Ack { from, seq, at }).is_err() {
-                        return;
-                    }
+fn spawn_ack_reader(socket: UdpSocket, key: Option<Key>, name: String, to_sender: Sender<SenderMsg>) -> io::Result<()> {
+    std::thread::Builder::new().name("acks".into()).stack_size(128 << 10).spawn(move || {
+        let mut buf = [0u8; 2048];
+        loop {
+            let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let at = Instant::now();
+            if let Some(seq) = parse_ack(&buf[..len], key.as_ref(), &name) {
+                if to_sender.send(SenderMsg::Ack { from, seq, at }).is_err() {
+                    return;
                 }
             }
-        })?;
+        }
+    })?;
     Ok(())
 }
 
@@ -499,12 +425,7 @@ pub fn send_once(settings: SenderSettings, reports: Vec<PluginReport>) -> Result
     if wire.targets.is_empty() {
         return Err("no server to send to: give -s HOST or set `server`".into());
     }
-    let socket = wire
-        .socket
-        .as_ref()
-        .ok_or("no socket")?
-        .try_clone()
-        .map_err(|e| e.to_string())?;
+    let socket = wire.socket.as_ref().ok_or("no socket")?.try_clone().map_err(|e| e.to_string())?;
     let mut acked = vec![false; wire.targets.len()];
     for _attempt in 0..3 {
         wire.send(&reports);
@@ -512,20 +433,14 @@ pub fn send_once(settings: SenderSettings, reports: Vec<PluginReport>) -> Result
         let mut buf = [0u8; 2048];
         while acked.iter().any(|a| !a) && Instant::now() < deadline {
             let _ = socket.set_read_timeout(Some(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1)),
+                deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)),
             ));
             let Ok((len, from)) = socket.recv_from(&mut buf) else {
                 continue;
             };
             if let Some(seq) = parse_ack(&buf[..len], wire.key.as_ref(), &wire.name) {
                 let at = Instant::now();
-                if let Some(index) = wire
-                    .targets
-                    .iter()
-                    .position(|t| t.addr.is_some_and(|a| same_endpoint(a, from)))
-                {
+                if let Some(index) = wire.targets.iter().position(|t| t.addr.is_some_and(|a| same_endpoint(a, from))) {
                     if wire.in_flight.contains_key(&(index, seq)) {
                         acked[index] = true;
                         wire.handle_ack(from, seq, at);
@@ -570,8 +485,7 @@ mod tests {
 
     fn report(name: &str, size: usize) -> (String, Value) {
         // Incompressible data of `size` letters (xorshift, seeded by the name).
-        let mut x: u64 =
-            0x9E37_79B9_7F4A_7C15 ^ name.len() as u64 ^ u64::from(name.as_bytes()[name.len() - 1]);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ name.len() as u64 ^ u64::from(name.as_bytes()[name.len() - 1]);
         let data: String = (0..size)
             .map(|_| {
                 x ^= x << 13;
@@ -580,10 +494,7 @@ mod tests {
                 char::from(b'a' + (x % 26) as u8)
             })
             .collect();
-        (
-            name.to_string(),
-            json!({"kind": "monitor", "at": 1.0, "data": {"blob": data}}),
-        )
+        (name.to_string(), json!({"kind": "monitor", "at": 1.0, "data": {"blob": data}}))
     }
 
     #[test]
@@ -593,12 +504,7 @@ mod tests {
         assert_eq!(messages.len(), 1);
         let m = &messages[0].1;
         assert_eq!(
-            (
-                m["ID"].as_str(),
-                m["name"].as_str(),
-                m["interval"].as_u64(),
-                m["latency_ms"].as_f64()
-            ),
+            (m["ID"].as_str(), m["name"].as_str(), m["interval"].as_u64(), m["latency_ms"].as_f64()),
             (Some("HTB"), Some("h1"), Some(30), Some(1.5))
         );
         assert!(m["plugins"]["a"]["data"].is_object());
@@ -612,9 +518,7 @@ mod tests {
         let messages = w.messages(None, &plugins);
         assert!(messages.len() > 1);
         assert_eq!(messages[0].1["ID"], "HTB");
-        assert!(messages[1..]
-            .iter()
-            .all(|(_, m)| m["ID"] == "PLG" && m.get("interval").is_none()));
+        assert!(messages[1..].iter().all(|(_, m)| m["ID"] == "PLG" && m.get("interval").is_none()));
         let mut seen: Vec<String> = Vec::new();
         for (_, m) in &messages {
             assert!(w.encoded_len(m) <= 1400, "{} bytes", w.encoded_len(m));
@@ -632,44 +536,21 @@ mod tests {
         let messages = w.messages(None, &[report("huge", 200_000)]);
         assert_eq!(messages.len(), 1);
         // hbd must accept and store the error entry.
-        let limits = crate::protocol::PluginLimits {
-            max_plugins: 32,
-            max_keys: 1000,
-            max_bytes: 65536,
-        };
-        let mut decoder =
-            crate::protocol::Decoder::new(65536, 30.0, None, Default::default(), limits);
-        let accepted = decoder
-            .decode(messages[0].1.to_string().as_bytes(), SystemTime::now())
-            .unwrap();
-        assert!(
-            accepted.dropped_plugins.is_empty(),
-            "{:?}",
-            accepted.dropped_plugins
-        );
-        assert_eq!(
-            accepted.plugins[0].error.as_deref(),
-            Some("data too large for one datagram")
-        );
+        let limits = crate::protocol::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
+        let mut decoder = crate::protocol::Decoder::new(65536, 30.0, None, Default::default(), limits);
+        let accepted = decoder.decode(messages[0].1.to_string().as_bytes(), SystemTime::now()).unwrap();
+        assert!(accepted.dropped_plugins.is_empty(), "{:?}", accepted.dropped_plugins);
+        assert_eq!(accepted.plugins[0].error.as_deref(), Some("data too large for one datagram"));
         assert_eq!(accepted.plugins[0].at, 1.0);
     }
 
     #[test]
     fn acks_must_match_name_and_key() {
-        assert_eq!(
-            parse_ack(br#"{"ID":"ACK","name":"h1","seq":5}"#, None, "h1"),
-            Some(5)
-        );
-        assert_eq!(
-            parse_ack(br#"{"ID":"ACK","name":"h2","seq":5}"#, None, "h1"),
-            None
-        );
+        assert_eq!(parse_ack(br#"{"ID":"ACK","name":"h1","seq":5}"#, None, "h1"), Some(5));
+        assert_eq!(parse_ack(br#"{"ID":"ACK","name":"h2","seq":5}"#, None, "h1"), None);
         assert_eq!(parse_ack(b"junk", None, "h1"), None);
         let key = Key::new("k", b"0123456789abcdef", vec![]).unwrap();
-        let sealed = key.seal(
-            unix_micros(SystemTime::now()),
-            br#"{"ID":"ACK","name":"h1","seq":6}"#,
-        );
+        let sealed = key.seal(unix_micros(SystemTime::now()), br#"{"ID":"ACK","name":"h1","seq":6}"#);
         assert_eq!(parse_ack(&sealed, Some(&key), "h1"), Some(6));
         assert_eq!(
             parse_ack(br#"{"ID":"ACK","name":"h1","seq":6}"#, Some(&key), "h1"),

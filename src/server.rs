@@ -2,7 +2,8 @@
 //! state directory) while errors still reach the terminal, detaches, spawns
 //! the components, turns signals into messages and shuts down in order.
 //!
-//! Shutdown is by disconnection: dropping `stop_udp` ends `udp`, whose
+//! Shutdown is by disconnection: the http threads are unblocked, dropping
+//! `stop_listeners` ends `udp` and `ws-accept`, and `udp`'s
 //! dropped senders end `core`, whose final snapshot and dropped senders end
 //! `state` and `journal`. Each drains its inbox before it exits.
 
@@ -19,9 +20,9 @@ use crate::auth::ReplayGuard;
 use crate::config::Config;
 use crate::core::{self, CoreOutputs};
 use crate::daemon::{self, PidFile};
-use crate::http;
 use crate::journal::{self, Journal, JournalMsg};
 use crate::udp::{self, UdpOutputs};
+use crate::{http, ws};
 use crate::{logging, state};
 
 /// udp → core. Full: udp blocks and the kernel's socket buffer takes the
@@ -33,6 +34,9 @@ const JOURNAL_CAPACITY: usize = 8192;
 /// http → core. Full: the request waits (up to 5 s, then 503); queries
 /// are answered in microseconds, so this only fills if the core is stuck.
 const QUERY_CAPACITY: usize = 64;
+/// core → ws. Full: the core drops the update and counts it
+/// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
+const WS_CAPACITY: usize = 4096;
 /// core → state. Full: the core skips that periodic save (the queued one is
 /// as good); the final save at shutdown waits.
 const STATE_CAPACITY: usize = 1;
@@ -55,6 +59,8 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     let socket = udp::bind(&udp_settings)?;
     let http_settings = config.http();
     let http_server = http::bind(&http_settings)?;
+    let ws_settings = config.ws();
+    let ws_listener = ws::bind(&ws_settings)?;
     let journal = config.journal().map(Journal::open).transpose()?;
     state::check_writable(&config.pickfile)?;
     let _pidfile = if foreground {
@@ -64,24 +70,17 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
         daemon::detach().map_err(|e| io::Error::new(e.kind(), format!("detach: {e}")))?;
         Some(PidFile::create(&config.pidfile)?)
     };
-    info!(
-        "hbd {} starting (pid {})",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
-    );
+    info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
     let hosts = state::load(&config.pickfile);
-    let replay = ReplayGuard::with_newest(
-        hosts
-            .iter()
-            .filter_map(|h| Some((h.name.clone(), h.last_signed_us?))),
-    );
+    let replay = ReplayGuard::with_newest(hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))));
 
     let (to_control, control) = bounded(8);
     spawn_signal_thread(to_control)?;
     let (to_core, core_inbox) = bounded(CORE_CAPACITY);
     let (to_journal, journal_inbox) = bounded(JOURNAL_CAPACITY);
     let (to_state, state_inbox) = bounded(STATE_CAPACITY);
-    let (stop_udp, udp_stop) = bounded::<()>(0);
+    let (stop_listeners, listeners_stop) = bounded::<()>(0);
+    let (to_ws, ws_updates) = bounded(WS_CAPACITY);
     let (to_core_queries, core_queries) = bounded(QUERY_CAPACITY);
     let to_journal = journal.is_some().then_some(to_journal);
 
@@ -90,22 +89,13 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
         components.push(("journal", journal::spawn(journal, journal_inbox)?));
     }
     components.push(("state", state::spawn(config.pickfile.clone(), state_inbox)?));
-    let core_outputs = CoreOutputs {
-        to_journal: to_journal.clone(),
-        to_state,
-    };
-    components.push((
-        "core",
-        core::spawn(config.core(), hosts, core_inbox, core_queries, core_outputs)?,
-    ));
-    let udp_outputs = UdpOutputs {
-        to_core,
-        to_journal: to_journal.clone(),
-    };
-    components.push((
-        "udp",
-        udp::spawn(socket, udp_settings, replay, udp_outputs, udp_stop)?,
-    ));
+    let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws) };
+    components.push(("core", core::spawn(config.core(), hosts, core_inbox, core_queries, core_outputs)?));
+    let udp_outputs = UdpOutputs { to_core, to_journal: to_journal.clone() };
+    components.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
+    for handle in ws::spawn(ws_listener, ws_settings, ws_updates, to_core_queries.clone(), listeners_stop)? {
+        components.push(("ws", handle));
+    }
     for handle in http::spawn(http_server.clone(), http_settings, to_core_queries)? {
         components.push(("http", handle));
     }
@@ -142,9 +132,9 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     for _ in 0..http::THREADS {
         http_server.unblock();
     }
-    drop(stop_udp);
+    drop(stop_listeners);
     drop(to_journal);
-    // Join in the order the disconnections travel: http, udp, core, state, journal.
+    // Join in the order the disconnections travel: http, ws, udp, core, state, journal.
     for (name, handle) in components.into_iter().rev() {
         if handle.join().is_err() {
             warn!("component {name} panicked");
@@ -161,19 +151,13 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
 
 fn spawn_signal_thread(to_control: Sender<Control>) -> io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    std::thread::Builder::new()
-        .name("signal".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                let msg = if signal == SIGHUP {
-                    Control::Reopen
-                } else {
-                    Control::Shutdown(signal)
-                };
-                if to_control.send(msg).is_err() {
-                    break;
-                }
+    std::thread::Builder::new().name("signal".into()).spawn(move || {
+        for signal in signals.forever() {
+            let msg = if signal == SIGHUP { Control::Reopen } else { Control::Shutdown(signal) };
+            if to_control.send(msg).is_err() {
+                break;
             }
-        })?;
+        }
+    })?;
     Ok(())
 }

@@ -41,40 +41,33 @@ pub fn load(path: &Path) -> Vec<Host> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            info!(
-                "state: {} does not exist yet; starting with no hosts",
-                path.display()
-            );
+            info!("state: {} does not exist yet; starting with no hosts", path.display());
             return Vec::new();
         }
         Err(e) => {
-            warn!(
-                "state: read {}: {e}; starting with no hosts",
-                path.display()
-            );
+            warn!("state: read {}: {e}; starting with no hosts", path.display());
             return Vec::new();
         }
     };
     let problem = match serde_json::from_slice::<StateFile>(&bytes) {
         Ok(state) if state.version == FORMAT_VERSION => {
-            info!(
-                "state: restored {} hosts from {}",
-                state.hosts.len(),
-                path.display()
-            );
+            info!("state: restored {} hosts from {}", state.hosts.len(), path.display());
             return state.hosts;
         }
         Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
         Err(e) => e.to_string(),
     };
-    let aside = PathBuf::from(format!(
-        "{}.corrupt-{}",
-        path.display(),
-        unix_seconds(SystemTime::now()) as u64
-    ));
+    let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), unix_seconds(SystemTime::now()) as u64));
     match fs::rename(path, &aside) {
-        Ok(()) => warn!("state: {} is unusable ({problem}); moved it to {} and starting with no hosts", path.display(), aside.display()),
-        Err(e) => warn!("state: {} is unusable ({problem}) and could not be moved aside ({e}); starting with no hosts", path.display()),
+        Ok(()) => warn!(
+            "state: {} is unusable ({problem}); moved it to {} and starting with no hosts",
+            path.display(),
+            aside.display()
+        ),
+        Err(e) => warn!(
+            "state: {} is unusable ({problem}) and could not be moved aside ({e}); starting with no hosts",
+            path.display()
+        ),
     }
     Vec::new()
 }
@@ -83,44 +76,29 @@ pub fn load(path: &Path) -> Vec<Host> {
 /// cannot take a new file.
 pub fn check_writable(path: &Path) -> io::Result<()> {
     let probe = temp_path(path);
-    File::create(&probe)
-        .and_then(|_| fs::remove_file(&probe))
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "state file {}: cannot create {}: {e}",
-                    path.display(),
-                    probe.display()
-                ),
-            )
-        })
+    File::create(&probe).and_then(|_| fs::remove_file(&probe)).map_err(|e| {
+        io::Error::new(e.kind(), format!("state file {}: cannot create {}: {e}", path.display(), probe.display()))
+    })
 }
 
 pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("state".into())
-        .spawn(move || {
-            while let Ok(StateMsg::Save(mut hosts)) = inbox.recv() {
-                // Only the newest snapshot matters.
-                while let Ok(StateMsg::Save(newer)) = inbox.try_recv() {
-                    hosts = newer;
-                }
-                hosts.sort_by(|a, b| a.name.cmp(&b.name));
-                let n = hosts.len();
-                match write_atomically(
-                    &path,
-                    &StateFile {
-                        version: FORMAT_VERSION,
-                        saved_at: unix_seconds(SystemTime::now()),
-                        hosts,
-                    },
-                ) {
-                    Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
-                    Err(e) => error!("state: save {}: {e}", path.display()),
-                }
+    std::thread::Builder::new().name("state".into()).spawn(move || {
+        while let Ok(StateMsg::Save(mut hosts)) = inbox.recv() {
+            // Only the newest snapshot matters.
+            while let Ok(StateMsg::Save(newer)) = inbox.try_recv() {
+                hosts = newer;
             }
-        })
+            hosts.sort_by(|a, b| a.name.cmp(&b.name));
+            let n = hosts.len();
+            match write_atomically(
+                &path,
+                &StateFile { version: FORMAT_VERSION, saved_at: unix_seconds(SystemTime::now()), hosts },
+            ) {
+                Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
+                Err(e) => error!("state: save {}: {e}", path.display()),
+            }
+        }
+    })
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -196,10 +174,7 @@ mod tests {
         fs::write(&path, b"{\"version\":1,\"hosts\":[{\"na").unwrap();
         assert!(load(&path).is_empty());
         assert!(!path.exists());
-        let moved: Vec<_> = fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let moved: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert!(moved[0].starts_with("s.json.corrupt-"), "{moved:?}");
         fs::remove_dir_all(d).unwrap();
     }

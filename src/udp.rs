@@ -35,43 +35,22 @@ const RECV_BUFFER: usize = 65536;
 /// Binds the heartbeat socket: dual-stack when bound to `::`, with the
 /// configured receive buffer so bursts queue in the kernel, not drop there.
 pub fn bind(settings: &UdpSettings) -> io::Result<UdpSocket> {
-    let context = |what: &str, e: io::Error| {
-        io::Error::new(e.kind(), format!("{what} udp {}: {e}", settings.bind))
-    };
-    let socket = Socket::new(
-        Domain::for_address(settings.bind),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )
-    .map_err(|e| context("create socket for", e))?;
+    let context = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what} udp {}: {e}", settings.bind));
+    let socket = Socket::new(Domain::for_address(settings.bind), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| context("create socket for", e))?;
     if settings.bind.is_ipv6() {
-        socket
-            .set_only_v6(false)
-            .map_err(|e| context("allow IPv4 on", e))?;
+        socket.set_only_v6(false).map_err(|e| context("allow IPv4 on", e))?;
     }
     if let Err(e) = socket.set_recv_buffer_size(settings.recv_buffer_size) {
-        warn!(
-            "udp: cannot set receive buffer to {} bytes: {e}",
-            settings.recv_buffer_size
-        );
+        warn!("udp: cannot set receive buffer to {} bytes: {e}", settings.recv_buffer_size);
     }
-    socket
-        .bind(&settings.bind.into())
-        .map_err(|e| context("bind", e))?;
-    socket
-        .set_read_timeout(Some(POLL))
-        .map_err(|e| context("set timeout on", e))?;
+    socket.bind(&settings.bind.into()).map_err(|e| context("bind", e))?;
+    socket.set_read_timeout(Some(POLL)).map_err(|e| context("set timeout on", e))?;
     let socket: UdpSocket = socket.into();
-    let effective = Socket::from(socket.try_clone()?)
-        .recv_buffer_size()
-        .unwrap_or(0);
+    let effective = Socket::from(socket.try_clone()?).recv_buffer_size().unwrap_or(0);
     // Linux doubles the request for its bookkeeping (and reports the doubled
     // figure), and caps requests at net.core.rmem_max.
-    let usable = if cfg!(target_os = "linux") {
-        effective / 2
-    } else {
-        effective
-    };
+    let usable = if cfg!(target_os = "linux") { effective / 2 } else { effective };
     if usable < settings.recv_buffer_size {
         warn!(
             "udp: receive buffer is {usable} bytes, less than recv_buffer_size {}; raise net.core.rmem_max to avoid drops in bursts",
@@ -94,29 +73,22 @@ pub fn spawn(
     outputs: UdpOutputs,
     stop: Receiver<()>,
 ) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("udp".into())
-        .spawn(move || {
-            let decoder = Decoder::new(
-                settings.max_message_size,
-                settings.default_interval,
-                settings.keyring,
-                replay,
-                settings.plugin_limits,
-            );
-            let mut receiver = Listener {
-                socket,
-                decoder,
-                outputs,
-                stats: Stats::default(),
-            };
-            match receiver.socket.local_addr() {
-                Ok(addr) => info!("udp: listening on {addr}"),
-                Err(e) => warn!("udp: listening, address unknown: {e}"),
-            }
-            receiver.run(&stop);
-            receiver.stats.log_summary();
-        })
+    std::thread::Builder::new().name("udp".into()).spawn(move || {
+        let decoder = Decoder::new(
+            settings.max_message_size,
+            settings.default_interval,
+            settings.keyring,
+            replay,
+            settings.plugin_limits,
+        );
+        let mut receiver = Listener { socket, decoder, outputs, stats: Stats::default() };
+        match receiver.socket.local_addr() {
+            Ok(addr) => info!("udp: listening on {addr}"),
+            Err(e) => warn!("udp: listening, address unknown: {e}"),
+        }
+        receiver.run(&stop);
+        receiver.stats.log_summary();
+    })
 }
 
 struct Listener {
@@ -141,9 +113,7 @@ impl Listener {
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => self.stats.receive_error(&e),
             }
@@ -153,12 +123,7 @@ impl Listener {
             // Every datagram changes `received`: the one figure to compare.
             if self.stats.received != reported && Instant::now() >= next_stats {
                 // Skipped when core is busy; the next second brings newer figures.
-                if self
-                    .outputs
-                    .to_core
-                    .try_send(Inbound::Stats(self.stats.snapshot()))
-                    .is_ok()
-                {
+                if self.outputs.to_core.try_send(Inbound::Stats(self.stats.snapshot())).is_ok() {
                     reported = self.stats.received;
                 }
                 next_stats = Instant::now() + STATS_EVERY;
@@ -179,11 +144,7 @@ impl Listener {
                 return true;
             }
         };
-        trace!(
-            "udp: {} bytes from {source}: heartbeat of {}",
-            datagram.len(),
-            accepted.name
-        );
+        trace!("udp: {} bytes from {source}: heartbeat of {}", datagram.len(), accepted.name);
         for why in &accepted.dropped_plugins {
             self.stats.dropped_plugin(why, &accepted.name);
         }
@@ -192,11 +153,7 @@ impl Listener {
             self.stats.ack_error(&e, source);
         }
         if let Some(journal) = &self.outputs.to_journal {
-            let _ = journal.send(JournalMsg::Received {
-                at: now,
-                source,
-                json: accepted.json,
-            });
+            let _ = journal.send(JournalMsg::Received { at: now, source, json: accepted.json });
         }
         let heartbeat = Heartbeat {
             name: accepted.name,
@@ -208,10 +165,7 @@ impl Listener {
             latency_ms: accepted.latency_ms,
             plugins: accepted.plugins,
         };
-        self.outputs
-            .to_core
-            .send(Inbound::Heartbeat(heartbeat))
-            .is_ok()
+        self.outputs.to_core.send(Inbound::Heartbeat(heartbeat)).is_ok()
     }
 }
 
@@ -238,29 +192,19 @@ impl Stats {
         }
         let more = match std::mem::take(&mut self.unlogged[i]) {
             0 => String::new(),
-            n => format!(
-                " (and {n} more {} since the last report)",
-                rejection.reason.as_str()
-            ),
+            n => format!(" (and {n} more {} since the last report)", rejection.reason.as_str()),
         };
         warn!("udp: rejected datagram from {source}: {rejection}{more}");
         self.last_logged[i] = Some(Instant::now());
     }
 
     fn snapshot(&self) -> UdpStats {
-        UdpStats {
-            received: self.received,
-            rejected: self.rejected.to_vec(),
-            dropped_plugins: self.dropped_plugins,
-        }
+        UdpStats { received: self.received, rejected: self.rejected.to_vec(), dropped_plugins: self.dropped_plugins }
     }
 
     fn dropped_plugin(&mut self, why: &str, host: &str) {
         self.dropped_plugins += 1;
-        if self
-            .last_dropped_plugin_log
-            .is_none_or(|at| at.elapsed() >= REJECT_LOG_EVERY)
-        {
+        if self.last_dropped_plugin_log.is_none_or(|at| at.elapsed() >= REJECT_LOG_EVERY) {
             self.last_dropped_plugin_log = Some(Instant::now());
             warn!(
                 "udp: left out plugin data from {host}: {why} ({} plugin entries left out so far)",
@@ -270,9 +214,7 @@ impl Stats {
     }
 
     fn io_error_due(&mut self) -> bool {
-        let due = self
-            .last_io_error_log
-            .is_none_or(|at| at.elapsed() >= REJECT_LOG_EVERY);
+        let due = self.last_io_error_log.is_none_or(|at| at.elapsed() >= REJECT_LOG_EVERY);
         if due {
             self.last_io_error_log = Some(Instant::now());
         }

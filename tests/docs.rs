@@ -20,12 +20,8 @@ fn man_pages_lint_clean() {
             .args(["-Tlint", "-Wstyle", page])
             .output()
             .expect("mandoc is installed (tests/run installs it)");
-        let report = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && report.trim().is_empty(),
-            "{page}:\n{report}"
-        );
+        let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && report.trim().is_empty(), "{page}:\n{report}");
     }
 }
 
@@ -44,10 +40,7 @@ fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     let documented = documented_keys("man/hbd.yaml.5");
     let mut accepted: BTreeSet<String> = hbd::config::KEYS.iter().map(|k| k.to_string()).collect();
     accepted.extend(["id", "secret", "hosts"].map(String::from));
-    assert_eq!(
-        documented, accepted,
-        "man/hbd.yaml.5 and config::KEYS differ"
-    );
+    assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
 
 /// Every `--option` in `bin --help` has an `.It` entry in the OPTIONS section
@@ -56,30 +49,19 @@ fn assert_documents_every_option_of_help(bin: &str, page: &str) {
     let out = Command::new(bin).arg("--help").output().unwrap();
     assert!(out.status.success(), "{bin} --help: {}", out.status);
     let help = String::from_utf8_lossy(&out.stdout);
-    let entries: Vec<String> = section(page, "OPTIONS")
-        .into_iter()
-        .filter(|l| l.starts_with(".It "))
-        .collect();
-    let options: BTreeSet<&str> = help
-        .split(|c: char| c.is_whitespace() || "[]|".contains(c))
-        .filter(|w| w.starts_with("--"))
-        .collect();
+    let entries: Vec<String> = section(page, "OPTIONS").into_iter().filter(|l| l.starts_with(".It ")).collect();
+    let options: BTreeSet<&str> =
+        help.split(|c: char| c.is_whitespace() || "[]|".contains(c)).filter(|w| w.starts_with("--")).collect();
     assert!(options.len() >= 6, "{options:?}");
     for option in options {
         let flag = format!("Fl {}", &option[1..]);
         let documented = entries.iter().any(|entry| {
             // A whole word: `Fl -name` must not pass for `Fl -names`.
-            entry.match_indices(&flag).any(|(i, _)| {
-                entry[i + flag.len()..]
-                    .chars()
-                    .next()
-                    .is_none_or(char::is_whitespace)
-            })
+            entry
+                .match_indices(&flag)
+                .any(|(i, _)| entry[i + flag.len()..].chars().next().is_none_or(char::is_whitespace))
         });
-        assert!(
-            documented,
-            "{page} has no `.It` entry for {option} in OPTIONS"
-        );
+        assert!(documented, "{page} has no `.It` entry for {option} in OPTIONS");
     }
 }
 
@@ -120,10 +102,7 @@ fn hbc_yaml_5_documents_exactly_the_keys_hbc_accepts() {
     ];
     accepted.extend(nested.map(String::from));
     accepted.extend(hbd::plugins::NAMES.map(String::from));
-    assert_eq!(
-        documented, accepted,
-        "man/hbc.yaml.5 and client::KEYS, plugins::NAMES and the plugin options differ"
-    );
+    assert_eq!(documented, accepted, "man/hbc.yaml.5 and client::KEYS, plugins::NAMES and the plugin options differ");
 }
 
 /// The lines of `page` from `.Sh section` to the next `.Sh`.
@@ -132,10 +111,7 @@ fn section(page: &str, section: &str) -> Vec<String> {
     let heading = format!(".Sh {section}");
     let mut lines = text.lines().skip_while(|l| *l != heading);
     assert!(lines.next().is_some(), "{page} has no {heading}");
-    lines
-        .take_while(|l| !l.starts_with(".Sh "))
-        .map(String::from)
-        .collect()
+    lines.take_while(|l| !l.starts_with(".Sh ")).map(String::from).collect()
 }
 
 #[test]
@@ -146,11 +122,7 @@ fn hbc_8_lists_every_plugin_in_order() {
         .filter_map(|rest| rest.split_whitespace().next())
         .map(String::from)
         .collect();
-    assert_eq!(
-        listed,
-        hbd::plugins::NAMES,
-        "the PLUGINS section of man/hbc.8 and plugins::NAMES differ"
-    );
+    assert_eq!(listed, hbd::plugins::NAMES, "the PLUGINS section of man/hbc.8 and plugins::NAMES differ");
 }
 
 /// The body of the first fenced block of `lang` in the Markdown `text`.
@@ -158,10 +130,7 @@ fn fenced_block(text: &str, lang: &str) -> String {
     let fence = format!("```{lang}");
     let mut lines = text.lines().skip_while(|l| l.trim_end() != fence);
     assert!(lines.next().is_some(), "no {fence} block");
-    let mut body: String = lines
-        .take_while(|l| l.trim_end() != "```")
-        .collect::<Vec<_>>()
-        .join("\n");
+    let mut body: String = lines.take_while(|l| l.trim_end() != "```").collect::<Vec<_>>().join("\n");
     body.push('\n');
     body
 }
@@ -190,12 +159,9 @@ fn protocol_md_python_sender_is_accepted_by_hbd() {
         String::from_utf8_lossy(&out.stderr),
         hbd.log()
     );
-    let ack: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("the script prints the ACK: {e}: {stdout}"));
-    assert_eq!(
-        ack,
-        serde_json::json!({"ID": "ACK", "name": "webserver1", "seq": 1})
-    );
+    let ack: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("the script prints the ACK: {e}: {stdout}"));
+    assert_eq!(ack, serde_json::json!({"ID": "ACK", "name": "webserver1", "seq": 1}));
     hbd.wait_journal("the signed heartbeat in the journal", |line| {
         line["message"]["ID"] == "HTB" && line["message"]["name"] == "webserver1"
     });

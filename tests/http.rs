@@ -10,26 +10,18 @@ use serde_json::{json, Value};
 use support::*;
 
 fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 /// A heartbeat with plugin data, sent until acknowledged.
 fn send_plugins(hbd: &Hbd, name: &str, seq: u64, plugins: Value) {
     let client = client("127.0.0.1:0");
     let message = json!({"ID": "HTB", "name": name, "interval": 30, "seq": seq, "latency_ms": 1.5, "plugins": plugins});
-    wait_for("ACK", || {
-        send_recv(&client, hbd.addr, message.to_string().as_bytes())
-    });
+    wait_for("ACK", || send_recv(&client, hbd.addr, message.to_string().as_bytes()));
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -53,12 +45,7 @@ fn rest_api_hosts_plugins_history_and_errors() {
     let (status, hosts) = get_json(hbd.http, "/api/0/hosts");
     assert_eq!(status, 200);
     assert_eq!(hosts["count"], 2);
-    let names: Vec<&str> = hosts["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = hosts["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["db1", "web1"]);
     let web1 = &hosts["hosts"][1];
     assert_eq!(web1["status"], "up");
@@ -68,42 +55,25 @@ fn rest_api_hosts_plugins_history_and_errors() {
     assert_eq!(web1["latency_ms"], 1.5);
     assert!(web1["first_seen"].as_f64() <= web1["last_seen"].as_f64());
     assert!(web1["uptime"].as_f64().unwrap() >= 0.0);
-    assert_eq!(
-        web1["plugins"],
-        json!({"cpu_monitor": "monitor", "os_info": "info"})
-    );
+    assert_eq!(web1["plugins"], json!({"cpu_monitor": "monitor", "os_info": "info"}));
     assert_eq!(hosts["hosts"][0]["latency_ms"], Value::Null);
 
     let (status, one) = get_json(hbd.http, "/api/0/hosts/WEB1");
-    assert_eq!(
-        (status, one["name"].as_str()),
-        (200, Some("web1")),
-        "names are case-insensitive"
-    );
+    assert_eq!((status, one["name"].as_str()), (200, Some("web1")), "names are case-insensitive");
 
     let (status, plugins) = get_json(hbd.http, "/api/0/hosts/web1/plugins");
     assert_eq!(status, 200);
-    assert_eq!(
-        plugins["plugins"]["cpu_monitor"]["data"]["cpu_percent"], 30.0,
-        "latest sample"
-    );
+    assert_eq!(plugins["plugins"]["cpu_monitor"]["data"]["cpu_percent"], 30.0, "latest sample");
     assert_eq!(plugins["plugins"]["cpu_monitor"]["kind"], "monitor");
     let os = &plugins["plugins"]["os_info"]["data"];
-    assert_eq!(
-        os["note"], "<script>alert(1)</script>",
-        "plugin strings come back verbatim, as JSON"
-    );
+    assert_eq!(os["note"], "<script>alert(1)</script>", "plugin strings come back verbatim, as JSON");
     assert_eq!(os["key \"quoted\""], "ü");
 
     let (status, history) = get_json(hbd.http, "/api/0/hosts/web1/plugins/cpu_monitor?limit=2");
     assert_eq!(status, 200);
     assert_eq!(history["count"], 2);
-    let values: Vec<f64> = history["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["data"]["cpu_percent"].as_f64().unwrap())
-        .collect();
+    let values: Vec<f64> =
+        history["samples"].as_array().unwrap().iter().map(|s| s["data"]["cpu_percent"].as_f64().unwrap()).collect();
     assert_eq!(values, [20.0, 30.0], "newest last");
     let (_, all) = get_json(hbd.http, "/api/0/hosts/web1/plugins/cpu_monitor");
     assert_eq!(all["count"], 3);
@@ -111,43 +81,24 @@ fn rest_api_hosts_plugins_history_and_errors() {
     for (path, status, message) in [
         ("/api/0/hosts/nope", 404, "unknown host nope"),
         ("/api/0/hosts/nope/plugins", 404, "unknown host nope"),
-        (
-            "/api/0/hosts/web1/plugins/nope",
-            404,
-            "host web1 has no plugin nope",
-        ),
-        (
-            "/api/0/hosts/web1/plugins/cpu_monitor?limit=0",
-            400,
-            "limit must be an integer from 1 to 10000",
-        ),
-        (
-            "/api/0/hosts/web1/plugins/cpu_monitor?limit=abc",
-            400,
-            "limit must be",
-        ),
+        ("/api/0/hosts/web1/plugins/nope", 404, "host web1 has no plugin nope"),
+        ("/api/0/hosts/web1/plugins/cpu_monitor?limit=0", 400, "limit must be an integer from 1 to 10000"),
+        ("/api/0/hosts/web1/plugins/cpu_monitor?limit=abc", 400, "limit must be"),
         ("/api/0/nothing", 404, "no such path"),
         ("/static/../../etc/passwd", 404, "no such path"),
         ("/api/0/hosts/%zz", 400, "malformed percent-encoding"),
     ] {
         let (got, body) = get_json(hbd.http, path);
         assert_eq!(got, status, "{path}");
-        assert!(
-            body["error"].as_str().unwrap().starts_with(message),
-            "{path}: {body}"
-        );
+        assert!(body["error"].as_str().unwrap().starts_with(message), "{path}: {body}");
     }
-    let (status, headers, body) =
-        http_request(hbd.http, "POST", "/api/0/hosts", &[("Content-Length", "0")]);
+    let (status, headers, body) = http_request(hbd.http, "POST", "/api/0/hosts", &[("Content-Length", "0")]);
     assert_eq!(status, 405);
     assert_eq!(header(&headers, "allow"), Some("GET, HEAD, OPTIONS"));
     assert!(body.contains("\"error\""));
 
     let (status, health) = get_json(hbd.http, "/healthz");
-    assert_eq!(
-        (status, health["status"].as_str(), health["hosts"].as_u64()),
-        (200, Some("ok"), Some(2))
-    );
+    assert_eq!((status, health["status"].as_str(), health["hosts"].as_u64()), (200, Some("ok"), Some(2)));
 }
 
 #[test]
@@ -162,16 +113,8 @@ fn cors_is_off_unless_configured() {
     let hbd = Hbd::start(&dir, "cors_origins: [\"https://dash.example\"]\n");
     let (status, headers, _) = http_request(hbd.http, "OPTIONS", "/api/0/hosts", &origin);
     assert_eq!(status, 204);
-    assert_eq!(
-        header(&headers, "access-control-allow-origin"),
-        Some("https://dash.example")
-    );
-    let (_, headers, _) = http_request(
-        hbd.http,
-        "GET",
-        "/api/0/hosts",
-        &[("Origin", "https://evil.example")],
-    );
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some("https://dash.example"));
+    let (_, headers, _) = http_request(hbd.http, "GET", "/api/0/hosts", &[("Origin", "https://evil.example")]);
     assert_eq!(header(&headers, "access-control-allow-origin"), None);
 }
 
@@ -189,11 +132,8 @@ fn metrics_pass_promtool_and_carry_hosts_rejections_and_plugin_values() {
     let text = wait_for("metrics with the rejected datagram", || {
         let (status, headers, body) = http_request(hbd.http, "GET", "/metrics", &[]);
         assert_eq!(status, 200);
-        assert!(header(&headers, "content-type")
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4"));
-        body.contains("hbd_datagrams_rejected_total{reason=\"not_json\"} 1")
-            .then_some(body)
+        assert!(header(&headers, "content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+        body.contains("hbd_datagrams_rejected_total{reason=\"not_json\"} 1").then_some(body)
     });
     for line in [
         "hbd_host_up{host=\"web1\"} 1",
@@ -211,17 +151,8 @@ fn metrics_pass_promtool_and_carry_hosts_rejections_and_plugin_values() {
         .spawn()
         .expect("promtool is installed (tests/run installs Debian's prometheus)");
     use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = promtool.wait_with_output().unwrap();
-    let report =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}"
-    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
 }

@@ -90,9 +90,7 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
 fn load_config(options: &Options) -> Result<ClientConfig, String> {
     let path = match &options.config {
         Some(path) => Some(path.clone()),
-        None => std::env::var_os("HOME")
-            .map(|home| Path::new(&home).join(".hbc.yaml"))
-            .filter(|p| p.exists()),
+        None => std::env::var_os("HOME").map(|home| Path::new(&home).join(".hbc.yaml")).filter(|p| p.exists()),
     };
     let mut config = match path {
         Some(path) => ClientConfig::load(&path).map_err(|e| e.to_string())?,
@@ -139,12 +137,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    let targets = config
-        .server
-        .list()
-        .iter()
-        .filter_map(|s| parse_server(s, config.port).ok())
-        .collect::<Vec<_>>();
+    let targets = config.server.list().iter().filter_map(|s| parse_server(s, config.port).ok()).collect::<Vec<_>>();
     if targets.is_empty() && !options.print {
         eprintln!("hbc: no server to send to: give -s HOST or set `server` in hbc.yaml\n{USAGE}");
         return ExitCode::from(EX_USAGE);

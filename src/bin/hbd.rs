@@ -71,14 +71,10 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
 fn load_config(explicit: Option<&Path>) -> Result<(Config, String), String> {
     let path = match explicit {
         Some(path) => Some(path.to_path_buf()),
-        None => std::env::var_os("HOME")
-            .map(|home| Path::new(&home).join(".hb.yaml"))
-            .filter(|p| p.exists()),
+        None => std::env::var_os("HOME").map(|home| Path::new(&home).join(".hb.yaml")).filter(|p| p.exists()),
     };
     match path {
-        Some(path) => Config::load(&path)
-            .map(|c| (c, path.display().to_string()))
-            .map_err(|e| e.to_string()),
+        Some(path) => Config::load(&path).map(|c| (c, path.display().to_string())).map_err(|e| e.to_string()),
         None => Ok((Config::default(), "built-in defaults".to_string())),
     }
 }
@@ -120,11 +116,7 @@ fn main() -> ExitCode {
         (None, true) => None,
         (None, false) => Some(config.pickfile.with_file_name("hbd.log")),
     };
-    if let Err(e) = logging::init(
-        logfile.as_deref(),
-        config.logfmt,
-        logging::level(options.verbosity),
-    ) {
+    if let Err(e) = logging::init(logfile.as_deref(), config.logfmt, logging::level(options.verbosity)) {
         eprintln!("hbd: {e}");
         return ExitCode::FAILURE;
     }

@@ -104,19 +104,10 @@ pub fn run(words: &[String], timeout: Duration) -> Result<Finished, String> {
     let stderr = drain(child.stderr.take());
     let (status, timed_out) = wait_or_kill(&mut child, started + timeout)?;
     let duration = started.elapsed();
-    Ok(Finished {
-        exit_code: status.code(),
-        stdout: collect(stdout),
-        stderr: collect(stderr),
-        duration,
-        timed_out,
-    })
+    Ok(Finished { exit_code: status.code(), stdout: collect(stdout), stderr: collect(stderr), duration, timed_out })
 }
 
-fn wait_or_kill(
-    child: &mut Child,
-    deadline: Instant,
-) -> Result<(std::process::ExitStatus, bool), String> {
+fn wait_or_kill(child: &mut Child, deadline: Instant) -> Result<(std::process::ExitStatus, bool), String> {
     let mut pause = Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
@@ -168,10 +159,7 @@ fn collect(drain: Drain) -> String {
     if !handle.is_finished() {
         return String::new();
     }
-    handle
-        .join()
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default()
+    handle.join().map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -198,18 +186,9 @@ mod tests {
 
     #[test]
     fn runs_and_captures() {
-        let done = run(
-            &words(&["sh", "-c", "echo out; echo err >&2; exit 3"]),
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let done = run(&words(&["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10)).unwrap();
         assert_eq!(
-            (
-                done.exit_code,
-                done.stdout.as_str(),
-                done.stderr.as_str(),
-                done.timed_out
-            ),
+            (done.exit_code, done.stdout.as_str(), done.stderr.as_str(), done.timed_out),
             (Some(3), "out\n", "err\n", false)
         );
     }
@@ -221,14 +200,9 @@ mod tests {
         let done = run(&words(&["sh", "-c", &script]), Duration::from_millis(200)).unwrap();
         assert!(done.timed_out);
         assert_eq!(done.exit_code, None);
-        assert!(
-            done.duration < Duration::from_secs(4),
-            "did not wait for the grandchild"
-        );
+        assert!(done.duration < Duration::from_secs(4), "did not wait for the grandchild");
         // The grandchild was in the same group and was killed with it.
-        let pgrep = Command::new("pgrep")
-            .args(["-f", &marker.display().to_string()])
-            .output();
+        let pgrep = Command::new("pgrep").args(["-f", &marker.display().to_string()]).output();
         if let Ok(out) = pgrep {
             assert!(out.stdout.is_empty(), "grandchild still running");
         }
@@ -236,11 +210,7 @@ mod tests {
 
     #[test]
     fn huge_output_is_capped_and_does_not_block() {
-        let done = run(
-            &words(&["sh", "-c", "head -c 1000000 /dev/zero"]),
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let done = run(&words(&["sh", "-c", "head -c 1000000 /dev/zero"]), Duration::from_secs(10)).unwrap();
         assert_eq!(done.stdout.len(), OUTPUT_CAP);
         assert_eq!(done.exit_code, Some(0));
     }

@@ -27,13 +27,8 @@ pub struct CpuMonitor {
 
 impl CpuMonitor {
     pub fn new(options: &Options) -> CpuMonitor {
-        let system =
-            System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
-        CpuMonitor {
-            system,
-            per_core: options.per_core,
-            primed: false,
-        }
+        let system = System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
+        CpuMonitor { system, per_core: options.per_core, primed: false }
     }
 }
 
@@ -56,8 +51,7 @@ impl Plugin for CpuMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        self.system
-            .refresh_cpu_specifics(CpuRefreshKind::nothing().with_cpu_usage().with_frequency());
+        self.system.refresh_cpu_specifics(CpuRefreshKind::nothing().with_cpu_usage().with_frequency());
         if !std::mem::replace(&mut self.primed, true) {
             return Ok(None);
         }
@@ -92,19 +86,13 @@ mod tests {
 
     #[test]
     fn first_sample_is_a_baseline_then_real_figures() {
-        let mut cpu = CpuMonitor::new(&Options {
-            per_core: true,
-            ..Options::default()
-        });
+        let mut cpu = CpuMonitor::new(&Options { per_core: true, ..Options::default() });
         assert_eq!(cpu.collect().unwrap(), None);
         std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
         let v = cpu.collect().unwrap().unwrap();
         let pct = v["cpu_percent"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&pct), "{v}");
-        assert_eq!(
-            v["per_core"].as_array().unwrap().len(),
-            v["cpu_count"].as_u64().unwrap() as usize
-        );
+        assert_eq!(v["per_core"].as_array().unwrap().len(), v["cpu_count"].as_u64().unwrap() as usize);
         assert!(v["load_1min"].as_f64().is_some());
         assert!(v["processes_total"].as_u64().unwrap() >= v["processes_running"].as_u64().unwrap());
     }

@@ -48,10 +48,7 @@ impl Plugin for DiskMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        self.disks.refresh_specifics(
-            true,
-            DiskRefreshKind::nothing().with_storage().with_io_usage(),
-        );
+        self.disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage().with_io_usage());
         let now = Instant::now();
         let mut partitions = Map::new();
         let (mut read_total, mut written_total) = (0u64, 0u64);
@@ -59,11 +56,8 @@ impl Plugin for DiskMonitor {
             let mount = disk.mount_point().to_string_lossy().into_owned();
             let device = disk.name().to_string_lossy();
             let fstype = disk.file_system().to_string_lossy();
-            let wanted = if self.mounts.is_empty() {
-                is_physical(&device, &fstype)
-            } else {
-                self.mounts.contains(&mount)
-            };
+            let wanted =
+                if self.mounts.is_empty() { is_physical(&device, &fstype) } else { self.mounts.contains(&mount) };
             if !wanted || partitions.contains_key(&mount) {
                 continue;
             }
@@ -108,15 +102,9 @@ mod tests {
 
     #[test]
     fn root_is_reported_with_the_python_metric_names() {
-        let mut disk = DiskMonitor::new(&Options {
-            mounts: vec!["/".into(), "/nonexistent".into()],
-            ..Options::default()
-        });
-        assert_eq!(
-            disk.collect().unwrap(),
-            None,
-            "first sample is the I/O baseline"
-        );
+        let mut disk =
+            DiskMonitor::new(&Options { mounts: vec!["/".into(), "/nonexistent".into()], ..Options::default() });
+        assert_eq!(disk.collect().unwrap(), None, "first sample is the I/O baseline");
         let v = disk.collect().unwrap().unwrap();
         let root = &v["partitions"]["/"];
         for key in ["percent", "free_gb", "free_mb", "total_gb", "used_gb"] {

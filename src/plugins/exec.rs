@@ -43,15 +43,9 @@ fn default_kind() -> Kind {
 impl Options {
     pub fn check(&self) -> Result<(), String> {
         let name_ok = (1..=64).contains(&self.name.len())
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b));
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b));
         if !name_ok {
-            return Err(format!(
-                "name `{}` must be 1 to 64 of a-z 0-9 _ - .",
-                self.name
-            ));
+            return Err(format!("name `{}` must be 1 to 64 of a-z 0-9 _ - .", self.name));
         }
         if let Some(problem) = out_of_range(self.interval, MAX_INTERVAL) {
             return Err(format!("interval: {problem}"));
@@ -105,30 +99,16 @@ impl Plugin for Exec {
             return Err(format!("timed out after {} s", self.timeout.as_secs()));
         }
         if done.exit_code != Some(0) {
-            let status = done
-                .exit_code
-                .map_or("killed by a signal".to_string(), |c| {
-                    format!("exit status {c}")
-                });
+            let status = done.exit_code.map_or("killed by a signal".to_string(), |c| format!("exit status {c}"));
             return Err(format!(
                 "{status}: {}",
-                excerpt(if done.stderr.trim().is_empty() {
-                    &done.stdout
-                } else {
-                    &done.stderr
-                })
+                excerpt(if done.stderr.trim().is_empty() { &done.stdout } else { &done.stderr })
             ));
         }
         match serde_json::from_str::<Value>(done.stdout.trim()) {
             Ok(value @ Value::Object(_)) => Ok(Some(value)),
-            Ok(_) => Err(format!(
-                "printed JSON that is not an object: {}",
-                excerpt(&done.stdout)
-            )),
-            Err(e) => Err(format!(
-                "printed no JSON object ({e}): {}",
-                excerpt(&done.stdout)
-            )),
+            Ok(_) => Err(format!("printed JSON that is not an object: {}", excerpt(&done.stdout))),
+            Err(e) => Err(format!("printed no JSON object ({e}): {}", excerpt(&done.stdout))),
         }
     }
 }
@@ -138,45 +118,25 @@ mod tests {
     use super::*;
 
     fn exec(command: &str, timeout: u64) -> Exec {
-        let options: Options = serde_yaml::from_str(&format!(
-            "{{name: t, command: {command:?}, timeout: {timeout}}}"
-        ))
-        .unwrap();
+        let options: Options =
+            serde_yaml::from_str(&format!("{{name: t, command: {command:?}, timeout: {timeout}}}")).unwrap();
         options.check().unwrap();
         Exec::new(&options)
     }
 
     #[test]
     fn json_object_becomes_the_data() {
-        let value = exec(r#"echo '{"queue": 5, "ok": true}'"#, 5)
-            .collect()
-            .unwrap()
-            .unwrap();
+        let value = exec(r#"echo '{"queue": 5, "ok": true}'"#, 5).collect().unwrap().unwrap();
         assert_eq!(value, serde_json::json!({"queue": 5, "ok": true}));
     }
 
     #[test]
     fn failures_are_errors_of_the_plugin() {
-        assert!(exec("echo garbage", 5)
-            .collect()
-            .unwrap_err()
-            .starts_with("printed no JSON object"));
-        assert!(exec("echo [1]", 5)
-            .collect()
-            .unwrap_err()
-            .contains("not an object"));
-        assert!(exec("sh -c 'echo broken >&2; exit 4'", 5)
-            .collect()
-            .unwrap_err()
-            .contains("exit status 4: broken"));
-        assert_eq!(
-            exec("sleep 10", 1).collect().unwrap_err(),
-            "timed out after 1 s"
-        );
-        assert!(exec("/nonexistent/x", 1)
-            .collect()
-            .unwrap_err()
-            .contains("cannot run /nonexistent/x"));
+        assert!(exec("echo garbage", 5).collect().unwrap_err().starts_with("printed no JSON object"));
+        assert!(exec("echo [1]", 5).collect().unwrap_err().contains("not an object"));
+        assert!(exec("sh -c 'echo broken >&2; exit 4'", 5).collect().unwrap_err().contains("exit status 4: broken"));
+        assert_eq!(exec("sleep 10", 1).collect().unwrap_err(), "timed out after 1 s");
+        assert!(exec("/nonexistent/x", 1).collect().unwrap_err().contains("cannot run /nonexistent/x"));
     }
 
     #[test]

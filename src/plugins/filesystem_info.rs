@@ -79,12 +79,9 @@ impl Plugin for FilesystemInfo {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        let text = std::fs::read_to_string("/proc/self/mounts")
-            .map_err(|e| format!("read /proc/self/mounts: {e}"))?;
+        let text = std::fs::read_to_string("/proc/self/mounts").map_err(|e| format!("read /proc/self/mounts: {e}"))?;
         let filesystems = parse_mounts(&text, self.all);
-        Ok(Some(
-            json!({"count": filesystems.len(), "filesystems": filesystems}),
-        ))
+        Ok(Some(json!({"count": filesystems.len(), "filesystems": filesystems})))
     }
 }
 

@@ -11,9 +11,7 @@ pub struct MemoryMonitor {
 
 impl MemoryMonitor {
     pub fn new() -> MemoryMonitor {
-        MemoryMonitor {
-            system: System::new_with_specifics(RefreshKind::nothing()),
-        }
+        MemoryMonitor { system: System::new_with_specifics(RefreshKind::nothing()) }
     }
 }
 
@@ -33,8 +31,7 @@ impl Plugin for MemoryMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        self.system
-            .refresh_memory_specifics(MemoryRefreshKind::everything());
+        self.system.refresh_memory_specifics(MemoryRefreshKind::everything());
         let s = &self.system;
         let (total, available) = (s.total_memory(), s.available_memory());
         if total == 0 {
@@ -62,10 +59,7 @@ mod tests {
         let v = MemoryMonitor::new().collect().unwrap().unwrap();
         let total = v["total_mb"].as_f64().unwrap();
         assert!(total > 0.0);
-        assert!(
-            (v["used_mb"].as_f64().unwrap() + v["available_mb"].as_f64().unwrap() - total).abs()
-                < 0.05
-        );
+        assert!((v["used_mb"].as_f64().unwrap() + v["available_mb"].as_f64().unwrap() - total).abs() < 0.05);
         assert!((0.0..=100.0).contains(&v["percent"].as_f64().unwrap()));
     }
 }

@@ -54,10 +54,7 @@ pub struct Scheduled {
 
 impl std::fmt::Debug for Scheduled {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.debug_struct("Scheduled")
-            .field("plugin", &self.plugin.name())
-            .field("interval", &self.interval)
-            .finish()
+        f.debug_struct("Scheduled").field("plugin", &self.plugin.name()).field("interval", &self.interval).finish()
     }
 }
 
@@ -89,10 +86,7 @@ pub struct Common {
 
 impl Default for Common {
     fn default() -> Self {
-        Common {
-            enabled: true,
-            interval: None,
-        }
+        Common { enabled: true, interval: None }
     }
 }
 
@@ -130,13 +124,9 @@ impl PluginsConfig {
         self.nagios_runner.check()?;
         let mut seen: Vec<&str> = Vec::new();
         for (i, e) in self.exec.iter().enumerate() {
-            e.check()
-                .map_err(|problem| format!("plugins.exec[{i}]: {problem}"))?;
+            e.check().map_err(|problem| format!("plugins.exec[{i}]: {problem}"))?;
             if NAMES.contains(&e.name.as_str()) || seen.contains(&e.name.as_str()) {
-                return Err(format!(
-                    "plugins.exec[{i}].name: `{}` is already a plugin's name",
-                    e.name
-                ));
+                return Err(format!("plugins.exec[{i}].name: `{}` is already a plugin's name", e.name));
             }
             seen.push(&e.name);
         }
@@ -159,11 +149,7 @@ impl PluginsConfig {
             !disable.iter().any(|d| d == name) && (configured || enable.iter().any(|e| e == name))
         };
         let every = |interval: Option<u64>, kind: Kind| {
-            Duration::from_secs(interval.unwrap_or(if kind == Kind::Info {
-                INFO_INTERVAL
-            } else {
-                MONITOR_INTERVAL
-            }))
+            Duration::from_secs(interval.unwrap_or(if kind == Kind::Info { INFO_INTERVAL } else { MONITOR_INTERVAL }))
         };
         let mut plugins: Vec<Scheduled> = Vec::new();
         let mut add = |plugin: Box<dyn Plugin>, interval: Option<u64>| {
@@ -174,22 +160,13 @@ impl PluginsConfig {
             add(Box::new(os_info::OsInfo), self.os_info.interval);
         }
         if on("cpu_monitor", self.cpu_monitor.common.enabled) {
-            add(
-                Box::new(cpu_monitor::CpuMonitor::new(&self.cpu_monitor)),
-                self.cpu_monitor.common.interval,
-            );
+            add(Box::new(cpu_monitor::CpuMonitor::new(&self.cpu_monitor)), self.cpu_monitor.common.interval);
         }
         if on("memory_monitor", self.memory_monitor.enabled) {
-            add(
-                Box::<memory_monitor::MemoryMonitor>::default(),
-                self.memory_monitor.interval,
-            );
+            add(Box::<memory_monitor::MemoryMonitor>::default(), self.memory_monitor.interval);
         }
         if on("disk_monitor", self.disk_monitor.common.enabled) {
-            add(
-                Box::new(disk_monitor::DiskMonitor::new(&self.disk_monitor)),
-                self.disk_monitor.common.interval,
-            );
+            add(Box::new(disk_monitor::DiskMonitor::new(&self.disk_monitor)), self.disk_monitor.common.interval);
         }
         if on("network_monitor", self.network_monitor.common.enabled) {
             add(
@@ -205,17 +182,11 @@ impl PluginsConfig {
         }
         // Nothing to run without commands: enabled only when some are configured.
         let nagios = &self.nagios_runner;
-        if on(
-            "nagios_runner",
-            nagios.common.enabled && !nagios.commands.is_empty(),
-        ) {
+        if on("nagios_runner", nagios.common.enabled && !nagios.commands.is_empty()) {
             if nagios.commands.is_empty() {
                 return Err("plugin nagios_runner has no commands configured (plugins.nagios_runner.commands)".into());
             }
-            add(
-                Box::new(nagios_runner::NagiosRunner::new(nagios)),
-                nagios.common.interval,
-            );
+            add(Box::new(nagios_runner::NagiosRunner::new(nagios)), nagios.common.interval);
         }
         // `exec` on the command line stands for every exec plugin.
         let all_exec_disabled = disable.iter().any(|d| d == "exec");
@@ -256,11 +227,7 @@ impl Rates {
     pub fn per_second(&mut self, key: &str, now: Instant, total: u64) -> Option<f64> {
         match self.by_key.get_mut(key) {
             Some(rate) => rate.per_second(now, total),
-            None => self
-                .by_key
-                .entry(key.to_string())
-                .or_default()
-                .per_second(now, total),
+            None => self.by_key.entry(key.to_string()).or_default().per_second(now, total),
         }
     }
 }
@@ -289,14 +256,11 @@ pub fn percent(part: u64, whole: u64) -> f64 {
 /// filesystems; `filesystem_info` and `disk_monitor` report these by default.
 pub fn is_physical(device: &str, fstype: &str) -> bool {
     const DEVICE_LESS: [&str; 5] = ["zfs", "ubifs", "jffs2", "btrfs", "nfs4"];
-    const VIRTUAL: [&str; 6] = [
-        "squashfs", "overlay", "tmpfs", "devtmpfs", "iso9660", "ramfs",
-    ];
+    const VIRTUAL: [&str; 6] = ["squashfs", "overlay", "tmpfs", "devtmpfs", "iso9660", "ramfs"];
     if VIRTUAL.contains(&fstype) {
         return false;
     }
-    (device.starts_with("/dev/") && !device.starts_with("/dev/loop"))
-        || DEVICE_LESS.contains(&fstype)
+    (device.starts_with("/dev/") && !device.starts_with("/dev/loop")) || DEVICE_LESS.contains(&fstype)
 }
 
 #[cfg(test)]
@@ -309,61 +273,29 @@ mod tests {
         let mut r = Rate::default();
         assert_eq!(r.per_second(t0, 100), None);
         assert_eq!(r.per_second(t0 + Duration::from_secs(2), 300), Some(100.0));
-        assert_eq!(
-            r.per_second(t0 + Duration::from_secs(3), 10),
-            None,
-            "counter reset"
-        );
+        assert_eq!(r.per_second(t0 + Duration::from_secs(3), 10), None, "counter reset");
         assert_eq!(r.per_second(t0 + Duration::from_secs(4), 20), Some(10.0));
     }
 
     #[test]
     fn defaults_enable_the_system_plugins_only() {
-        let names = |plugins: Vec<Scheduled>| {
-            plugins
-                .iter()
-                .map(|s| s.plugin.name().to_string())
-                .collect::<Vec<_>>()
-        };
+        let names = |plugins: Vec<Scheduled>| plugins.iter().map(|s| s.plugin.name().to_string()).collect::<Vec<_>>();
         let config = PluginsConfig::default();
         assert_eq!(
             names(config.build(&[], &[]).unwrap()),
-            [
-                "os_info",
-                "cpu_monitor",
-                "memory_monitor",
-                "disk_monitor",
-                "network_monitor",
-                "filesystem_info"
-            ]
+            ["os_info", "cpu_monitor", "memory_monitor", "disk_monitor", "network_monitor", "filesystem_info"]
         );
-        let fewer = names(
-            config
-                .build(&[], &["os_info".into(), "cpu_monitor".into()])
-                .unwrap(),
-        );
-        assert!(
-            !fewer.contains(&"os_info".to_string()) && !fewer.contains(&"cpu_monitor".to_string())
-        );
-        assert!(config
-            .build(&["nagios_runner".into()], &[])
-            .unwrap_err()
-            .contains("no commands"));
-        assert!(config
-            .build(&["bogus".into()], &[])
-            .unwrap_err()
-            .contains("unknown plugin `bogus`"));
+        let fewer = names(config.build(&[], &["os_info".into(), "cpu_monitor".into()]).unwrap());
+        assert!(!fewer.contains(&"os_info".to_string()) && !fewer.contains(&"cpu_monitor".to_string()));
+        assert!(config.build(&["nagios_runner".into()], &[]).unwrap_err().contains("no commands"));
+        assert!(config.build(&["bogus".into()], &[]).unwrap_err().contains("unknown plugin `bogus`"));
     }
 
     #[test]
     fn intervals_default_by_kind() {
         let plugins = PluginsConfig::default().build(&[], &[]).unwrap();
         for s in plugins {
-            let expected = if s.plugin.kind() == Kind::Info {
-                3600
-            } else {
-                300
-            };
+            let expected = if s.plugin.kind() == Kind::Info { 3600 } else { 300 };
             assert_eq!(s.interval.as_secs(), expected, "{}", s.plugin.name());
         }
     }

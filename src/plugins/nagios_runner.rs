@@ -27,9 +27,7 @@ impl<'de> Deserialize<'de> for CheckConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match serde_yaml::Value::deserialize(deserializer)? {
             serde_yaml::Value::String(line) => Ok(CheckConfig::Line(line)),
-            other => NamedCheck::deserialize(other)
-                .map(CheckConfig::Named)
-                .map_err(serde::de::Error::custom),
+            other => NamedCheck::deserialize(other).map(CheckConfig::Named).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -63,13 +61,9 @@ impl Options {
         for (i, check) in self.commands.iter().enumerate() {
             let line = match check {
                 CheckConfig::Line(line) => line,
-                CheckConfig::Named(NamedCheck {
-                    command, timeout, ..
-                }) => {
+                CheckConfig::Named(NamedCheck { command, timeout, .. }) => {
                     if let Some(problem) = timeout.and_then(|t| out_of_range(t, MAX_TIMEOUT)) {
-                        return Err(format!(
-                            "plugins.nagios_runner.commands[{i}].timeout: {problem}"
-                        ));
+                        return Err(format!("plugins.nagios_runner.commands[{i}].timeout: {problem}"));
                     }
                     command
                 }
@@ -98,11 +92,7 @@ impl NagiosRunner {
         for config in &options.commands {
             let (name, command, timeout) = match config {
                 CheckConfig::Line(line) => (None, line, None),
-                CheckConfig::Named(NamedCheck {
-                    name,
-                    command,
-                    timeout,
-                }) => (Some(name.clone()), command, *timeout),
+                CheckConfig::Named(NamedCheck { name, command, timeout }) => (Some(name.clone()), command, *timeout),
             };
             // Options::check has proven every command line splits.
             let words = split_words(command).unwrap_or_default();
@@ -135,30 +125,15 @@ pub fn run_check(words: &[String], timeout: Duration) -> Value {
         Err(e) => return json!({"status": "UNKNOWN", "exit_code": 3, "output": e}),
     };
     let (state, text) = if finished.timed_out {
-        (
-            State::Unknown,
-            format!("timed out after {} s", timeout.as_secs()),
-        )
+        (State::Unknown, format!("timed out after {} s", timeout.as_secs()))
     } else {
         let state = State::from_exit_code(finished.exit_code);
         (state, String::new())
     };
-    let output = if finished.stdout.trim().is_empty() {
-        finished.stderr.clone()
-    } else {
-        finished.stdout.clone()
-    };
+    let output = if finished.stdout.trim().is_empty() { finished.stderr.clone() } else { finished.stdout.clone() };
     let parsed = PluginOutput::parse(&output);
-    let perfdata: BTreeMap<String, Value> = parsed
-        .perfdata
-        .iter()
-        .map(|p| {
-            (
-                p.label.clone(),
-                serde_json::to_value(p).unwrap_or(Value::Null),
-            )
-        })
-        .collect();
+    let perfdata: BTreeMap<String, Value> =
+        parsed.perfdata.iter().map(|p| (p.label.clone(), serde_json::to_value(p).unwrap_or(Value::Null))).collect();
     let mut report = json!({
         "status": state,
         "exit_code": state.exit_code(),

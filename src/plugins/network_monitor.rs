@@ -28,11 +28,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            common: Common::default(),
-            interfaces: Vec::new(),
-            connections: true,
-        }
+        Options { common: Common::default(), interfaces: Vec::new(), connections: true }
     }
 }
 
@@ -55,10 +51,7 @@ pub fn parse_net_dev(text: &str) -> BTreeMap<String, Counters> {
         let Some((name, fields)) = line.split_once(':') else {
             continue;
         };
-        let f: Vec<u64> = fields
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
+        let f: Vec<u64> = fields.split_whitespace().filter_map(|x| x.parse().ok()).collect();
         if f.len() < 16 {
             continue;
         }
@@ -135,25 +128,18 @@ impl Plugin for NetworkMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        let text = std::fs::read_to_string("/proc/net/dev")
-            .map_err(|e| format!("read /proc/net/dev: {e}"))?;
+        let text = std::fs::read_to_string("/proc/net/dev").map_err(|e| format!("read /proc/net/dev: {e}"))?;
         let now = Instant::now();
         let mut interfaces = Map::new();
         let (mut errors_total, mut dropped_total, mut complete) = (0u64, 0u64, true);
         for (name, c) in parse_net_dev(&text) {
-            let wanted = if self.interfaces.is_empty() {
-                name != "lo"
-            } else {
-                self.interfaces.contains(&name)
-            };
+            let wanted = if self.interfaces.is_empty() { name != "lo" } else { self.interfaces.contains(&name) };
             if !wanted {
                 continue;
             }
             errors_total += c.rx_errors + c.tx_errors;
             dropped_total += c.rx_dropped + c.tx_dropped;
-            let mut rate = |what: &str, total: u64| {
-                self.rates.per_second(&format!("{name}/{what}"), now, total)
-            };
+            let mut rate = |what: &str, total: u64| self.rates.per_second(&format!("{name}/{what}"), now, total);
             let rates = [
                 rate("rx_bytes", c.rx_bytes),
                 rate("tx_bytes", c.tx_bytes),
@@ -211,13 +197,7 @@ Inter-|   Receive                                                |  Transmit
         let all = parse_net_dev(NET_DEV);
         let eth0 = &all["eth0"];
         assert_eq!(
-            (
-                eth0.rx_bytes,
-                eth0.rx_errors,
-                eth0.rx_dropped,
-                eth0.tx_bytes,
-                eth0.tx_dropped
-            ),
+            (eth0.rx_bytes, eth0.rx_errors, eth0.rx_dropped, eth0.tx_bytes, eth0.tx_dropped),
             (5000000, 2, 3, 200000, 4)
         );
         assert_eq!(all.len(), 2);
@@ -225,7 +205,8 @@ Inter-|   Receive                                                |  Transmit
 
     #[test]
     fn counts_tcp_states() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+        let table =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
             0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 1\n\
             1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  0 0 2\n\
             2: 0100007F:1F90 0100007F:C351 01 00000000:00000000 00:00000000 00000000  0 0 3\n\
@@ -238,16 +219,10 @@ Inter-|   Receive                                                |  Transmit
 
     #[test]
     fn live_sample_has_the_python_metric_names() {
-        let mut net = NetworkMonitor::new(&Options {
-            interfaces: vec!["lo".into()],
-            ..Options::default()
-        });
+        let mut net = NetworkMonitor::new(&Options { interfaces: vec!["lo".into()], ..Options::default() });
         assert_eq!(net.collect().unwrap(), None);
         let v = net.collect().unwrap().unwrap();
-        assert!(
-            v["interfaces"]["lo"]["rx_bytes_per_s"].as_f64().is_some(),
-            "{v}"
-        );
+        assert!(v["interfaces"]["lo"]["rx_bytes_per_s"].as_f64().is_some(), "{v}");
         assert!(v["errors_total"].as_u64().is_some());
         assert!(v["connections_total"].as_u64().is_some());
     }

@@ -69,12 +69,14 @@ pub struct Hbd {
     pub addr: SocketAddr,
     /// Where the HTTP API listens.
     pub http: SocketAddr,
+    /// Where the WebSocket listens.
+    pub ws: SocketAddr,
 }
 
 /// The config every test starts from: loopback, ephemeral port, files in `dir`.
 pub fn base_config(dir: &Path, host: &str) -> String {
     format!(
-        "hb_host: \"{host}\"\nhb_port: 0\nhbd_host: \"{host}\"\nhbd_port: 0\npickfile: {}\njournal_dir: {}\n",
+        "hb_host: \"{host}\"\nhb_port: 0\nhbd_host: \"{host}\"\nhbd_port: 0\nws_port: 0\npickfile: {}\njournal_dir: {}\n",
         dir.join("state.json").display(),
         dir.join("journal").display()
     )
@@ -88,17 +90,13 @@ impl Hbd {
 
     pub fn start_on(dir: &TempDir, host: &str, extra: &str) -> Hbd {
         let config = dir.join("hbd.yaml");
-        fs::write(&config, format!("{}{extra}", base_config(dir.path(), host)))
-            .expect("write config");
+        fs::write(&config, format!("{}{extra}", base_config(dir.path(), host))).expect("write config");
         Hbd::start_with_config(dir, &config)
     }
 
     pub fn start_with_config(dir: &TempDir, config: &Path) -> Hbd {
         static STARTS: AtomicUsize = AtomicUsize::new(0);
-        let stderr = dir.join(&format!(
-            "hbd-{}.err",
-            STARTS.fetch_add(1, Ordering::Relaxed)
-        ));
+        let stderr = dir.join(&format!("hbd-{}.err", STARTS.fetch_add(1, Ordering::Relaxed)));
         let child = Command::new(hbd_bin())
             .args(["-f", "-v", "-c"])
             .arg(config)
@@ -116,18 +114,19 @@ impl Hbd {
             stderr,
             addr: "0.0.0.0:0".parse().unwrap(),
             http: "0.0.0.0:0".parse().unwrap(),
+            ws: "0.0.0.0:0".parse().unwrap(),
         };
-        let line = hbd.wait_log("udp: listening on ");
-        let addr = line.rsplit(' ').next().expect("address in listening line");
-        hbd.addr = addr
-            .parse()
-            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
-        let line = hbd.wait_log("http: listening on ");
-        let addr = line.rsplit(' ').next().expect("address in listening line");
-        hbd.http = addr
-            .parse()
-            .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        hbd.addr = hbd.listening("udp");
+        hbd.http = hbd.listening("http");
+        hbd.ws = hbd.listening("ws");
         hbd
+    }
+
+    /// The address a component logged as "<component>: listening on ADDR".
+    fn listening(&mut self, component: &str) -> SocketAddr {
+        let line = self.wait_log(&format!("{component}: listening on "));
+        let addr = line.rsplit(' ').next().expect("address in listening line");
+        addr.parse().unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"))
     }
 
     pub fn log(&self) -> String {
@@ -174,9 +173,7 @@ impl Hbd {
     pub fn stop(&mut self) -> ExitStatus {
         self.signal(libc::SIGTERM);
         let child = &mut self.child;
-        wait_for("hbd to exit after SIGTERM", || {
-            child.try_wait().expect("wait for hbd")
-        })
+        wait_for("hbd to exit after SIGTERM", || child.try_wait().expect("wait for hbd"))
     }
 
     pub fn state(&self) -> Value {
@@ -200,12 +197,7 @@ pub fn journal_lines(dir: &Path) -> Vec<Value> {
         Err(_) => return Vec::new(),
     };
     // messages.journal.N is older the larger N is; messages.journal is newest.
-    let age = |p: &PathBuf| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .and_then(|e| e.parse::<u32>().ok())
-            .unwrap_or(0)
-    };
+    let age = |p: &PathBuf| p.extension().and_then(|e| e.to_str()).and_then(|e| e.parse::<u32>().ok()).unwrap_or(0);
     files.sort_by_key(|p| std::cmp::Reverse(age(p)));
     let mut lines = Vec::new();
     for file in files {
@@ -217,8 +209,7 @@ pub fn journal_lines(dir: &Path) -> Vec<Value> {
         };
         for line in complete.lines() {
             lines.push(
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", file.display())),
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", file.display())),
             );
         }
     }
@@ -228,9 +219,7 @@ pub fn journal_lines(dir: &Path) -> Vec<Value> {
 /// A UDP client socket on loopback that waits at most [`DEADLINE`] for replies.
 pub fn client(local: &str) -> UdpSocket {
     let socket = UdpSocket::bind(local).expect("bind client socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     socket
 }
 
@@ -238,16 +227,12 @@ pub fn client(local: &str) -> UdpSocket {
 pub fn send_recv(socket: &UdpSocket, to: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
     socket.send_to(datagram, to).expect("send datagram");
     let mut buf = [0u8; 2048];
-    socket
-        .recv_from(&mut buf)
-        .ok()
-        .map(|(n, _)| buf[..n].to_vec())
+    socket.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
 }
 
 /// Sends a heartbeat with `seq` until it is acknowledged (UDP may drop).
 pub fn heartbeat(socket: &UdpSocket, to: SocketAddr, name: &str, interval: f64, seq: u64) -> Value {
-    let datagram = serde_json::json!({"ID": "HTB", "name": name, "interval": interval, "seq": seq})
-        .to_string();
+    let datagram = serde_json::json!({"ID": "HTB", "name": name, "interval": interval, "seq": seq}).to_string();
     wait_for(&format!("ACK of {name} seq {seq}"), || {
         let reply = send_recv(socket, to, datagram.as_bytes())?;
         let ack: Value = serde_json::from_slice(&reply).ok()?;
@@ -275,8 +260,7 @@ pub fn http_request(
     headers: &[(&str, &str)],
 ) -> (u16, Vec<(String, String)>, String) {
     use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to http");
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to http");
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -289,11 +273,7 @@ pub fn http_request(
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status line");
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -304,14 +284,7 @@ pub fn http_request(
 /// GET returning status and parsed JSON body.
 pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
     let (status, headers, body) = http_request(addr, "GET", path, &[]);
-    let content_type = headers
-        .iter()
-        .find(|(k, _)| k == "content-type")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+    let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str()).unwrap_or("");
     assert_eq!(content_type, "application/json", "{path}");
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
-    )
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
 }

@@ -1,0 +1,75 @@
+//! The JSON views of hbd's data that the HTTP API and the WebSocket share,
+//! so that a host looks the same in `/api/0/hosts` and in a live update.
+//! docs/API.md documents every field.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::core::{Event, Host, PluginSeries, Sample, Status};
+
+/// A host as the API shows it. `uptime` counts seconds since it last came
+/// up, and is null while it is down.
+pub fn host_json(host: &Host, now: f64) -> Value {
+    let up = host.status == Status::Up;
+    let plugins: BTreeMap<&str, Value> = host.plugins.iter().map(|(name, s)| (name.as_str(), json!(s.kind))).collect();
+    json!({
+        "name": host.name,
+        "status": host.status,
+        "address": host.address.to_string(),
+        "port": host.port,
+        "interval": host.interval,
+        "first_seen": host.first_seen,
+        "last_seen": host.last_seen,
+        "count": host.count,
+        "latency_ms": host.latency_ms,
+        "status_since": host.status_since,
+        "uptime": if up { Some((now - host.status_since).max(0.0)) } else { None },
+        "plugins": plugins,
+    })
+}
+
+pub fn sample_json(sample: &Sample) -> Value {
+    let mut value = json!({"at": sample.at, "received": sample.received});
+    if let Some(map) = value.as_object_mut() {
+        if let Some(data) = &sample.data {
+            // Stored as checked compact JSON; parsing it back cannot fail.
+            map.insert("data".into(), serde_json::from_str(data.as_str()).unwrap_or(Value::Null));
+        }
+        if let Some(error) = &sample.error {
+            map.insert("error".into(), json!(error));
+        }
+    }
+    value
+}
+
+pub fn latest_json(series: &PluginSeries) -> Option<Value> {
+    let mut value = sample_json(series.samples.back()?);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("kind".into(), json!(series.kind));
+    }
+    Some(value)
+}
+
+/// An event's type name and fields, as the journal and live updates show it.
+pub fn event_fields(event: &Event) -> (&'static str, Value) {
+    match event {
+        Event::HostNew { name, address } => {
+            ("host_new", json!({"name": name, "address": address.ip().to_string(), "port": address.port()}))
+        }
+        Event::HostUp { name, address, down_for } => (
+            "host_up",
+            json!({"name": name, "address": address.ip().to_string(), "port": address.port(), "down_for": round3(*down_for)}),
+        ),
+        Event::HostDown { name, last_seen, silent_for } => {
+            ("host_down", json!({"name": name, "last_seen": round3(*last_seen), "silent_for": round3(*silent_for)}))
+        }
+        Event::AddressChanged { name, old, new } => {
+            ("address_changed", json!({"name": name, "old_address": old.to_string(), "address": new.to_string()}))
+        }
+    }
+}
+
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

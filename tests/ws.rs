@@ -1,0 +1,139 @@
+//! Live updates over the real `hbd`'s WebSocket, with tungstenite as the
+//! browser: snapshot, then heartbeats, events and plugin data; a stalled
+//! client must not delay another; the number of clients is capped.
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use support::*;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<TcpStream>;
+
+fn connect(addr: SocketAddr) -> Ws {
+    let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to ws");
+    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://{addr}/"), stream).expect("websocket handshake");
+    ws
+}
+
+/// Reads messages until one satisfies `wanted`, failing at the deadline.
+fn next_matching(ws: &mut Ws, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    next_matching_within(DEADLINE, ws, what, wanted)
+}
+
+fn next_matching_within(limit: Duration, ws: &mut Ws, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                let value: Value = serde_json::from_str(&text).expect("updates are JSON");
+                if wanted(&value) {
+                    return value;
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("websocket read while waiting for {what}: {e}"),
+        }
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+#[test]
+fn snapshot_then_live_heartbeats_events_and_plugin_data() {
+    let dir = TempDir::new("ws-live");
+    let hbd = Hbd::start(&dir, "");
+    let udp = client("127.0.0.1:0");
+    heartbeat(&udp, hbd.addr, "early", 30.0, 1);
+
+    let mut ws = connect(hbd.ws);
+    let snapshot = next_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot");
+    assert_eq!(snapshot["hosts"][0]["name"], "early");
+    assert_eq!(snapshot["hosts"][0]["status"], "up");
+
+    heartbeat(&udp, hbd.addr, "early", 30.0, 2);
+    let beat = next_matching(&mut ws, "heartbeat of early", |v| v["type"] == "heartbeat" && v["host"]["count"] == 2);
+    assert_eq!(beat["host"]["name"], "early");
+
+    let message = json!({"ID": "HTB", "name": "late", "interval": 30, "seq": 3,
+        "plugins": {"cpu_monitor": {"kind": "monitor", "at": now(), "data": {"cpu_percent": 42.0}}}});
+    wait_for("ACK", || send_recv(&udp, hbd.addr, message.to_string().as_bytes()));
+    let new = next_matching(&mut ws, "host_new", |v| v["type"] == "host_new");
+    assert_eq!((new["name"].as_str(), new["address"].as_str()), (Some("late"), Some("127.0.0.1")));
+    assert!(new["at"].as_f64().unwrap() > 1.7e9);
+    let plugin = next_matching(&mut ws, "plugin update", |v| v["type"] == "plugin");
+    assert_eq!(plugin["name"], "late");
+    assert_eq!(plugin["plugin"], "cpu_monitor");
+    assert_eq!(plugin["sample"]["data"]["cpu_percent"], 42.0);
+}
+
+#[test]
+fn a_stalled_client_does_not_delay_another() {
+    let dir = TempDir::new("ws-stall");
+    let hbd = Hbd::start(&dir, "");
+    // This one completes the handshake and then never reads again.
+    let stalled = connect(hbd.ws);
+    let mut reader = connect(hbd.ws);
+    next_matching(&mut reader, "snapshot", |v| v["type"] == "snapshot");
+    // The other reads all the time and tells how far it got, until it sees
+    // the final heartbeat.
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = progress.clone();
+    let reading = std::thread::spawn(move || {
+        // The whole flood happens meanwhile: a generous bound.
+        next_matching_within(Duration::from_secs(60), &mut reader, "the final heartbeat", |v| {
+            if v["type"] == "heartbeat" && v["host"]["name"] == "busy" {
+                seen.fetch_max(v["host"]["count"].as_u64().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            }
+            v["type"] == "heartbeat" && v["host"]["name"] == "final"
+        })
+    });
+
+    // 16 kB updates until the stalled client's socket buffers (a few MiB on
+    // loopback) and queue are full and hbd drops it. Sent in tens, each after
+    // the reader has caught up, so neither the reader nor a small kernel
+    // receive buffer falls behind.
+    let udp = client("127.0.0.1:0");
+    let blob = "x".repeat(16000);
+    for seq in 1.. {
+        assert!(seq <= 5000, "50 MiB sent and the stalled client was not dropped");
+        let message = json!({"ID": "HTB", "name": "busy", "interval": 30, "seq": seq,
+            "plugins": {"blob": {"kind": "monitor", "at": now(), "data": {"blob": blob}}}});
+        udp.send_to(message.to_string().as_bytes(), hbd.addr).unwrap();
+        if seq % 10 == 0 {
+            wait_for(&format!("the reader to see heartbeat {seq}"), || {
+                (progress.load(std::sync::atomic::Ordering::Relaxed) + 10 >= seq).then_some(())
+            });
+            if hbd.log().contains("is too slow for live updates; dropping it") {
+                break;
+            }
+        }
+    }
+    // After the stalled client was dropped, the other still gets each update.
+    heartbeat(&udp, hbd.addr, "final", 30.0, 9999);
+    let last = reading.join().expect("the reader got every update");
+    assert_eq!(last["host"]["name"], "final");
+    drop(stalled);
+}
+
+#[test]
+fn clients_beyond_the_cap_are_refused() {
+    let dir = TempDir::new("ws-cap");
+    let hbd = Hbd::start(&dir, "ws_max_clients: 1\n");
+    let mut first = connect(hbd.ws);
+    next_matching(&mut first, "snapshot", |v| v["type"] == "snapshot");
+    let (status, _, body) = http_request(hbd.ws, "GET", "/", &[]);
+    assert_eq!(status, 503);
+    assert!(body.contains("too many websocket clients"));
+    let stream = TcpStream::connect(hbd.ws).unwrap();
+    assert!(tungstenite::client(format!("ws://{}/", hbd.ws), stream).is_err());
+}
