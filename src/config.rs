@@ -32,6 +32,7 @@ pub const KEYS: &[&str] = &[
     "cors_origins",
     "ws_port",
     "ws_max_clients",
+    "templates_dir",
     "interval",
     "grace",
     "keys",
@@ -60,7 +61,6 @@ const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
     ("cert_path", "the WebSocket server"),
     ("wss_pem", "the WebSocket server"),
     ("wss_key", "the WebSocket server"),
-    ("templates_dir", "the web UI"),
     ("pushsrv", "notifications"),
     ("dyndomains", "dynamic DNS updates"),
     ("nsupdate_bin", "dynamic DNS updates"),
@@ -110,6 +110,7 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub ws_port: u16,
     pub ws_max_clients: usize,
+    pub templates_dir: Option<PathBuf>,
     pub interval: f64,
     pub grace: f64,
     pub keys: Vec<KeyConfig>,
@@ -143,6 +144,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             ws_port: 50005,
             ws_max_clients: 64,
+            templates_dir: None,
             interval: 30.0,
             grace: 30.0,
             keys: Vec::new(),
@@ -260,6 +262,9 @@ impl Config {
         {
             return Err(invalid("cors_origins", format!("`{bad}` is neither * nor an http:// or https:// origin")));
         }
+        if let Some(dir) = self.templates_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(invalid("templates_dir", format!("{} is not a directory", dir.display())));
+        }
         if !(1024..=64 << 20).contains(&self.max_message_size) {
             return Err(invalid(
                 "max_message_size",
@@ -314,8 +319,10 @@ impl Config {
                 *path = cwd.join(&*path);
             }
         }
-        if let Some(path) = self.logfile.as_mut().filter(|p| p.is_relative()) {
-            *path = cwd.join(&*path);
+        for path in [self.logfile.as_mut(), self.templates_dir.as_mut()].into_iter().flatten() {
+            if path.is_relative() {
+                *path = cwd.join(&*path);
+            }
         }
     }
 
@@ -356,9 +363,15 @@ impl Config {
         }
     }
 
-    pub fn http(&self) -> HttpSettings {
+    /// `ws_port` is the port the WebSocket listener got, which the pages need.
+    pub fn http(&self, ws_port: u16) -> HttpSettings {
         let ip: IpAddr = self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        HttpSettings { bind: SocketAddr::new(ip, self.hbd_port), cors_origins: self.cors_origins.clone() }
+        HttpSettings {
+            bind: SocketAddr::new(ip, self.hbd_port),
+            cors_origins: self.cors_origins.clone(),
+            www_dir: self.templates_dir.clone(),
+            ws_port,
+        }
     }
 
     pub fn ws(&self) -> WsSettings {

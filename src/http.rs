@@ -11,6 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -22,7 +23,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::api::{host_json, latest_json, sample_json};
 use crate::core::{unix_seconds, Query};
-use crate::metrics;
+use crate::{metrics, www};
 
 pub const THREADS: usize = 2;
 const CORE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,6 +35,10 @@ pub struct HttpSettings {
     pub bind: SocketAddr,
     /// Origins allowed to read the API from a browser; `*` for any.
     pub cors_origins: Vec<String>,
+    /// Replacements for the built-in pages and assets (`templates_dir`).
+    pub www_dir: Option<PathBuf>,
+    /// The WebSocket port the pages connect to, as bound.
+    pub ws_port: u16,
 }
 
 /// Binds before the daemon detaches, so a port in use is reported at once.
@@ -68,17 +73,26 @@ struct Api {
     started: SystemTime,
 }
 
-/// A response on its way out: status and JSON (or other) body.
+/// A response on its way out.
 struct Reply {
     status: u16,
     body: String,
     content_type: &'static str,
+    cache: &'static str,
     allow: Option<&'static str>,
+    location: Option<&'static str>,
+    /// Pages get a Content-Security-Policy that allows only hbd's own
+    /// scripts and styles, so even injected markup could not run script.
+    page: bool,
 }
 
 impl Reply {
+    fn new(status: u16, body: String, content_type: &'static str) -> Reply {
+        Reply { status, body, content_type, cache: "no-store", allow: None, location: None, page: false }
+    }
+
     fn json(status: u16, value: &Value) -> Reply {
-        Reply { status, body: value.to_string(), content_type: "application/json", allow: None }
+        Reply::new(status, value.to_string(), "application/json")
     }
 
     fn error(status: u16, message: impl Into<String>) -> Reply {
@@ -86,9 +100,13 @@ impl Reply {
     }
 }
 
+const ALLOWED: &str = "GET, HEAD, OPTIONS";
+const PAGE_POLICY: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 fn handle(api: &Api, settings: &HttpSettings, request: Request) {
     let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
-    let reply = route(api, request.method(), request.url());
+    let reply = route(api, settings, request.method(), request.url());
     debug!("http: {} {} -> {}", request.method(), request.url(), reply.status);
     let mut response = Response::from_string(reply.body).with_status_code(reply.status);
     let mut add = |name: &str, value: &str| {
@@ -97,13 +115,21 @@ fn handle(api: &Api, settings: &HttpSettings, request: Request) {
         }
     };
     add("Content-Type", reply.content_type);
-    add("Cache-Control", "no-store");
+    add("Cache-Control", reply.cache);
+    add("X-Content-Type-Options", "nosniff");
     if let Some(allow) = reply.allow {
         add("Allow", allow);
     }
+    if let Some(location) = reply.location {
+        add("Location", location);
+    }
+    if reply.page {
+        add("Content-Security-Policy", PAGE_POLICY);
+        add("Referrer-Policy", "no-referrer");
+    }
     if let Some(origin) = origin.filter(|o| cors_allows(&settings.cors_origins, o)) {
         add("Access-Control-Allow-Origin", &origin);
-        add("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+        add("Access-Control-Allow-Methods", ALLOWED);
         add("Access-Control-Allow-Headers", "Content-Type");
         add("Vary", "Origin");
     }
@@ -116,53 +142,71 @@ fn cors_allows(allowed: &[String], origin: &str) -> bool {
     allowed.iter().any(|a| a == "*" || a == origin)
 }
 
-/// The routes; everything the API answers is listed here.
-fn route(api: &Api, method: &Method, url: &str) -> Reply {
+/// Everything hbd answers at; any other path is a 404.
+enum Target<'a> {
+    Root,
+    Page(&'static www::File),
+    Asset(&'static www::File),
+    Healthz,
+    Metrics,
+    Hosts,
+    Host(&'a str),
+    Plugins(&'a str),
+    History(&'a str, &'a str),
+}
+
+fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
+    Some(match *segments {
+        [""] => Target::Root,
+        ["static", name] => Target::Asset(www::asset(name)?),
+        ["healthz"] => Target::Healthz,
+        ["metrics"] => Target::Metrics,
+        ["api", "0", "hosts"] => Target::Hosts,
+        ["api", "0", "hosts", name] => Target::Host(name),
+        ["api", "0", "hosts", name, "plugins"] => Target::Plugins(name),
+        ["api", "0", "hosts", name, "plugins", plugin] => Target::History(name, plugin),
+        [name] => Target::Page(www::page(name)?),
+        _ => return None,
+    })
+}
+
+fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Reply {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let segments: Vec<String> = match path.split('/').skip(1).map(percent_decode).collect::<Option<Vec<_>>>() {
         Some(segments) => segments,
         None => return Reply::error(400, "malformed percent-encoding in the path"),
     };
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let known = matches!(
-        segments[..],
-        ["healthz"]
-            | ["metrics"]
-            | ["api", "0", "hosts"]
-            | ["api", "0", "hosts", _]
-            | ["api", "0", "hosts", _, "plugins"]
-            | ["api", "0", "hosts", _, "plugins", _]
-    );
-    if !known {
+    let Some(target) = target(&segments) else {
         return Reply::error(404, format!("no such path: {}", truncate(path)));
-    }
+    };
     match method {
         Method::Get | Method::Head => {}
-        Method::Options => {
-            return Reply {
-                status: 204,
-                body: String::new(),
-                content_type: "text/plain",
-                allow: Some("GET, HEAD, OPTIONS"),
-            }
-        }
+        Method::Options => return Reply { allow: Some(ALLOWED), ..Reply::new(204, String::new(), "text/plain") },
         other => {
-            let mut reply = Reply::error(405, format!("method {other} not allowed; use GET"));
-            reply.allow = Some("GET, HEAD, OPTIONS");
-            return reply;
+            return Reply { allow: Some(ALLOWED), ..Reply::error(405, format!("method {other} not allowed; use GET")) }
         }
     }
-    match segments[..] {
-        ["healthz"] => api.healthz(),
-        ["metrics"] => api.metrics(),
-        ["api", "0", "hosts"] => api.hosts(),
-        ["api", "0", "hosts", name] => api.host(name),
-        ["api", "0", "hosts", name, "plugins"] => api.plugins(name),
-        ["api", "0", "hosts", name, "plugins", plugin] => match parse_limit(query) {
+    match target {
+        Target::Root => Reply { location: Some("/live"), ..Reply::new(302, String::new(), "text/plain") },
+        Target::Page(file) => {
+            let html = www::content(file, settings.www_dir.as_deref(), false)
+                .replace("{{ws_port}}", &settings.ws_port.to_string());
+            Reply { page: true, cache: "no-cache", ..Reply::new(200, html, file.content_type) }
+        }
+        Target::Asset(file) => Reply {
+            cache: "public, max-age=3600",
+            ..Reply::new(200, www::content(file, settings.www_dir.as_deref(), true), file.content_type)
+        },
+        Target::Healthz => api.healthz(),
+        Target::Metrics => api.metrics(),
+        Target::Hosts => api.hosts(),
+        Target::Host(name) => api.host(name),
+        Target::Plugins(name) => api.plugins(name),
+        Target::History(name, plugin) => match parse_limit(query) {
             Ok(limit) => api.history(name, plugin, limit),
             Err(reply) => reply,
         },
-        _ => Reply::error(404, "no such path"),
     }
 }
 
@@ -205,12 +249,7 @@ impl Api {
 
     fn metrics(&self) -> Reply {
         match self.ask(Query::Metrics) {
-            Ok(snapshot) => Reply {
-                status: 200,
-                body: metrics::render(&snapshot),
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-                allow: None,
-            },
+            Ok(snapshot) => Reply::new(200, metrics::render(&snapshot), "text/plain; version=0.0.4; charset=utf-8"),
             Err(reply) => reply,
         }
     }

@@ -21,3 +21,4 @@ pub mod server;
 pub mod state;
 pub mod udp;
 pub mod ws;
+pub mod www;

@@ -57,10 +57,10 @@ enum Control {
 pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     let udp_settings = config.udp();
     let socket = udp::bind(&udp_settings)?;
-    let http_settings = config.http();
-    let http_server = http::bind(&http_settings)?;
     let ws_settings = config.ws();
     let ws_listener = ws::bind(&ws_settings)?;
+    let http_settings = config.http(ws_listener.local_addr()?.port());
+    let http_server = http::bind(&http_settings)?;
     let journal = config.journal().map(Journal::open).transpose()?;
     state::check_writable(&config.pickfile)?;
     let _pidfile = if foreground {

@@ -156,3 +156,66 @@ fn metrics_pass_promtool_and_carry_hosts_rejections_and_plugin_values() {
     let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
 }
+
+#[test]
+fn pages_and_assets_are_built_in_typed_and_confined() {
+    let dir = TempDir::new("www");
+    let hbd = Hbd::start(&dir, "");
+    let (status, headers, _) = http_request(hbd.http, "GET", "/", &[]);
+    assert_eq!((status, header(&headers, "location")), (302, Some("/live")));
+
+    let (status, headers, body) = http_request(hbd.http, "GET", "/live", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("text/html; charset=utf-8"));
+    assert!(header(&headers, "content-security-policy").unwrap().contains("script-src 'self'"));
+    assert!(
+        body.contains(&format!("<meta name=\"hbd-ws-port\" content=\"{}\">", hbd.ws.port())),
+        "the page knows the WebSocket port"
+    );
+    let (status, _, body) = http_request(hbd.http, "GET", "/plugins", &[]);
+    assert!(status == 200 && body.contains("id=\"charts\""));
+
+    for (path, content_type) in
+        [("/static/hbd.css", "text/css; charset=utf-8"), ("/static/live.js", "text/javascript; charset=utf-8")]
+    {
+        let (status, headers, body) = http_request(hbd.http, "GET", path, &[]);
+        assert_eq!((status, header(&headers, "content-type")), (200, Some(content_type)), "{path}");
+        assert_eq!(header(&headers, "cache-control"), Some("public, max-age=3600"));
+        assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+        assert!(!body.is_empty());
+    }
+    for path in [
+        "/static/../Cargo.toml",
+        "/static/%2e%2e%2fCargo.toml",
+        "/static/..%2f..%2fetc%2fpasswd",
+        "/static/",
+        "/static/nope.js",
+        "/live.html",
+        "/..",
+        "/Cargo.toml",
+    ] {
+        let (status, _, body) = http_request(hbd.http, "GET", path, &[]);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("[package]") && !body.contains("root:"), "{path} leaked a file");
+    }
+}
+
+#[test]
+fn templates_dir_replaces_built_in_files_by_name_only() {
+    let dir = TempDir::new("templates");
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("static")).unwrap();
+    std::fs::write(www.join("live.html"), "custom page, ws on {{ws_port}}").unwrap();
+    std::fs::write(www.join("static").join("hbd.css"), "body { color: red }").unwrap();
+    std::fs::write(www.join("secret.txt"), "not to be served").unwrap();
+    let hbd = Hbd::start(&dir, &format!("templates_dir: {}\n", www.display()));
+    let (_, _, body) = http_request(hbd.http, "GET", "/live", &[]);
+    assert_eq!(body, format!("custom page, ws on {}", hbd.ws.port()));
+    let (_, _, body) = http_request(hbd.http, "GET", "/static/hbd.css", &[]);
+    assert_eq!(body, "body { color: red }");
+    let (_, _, body) = http_request(hbd.http, "GET", "/static/common.js", &[]);
+    assert!(body.contains("const hbd"), "files it lacks come built in");
+    for path in ["/secret.txt", "/secret", "/static/secret.txt"] {
+        assert_eq!(http_request(hbd.http, "GET", path, &[]).0, 404, "{path}");
+    }
+}

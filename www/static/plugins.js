@@ -1,0 +1,127 @@
+// /plugins: pick a host and a plugin; its latest values and a chart of each
+// numeric value's history, extended live as samples arrive.
+'use strict';
+
+(() => {
+  const HISTORY = 50;
+  const MAX_CHARTS = 48;
+  const hostSelect = document.getElementById('host');
+  const pluginSelect = document.getElementById('plugin');
+  let hosts = [];
+  let samples = [];
+
+  function flatten(value, path, out, depth) {
+    if (value !== null && typeof value === 'object' && depth < 8) {
+      for (const [key, child] of Object.entries(value)) flatten(child, path ? `${path}.${key}` : key, out, depth + 1);
+    } else if (path) {
+      out.set(path, value);
+    }
+    return out;
+  }
+
+  function fill(select, names, wanted) {
+    select.replaceChildren(...names.map((name) => { const o = hbd.el('option', name); o.value = name; return o; }));
+    if (names.includes(wanted)) select.value = wanted;
+  }
+
+  function remember() {
+    const params = new URLSearchParams({ host: hostSelect.value, plugin: pluginSelect.value });
+    history.replaceState(null, '', `?${params}`);
+  }
+
+  async function loadHosts() {
+    const wanted = new URLSearchParams(location.search);
+    hosts = (await hbd.getJSON('/api/0/hosts')).hosts.filter((h) => Object.keys(h.plugins).length);
+    document.getElementById('none').hidden = hosts.length > 0;
+    fill(hostSelect, hosts.map((h) => h.name), hostSelect.value || wanted.get('host'));
+    hostChanged(pluginSelect.value || wanted.get('plugin'));
+  }
+
+  function hostChanged(wantedPlugin) {
+    const host = hosts.find((h) => h.name === hostSelect.value);
+    fill(pluginSelect, host ? Object.keys(host.plugins) : [], wantedPlugin);
+    loadHistory();
+  }
+
+  async function loadHistory() {
+    remember();
+    if (!hostSelect.value || !pluginSelect.value) { samples = []; render(); return; }
+    const path = `/api/0/hosts/${encodeURIComponent(hostSelect.value)}/plugins/${encodeURIComponent(pluginSelect.value)}?limit=${HISTORY}`;
+    try {
+      samples = (await hbd.getJSON(path)).samples;
+    } catch (e) {
+      samples = [];
+    }
+    render();
+  }
+
+  function render() {
+    const latest = samples[samples.length - 1];
+    const error = document.getElementById('error');
+    error.hidden = !(latest && latest.error);
+    error.textContent = latest && latest.error ? `error: ${latest.error}` : '';
+    document.getElementById('updated').textContent = latest ? `sampled ${hbd.clock(latest.at)}` : '';
+    const values = latest && latest.data ? flatten(latest.data, '', new Map(), 0) : new Map();
+    const tbody = document.querySelector('#values tbody');
+    tbody.replaceChildren(...[...values].map(([path, value]) => {
+      const row = hbd.el('tr');
+      row.appendChild(hbd.el('td', path));
+      row.appendChild(hbd.el('td', typeof value === 'number' ? hbd.number(value) : JSON.stringify(value)));
+      return row;
+    }));
+    const series = new Map();
+    for (const sample of samples) {
+      if (!sample.data) continue;
+      for (const [path, value] of flatten(sample.data, '', new Map(), 0)) {
+        if (typeof value !== 'number') continue;
+        if (!series.has(path)) series.set(path, []);
+        series.get(path).push([sample.at, value]);
+      }
+    }
+    const charts = [...series].filter(([, points]) => points.length > 1).slice(0, MAX_CHARTS);
+    document.getElementById('charts').replaceChildren(...charts.map(([path, points]) => chart(path, points)));
+  }
+
+  function chart(path, points) {
+    const svgNS = 'http://www.w3.org/2000/svg';
+    const box = hbd.el('div', null, 'chart');
+    box.appendChild(hbd.el('h3', path));
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
+    const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const svg = document.createElementNS(svgNS, 'svg');
+    svg.setAttribute('viewBox', '0 0 100 40');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    const line = document.createElementNS(svgNS, 'polyline');
+    line.setAttribute('points', points.map(([x, y]) => {
+      const px = x1 > x0 ? ((x - x0) / (x1 - x0)) * 100 : 50;
+      const py = y1 > y0 ? 38 - ((y - y0) / (y1 - y0)) * 36 : 20;
+      return `${px.toFixed(2)},${py.toFixed(2)}`;
+    }).join(' '));
+    svg.appendChild(line);
+    box.appendChild(svg);
+    const range = hbd.el('div', null, 'range');
+    range.appendChild(hbd.el('span', `min ${hbd.number(y0)}`));
+    range.appendChild(hbd.el('span', `now ${hbd.number(ys[ys.length - 1])}`));
+    range.appendChild(hbd.el('span', `max ${hbd.number(y1)}`));
+    box.appendChild(range);
+    return box;
+  }
+
+  hostSelect.addEventListener('change', () => hostChanged());
+  pluginSelect.addEventListener('change', loadHistory);
+  hbd.connect((m) => {
+    if (m.type === 'snapshot') {
+      loadHosts();
+    } else if (m.type === 'plugin') {
+      const known = hosts.find((h) => h.name === m.name);
+      if (!known || !(m.plugin in known.plugins)) { loadHosts(); return; }
+      if (m.name === hostSelect.value && m.plugin === pluginSelect.value) {
+        samples.push(m.sample);
+        if (samples.length > HISTORY) samples.shift();
+        render();
+      }
+    }
+  });
+})();
