@@ -1,0 +1,241 @@
+//! The web UI in a real browser: headless Chromium, driven over the DevTools
+//! protocol, loads /live and /plugins from a running hbd. Screenshots are
+//! kept in target/screenshots/ for a person to look at.
+
+mod support;
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use support::*;
+use tungstenite::{Message, WebSocket};
+
+/// A headless Chromium and one page of it, spoken to over DevTools.
+struct Browser {
+    child: Child,
+    socket: WebSocket<TcpStream>,
+    session: String,
+    next_id: u64,
+    /// Exceptions and console errors the page reported.
+    errors: Vec<String>,
+    _profile: TempDir,
+}
+
+impl Browser {
+    fn launch() -> Browser {
+        let profile = TempDir::new("chromium");
+        let child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                "--window-size=1200,800",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium is installed (tests/run installs Debian's chromium)");
+        let active = profile.join("DevToolsActivePort");
+        let (port, path) = wait_for("chromium's DevTools port", || {
+            let text = fs::read_to_string(&active).ok()?;
+            let mut lines = text.lines();
+            Some((lines.next()?.parse::<u16>().ok()?, lines.next()?.to_string()))
+        });
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let (socket, _) =
+            tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).expect("DevTools handshake");
+        let mut browser =
+            Browser { child, socket, session: String::new(), next_id: 0, errors: Vec::new(), _profile: profile };
+        let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));
+        let attached = browser.call("Target.attachToTarget", json!({"targetId": target["targetId"], "flatten": true}));
+        browser.session = attached["sessionId"].as_str().unwrap().to_string();
+        for domain in ["Runtime.enable", "Page.enable", "Log.enable"] {
+            browser.call(domain, json!({}));
+        }
+        browser
+    }
+
+    /// Sends a command (to the page once attached) and returns its result,
+    /// noting errors from the events that arrive meanwhile.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut command = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            command["sessionId"] = json!(self.session);
+        }
+        self.socket.send(Message::text(command.to_string())).expect("send to DevTools");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            assert!(Instant::now() < deadline, "no answer to {method}");
+            let text = match self.socket.read() {
+                Ok(Message::Text(text)) => text,
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    continue
+                }
+                Err(e) => panic!("DevTools: {e}"),
+            };
+            let message: Value = serde_json::from_str(&text).unwrap();
+            self.note_error(&message);
+            if message["id"] == id {
+                assert!(message.get("error").is_none(), "{method}: {}", message["error"]);
+                return message["result"].clone();
+            }
+        }
+    }
+
+    fn note_error(&mut self, event: &Value) {
+        let params = &event["params"];
+        match event["method"].as_str() {
+            Some("Runtime.exceptionThrown") => self.errors.push(params["exceptionDetails"].to_string()),
+            Some("Runtime.consoleAPICalled") if params["type"] == "error" => {
+                self.errors.push(params["args"].to_string())
+            }
+            Some("Log.entryAdded") if params["entry"]["level"] == "error" => {
+                self.errors.push(params["entry"]["text"].to_string())
+            }
+            _ => {}
+        }
+    }
+
+    fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url}));
+    }
+
+    fn eval(&mut self, expression: &str) -> Value {
+        let result = self.call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true}));
+        result["result"]["value"].clone()
+    }
+
+    /// Waits until `expression` evaluates to true in the page.
+    fn wait_true(&mut self, what: &str, expression: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while self.eval(expression) != json!(true) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn screenshot(&mut self, name: &str) -> PathBuf {
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let png = base64_decode(shot["data"].as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../screenshots");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
+    bytes
+        .chunks(4)
+        .flat_map(|chunk| {
+            let n = chunk.iter().enumerate().fold(0u32, |n, (i, v)| n | u32::from(*v) << (18 - 6 * i));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes.into_iter().take(chunk.len() - 1)
+        })
+        .collect()
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn send(hbd: &Hbd, message: Value) {
+    let udp = client("127.0.0.1:0");
+    wait_for("ACK", || send_recv(&udp, hbd.addr, message.to_string().as_bytes()));
+}
+
+#[test]
+fn live_and_plugins_pages_in_chromium() {
+    let dir = TempDir::new("browser");
+    let hbd = Hbd::start(&dir, "");
+    for (i, load) in [0.5, 0.75, 1.25].iter().enumerate() {
+        send(
+            &hbd,
+            json!({"ID": "HTB", "name": "web1", "interval": 30, "seq": i, "latency_ms": 0.8,
+            "plugins": {
+                "cpu_monitor": {"kind": "monitor", "at": now() + i as f64, "data": {"cpu_percent": 10.0 + i as f64, "load_1min": load}},
+                "os_info": {"kind": "info", "at": now(), "data": {"os": "linux", "note": "<img src=x onerror=alert(1)>"}},
+            }}),
+        );
+    }
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "db1", 30.0, 9);
+
+    let mut browser = Browser::launch();
+    let base = format!("http://{}", hbd.http);
+    browser.navigate(&format!("{base}/live"));
+    browser.wait_true("both hosts on /live", "document.querySelectorAll('#hosts tbody tr').length === 2");
+    browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
+    let web1 = browser.eval(
+        "[...document.querySelectorAll('#hosts tbody tr')].find(r => r.cells[0].textContent === 'web1').innerText",
+    );
+    let web1 = web1.as_str().unwrap();
+    assert!(web1.contains("up") && web1.contains("0.80 ms") && web1.contains("127.0.0.1"), "{web1}");
+
+    // A host that appears after the page loaded shows up by itself.
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "late-comer", 30.0, 10);
+    browser.wait_true(
+        "late-comer on /live",
+        "[...document.querySelectorAll('#hosts tbody td')].some(td => td.textContent === 'late-comer')",
+    );
+    browser.wait_true("the feed", "document.getElementById('feed').textContent.includes('new host late-comer')");
+    let shot = browser.screenshot("live.png");
+
+    browser.navigate(&format!("{base}/plugins?host=web1&plugin=os_info"));
+    browser.wait_true("os_info values", "document.querySelectorAll('#values tbody tr').length === 2");
+    let note = browser.eval("[...document.querySelectorAll('#values td')].map(td => td.textContent).join('|')");
+    assert!(note.as_str().unwrap().contains("\"<img src=x onerror=alert(1)>\""), "shown as text: {note}");
+    assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0), "no markup from plugin data");
+
+    browser.navigate(&format!("{base}/plugins?host=web1&plugin=cpu_monitor"));
+    browser.wait_true("cpu charts", "document.querySelectorAll('#charts svg polyline').length === 2");
+    assert_eq!(browser.eval("document.getElementById('plugin').value"), json!("cpu_monitor"));
+    // A new sample extends the chart without a reload.
+    send(
+        &hbd,
+        json!({"ID": "PLG", "name": "web1", "seq": 20,
+            "plugins": {"cpu_monitor": {"kind": "monitor", "at": now() + 10.0, "data": {"cpu_percent": 55.5, "load_1min": 2.0}}}}),
+    );
+    browser.wait_true(
+        "the live sample",
+        "[...document.querySelectorAll('#values td')].some(td => td.textContent === '55.5')",
+    );
+    browser.screenshot("plugins.png");
+
+    assert!(browser.errors.is_empty(), "the pages logged errors: {:#?}", browser.errors);
+    assert!(shot.exists());
+}
