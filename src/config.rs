@@ -32,6 +32,10 @@ pub const KEYS: &[&str] = &[
     "cors_origins",
     "ws_port",
     "ws_max_clients",
+    "wss_port",
+    "cert_path",
+    "wss_pem",
+    "wss_key",
     "templates_dir",
     "interval",
     "grace",
@@ -57,10 +61,6 @@ pub const KEYS: &[&str] = &[
 /// Keys of the Python hbd that belong to features this version does not have
 /// yet; named in the error so a user switching over knows why their file fails.
 const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("wss_port", "the WebSocket server"),
-    ("cert_path", "the WebSocket server"),
-    ("wss_pem", "the WebSocket server"),
-    ("wss_key", "the WebSocket server"),
     ("pushsrv", "notifications"),
     ("dyndomains", "dynamic DNS updates"),
     ("nsupdate_bin", "dynamic DNS updates"),
@@ -110,6 +110,10 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub ws_port: u16,
     pub ws_max_clients: usize,
+    pub wss_port: Option<u16>,
+    pub cert_path: PathBuf,
+    pub wss_pem: PathBuf,
+    pub wss_key: PathBuf,
     pub templates_dir: Option<PathBuf>,
     pub interval: f64,
     pub grace: f64,
@@ -144,6 +148,10 @@ impl Default for Config {
             cors_origins: Vec::new(),
             ws_port: 50005,
             ws_max_clients: 64,
+            wss_port: None,
+            cert_path: "/usr/local/etc/ssl/".into(),
+            wss_pem: "fullchain.pem".into(),
+            wss_key: "privkey.pem".into(),
             templates_dir: None,
             interval: 30.0,
             grace: 30.0,
@@ -314,7 +322,7 @@ impl Config {
     /// Makes every relative path absolute against `cwd`, so that they keep
     /// meaning the same files after a daemon changes directory to `/`.
     pub fn absolutize(&mut self, cwd: &Path) {
-        for path in [&mut self.pickfile, &mut self.pidfile, &mut self.journal_dir] {
+        for path in [&mut self.pickfile, &mut self.pidfile, &mut self.journal_dir, &mut self.cert_path] {
             if path.is_relative() {
                 *path = cwd.join(&*path);
             }
@@ -376,7 +384,11 @@ impl Config {
 
     pub fn ws(&self) -> WsSettings {
         let ip: IpAddr = self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        WsSettings { bind: SocketAddr::new(ip, self.ws_port), max_clients: self.ws_max_clients }
+        // wss_pem and wss_key are relative to cert_path, unless absolute.
+        let wss = self.wss_port.map(|port| {
+            (SocketAddr::new(ip, port), self.cert_path.join(&self.wss_pem), self.cert_path.join(&self.wss_key))
+        });
+        WsSettings { bind: SocketAddr::new(ip, self.ws_port), max_clients: self.ws_max_clients, wss }
     }
 
     pub fn core(&self) -> CoreSettings {

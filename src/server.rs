@@ -58,7 +58,11 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     let udp_settings = config.udp();
     let socket = udp::bind(&udp_settings)?;
     let ws_settings = config.ws();
-    let ws_listener = ws::bind(&ws_settings)?;
+    let ws_listener = ws::bind(&ws_settings.bind)?;
+    let wss = match &ws_settings.wss {
+        Some((bind, cert, key)) => Some(ws::Tls { listener: ws::bind(bind)?, config: ws::load_tls(cert, key)? }),
+        None => None,
+    };
     let http_settings = config.http(ws_listener.local_addr()?.port());
     let http_server = http::bind(&http_settings)?;
     let journal = config.journal().map(Journal::open).transpose()?;
@@ -93,7 +97,7 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     components.push(("core", core::spawn(config.core(), hosts, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core, to_journal: to_journal.clone() };
     components.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
-    for handle in ws::spawn(ws_listener, ws_settings, ws_updates, to_core_queries.clone(), listeners_stop)? {
+    for handle in ws::spawn(ws_listener, wss, ws_settings, ws_updates, to_core_queries.clone(), listeners_stop)? {
         components.push(("ws", handle));
     }
     for handle in http::spawn(http_server.clone(), http_settings, to_core_queries)? {

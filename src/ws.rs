@@ -12,13 +12,18 @@
 //! clients end when the hub drops their queues; `ws-accept` ends when the
 //! parent's `stop` channel disconnects.
 
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
 use log::{debug, info, warn};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{json, Map, Value};
 use tungstenite::{Message, Utf8Bytes, WebSocket};
 
@@ -42,6 +47,8 @@ const CORE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct WsSettings {
     pub bind: SocketAddr,
     pub max_clients: usize,
+    /// WSS: where to listen, and the certificate chain and key files.
+    pub wss: Option<(SocketAddr, PathBuf, PathBuf)>,
 }
 
 /// What `core` tells the hub.
@@ -64,29 +71,72 @@ pub enum ClientMsg {
     Left { id: u64 },
 }
 
-pub fn bind(settings: &WsSettings) -> io::Result<TcpListener> {
-    let listener = TcpListener::bind(settings.bind)
-        .map_err(|e| io::Error::new(e.kind(), format!("bind websocket {}: {e}", settings.bind)))?;
+pub fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
+    let listener =
+        TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("bind websocket {addr}: {e}")))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
 
+/// The secure listener: `wss_port` with the certificate of `cert_path`.
+pub struct Tls {
+    pub listener: TcpListener,
+    pub config: Arc<ServerConfig>,
+}
+
+/// Reads the certificate chain and key; errors name the file and what is wrong.
+pub fn load_tls(cert: &Path, key: &Path) -> io::Result<Arc<ServerConfig>> {
+    let invalid =
+        |path: &Path, what: String| io::Error::new(ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| invalid(cert, format!("cannot read certificates: {e}")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(cert, format!("bad certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(invalid(cert, "holds no PEM certificate".into()));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| invalid(key, format!("cannot read a private key: {e}")))?;
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| invalid(cert, format!("certificate and key {} do not fit: {e}", key.display())))?;
+    Ok(Arc::new(config))
+}
+
 pub fn spawn(
     listener: TcpListener,
+    tls: Option<Tls>,
     settings: WsSettings,
     updates: Receiver<Update>,
     to_core: Sender<Query>,
     stop: Receiver<()>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let (to_hub, clients) = bounded::<ClientMsg>(64);
-    if let Ok(addr) = listener.local_addr() {
-        info!("ws: listening on {addr}");
-    }
+    // One pool of slots for ws and wss: a slot is taken per client and given back when it leaves.
+    let (take_slot, slots) = bounded::<()>(settings.max_clients);
     let hub = std::thread::Builder::new().name("ws".into()).spawn(move || Hub::default().run(&updates, &clients))?;
-    let accept = std::thread::Builder::new()
-        .name("ws-accept".into())
-        .spawn(move || accept_loop(&listener, settings.max_clients, &to_hub, &to_core, &stop))?;
-    Ok(vec![hub, accept])
+    let mut handles = vec![hub];
+    let plain = Acceptor { listener, tls: None, id_parity: 0 };
+    let secure = tls.map(|t| Acceptor { listener: t.listener, tls: Some(t.config), id_parity: 1 });
+    for acceptor in std::iter::once(plain).chain(secure) {
+        let scheme = if acceptor.tls.is_some() { "wss" } else { "ws" };
+        if let Ok(addr) = acceptor.listener.local_addr() {
+            info!("{scheme}: listening on {addr}");
+        }
+        let clients = Clients {
+            to_hub: to_hub.clone(),
+            to_core: to_core.clone(),
+            take_slot: take_slot.clone(),
+            slots: slots.clone(),
+        };
+        let stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{scheme}-accept"))
+            .spawn(move || acceptor.run(&clients, &stop))?;
+        handles.push(handle);
+    }
+    Ok(handles)
 }
 
 #[derive(Default)]
@@ -159,43 +209,54 @@ pub fn update_json(update: &Update) -> Value {
     }
 }
 
-fn accept_loop(
-    listener: &TcpListener,
-    max_clients: usize,
-    to_hub: &Sender<ClientMsg>,
-    to_core: &Sender<Query>,
-    stop: &Receiver<()>,
-) {
-    // A slot is taken per client and given back when it leaves.
-    let (take_slot, slots) = bounded::<()>(max_clients);
-    let mut next_id = 0u64;
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if take_slot.try_send(()).is_err() {
-                    refuse(stream, peer);
-                    continue;
+/// One listening socket, plain or TLS.
+struct Acceptor {
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    /// Client ids of the plain and the TLS acceptor differ in their lowest bit.
+    id_parity: u64,
+}
+
+/// What every client thread needs.
+#[derive(Clone)]
+struct Clients {
+    to_hub: Sender<ClientMsg>,
+    to_core: Sender<Query>,
+    take_slot: Sender<()>,
+    slots: Receiver<()>,
+}
+
+impl Acceptor {
+    fn run(self, clients: &Clients, stop: &Receiver<()>) {
+        let mut next_id = 0u64;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if clients.take_slot.try_send(()).is_err() {
+                        refuse(stream, peer);
+                        continue;
+                    }
+                    next_id += 1;
+                    let (id, tls, client) = (next_id * 2 + self.id_parity, self.tls.clone(), clients.clone());
+                    let spawned =
+                        std::thread::Builder::new().name("ws-client".into()).stack_size(256 << 10).spawn(move || {
+                            serve_client(stream, tls, peer, id, &client);
+                            let _ = client.slots.try_recv();
+                        });
+                    if let Err(e) = spawned {
+                        warn!("ws: cannot start a thread for {peer}: {e}");
+                        let _ = clients.slots.try_recv();
+                    }
                 }
-                next_id += 1;
-                let (id, to_hub, to_core, release) = (next_id, to_hub.clone(), to_core.clone(), slots.clone());
-                let spawned =
-                    std::thread::Builder::new().name("ws-client".into()).stack_size(256 << 10).spawn(move || {
-                        serve_client(stream, peer, id, &to_hub, &to_core);
-                        let _ = release.try_recv();
-                    });
-                if let Err(e) = spawned {
-                    warn!("ws: cannot start a thread for {peer}: {e}");
-                    let _ = slots.try_recv();
+                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+                Err(e) => {
+                    warn!("ws: accept: {e}");
+                    std::thread::sleep(ACCEPT_POLL);
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
-            Err(e) => {
-                warn!("ws: accept: {e}");
-                std::thread::sleep(ACCEPT_POLL);
+            if let Err(TryRecvError::Disconnected) = stop.try_recv() {
+                return;
             }
-        }
-        if let Err(TryRecvError::Disconnected) = stop.try_recv() {
-            return;
         }
     }
 }
@@ -218,7 +279,24 @@ fn refuse(mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
-fn serve_client(stream: TcpStream, peer: SocketAddr, id: u64, to_hub: &Sender<ClientMsg>, to_core: &Sender<Query>) {
+/// The read timeout of the TCP socket under a plain or TLS stream.
+trait ReadTimeout {
+    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()>;
+}
+
+impl ReadTimeout for TcpStream {
+    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, Some(timeout))
+    }
+}
+
+impl ReadTimeout for StreamOwned<ServerConnection, TcpStream> {
+    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.sock.set_read_timeout(Some(timeout))
+    }
+}
+
+fn serve_client(stream: TcpStream, tls: Option<Arc<ServerConfig>>, peer: SocketAddr, id: u64, clients: &Clients) {
     let setup = stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
@@ -227,6 +305,17 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, id: u64, to_hub: &Sender<Cl
         debug!("ws: {peer}: {e}");
         return;
     }
+    match tls {
+        None => serve_stream(stream, peer, id, clients),
+        // The TLS handshake happens within the WebSocket handshake's first read.
+        Some(config) => match ServerConnection::new(config) {
+            Ok(connection) => serve_stream(StreamOwned::new(connection, stream), peer, id, clients),
+            Err(e) => debug!("ws: {peer}: TLS: {e}"),
+        },
+    }
+}
+
+fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: u64, clients: &Clients) {
     let mut socket = match tungstenite::accept(stream) {
         Ok(socket) => socket,
         Err(e) => {
@@ -236,13 +325,13 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, id: u64, to_hub: &Sender<Cl
     };
     // Join before asking for the snapshot, so no update falls in between.
     let (queue, updates) = bounded(CLIENT_QUEUE);
-    if to_hub.send(ClientMsg::Joined { id, queue }).is_err() {
+    if clients.to_hub.send(ClientMsg::Joined { id, queue }).is_err() {
         return;
     }
     debug!("ws: client {id} connected from {peer}");
-    let result = snapshot(to_core)
+    let result = snapshot(&clients.to_core)
         .and_then(|text| socket.send(Message::text(text)).map_err(|e| e.to_string()))
-        .and_then(|()| socket.get_mut().set_read_timeout(Some(Duration::from_millis(1))).map_err(|e| e.to_string()))
+        .and_then(|()| socket.get_mut().set_read_timeout(Duration::from_millis(1)).map_err(|e| e.to_string()))
         .and_then(|()| forward(&mut socket, &updates));
     match result {
         Ok(()) => debug!("ws: client {id} ({peer}) left"),
@@ -250,7 +339,7 @@ fn serve_client(stream: TcpStream, peer: SocketAddr, id: u64, to_hub: &Sender<Cl
     }
     let _ = socket.close(None);
     let _ = socket.flush();
-    let _ = to_hub.send(ClientMsg::Left { id });
+    let _ = clients.to_hub.send(ClientMsg::Left { id });
 }
 
 fn snapshot(to_core: &Sender<Query>) -> Result<String, String> {
@@ -264,7 +353,7 @@ fn snapshot(to_core: &Sender<Query>) -> Result<String, String> {
 
 /// Writes queued updates until the hub drops the queue or the browser goes;
 /// between them reads (and answers) what the browser sends.
-fn forward(socket: &mut WebSocket<TcpStream>, updates: &Receiver<Utf8Bytes>) -> Result<(), String> {
+fn forward<S: Read + Write>(socket: &mut WebSocket<S>, updates: &Receiver<Utf8Bytes>) -> Result<(), String> {
     let mut last_ping = Instant::now();
     loop {
         match updates.recv_timeout(READ_EVERY) {

@@ -137,3 +137,87 @@ fn clients_beyond_the_cap_are_refused() {
     let stream = TcpStream::connect(hbd.ws).unwrap();
     assert!(tungstenite::client(format!("ws://{}/", hbd.ws), stream).is_err());
 }
+
+/// A self-signed certificate for 127.0.0.1, made with openssl(1).
+fn self_signed(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+#[test]
+fn wss_serves_the_same_updates_over_tls() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let dir = TempDir::new("wss");
+    let (cert, _) = self_signed(&dir);
+    let mut hbd = Hbd::start(&dir, &format!("wss_port: 0\ncert_path: {}\n", dir.path().display()));
+    let wss: SocketAddr = hbd.wait_log("wss: listening on ").rsplit(' ').next().unwrap().parse().unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(&cert).unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let tcp = TcpStream::connect(wss).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = rustls::StreamOwned::new(rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap(), tcp);
+    let (mut ws, _) = tungstenite::client(format!("wss://{wss}/"), tls).expect("TLS and WebSocket handshake");
+    let deadline = Instant::now() + DEADLINE;
+    let mut got_snapshot = false;
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "secure", 30.0, 1);
+    loop {
+        assert!(Instant::now() < deadline, "no update over wss");
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                got_snapshot |= v["type"] == "snapshot";
+                if v["type"] == "heartbeat" && v["host"]["name"] == "secure" {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("wss read: {e}"),
+        }
+    }
+    assert!(got_snapshot);
+    // Plain WebSocket still works beside it.
+    let mut plain = connect(hbd.ws);
+    next_matching(&mut plain, "snapshot", |v| v["type"] == "snapshot");
+}
+
+#[test]
+fn wss_without_a_usable_certificate_is_a_clear_start_up_error() {
+    let dir = TempDir::new("wss-bad");
+    let config = dir.join("hbd.yaml");
+    let base = format!("hb_host: 127.0.0.1\nhb_port: 0\nhbd_port: 0\nws_port: 0\nwss_port: 0\npickfile: {}/s.json\njournal_enabled: false\n", dir.path().display());
+    let run = |extra: &str| {
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        let out = std::process::Command::new(hbd_bin()).args(["-f", "-c"]).arg(&config).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(&format!("cert_path: {}\n", dir.path().display()));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("fullchain.pem: cannot read certificates"), "{stderr}");
+    std::fs::write(dir.join("garbage.pem"), "not a certificate\n").unwrap();
+    let (code, stderr) = run(&format!("cert_path: {}\nwss_pem: garbage.pem\n", dir.path().display()));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("garbage.pem: holds no PEM certificate"), "{stderr}");
+}
