@@ -181,9 +181,8 @@ pub fn run(
 ) -> Result<(), String> {
     let (to_sender, inbox) = bounded(64);
     let (stop_tx, stop) = bounded::<()>(0);
-    let mut handles = Vec::new();
     for scheduled in plugins {
-        handles.push(spawn_plugin(scheduled, to_sender.clone(), stop.clone())?);
+        spawn_plugin(scheduled, to_sender.clone(), stop.clone())?;
     }
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("signals: {e}"))?;

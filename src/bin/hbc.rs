@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use hbd::client::{self, parse_server, ClientConfig};
 use hbd::config::LogFormat;
-use hbd::logging;
+use hbd::{cli, logging};
 
 const USAGE: &str = "\
 usage: hbc [-c FILE] [-s|--server HOST[:PORT]]... [-p|--port N] [-i|--interval SECS] [--name NAME]
@@ -47,25 +47,9 @@ struct Options {
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
     let mut args = pico_args::Arguments::from_env();
-    if args.contains(["-h", "--help"]) {
-        println!("{USAGE}");
+    let Some(verbosity) = cli::common(&mut args, "hbc", USAGE) else {
         return Ok(None);
-    }
-    if args.contains(["-V", "--version"]) {
-        println!("hbc {}", env!("CARGO_PKG_VERSION"));
-        return Ok(None);
-    }
-    // pico-args has no bundled flags: -vv and -vvv are spelt out.
-    let mut verbosity = 0;
-    while args.contains("-vvv") {
-        verbosity += 3;
-    }
-    while args.contains("-vv") {
-        verbosity += 2;
-    }
-    while args.contains(["-v", "--verbose"]) {
-        verbosity += 1;
-    }
+    };
     let options = Options {
         config: args.opt_value_from_str(["-c", "--config"])?,
         servers: args.values_from_str(["-s", "--server"])?,
@@ -78,12 +62,7 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         print: args.contains("--print"),
         verbosity,
     };
-    let rest = args.finish();
-    if let Some(arg) = rest.first() {
-        return Err(pico_args::Error::ArgumentParsingFailed {
-            cause: format!("unexpected argument {}", arg.to_string_lossy()),
-        });
-    }
+    cli::no_leftovers(args)?;
     Ok(Some(options))
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hbd::config::Config;
-use hbd::{logging, server};
+use hbd::{cli, logging, server};
 
 const USAGE: &str = "\
 usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]
@@ -33,37 +33,16 @@ struct Options {
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
     let mut args = pico_args::Arguments::from_env();
-    if args.contains(["-h", "--help"]) {
-        println!("{USAGE}");
+    let Some(verbosity) = cli::common(&mut args, "hbd", USAGE) else {
         return Ok(None);
-    }
-    if args.contains(["-V", "--version"]) {
-        println!("hbd {}", env!("CARGO_PKG_VERSION"));
-        return Ok(None);
-    }
-    // pico-args has no bundled flags: -vv and -vvv are spelt out.
-    let mut verbosity = 0;
-    while args.contains("-vvv") {
-        verbosity += 3;
-    }
-    while args.contains("-vv") {
-        verbosity += 2;
-    }
-    while args.contains(["-v", "--verbose"]) {
-        verbosity += 1;
-    }
+    };
     let options = Options {
         config: args.opt_value_from_str(["-c", "--config"])?,
         foreground: args.contains(["-f", "--foreground"]),
         verbosity,
         check_config: args.contains("--check-config"),
     };
-    let rest = args.finish();
-    if let Some(arg) = rest.first() {
-        return Err(pico_args::Error::ArgumentParsingFailed {
-            cause: format!("unexpected argument {}", arg.to_string_lossy()),
-        });
-    }
+    cli::no_leftovers(args)?;
     Ok(Some(options))
 }
 
