@@ -8,6 +8,7 @@
 //! The transition rules live in [`HostTable`], which takes the time as an
 //! argument so they are unit-tested without clocks or sleeps.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -31,8 +32,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// What the core receives from `udp`.
 #[derive(Debug)]
 pub enum Inbound {
-    /// An accepted heartbeat from `udp`.
-    Heartbeat(Heartbeat),
+    /// Accepted heartbeats from `udp`, in arrival order (batched: see `udp::BATCH`).
+    Heartbeats(Vec<Heartbeat>),
     /// `udp`'s counters, sent once a second when they changed.
     Stats(UdpStats),
 }
@@ -59,6 +60,9 @@ pub enum Query {
     History { name: String, plugin: String, limit: usize, reply: Sender<Option<Option<PluginSeries>>> },
     /// What `/metrics` shows.
     Metrics(Sender<MetricsSnapshot>),
+    /// From the ws hub: how many browsers watch live updates now. Updates
+    /// are prepared and sent only while some do.
+    LiveClients(usize),
 }
 
 /// The figures `/metrics` exports, gathered in one turn of the core.
@@ -305,38 +309,44 @@ impl HostTable {
     /// Records a heartbeat (or plugin data); pushes the events it causes onto `events`.
     pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>) {
         let now = unix_seconds(hb.received_at);
-        if !self.hosts.contains_key(&hb.name) {
-            if self.hosts.len() >= self.max_hosts {
+        let full = self.hosts.len() >= self.max_hosts;
+        let (history, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
+        // One lookup: heartbeats from known hosts are nearly all of them.
+        let host = match self.hosts.entry(hb.name) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(_) if full => {
                 self.dropped_hosts += 1;
                 return;
             }
-            events.push(Event::HostNew { name: hb.name.clone(), address: hb.source });
-            let host = Host {
-                name: hb.name.clone(),
-                address: hb.source.ip(),
-                port: hb.source.port(),
-                interval: hb.interval,
-                first_seen: now,
-                last_seen: now,
-                count: 0,
-                status: Status::Up,
-                status_since: now,
-                last_signed_us: None,
-                latency_ms: None,
-                plugins: BTreeMap::new(),
-            };
-            self.hosts.insert(hb.name.clone(), host);
-        }
-        let (history, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
-        let Some(host) = self.hosts.get_mut(&hb.name) else {
-            return;
+            Entry::Vacant(new) => {
+                events.push(Event::HostNew { name: new.key().clone(), address: hb.source });
+                let name = new.key().clone();
+                new.insert(Host {
+                    name,
+                    address: hb.source.ip(),
+                    port: hb.source.port(),
+                    interval: hb.interval,
+                    first_seen: now,
+                    last_seen: now,
+                    count: 0,
+                    status: Status::Up,
+                    status_since: now,
+                    last_signed_us: None,
+                    latency_ms: None,
+                    plugins: BTreeMap::new(),
+                })
+            }
         };
         if host.address != hb.source.ip() {
-            events.push(Event::AddressChanged { name: hb.name.clone(), old: host.address, new: hb.source.ip() });
+            events.push(Event::AddressChanged { name: host.name.clone(), old: host.address, new: hb.source.ip() });
             host.address = hb.source.ip();
         }
         if host.status == Status::Down {
-            events.push(Event::HostUp { name: hb.name.clone(), address: hb.source, down_for: now - host.status_since });
+            events.push(Event::HostUp {
+                name: host.name.clone(),
+                address: hb.source,
+                down_for: now - host.status_since,
+            });
             host.status = Status::Up;
             host.status_since = now;
         }
@@ -412,6 +422,7 @@ pub fn spawn(
             last_drop_report: None,
             udp_stats: UdpStats::default(),
             ws_dropped: 0,
+            live_clients: 0,
         }
         .run(inbox, queries, settings.state_save_interval);
     })
@@ -428,6 +439,8 @@ struct Core {
     udp_stats: UdpStats,
     /// Live updates dropped because the WebSocket hub was behind.
     ws_dropped: u64,
+    /// Browsers connected to the ws hub, as it last said.
+    live_clients: usize,
 }
 
 /// At most one warning about refused hosts or plugins in this long.
@@ -443,7 +456,11 @@ impl Core {
         loop {
             select! {
                 recv(inbox) -> msg => match msg {
-                    Ok(Inbound::Heartbeat(hb)) => self.handle_heartbeat(hb),
+                    Ok(Inbound::Heartbeats(batch)) => {
+                        for hb in batch {
+                            self.handle_heartbeat(hb);
+                        }
+                    }
                     Ok(Inbound::Stats(stats)) => self.udp_stats = stats,
                     Err(_) => break,
                 },
@@ -467,14 +484,14 @@ impl Core {
 
     fn handle_heartbeat(&mut self, hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
-        let name = hb.name.clone();
-        let plugins: Vec<String> = match self.outputs.to_ws {
-            Some(_) => hb.plugins.iter().map(|p| p.name.clone()).collect(),
-            None => Vec::new(),
-        };
+        // What live updates need, taken before the table consumes `hb`.
+        let watched = (self.live_clients > 0 && self.outputs.to_ws.is_some())
+            .then(|| (hb.name.clone(), hb.plugins.iter().map(|p| p.name.clone()).collect::<Vec<_>>()));
         self.table.heartbeat(hb, &mut self.events);
         self.dispatch(at);
-        self.publish_heartbeat(&name, plugins);
+        if let Some((name, plugins)) = watched {
+            self.publish_heartbeat(&name, plugins);
+        }
         let drops = (self.table.dropped_hosts, self.table.dropped_plugins);
         if drops != self.reported_drops && self.last_drop_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_EVERY) {
             warn!(
@@ -517,7 +534,7 @@ impl Core {
         }
     }
 
-    fn handle_query(&self, query: Query, inbound_queue: usize) {
+    fn handle_query(&mut self, query: Query, inbound_queue: usize) {
         // A requester that gave up has dropped its receiver; nothing to do then.
         match query {
             Query::Hosts(reply) => {
@@ -535,6 +552,7 @@ impl Core {
                 });
                 let _ = reply.send(answer);
             }
+            Query::LiveClients(n) => self.live_clients = n,
             Query::Metrics(reply) => {
                 let _ = reply.send(MetricsSnapshot {
                     hosts: self.table.hosts_with(1),
@@ -559,7 +577,7 @@ impl Core {
         let mut events = std::mem::take(&mut self.events);
         for event in events.drain(..) {
             info!("core: {event}");
-            if self.outputs.to_ws.is_some() {
+            if self.live_clients > 0 {
                 self.publish(Update::Event { at, event: event.clone() });
             }
             if let Some(journal) = &self.outputs.to_journal {

@@ -34,12 +34,20 @@ const MAX_UNWRITTEN: usize = 16 << 20;
 /// What the journal receives.
 #[derive(Debug)]
 pub enum JournalMsg {
-    /// A message accepted by `udp`, as compact JSON.
-    Received { at: SystemTime, source: SocketAddr, json: Vec<u8> },
+    /// Messages accepted by `udp`, in arrival order (batched: see `udp::BATCH`).
+    Received(Vec<Received>),
     /// A state change decided by `core`.
     Event { at: f64, event: Event },
     /// Reopen the file after an outside rotation (SIGHUP from logrotate).
     Reopen,
+}
+
+/// A message accepted by `udp`, as compact JSON.
+#[derive(Debug)]
+pub struct Received {
+    pub at: SystemTime,
+    pub source: SocketAddr,
+    pub json: Vec<u8>,
 }
 
 pub struct Journal {
@@ -78,7 +86,11 @@ impl Journal {
 
     fn handle(&mut self, msg: JournalMsg) {
         match msg {
-            JournalMsg::Received { at, source, json } => self.handle_received(at, source, &json),
+            JournalMsg::Received(batch) => {
+                for message in batch {
+                    self.handle_received(message.at, message.source, &message.json);
+                }
+            }
             JournalMsg::Event { at, event } => self.handle_event(at, &event),
             JournalMsg::Reopen => self.handle_reopen(),
         }
@@ -300,11 +312,11 @@ mod tests {
     }
 
     fn received(n: usize) -> JournalMsg {
-        JournalMsg::Received {
+        JournalMsg::Received(vec![Received {
             at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             source: "192.0.2.1:50003".parse().unwrap(),
             json: format!("{{\"ID\":\"HTB\",\"name\":\"h{n}\"}}").into_bytes(),
-        }
+        }])
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub fn init(file: Option<&Path>, format: LogFormat, level: LevelFilter) -> io::R
     let config = config.build();
     let installed = match file {
         Some(path) => WriteLogger::init(level, config, LogFile::open(path)?),
-        None => WriteLogger::init(level, config, io::stderr()),
+        // simplelog writes each piece of a line separately: buffer to whole
+        // lines, one write(2) each, as LogFile does.
+        None => WriteLogger::init(level, config, io::LineWriter::new(io::stderr())),
     };
     // A second init in one process (tests) keeps the first logger.
     let _ = installed;

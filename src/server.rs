@@ -25,18 +25,21 @@ use crate::udp::{self, UdpOutputs};
 use crate::{http, ws};
 use crate::{logging, state};
 
+// Capacities are in messages; udp's carry batches of up to 64 datagrams.
+// A bounded channel allocates all its slots up front: they are idle memory.
+
 /// udp → core. Full: udp blocks and the kernel's socket buffer takes the
 /// burst; the core only does in-memory work, so this clears in microseconds.
-const CORE_CAPACITY: usize = 4096;
+const CORE_CAPACITY: usize = 64;
 /// udp, core → journal. Full: senders block, because no line may be lost;
 /// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
-const JOURNAL_CAPACITY: usize = 8192;
+const JOURNAL_CAPACITY: usize = 256;
 /// http → core. Full: the request waits (up to 5 s, then 503); queries
 /// are answered in microseconds, so this only fills if the core is stuck.
 const QUERY_CAPACITY: usize = 64;
 /// core → ws. Full: the core drops the update and counts it
 /// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
-const WS_CAPACITY: usize = 4096;
+const WS_CAPACITY: usize = 1024;
 /// core → state. Full: the core skips that periodic save (the queued one is
 /// as good); the final save at shutdown waits.
 const STATE_CAPACITY: usize = 1;

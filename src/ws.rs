@@ -65,8 +65,10 @@ pub enum Update {
 /// What client threads tell the hub.
 #[derive(Debug)]
 pub enum ClientMsg {
-    /// A browser completed the handshake; updates go to `queue`.
-    Joined { id: u64, queue: Sender<Utf8Bytes> },
+    /// A browser completed the handshake; updates go to `queue`. The hub
+    /// answers on `ready` once `core` knows someone is watching, so that no
+    /// update falls between the client's snapshot and its first update.
+    Joined { id: u64, queue: Sender<Utf8Bytes>, ready: Sender<()> },
     /// The browser went away.
     Left { id: u64 },
 }
@@ -115,7 +117,10 @@ pub fn spawn(
     let (to_hub, clients) = bounded::<ClientMsg>(64);
     // One pool of slots for ws and wss: a slot is taken per client and given back when it leaves.
     let (take_slot, slots) = bounded::<()>(settings.max_clients);
-    let hub = std::thread::Builder::new().name("ws".into()).spawn(move || Hub::default().run(&updates, &clients))?;
+    let hub_to_core = to_core.clone();
+    let hub = std::thread::Builder::new()
+        .name("ws".into())
+        .spawn(move || Hub { clients: Vec::new(), dropped_slow: 0, to_core: hub_to_core }.run(&updates, &clients))?;
     let mut handles = vec![hub];
     let plain = Acceptor { listener, tls: None, id_parity: 0 };
     let secure = tls.map(|t| Acceptor { listener: t.listener, tls: Some(t.config), id_parity: 1 });
@@ -139,10 +144,11 @@ pub fn spawn(
     Ok(handles)
 }
 
-#[derive(Default)]
 struct Hub {
     clients: Vec<(u64, Sender<Utf8Bytes>)>,
     dropped_slow: u64,
+    /// Told how many clients there are: core prepares updates only for them.
+    to_core: Sender<Query>,
 }
 
 impl Hub {
@@ -155,13 +161,25 @@ impl Hub {
                     Err(_) => break,
                 },
                 recv(clients) -> msg => match msg {
-                    Ok(ClientMsg::Joined { id, queue }) => self.clients.push((id, queue)),
-                    Ok(ClientMsg::Left { id }) => self.clients.retain(|(c, _)| *c != id),
+                    Ok(ClientMsg::Joined { id, queue, ready }) => {
+                        self.clients.push((id, queue));
+                        self.tell_core();
+                        let _ = ready.send(());
+                    }
+                    Ok(ClientMsg::Left { id }) => {
+                        self.clients.retain(|(c, _)| *c != id);
+                        self.tell_core();
+                    }
                     Err(_) => clients = crossbeam_channel::never(),
                 },
             }
         }
         info!("ws: stopped ({} slow clients were dropped)", self.dropped_slow);
+    }
+
+    fn tell_core(&self) {
+        // Core may be gone at shutdown; then nobody needs to know.
+        let _ = self.to_core.send_timeout(Query::LiveClients(self.clients.len()), CORE_TIMEOUT);
     }
 
     fn handle_update(&mut self, update: Update) {
@@ -183,6 +201,7 @@ impl Hub {
             self.clients.retain(|(c, _)| *c != id);
             self.dropped_slow += 1;
             warn!("ws: client {id} is too slow for live updates; dropping it");
+            self.tell_core();
         }
     }
 }
@@ -325,7 +344,10 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
     };
     // Join before asking for the snapshot, so no update falls in between.
     let (queue, updates) = bounded(CLIENT_QUEUE);
-    if clients.to_hub.send(ClientMsg::Joined { id, queue }).is_err() {
+    let (ready, joined) = bounded(1);
+    if clients.to_hub.send(ClientMsg::Joined { id, queue, ready }).is_err()
+        || joined.recv_timeout(CORE_TIMEOUT).is_err()
+    {
         return;
     }
     debug!("ws: client {id} connected from {peer}");
