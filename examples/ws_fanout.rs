@@ -1,0 +1,124 @@
+//! WebSocket fan-out benchmark: N clients on hbd's WebSocket while heartbeats
+//! arrive at a fixed rate; reports the time from sending a datagram to its
+//! `heartbeat` update reaching each client (p50/p99/max over all clients).
+//!
+//! Each heartbeat carries `"sent_us"` (the sender's clock), which hbd
+//! journals but does not show; the clients match updates to sends by the
+//! host's heartbeat `count`, which the sender knows.
+//!
+//!     cargo run --release --example ws_fanout -- --udp 127.0.0.1:50003 --ws 127.0.0.1:50005 --clients 100 --rate 1000 --seconds 10
+
+use std::net::{TcpStream, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tungstenite::Message;
+
+struct Args {
+    udp: String,
+    ws: String,
+    clients: usize,
+    rate: u64,
+    seconds: u64,
+}
+
+fn parse() -> Result<Args, pico_args::Error> {
+    let mut a = pico_args::Arguments::from_env();
+    Ok(Args {
+        udp: a.value_from_str("--udp")?,
+        ws: a.value_from_str("--ws")?,
+        clients: a.opt_value_from_str("--clients")?.unwrap_or(100),
+        rate: a.opt_value_from_str("--rate")?.unwrap_or(1000),
+        seconds: a.opt_value_from_str("--seconds")?.unwrap_or(10),
+    })
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("ws_fanout: {e}\nusage: ws_fanout --udp HOST:PORT --ws HOST:PORT [--clients N] [--rate N] [--seconds N]");
+            std::process::exit(2);
+        }
+    };
+    let start = Instant::now();
+    let (to_main, latencies) = mpsc::channel::<Vec<f64>>();
+    let (ready_tx, ready) = mpsc::channel::<()>();
+    let total = args.rate * args.seconds;
+    // Send times by heartbeat number, shared read-only after sending: each
+    // client receives them over its own channel once sending is done.
+    let mut send_time_senders = Vec::new();
+    for _ in 0..args.clients {
+        let (tx, rx) = mpsc::channel::<Vec<Instant>>();
+        send_time_senders.push(tx);
+        let (to_main, ready_tx, ws) = (to_main.clone(), ready_tx.clone(), args.ws.clone());
+        std::thread::spawn(move || {
+            let stream = TcpStream::connect(&ws).expect("connect");
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let (mut socket, _) = tungstenite::client(format!("ws://{ws}/"), stream).expect("handshake");
+            let _ = ready_tx.send(());
+            let mut arrivals: Vec<(u64, Instant)> = Vec::new();
+            while let Ok(message) = socket.read() {
+                if let Message::Text(text) = message {
+                    let at = Instant::now();
+                    let v: serde_json::Value = match serde_json::from_str(&text) {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    };
+                    if v["type"] == "heartbeat" && v["host"]["name"] == "fanout" {
+                        let count = v["host"]["count"].as_u64().unwrap_or(0);
+                        arrivals.push((count, at));
+                        if count >= total {
+                            break;
+                        }
+                    }
+                }
+            }
+            let sent = rx.recv().unwrap_or_default();
+            let ms: Vec<f64> = arrivals
+                .iter()
+                .filter_map(|(count, at)| {
+                    sent.get(*count as usize - 1).map(|s| at.duration_since(*s).as_secs_f64() * 1e3)
+                })
+                .collect();
+            let _ = to_main.send(ms);
+        });
+    }
+    for _ in 0..args.clients {
+        ready.recv().expect("a client failed to connect");
+    }
+    let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let mut sent = Vec::with_capacity(total as usize);
+    let begin = Instant::now();
+    for n in 0..total {
+        let due = begin + Duration::from_secs_f64(n as f64 / args.rate as f64);
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        let message = format!("{{\"ID\":\"HTB\",\"name\":\"fanout\",\"interval\":30,\"seq\":{n}}}");
+        sent.push(Instant::now());
+        udp.send_to(message.as_bytes(), &args.udp).unwrap();
+    }
+    for tx in &send_time_senders {
+        let _ = tx.send(sent.clone());
+    }
+    drop(to_main);
+    let mut all: Vec<f64> = latencies.iter().flatten().collect();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
+    };
+    let expected = total as usize * args.clients;
+    println!(
+        "clients {} rate {}/s seconds {}: {} of {} updates delivered; datagram to browser p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({:.1} s)",
+        args.clients,
+        args.rate,
+        args.seconds,
+        all.len(),
+        expected,
+        pick(0.5),
+        pick(0.99),
+        all.last().copied().unwrap_or(f64::NAN),
+        start.elapsed().as_secs_f64()
+    );
+}
