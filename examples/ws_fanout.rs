@@ -2,9 +2,8 @@
 //! arrive at a fixed rate; reports the time from sending a datagram to its
 //! `heartbeat` update reaching each client (p50/p99/max over all clients).
 //!
-//! Each heartbeat carries `"sent_us"` (the sender's clock), which hbd
-//! journals but does not show; the clients match updates to sends by the
-//! host's heartbeat `count`, which the sender knows.
+//! Each client matches updates to sends by the host's heartbeat `count`;
+//! the host has a name of its own per run.
 //!
 //!     cargo run --release --example ws_fanout -- --udp 127.0.0.1:50003 --ws 127.0.0.1:50005 --clients 100 --rate 1000 --seconds 10
 
@@ -45,13 +44,15 @@ fn main() {
     let (to_main, latencies) = mpsc::channel::<Vec<f64>>();
     let (ready_tx, ready) = mpsc::channel::<()>();
     let total = args.rate * args.seconds;
+    // A name of its own per run, so that counts start at 1.
+    let name = format!("fanout-{}", std::process::id());
     // Send times by heartbeat number, shared read-only after sending: each
     // client receives them over its own channel once sending is done.
     let mut send_time_senders = Vec::new();
     for _ in 0..args.clients {
         let (tx, rx) = mpsc::channel::<Vec<Instant>>();
         send_time_senders.push(tx);
-        let (to_main, ready_tx, ws) = (to_main.clone(), ready_tx.clone(), args.ws.clone());
+        let (to_main, ready_tx, ws, name) = (to_main.clone(), ready_tx.clone(), args.ws.clone(), name.clone());
         std::thread::spawn(move || {
             let stream = TcpStream::connect(&ws).expect("connect");
             stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -65,7 +66,7 @@ fn main() {
                         Ok(v) => v,
                         Err(_) => continue,
                     };
-                    if v["type"] == "heartbeat" && v["host"]["name"] == "fanout" {
+                    if v["type"] == "heartbeat" && v["host"]["name"] == name.as_str() {
                         let count = v["host"]["count"].as_u64().unwrap_or(0);
                         arrivals.push((count, at));
                         if count >= total {
@@ -95,7 +96,7 @@ fn main() {
         while Instant::now() < due {
             std::hint::spin_loop();
         }
-        let message = format!("{{\"ID\":\"HTB\",\"name\":\"fanout\",\"interval\":30,\"seq\":{n}}}");
+        let message = format!("{{\"ID\":\"HTB\",\"name\":\"{name}\",\"interval\":30,\"seq\":{n}}}");
         sent.push(Instant::now());
         udp.send_to(message.as_bytes(), &args.udp).unwrap();
     }

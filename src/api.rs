@@ -4,29 +4,64 @@
 
 use std::collections::BTreeMap;
 
+use std::net::IpAddr;
+
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::core::{Event, Host, PluginSeries, Sample, Status};
+use crate::protocol::PluginKind;
 
 /// A host as the API shows it. `uptime` counts seconds since it last came
-/// up, and is null while it is down.
+/// up, and is null while it is down. Serialized straight from the host's
+/// fields: `/api/0/hosts` writes thousands of these.
+#[derive(Serialize)]
+struct HostView<'a> {
+    name: &'a str,
+    status: Status,
+    address: IpAddr,
+    port: u16,
+    interval: f64,
+    first_seen: f64,
+    last_seen: f64,
+    count: u64,
+    latency_ms: Option<f64>,
+    status_since: f64,
+    uptime: Option<f64>,
+    plugins: BTreeMap<&'a str, PluginKind>,
+}
+
+impl<'a> HostView<'a> {
+    fn new(host: &'a Host, now: f64) -> HostView<'a> {
+        HostView {
+            name: &host.name,
+            status: host.status,
+            address: host.address,
+            port: host.port,
+            interval: host.interval,
+            first_seen: host.first_seen,
+            last_seen: host.last_seen,
+            count: host.count,
+            latency_ms: host.latency_ms,
+            status_since: host.status_since,
+            uptime: (host.status == Status::Up).then(|| (now - host.status_since).max(0.0)),
+            plugins: host.plugins.iter().map(|(name, s)| (name.as_str(), s.kind)).collect(),
+        }
+    }
+}
+
 pub fn host_json(host: &Host, now: f64) -> Value {
-    let up = host.status == Status::Up;
-    let plugins: BTreeMap<&str, Value> = host.plugins.iter().map(|(name, s)| (name.as_str(), json!(s.kind))).collect();
-    json!({
-        "name": host.name,
-        "status": host.status,
-        "address": host.address.to_string(),
-        "port": host.port,
-        "interval": host.interval,
-        "first_seen": host.first_seen,
-        "last_seen": host.last_seen,
-        "count": host.count,
-        "latency_ms": host.latency_ms,
-        "status_since": host.status_since,
-        "uptime": if up { Some((now - host.status_since).max(0.0)) } else { None },
-        "plugins": plugins,
-    })
+    serde_json::to_value(HostView::new(host, now)).unwrap_or(Value::Null)
+}
+
+/// The body of `/api/0/hosts`.
+pub fn hosts_body(hosts: &[Host], now: f64) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    struct Hosts<'a> {
+        hosts: Vec<HostView<'a>>,
+        count: usize,
+    }
+    serde_json::to_string(&Hosts { hosts: hosts.iter().map(|h| HostView::new(h, now)).collect(), count: hosts.len() })
 }
 
 pub fn sample_json(sample: &Sample) -> Value {

@@ -58,6 +58,8 @@ pub enum Query {
     /// One plugin's newest `limit` samples: None for an unknown host,
     /// Some(None) for an unknown plugin.
     History { name: String, plugin: String, limit: usize, reply: Sender<Option<Option<PluginSeries>>> },
+    /// How many hosts there are (`/healthz`).
+    HostCount(Sender<usize>),
     /// What `/metrics` shows.
     Metrics(Sender<MetricsSnapshot>),
     /// From the ws hub: how many browsers watch live updates now. Updates
@@ -553,6 +555,9 @@ impl Core {
                 let _ = reply.send(answer);
             }
             Query::LiveClients(n) => self.live_clients = n,
+            Query::HostCount(reply) => {
+                let _ = reply.send(self.table.len());
+            }
             Query::Metrics(reply) => {
                 let _ = reply.send(MetricsSnapshot {
                     hosts: self.table.hosts_with(1),

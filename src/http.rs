@@ -21,7 +21,7 @@ use log::{debug, info, warn};
 use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::api::{host_json, latest_json, sample_json};
+use crate::api::{host_json, hosts_body, latest_json, sample_json};
 use crate::core::{unix_seconds, Query};
 use crate::{metrics, www};
 
@@ -238,10 +238,10 @@ impl Api {
 
     fn healthz(&self) -> Reply {
         let uptime = SystemTime::now().duration_since(self.started).map(|d| d.as_secs()).unwrap_or(0);
-        match self.ask(Query::Hosts) {
+        match self.ask(Query::HostCount) {
             Ok(hosts) => Reply::json(
                 200,
-                &json!({"status": "ok", "hosts": hosts.len(), "uptime_s": uptime, "version": env!("CARGO_PKG_VERSION")}),
+                &json!({"status": "ok", "hosts": hosts, "uptime_s": uptime, "version": env!("CARGO_PKG_VERSION")}),
             ),
             Err(reply) => reply,
         }
@@ -256,11 +256,10 @@ impl Api {
 
     fn hosts(&self) -> Reply {
         match self.ask(Query::Hosts) {
-            Ok(hosts) => {
-                let now = unix_seconds(SystemTime::now());
-                let list: Vec<Value> = hosts.iter().map(|h| host_json(h, now)).collect();
-                Reply::json(200, &json!({"hosts": list, "count": list.len()}))
-            }
+            Ok(hosts) => match hosts_body(&hosts, unix_seconds(SystemTime::now())) {
+                Ok(body) => Reply::new(200, body, "application/json"),
+                Err(e) => Reply::error(500, format!("encode hosts: {e}")),
+            },
             Err(reply) => reply,
         }
     }

@@ -373,13 +373,22 @@ fn snapshot(to_core: &Sender<Query>) -> Result<String, String> {
     Ok(json!({"type": "snapshot", "hosts": hosts}).to_string())
 }
 
-/// Writes queued updates until the hub drops the queue or the browser goes;
-/// between them reads (and answers) what the browser sends.
+/// Writes queued updates until the hub drops the queue or the browser goes.
+/// Whatever is queued goes out in one flush; what the browser sends is read
+/// (and answered) once per [`READ_EVERY`], not after every update.
 fn forward<S: Read + Write>(socket: &mut WebSocket<S>, updates: &Receiver<Utf8Bytes>) -> Result<(), String> {
     let mut last_ping = Instant::now();
+    let mut last_read = Instant::now();
     loop {
         match updates.recv_timeout(READ_EVERY) {
-            Ok(text) => socket.send(Message::Text(text)).map_err(|e| e.to_string())?,
+            Ok(text) => {
+                socket.write(Message::Text(text)).map_err(|e| e.to_string())?;
+                for _ in 0..CLIENT_QUEUE {
+                    let Ok(more) = updates.try_recv() else { break };
+                    socket.write(Message::Text(more)).map_err(|e| e.to_string())?;
+                }
+                socket.flush().map_err(|e| e.to_string())?;
+            }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
         }
@@ -387,14 +396,19 @@ fn forward<S: Read + Write>(socket: &mut WebSocket<S>, updates: &Receiver<Utf8By
             socket.send(Message::Ping(Default::default())).map_err(|e| e.to_string())?;
             last_ping = Instant::now();
         }
-        loop {
-            match socket.read() {
-                Ok(Message::Close(_)) => return Ok(()),
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    break
+        if last_read.elapsed() >= READ_EVERY {
+            last_read = Instant::now();
+            loop {
+                match socket.read() {
+                    Ok(Message::Close(_)) => return Ok(()),
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e))
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                    {
+                        break
+                    }
+                    Err(e) => return Err(e.to_string()),
                 }
-                Err(e) => return Err(e.to_string()),
             }
         }
     }
