@@ -54,14 +54,25 @@ pub fn host_json(host: &Host, now: f64) -> Value {
     serde_json::to_value(HostView::new(host, now)).unwrap_or(Value::Null)
 }
 
+#[derive(Serialize)]
+struct HostList<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    hosts: Vec<HostView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<usize>,
+}
+
 /// The body of `/api/0/hosts`.
 pub fn hosts_body(hosts: &[Host], now: f64) -> serde_json::Result<String> {
-    #[derive(Serialize)]
-    struct Hosts<'a> {
-        hosts: Vec<HostView<'a>>,
-        count: usize,
-    }
-    serde_json::to_string(&Hosts { hosts: hosts.iter().map(|h| HostView::new(h, now)).collect(), count: hosts.len() })
+    let hosts_view = hosts.iter().map(|h| HostView::new(h, now)).collect();
+    serde_json::to_string(&HostList { kind: None, hosts: hosts_view, count: Some(hosts.len()) })
+}
+
+/// The WebSocket's first message: `{"type":"snapshot","hosts":[…]}`.
+pub fn snapshot_body(hosts: &[Host], now: f64) -> serde_json::Result<String> {
+    let hosts_view = hosts.iter().map(|h| HostView::new(h, now)).collect();
+    serde_json::to_string(&HostList { kind: Some("snapshot"), hosts: hosts_view, count: None })
 }
 
 pub fn sample_json(sample: &Sample) -> Value {

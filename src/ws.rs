@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TryRecvError};
 use log::{debug, info, warn};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -27,12 +27,16 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{json, Map, Value};
 use tungstenite::{Message, Utf8Bytes, WebSocket};
 
-use crate::api::{event_fields, host_json, round3, sample_json};
+use crate::api::{event_fields, host_json, round3, sample_json, snapshot_body};
 use crate::core::{unix_seconds, Event, Host, Query, Sample};
 use crate::protocol::PluginKind;
 
-/// Updates a client may have waiting before it counts as too slow.
-const CLIENT_QUEUE: usize = 256;
+/// Updates a client may have waiting before it counts as too slow: enough
+/// to cover the time a browser takes to receive the snapshot of thousands of
+/// hosts at a high heartbeat rate. The queue is unbounded and checked
+/// against this length by the hub, so slack costs no memory until used
+/// (the messages themselves are shared by all clients).
+const CLIENT_QUEUE: usize = 4096;
 /// A write that takes longer means the browser is gone or stalled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -190,10 +194,8 @@ impl Hub {
         let text = Utf8Bytes::from(update_json(&update).to_string());
         let mut slow = Vec::new();
         for (id, queue) in &self.clients {
-            match queue.try_send(text.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => slow.push(*id),
-                Err(TrySendError::Disconnected(_)) => slow.push(*id),
+            if queue.len() >= CLIENT_QUEUE || queue.send(text.clone()).is_err() {
+                slow.push(*id);
             }
         }
         for id in slow {
@@ -343,7 +345,7 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
         }
     };
     // Join before asking for the snapshot, so no update falls in between.
-    let (queue, updates) = bounded(CLIENT_QUEUE);
+    let (queue, updates) = unbounded();
     let (ready, joined) = bounded(1);
     if clients.to_hub.send(ClientMsg::Joined { id, queue, ready }).is_err()
         || joined.recv_timeout(CORE_TIMEOUT).is_err()
@@ -368,9 +370,7 @@ fn snapshot(to_core: &Sender<Query>) -> Result<String, String> {
     let (reply, answer) = bounded(1);
     to_core.send_timeout(Query::Hosts(reply), CORE_TIMEOUT).map_err(|_| "core is not answering")?;
     let hosts = answer.recv_timeout(CORE_TIMEOUT).map_err(|_| "core is not answering")?;
-    let now = unix_seconds(SystemTime::now());
-    let hosts: Vec<Value> = hosts.iter().map(|h| host_json(h, now)).collect();
-    Ok(json!({"type": "snapshot", "hosts": hosts}).to_string())
+    snapshot_body(&hosts, unix_seconds(SystemTime::now())).map_err(|e| e.to_string())
 }
 
 /// Writes queued updates until the hub drops the queue or the browser goes.
