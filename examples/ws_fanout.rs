@@ -57,6 +57,12 @@ fn main() {
             let stream = TcpStream::connect(&ws).expect("connect");
             stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let (mut socket, _) = tungstenite::client(format!("ws://{ws}/"), stream).expect("handshake");
+            // Steady state: measure from when this client has its snapshot.
+            while let Ok(message) = socket.read() {
+                if matches!(&message, Message::Text(text) if text.starts_with("{\"type\":\"snapshot\"")) {
+                    break;
+                }
+            }
             let _ = ready_tx.send(());
             let mut arrivals: Vec<(u64, Instant)> = Vec::new();
             while let Ok(message) = socket.read() {
