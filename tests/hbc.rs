@@ -315,3 +315,20 @@ fn hbc_to_hbd_latency_history_splitting_and_restart() {
     assert!(hbd.stop().success());
     assert_eq!(host_in_state(&dir, "e2e-host").unwrap(), before, "the host and its plugin store came back whole");
 }
+
+#[test]
+fn every_server_gets_every_message_over_ipv4_and_ipv6() {
+    let (dir_a, dir_b) = (TempDir::new("two-a"), TempDir::new("two-b"));
+    let (v4, v6) = (Hbd::start(&dir_a, ""), Hbd::start_on(&dir_b, "::1", ""));
+    let (server_a, server_b) = (format!("127.0.0.1:{}", v4.addr.port()), format!("[::1]:{}", v6.addr.port()));
+    let mut args = vec!["--once", "-s", server_a.as_str(), "-s", server_b.as_str(), "--name", "both"];
+    let disabled = disable_all_but(&["memory_monitor"]);
+    args.extend(disabled.iter().map(String::as_str));
+    let out = hbc(&dir_a, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (hbd, source) in [(&v4, "127.0.0.1"), (&v6, "::1")] {
+        let line = hbd.wait_journal("the heartbeat", |v| v["message"]["name"] == "both");
+        assert!(line["message"]["plugins"]["memory_monitor"].is_object());
+        assert_eq!(line["source_ip"], source);
+    }
+}
