@@ -239,3 +239,36 @@ fn live_and_plugins_pages_in_chromium() {
     assert!(browser.errors.is_empty(), "the pages logged errors: {:#?}", browser.errors);
     assert!(shot.exists());
 }
+
+#[test]
+fn live_page_reconnects_after_hbd_restarts() {
+    let dir = TempDir::new("browser-restart");
+    let mut hbd = Hbd::start(&dir, "");
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "before", 30.0, 1);
+    let mut browser = Browser::launch();
+    browser.navigate(&format!("http://{}/live", hbd.http));
+    browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
+    let (http_port, ws_port) = (hbd.http.port(), hbd.ws.port());
+    assert!(hbd.stop().success());
+    browser.wait_true("the page to notice", "document.getElementById('connection').textContent === 'reconnecting…'");
+
+    // The same ports again, as after a restart by the service manager.
+    let config = dir.join("hbd.yaml");
+    let yaml = base_config(dir.path(), "127.0.0.1")
+        .replace("hbd_port: 0\nws_port: 0\n", &format!("hbd_port: {http_port}\nws_port: {ws_port}\n"));
+    fs::write(&config, yaml).unwrap();
+    let mut hbd = Hbd::start_with_config(&dir, &config);
+    assert_eq!((hbd.http.port(), hbd.ws.port()), (http_port, ws_port));
+    browser.wait_true("the page to reconnect", "document.getElementById('connection').textContent === 'live'");
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "after", 30.0, 2);
+    browser.wait_true(
+        "a host sent after the restart",
+        "[...document.querySelectorAll('#hosts tbody td')].some(td => td.textContent === 'after')",
+    );
+    assert!(hbd.stop().success());
+    assert!(
+        browser.errors.iter().all(|e| e.contains("WebSocket")),
+        "only the expected connection errors: {:#?}",
+        browser.errors
+    );
+}
