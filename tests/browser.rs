@@ -54,9 +54,12 @@ impl Browser {
             Some((lines.next()?.parse::<u16>().ok()?, lines.next()?.to_string()))
         });
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        // The handshake gets the whole deadline (a busy machine is slow to
+        // answer); reads after it wake every 200 ms to look at the deadline.
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
         let (socket, _) =
             tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).expect("DevTools handshake");
+        socket.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let mut browser =
             Browser { child, socket, session: String::new(), next_id: 0, errors: Vec::new(), _profile: profile };
         let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));

@@ -15,8 +15,10 @@ type Ws = WebSocket<TcpStream>;
 
 fn connect(addr: SocketAddr) -> Ws {
     let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to ws");
-    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    // The handshake gets the whole deadline; reads after it wake every 200 ms.
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let (ws, _) = tungstenite::client(format!("ws://{addr}/"), stream).expect("websocket handshake");
+    ws.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     ws
 }
 
@@ -174,10 +176,11 @@ fn wss_serves_the_same_updates_over_tls() {
     roots.add(CertificateDer::from_pem_file(&cert).unwrap()).unwrap();
     let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     let tcp = TcpStream::connect(wss).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let tls = rustls::StreamOwned::new(rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap(), tcp);
     let (mut ws, _) = tungstenite::client(format!("wss://{wss}/"), tls).expect("TLS and WebSocket handshake");
+    ws.get_ref().sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let deadline = Instant::now() + DEADLINE;
     let mut got_snapshot = false;
     heartbeat(&client("127.0.0.1:0"), hbd.addr, "secure", 30.0, 1);
