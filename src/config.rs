@@ -371,11 +371,15 @@ impl Config {
         }
     }
 
+    /// The address of the HTTP API and the WebSockets; check() has proven it parses.
+    fn hbd_ip(&self) -> IpAddr {
+        self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+
     /// `ws_port` is the port the WebSocket listener got, which the pages need.
     pub fn http(&self, ws_port: u16) -> HttpSettings {
-        let ip: IpAddr = self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
         HttpSettings {
-            bind: SocketAddr::new(ip, self.hbd_port),
+            bind: SocketAddr::new(self.hbd_ip(), self.hbd_port),
             cors_origins: self.cors_origins.clone(),
             www_dir: self.templates_dir.clone(),
             ws_port,
@@ -383,7 +387,7 @@ impl Config {
     }
 
     pub fn ws(&self) -> WsSettings {
-        let ip: IpAddr = self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let ip = self.hbd_ip();
         // wss_pem and wss_key are relative to cert_path, unless absolute.
         let wss = self.wss_port.map(|port| {
             (SocketAddr::new(ip, port), self.cert_path.join(&self.wss_pem), self.cert_path.join(&self.wss_key))

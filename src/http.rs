@@ -23,6 +23,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::api::{host_json, hosts_body, latest_json, sample_json};
 use crate::core::{unix_seconds, Query};
+use crate::protocol::truncate_chars;
 use crate::{metrics, www};
 
 pub const THREADS: usize = 2;
@@ -328,10 +329,7 @@ fn percent_decode(segment: &str) -> Option<String> {
 
 /// Bounds what a request can put into a response or log line.
 fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(100) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
+    truncate_chars(s, 100)
 }
 
 #[cfg(test)]

@@ -467,7 +467,9 @@ fn truncate(s: &str) -> &str {
     truncate_chars(s, 64)
 }
 
-fn truncate_chars(s: &str, n: usize) -> &str {
+/// `s` cut to at most `n` characters, for putting untrusted text into
+/// messages and logs.
+pub fn truncate_chars(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -173,7 +173,8 @@ impl Wire {
         while let Some(group) = groups.pop() {
             let seq = self.next_seq();
             let message = self.message(first, seq, latency_ms, group);
-            if group.len() > 1 && self.encoded_len(&message) > self.max_datagram_size {
+            let len = self.encoded_len(&message);
+            if group.len() > 1 && len > self.max_datagram_size {
                 // Too big: halve the plugins and try each half (first half first).
                 let (a, b) = group.split_at(group.len() / 2);
                 groups.push(b);
@@ -181,7 +182,7 @@ impl Wire {
                 self.seq -= 1;
                 continue;
             }
-            let message = if self.encoded_len(&message) > UDP_MAX {
+            let message = if len > UDP_MAX {
                 let name = &group[0].0;
                 warn!("sender: data of plugin {name} does not fit into one UDP datagram even compressed; sending an error instead");
                 // Keep the entry's kind and time: hbd needs both to store the error.

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::command::{self, split_words};
 use super::{default_true, out_of_range, Kind, Plugin, MAX_INTERVAL, MAX_TIMEOUT};
+use crate::protocol::truncate_chars;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -78,9 +79,11 @@ impl Exec {
 /// The first line of `text`, shortened, for an error message.
 fn excerpt(text: &str) -> String {
     let line = text.trim().lines().next().unwrap_or("");
-    match line.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &line[..i]),
-        None => line.to_string(),
+    let short = truncate_chars(line, 200);
+    if short.len() < line.len() {
+        format!("{short}…")
+    } else {
+        line.to_string()
     }
 }
 
