@@ -1,25 +1,15 @@
-//! hbd, the heartbeat monitoring daemon, as a library of components; the
-//! programs in `src/bin/` only parse their command lines and call in here.
-//! ARCHITECTURE.md maps the threads and channels; start reading at
-//! `server::run`.
+//! hbd, the heartbeat monitoring daemon, and hbc, its client, as a library;
+//! the programs in `src/bin/` only parse their command lines and call in here.
+//!
+//! Three areas with one-way dependencies: `wire` (the datagram format both
+//! programs share) imports neither of the others; `server` (hbd, one module
+//! per thread) and `client` (hbc) import `wire` and the shared helpers
+//! (`cli`, `logging`, `yaml`) but never each other. ARCHITECTURE.md maps the
+//! threads and channels; start reading at `server::run`.
 
-pub mod api;
-pub mod auth;
 pub mod cli;
 pub mod client;
-pub mod config;
-pub mod core;
-pub mod daemon;
-pub mod http;
-pub mod journal;
 pub mod logging;
-pub mod metrics;
-pub mod nagios;
-pub mod plugins;
-pub mod protocol;
-pub mod sender;
 pub mod server;
-pub mod state;
-pub mod udp;
-pub mod ws;
-pub mod www;
+pub mod wire;
+pub mod yaml;

@@ -11,7 +11,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use simplelog::{ConfigBuilder, LevelFilter, WriteLogger};
 
-use crate::config::LogFormat;
+use serde::{Deserialize, Serialize};
+
+/// Where the log goes and how each line looks (`logfmt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Time stamp, level, source and message: for a log file.
+    Text,
+    /// Level, source and message only: for a service manager that stamps lines
+    /// itself (systemd's journal).
+    Msg,
+}
 
 static REOPEN_REQUESTS: AtomicUsize = AtomicUsize::new(0);
 

@@ -38,7 +38,7 @@ fn documented_keys(page: &str) -> BTreeSet<String> {
 #[test]
 fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     let documented = documented_keys("man/hbd.yaml.5");
-    let mut accepted: BTreeSet<String> = hbd::config::KEYS.iter().map(|k| k.to_string()).collect();
+    let mut accepted: BTreeSet<String> = hbd::server::config::KEYS.iter().map(|k| k.to_string()).collect();
     accepted.extend(["id", "secret", "hosts"].map(String::from));
     assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
@@ -78,7 +78,7 @@ fn hbc_8_documents_every_option_of_help() {
 #[test]
 fn hbc_yaml_5_documents_exactly_the_keys_hbc_accepts() {
     let documented = documented_keys("man/hbc.yaml.5");
-    let mut accepted: BTreeSet<String> = hbd::client::KEYS.iter().map(|k| k.to_string()).collect();
+    let mut accepted: BTreeSet<String> = hbd::client::config::KEYS.iter().map(|k| k.to_string()).collect();
     // The keys below the top level, from the structs that read them:
     // `key` (ClientKey), every plugin's name (plugins::NAMES), the options of
     // all built-in plugins (Common), of one plugin each (cpu_monitor,
@@ -101,8 +101,11 @@ fn hbc_yaml_5_documents_exactly_the_keys_hbc_accepts() {
         "kind",
     ];
     accepted.extend(nested.map(String::from));
-    accepted.extend(hbd::plugins::NAMES.map(String::from));
-    assert_eq!(documented, accepted, "man/hbc.yaml.5 and client::KEYS, plugins::NAMES and the plugin options differ");
+    accepted.extend(hbd::client::plugins::names().map(String::from));
+    assert_eq!(
+        documented, accepted,
+        "man/hbc.yaml.5 and client::config::KEYS, the plugin registry and the plugin options differ"
+    );
 }
 
 /// The lines of `page` from `.Sh section` to the next `.Sh`.
@@ -122,7 +125,8 @@ fn hbc_8_lists_every_plugin_in_order() {
         .filter_map(|rest| rest.split_whitespace().next())
         .map(String::from)
         .collect();
-    assert_eq!(listed, hbd::plugins::NAMES, "the PLUGINS section of man/hbc.8 and plugins::NAMES differ");
+    let registry: Vec<&str> = hbd::client::plugins::names().collect();
+    assert_eq!(listed, registry, "the PLUGINS section of man/hbc.8 and the plugin registry differ");
 }
 
 /// The body of the first fenced block of `lang` in the Markdown `text`.

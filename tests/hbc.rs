@@ -205,6 +205,20 @@ fn command_line_and_configuration_errors() {
     assert_eq!(out.status.code(), Some(78));
     let out = hbc(&dir, &["-V"]);
     assert_eq!(text(&out.stdout).trim(), format!("hbc {}", env!("CARGO_PKG_VERSION")));
+
+    // Every mistake of a file in one run, each once; YAML 1.1 booleans as PyYAML writes them.
+    let config = write_config(&dir, "sever: x\ninterval: 0\nplugins:\n  os_info:\n    enabled: perhaps\n");
+    let out = hbc(&dir, &["-c", &config, "--once", "--print"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for expected in ["unknown key `sever` (did you mean `server`?)", "interval: 0 is not from 1 to 86400", "enabled"] {
+        assert_eq!(stderr.matches(expected).count(), 1, "{expected:?} once in:\n{stderr}");
+    }
+    let config = write_config(&dir, "plugins:\n  os_info:\n    enabled: no\n  cpu_monitor:\n    enabled: off\n");
+    let out = hbc(&dir, &["-c", &config, "--once", "--print", "--disable-plugin", "disk_monitor"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!stdout.contains("os_info") && !stdout.contains("cpu_monitor"), "{stdout}");
 }
 
 #[test]

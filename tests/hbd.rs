@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hbd::auth::{HostPattern, Key, Keyring};
+use hbd::wire::auth::{HostPattern, Key, Keyring};
 use serde_json::{json, Value};
 use support::*;
 
@@ -81,6 +81,33 @@ fn configuration_errors_exit_78_and_name_what_is_wrong() {
     let (code, _, stderr) = run_hbd(&["-c", "/nonexistent/hbd.yaml"], &dir);
     assert_eq!(code, 78);
     assert!(stderr.contains("/nonexistent/hbd.yaml: No such file"), "{stderr}");
+}
+
+/// Issue 7: a Python user's file with several mistakes gets every one of them
+/// in one run, in plain words, each printed once; their YAML 1.1 booleans
+/// and `hbd_host: localhost` work.
+#[test]
+fn every_config_problem_in_one_run_each_once() {
+    let dir = TempDir::new("allproblems");
+    let path = dir.join("bad.yaml");
+    fs::write(&path, "hb_prot: 1\ngrace: soon\nhb_port: 70000\ninterval: 0\njournal_enabled: maybe\n").unwrap();
+    let (code, _, stderr) = run_hbd(&["-f", "-c", path.to_str().unwrap()], &dir);
+    assert_eq!(code, 78, "{stderr}");
+    for expected in [
+        "bad.yaml: unknown key `hb_prot` (did you mean `hb_port`?)",
+        "bad.yaml: grace: invalid type: string \"soon\", expected a number",
+        "bad.yaml: hb_port: invalid value: integer `70000`, expected a whole number from 0 to 65535",
+        "bad.yaml: interval: 0 is not a number of seconds",
+        "bad.yaml: journal_enabled: invalid value: string \"maybe\", expected true or false",
+    ] {
+        assert_eq!(stderr.matches(expected).count(), 1, "{expected:?} once in:\n{stderr}");
+    }
+    assert!(!stderr.contains("u16") && !stderr.contains("f64"), "no Rust type names: {stderr}");
+
+    fs::write(&path, "journal_enabled: no\nhbd_host: localhost\n").unwrap();
+    let (code, stdout, stderr) = run_hbd(&["--check-config", "-c", path.to_str().unwrap()], &dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("journal_enabled: false") && stdout.contains("hbd_host: localhost"), "{stdout}");
 }
 
 #[test]

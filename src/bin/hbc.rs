@@ -1,13 +1,14 @@
 //! `hbc`: parses the command line, loads `hbc.yaml`, and runs the client
-//! (`hbd::client`). Exit status: 0 success, 2 usage error, 78 (EX_CONFIG)
-//! bad configuration, 1 any other failure (with `--once`: no ACK).
+//! (`hbd::client`). Exit status as in `hbd::cli`; with `--once`, 1 when a
+//! server did not acknowledge.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use hbd::client::{self, parse_server, ClientConfig};
-use hbd::config::LogFormat;
-use hbd::{cli, logging};
+use hbd::cli::{self, EX_CONFIG};
+use hbd::client;
+use hbd::client::config::{ClientConfig, Servers};
+use hbd::logging::{self, LogFormat};
+use hbd::yaml::ConfigFile;
 
 const USAGE: &str = "\
 usage: hbc [-c FILE] [-s|--server HOST[:PORT]]... [-p|--port N] [-i|--interval SECS] [--name NAME]
@@ -29,11 +30,8 @@ usage: hbc [-c FILE] [-s|--server HOST[:PORT]]... [-p|--port N] [-i|--interval S
 
 See hbc(8) and hbc.yaml(5).";
 
-const EX_USAGE: u8 = 2;
-const EX_CONFIG: u8 = 78;
-
 struct Options {
-    config: Option<PathBuf>,
+    common: cli::Common,
     servers: Vec<String>,
     port: Option<u16>,
     interval: Option<u64>,
@@ -42,16 +40,15 @@ struct Options {
     disable: Vec<String>,
     once: bool,
     print: bool,
-    verbosity: u8,
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
     let mut args = pico_args::Arguments::from_env();
-    let Some(verbosity) = cli::common(&mut args, "hbc", USAGE) else {
+    let Some(common) = cli::common(&mut args, "hbc", USAGE)? else {
         return Ok(None);
     };
     let options = Options {
-        config: args.opt_value_from_str(["-c", "--config"])?,
+        common,
         servers: args.values_from_str(["-s", "--server"])?,
         port: args.opt_value_from_str(["-p", "--port"])?,
         interval: args.opt_value_from_str(["-i", "--interval"])?,
@@ -60,84 +57,48 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         disable: args.values_from_str("--disable-plugin")?,
         once: args.contains("--once"),
         print: args.contains("--print"),
-        verbosity,
     };
     cli::no_leftovers(args)?;
     Ok(Some(options))
-}
-
-fn load_config(options: &Options) -> Result<ClientConfig, String> {
-    let path = match &options.config {
-        Some(path) => Some(path.clone()),
-        None => std::env::var_os("HOME").map(|home| Path::new(&home).join(".hbc.yaml")).filter(|p| p.exists()),
-    };
-    let mut config = match path {
-        Some(path) => ClientConfig::load(&path).map_err(|e| e.to_string())?,
-        None => ClientConfig::default(),
-    };
-    // The command line wins over the file; check the result as a whole.
-    if !options.servers.is_empty() {
-        config.server = client::Servers::Many(options.servers.clone());
-    }
-    if let Some(port) = options.port {
-        config.port = port;
-    }
-    if let Some(interval) = options.interval {
-        config.interval = interval;
-    }
-    if let Some(name) = &options.name {
-        config.name = Some(name.clone());
-    }
-    config.check("command line").map_err(|e| e.to_string())?;
-    Ok(config)
 }
 
 fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(Some(options)) => options,
         Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hbc: {e}\n{USAGE}");
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(e) => return cli::usage_error("hbc", USAGE, e),
     };
-    let _ = logging::init(None, LogFormat::Text, logging::level(options.verbosity));
-    let config = match load_config(&options) {
+    let _ = logging::init(None, LogFormat::Text, logging::level(options.common.verbosity));
+    let path = cli::config_path(options.common.config.clone(), ".hbc.yaml");
+    let mut config = match path.as_deref().map_or_else(|| Ok(ClientConfig::default()), ClientConfig::load) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("hbc: {e}");
-            return ExitCode::from(EX_CONFIG);
-        }
+        Err(e) => return cli::fail("hbc", EX_CONFIG, e),
     };
-    let name = match config.host_name() {
-        Ok(name) => name,
-        Err(e) => {
-            eprintln!("hbc: {e}");
-            return ExitCode::from(EX_CONFIG);
-        }
+    // The command line wins over the file; the result is checked as a whole.
+    if !options.servers.is_empty() {
+        config.server = Servers::Many(options.servers.clone());
+    }
+    config.port = options.port.unwrap_or(config.port);
+    config.interval = options.interval.unwrap_or(config.interval);
+    config.name = options.name.clone().or(config.name);
+    let settings = match config.check("command line") {
+        Ok(settings) => settings,
+        Err(e) => return cli::fail("hbc", EX_CONFIG, e),
     };
-    let targets = config.server.list().iter().filter_map(|s| parse_server(s, config.port).ok()).collect::<Vec<_>>();
-    if targets.is_empty() && !options.print {
-        eprintln!("hbc: no server to send to: give -s HOST or set `server` in hbc.yaml\n{USAGE}");
-        return ExitCode::from(EX_USAGE);
+    if settings.targets.is_empty() && !options.print {
+        return cli::usage_error("hbc", USAGE, "no server to send to: give -s HOST or set `server` in hbc.yaml");
     }
     let plugins = match config.plugins.build(&options.enable, &options.disable) {
         Ok(plugins) => plugins,
-        Err(e) => {
-            eprintln!("hbc: {e}");
-            return ExitCode::from(EX_CONFIG);
-        }
+        Err(e) => return cli::fail("hbc", EX_CONFIG, e),
     };
     let result = if options.once {
-        client::run_once(&config, name, targets, plugins, options.print)
+        client::run_once(&settings, plugins, options.print)
     } else {
-        client::run(&config, name, targets, plugins, options.print)
+        client::run(&settings, plugins, options.print)
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hbc: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => cli::fail("hbc", 1, e),
     }
 }

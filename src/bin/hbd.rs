@@ -1,12 +1,12 @@
-//! `hbd`: parses the command line, loads the configuration, and hands over to
-//! `hbd::server::run`. Holds the exit-status policy: 0 success, 2 usage error,
-//! 78 (EX_CONFIG) bad configuration, 1 any other failure.
+//! `hbd`: parses the command line, loads and checks the configuration, and
+//! hands over to `hbd::server::run`. Exit status as in `hbd::cli`.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use hbd::config::Config;
-use hbd::{cli, logging, server};
+use hbd::cli::{self, EX_CONFIG};
+use hbd::server::config::Config;
+use hbd::yaml::ConfigFile;
+use hbd::{logging, server};
 
 const USAGE: &str = "\
 usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]
@@ -21,58 +21,37 @@ usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-confi
 
 See hbd(8) and hbd.yaml(5).";
 
-const EX_USAGE: u8 = 2;
-const EX_CONFIG: u8 = 78;
-
 struct Options {
-    config: Option<PathBuf>,
+    common: cli::Common,
     foreground: bool,
-    verbosity: u8,
     check_config: bool,
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
     let mut args = pico_args::Arguments::from_env();
-    let Some(verbosity) = cli::common(&mut args, "hbd", USAGE) else {
+    let Some(common) = cli::common(&mut args, "hbd", USAGE)? else {
         return Ok(None);
     };
     let options = Options {
-        config: args.opt_value_from_str(["-c", "--config"])?,
+        common,
         foreground: args.contains(["-f", "--foreground"]),
-        verbosity,
         check_config: args.contains("--check-config"),
     };
     cli::no_leftovers(args)?;
     Ok(Some(options))
 }
 
-/// `-c FILE` must exist; without `-c`, `~/.hb.yaml` is read if present.
-fn load_config(explicit: Option<&Path>) -> Result<(Config, String), String> {
-    let path = match explicit {
-        Some(path) => Some(path.to_path_buf()),
-        None => std::env::var_os("HOME").map(|home| Path::new(&home).join(".hb.yaml")).filter(|p| p.exists()),
-    };
-    match path {
-        Some(path) => Config::load(&path).map(|c| (c, path.display().to_string())).map_err(|e| e.to_string()),
-        None => Ok((Config::default(), "built-in defaults".to_string())),
-    }
-}
-
 fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(Some(options)) => options,
         Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hbd: {e}\n{USAGE}");
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(e) => return cli::usage_error("hbd", USAGE, e),
     };
-    let (mut config, origin) = match load_config(options.config.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("hbd: {e}");
-            return ExitCode::from(EX_CONFIG);
-        }
+    let path = cli::config_path(options.common.config, ".hb.yaml");
+    let origin = path.as_ref().map_or_else(|| "built-in defaults".to_string(), |p| p.display().to_string());
+    let config = match path.as_deref().map_or_else(|| Ok(Config::default()), Config::load) {
+        Ok(config) => config,
+        Err(e) => return cli::fail("hbd", EX_CONFIG, e),
     };
     if options.check_config {
         match serde_yaml::to_string(&config) {
@@ -82,30 +61,32 @@ fn main() -> ExitCode {
         eprintln!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    match std::env::current_dir() {
-        Ok(cwd) => config.absolutize(&cwd),
-        Err(e) => {
-            eprintln!("hbd: current directory: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) => return cli::fail("hbd", 1, format!("current directory: {e}")),
+    };
+    let settings = match config.check(&origin, &cwd) {
+        Ok(settings) => settings,
+        Err(e) => return cli::fail("hbd", EX_CONFIG, e),
+    };
     // Detached, standard error is gone: log to the file, hbd.log by default.
-    let logfile = match (&config.logfile, options.foreground) {
+    let logfile = match (&settings.logfile, options.foreground) {
         (Some(path), _) => Some(path.clone()),
         (None, true) => None,
-        (None, false) => Some(config.pickfile.with_file_name("hbd.log")),
+        (None, false) => Some(settings.pickfile.with_file_name("hbd.log")),
     };
-    if let Err(e) = logging::init(logfile.as_deref(), config.logfmt, logging::level(options.verbosity)) {
-        eprintln!("hbd: {e}");
-        return ExitCode::FAILURE;
+    if let Err(e) = logging::init(logfile.as_deref(), settings.logfmt, logging::level(options.common.verbosity)) {
+        return cli::fail("hbd", 1, e);
     }
     log::info!("configuration from {origin}");
-    match server::run(&config, options.foreground) {
+    match server::run(settings, options.foreground) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
-            eprintln!("hbd: {e}");
-            ExitCode::FAILURE
+            // Standard error gets it below; the log only when it is elsewhere.
+            if logfile.is_some() {
+                log::error!("{e}");
+            }
+            cli::fail("hbd", 1, e)
         }
     }
 }

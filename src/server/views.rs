@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::core::{Event, Host, PluginSeries, Sample, Status};
-use crate::protocol::PluginKind;
+use crate::server::model::{Event, Host, PluginSeries, Sample, Status};
+use crate::wire::PluginKind;
 
 /// A host as the API shows it. `uptime` counts seconds since it last came
 /// up, and is null while it is down. Serialized straight from the host's

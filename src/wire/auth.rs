@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::protocol::is_valid_host_name;
+use super::is_valid_host_name;
 
 pub const MAGIC: &[u8; 4] = b"HBS1";
 pub const TAG_LEN: usize = 32;

@@ -12,7 +12,7 @@ pub struct Options {
     #[serde(flatten)]
     pub common: Common,
     /// Include kernel and memory filesystems (proc, sysfs, tmpfs, …).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::yaml::yaml11_bool")]
     pub all: bool,
 }
 

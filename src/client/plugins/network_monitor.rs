@@ -22,7 +22,7 @@ pub struct Options {
     #[serde(default)]
     pub interfaces: Vec<String>,
     /// Count TCP connections by state.
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "crate::yaml::yaml11_bool")]
     pub connections: bool,
 }
 

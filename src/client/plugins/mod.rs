@@ -1,5 +1,6 @@
 //! hbc's plugins: one trait, one struct per plugin, and the registry
-//! [`NAMES`] that the command line, the configuration and `man 8 hbc` share.
+//! [`BUILT_IN`] that the command line, the configuration check, the builder
+//! and the test of `man 8 hbc` share.
 //!
 //! A plugin turns the machine's state into one JSON object. Each configured
 //! plugin runs on a thread of its own (see `client`), so a slow or hanging
@@ -22,22 +23,9 @@ pub mod nagios_runner;
 pub mod network_monitor;
 pub mod os_info;
 
-/// Every plugin, in the order of `man 8 hbc`. `exec` stands for the user's
-/// own executables, each configured under its own name.
-pub const NAMES: [&str; 8] = [
-    "os_info",
-    "cpu_monitor",
-    "memory_monitor",
-    "disk_monitor",
-    "network_monitor",
-    "filesystem_info",
-    "nagios_runner",
-    "exec",
-];
-
 /// Info plugins describe what rarely changes and are kept by hbd until
 /// replaced; monitor plugins are sampled and hbd keeps their history.
-pub use crate::protocol::PluginKind as Kind;
+pub use crate::wire::PluginKind as Kind;
 
 pub trait Plugin: Send {
     fn name(&self) -> &str;
@@ -58,7 +46,91 @@ impl std::fmt::Debug for Scheduled {
     }
 }
 
+/// Seconds between samples unless configured: monitors are sampled often,
+/// info plugins describe what rarely changes.
 const MONITOR_INTERVAL: u64 = 300;
+const INFO_INTERVAL: u64 = 3600;
+
+/// One built-in plugin, as everything that needs the list sees it.
+pub struct Spec {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Seconds between samples when `interval` is not configured.
+    pub default_interval: u64,
+    /// Its `enabled` and `interval` in the configuration.
+    pub common: fn(&PluginsConfig) -> &Common,
+    /// Makes the plugin; `Err` says what the configuration lacks for it to
+    /// have any work (nagios_runner without commands).
+    pub build: fn(&PluginsConfig) -> Result<Box<dyn Plugin>, String>,
+}
+
+/// Every built-in plugin, in the order of `man 8 hbc`.
+pub const BUILT_IN: [Spec; 7] = [
+    Spec {
+        name: "os_info",
+        kind: Kind::Info,
+        default_interval: INFO_INTERVAL,
+        common: |c| &c.os_info,
+        build: |_| Ok(Box::new(os_info::OsInfo)),
+    },
+    Spec {
+        name: "cpu_monitor",
+        kind: Kind::Monitor,
+        default_interval: MONITOR_INTERVAL,
+        common: |c| &c.cpu_monitor.common,
+        build: |c| Ok(Box::new(cpu_monitor::CpuMonitor::new(&c.cpu_monitor))),
+    },
+    Spec {
+        name: "memory_monitor",
+        kind: Kind::Monitor,
+        default_interval: MONITOR_INTERVAL,
+        common: |c| &c.memory_monitor,
+        build: |_| Ok(Box::<memory_monitor::MemoryMonitor>::default()),
+    },
+    Spec {
+        name: "disk_monitor",
+        kind: Kind::Monitor,
+        default_interval: MONITOR_INTERVAL,
+        common: |c| &c.disk_monitor.common,
+        build: |c| Ok(Box::new(disk_monitor::DiskMonitor::new(&c.disk_monitor))),
+    },
+    Spec {
+        name: "network_monitor",
+        kind: Kind::Monitor,
+        default_interval: MONITOR_INTERVAL,
+        common: |c| &c.network_monitor.common,
+        build: |c| Ok(Box::new(network_monitor::NetworkMonitor::new(&c.network_monitor))),
+    },
+    Spec {
+        name: "filesystem_info",
+        kind: Kind::Info,
+        default_interval: INFO_INTERVAL,
+        common: |c| &c.filesystem_info.common,
+        build: |c| Ok(Box::new(filesystem_info::FilesystemInfo::new(&c.filesystem_info))),
+    },
+    Spec {
+        name: "nagios_runner",
+        kind: Kind::Monitor,
+        default_interval: MONITOR_INTERVAL,
+        common: |c| &c.nagios_runner.common,
+        build: |c| {
+            if c.nagios_runner.commands.is_empty() {
+                return Err("plugin nagios_runner has no commands configured (plugins.nagios_runner.commands)".into());
+            }
+            Ok(Box::new(nagios_runner::NagiosRunner::new(&c.nagios_runner)))
+        },
+    },
+];
+
+/// Stands for the user's own executables (`plugins.exec`), each configured
+/// under its own name; on the command line, for all of them at once.
+pub const EXEC: &str = "exec";
+
+/// Every plugin name the command line knows, in the order of `man 8 hbc`.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BUILT_IN.iter().map(|spec| spec.name).chain([EXEC])
+}
+
 /// A week: longer intervals are surely mistakes (and would overflow timers).
 pub const MAX_INTERVAL: u64 = 7 * 86400;
 /// A day, for plugin timeouts.
@@ -68,7 +140,6 @@ pub const MAX_TIMEOUT: u64 = 86400;
 pub fn out_of_range(seconds: u64, max: u64) -> Option<String> {
     (!(1..=max).contains(&seconds)).then(|| format!("{seconds} is outside 1 to {max} seconds"))
 }
-const INFO_INTERVAL: u64 = 3600;
 
 fn default_true() -> bool {
     true
@@ -78,7 +149,7 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Common {
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "crate::yaml::yaml11_bool")]
     pub enabled: bool,
     /// Seconds between samples; monitors default to 300, info plugins to 3600.
     pub interval: Option<u64>,
@@ -105,32 +176,24 @@ pub struct PluginsConfig {
 }
 
 impl PluginsConfig {
-    /// Checks what serde cannot, naming the key at fault.
-    pub fn check(&self) -> Result<(), String> {
-        let intervals = [
-            ("os_info", self.os_info.interval),
-            ("cpu_monitor", self.cpu_monitor.common.interval),
-            ("memory_monitor", self.memory_monitor.interval),
-            ("disk_monitor", self.disk_monitor.common.interval),
-            ("network_monitor", self.network_monitor.common.interval),
-            ("filesystem_info", self.filesystem_info.common.interval),
-            ("nagios_runner", self.nagios_runner.common.interval),
-        ];
-        for (name, interval) in intervals {
-            if let Some(problem) = interval.and_then(|i| out_of_range(i, MAX_INTERVAL)) {
-                return Err(format!("plugins.{name}.interval: {problem}"));
+    /// Checks what serde cannot; each problem names its key.
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for spec in &BUILT_IN {
+            if let Some(problem) = (spec.common)(self).interval.and_then(|i| out_of_range(i, MAX_INTERVAL)) {
+                problems.push(format!("plugins.{}.interval: {problem}", spec.name));
             }
         }
-        self.nagios_runner.check()?;
+        problems.extend(self.nagios_runner.check().err());
         let mut seen: Vec<&str> = Vec::new();
         for (i, e) in self.exec.iter().enumerate() {
-            e.check().map_err(|problem| format!("plugins.exec[{i}]: {problem}"))?;
-            if NAMES.contains(&e.name.as_str()) || seen.contains(&e.name.as_str()) {
-                return Err(format!("plugins.exec[{i}].name: `{}` is already a plugin's name", e.name));
+            problems.extend(e.check().err().map(|problem| format!("plugins.exec[{i}]: {problem}")));
+            if names().any(|name| name == e.name) || seen.contains(&e.name.as_str()) {
+                problems.push(format!("plugins.exec[{i}].name: `{}` is already a plugin's name", e.name));
             }
             seen.push(&e.name);
         }
-        Ok(())
+        problems
     }
 
     /// Builds the enabled plugins. `enable`/`disable` are the command line's
@@ -138,62 +201,41 @@ impl PluginsConfig {
     pub fn build(&self, enable: &[String], disable: &[String]) -> Result<Vec<Scheduled>, String> {
         let exec_names: Vec<&str> = self.exec.iter().map(|e| e.name.as_str()).collect();
         for name in enable.iter().chain(disable) {
-            if !NAMES.contains(&name.as_str()) && !exec_names.contains(&name.as_str()) {
+            if !names().any(|n| n == name) && !exec_names.contains(&name.as_str()) {
+                let known: Vec<&str> = names().collect();
                 return Err(format!(
                     "unknown plugin `{name}`; plugins are {} and the configured exec plugins",
-                    NAMES.join(", ")
+                    known.join(", ")
                 ));
             }
         }
-        let on = |name: &str, configured: bool| {
-            !disable.iter().any(|d| d == name) && (configured || enable.iter().any(|e| e == name))
-        };
-        let every = |interval: Option<u64>, kind: Kind| {
-            Duration::from_secs(interval.unwrap_or(if kind == Kind::Info { INFO_INTERVAL } else { MONITOR_INTERVAL }))
-        };
+        let listed = |list: &[String], name: &str| list.iter().any(|n| n == name);
         let mut plugins: Vec<Scheduled> = Vec::new();
-        let mut add = |plugin: Box<dyn Plugin>, interval: Option<u64>| {
-            let interval = every(interval, plugin.kind());
-            plugins.push(Scheduled { plugin, interval });
-        };
-        if on("os_info", self.os_info.enabled) {
-            add(Box::new(os_info::OsInfo), self.os_info.interval);
-        }
-        if on("cpu_monitor", self.cpu_monitor.common.enabled) {
-            add(Box::new(cpu_monitor::CpuMonitor::new(&self.cpu_monitor)), self.cpu_monitor.common.interval);
-        }
-        if on("memory_monitor", self.memory_monitor.enabled) {
-            add(Box::<memory_monitor::MemoryMonitor>::default(), self.memory_monitor.interval);
-        }
-        if on("disk_monitor", self.disk_monitor.common.enabled) {
-            add(Box::new(disk_monitor::DiskMonitor::new(&self.disk_monitor)), self.disk_monitor.common.interval);
-        }
-        if on("network_monitor", self.network_monitor.common.enabled) {
-            add(
-                Box::new(network_monitor::NetworkMonitor::new(&self.network_monitor)),
-                self.network_monitor.common.interval,
-            );
-        }
-        if on("filesystem_info", self.filesystem_info.common.enabled) {
-            add(
-                Box::new(filesystem_info::FilesystemInfo::new(&self.filesystem_info)),
-                self.filesystem_info.common.interval,
-            );
-        }
-        // Nothing to run without commands: enabled only when some are configured.
-        let nagios = &self.nagios_runner;
-        if on("nagios_runner", nagios.common.enabled && !nagios.commands.is_empty()) {
-            if nagios.commands.is_empty() {
-                return Err("plugin nagios_runner has no commands configured (plugins.nagios_runner.commands)".into());
+        for spec in &BUILT_IN {
+            let common = (spec.common)(self);
+            let by_command_line = listed(enable, spec.name);
+            if listed(disable, spec.name) || !(common.enabled || by_command_line) {
+                continue;
             }
-            add(Box::new(nagios_runner::NagiosRunner::new(nagios)), nagios.common.interval);
+            match (spec.build)(self) {
+                Ok(plugin) => plugins.push(Scheduled {
+                    plugin,
+                    interval: Duration::from_secs(common.interval.unwrap_or(spec.default_interval)),
+                }),
+                Err(why) if by_command_line => return Err(why),
+                // Enabled by default but with nothing to do: not an error.
+                Err(_) => {}
+            }
         }
-        // `exec` on the command line stands for every exec plugin.
-        let all_exec_disabled = disable.iter().any(|d| d == "exec");
-        let all_exec_enabled = enable.iter().any(|e| e == "exec");
         for e in &self.exec {
-            if !all_exec_disabled && on(&e.name, e.enabled || all_exec_enabled) {
-                add(Box::new(exec::Exec::new(e)), Some(e.interval));
+            let on = (e.enabled || listed(enable, EXEC) || listed(enable, &e.name))
+                && !listed(disable, EXEC)
+                && !listed(disable, &e.name);
+            if on {
+                plugins.push(Scheduled {
+                    plugin: Box::new(exec::Exec::new(e)),
+                    interval: Duration::from_secs(e.interval),
+                });
             }
         }
         Ok(plugins)

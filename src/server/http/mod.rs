@@ -2,8 +2,8 @@
 //! `/healthz` on `hbd_host:hbd_port`.
 //!
 //! [`THREADS`] threads take requests from one `tiny_http::Server`. Each asks
-//! `core` with a [`Query`] carrying a reply channel and waits at most
-//! [`CORE_TIMEOUT`] for the answer (503 otherwise), so a busy core delays
+//! `core` with a [`Query`] through [`core::ask`] and answers 503 when the
+//! core does not answer in time, so a busy core delays
 //! requests but nothing here can delay the core. Responses are built here:
 //! the core's types are not the API's JSON.
 //!
@@ -14,20 +14,21 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use crossbeam_channel::{bounded, Sender};
-use log::{debug, info, warn};
+use crossbeam_channel::Sender;
+use log::{debug, info};
 use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::api::{host_json, hosts_body, latest_json, sample_json};
-use crate::core::{unix_seconds, Query};
-use crate::protocol::truncate_chars;
-use crate::{metrics, www};
+use crate::server::core::{self, Query};
+use crate::server::views::{host_json, hosts_body, latest_json, sample_json};
+use crate::wire::{truncate_chars, unix_seconds};
+
+pub mod metrics;
+pub mod www;
 
 pub const THREADS: usize = 2;
-const CORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most samples one history request returns.
 pub const MAX_LIMIT: usize = 10_000;
 
@@ -225,16 +226,9 @@ fn parse_limit(query: &str) -> Result<usize, Reply> {
 }
 
 impl Api {
-    /// Sends a query built around a fresh reply channel and waits for the answer.
+    /// Asks the core; a core that does not answer is a 503.
     fn ask<T>(&self, query: impl FnOnce(Sender<T>) -> Query) -> Result<T, Reply> {
-        let (reply, answer) = bounded(1);
-        self.to_core
-            .send_timeout(query(reply), CORE_TIMEOUT)
-            .map_err(|_| Reply::error(503, "hbd's core is not answering"))?;
-        answer.recv_timeout(CORE_TIMEOUT).map_err(|_| {
-            warn!("http: core did not answer within {CORE_TIMEOUT:?}");
-            Reply::error(503, "hbd's core is not answering")
-        })
+        core::ask(&self.to_core, query).map_err(|e| Reply::error(503, e.to_string()))
     }
 
     fn healthz(&self) -> Reply {

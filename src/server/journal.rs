@@ -21,9 +21,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use log::{error, info, warn};
 
-use crate::api::{event_fields, round3};
-use crate::config::JournalSettings;
-use crate::core::{unix_seconds, Event};
+use crate::server::config::JournalSettings;
+use crate::server::model::Event;
+use crate::server::views::{event_fields, round3};
+use crate::wire::unix_seconds;
 
 const FLUSH_BYTES: usize = 64 << 10;
 const FLUSH_AGE: Duration = Duration::from_secs(1);

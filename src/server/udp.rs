@@ -1,6 +1,6 @@
 //! The udp thread: the only reader of the heartbeat socket.
 //!
-//! For each datagram: decode it ([`protocol::Decoder`]), answer an accepted one
+//! For each datagram: decode it ([`Decoder`]), answer an accepted one
 //! with an ACK, send the message to the journal and the heartbeat to `core`.
 //! A rejected datagram is counted by reason and logged at most once per
 //! reason every [`REJECT_LOG_EVERY`]. Nothing a sender does can stop or slow
@@ -19,11 +19,12 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use log::{info, trace, warn};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::auth::ReplayGuard;
-use crate::config::UdpSettings;
-use crate::core::{Heartbeat, Inbound, UdpStats};
-use crate::journal::{JournalMsg, Received};
-use crate::protocol::{Decoder, RejectReason, Rejection};
+use crate::server::config::UdpSettings;
+use crate::server::core::CoreMsg;
+use crate::server::journal::{JournalMsg, Received};
+use crate::server::model::{Heartbeat, UdpStats};
+use crate::wire::auth::ReplayGuard;
+use crate::wire::decode::{Decoder, RejectReason, Rejection};
 
 /// The most accepted messages handed on at once. The socket is drained
 /// without blocking until it is empty or a batch is full; one hand-over per
@@ -68,7 +69,7 @@ pub fn bind(settings: &UdpSettings) -> io::Result<UdpSocket> {
 
 /// The channels the udp thread feeds.
 pub struct UdpOutputs {
-    pub to_core: Sender<Inbound>,
+    pub to_core: Sender<CoreMsg>,
     pub to_journal: Option<Sender<JournalMsg>>,
 }
 
@@ -161,7 +162,7 @@ impl Listener {
             // Every datagram changes `received`: the one figure to compare.
             if self.stats.received != reported && Instant::now() >= next_stats {
                 // Skipped when core is busy; the next second brings newer figures.
-                if self.outputs.to_core.try_send(Inbound::Stats(self.stats.snapshot())).is_ok() {
+                if self.outputs.to_core.try_send(CoreMsg::UdpStats(self.stats.snapshot())).is_ok() {
                     reported = self.stats.received;
                 }
                 next_stats = Instant::now() + STATS_EVERY;
@@ -180,7 +181,7 @@ impl Listener {
             return true;
         }
         let batch = std::mem::replace(&mut self.heartbeats, Vec::with_capacity(BATCH));
-        self.outputs.to_core.send(Inbound::Heartbeats(batch)).is_ok()
+        self.outputs.to_core.send(CoreMsg::Heartbeats(batch)).is_ok()
     }
 
     fn handle_datagram(&mut self, datagram: &[u8], source: SocketAddr) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::command::{self, split_words};
 use super::{default_true, out_of_range, Kind, Plugin, MAX_INTERVAL, MAX_TIMEOUT};
-use crate::protocol::truncate_chars;
+use crate::wire::truncate_chars;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -22,7 +22,7 @@ pub struct Options {
     pub interval: u64,
     #[serde(default = "default_timeout")]
     pub timeout: u64,
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "crate::yaml::yaml11_bool")]
     pub enabled: bool,
     /// `info` for data kept until replaced, `monitor` (default) for samples with history.
     #[serde(default = "default_kind")]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::command::{self, split_words};
 use super::{out_of_range, Common, Kind, Plugin, MAX_TIMEOUT};
-use crate::nagios::{PluginOutput, State};
+use crate::client::nagios::{PluginOutput, State};
 
 const DEFAULT_TIMEOUT: u64 = 30;
 

@@ -2,10 +2,16 @@
 //! state directory) while errors still reach the terminal, detaches, spawns
 //! the components, turns signals into messages and shuts down in order.
 //!
-//! Shutdown is by disconnection: the http threads are unblocked, dropping
-//! `stop_listeners` ends `udp` and `ws-accept`, and `udp`'s
-//! dropped senders end `core`, whose final snapshot and dropped senders end
-//! `state` and `journal`. Each drains its inbox before it exits.
+//! The server area: this parent, `config`, the data `model`, the `views`
+//! http and ws share, and one module per thread (`udp`, `core`, `journal`,
+//! `state`, `http`, `ws`).
+//!
+//! Shutdown follows the flow of data: the http threads are unblocked and
+//! dropping `stop_listeners` ends `udp` and the ws acceptors; once `udp` is
+//! joined, the parent tells `core` [`CoreMsg::Shutdown`] (its inbox has other
+//! senders, so it cannot end by disconnection), and core's final snapshot
+//! and dropped senders end the ws hub, `state` and `journal`. Each drains
+//! its inbox before it exits.
 
 use std::io;
 use std::thread::JoinHandle;
@@ -16,25 +22,36 @@ use log::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::auth::ReplayGuard;
-use crate::config::Config;
-use crate::core::{self, CoreOutputs};
-use crate::daemon::{self, PidFile};
-use crate::journal::{self, Journal, JournalMsg};
-use crate::udp::{self, UdpOutputs};
-use crate::{http, ws};
-use crate::{logging, state};
+use crate::logging;
+use crate::wire::auth::ReplayGuard;
+use config::Settings;
+use core::{CoreMsg, CoreOutputs};
+use daemon::PidFile;
+use journal::{Journal, JournalMsg};
+use udp::UdpOutputs;
+
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod http;
+pub mod journal;
+pub mod model;
+pub mod state;
+pub mod udp;
+pub mod views;
+pub mod ws;
 
 // Capacities are in messages; udp's carry batches of up to 64 datagrams.
 // A bounded channel allocates all its slots up front: they are idle memory.
 
-/// udp → core. Full: udp blocks and the kernel's socket buffer takes the
-/// burst; the core only does in-memory work, so this clears in microseconds.
+/// udp, ws hub, parent → core. Full: udp blocks and the kernel's socket
+/// buffer takes the burst; the core only does in-memory work, so this clears
+/// in microseconds.
 const CORE_CAPACITY: usize = 64;
 /// udp, core → journal. Full: senders block, because no line may be lost;
 /// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
 const JOURNAL_CAPACITY: usize = 256;
-/// http → core. Full: the request waits (up to 5 s, then 503); queries
+/// http, ws → core. Full: the request waits (up to 5 s, then 503); queries
 /// are answered in microseconds, so this only fills if the core is stuck.
 const QUERY_CAPACITY: usize = 64;
 /// core → ws. Full: the core drops the update and counts it
@@ -57,28 +74,27 @@ enum Control {
 
 /// Runs hbd until a signal stops it. An error before the components start is
 /// a start-up failure; after, only a lost component is an error.
-pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
-    let udp_settings = config.udp();
+pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
+    let Settings { udp: udp_settings, core: core_settings, journal, mut http, ws: ws_settings, .. } = settings;
     let socket = udp::bind(&udp_settings)?;
-    let ws_settings = config.ws();
     let ws_listener = ws::bind(&ws_settings.bind)?;
     let wss = match &ws_settings.wss {
         Some((bind, cert, key)) => Some(ws::Tls { listener: ws::bind(bind)?, config: ws::load_tls(cert, key)? }),
         None => None,
     };
-    let http_settings = config.http(ws_listener.local_addr()?.port());
-    let http_server = http::bind(&http_settings)?;
-    let journal = config.journal().map(Journal::open).transpose()?;
-    state::check_writable(&config.pickfile)?;
+    http.ws_port = ws_listener.local_addr()?.port();
+    let http_server = http::bind(&http)?;
+    let journal = journal.map(Journal::open).transpose()?;
+    state::check_writable(&settings.pickfile)?;
     let _pidfile = if foreground {
         None
     } else {
-        PidFile::check_not_running(&config.pidfile)?;
+        PidFile::check_not_running(&settings.pidfile)?;
         daemon::detach().map_err(|e| io::Error::new(e.kind(), format!("detach: {e}")))?;
-        Some(PidFile::create(&config.pidfile)?)
+        Some(PidFile::create(&settings.pidfile)?)
     };
     info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
-    let hosts = state::load(&config.pickfile);
+    let hosts = state::load(&settings.pickfile);
     let replay = ReplayGuard::with_newest(hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))));
 
     let (to_control, control) = bounded(8);
@@ -91,20 +107,25 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     let (to_core_queries, core_queries) = bounded(QUERY_CAPACITY);
     let to_journal = journal.is_some().then_some(to_journal);
 
-    let mut components: Vec<(&str, JoinHandle<()>)> = Vec::new();
+    // Upstream components first (see `shut_down` for the order they stop in).
+    let mut inputs: Vec<(&str, JoinHandle<()>)> = Vec::new();
+    let mut downstream: Vec<(&str, JoinHandle<()>)> = Vec::new();
     if let Some(journal) = journal {
-        components.push(("journal", journal::spawn(journal, journal_inbox)?));
+        downstream.push(("journal", journal::spawn(journal, journal_inbox)?));
     }
-    components.push(("state", state::spawn(config.pickfile.clone(), state_inbox)?));
+    downstream.push(("state", state::spawn(settings.pickfile.clone(), state_inbox)?));
     let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws) };
-    components.push(("core", core::spawn(config.core(), hosts, core_inbox, core_queries, core_outputs)?));
-    let udp_outputs = UdpOutputs { to_core, to_journal: to_journal.clone() };
-    components.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
-    for handle in ws::spawn(ws_listener, wss, ws_settings, ws_updates, to_core_queries.clone(), listeners_stop)? {
-        components.push(("ws", handle));
-    }
-    for handle in http::spawn(http_server.clone(), http_settings, to_core_queries)? {
-        components.push(("http", handle));
+    downstream.push(("core", core::spawn(core_settings, hosts, core_inbox, core_queries, core_outputs)?));
+    let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
+    inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
+    let ws_handles =
+        ws::spawn(ws_listener, wss, ws_settings, ws_updates, to_core.clone(), to_core_queries.clone(), listeners_stop)?;
+    // The hub ends with core (its updates channel); the acceptors with the listeners.
+    let mut ws_handles = ws_handles.into_iter();
+    downstream.extend(ws_handles.next().map(|hub| ("ws", hub)));
+    inputs.extend(ws_handles.map(|acceptor| ("ws", acceptor)));
+    for handle in http::spawn(http_server.clone(), http, to_core_queries)? {
+        inputs.push(("http", handle));
     }
 
     let lost = loop {
@@ -126,7 +147,8 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
             default(SUPERVISE_EVERY) => {
                 // Upstream first: a dead core also ends state and journal, which
                 // are downstream of it; the first one found is the cause.
-                if let Some((name, _)) = components.iter().rev().find(|(_, handle)| handle.is_finished()) {
+                let all = inputs.iter().rev().chain(downstream.iter().rev());
+                if let Some((name, _)) = all.into_iter().find(|(_, handle)| handle.is_finished()) {
                     break Some(*name);
                 }
             }
@@ -141,18 +163,26 @@ pub fn run(config: &Config, foreground: bool) -> io::Result<()> {
     }
     drop(stop_listeners);
     drop(to_journal);
-    // Join in the order the disconnections travel: http, ws, udp, core, state, journal.
-    for (name, handle) in components.into_iter().rev() {
-        if handle.join().is_err() {
-            warn!("component {name} panicked");
-        }
-    }
+    join(inputs);
+    // Everything udp sent is in core's inbox before this.
+    let _ = to_core.send(CoreMsg::Shutdown);
+    drop(to_core);
+    // Then in the order the disconnections travel: core, ws hub, state, journal.
+    join(downstream.into_iter().rev().collect());
     match lost {
         None => {
             info!("hbd stopped");
             Ok(())
         }
         Some(name) => Err(io::Error::other(format!("lost component: {name}"))),
+    }
+}
+
+fn join(components: Vec<(&str, JoinHandle<()>)>) {
+    for (name, handle) in components {
+        if handle.join().is_err() {
+            warn!("component {name} panicked");
+        }
     }
 }
 

@@ -15,7 +15,7 @@ pub struct Options {
     #[serde(flatten)]
     pub common: Common,
     /// Also report each core's use as `per_core`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::yaml::yaml11_bool")]
     pub per_core: bool,
 }
 

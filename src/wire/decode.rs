@@ -1,7 +1,7 @@
 //! Wire protocol version 1: turns one UDP datagram into an [`Accepted`]
-//! message or a [`Rejection`] with a counted reason, and builds the ACK.
+//! message or a [`Rejection`] with a counted reason; reads ACKs for hbc.
 //!
-//! Only this module knows the bytes on the wire (docs/PROTOCOL.md). Order of
+//! Only the wire area knows the bytes on the wire (docs/PROTOCOL.md). Order of
 //! checks, cheapest and safest first: size, signature (before anything is
 //! inflated or parsed), inflate with a cap, UTF-8, JSON, fields, host name,
 //! key binding, replay. No input can make it panic or allocate beyond
@@ -11,22 +11,17 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use flate2::{Decompress, FlushDecompress, Status};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
-use crate::auth::{AuthError, Keyring, ReplayGuard, MAGIC};
-use crate::core::{Json, PluginSample};
+use super::auth::{AuthError, Key, Keyring, ReplayGuard, MAGIC};
+use super::{encode, is_valid_host_name, is_valid_plugin_name, truncate_chars, PluginKind, PluginSample};
+use super::{ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
 
-/// `ID` of a heartbeat, as the Python hbc sends it.
-pub const HEARTBEAT_ID: &str = "HTB";
-/// `ID` of a message that carries only plugin data: the part of a client's
-/// plugin data that did not fit into its heartbeat's datagram.
-pub const PLUGIN_DATA_ID: &str = "PLG";
-/// `ID` of the server's acknowledgement.
-pub const ACK_ID: &str = "ACK";
 /// First byte of a zlib stream with the default window (RFC 1950).
 const ZLIB_FIRST_BYTE: u8 = 0x78;
 /// Longest interval a heartbeat may announce: a week.
@@ -131,14 +126,6 @@ pub struct Accepted {
     pub plugins: Vec<PluginSample>,
     /// Plugin entries left out, with why; the rest of the message counts.
     pub dropped_plugins: Vec<String>,
-}
-
-/// Info plugins are kept until replaced; monitor plugins keep a history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginKind {
-    Info,
-    Monitor,
 }
 
 /// Bounds on what one message may make hbd store.
@@ -358,7 +345,7 @@ impl Decoder {
                 if text.len() > self.limits.max_bytes {
                     return Err(format!("{} bytes exceed max_plugin_size {}", text.len(), self.limits.max_bytes));
                 }
-                (Some(Json::from(Arc::<str>::from(text))), None)
+                (Some(Arc::<str>::from(text)), None)
             }
             (None, Some(error)) => (None, Some(truncate_chars(&error, 1000).to_string())),
             _ => return Err("needs exactly one of `data` and `error`".into()),
@@ -369,21 +356,24 @@ impl Decoder {
     /// The acknowledgement for `accepted`: signed with the same key when the
     /// message was signed, so a client can trust the round trip it measures.
     pub fn ack(&self, accepted: &Accepted, now: SystemTime) -> Vec<u8> {
-        let mut body = format!("{{\"ID\":\"{ACK_ID}\",\"name\":\"{}\"", accepted.name);
-        if let Some(seq) = accepted.seq {
-            body.push_str(&format!(",\"seq\":{seq}"));
-        }
-        body.push('}');
         let key = accepted.signed.as_ref().and_then(|s| self.keyring.as_ref()?.key(&s.key_id));
-        match key {
-            Some(key) => key.seal(unix_micros(now), body.as_bytes()),
-            None => body.into_bytes(),
-        }
+        encode::ack(&accepted.name, accepted.seq, key, now)
     }
 }
 
-pub fn unix_micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+/// The sequence number of a valid ACK for `name`, or None. With a key, the
+/// ACK must be signed with it; a forged ACK cannot fake a round trip.
+pub fn parse_ack(datagram: &[u8], key: Option<&Key>, name: &str) -> Option<u64> {
+    let keyring;
+    let payload = match key {
+        Some(key) => {
+            keyring = Keyring::new(vec![key.clone()], Duration::from_secs(300));
+            keyring.open(datagram, SystemTime::now()).ok()?.payload
+        }
+        None => datagram,
+    };
+    let ack: Value = serde_json::from_slice(payload).ok()?;
+    (ack["ID"] == ACK_ID && ack["name"] == name).then(|| ack["seq"].as_u64()).flatten()
 }
 
 fn auth_rejection(e: AuthError) -> Rejection {
@@ -442,47 +432,18 @@ fn count_keys(value: &serde_json::Value) -> usize {
     }
 }
 
-pub fn is_valid_plugin_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
-}
-
-/// RFC 1123 host name: dot-separated labels of 1 to 63 letters, digits and
-/// hyphens, not starting or ending with a hyphen, 253 characters at most.
-/// Such a name is safe in DNS updates, file names and HTML.
-pub fn is_valid_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
 /// Bounds what a hostile datagram can put into one log line.
 fn truncate(s: &str) -> &str {
     truncate_chars(s, 64)
 }
 
-/// `s` cut to at most `n` characters, for putting untrusted text into
-/// messages and logs.
-pub fn truncate_chars(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Key;
+    use crate::wire::auth::Key;
     use flate2::{write::ZlibEncoder, Compression};
     use std::io::Write;
-    use std::time::Duration;
+    use std::time::UNIX_EPOCH;
 
     const NOW_US: u64 = 1_800_000_000_000_000;
     const LIMITS: PluginLimits = PluginLimits { max_plugins: 3, max_keys: 20, max_bytes: 100 };
@@ -602,7 +563,7 @@ mod tests {
     }
 
     fn signed_decoder(hosts: &[&str]) -> (Decoder, Key) {
-        let hosts = hosts.iter().map(|h| crate::auth::HostPattern::parse(h).unwrap()).collect();
+        let hosts = hosts.iter().map(|h| crate::wire::auth::HostPattern::parse(h).unwrap()).collect();
         let key = Key::new("k1", b"0123456789abcdef", hosts).unwrap();
         let ring = Keyring::new(vec![key.clone()], Duration::from_secs(60));
         (Decoder::new(4096, 30.0, Some(ring), ReplayGuard::default(), LIMITS), key)
@@ -657,7 +618,7 @@ mod tests {
         assert_eq!(a.latency_ms, Some(1.25));
         let names: Vec<&str> = a.plugins.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["broken", "cpu_monitor", "os_info"]);
-        assert_eq!(a.plugins[1].data.as_ref().unwrap().as_str(), r#"{"cpu_percent":12.5}"#);
+        assert_eq!(a.plugins[1].data.as_deref(), Some(r#"{"cpu_percent":12.5}"#));
         assert_eq!(a.plugins[0].error.as_deref(), Some("timed out after 10 s"));
         assert_eq!(a.plugins[2].kind, PluginKind::Info);
         assert_eq!(a.dropped_plugins.len(), 1, "{:?}", a.dropped_plugins);

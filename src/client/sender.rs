@@ -16,12 +16,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{select, tick, Receiver, Sender};
 use log::{debug, info, warn};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::auth::{Key, Keyring};
-use crate::plugins::Kind;
-use crate::protocol::{unix_micros, ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
+use crate::client::config::ClientSettings;
+use crate::wire::auth::Key;
+use crate::wire::decode::parse_ack;
+use crate::wire::{encode, unix_micros, PluginKind};
 
 /// How long plugin reports wait for others before they are sent together.
 const BATCH: Duration = Duration::from_millis(200);
@@ -29,8 +30,6 @@ const BATCH: Duration = Duration::from_millis(200);
 const UNANSWERED_LIMIT: u32 = 3;
 /// Resolve names again after this long even when all goes well (DNS changes).
 const RESOLVE_EVERY: Duration = Duration::from_secs(300);
-/// Messages smaller than this are sent uncompressed: zlib would not pay.
-const COMPRESS_ABOVE: usize = 256;
 /// The most a single UDP datagram can carry over IPv4.
 const UDP_MAX: usize = 65507;
 
@@ -40,21 +39,11 @@ pub struct Target {
     pub port: u16,
 }
 
-pub struct SenderSettings {
-    pub name: String,
-    pub interval: Duration,
-    pub targets: Vec<Target>,
-    pub key: Option<Key>,
-    pub max_datagram_size: usize,
-    /// Write each message's JSON to standard output instead of sending it.
-    pub print: bool,
-}
-
 /// One plugin's result, as the plugin threads report it.
 #[derive(Debug, Clone)]
 pub struct PluginReport {
     pub name: String,
-    pub kind: Kind,
+    pub kind: PluginKind,
     /// Unix seconds when the sample was taken.
     pub at: f64,
     pub result: Result<Value, String>,
@@ -96,8 +85,8 @@ struct Wire {
 }
 
 impl Wire {
-    fn new(settings: SenderSettings) -> io::Result<Wire> {
-        let (socket, v6) = if settings.print { (None, false) } else { open_socket().map(|(s, v6)| (Some(s), v6))? };
+    fn new(settings: ClientSettings, print: bool) -> io::Result<Wire> {
+        let (socket, v6) = if print { (None, false) } else { open_socket().map(|(s, v6)| (Some(s), v6))? };
         let targets = settings
             .targets
             .into_iter()
@@ -110,7 +99,7 @@ impl Wire {
             interval: settings.interval,
             key: settings.key,
             max_datagram_size: settings.max_datagram_size,
-            print: settings.print,
+            print,
             seq: 0,
             last_timestamp_us: 0,
             targets,
@@ -121,7 +110,8 @@ impl Wire {
     /// Sends one heartbeat carrying `reports` to every target (or prints it).
     /// Returns the sequence numbers used.
     fn send(&mut self, reports: &[PluginReport]) -> Vec<u64> {
-        let plugins: Vec<(String, Value)> = reports.iter().map(|r| (r.name.clone(), plugin_json(r))).collect();
+        let plugins: Vec<(String, Value)> =
+            reports.iter().map(|r| (r.name.clone(), encode::plugin_entry(r.kind, r.at, &r.result))).collect();
         if self.print {
             let messages = self.messages(None, &plugins);
             let mut out = io::stdout().lock();
@@ -200,23 +190,9 @@ impl Wire {
     }
 
     fn message(&self, heartbeat: bool, seq: u64, latency_ms: Option<f64>, plugins: &[(String, Value)]) -> Value {
-        let mut m = Map::new();
-        m.insert("ID".into(), json!(if heartbeat { HEARTBEAT_ID } else { PLUGIN_DATA_ID }));
-        m.insert("name".into(), json!(self.name));
-        if heartbeat {
-            m.insert("interval".into(), json!(self.interval.as_secs()));
-        }
-        m.insert("seq".into(), json!(seq));
-        if let (true, Some(latency)) = (heartbeat, latency_ms) {
-            m.insert("latency_ms".into(), json!(latency));
-        }
-        if heartbeat {
-            m.insert("client".into(), json!(concat!("hbc ", env!("CARGO_PKG_VERSION"))));
-        }
-        if !plugins.is_empty() {
-            m.insert("plugins".into(), Value::Object(plugins.iter().cloned().collect()));
-        }
-        Value::Object(m)
+        let header =
+            encode::Header { heartbeat, name: &self.name, interval_s: self.interval.as_secs(), seq, latency_ms };
+        encode::message(header, plugins)
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -224,34 +200,18 @@ impl Wire {
         self.seq
     }
 
-    fn compressed(text: &[u8]) -> Vec<u8> {
-        if text.len() <= COMPRESS_ABOVE {
-            return text.to_vec();
-        }
-        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-        let zipped = encoder.write_all(text).and_then(|()| encoder.finish());
-        match zipped {
-            Ok(zipped) if zipped.len() < text.len() => zipped,
-            _ => text.to_vec(),
-        }
-    }
-
     fn encoded_len(&self, message: &Value) -> usize {
-        let envelope = self.key.as_ref().map_or(0, |k| 4 + 1 + k.id.len() + 8 + crate::auth::TAG_LEN);
-        Wire::compressed(message.to_string().as_bytes()).len() + envelope
+        encode::compress(message.to_string().as_bytes()).len() + encode::envelope_len(self.key.as_ref())
     }
 
     fn encode(&mut self, message: &Value) -> Vec<u8> {
-        let payload = Wire::compressed(message.to_string().as_bytes());
-        match &self.key {
-            Some(key) => {
-                // Strictly increasing, as hbd's replay protection requires.
-                let ts = unix_micros(SystemTime::now()).max(self.last_timestamp_us + 1);
-                self.last_timestamp_us = ts;
-                key.seal(ts, &payload)
-            }
-            None => payload,
+        let payload = encode::compress(message.to_string().as_bytes());
+        // Strictly increasing, as hbd's replay protection requires.
+        let timestamp_us = unix_micros(SystemTime::now()).max(self.last_timestamp_us + 1);
+        if self.key.is_some() {
+            self.last_timestamp_us = timestamp_us;
         }
+        encode::datagram(payload, self.key.as_ref(), timestamp_us)
     }
 
     fn resolve_if_needed(&mut self, index: usize) {
@@ -328,38 +288,13 @@ fn open_socket() -> io::Result<(UdpSocket, bool)> {
     }
 }
 
-fn plugin_json(report: &PluginReport) -> Value {
-    let mut m = Map::new();
-    m.insert("kind".into(), json!(report.kind));
-    m.insert("at".into(), json!((report.at * 1000.0).round() / 1000.0));
-    match &report.result {
-        Ok(data) => m.insert("data".into(), data.clone()),
-        Err(e) => m.insert("error".into(), json!(e)),
-    };
-    Value::Object(m)
-}
-
-/// The sequence number of a valid ACK for `name`, or None. With a key, the
-/// ACK must be signed with it; a forged ACK cannot fake a round trip.
-pub fn parse_ack(datagram: &[u8], key: Option<&Key>, name: &str) -> Option<u64> {
-    let keyring;
-    let payload = match key {
-        Some(key) => {
-            keyring = Keyring::new(vec![key.clone()], Duration::from_secs(300));
-            keyring.open(datagram, SystemTime::now()).ok()?.payload
-        }
-        None => datagram,
-    };
-    let ack: Value = serde_json::from_slice(payload).ok()?;
-    (ack["ID"] == ACK_ID && ack["name"] == name).then(|| ack["seq"].as_u64()).flatten()
-}
-
 pub fn spawn(
-    settings: SenderSettings,
+    settings: ClientSettings,
+    print: bool,
     inbox: Receiver<SenderMsg>,
     to_self: Sender<SenderMsg>,
 ) -> io::Result<JoinHandle<()>> {
-    let mut wire = Wire::new(settings)?;
+    let mut wire = Wire::new(settings, print)?;
     if let Some(socket) = &wire.socket {
         spawn_ack_reader(socket.try_clone()?, wire.key.clone(), wire.name.clone(), to_self)?;
     }
@@ -417,8 +352,8 @@ fn spawn_ack_reader(socket: UdpSocket, key: Option<Key>, name: String, to_sender
 
 /// `--once`: send one heartbeat with `reports` and wait until every target
 /// acknowledged it (sending again up to three times), or print it.
-pub fn send_once(settings: SenderSettings, reports: Vec<PluginReport>) -> Result<(), String> {
-    let mut wire = Wire::new(settings).map_err(|e| format!("open socket: {e}"))?;
+pub fn send_once(settings: ClientSettings, print: bool, reports: Vec<PluginReport>) -> Result<(), String> {
+    let mut wire = Wire::new(settings, print).map_err(|e| format!("open socket: {e}"))?;
     if wire.print {
         wire.send(&reports);
         return Ok(());
@@ -473,15 +408,14 @@ mod tests {
     use super::*;
 
     fn wire(max: usize, key: Option<Key>) -> Wire {
-        let settings = SenderSettings {
+        let settings = ClientSettings {
             name: "h1".into(),
             interval: Duration::from_secs(30),
             targets: vec![],
             key,
             max_datagram_size: max,
-            print: true,
         };
-        Wire::new(settings).unwrap()
+        Wire::new(settings, true).unwrap()
     }
 
     fn report(name: &str, size: usize) -> (String, Value) {
@@ -537,8 +471,8 @@ mod tests {
         let messages = w.messages(None, &[report("huge", 200_000)]);
         assert_eq!(messages.len(), 1);
         // hbd must accept and store the error entry.
-        let limits = crate::protocol::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
-        let mut decoder = crate::protocol::Decoder::new(65536, 30.0, None, Default::default(), limits);
+        let limits = crate::wire::decode::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
+        let mut decoder = crate::wire::decode::Decoder::new(65536, 30.0, None, Default::default(), limits);
         let accepted = decoder.decode(messages[0].1.to_string().as_bytes(), SystemTime::now()).unwrap();
         assert!(accepted.dropped_plugins.is_empty(), "{:?}", accepted.dropped_plugins);
         assert_eq!(accepted.plugins[0].error.as_deref(), Some("data too large for one datagram"));

@@ -17,7 +17,8 @@ use crossbeam_channel::Receiver;
 use log::{error, info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::core::{unix_seconds, Host};
+use crate::server::model::Host;
+use crate::wire::unix_seconds;
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -126,7 +127,7 @@ fn write_atomically(path: &Path, state: &StateFile) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Status;
+    use crate::server::model::Status;
 
     fn host(name: &str) -> Host {
         Host {

@@ -20,16 +20,16 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// Pages, served at `/<name without .html>`.
 pub const PAGES: &[File] = &[
-    File { name: "live.html", content: include_str!("../www/live.html"), content_type: HTML },
-    File { name: "plugins.html", content: include_str!("../www/plugins.html"), content_type: HTML },
+    File { name: "live.html", content: include_str!("../../../www/live.html"), content_type: HTML },
+    File { name: "plugins.html", content: include_str!("../../../www/plugins.html"), content_type: HTML },
 ];
 
 /// Assets, served at `/static/<name>`.
 pub const STATIC: &[File] = &[
-    File { name: "hbd.css", content: include_str!("../www/static/hbd.css"), content_type: CSS },
-    File { name: "common.js", content: include_str!("../www/static/common.js"), content_type: JS },
-    File { name: "live.js", content: include_str!("../www/static/live.js"), content_type: JS },
-    File { name: "plugins.js", content: include_str!("../www/static/plugins.js"), content_type: JS },
+    File { name: "hbd.css", content: include_str!("../../../www/static/hbd.css"), content_type: CSS },
+    File { name: "common.js", content: include_str!("../../../www/static/common.js"), content_type: JS },
+    File { name: "live.js", content: include_str!("../../../www/static/live.js"), content_type: JS },
+    File { name: "plugins.js", content: include_str!("../../../www/static/plugins.js"), content_type: JS },
 ];
 
 pub fn page(name: &str) -> Option<&'static File> {

@@ -1,23 +1,25 @@
 //! The server's configuration: YAML → [`Config`] (strict, every key optional,
-//! built-in defaults) → [`Config::check`] (semantic problems in plain words) →
-//! one section per component ([`Config::udp`], [`Config::journal`], ...).
+//! built-in defaults) → [`Config::check`], which reports every semantic
+//! problem in plain words and is the only way to the typed [`Settings`], one
+//! section per component.
 //!
 //! Key names and meanings of the Python hbd are kept so its `.hb.yaml` files keep
 //! working. An unknown key is an error naming the key, never silently ignored:
 //! a typo must not turn a setting off. Keys of features this version does not
 //! have yet are unknown keys too, with a message that says so.
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::auth::{HostPattern, Key, Keyring};
-use crate::http::HttpSettings;
-use crate::protocol::PluginLimits;
-use crate::ws::WsSettings;
+use crate::logging::LogFormat;
+use crate::server::http::HttpSettings;
+use crate::server::ws::WsSettings;
+use crate::wire::auth::{HostPattern, Key, Keyring};
+use crate::wire::decode::PluginLimits;
+use crate::yaml::{self, redact, yaml11_bool, ConfigError, ConfigFile};
 
 /// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`.
 /// A unit test keeps this list equal to the fields of [`Config`], and an
@@ -68,17 +70,6 @@ const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
     ("threshold_renotify_interval", "threshold alerting"),
 ];
 
-/// Where the log goes and how each line looks (`logfmt`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Time stamp, level, source and message: for a log file.
-    Text,
-    /// Level, source and message only: for a service manager that stamps lines
-    /// itself (systemd's journal).
-    Msg,
-}
-
 /// One shared key for signed datagrams (docs/PROTOCOL.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -90,10 +81,6 @@ pub struct KeyConfig {
     /// Host names (or `*.domain` patterns) this key may speak for; empty: any.
     #[serde(default)]
     pub hosts: Vec<String>,
-}
-
-fn redact<S: Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("<redacted>")
 }
 
 /// The whole server configuration, defaults included; `hbd --check-config`
@@ -129,6 +116,7 @@ pub struct Config {
     pub pidfile: PathBuf,
     pub logfile: Option<PathBuf>,
     pub logfmt: LogFormat,
+    #[serde(deserialize_with = "yaml11_bool")]
     pub journal_enabled: bool,
     pub journal_dir: PathBuf,
     pub journal_file: String,
@@ -176,26 +164,6 @@ impl Default for Config {
     }
 }
 
-/// A configuration that cannot be used; the daemon exits with status 78.
-#[derive(Debug)]
-pub enum ConfigError {
-    Read { path: PathBuf, source: std::io::Error },
-    Parse { path: String, message: String },
-    Invalid { path: String, key: String, problem: String },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            ConfigError::Read { path, source } => write!(f, "{}: {}", path.display(), source),
-            ConfigError::Parse { path, message } => write!(f, "{path}: {message}"),
-            ConfigError::Invalid { path, key, problem } => write!(f, "{path}: {key}: {problem}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// The components' own sections, derived once from a checked [`Config`].
 #[derive(Debug, Clone)]
 pub struct UdpSettings {
@@ -223,70 +191,70 @@ pub struct JournalSettings {
     pub max_backups: u32,
 }
 
+/// Everything hbd's threads need, checked and in their own types; made only
+/// by [`Config::check`], so no component can run on an unchecked value.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub udp: UdpSettings,
+    pub core: CoreSettings,
+    /// None with `journal_enabled: false`.
+    pub journal: Option<JournalSettings>,
+    /// `ws_port` in it is the configured one; the parent puts in the bound one.
+    pub http: HttpSettings,
+    pub ws: WsSettings,
+    pub pickfile: PathBuf,
+    pub pidfile: PathBuf,
+    pub logfile: Option<PathBuf>,
+    pub logfmt: LogFormat,
+}
+
+impl ConfigFile for Config {
+    const KEYS: yaml::Keys = yaml::Keys { keys: KEYS, later: NOT_YET_SUPPORTED };
+
+    fn problems(&self) -> Vec<String> {
+        self.settings(Path::new("/")).err().unwrap_or_default()
+    }
+}
+
 impl Config {
-    /// Reads and checks `path`. `origin` names the file in messages.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse(&text, &path.display().to_string())
+    /// The typed settings of a loaded configuration; `origin` names it in messages.
+    pub fn check(&self, origin: &str, cwd: &Path) -> Result<Settings, ConfigError> {
+        self.settings(cwd).map_err(|problems| ConfigError::invalid(origin, problems))
     }
 
-    /// Parses and checks YAML text; `origin` names it in error messages.
-    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        // An empty file (or one of comments only) means "all defaults".
-        let config: Config = if text.trim().lines().all(|l| l.trim_start().starts_with('#')) {
-            Config::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
-                path: origin.to_string(),
-                message: explain_yaml_error(&e.to_string(), KEYS, NOT_YET_SUPPORTED),
-            })?
-        };
-        config.check(origin)?;
-        Ok(config)
-    }
-
-    /// The semantic checks serde cannot express, each naming its key.
-    pub fn check(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, problem: String| ConfigError::Invalid {
-            path: origin.to_string(),
-            key: key.to_string(),
-            problem,
-        };
-        if self.hb_host.parse::<IpAddr>().is_err() {
-            return Err(invalid(
-                "hb_host",
-                format!("`{}` is not an IP address (use :: for all addresses)", self.hb_host),
-            ));
-        }
-        if self.hbd_host.parse::<IpAddr>().is_err() {
-            return Err(invalid(
-                "hbd_host",
-                format!("`{}` is not an IP address (use :: for all addresses)", self.hbd_host),
-            ));
-        }
+    /// Checks what serde cannot and derives each component's settings.
+    /// Every problem is reported, each naming its key. Relative paths are
+    /// made absolute against `cwd`, so they keep meaning the same files
+    /// after a daemon changes directory to `/`.
+    fn settings(&self, cwd: &Path) -> Result<Settings, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, text: String| problems.push(format!("{key}: {text}"));
+        let hb_ip = self.hb_host.parse::<IpAddr>().unwrap_or_else(|_| {
+            problem("hb_host", format!("`{}` is not an IP address (use :: for all addresses)", self.hb_host));
+            IpAddr::from([0u16; 8])
+        });
+        let hbd_ip = resolve_listen_address(&self.hbd_host).unwrap_or_else(|why| {
+            problem("hbd_host", why);
+            IpAddr::from([127, 0, 0, 1])
+        });
         if let Some(bad) =
             self.cors_origins.iter().find(|o| !(*o == "*" || o.starts_with("http://") || o.starts_with("https://")))
         {
-            return Err(invalid("cors_origins", format!("`{bad}` is neither * nor an http:// or https:// origin")));
+            problem("cors_origins", format!("`{bad}` is neither * nor an http:// or https:// origin"));
         }
-        if let Some(dir) = self.templates_dir.as_ref().filter(|d| !d.is_dir()) {
-            return Err(invalid("templates_dir", format!("{} is not a directory", dir.display())));
+        let absolute = |path: &Path| if path.is_relative() { cwd.join(path) } else { path.to_path_buf() };
+        let templates_dir = self.templates_dir.as_deref().map(absolute);
+        if let Some(dir) = templates_dir.as_ref().filter(|d| !d.is_dir()) {
+            problem("templates_dir", format!("{} is not a directory", dir.display()));
         }
         if !(1024..=64 << 20).contains(&self.max_message_size) {
-            return Err(invalid(
-                "max_message_size",
-                format!("{} is outside 1024 to 67108864 bytes", self.max_message_size),
-            ));
+            problem("max_message_size", format!("{} is outside 1024 to 67108864 bytes", self.max_message_size));
         }
         if !(self.interval > 0.0 && self.interval <= 86400.0) {
-            return Err(invalid(
-                "interval",
-                format!("{} is not a number of seconds from above 0 to 86400", self.interval),
-            ));
+            problem("interval", format!("{} is not a number of seconds from above 0 to 86400", self.interval));
         }
         if !(self.grace >= 0.0 && self.grace <= 86400.0) {
-            return Err(invalid("grace", format!("{} is not a number of seconds from 0 to 86400", self.grace)));
+            problem("grace", format!("{} is not a number of seconds from 0 to 86400", self.grace));
         }
         for (key, value, max) in [
             ("plugin_history", self.plugin_history, 10_000),
@@ -297,41 +265,70 @@ impl Config {
             ("ws_max_clients", self.ws_max_clients, 10_000),
         ] {
             if !(1..=max).contains(&value) {
-                return Err(invalid(key, format!("{value} is outside 1 to {max}")));
+                problem(key, format!("{value} is outside 1 to {max}"));
             }
         }
         if self.auth_window == 0 {
-            return Err(invalid("auth_window", "must be at least 1 second".into()));
+            problem("auth_window", "must be at least 1 second".into());
         }
         if !(1..=86400).contains(&self.state_save_interval) {
-            return Err(invalid(
-                "state_save_interval",
-                format!("{} is outside 1 to 86400 seconds", self.state_save_interval),
-            ));
+            problem("state_save_interval", format!("{} is outside 1 to 86400 seconds", self.state_save_interval));
         }
         if self.journal_file.is_empty() || self.journal_file.contains('/') {
-            return Err(invalid(
+            problem(
                 "journal_file",
                 format!("`{}` must be a plain file name (the directory is journal_dir)", self.journal_file),
-            ));
+            );
         }
-        self.keyring().map_err(|(index, problem)| invalid(&format!("keys[{index}]"), problem))?;
-        Ok(())
-    }
-
-    /// Makes every relative path absolute against `cwd`, so that they keep
-    /// meaning the same files after a daemon changes directory to `/`.
-    pub fn absolutize(&mut self, cwd: &Path) {
-        for path in [&mut self.pickfile, &mut self.pidfile, &mut self.journal_dir, &mut self.cert_path] {
-            if path.is_relative() {
-                *path = cwd.join(&*path);
-            }
+        let keyring = self.keyring().unwrap_or_else(|(index, why)| {
+            problem(&format!("keys[{index}]"), why);
+            None
+        });
+        if !problems.is_empty() {
+            return Err(problems);
         }
-        for path in [self.logfile.as_mut(), self.templates_dir.as_mut()].into_iter().flatten() {
-            if path.is_relative() {
-                *path = cwd.join(&*path);
-            }
-        }
+        let cert_path = absolute(&self.cert_path);
+        // wss_pem and wss_key are relative to cert_path, unless absolute.
+        let wss = self
+            .wss_port
+            .map(|port| (SocketAddr::new(hbd_ip, port), cert_path.join(&self.wss_pem), cert_path.join(&self.wss_key)));
+        Ok(Settings {
+            udp: UdpSettings {
+                bind: SocketAddr::new(hb_ip, self.hb_port),
+                recv_buffer_size: self.recv_buffer_size,
+                max_message_size: self.max_message_size,
+                default_interval: self.interval,
+                keyring,
+                plugin_limits: PluginLimits {
+                    max_plugins: self.max_plugins_per_host,
+                    max_keys: self.max_plugin_keys,
+                    max_bytes: self.max_plugin_size,
+                },
+            },
+            core: CoreSettings {
+                grace: Duration::from_secs_f64(self.grace),
+                state_save_interval: Duration::from_secs(self.state_save_interval),
+                max_hosts: self.max_hosts,
+                plugin_history: self.plugin_history,
+                max_plugins_per_host: self.max_plugins_per_host,
+            },
+            journal: self.journal_enabled.then(|| JournalSettings {
+                path: absolute(&self.journal_dir).join(&self.journal_file),
+                max_size: self.journal_max_size,
+                max_backups: self.journal_max_backups,
+            }),
+            http: HttpSettings {
+                bind: SocketAddr::new(hbd_ip, self.hbd_port),
+                cors_origins: self.cors_origins.clone(),
+                www_dir: templates_dir,
+                ws_port: self.ws_port,
+            },
+            ws: WsSettings { bind: SocketAddr::new(hbd_ip, self.ws_port), max_clients: self.ws_max_clients, wss },
+            pickfile: absolute(&self.pickfile),
+            pidfile: absolute(&self.pidfile),
+            logfile: self.logfile.as_deref().map(absolute),
+            logfmt: self.logfmt,
+        })
     }
 
     fn keyring(&self) -> Result<Option<Keyring>, (usize, String)> {
@@ -353,107 +350,17 @@ impl Config {
         }
         Ok(Some(Keyring::new(keys, Duration::from_secs(self.auth_window))))
     }
-
-    pub fn udp(&self) -> UdpSettings {
-        let ip: IpAddr = self.hb_host.parse().unwrap_or(IpAddr::from([0u16; 8]));
-        UdpSettings {
-            bind: SocketAddr::new(ip, self.hb_port),
-            recv_buffer_size: self.recv_buffer_size,
-            max_message_size: self.max_message_size,
-            default_interval: self.interval,
-            // check() has proven the keyring builds.
-            keyring: self.keyring().ok().flatten(),
-            plugin_limits: PluginLimits {
-                max_plugins: self.max_plugins_per_host,
-                max_keys: self.max_plugin_keys,
-                max_bytes: self.max_plugin_size,
-            },
-        }
-    }
-
-    /// The address of the HTTP API and the WebSockets; check() has proven it parses.
-    fn hbd_ip(&self) -> IpAddr {
-        self.hbd_host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))
-    }
-
-    /// `ws_port` is the port the WebSocket listener got, which the pages need.
-    pub fn http(&self, ws_port: u16) -> HttpSettings {
-        HttpSettings {
-            bind: SocketAddr::new(self.hbd_ip(), self.hbd_port),
-            cors_origins: self.cors_origins.clone(),
-            www_dir: self.templates_dir.clone(),
-            ws_port,
-        }
-    }
-
-    pub fn ws(&self) -> WsSettings {
-        let ip = self.hbd_ip();
-        // wss_pem and wss_key are relative to cert_path, unless absolute.
-        let wss = self.wss_port.map(|port| {
-            (SocketAddr::new(ip, port), self.cert_path.join(&self.wss_pem), self.cert_path.join(&self.wss_key))
-        });
-        WsSettings { bind: SocketAddr::new(ip, self.ws_port), max_clients: self.ws_max_clients, wss }
-    }
-
-    pub fn core(&self) -> CoreSettings {
-        CoreSettings {
-            grace: Duration::from_secs_f64(self.grace),
-            state_save_interval: Duration::from_secs(self.state_save_interval),
-            max_hosts: self.max_hosts,
-            plugin_history: self.plugin_history,
-            max_plugins_per_host: self.max_plugins_per_host,
-        }
-    }
-
-    pub fn journal(&self) -> Option<JournalSettings> {
-        self.journal_enabled.then(|| JournalSettings {
-            path: self.journal_dir.join(&self.journal_file),
-            max_size: self.journal_max_size,
-            max_backups: self.journal_max_backups,
-        })
-    }
 }
 
-/// Rewrites serde_yaml's "unknown field" message into one that names the key
-/// and suggests the nearest real one; other messages pass through.
-/// `later` lists keys of features this version lacks, with the feature.
-pub fn explain_yaml_error(message: &str, keys: &[&str], later: &[(&str, &str)]) -> String {
-    let Some(rest) = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.find(": unknown field `").map(|i| &message[i + ": unknown field `".len()..]))
-    else {
-        return message.to_string();
-    };
-    let Some(end) = rest.find('`') else {
-        return message.to_string();
-    };
-    let key = &rest[..end];
-    let prefix = message.find(": unknown field").map(|i| &message[..i + 2]).unwrap_or("");
-    let top_level = prefix.is_empty();
-    if let Some((_, feature)) = later.iter().find(|(k, _)| top_level && *k == key) {
-        return format!(
-            "{prefix}key `{key}` configures {feature}, which this version of hbd does not have yet; remove it"
-        );
+/// The address to listen on for `hbd_host`: an IP address, or a name such
+/// as `localhost` (its first address, as the Python hbd's bind() took it).
+fn resolve_listen_address(host: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
     }
-    match keys.iter().min_by_key(|k| edit_distance(k, key)).filter(|k| edit_distance(k, key) <= 2) {
-        Some(near) if prefix.is_empty() => format!("unknown key `{key}` (did you mean `{near}`?)"),
-        _ => format!("{prefix}unknown key `{key}`"),
-    }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
+    let not_found = || format!("`{host}` is neither an IP address nor a name this host can resolve");
+    let mut addrs = (host, 0).to_socket_addrs().map_err(|_| not_found())?;
+    addrs.next().map(|a| a.ip()).ok_or_else(not_found)
 }
 
 #[cfg(test)]
@@ -486,8 +393,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.hb_port, 6000);
         assert_eq!(c.logfmt, LogFormat::Msg);
-        assert!(c.journal().is_none());
-        assert_eq!(c.core().grace, Duration::from_secs(5));
+        let settings = c.check("t.yaml", Path::new("/")).unwrap();
+        assert!(settings.journal.is_none());
+        assert_eq!(settings.core.grace, Duration::from_secs(5));
     }
 
     #[test]
@@ -538,10 +446,35 @@ mod tests {
 
     #[test]
     fn relative_paths_become_absolute() {
-        let mut c = Config { logfile: Some("hbd.log".into()), ..Config::default() };
-        c.absolutize(Path::new("/srv"));
-        assert_eq!(c.pickfile, Path::new("/srv/hbd-state.json"));
-        assert_eq!(c.logfile.as_deref(), Some(Path::new("/srv/hbd.log")));
-        assert_eq!(c.journal().unwrap().path, Path::new("/srv/journal/messages.journal"));
+        let c = Config { logfile: Some("hbd.log".into()), ..Config::default() };
+        let settings = c.check("t.yaml", Path::new("/srv")).unwrap();
+        assert_eq!(settings.pickfile, Path::new("/srv/hbd-state.json"));
+        assert_eq!(settings.logfile.as_deref(), Some(Path::new("/srv/hbd.log")));
+        assert_eq!(settings.journal.unwrap().path, Path::new("/srv/journal/messages.journal"));
+    }
+
+    #[test]
+    fn all_problems_of_a_file_in_one_run_each_once() {
+        let e =
+            Config::parse("hb_prot: 1\ngrace: soon\ninterval: 0\nmax_hosts: 0\n", "t.yaml").unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 4, "serde's and the semantic problems together: {e}");
+        assert_eq!(lines[0], "t.yaml: unknown key `hb_prot` (did you mean `hb_port`?)", "{e}");
+        assert!(lines[1].starts_with("t.yaml: grace: invalid type: string \"soon\", expected a number"), "{e}");
+        let e = Config::parse("interval: 0\nmax_hosts: 0\nhb_port: 70000\n", "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("hb_port: invalid value: integer `70000`, expected a whole number from 0 to 65535"), "{e}");
+        let e = Config::parse("interval: 0\nmax_hosts: 0\n", "t.yaml").unwrap_err().to_string();
+        assert_eq!(e.lines().count(), 2, "{e}");
+        assert!(e.contains("t.yaml: interval: ") && e.contains("t.yaml: max_hosts: "), "{e}");
+    }
+
+    #[test]
+    fn python_users_booleans_and_host_names() {
+        let c = Config::parse("journal_enabled: no\nhbd_host: localhost\n", "t.yaml").unwrap();
+        let settings = c.check("t.yaml", Path::new("/")).unwrap();
+        assert!(settings.journal.is_none());
+        assert!(settings.http.bind.ip().is_loopback(), "{:?}", settings.http.bind);
+        let e = Config::parse("hbd_host: no-such-host.invalid\n", "t.yaml").unwrap_err().to_string();
+        assert!(e.starts_with("t.yaml: hbd_host: `no-such-host.invalid` is neither an IP address"), "{e}");
     }
 }

@@ -9,8 +9,9 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::core::{MetricsSnapshot, Status};
-use crate::protocol::RejectReason;
+use crate::server::core::MetricsSnapshot;
+use crate::server::model::Status;
+use crate::wire::decode::RejectReason;
 
 /// Paths deeper than this are not exported (a hostile nesting costs nothing).
 const MAX_DEPTH: usize = 8;
@@ -180,8 +181,8 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Host, Json, PluginSeries, Sample, UdpStats};
-    use crate::protocol::PluginKind;
+    use crate::server::model::{Host, Json, PluginSeries, Sample, UdpStats};
+    use crate::wire::PluginKind;
     use std::collections::{BTreeMap, VecDeque};
     use std::sync::Arc;
 

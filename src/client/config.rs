@@ -1,0 +1,237 @@
+//! hbc's configuration: `hbc.yaml` → [`ClientConfig`] (strict, every key
+//! optional, the Python client's keys kept) → [`ClientConfig::check`], the
+//! only way to the [`ClientSettings`] the sender runs on.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::plugins::PluginsConfig;
+use crate::client::sender::Target;
+use crate::wire::auth::Key;
+use crate::wire::is_valid_host_name;
+use crate::yaml::{self, redact, ConfigError, ConfigFile};
+
+/// Every top-level key `hbc.yaml` accepts, in the order of `man 5 hbc.yaml`.
+pub const KEYS: &[&str] = &["server", "port", "interval", "name", "key", "max_datagram_size", "plugins"];
+
+/// `server:` takes one name or a list.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Servers {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Servers {
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            Servers::One(s) => vec![s.clone()],
+            Servers::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientKey {
+    pub id: String,
+    #[serde(serialize_with = "redact")]
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    pub server: Servers,
+    pub port: u16,
+    pub interval: u64,
+    pub name: Option<String>,
+    pub key: Option<ClientKey>,
+    pub max_datagram_size: usize,
+    pub plugins: PluginsConfig,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            server: Servers::Many(Vec::new()),
+            port: 50003,
+            interval: 30,
+            name: None,
+            key: None,
+            max_datagram_size: 1400,
+            plugins: PluginsConfig::default(),
+        }
+    }
+}
+
+/// What the sender needs, checked: made only by [`ClientConfig::check`], so
+/// a key that does not build can never silently turn signing off.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The name hbc reports, lower case as hbd keeps (and acknowledges) it.
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub interval: Duration,
+    pub key: Option<Key>,
+    pub max_datagram_size: usize,
+}
+
+impl ConfigFile for ClientConfig {
+    const KEYS: yaml::Keys = yaml::Keys { keys: KEYS, later: &[] };
+
+    fn problems(&self) -> Vec<String> {
+        self.settings().err().unwrap_or_default()
+    }
+}
+
+impl ClientConfig {
+    /// The checked settings (after the command line changed what it changes);
+    /// `origin` names the configuration in messages.
+    pub fn check(&self, origin: &str) -> Result<ClientSettings, ConfigError> {
+        self.settings().map_err(|problems| ConfigError::invalid(origin, problems))
+    }
+
+    fn settings(&self) -> Result<ClientSettings, Vec<String>> {
+        let mut problems = Vec::new();
+        if self.interval == 0 || self.interval > 86400 {
+            problems.push(format!("interval: {} is not from 1 to 86400 seconds", self.interval));
+        }
+        if !(512..=65000).contains(&self.max_datagram_size) {
+            problems.push(format!("max_datagram_size: {} is outside 512 to 65000 bytes", self.max_datagram_size));
+        }
+        let name = self.host_name().map_err(|problem| problems.push(problem)).unwrap_or_default();
+        let key = match &self.key {
+            Some(key) => Key::new(&key.id, key.secret.as_bytes(), Vec::new())
+                .map_err(|problem| problems.push(format!("key: {problem}")))
+                .ok(),
+            None => None,
+        };
+        let mut targets = Vec::new();
+        for server in self.server.list() {
+            match parse_server(&server, self.port) {
+                Ok(target) => targets.push(target),
+                Err(problem) => problems.push(format!("server: {problem}")),
+            }
+        }
+        problems.extend(self.plugins.check());
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(ClientSettings {
+            name,
+            targets,
+            interval: Duration::from_secs(self.interval),
+            key,
+            max_datagram_size: self.max_datagram_size,
+        })
+    }
+
+    /// The name hbc reports: `name`, else the system's host name.
+    fn host_name(&self) -> Result<String, String> {
+        if let Some(name) = &self.name {
+            return if is_valid_host_name(name) {
+                Ok(name.to_ascii_lowercase())
+            } else {
+                Err(format!("name: `{name}` is not an RFC 1123 host name"))
+            };
+        }
+        let name = sysinfo::System::host_name().unwrap_or_default().to_ascii_lowercase();
+        if is_valid_host_name(&name) {
+            Ok(name)
+        } else {
+            Err(format!("name: the system's host name `{name}` is not an RFC 1123 host name; set `name` or --name"))
+        }
+    }
+}
+
+/// Splits `HOST[:PORT]`, `[V6]:PORT` or a bare IPv6 address.
+pub fn parse_server(text: &str, default_port: u16) -> Result<Target, String> {
+    let bad_port = |p: &str| format!("`{p}` in server `{text}` is not a port number");
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| format!("server `{text}` lacks the closing ]"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad_port(p))?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("unexpected `{after}` after ] in server `{text}`")),
+        };
+        (host.to_string(), port)
+    } else if text.matches(':').count() == 1 {
+        let (host, p) = text.split_once(':').unwrap_or((text, ""));
+        (host.to_string(), p.parse().map_err(|_| bad_port(p))?)
+    } else {
+        (text.to_string(), default_port)
+    };
+    if host.is_empty() {
+        return Err(format!("server `{text}` has no host"));
+    }
+    Ok(Target { host, port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_client_yaml_is_accepted() {
+        let c = ClientConfig::parse(
+            "server: hbd.example.com\nport: 50003\ninterval: 30\nplugins:\n  cpu_monitor:\n    interval: 300\n    per_core: true\n\
+             \x20 memory_monitor:\n    interval: 300\n  nagios_runner:\n    interval: 300\n    commands:\n\
+             \x20     - /usr/lib/nagios/plugins/check_load -w 5,4,3 -c 10,8,6\n      - /usr/lib/nagios/plugins/check_disk -w 20% -c 10% -p /\n",
+            "hbc.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.server.list(), ["hbd.example.com"]);
+        assert!(c.plugins.cpu_monitor.per_core);
+        assert_eq!(c.plugins.nagios_runner.commands.len(), 2);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (text, expected) in [
+            ("sever: x\n", "unknown key `sever` (did you mean `server`?)"),
+            ("plugins:\n  cpu_monitor:\n    per_cor: true\n", "per_cor"),
+            ("plugins:\n  nosuch: {}\n", "nosuch"),
+            ("name: 'bad name'\n", "name: `bad name` is not an RFC 1123 host name"),
+            ("server: 'h:notaport'\n", "`notaport` in server"),
+            (
+                "plugins:\n  memory_monitor:\n    interval: 18446744073709551615\n",
+                "plugins.memory_monitor.interval: 18446744073709551615 is outside",
+            ),
+            (
+                "plugins:\n  exec:\n    - {name: x, command: y, timeout: 99999999}\n",
+                "plugins.exec[0]: timeout: 99999999 is outside",
+            ),
+            ("dyndomains: [a]\n", "unknown key `dyndomains`"),
+            (
+                "plugins:\n  nagios_runner:\n    commands:\n      - {name: x, command: y, timout: 5}\n",
+                "plugins.nagios_runner.commands: unknown key `timout`",
+            ),
+            ("key: {id: k, secret: short}\n", "key: secret of key `k` is shorter than 16 bytes"),
+            ("plugins:\n  exec:\n    - {name: cpu_monitor, command: x}\n", "`cpu_monitor` is already a plugin's name"),
+        ] {
+            let e = ClientConfig::parse(text, "hbc.yaml").unwrap_err().to_string();
+            assert!(e.contains(expected), "{text:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn server_forms() {
+        let t = |s: &str| parse_server(s, 50003).map(|t| (t.host, t.port));
+        assert_eq!(t("hbd.lan"), Ok(("hbd.lan".into(), 50003)));
+        assert_eq!(t("hbd.lan:6000"), Ok(("hbd.lan".into(), 6000)));
+        assert_eq!(t("[::1]:6000"), Ok(("::1".into(), 6000)));
+        assert_eq!(t("[::1]"), Ok(("::1".into(), 50003)));
+        assert_eq!(t("2001:db8::1"), Ok(("2001:db8::1".into(), 50003)));
+        assert!(t("[::1").is_err());
+        assert!(t(":5").is_err());
+    }
+
+    #[test]
+    fn keys_list_matches_config_fields() {
+        let message = serde_yaml::from_str::<ClientConfig>("no_such_key: 1").unwrap_err().to_string();
+        let listed: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
+        assert_eq!(listed, KEYS);
+    }
+}

@@ -1,0 +1,106 @@
+//! hbc, the client: its parent starts one thread per plugin and the
+//! `sender`, and implements `--once`. `config` reads `hbc.yaml`, `plugins`
+//! holds the plugins and their registry, `nagios` parses Nagios plugin output.
+//!
+//! Plugins never talk to the network: they send [`SenderMsg::Plugin`] results
+//! to the sender, which alone owns the socket.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use log::{debug, warn};
+
+use crate::wire::unix_seconds;
+use config::ClientSettings;
+use plugins::{Plugin, Scheduled};
+use sender::{PluginReport, SenderMsg};
+
+pub mod config;
+pub mod nagios;
+pub mod plugins;
+pub mod sender;
+
+/// Runs hbc until SIGTERM/SIGINT; returns when the sender has stopped.
+pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> Result<(), String> {
+    let (to_sender, inbox) = bounded(64);
+    let (stop_tx, stop) = bounded::<()>(0);
+    for scheduled in plugins {
+        spawn_plugin(scheduled, to_sender.clone(), stop.clone())?;
+    }
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .map_err(|e| format!("signals: {e}"))?;
+    let to_sender_on_signal = to_sender.clone();
+    std::thread::Builder::new()
+        .name("signal".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = to_sender_on_signal.send(SenderMsg::Shutdown);
+            }
+        })
+        .map_err(|e| format!("spawn signal thread: {e}"))?;
+    let sender = sender::spawn(settings.clone(), print, inbox, to_sender).map_err(|e| format!("start sender: {e}"))?;
+    let result = sender.join().map_err(|_| "the sender thread panicked".to_string());
+    drop(stop_tx);
+    result
+}
+
+/// A plugin's thread: sample, report, wait for the next turn. A plugin that
+/// needs a baseline is sampled again after [`WARM_UP`], so its first report
+/// comes at once rather than an interval later.
+fn spawn_plugin(scheduled: Scheduled, to_sender: Sender<SenderMsg>, stop: Receiver<()>) -> Result<(), String> {
+    let name = scheduled.plugin.name().to_string();
+    std::thread::Builder::new()
+        .name(format!("plugin:{name}"))
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let Scheduled { mut plugin, interval } = scheduled;
+            loop {
+                let report = collect_once(plugin.as_mut());
+                if to_sender.send(SenderMsg::Plugin(report)).is_err() {
+                    return;
+                }
+                match stop.recv_timeout(interval) {
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("spawn plugin {name}: {e}"))
+}
+
+const WARM_UP: Duration = Duration::from_secs(1);
+
+/// One report from `plugin`, taking a second sample after [`WARM_UP`] when
+/// the first was only a baseline.
+pub fn collect_once(plugin: &mut dyn Plugin) -> PluginReport {
+    let started = Instant::now();
+    let mut result = plugin.collect();
+    if let Ok(None) = result {
+        std::thread::sleep(WARM_UP);
+        result = plugin.collect();
+    }
+    let result = match result {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err("no sample after the warm-up".to_string()),
+        Err(e) => {
+            warn!("plugin {}: {e}", plugin.name());
+            Err(e)
+        }
+    };
+    debug!("plugin {}: collected in {:?}", plugin.name(), started.elapsed());
+    PluginReport { name: plugin.name().to_string(), kind: plugin.kind(), at: unix_seconds(SystemTime::now()), result }
+}
+
+/// `--once`: every enabled plugin once (in parallel, so their warm-ups and
+/// timeouts overlap), one message, then wait for the ACKs.
+pub fn run_once(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> Result<(), String> {
+    let reports: Vec<PluginReport> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plugins
+            .into_iter()
+            .map(|mut scheduled| scope.spawn(move || collect_once(scheduled.plugin.as_mut())))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    sender::send_once(settings.clone(), print, reports)
+}

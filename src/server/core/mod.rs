@@ -1,0 +1,496 @@
+//! The core thread: the one owner of the host table.
+//!
+//! Receives [`CoreMsg`]s on its one inbox (heartbeat batches and counters
+//! from `udp`, the number of watching browsers from the ws hub, the parent's
+//! shutdown) and [`Query`]s with a reply channel (from `http` and `ws`), and
+//! wakes on a tick to find hosts that fell silent. What it decides leaves
+//! through [`CoreOutputs`], which states for each channel what happens when
+//! it is full. It does no I/O and takes its time from a [`Clock`], so the
+//! whole loop is tested through its channels without sockets or sleeps.
+//!
+//! The transition rules live in [`table::HostTable`]; the data model in
+//! `server::model`.
+
+pub mod table;
+
+use std::io;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{bounded, never, select, tick, Receiver, Sender, TrySendError};
+use log::{info, warn};
+
+use crate::server::config::CoreSettings;
+use crate::server::journal::JournalMsg;
+use crate::server::model::{Event, Heartbeat, Host, PluginSeries, UdpStats};
+use crate::server::state::StateMsg;
+use crate::server::ws::Update;
+use crate::wire::unix_seconds;
+use table::HostTable;
+
+/// How often the core looks for hosts that fell silent.
+const TICK: Duration = Duration::from_secs(1);
+/// How long a requester waits for the core to take and to answer a query.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most one warning about refused hosts or plugins in this long.
+const DROP_REPORT_EVERY: f64 = 60.0;
+
+/// Everything the core is told that is not a question.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// Accepted messages from `udp`, in arrival order (batched: see `udp::BATCH`).
+    Heartbeats(Vec<Heartbeat>),
+    /// `udp`'s counters, sent once a second when they changed.
+    UdpStats(UdpStats),
+    /// From the ws hub: how many browsers watch live updates now. Updates
+    /// are prepared and sent only while some do.
+    LiveClients(usize),
+    /// From the parent once `udp` has stopped: send the final snapshot and end.
+    /// (The inbox has several senders, so it cannot end by disconnection.)
+    Shutdown,
+}
+
+/// What others (`http`, `ws`) ask the core. Each carries a channel of
+/// capacity 1 for the answer, so answering never blocks the core. Ask with [`ask`].
+#[derive(Debug)]
+pub enum Query {
+    /// Every host; plugins listed by kind, without samples.
+    Hosts(Sender<Vec<Host>>),
+    /// One host with its plugins' latest samples.
+    Host { name: String, reply: Sender<Option<Host>> },
+    /// One plugin's newest `limit` samples: None for an unknown host,
+    /// Some(None) for an unknown plugin.
+    History { name: String, plugin: String, limit: usize, reply: Sender<Option<Option<PluginSeries>>> },
+    /// How many hosts there are (`/healthz`).
+    HostCount(Sender<usize>),
+    /// What `/metrics` shows.
+    Metrics(Sender<MetricsSnapshot>),
+}
+
+/// The figures `/metrics` exports, gathered in one turn of the core.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    /// With their plugins' latest samples.
+    pub hosts: Vec<Host>,
+    pub udp: UdpStats,
+    pub inbound_queue: usize,
+    pub journal_queue: usize,
+    pub dropped_hosts: u64,
+    pub dropped_plugins: u64,
+    pub ws_dropped: u64,
+}
+
+/// The core did not take or answer a query within [`ASK_TIMEOUT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnswering;
+
+impl std::fmt::Display for NotAnswering {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("hbd's core is not answering")
+    }
+}
+
+/// Sends a query built around a fresh reply channel and waits for the
+/// answer: the one round trip `http` and `ws` share.
+pub fn ask<T>(to_core: &Sender<Query>, query: impl FnOnce(Sender<T>) -> Query) -> Result<T, NotAnswering> {
+    let (reply, answer) = bounded(1);
+    to_core.send_timeout(query(reply), ASK_TIMEOUT).map_err(|_| NotAnswering)?;
+    answer.recv_timeout(ASK_TIMEOUT).map_err(|_| {
+        warn!("core did not answer a query within {ASK_TIMEOUT:?}");
+        NotAnswering
+    })
+}
+
+/// Where the core sends what it decides, and what it does when a channel is
+/// full. A new consumer of events is one field here and one line in
+/// [`Core::route`].
+pub struct CoreOutputs {
+    /// Events for the journal. Full: the core blocks, because no line may be
+    /// lost. None with `journal_enabled: false`.
+    pub to_journal: Option<Sender<JournalMsg>>,
+    /// Snapshots for the state writer. Full: a periodic save is skipped (the
+    /// queued snapshot is as good); the final save waits.
+    pub to_state: Sender<StateMsg>,
+    /// Live updates for browsers. Full: the update is dropped and counted
+    /// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
+    pub to_ws: Option<Sender<Update>>,
+}
+
+/// Where the core learns the time: the system clock in hbd, a hand-set one in tests.
+pub trait Clock: Send + 'static {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> f64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> f64 {
+        unix_seconds(SystemTime::now())
+    }
+}
+
+/// Starts the core on the system clock, ticking every [`TICK`].
+pub fn spawn(
+    settings: CoreSettings,
+    hosts: Vec<Host>,
+    inbox: Receiver<CoreMsg>,
+    queries: Receiver<Query>,
+    outputs: CoreOutputs,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("core".into())
+        .spawn(move || run(settings, hosts, inbox, queries, tick(TICK), SystemClock, outputs))
+}
+
+/// The core loop, on the calling thread: runs until [`CoreMsg::Shutdown`] (or
+/// until every sender of `inbox` is gone), then hands the final table to the
+/// state writer. `ticks` wake it to look for silent hosts and to save.
+pub fn run(
+    settings: CoreSettings,
+    hosts: Vec<Host>,
+    inbox: Receiver<CoreMsg>,
+    mut queries: Receiver<Query>,
+    ticks: Receiver<Instant>,
+    clock: impl Clock,
+    outputs: CoreOutputs,
+) {
+    let now = clock.now();
+    let mut core = Core {
+        table: HostTable::new(hosts, &settings, now),
+        outputs,
+        events: Vec::new(),
+        reported_drops: (0, 0),
+        last_drop_report: None,
+        udp_stats: UdpStats::default(),
+        ws_dropped: 0,
+        live_clients: 0,
+    };
+    info!("core: tracking {} hosts from the state file", core.table.len());
+    let save_every = settings.state_save_interval.as_secs_f64();
+    let mut next_save = now + save_every;
+    loop {
+        select! {
+            recv(inbox) -> msg => match msg {
+                Ok(CoreMsg::Heartbeats(batch)) => core.handle_heartbeats(batch),
+                Ok(CoreMsg::UdpStats(stats)) => core.handle_udp_stats(stats),
+                Ok(CoreMsg::LiveClients(n)) => core.handle_live_clients(n),
+                Ok(CoreMsg::Shutdown) | Err(_) => break,
+            },
+            recv(queries) -> query => match query {
+                Ok(query) => core.handle_query(query, inbox.len()),
+                // No one asks any more (http has stopped): stop listening.
+                Err(_) => queries = never(),
+            },
+            recv(ticks) -> _ => {
+                let now = clock.now();
+                core.handle_tick(now);
+                if now >= next_save {
+                    core.save(false);
+                    next_save = now + save_every;
+                }
+            },
+        }
+    }
+    core.save(true);
+    info!("core: stopped with {} hosts", core.table.len());
+}
+
+struct Core {
+    table: HostTable,
+    outputs: CoreOutputs,
+    /// Reused buffer for the events of one message or tick.
+    events: Vec<Event>,
+    /// Refusals (full table, too many plugins) already reported, and when.
+    reported_drops: (u64, u64),
+    last_drop_report: Option<f64>,
+    udp_stats: UdpStats,
+    /// Live updates dropped because the WebSocket hub was behind.
+    ws_dropped: u64,
+    /// Browsers connected to the ws hub, as it last said.
+    live_clients: usize,
+}
+
+impl Core {
+    fn handle_heartbeats(&mut self, batch: Vec<Heartbeat>) {
+        for hb in batch {
+            self.handle_heartbeat(hb);
+        }
+    }
+
+    fn handle_heartbeat(&mut self, hb: Heartbeat) {
+        let at = unix_seconds(hb.received_at);
+        // What live updates need, taken before the table consumes `hb`.
+        let watched =
+            self.watched().then(|| (hb.name.clone(), hb.plugins.iter().map(|p| p.name.clone()).collect::<Vec<_>>()));
+        self.table.heartbeat(hb, &mut self.events);
+        self.route_events(at);
+        if let Some((name, plugins)) = watched {
+            self.publish_heartbeat(&name, plugins);
+        }
+        self.report_drops(at);
+    }
+
+    fn handle_udp_stats(&mut self, stats: UdpStats) {
+        self.udp_stats = stats;
+    }
+
+    fn handle_live_clients(&mut self, n: usize) {
+        self.live_clients = n;
+    }
+
+    fn handle_tick(&mut self, now: f64) {
+        self.table.expire(now, &mut self.events);
+        self.route_events(now);
+    }
+
+    fn handle_query(&mut self, query: Query, inbound_queue: usize) {
+        // A requester that gave up has dropped its receiver; nothing to do then.
+        match query {
+            Query::Hosts(reply) => {
+                let _ = reply.send(self.table.hosts_with(0));
+            }
+            Query::Host { name, reply } => {
+                let _ = reply.send(self.table.get(&name.to_ascii_lowercase()).map(|h| h.with_newest(1)));
+            }
+            Query::History { name, plugin, limit, reply } => {
+                let answer = self.table.get(&name.to_ascii_lowercase()).map(|host| {
+                    host.plugins.get(&plugin).map(|series| {
+                        let skip = series.samples.len().saturating_sub(limit);
+                        PluginSeries { kind: series.kind, samples: series.samples.iter().skip(skip).cloned().collect() }
+                    })
+                });
+                let _ = reply.send(answer);
+            }
+            Query::HostCount(reply) => {
+                let _ = reply.send(self.table.len());
+            }
+            Query::Metrics(reply) => {
+                let _ = reply.send(MetricsSnapshot {
+                    hosts: self.table.hosts_with(1),
+                    udp: self.udp_stats.clone(),
+                    inbound_queue,
+                    journal_queue: self.outputs.to_journal.as_ref().map_or(0, |j| j.len()),
+                    dropped_hosts: self.table.dropped_hosts,
+                    dropped_plugins: self.table.dropped_plugins,
+                    ws_dropped: self.ws_dropped,
+                });
+            }
+        }
+    }
+
+    /// True while some browser watches: only then are live updates prepared.
+    fn watched(&self) -> bool {
+        self.live_clients > 0 && self.outputs.to_ws.is_some()
+    }
+
+    fn route_events(&mut self, at: f64) {
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            self.route(at, event);
+        }
+        self.events = events;
+    }
+
+    /// The one place that decides who hears of an event.
+    fn route(&mut self, at: f64, event: Event) {
+        info!("core: {event}");
+        if self.watched() {
+            self.publish(Update::Event { at, event: event.clone() });
+        }
+        if let Some(journal) = &self.outputs.to_journal {
+            // Blocking on purpose: the journal may not lose lines.
+            let _ = journal.send(JournalMsg::Event { at, event });
+        }
+    }
+
+    /// Tells browsers about the heartbeat and each plugin sample it carried.
+    fn publish_heartbeat(&mut self, name: &str, plugins: Vec<String>) {
+        let Some(host) = self.table.get(name) else { return };
+        let mut updates = vec![Update::Heartbeat(host.with_newest(0))];
+        for plugin in plugins {
+            if let Some(sample) = host.plugins.get(&plugin).and_then(|s| Some((s.kind, s.samples.back()?))) {
+                updates.push(Update::Plugin {
+                    host: name.to_string(),
+                    plugin,
+                    kind: sample.0,
+                    sample: sample.1.clone(),
+                });
+            }
+        }
+        for update in updates {
+            self.publish(update);
+        }
+    }
+
+    fn publish(&mut self, update: Update) {
+        if let Some(ws) = &self.outputs.to_ws {
+            if ws.try_send(update).is_err() {
+                self.ws_dropped += 1;
+            }
+        }
+    }
+
+    fn report_drops(&mut self, now: f64) {
+        let drops = (self.table.dropped_hosts, self.table.dropped_plugins);
+        if drops != self.reported_drops && self.last_drop_report.is_none_or(|t| now - t >= DROP_REPORT_EVERY) {
+            warn!(
+                "core: refused {} messages from new hosts (max_hosts {} reached) and {} plugin samples (max_plugins_per_host reached) so far",
+                drops.0,
+                self.table.len(),
+                drops.1
+            );
+            self.reported_drops = drops;
+            self.last_drop_report = Some(now);
+        }
+    }
+
+    /// Periodic saves are skipped while the writer is still busy with the last
+    /// one (a stalled disk must not stall the core); the final one waits.
+    fn save(&mut self, last: bool) {
+        let msg = StateMsg::Save(self.table.snapshot());
+        if last {
+            if self.outputs.to_state.send(msg).is_err() {
+                warn!("core: state writer is gone; final state not saved");
+            }
+        } else if let Err(TrySendError::Disconnected(_)) = self.outputs.to_state.try_send(msg) {
+            warn!("core: state writer is gone; state not saved");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core loop driven through its channels, on a clock the test sets.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct TestClock(Arc<AtomicU64>);
+
+    impl TestClock {
+        fn set(&self, seconds: f64) {
+            self.0.store(seconds.to_bits(), Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for TestClock {
+        fn now(&self) -> f64 {
+            f64::from_bits(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    struct Harness {
+        inbox: Sender<CoreMsg>,
+        queries: Sender<Query>,
+        ticks: Sender<Instant>,
+        clock: TestClock,
+        journal: Receiver<JournalMsg>,
+        state: Receiver<StateMsg>,
+        ws: Receiver<Update>,
+        core: JoinHandle<()>,
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    fn start() -> Harness {
+        let settings = CoreSettings {
+            grace: Duration::from_secs(5),
+            state_save_interval: Duration::from_secs(60),
+            max_hosts: 10,
+            plugin_history: 3,
+            max_plugins_per_host: 4,
+        };
+        // Rendezvous channels: once a send returns, the core has taken the
+        // message, so the answer to a later query comes after it was handled.
+        let (inbox, core_inbox) = bounded(0);
+        let (queries, core_queries) = bounded(0);
+        let (ticks, core_ticks) = bounded(0);
+        let (to_journal, journal) = bounded(64);
+        let (to_state, state) = bounded(1);
+        let (to_ws, ws) = bounded(64);
+        let clock = TestClock::default();
+        clock.set(1000.0);
+        let outputs = CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws) };
+        let run_clock = clock.clone();
+        let core = std::thread::spawn(move || {
+            run(settings, Vec::new(), core_inbox, core_queries, core_ticks, run_clock, outputs)
+        });
+        Harness { inbox, queries, ticks, clock, journal, state, ws, core }
+    }
+
+    fn heartbeat(name: &str, at: f64) -> Heartbeat {
+        Heartbeat::for_test(name, "10.0.0.1", at)
+    }
+
+    fn next_event(journal: &Receiver<JournalMsg>) -> Event {
+        match journal.recv_timeout(DEADLINE) {
+            Ok(JournalMsg::Event { event, .. }) => event,
+            other => panic!("expected an event for the journal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn heartbeats_make_hosts_and_silence_makes_them_down() {
+        let h = start();
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0), heartbeat("b", 1000.0)])).unwrap();
+        assert!(matches!(next_event(&h.journal), Event::HostNew { name, .. } if name == "a"));
+        assert!(matches!(next_event(&h.journal), Event::HostNew { name, .. } if name == "b"));
+        let hosts = ask(&h.queries, Query::Hosts).unwrap();
+        assert_eq!(hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+
+        h.clock.set(1014.0);
+        h.ticks.send(Instant::now()).unwrap();
+        assert_eq!(ask(&h.queries, Query::HostCount).unwrap(), 2);
+        assert!(h.journal.try_recv().is_err(), "interval 10 + grace 5 not yet exceeded");
+
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("b", 1014.0)])).unwrap();
+        h.clock.set(1016.0);
+        h.ticks.send(Instant::now()).unwrap();
+        assert!(matches!(next_event(&h.journal), Event::HostDown { name, .. } if name == "a"));
+
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        h.core.join().unwrap();
+        let StateMsg::Save(saved) = h.state.recv_timeout(DEADLINE).unwrap();
+        assert_eq!(saved.len(), 2, "the final snapshot has every host");
+    }
+
+    #[test]
+    fn live_updates_flow_only_while_browsers_watch() {
+        let h = start();
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0)])).unwrap();
+        next_event(&h.journal);
+        ask(&h.queries, Query::HostCount).unwrap();
+        assert!(h.ws.try_recv().is_err(), "nobody watches: no updates");
+
+        h.inbox.send(CoreMsg::LiveClients(1)).unwrap();
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1001.0)])).unwrap();
+        match h.ws.recv_timeout(DEADLINE) {
+            Ok(Update::Heartbeat(host)) => assert_eq!((host.name.as_str(), host.count), ("a", 2)),
+            other => panic!("expected a heartbeat update, got {other:?}"),
+        }
+        drop(h.inbox);
+        h.core.join().unwrap();
+    }
+
+    #[test]
+    fn metrics_carry_udp_counters_and_periodic_saves_follow_the_clock() {
+        let h = start();
+        let stats = UdpStats { received: 7, rejected: vec![1, 2], dropped_plugins: 3 };
+        h.inbox.send(CoreMsg::UdpStats(stats.clone())).unwrap();
+        assert_eq!(ask(&h.queries, Query::Metrics).unwrap().udp, stats);
+
+        h.clock.set(1059.0);
+        h.ticks.send(Instant::now()).unwrap();
+        ask(&h.queries, Query::HostCount).unwrap();
+        assert!(h.state.try_recv().is_err(), "state_save_interval 60 not reached");
+        h.clock.set(1060.0);
+        h.ticks.send(Instant::now()).unwrap();
+        assert!(h.state.recv_timeout(DEADLINE).is_ok(), "saved after 60 s by the clock");
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        h.core.join().unwrap();
+    }
+}

@@ -1,0 +1,318 @@
+//! The host table and its transition rules: heartbeats and silence in,
+//! [`Event`]s out. Pure: it takes the time as an argument, so its rules are
+//! unit-tested without clocks or sleeps.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::server::config::CoreSettings;
+use crate::server::model::{Event, Heartbeat, Host, Json, PluginSeries, Sample, Status};
+use crate::wire::{unix_seconds, PluginKind};
+
+/// The host table and its transition rules.
+#[derive(Debug)]
+pub struct HostTable {
+    hosts: HashMap<String, Host>,
+    grace: f64,
+    max_hosts: usize,
+    plugin_history: usize,
+    max_plugins_per_host: usize,
+    /// Plugin samples refused because their host has too many plugins.
+    pub dropped_plugins: u64,
+    /// Messages from new hosts refused because the table is full.
+    pub dropped_hosts: u64,
+    /// When this run started: a host restored from the state file gets its
+    /// full interval plus grace from here before it can be declared down.
+    started: f64,
+}
+
+impl HostTable {
+    pub fn new(hosts: Vec<Host>, settings: &CoreSettings, started: f64) -> HostTable {
+        let hosts = hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
+        HostTable {
+            hosts,
+            grace: settings.grace.as_secs_f64(),
+            max_hosts: settings.max_hosts,
+            plugin_history: settings.plugin_history,
+            max_plugins_per_host: settings.max_plugins_per_host,
+            dropped_plugins: 0,
+            dropped_hosts: 0,
+            started,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Host> {
+        self.hosts.get(name)
+    }
+
+    pub fn snapshot(&self) -> Vec<Host> {
+        self.hosts.values().cloned().collect()
+    }
+
+    /// Hosts sorted by name, each series cut to its newest `keep` samples.
+    pub fn hosts_with(&self, keep: usize) -> Vec<Host> {
+        let mut hosts: Vec<Host> = self.hosts.values().map(|h| h.with_newest(keep)).collect();
+        hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        hosts
+    }
+
+    /// Records a heartbeat (or plugin data); pushes the events it causes onto `events`.
+    pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>) {
+        let now = unix_seconds(hb.received_at);
+        let full = self.hosts.len() >= self.max_hosts;
+        let (history, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
+        // One lookup: heartbeats from known hosts are nearly all of them.
+        let host = match self.hosts.entry(hb.name) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(_) if full => {
+                self.dropped_hosts += 1;
+                return;
+            }
+            Entry::Vacant(new) => {
+                events.push(Event::HostNew { name: new.key().clone(), address: hb.source });
+                let name = new.key().clone();
+                new.insert(Host {
+                    name,
+                    address: hb.source.ip(),
+                    port: hb.source.port(),
+                    interval: hb.interval,
+                    first_seen: now,
+                    last_seen: now,
+                    count: 0,
+                    status: Status::Up,
+                    status_since: now,
+                    last_signed_us: None,
+                    latency_ms: None,
+                    plugins: BTreeMap::new(),
+                })
+            }
+        };
+        if host.address != hb.source.ip() {
+            events.push(Event::AddressChanged { name: host.name.clone(), old: host.address, new: hb.source.ip() });
+            host.address = hb.source.ip();
+        }
+        if host.status == Status::Down {
+            events.push(Event::HostUp {
+                name: host.name.clone(),
+                address: hb.source,
+                down_for: now - host.status_since,
+            });
+            host.status = Status::Up;
+            host.status_since = now;
+        }
+        host.port = hb.source.port();
+        host.last_seen = host.last_seen.max(now);
+        if hb.counts {
+            host.interval = hb.interval;
+            host.count += 1;
+        }
+        if hb.signed_at_us > host.last_signed_us {
+            host.last_signed_us = hb.signed_at_us;
+        }
+        if hb.latency_ms.is_some() {
+            host.latency_ms = hb.latency_ms;
+        }
+        for sample in hb.plugins {
+            if !host.plugins.contains_key(&sample.name) && host.plugins.len() >= max_plugins {
+                self.dropped_plugins += 1;
+                continue;
+            }
+            let series = host
+                .plugins
+                .entry(sample.name)
+                .or_insert_with(|| PluginSeries { kind: sample.kind, samples: VecDeque::new() });
+            series.kind = sample.kind;
+            let keep = if sample.kind == PluginKind::Info { 1 } else { history.max(1) };
+            while series.samples.len() >= keep {
+                series.samples.pop_front();
+            }
+            series.samples.push_back(Sample {
+                at: sample.at,
+                received: now,
+                data: sample.data.map(Json::from),
+                error: sample.error,
+            });
+        }
+    }
+
+    /// Marks down every up host silent for longer than its interval plus grace.
+    pub fn expire(&mut self, now: f64, events: &mut Vec<Event>) {
+        for host in self.hosts.values_mut() {
+            let heard = host.last_seen.max(self.started);
+            if host.status == Status::Up && now - heard > host.interval + self.grace {
+                host.status = Status::Down;
+                host.status_since = now;
+                events.push(Event::HostDown {
+                    name: host.name.clone(),
+                    last_seen: host.last_seen,
+                    silent_for: now - host.last_seen,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::wire::PluginSample;
+
+    fn hb(name: &str, ip: &str, at: f64) -> Heartbeat {
+        Heartbeat::for_test(name, ip, at)
+    }
+
+    fn settings() -> CoreSettings {
+        CoreSettings {
+            grace: Duration::from_secs(5),
+            state_save_interval: Duration::from_secs(60),
+            max_hosts: 2,
+            plugin_history: 3,
+            max_plugins_per_host: 2,
+        }
+    }
+
+    fn sample(name: &str, kind: PluginKind, at: f64) -> PluginSample {
+        PluginSample {
+            name: name.into(),
+            kind,
+            at,
+            data: Some(Arc::<str>::from(format!("{{\"at\":{at}}}"))),
+            error: None,
+        }
+    }
+
+    fn table() -> HostTable {
+        HostTable::new(Vec::new(), &settings(), 1000.0)
+    }
+
+    #[test]
+    fn first_heartbeat_creates_an_up_host() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        assert!(matches!(&ev[..], [Event::HostNew { name, .. }] if name == "a"));
+        let h = t.get("a").unwrap();
+        assert_eq!((h.status, h.count, h.first_seen, h.last_seen), (Status::Up, 1, 1000.0, 1000.0));
+    }
+
+    #[test]
+    fn silence_beyond_interval_plus_grace_means_down_and_a_heartbeat_means_up() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        ev.clear();
+        t.expire(1015.0, &mut ev);
+        assert!(ev.is_empty(), "interval 10 + grace 5 not yet exceeded");
+        t.expire(1015.5, &mut ev);
+        assert!(matches!(&ev[..], [Event::HostDown { silent_for, .. }] if *silent_for == 15.5));
+        ev.clear();
+        t.expire(1100.0, &mut ev);
+        assert!(ev.is_empty(), "down is reported once");
+        t.heartbeat(hb("a", "10.0.0.1", 1200.0), &mut ev);
+        assert!(matches!(&ev[..], [Event::HostUp { down_for, .. }] if *down_for == 184.5));
+        assert_eq!(t.get("a").unwrap().count, 2);
+    }
+
+    #[test]
+    fn address_change_is_an_event_port_change_is_not() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        ev.clear();
+        let mut other_port = hb("a", "10.0.0.1", 1001.0);
+        other_port.source.set_port(1);
+        t.heartbeat(other_port, &mut ev);
+        assert!(ev.is_empty());
+        t.heartbeat(hb("a", "2001:db8::1", 1002.0), &mut ev);
+        assert!(matches!(&ev[..], [Event::AddressChanged { new, .. }] if new.to_string() == "2001:db8::1"));
+    }
+
+    #[test]
+    fn restored_hosts_get_a_fresh_deadline_from_start() {
+        let mut t = table();
+        let mut ev = Vec::new();
+        t.heartbeat(hb("a", "10.0.0.1", 500.0), &mut ev);
+        let mut restarted = HostTable::new(t.snapshot(), &settings(), 1000.0);
+        ev.clear();
+        restarted.expire(1010.0, &mut ev);
+        assert!(ev.is_empty(), "silent during hbd's own downtime is not down yet");
+        restarted.expire(1016.0, &mut ev);
+        assert_eq!(ev.len(), 1);
+    }
+
+    #[test]
+    fn late_heartbeat_does_not_move_last_seen_back_and_signed_time_only_grows() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        let mut first = hb("a", "10.0.0.1", 1000.0);
+        first.signed_at_us = Some(9);
+        t.heartbeat(first, &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 999.0), &mut ev);
+        let h = t.get("a").unwrap();
+        assert_eq!((h.last_seen, h.last_signed_us), (1000.0, Some(9)));
+    }
+
+    #[test]
+    fn plugin_history_is_bounded_info_keeps_latest_and_hosts_cap_plugins() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        for i in 0..5 {
+            let mut beat = hb("a", "10.0.0.1", 1000.0 + i as f64);
+            beat.plugins = vec![sample("cpu", PluginKind::Monitor, i as f64), sample("os", PluginKind::Info, i as f64)];
+            t.heartbeat(beat, &mut ev);
+        }
+        let host = t.get("a").unwrap();
+        let cpu: Vec<f64> = host.plugins["cpu"].samples.iter().map(|s| s.at).collect();
+        assert_eq!(cpu, [2.0, 3.0, 4.0], "history of 3, oldest first");
+        assert_eq!(host.plugins["os"].samples.len(), 1);
+        assert_eq!(host.plugins["os"].samples[0].at, 4.0);
+
+        let mut third = hb("a", "10.0.0.1", 1010.0);
+        third.plugins = vec![sample("disk", PluginKind::Monitor, 9.0)];
+        t.heartbeat(third, &mut ev);
+        assert!(!t.get("a").unwrap().plugins.contains_key("disk"), "max 2 plugins per host");
+        assert_eq!(t.dropped_plugins, 1);
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_hosts_but_not_known_ones() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        for name in ["a", "b", "c"] {
+            t.heartbeat(hb(name, "10.0.0.1", 1000.0), &mut ev);
+        }
+        assert_eq!((t.len(), t.dropped_hosts), (2, 1));
+        t.heartbeat(hb("a", "10.0.0.1", 1001.0), &mut ev);
+        assert_eq!(t.get("a").unwrap().count, 2);
+    }
+
+    #[test]
+    fn plugin_only_messages_are_life_but_not_heartbeats() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        let mut plg = hb("a", "10.0.0.1", 1020.0);
+        plg.counts = false;
+        plg.interval = 999.0;
+        plg.latency_ms = Some(0.5);
+        t.heartbeat(plg, &mut ev);
+        let h = t.get("a").unwrap();
+        assert_eq!((h.count, h.interval, h.last_seen, h.latency_ms), (1, 10.0, 1020.0, Some(0.5)));
+    }
+
+    #[test]
+    fn the_store_survives_serialization() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        let mut beat = hb("a", "10.0.0.1", 1000.0);
+        beat.plugins = vec![sample("cpu", PluginKind::Monitor, 1.0)];
+        t.heartbeat(beat, &mut ev);
+        let text = serde_json::to_string(&t.snapshot()).unwrap();
+        assert!(text.contains(r#""data":{"at":1}"#), "stored JSON is embedded, not quoted: {text}");
+        let back: Vec<Host> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, t.snapshot());
+    }
+}

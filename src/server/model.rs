@@ -1,0 +1,197 @@
+//! The server's data model: what hbd knows about hosts and what changes in
+//! it. Owned and mutated by `core` alone; the other threads get copies
+//! (queries, snapshots, updates) and render them in their own formats
+//! (`views` for the API and WebSocket, `journal` for the file).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{PluginKind, PluginSample};
+
+/// An accepted message, as `udp` hands it to `core`.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub name: String,
+    pub source: SocketAddr,
+    pub interval: f64,
+    pub received_at: SystemTime,
+    /// Timestamp of the signed envelope, kept so replay protection survives a restart.
+    pub signed_at_us: Option<u64>,
+    /// False for a message with plugin data only (`PLG`): a sign of life,
+    /// but not counted as a heartbeat.
+    pub counts: bool,
+    pub latency_ms: Option<f64>,
+    pub plugins: Vec<PluginSample>,
+}
+
+#[cfg(test)]
+impl Heartbeat {
+    /// A heartbeat of interval 10 from `ip`, received at `at` (Unix seconds).
+    pub fn for_test(name: &str, ip: &str, at: f64) -> Heartbeat {
+        Heartbeat {
+            name: name.into(),
+            source: SocketAddr::new(ip.parse().expect("a test IP address"), 40000),
+            interval: 10.0,
+            received_at: std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(at),
+            signed_at_us: None,
+            counts: true,
+            latency_ms: None,
+            plugins: Vec::new(),
+        }
+    }
+}
+
+/// What `udp` counted since it started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UdpStats {
+    pub received: u64,
+    /// Indexed by `RejectReason::index()`.
+    pub rejected: Vec<u64>,
+    pub dropped_plugins: u64,
+}
+
+/// A JSON value kept as its compact text: cheap to keep, to share between
+/// the store and snapshots, and to send on as it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Json(Arc<str>);
+
+impl From<Arc<str>> for Json {
+    fn from(text: Arc<str>) -> Json {
+        Json(text)
+    }
+}
+
+impl Json {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.0.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(deserializer)?;
+        Ok(Json(Arc::from(raw.get())))
+    }
+}
+
+/// What hbd keeps of one plugin of one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginSeries {
+    pub kind: PluginKind,
+    /// Oldest first; an info plugin keeps only its latest sample.
+    pub samples: VecDeque<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at: f64,
+    /// When hbd received it.
+    pub received: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Up,
+    Down,
+}
+
+/// Everything hbd knows about one host. Times are seconds since the Unix
+/// epoch, as in the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub interval: f64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+    pub count: u64,
+    pub status: Status,
+    pub status_since: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_signed_us: Option<u64>,
+    /// The client's last measured round trip to hbd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, PluginSeries>,
+}
+
+impl Host {
+    /// A copy whose plugin series hold only their newest `keep` samples:
+    /// what queries need, without copying whole histories.
+    pub fn with_newest(&self, keep: usize) -> Host {
+        let plugins = self
+            .plugins
+            .iter()
+            .map(|(name, series)| {
+                let skip = series.samples.len().saturating_sub(keep);
+                let samples = series.samples.iter().skip(skip).cloned().collect();
+                (name.clone(), PluginSeries { kind: series.kind, samples })
+            })
+            .collect();
+        Host { plugins, ..self.clone_without_plugins() }
+    }
+
+    fn clone_without_plugins(&self) -> Host {
+        Host {
+            name: self.name.clone(),
+            address: self.address,
+            port: self.port,
+            interval: self.interval,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            count: self.count,
+            status: self.status,
+            status_since: self.status_since,
+            last_signed_us: self.last_signed_us,
+            latency_ms: self.latency_ms,
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+/// A change in what hbd knows about a host; later components (notifier, DNS,
+/// WebSocket) act on these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// First heartbeat ever from this host.
+    HostNew { name: String, address: SocketAddr },
+    /// A down host sent a heartbeat again.
+    HostUp { name: String, address: SocketAddr, down_for: f64 },
+    /// Nothing heard for longer than the host's interval plus `grace`.
+    HostDown { name: String, last_seen: f64, silent_for: f64 },
+    /// The heartbeat came from another IP address than the last one.
+    AddressChanged { name: String, old: IpAddr, new: IpAddr },
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Event::HostNew { name, address } => write!(f, "new host {name} at {}", address.ip()),
+            Event::HostUp { name, address, down_for } => {
+                write!(f, "host {name} is up at {} after {down_for:.0} s down", address.ip())
+            }
+            Event::HostDown { name, silent_for, .. } => write!(f, "host {name} is down, silent for {silent_for:.0} s"),
+            Event::AddressChanged { name, old, new } => {
+                write!(f, "host {name} moved from {old} to {new}")
+            }
+        }
+    }
+}

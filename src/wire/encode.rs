@@ -1,0 +1,96 @@
+//! Building datagrams: hbc's messages (JSON, compressed, signed) and hbd's
+//! ACKs. The decoder's counterpart; docs/PROTOCOL.md is the format.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use serde_json::{json, Map, Value};
+
+use super::auth::{Key, TAG_LEN};
+use super::{unix_micros, PluginKind, ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
+
+/// Messages smaller than this are sent uncompressed: zlib would not pay.
+const COMPRESS_ABOVE: usize = 256;
+
+/// What one message carries besides its plugin data.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a> {
+    /// True for the `HTB` heartbeat; false for a `PLG` message with plugin data only.
+    pub heartbeat: bool,
+    pub name: &'a str,
+    pub interval_s: u64,
+    pub seq: u64,
+    pub latency_ms: Option<f64>,
+}
+
+/// A message as a JSON object; `plugins` are `(name, entry)` pairs built by [`plugin_entry`].
+pub fn message(header: Header, plugins: &[(String, Value)]) -> Value {
+    let mut m = Map::new();
+    m.insert("ID".into(), json!(if header.heartbeat { HEARTBEAT_ID } else { PLUGIN_DATA_ID }));
+    m.insert("name".into(), json!(header.name));
+    if header.heartbeat {
+        m.insert("interval".into(), json!(header.interval_s));
+    }
+    m.insert("seq".into(), json!(header.seq));
+    if let (true, Some(latency)) = (header.heartbeat, header.latency_ms) {
+        m.insert("latency_ms".into(), json!(latency));
+    }
+    if header.heartbeat {
+        m.insert("client".into(), json!(concat!("hbc ", env!("CARGO_PKG_VERSION"))));
+    }
+    if !plugins.is_empty() {
+        m.insert("plugins".into(), Value::Object(plugins.iter().cloned().collect()));
+    }
+    Value::Object(m)
+}
+
+/// One plugin's entry: its data object, or the error it reported instead.
+pub fn plugin_entry(kind: PluginKind, at: f64, result: &Result<Value, String>) -> Value {
+    let mut m = Map::new();
+    m.insert("kind".into(), json!(kind));
+    m.insert("at".into(), json!((at * 1000.0).round() / 1000.0));
+    match result {
+        Ok(data) => m.insert("data".into(), data.clone()),
+        Err(e) => m.insert("error".into(), json!(e)),
+    };
+    Value::Object(m)
+}
+
+/// `text` zlib-compressed when that makes it smaller, else as it is: the
+/// decoder tells the two apart by the first byte.
+pub fn compress(text: &[u8]) -> Vec<u8> {
+    if text.len() <= COMPRESS_ABOVE {
+        return text.to_vec();
+    }
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let zipped = encoder.write_all(text).and_then(|()| encoder.finish());
+    match zipped {
+        Ok(zipped) if zipped.len() < text.len() => zipped,
+        _ => text.to_vec(),
+    }
+}
+
+/// Bytes the signed envelope adds around a payload.
+pub fn envelope_len(key: Option<&Key>) -> usize {
+    key.map_or(0, |k| 4 + 1 + k.id.len() + 8 + TAG_LEN)
+}
+
+/// The datagram for `payload`: sealed with `key` at `timestamp_us`, or as it is.
+pub fn datagram(payload: Vec<u8>, key: Option<&Key>, timestamp_us: u64) -> Vec<u8> {
+    match key {
+        Some(key) => key.seal(timestamp_us, &payload),
+        None => payload,
+    }
+}
+
+/// The acknowledgement of a message from `name`, echoing its `seq`: signed
+/// with the message's key when it was signed, so a client can trust the
+/// round trip it measures.
+pub fn ack(name: &str, seq: Option<u64>, key: Option<&Key>, now: SystemTime) -> Vec<u8> {
+    let mut body = format!("{{\"ID\":\"{ACK_ID}\",\"name\":\"{name}\"");
+    if let Some(seq) = seq {
+        body.push_str(&format!(",\"seq\":{seq}"));
+    }
+    body.push('}');
+    datagram(body.into_bytes(), key, unix_micros(now))
+}

@@ -1,0 +1,83 @@
+//! The wire area: the datagram format hbd and hbc share (docs/PROTOCOL.md).
+//!
+//! [`decode`] turns a datagram into a checked message or a counted rejection
+//! (and reads ACKs for hbc), [`encode`] builds messages, ACKs and signed
+//! envelopes, [`auth`] owns the HMAC envelope and replay memory. This module
+//! holds what both directions need: message IDs, plugin kinds, the name
+//! rules and time helpers.
+//!
+//! Invariant: the wire area imports neither the server nor the client.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+pub mod auth;
+pub mod decode;
+pub mod encode;
+
+/// `ID` of a heartbeat, as the Python hbc sends it.
+pub const HEARTBEAT_ID: &str = "HTB";
+/// `ID` of a message that carries only plugin data: the part of a client's
+/// plugin data that did not fit into its heartbeat's datagram.
+pub const PLUGIN_DATA_ID: &str = "PLG";
+/// `ID` of the server's acknowledgement.
+pub const ACK_ID: &str = "ACK";
+
+/// Info plugins are kept until replaced; monitor plugins keep a history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Info,
+    Monitor,
+}
+
+pub fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+}
+
+/// RFC 1123 host name: dot-separated labels of 1 to 63 letters, digits and
+/// hyphens, not starting or ending with a hyphen, 253 characters at most.
+/// Such a name is safe in DNS updates, file names and HTML.
+pub fn is_valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// `s` cut to at most `n` characters, for putting untrusted text into
+/// messages and logs.
+pub fn truncate_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// One plugin's report inside a message, checked by the decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSample {
+    pub name: String,
+    pub kind: PluginKind,
+    /// When the client took the sample (Unix seconds, client's clock).
+    pub at: f64,
+    /// The plugin's data object as compact JSON, or None when it reported `error`.
+    pub data: Option<Arc<str>>,
+    pub error: Option<String>,
+}
