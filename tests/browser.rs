@@ -275,3 +275,76 @@ fn live_page_reconnects_after_hbd_restarts() {
         browser.errors
     );
 }
+
+#[test]
+fn alerts_page_in_chromium() {
+    let dir = TempDir::new("alertspage");
+    let thresholds =
+        "thresholds:\n  evil:\n    '*': {warning: 1, critical: 10}\n  cpu_monitor:\n    cpu_percent: {warning: 80}\n";
+    let hbd = Hbd::start(&dir, thresholds);
+    let hostile = "<img src=x onerror=alert(1)>";
+    send(
+        &hbd,
+        json!({"ID": "HTB", "name": "web1", "interval": 30, "seq": 1,
+            "plugins": {"evil": {"kind": "monitor", "at": now(), "data": {hostile: 50}}}}),
+    );
+    send(
+        &hbd,
+        json!({"ID": "HTB", "name": "db1", "interval": 30, "seq": 2,
+            "plugins": {"cpu_monitor": {"kind": "monitor", "at": now(), "data": {"cpu_percent": 85.0}}}}),
+    );
+
+    let mut browser = Browser::launch();
+    let base = format!("http://{}", hbd.http);
+    browser.navigate(&format!("{base}/alerts"));
+    browser.wait_true("both alerts", "document.querySelectorAll('#alerts tbody tr').length === 2");
+    assert_eq!(browser.eval("document.getElementById('n-critical').textContent"), json!("1"));
+    assert_eq!(browser.eval("document.getElementById('n-warning').textContent"), json!("1"));
+    let first = browser.eval("document.querySelector('#alerts tbody tr').innerText");
+    let first = first.as_str().unwrap();
+    assert!(
+        first.starts_with("CRITICAL") && first.contains("web1") && first.contains(hostile),
+        "worst first, as text: {first}"
+    );
+    assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0), "no markup from client data");
+    let link = browser.eval("document.querySelector('#alerts tbody tr a').getAttribute('href')");
+    assert_eq!(link, json!("/plugins?host=web1&plugin=evil"), "each host links to its data");
+
+    // Filters.
+    browser.eval(
+        "{ const s = document.getElementById('severity'); s.value = 'WARNING'; s.dispatchEvent(new Event('change')); }",
+    );
+    browser.wait_true("the warning only", "document.querySelectorAll('#alerts tbody tr').length === 1");
+    browser
+        .eval("{ const s = document.getElementById('severity'); s.value = ''; s.dispatchEvent(new Event('change')); }");
+    browser.eval(
+        "{ const h = document.getElementById('host-filter'); h.value = 'db'; h.dispatchEvent(new Event('input')); }",
+    );
+    browser.wait_true("db1 only", "document.querySelector('#alerts tbody tr').innerText.includes('db1') && document.querySelectorAll('#alerts tbody tr').length === 1");
+    browser.eval(
+        "{ const h = document.getElementById('host-filter'); h.value = ''; h.dispatchEvent(new Event('input')); }",
+    );
+    browser.wait_true("both again", "document.querySelectorAll('#alerts tbody tr').length === 2");
+
+    // Live: a recovery arrives over the WebSocket and the list follows.
+    browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
+    send(
+        &hbd,
+        json!({"ID": "HTB", "name": "db1", "interval": 30, "seq": 3,
+            "plugins": {"cpu_monitor": {"kind": "monitor", "at": now() + 1.0, "data": {"cpu_percent": 5.0}}}}),
+    );
+    browser.wait_true(
+        "db1 recovered",
+        "document.querySelectorAll('#alerts tbody tr').length === 1 && document.getElementById('n-warning').textContent === '0'",
+    );
+    browser.wait_true("the feed", "document.getElementById('feed').textContent.includes('RECOVERED: db1')");
+    browser.screenshot("alerts.png");
+
+    // /live shows each host's alert level.
+    browser.navigate(&format!("{base}/live"));
+    browser.wait_true(
+        "web1's level on /live",
+        "[...document.querySelectorAll('#hosts tbody tr')].some(r => r.cells[0].textContent === 'web1' && r.cells[2].textContent === 'CRITICAL')",
+    );
+    assert!(browser.errors.is_empty(), "the pages logged errors: {:#?}", browser.errors);
+}

@@ -40,6 +40,7 @@ fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     let documented = documented_keys("man/hbd.yaml.5");
     let mut accepted: BTreeSet<String> = hbd::server::config::KEYS.iter().map(|k| k.to_string()).collect();
     accepted.extend(["id", "secret", "hosts"].map(String::from));
+    accepted.extend(["warning", "critical", "operator", "hysteresis", "for"].map(String::from));
     assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
 

@@ -53,14 +53,6 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return cli::fail("hbd", EX_CONFIG, e),
     };
-    if options.check_config {
-        match serde_yaml::to_string(&config) {
-            Ok(yaml) => print!("# effective configuration from {origin}\n{yaml}"),
-            Err(e) => eprintln!("hbd: print configuration: {e}"),
-        }
-        eprintln!("configuration OK");
-        return ExitCode::SUCCESS;
-    }
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(e) => return cli::fail("hbd", 1, format!("current directory: {e}")),
@@ -69,6 +61,17 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return cli::fail("hbd", EX_CONFIG, e),
     };
+    if options.check_config {
+        match serde_yaml::to_string(&config) {
+            Ok(yaml) => print!("# effective configuration from {origin}\n{yaml}"),
+            Err(e) => eprintln!("hbd: print configuration: {e}"),
+        }
+        for warning in &settings.warnings {
+            eprintln!("hbd: warning: {origin}: {warning}");
+        }
+        eprintln!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
     // Detached, standard error is gone: log to the file, hbd.log by default.
     let logfile = match (&settings.logfile, options.foreground) {
         (Some(path), _) => Some(path.clone()),
@@ -79,6 +82,9 @@ fn main() -> ExitCode {
         return cli::fail("hbd", 1, e);
     }
     log::info!("configuration from {origin}");
+    for warning in &settings.warnings {
+        log::warn!("{origin}: {warning}");
+    }
     match server::run(settings, options.foreground) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

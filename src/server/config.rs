@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
+use crate::server::core::alerts::Rules;
 use crate::server::http::HttpSettings;
 use crate::server::ws::WsSettings;
 use crate::wire::auth::{HostPattern, Key, Keyring};
@@ -48,6 +49,9 @@ pub const KEYS: &[&str] = &[
     "max_plugins_per_host",
     "max_plugin_keys",
     "max_plugin_size",
+    "thresholds",
+    "threshold_renotify_interval",
+    "plugin_stale_intervals",
     "pickfile",
     "state_save_interval",
     "pidfile",
@@ -62,13 +66,8 @@ pub const KEYS: &[&str] = &[
 
 /// Keys of the Python hbd that belong to features this version does not have
 /// yet; named in the error so a user switching over knows why their file fails.
-const NOT_YET_SUPPORTED: &[(&str, &str)] = &[
-    ("pushsrv", "notifications"),
-    ("dyndomains", "dynamic DNS updates"),
-    ("nsupdate_bin", "dynamic DNS updates"),
-    ("thresholds", "threshold alerting"),
-    ("threshold_renotify_interval", "threshold alerting"),
-];
+const NOT_YET_SUPPORTED: &[(&str, &str)] =
+    &[("pushsrv", "notifications"), ("dyndomains", "dynamic DNS updates"), ("nsupdate_bin", "dynamic DNS updates")];
 
 /// One shared key for signed datagrams (docs/PROTOCOL.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -111,6 +110,10 @@ pub struct Config {
     pub max_plugins_per_host: usize,
     pub max_plugin_keys: usize,
     pub max_plugin_size: usize,
+    /// Plugin → metric path → rule, plus `hosts:` overrides; compiled by check().
+    pub thresholds: serde_yaml::Value,
+    pub threshold_renotify_interval: f64,
+    pub plugin_stale_intervals: f64,
     pub pickfile: PathBuf,
     pub state_save_interval: u64,
     pub pidfile: PathBuf,
@@ -150,6 +153,9 @@ impl Default for Config {
             max_plugins_per_host: 32,
             max_plugin_keys: 1000,
             max_plugin_size: 65536,
+            thresholds: serde_yaml::Value::Null,
+            threshold_renotify_interval: 3600.0,
+            plugin_stale_intervals: 3.0,
             pickfile: "hbd-state.json".into(),
             state_save_interval: 60,
             pidfile: "hbd.pid".into(),
@@ -182,6 +188,8 @@ pub struct CoreSettings {
     pub max_hosts: usize,
     pub plugin_history: usize,
     pub max_plugins_per_host: usize,
+    /// `thresholds`, `threshold_renotify_interval` and `plugin_stale_intervals`, compiled.
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +214,8 @@ pub struct Settings {
     pub pidfile: PathBuf,
     pub logfile: Option<PathBuf>,
     pub logfmt: LogFormat,
+    /// Not wrong, but worth saying at start-up (a threshold path no built-in plugin has).
+    pub warnings: Vec<String>,
 }
 
 impl ConfigFile for Config {
@@ -284,6 +294,29 @@ impl Config {
             problem(&format!("keys[{index}]"), why);
             None
         });
+        if !(self.threshold_renotify_interval >= 0.0 && self.threshold_renotify_interval <= 7.0 * 86400.0) {
+            problem(
+                "threshold_renotify_interval",
+                format!(
+                    "{} is not a number of seconds from 0 (no reminders) to 604800",
+                    self.threshold_renotify_interval
+                ),
+            );
+        }
+        if !(self.plugin_stale_intervals >= 0.0 && self.plugin_stale_intervals <= 1000.0) {
+            problem(
+                "plugin_stale_intervals",
+                format!("{} is not a number of intervals from 0 (never stale) to 1000", self.plugin_stale_intervals),
+            );
+        }
+        let mut warnings = Vec::new();
+        let rules = Rules::compile(
+            &self.thresholds,
+            self.threshold_renotify_interval,
+            self.plugin_stale_intervals,
+            &mut problems,
+            &mut warnings,
+        );
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -311,6 +344,7 @@ impl Config {
                 max_hosts: self.max_hosts,
                 plugin_history: self.plugin_history,
                 max_plugins_per_host: self.max_plugins_per_host,
+                rules,
             },
             journal: self.journal_enabled.then(|| JournalSettings {
                 path: absolute(&self.journal_dir).join(&self.journal_file),
@@ -328,6 +362,7 @@ impl Config {
             pidfile: absolute(&self.pidfile),
             logfile: self.logfile.as_deref().map(absolute),
             logfmt: self.logfmt,
+            warnings,
         })
     }
 

@@ -94,8 +94,8 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         Some(PidFile::create(&settings.pidfile)?)
     };
     info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
-    let hosts = state::load(&settings.pickfile);
-    let replay = ReplayGuard::with_newest(hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))));
+    let saved = state::load(&settings.pickfile);
+    let replay = ReplayGuard::with_newest(saved.hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))));
 
     let (to_control, control) = bounded(8);
     spawn_signal_thread(to_control)?;
@@ -115,7 +115,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     }
     downstream.push(("state", state::spawn(settings.pickfile.clone(), state_inbox)?));
     let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws) };
-    downstream.push(("core", core::spawn(core_settings, hosts, core_inbox, core_queries, core_outputs)?));
+    downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
     let ws_handles =

@@ -131,6 +131,10 @@ pub struct Host {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, PluginSeries>,
+    /// The worst level of the host's alerts; kept by core from the alert
+    /// table (which the state file holds), so not saved here.
+    #[serde(skip, default = "ok_level")]
+    pub alert_level: Level,
 }
 
 impl Host {
@@ -163,6 +167,7 @@ impl Host {
             last_signed_us: self.last_signed_us,
             latency_ms: self.latency_ms,
             plugins: BTreeMap::new(),
+            alert_level: self.alert_level,
         }
     }
 }
@@ -179,6 +184,9 @@ pub enum Event {
     HostDown { name: String, last_seen: f64, silent_for: f64 },
     /// The heartbeat came from another IP address than the last one.
     AddressChanged { name: String, old: IpAddr, new: IpAddr },
+    /// An alert changed level, or is still not OK after
+    /// `threshold_renotify_interval` (a reminder).
+    Alert(AlertChange),
 }
 
 impl std::fmt::Display for Event {
@@ -192,6 +200,89 @@ impl std::fmt::Display for Event {
             Event::AddressChanged { name, old, new } => {
                 write!(f, "host {name} moved from {old} to {new}")
             }
+            Event::Alert(change) => f.write_str(&change.text),
         }
     }
+}
+
+fn ok_level() -> Level {
+    Level::Ok
+}
+
+/// How bad an alert is, in the order of escalation. Shown in upper case, as
+/// the Python hbd's API and texts do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Ok,
+    Unknown,
+    Warning,
+    Critical,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warning => "WARNING",
+            Level::Unknown => "UNKNOWN",
+            Level::Critical => "CRITICAL",
+        }
+    }
+
+    /// A Nagios plugin's exit code as a level (3 and anything else: UNKNOWN).
+    pub fn from_nagios(exit_code: i64) -> Level {
+        match exit_code {
+            0 => Level::Ok,
+            1 => Level::Warning,
+            2 => Level::Critical,
+            _ => Level::Unknown,
+        }
+    }
+}
+
+/// What an alert is about: a metric of a plugin of a host. Host-down alerts
+/// have the plugin `heartbeat`; a plugin that stopped reporting has an
+/// empty metric path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AlertKey {
+    pub host: String,
+    pub plugin: String,
+    pub metric_path: String,
+}
+
+/// The state of one alert, as the API shows it and the state file keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    #[serde(flatten)]
+    pub key: AlertKey,
+    pub level: Level,
+    /// The value that decided the level; None for host-down and stale alerts.
+    pub last_value: Option<f64>,
+    /// The threshold crossed (or, back at OK, the lowest one of the rule).
+    pub threshold: Option<f64>,
+    /// When the alert reached its level (Unix seconds).
+    pub since: f64,
+    /// When a transition or reminder was last sent for it.
+    pub last_notified: f64,
+    /// The text of the last transition or reminder.
+    pub message: String,
+    /// A level seen in a row but not yet for `for` samples, and how often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<(Level, u32)>,
+}
+
+/// A transition or reminder of an alert, with the text a person reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertChange {
+    pub key: AlertKey,
+    pub from: Level,
+    pub to: Level,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    /// True for a reminder: the level did not change.
+    pub reminder: bool,
+    /// Seconds since the alert reached its level.
+    pub ongoing: f64,
+    pub text: String,
 }

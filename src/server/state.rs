@@ -17,7 +17,7 @@ use crossbeam_channel::Receiver;
 use log::{error, info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::server::model::Host;
+use crate::server::model::{Alert, Host};
 use crate::wire::unix_seconds;
 
 const FORMAT_VERSION: u32 = 1;
@@ -25,8 +25,16 @@ const FORMAT_VERSION: u32 = 1;
 /// What the state writer receives.
 #[derive(Debug)]
 pub enum StateMsg {
-    /// Write this snapshot of the host table.
-    Save(Vec<Host>),
+    /// Write this snapshot of what core knows.
+    Save(Saved),
+}
+
+/// What hbd keeps across restarts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Saved {
+    pub hosts: Vec<Host>,
+    /// Alert states, so that a restart does not fire them again.
+    pub alerts: Vec<Alert>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -34,26 +42,33 @@ struct StateFile {
     version: u32,
     saved_at: f64,
     hosts: Vec<Host>,
+    #[serde(default)]
+    alerts: Vec<Alert>,
 }
 
 /// Reads the state file. A missing file is an empty table; an unreadable or
 /// corrupt one is renamed to `<pickfile>.corrupt-<unix time>` and reported.
-pub fn load(path: &Path) -> Vec<Host> {
+pub fn load(path: &Path) -> Saved {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             info!("state: {} does not exist yet; starting with no hosts", path.display());
-            return Vec::new();
+            return Saved::default();
         }
         Err(e) => {
             warn!("state: read {}: {e}; starting with no hosts", path.display());
-            return Vec::new();
+            return Saved::default();
         }
     };
     let problem = match serde_json::from_slice::<StateFile>(&bytes) {
         Ok(state) if state.version == FORMAT_VERSION => {
-            info!("state: restored {} hosts from {}", state.hosts.len(), path.display());
-            return state.hosts;
+            info!(
+                "state: restored {} hosts and {} alert states from {}",
+                state.hosts.len(),
+                state.alerts.len(),
+                path.display()
+            );
+            return Saved { hosts: state.hosts, alerts: state.alerts };
         }
         Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
         Err(e) => e.to_string(),
@@ -70,7 +85,7 @@ pub fn load(path: &Path) -> Vec<Host> {
             path.display()
         ),
     }
-    Vec::new()
+    Saved::default()
 }
 
 /// Fails early (before the daemon detaches) if the state file's directory
@@ -84,17 +99,17 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
 
 pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("state".into()).spawn(move || {
-        while let Ok(StateMsg::Save(mut hosts)) = inbox.recv() {
+        while let Ok(StateMsg::Save(mut saved)) = inbox.recv() {
             // Only the newest snapshot matters.
             while let Ok(StateMsg::Save(newer)) = inbox.try_recv() {
-                hosts = newer;
+                saved = newer;
             }
+            let Saved { mut hosts, mut alerts } = saved;
             hosts.sort_by(|a, b| a.name.cmp(&b.name));
+            alerts.sort_by(|a, b| a.key.cmp(&b.key));
             let n = hosts.len();
-            match write_atomically(
-                &path,
-                &StateFile { version: FORMAT_VERSION, saved_at: unix_seconds(SystemTime::now()), hosts },
-            ) {
+            let saved_at = unix_seconds(SystemTime::now());
+            match write_atomically(&path, &StateFile { version: FORMAT_VERSION, saved_at, hosts, alerts }) {
                 Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
@@ -127,7 +142,7 @@ fn write_atomically(path: &Path, state: &StateFile) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::model::Status;
+    use crate::server::model::{Level, Status};
 
     fn host(name: &str) -> Host {
         Host {
@@ -142,6 +157,7 @@ mod tests {
             status_since: 1.0,
             last_signed_us: Some(5),
             latency_ms: Some(0.25),
+            alert_level: Level::Ok,
             plugins: Default::default(),
         }
     }
@@ -159,11 +175,11 @@ mod tests {
         let path = d.join("s.json");
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = spawn(path.clone(), rx).unwrap();
-        tx.send(StateMsg::Save(vec![host("b"), host("a")])).unwrap();
+        tx.send(StateMsg::Save(Saved { hosts: vec![host("b"), host("a")], alerts: Vec::new() })).unwrap();
         drop(tx);
         handle.join().unwrap();
         let loaded = load(&path);
-        assert_eq!(loaded, vec![host("a"), host("b")]);
+        assert_eq!(loaded.hosts, vec![host("a"), host("b")]);
         assert!(!temp_path(&path).exists());
         fs::remove_dir_all(d).unwrap();
     }
@@ -173,7 +189,7 @@ mod tests {
         let d = dir("corrupt");
         let path = d.join("s.json");
         fs::write(&path, b"{\"version\":1,\"hosts\":[{\"na").unwrap();
-        assert!(load(&path).is_empty());
+        assert!(load(&path).hosts.is_empty());
         assert!(!path.exists());
         let moved: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert!(moved[0].starts_with("s.json.corrupt-"), "{moved:?}");
@@ -182,6 +198,6 @@ mod tests {
 
     #[test]
     fn missing_state_is_empty() {
-        assert!(load(Path::new("/nonexistent/hbd/state.json")).is_empty());
+        assert_eq!(load(Path::new("/nonexistent/hbd/state.json")), Saved::default());
     }
 }

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::server::model::{Event, Host, PluginSeries, Sample, Status};
+use crate::server::core::AlertList;
+use crate::server::model::{Alert, Event, Host, Level, PluginSeries, Sample, Status};
 use crate::wire::PluginKind;
 
 /// A host as the API shows it. `uptime` counts seconds since it last came
@@ -28,6 +29,8 @@ struct HostView<'a> {
     latency_ms: Option<f64>,
     status_since: f64,
     uptime: Option<f64>,
+    /// The worst level of the host's alerts.
+    alert_level: Level,
     plugins: BTreeMap<&'a str, PluginKind>,
 }
 
@@ -45,6 +48,7 @@ impl<'a> HostView<'a> {
             latency_ms: host.latency_ms,
             status_since: host.status_since,
             uptime: (host.status == Status::Up).then(|| (now - host.status_since).max(0.0)),
+            alert_level: host.alert_level,
             plugins: host.plugins.iter().map(|(name, s)| (name.as_str(), s.kind)).collect(),
         }
     }
@@ -113,7 +117,52 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         Event::AddressChanged { name, old, new } => {
             ("address_changed", json!({"name": name, "old_address": old.to_string(), "address": new.to_string()}))
         }
+        Event::Alert(change) => {
+            let kind = if change.reminder { "alert_reminder" } else { "alert" };
+            let fields = json!({
+                "name": change.key.host,
+                "plugin": change.key.plugin,
+                "metric_path": change.key.metric_path,
+                "from": change.from,
+                "level": change.to,
+                "value": change.value,
+                "threshold": change.threshold,
+                "ongoing": round3(change.ongoing),
+                "message": change.text,
+            });
+            (kind, fields)
+        }
     }
+}
+
+/// An alert as `/api/0/alerts` shows it: the Python hbd's field names.
+pub fn alert_json(alert: &Alert) -> Value {
+    json!({
+        "hostname": alert.key.host,
+        "plugin": alert.key.plugin,
+        "metric_path": alert.key.metric_path,
+        "level": alert.level,
+        "last_value": alert.last_value,
+        "threshold": alert.threshold,
+        "since": round3(alert.since),
+        "last_notified": round3(alert.last_notified),
+        "message": alert.message,
+    })
+}
+
+/// `{"summary":{"ok":…,"warning":…,"critical":…,"unknown":…},"alerts":[…],"count":N}`.
+pub fn alerts_json(list: &AlertList) -> Value {
+    let count = |level| list.summary.get(&level).copied().unwrap_or(0);
+    json!({
+        "summary": {
+            "ok": count(Level::Ok),
+            "warning": count(Level::Warning),
+            "critical": count(Level::Critical),
+            "unknown": count(Level::Unknown),
+        },
+        "alerts": list.alerts.iter().map(alert_json).collect::<Vec<_>>(),
+        "count": list.alerts.len(),
+    })
 }
 
 pub fn round3(x: f64) -> f64 {

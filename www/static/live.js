@@ -9,7 +9,7 @@
   const FEED_LENGTH = 100;
 
   function cells(row) {
-    while (row.cells.length < 7) row.appendChild(document.createElement('td'));
+    while (row.cells.length < 8) row.appendChild(document.createElement('td'));
     return row.cells;
   }
 
@@ -26,9 +26,11 @@
     c[0].textContent = host.name;
     c[1].textContent = host.status;
     c[1].className = `status-${host.status === 'up' ? 'up' : 'down'}`;
-    c[3].textContent = host.latency_ms === null || host.latency_ms === undefined ? '–' : `${hbd.number(host.latency_ms)} ms`;
-    c[4].textContent = host.address;
-    c[6].textContent = host.count;
+    c[2].textContent = host.alert_level || 'OK';
+    c[2].className = `level-${host.alert_level || 'OK'}`;
+    c[4].textContent = host.latency_ms === null || host.latency_ms === undefined ? '–' : `${hbd.number(host.latency_ms)} ms`;
+    c[5].textContent = host.address;
+    c[7].textContent = host.count;
     tickRow(host, c);
     if (flash) {
       row.classList.remove('flash');
@@ -38,8 +40,8 @@
   }
 
   function tickRow(host, c) {
-    c[2].textContent = hbd.ago(host.last_seen);
-    c[5].textContent = host.status === 'up' ? hbd.duration(Date.now() / 1000 - host.status_since) : '–';
+    c[3].textContent = hbd.ago(host.last_seen);
+    c[6].textContent = host.status === 'up' ? hbd.duration(Date.now() / 1000 - host.status_since) : '–';
   }
 
   function tick() {
@@ -85,6 +87,16 @@
       case 'host_up': setStatus(m.name, 'up', m.at); note(m.at, `${m.name} is up after ${hbd.duration(m.down_for)} down`); break;
       case 'host_down': setStatus(m.name, 'down', m.at); note(m.at, `${m.name} is down, silent for ${hbd.duration(m.silent_for)}`); break;
       case 'address_changed': note(m.at, `${m.name} moved from ${m.old_address} to ${m.address}`); break;
+      case 'alert': {
+        const host = hosts.get(m.name);
+        note(m.at, m.message);
+        if (host) {
+          // The host's next heartbeat brings its worst level; show this one now.
+          if (m.level !== 'OK' && (!host.alert_level || host.alert_level === 'OK')) host.alert_level = m.level;
+          render(host, true);
+        }
+        break;
+      }
       case 'plugin':
         note(m.sample.received, `${m.name}: ${m.plugin} ${m.sample.error ? `error: ${m.sample.error}` : 'reported'}`);
         break;

@@ -39,6 +39,10 @@
 
   function hostChanged(wantedPlugin) {
     const host = hosts.find((h) => h.name === hostSelect.value);
+    const level = (host && host.alert_level) || 'OK';
+    const badge = document.getElementById('alert-level');
+    badge.textContent = level;
+    badge.className = `level-${level}`;
     fill(pluginSelect, host ? Object.keys(host.plugins) : [], wantedPlugin);
     loadHistory();
   }

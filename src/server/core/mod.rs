@@ -11,6 +11,7 @@
 //! The transition rules live in [`table::HostTable`]; the data model in
 //! `server::model`.
 
+pub mod alerts;
 pub mod table;
 
 use std::io;
@@ -22,10 +23,11 @@ use log::{info, warn};
 
 use crate::server::config::CoreSettings;
 use crate::server::journal::JournalMsg;
-use crate::server::model::{Event, Heartbeat, Host, PluginSeries, UdpStats};
-use crate::server::state::StateMsg;
+use crate::server::model::{Alert, Event, Heartbeat, Host, Level, PluginSeries, UdpStats};
+use crate::server::state::{Saved, StateMsg};
 use crate::server::ws::Update;
 use crate::wire::unix_seconds;
+use alerts::AlertTable;
 use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.
@@ -65,6 +67,16 @@ pub enum Query {
     HostCount(Sender<usize>),
     /// What `/metrics` shows.
     Metrics(Sender<MetricsSnapshot>),
+    /// Alert states: with a host, all of that host's (None for an unknown
+    /// host); without, every alert that is not OK. Worst first.
+    Alerts { host: Option<String>, reply: Sender<Option<AlertList>> },
+}
+
+/// Alerts with the count of each level (of the host's, or of all).
+#[derive(Debug, Clone)]
+pub struct AlertList {
+    pub summary: std::collections::BTreeMap<Level, usize>,
+    pub alerts: Vec<Alert>,
 }
 
 /// The figures `/metrics` exports, gathered in one turn of the core.
@@ -78,6 +90,8 @@ pub struct MetricsSnapshot {
     pub dropped_hosts: u64,
     pub dropped_plugins: u64,
     pub ws_dropped: u64,
+    /// Every alert state, worst first.
+    pub alerts: Vec<Alert>,
 }
 
 /// The core did not take or answer a query within [`ASK_TIMEOUT`].
@@ -133,14 +147,14 @@ impl Clock for SystemClock {
 /// Starts the core on the system clock, ticking every [`TICK`].
 pub fn spawn(
     settings: CoreSettings,
-    hosts: Vec<Host>,
+    saved: Saved,
     inbox: Receiver<CoreMsg>,
     queries: Receiver<Query>,
     outputs: CoreOutputs,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("core".into())
-        .spawn(move || run(settings, hosts, inbox, queries, tick(TICK), SystemClock, outputs))
+        .spawn(move || run(settings, saved, inbox, queries, tick(TICK), SystemClock, outputs))
 }
 
 /// The core loop, on the calling thread: runs until [`CoreMsg::Shutdown`] (or
@@ -148,7 +162,7 @@ pub fn spawn(
 /// state writer. `ticks` wake it to look for silent hosts and to save.
 pub fn run(
     settings: CoreSettings,
-    hosts: Vec<Host>,
+    saved: Saved,
     inbox: Receiver<CoreMsg>,
     mut queries: Receiver<Query>,
     ticks: Receiver<Instant>,
@@ -157,7 +171,9 @@ pub fn run(
 ) {
     let now = clock.now();
     let mut core = Core {
-        table: HostTable::new(hosts, &settings, now),
+        table: HostTable::new(saved.hosts, &settings, now),
+        rules: settings.rules.clone(),
+        alerts: AlertTable::new(saved.alerts),
         outputs,
         events: Vec::new(),
         reported_drops: (0, 0),
@@ -166,6 +182,9 @@ pub fn run(
         ws_dropped: 0,
         live_clients: 0,
     };
+    for (host, level) in core.alerts.worst_by_host() {
+        core.table.set_alert_level(host, level);
+    }
     info!("core: tracking {} hosts from the state file", core.table.len());
     let save_every = settings.state_save_interval.as_secs_f64();
     let mut next_save = now + save_every;
@@ -198,6 +217,8 @@ pub fn run(
 
 struct Core {
     table: HostTable,
+    rules: alerts::Rules,
+    alerts: AlertTable,
     outputs: CoreOutputs,
     /// Reused buffer for the events of one message or tick.
     events: Vec<Event>,
@@ -220,10 +241,20 @@ impl Core {
 
     fn handle_heartbeat(&mut self, hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
-        // What live updates need, taken before the table consumes `hb`.
+        // What live updates and alerts need, taken before the table consumes `hb`.
         let watched =
             self.watched().then(|| (hb.name.clone(), hb.plugins.iter().map(|p| p.name.clone()).collect::<Vec<_>>()));
+        let judged: Vec<String> = hb
+            .plugins
+            .iter()
+            .filter(|p| p.data.is_some() && self.rules.watches(&p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        let name = (!judged.is_empty()).then(|| hb.name.clone());
         self.table.heartbeat(hb, &mut self.events);
+        if let Some(name) = name {
+            self.judge(&name, &judged, at);
+        }
         self.route_events(at);
         if let Some((name, plugins)) = watched {
             self.publish_heartbeat(&name, plugins);
@@ -241,7 +272,21 @@ impl Core {
 
     fn handle_tick(&mut self, now: f64) {
         self.table.expire(now, &mut self.events);
+        let changes = self.alerts.tick(&self.rules, &self.table.up_plugins(), now);
+        self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
+    }
+
+    /// Holds the newest samples of `plugins` of host `name` against the rules.
+    fn judge(&mut self, name: &str, plugins: &[String], now: f64) {
+        let Some(host) = self.table.get(name) else { return };
+        for plugin in plugins {
+            let Some(data) = host.plugins.get(plugin).and_then(|s| s.samples.back()?.data.clone()) else { continue };
+            // Stored as checked JSON; it parses.
+            let Ok(data) = serde_json::from_str::<serde_json::Value>(data.as_str()) else { continue };
+            let changes = self.alerts.observe(&self.rules, name, plugin, &data, now);
+            self.events.extend(changes.into_iter().map(Event::Alert));
+        }
     }
 
     fn handle_query(&mut self, query: Query, inbound_queue: usize) {
@@ -265,6 +310,9 @@ impl Core {
             Query::HostCount(reply) => {
                 let _ = reply.send(self.table.len());
             }
+            Query::Alerts { host, reply } => {
+                let _ = reply.send(self.alert_list(host.as_deref()));
+            }
             Query::Metrics(reply) => {
                 let _ = reply.send(MetricsSnapshot {
                     hosts: self.table.hosts_with(1),
@@ -274,7 +322,23 @@ impl Core {
                     dropped_hosts: self.table.dropped_hosts,
                     dropped_plugins: self.table.dropped_plugins,
                     ws_dropped: self.ws_dropped,
+                    alerts: self.alerts.sorted(None),
                 });
+            }
+        }
+    }
+
+    fn alert_list(&self, host: Option<&str>) -> Option<AlertList> {
+        match host.map(str::to_ascii_lowercase) {
+            Some(host) => {
+                self.table.get(&host)?;
+                let alerts = self.alerts.sorted(Some(&host));
+                Some(AlertList { summary: alerts::summarize(&alerts), alerts })
+            }
+            None => {
+                let mut alerts = self.alerts.sorted(None);
+                alerts.retain(|a| a.level != Level::Ok);
+                Some(AlertList { summary: self.alerts.summary(), alerts })
             }
         }
     }
@@ -285,11 +349,30 @@ impl Core {
     }
 
     fn route_events(&mut self, at: f64) {
+        self.follow_host_events(at);
         let mut events = std::mem::take(&mut self.events);
         for event in events.drain(..) {
+            if let Event::Alert(change) = &event {
+                let level = self.alerts.worst(&change.key.host);
+                self.table.set_alert_level(&change.key.host, level);
+            }
             self.route(at, event);
         }
         self.events = events;
+    }
+
+    /// A host going down or coming back is an alert of its own.
+    fn follow_host_events(&mut self, at: f64) {
+        let follow: Vec<Option<_>> = self
+            .events
+            .iter()
+            .map(|event| match event {
+                Event::HostDown { name, silent_for, .. } => self.alerts.host_down(name, *silent_for, at),
+                Event::HostUp { name, .. } => self.alerts.host_up(name, at),
+                _ => None,
+            })
+            .collect();
+        self.events.extend(follow.into_iter().flatten().map(Event::Alert));
     }
 
     /// The one place that decides who hears of an event.
@@ -348,7 +431,7 @@ impl Core {
     /// Periodic saves are skipped while the writer is still busy with the last
     /// one (a stalled disk must not stall the core); the final one waits.
     fn save(&mut self, last: bool) {
-        let msg = StateMsg::Save(self.table.snapshot());
+        let msg = StateMsg::Save(Saved { hosts: self.table.snapshot(), alerts: self.alerts.snapshot() });
         if last {
             if self.outputs.to_state.send(msg).is_err() {
                 warn!("core: state writer is gone; final state not saved");
@@ -403,6 +486,7 @@ mod tests {
             max_hosts: 10,
             plugin_history: 3,
             max_plugins_per_host: 4,
+            rules: alerts::Rules::default(),
         };
         // Rendezvous channels: once a send returns, the core has taken the
         // message, so the answer to a later query comes after it was handled.
@@ -417,7 +501,7 @@ mod tests {
         let outputs = CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws) };
         let run_clock = clock.clone();
         let core = std::thread::spawn(move || {
-            run(settings, Vec::new(), core_inbox, core_queries, core_ticks, run_clock, outputs)
+            run(settings, Saved::default(), core_inbox, core_queries, core_ticks, run_clock, outputs)
         });
         Harness { inbox, queries, ticks, clock, journal, state, ws, core }
     }
@@ -455,7 +539,7 @@ mod tests {
         h.inbox.send(CoreMsg::Shutdown).unwrap();
         h.core.join().unwrap();
         let StateMsg::Save(saved) = h.state.recv_timeout(DEADLINE).unwrap();
-        assert_eq!(saved.len(), 2, "the final snapshot has every host");
+        assert_eq!(saved.hosts.len(), 2, "the final snapshot has every host");
     }
 
     #[test]

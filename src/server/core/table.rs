@@ -5,8 +5,9 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use super::alerts::HostView;
 use crate::server::config::CoreSettings;
-use crate::server::model::{Event, Heartbeat, Host, Json, PluginSeries, Sample, Status};
+use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::wire::{unix_seconds, PluginKind};
 
 /// The host table and its transition rules.
@@ -53,6 +54,34 @@ impl HostTable {
         self.hosts.get(name)
     }
 
+    /// Notes the worst level of a host's alerts, shown with the host.
+    pub fn set_alert_level(&mut self, name: &str, level: Level) {
+        if let Some(host) = self.hosts.get_mut(name) {
+            host.alert_level = level;
+        }
+    }
+
+    /// For each host that is up: its monitor plugins with ≥ 2 samples, when
+    /// each was last heard (not before this run started) and the time
+    /// between its last two samples, its interval as far as hbd can tell.
+    pub fn up_plugins(&self) -> HostView<'_> {
+        let mut view = HostView::default();
+        for host in self.hosts.values().filter(|h| h.status == Status::Up) {
+            let plugins = host
+                .plugins
+                .iter()
+                .filter(|(_, series)| series.kind == PluginKind::Monitor)
+                .filter_map(|(name, series)| {
+                    let mut newest = series.samples.iter().rev();
+                    let (last, previous) = (newest.next()?, newest.next()?);
+                    Some((name.as_str(), last.received.max(self.started), last.received - previous.received))
+                })
+                .collect();
+            view.up_plugins.insert(host.name.as_str(), plugins);
+        }
+        view
+    }
+
     pub fn snapshot(&self) -> Vec<Host> {
         self.hosts.values().cloned().collect()
     }
@@ -92,6 +121,7 @@ impl HostTable {
                     last_signed_us: None,
                     latency_ms: None,
                     plugins: BTreeMap::new(),
+                    alert_level: Level::Ok,
                 })
             }
         };
@@ -179,6 +209,7 @@ mod tests {
             max_hosts: 2,
             plugin_history: 3,
             max_plugins_per_host: 2,
+            rules: Default::default(),
         }
     }
 

@@ -9,8 +9,9 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::server::core::alerts::summarize;
 use crate::server::core::MetricsSnapshot;
-use crate::server::model::Status;
+use crate::server::model::{Level, Status};
 use crate::wire::decode::RejectReason;
 
 /// Paths deeper than this are not exported (a hostile nesting costs nothing).
@@ -80,6 +81,28 @@ pub fn render(s: &MetricsSnapshot) -> String {
     family(&mut out, "hbd_queue_length", "gauge", "Messages waiting in a channel between hbd's threads.");
     sample(&mut out, "hbd_queue_length", &[("queue", "core")], s.inbound_queue as f64);
     sample(&mut out, "hbd_queue_length", &[("queue", "journal")], s.journal_queue as f64);
+
+    family(&mut out, "hbd_alerts", "gauge", "Alert states at each level.");
+    for (level, n) in summarize(&s.alerts) {
+        sample(&mut out, "hbd_alerts", &[("level", &level.as_str().to_ascii_lowercase())], n as f64);
+    }
+    family(
+        &mut out,
+        "hbd_alert_level",
+        "gauge",
+        "Each alert's level as Nagios numbers it: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    for alert in &s.alerts {
+        let code = match alert.level {
+            Level::Ok => 0.0,
+            Level::Warning => 1.0,
+            Level::Critical => 2.0,
+            Level::Unknown => 3.0,
+        };
+        let k = &alert.key;
+        let labels = [("host", k.host.as_str()), ("plugin", k.plugin.as_str()), ("metric", k.metric_path.as_str())];
+        sample(&mut out, "hbd_alert_level", &labels, code);
+    }
 
     family(
         &mut out,
@@ -181,7 +204,7 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::model::{Host, Json, PluginSeries, Sample, UdpStats};
+    use crate::server::model::{Host, Json, Level, PluginSeries, Sample, UdpStats};
     use crate::wire::PluginKind;
     use std::collections::{BTreeMap, VecDeque};
     use std::sync::Arc;
@@ -205,11 +228,13 @@ mod tests {
             status_since: 1.0,
             last_signed_us: None,
             latency_ms: Some(1.5),
+            alert_level: Level::Ok,
             plugins,
         };
         MetricsSnapshot {
             hosts: vec![host],
             udp: UdpStats { received: 10, rejected: vec![0, 3], dropped_plugins: 1 },
+            alerts: Vec::new(),
             inbound_queue: 0,
             journal_queue: 2,
             dropped_hosts: 0,

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::server::core::{self, Query};
-use crate::server::views::{host_json, hosts_body, latest_json, sample_json};
+use crate::server::views::{alerts_json, host_json, hosts_body, latest_json, sample_json};
 use crate::wire::{truncate_chars, unix_seconds};
 
 pub mod metrics;
@@ -155,6 +155,7 @@ enum Target<'a> {
     Host(&'a str),
     Plugins(&'a str),
     History(&'a str, &'a str),
+    Alerts(Option<&'a str>),
 }
 
 fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
@@ -167,6 +168,8 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
         ["api", "0", "hosts", name] => Target::Host(name),
         ["api", "0", "hosts", name, "plugins"] => Target::Plugins(name),
         ["api", "0", "hosts", name, "plugins", plugin] => Target::History(name, plugin),
+        ["api", "0", "hosts", name, "alerts"] => Target::Alerts(Some(name)),
+        ["api", "0", "alerts"] => Target::Alerts(None),
         [name] => Target::Page(www::page(name)?),
         _ => return None,
     })
@@ -209,6 +212,7 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Repl
             Ok(limit) => api.history(name, plugin, limit),
             Err(reply) => reply,
         },
+        Target::Alerts(host) => api.alerts(host),
     }
 }
 
@@ -294,6 +298,20 @@ impl Api {
             }
             Ok(Some(None)) => Reply::error(404, format!("host {} has no plugin {}", truncate(name), truncate(plugin))),
             Ok(None) => unknown_host(name),
+            Err(reply) => reply,
+        }
+    }
+
+    fn alerts(&self, host: Option<&str>) -> Reply {
+        match self.ask(|reply| Query::Alerts { host: host.map(str::to_string), reply }) {
+            Ok(Some(list)) => {
+                let mut body = alerts_json(&list);
+                if let (Some(name), Some(map)) = (host, body.as_object_mut()) {
+                    map.insert("hostname".into(), json!(name.to_ascii_lowercase()));
+                }
+                Reply::json(200, &body)
+            }
+            Ok(None) => unknown_host(host.unwrap_or_default()),
             Err(reply) => reply,
         }
     }

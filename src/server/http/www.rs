@@ -22,6 +22,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 pub const PAGES: &[File] = &[
     File { name: "live.html", content: include_str!("../../../www/live.html"), content_type: HTML },
     File { name: "plugins.html", content: include_str!("../../../www/plugins.html"), content_type: HTML },
+    File { name: "alerts.html", content: include_str!("../../../www/alerts.html"), content_type: HTML },
 ];
 
 /// Assets, served at `/static/<name>`.
@@ -30,6 +31,7 @@ pub const STATIC: &[File] = &[
     File { name: "common.js", content: include_str!("../../../www/static/common.js"), content_type: JS },
     File { name: "live.js", content: include_str!("../../../www/static/live.js"), content_type: JS },
     File { name: "plugins.js", content: include_str!("../../../www/static/plugins.js"), content_type: JS },
+    File { name: "alerts.js", content: include_str!("../../../www/static/alerts.js"), content_type: JS },
 ];
 
 pub fn page(name: &str) -> Option<&'static File> {

@@ -1,0 +1,1084 @@
+//! Threshold alerting: the rules (`thresholds:` of hbd.yaml, compiled once by
+//! [`Rules::compile`]) and the alert table, which turns plugin values, host
+//! state and time into alert transitions and reminders.
+//!
+//! Pure: values and time in, [`AlertChange`]s out; the core calls it and
+//! routes what it returns. The arithmetic is the Python hbd's: a rule has a
+//! `warning` and/or `critical` threshold, an `operator` (default `>`), and a
+//! `hysteresis` fraction: with critical 90 and hysteresis 0.1 an alert stays
+//! CRITICAL until the value falls below 81 (mirrored for `<`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::server::model::{Alert, AlertChange, AlertKey, Level};
+
+/// Reserved key under `thresholds:`: per-host overrides.
+const HOSTS_KEY: &str = "hosts";
+/// The plugin whose data carries Nagios checks, mapped without rules.
+const NAGIOS_PLUGIN: &str = "nagios_runner";
+/// The "plugin" of host-down alerts.
+pub const HEARTBEAT: &str = "heartbeat";
+/// The fields that make a mapping a rule rather than a path segment.
+const RULE_FIELDS: [&str; 5] = ["warning", "critical", "operator", "hysteresis", "for"];
+/// Wildcard path segment: every key of an object (every partition, interface).
+const ANY: &str = "*";
+/// Deepest rule path followed into plugin data.
+const MAX_DEPTH: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    Above,
+    AtLeast,
+    Below,
+    AtMost,
+    Equal,
+    NotEqual,
+}
+
+impl Operator {
+    fn parse(text: &str) -> Option<Operator> {
+        Some(match text {
+            ">" => Operator::Above,
+            ">=" => Operator::AtLeast,
+            "<" => Operator::Below,
+            "<=" => Operator::AtMost,
+            "==" => Operator::Equal,
+            "!=" => Operator::NotEqual,
+            _ => return None,
+        })
+    }
+
+    fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Operator::Above => value > threshold,
+            Operator::AtLeast => value >= threshold,
+            Operator::Below => value < threshold,
+            Operator::AtMost => value <= threshold,
+            Operator::Equal => value == threshold,
+            Operator::NotEqual => value != threshold,
+        }
+    }
+
+    /// +1 when larger is worse, -1 when smaller is worse, 0 for (in)equality.
+    fn direction(self) -> f64 {
+        match self {
+            Operator::Above | Operator::AtLeast => 1.0,
+            Operator::Below | Operator::AtMost => -1.0,
+            Operator::Equal | Operator::NotEqual => 0.0,
+        }
+    }
+}
+
+/// A checked rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    pub operator: Operator,
+    pub hysteresis: f64,
+    /// Samples in a row at a new level before the alert changes to it.
+    pub for_samples: u32,
+}
+
+impl Rule {
+    /// Where an alert at a threshold's level returns below it: the
+    /// threshold moved back by `hysteresis` of its size.
+    fn recovery(&self, threshold: f64) -> f64 {
+        threshold - self.operator.direction() * self.hysteresis * threshold.abs()
+    }
+
+    /// The level `value` calls for, given the alert's current level.
+    fn level(&self, value: f64, current: Level) -> (Level, Option<f64>) {
+        // An alert at a level holds it until the value is past the recovery point.
+        let held_at = |threshold: f64| match self.operator.direction() {
+            d if d > 0.0 => value >= self.recovery(threshold),
+            d if d < 0.0 => value <= self.recovery(threshold),
+            _ => self.operator.holds(value, threshold),
+        };
+        let beyond = |threshold: f64, held: bool| self.operator.holds(value, threshold) || (held && held_at(threshold));
+        if let Some(critical) = self.critical.filter(|c| beyond(*c, current == Level::Critical)) {
+            return (Level::Critical, Some(critical));
+        }
+        let warned = matches!(current, Level::Warning | Level::Critical);
+        if let Some(warning) = self.warning.filter(|w| beyond(*w, warned)) {
+            return (Level::Warning, Some(warning));
+        }
+        (Level::Ok, self.warning.or(self.critical))
+    }
+}
+
+/// A rule's place: a plugin and a path into its data, `*` for any key.
+#[derive(Debug, Clone, PartialEq)]
+struct Placed {
+    plugin: String,
+    path: Vec<String>,
+    /// None: turned off (in a host override).
+    rule: Option<Rule>,
+}
+
+/// Every rule of `thresholds:`, checked, with the per-host overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    global: Vec<Placed>,
+    /// Host name patterns (`*` and `?` wildcards) in file order: for each
+    /// rule, the first pattern that matches a host and names it decides.
+    overrides: Vec<(String, Vec<Placed>)>,
+    /// Seconds between reminders of an alert that is not OK.
+    pub renotify: f64,
+    /// A monitor plugin silent for this many of its intervals is UNKNOWN; 0: never.
+    pub stale_intervals: f64,
+}
+
+impl Rules {
+    /// Compiles the `thresholds:` mapping. Problems name the rule
+    /// (`thresholds.cpu_monitor.cpu_percent: …`); `warnings` get paths
+    /// that no built-in plugin reports (exec plugins have their own).
+    pub fn compile(
+        thresholds: &serde_yaml::Value,
+        renotify: f64,
+        stale_intervals: f64,
+        problems: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Rules {
+        let mut rules = Rules { renotify, stale_intervals, ..Rules::default() };
+        let root = match thresholds {
+            serde_yaml::Value::Null => return rules,
+            serde_yaml::Value::Mapping(map) => map,
+            _ => {
+                problems.push("thresholds: must be a mapping of plugin names to metrics".into());
+                return rules;
+            }
+        };
+        for (plugin, tree) in root {
+            let Some(plugin) = key_text(plugin) else {
+                problems.push("thresholds: a plugin name must be text".into());
+                continue;
+            };
+            if plugin == HOSTS_KEY {
+                rules.overrides = compile_overrides(tree, problems, warnings);
+                continue;
+            }
+            let mut placed = Vec::new();
+            walk(&format!("thresholds.{plugin}"), &plugin, &mut Vec::new(), tree, false, &mut placed, problems);
+            rules.global.extend(placed);
+        }
+        for placed in &rules.global {
+            warn_unknown_path(placed, "thresholds", warnings);
+        }
+        rules
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.global.is_empty() && self.overrides.is_empty()
+    }
+
+    /// Whether a sample of `plugin` can change an alert: it has rules (for
+    /// some host), or it carries Nagios checks.
+    pub fn watches(&self, plugin: &str) -> bool {
+        plugin == NAGIOS_PLUGIN
+            || self.global.iter().any(|p| p.plugin == plugin)
+            || self.overrides.iter().any(|(_, placed)| placed.iter().any(|p| p.plugin == plugin))
+    }
+
+    /// The rules in force for `plugin` of `host`, after its overrides.
+    fn for_host<'a>(&'a self, host: &str, plugin: &str) -> Vec<(&'a [String], &'a Rule)> {
+        let mut decided: Vec<(&'a [String], Option<&'a Rule>)> = Vec::new();
+        for (pattern, placed) in &self.overrides {
+            if !glob_matches(pattern, host) {
+                continue;
+            }
+            for p in placed.iter().filter(|p| p.plugin == plugin) {
+                if !decided.iter().any(|(path, _)| *path == p.path.as_slice()) {
+                    decided.push((&p.path, p.rule.as_ref()));
+                }
+            }
+        }
+        for p in self.global.iter().filter(|p| p.plugin == plugin) {
+            if !decided.iter().any(|(path, _)| *path == p.path.as_slice()) {
+                decided.push((&p.path, p.rule.as_ref()));
+            }
+        }
+        decided.into_iter().filter_map(|(path, rule)| Some((path, rule?))).collect()
+    }
+}
+
+fn key_text(key: &serde_yaml::Value) -> Option<String> {
+    match key {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn is_off(value: &serde_yaml::Value) -> bool {
+    match value {
+        serde_yaml::Value::Null | serde_yaml::Value::Bool(false) => true,
+        serde_yaml::Value::String(s) => matches!(s.as_str(), "off" | "no" | "false" | "disabled"),
+        _ => false,
+    }
+}
+
+/// Follows `tree` down to its rules: a mapping with a rule field is a rule,
+/// any other mapping a path segment. `allow_off`: in a host override, a
+/// rule may be `off` (or `false`, or empty).
+fn walk(
+    name: &str,
+    plugin: &str,
+    path: &mut Vec<String>,
+    tree: &serde_yaml::Value,
+    allow_off: bool,
+    out: &mut Vec<Placed>,
+    problems: &mut Vec<String>,
+) {
+    if path.len() > MAX_DEPTH {
+        problems.push(format!("{name}: deeper than {MAX_DEPTH} levels"));
+        return;
+    }
+    if allow_off && !path.is_empty() && is_off(tree) {
+        out.push(Placed { plugin: plugin.to_string(), path: path.clone(), rule: None });
+        return;
+    }
+    let serde_yaml::Value::Mapping(map) = tree else {
+        problems.push(format!(
+            "{name}: expected a rule (warning, critical, operator, hysteresis, for) or a mapping of metric names"
+        ));
+        return;
+    };
+    let is_rule = map.keys().any(|k| key_text(k).is_some_and(|k| RULE_FIELDS.contains(&k.as_str())));
+    if is_rule {
+        if path.is_empty() {
+            problems.push(format!("{name}: a rule needs a metric name under the plugin"));
+            return;
+        }
+        if let Some(rule) = compile_rule(name, tree, problems) {
+            out.push(Placed { plugin: plugin.to_string(), path: path.clone(), rule: Some(rule) });
+        }
+        return;
+    }
+    for (key, subtree) in map {
+        let Some(key) = key_text(key) else {
+            problems.push(format!("{name}: a metric name must be text"));
+            continue;
+        };
+        path.push(key.clone());
+        walk(&format!("{name}.{key}"), plugin, path, subtree, allow_off, out, problems);
+        path.pop();
+    }
+}
+
+/// One rule as written in hbd.yaml.
+#[derive(Debug, Default)]
+struct RuleConfig {
+    warning: Option<f64>,
+    critical: Option<f64>,
+    operator: Option<String>,
+    hysteresis: Option<f64>,
+    for_samples: Option<u32>,
+}
+
+/// Reads a rule's fields by hand, so that each problem names its field.
+fn read_rule(name: &str, tree: &serde_yaml::Value, problems: &mut Vec<String>) -> RuleConfig {
+    let mut config = RuleConfig::default();
+    let serde_yaml::Value::Mapping(map) = tree else { return config };
+    for (key, value) in map {
+        let key = key_text(key).unwrap_or_default();
+        let number = || value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+        let not_a = |what: &str| format!("{name}: {key}: `{}` is not {what}", show_yaml(value));
+        match key.as_str() {
+            "warning" | "critical" | "hysteresis" => match number() {
+                Some(n) if key == "warning" => config.warning = Some(n),
+                Some(n) if key == "critical" => config.critical = Some(n),
+                Some(n) => config.hysteresis = Some(n),
+                None => problems.push(not_a("a number")),
+            },
+            "operator" => match value.as_str() {
+                Some(op) => config.operator = Some(op.to_string()),
+                None => problems.push(not_a("one of >, >=, <, <=, ==, !=")),
+            },
+            "for" => match value.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => config.for_samples = Some(n),
+                None => problems.push(not_a("a whole number of samples")),
+            },
+            _ => problems.push(format!(
+                "{name}: unknown key `{key}` (a rule has warning, critical, operator, hysteresis and for)"
+            )),
+        }
+    }
+    config
+}
+
+fn show_yaml(value: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(value).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn compile_rule(name: &str, tree: &serde_yaml::Value, problems: &mut Vec<String>) -> Option<Rule> {
+    let before = problems.len();
+    let config = read_rule(name, tree, problems);
+    let operator = match config.operator.as_deref() {
+        None => Operator::Above,
+        Some(text) => Operator::parse(text).unwrap_or_else(|| {
+            problems.push(format!("{name}: operator `{text}` is not one of >, >=, <, <=, ==, !="));
+            Operator::Above
+        }),
+    };
+    if config.warning.is_none() && config.critical.is_none() {
+        problems.push(format!("{name}: a rule needs a warning or a critical threshold"));
+    }
+    for (field, value) in [("warning", config.warning), ("critical", config.critical)] {
+        if value.is_some_and(|v| !v.is_finite()) {
+            problems.push(format!("{name}: {field} must be a finite number"));
+        }
+    }
+    if let (Some(w), Some(c)) = (config.warning, config.critical) {
+        let wrong = match operator.direction() {
+            d if d > 0.0 => w > c,
+            d if d < 0.0 => w < c,
+            _ => false,
+        };
+        if wrong {
+            let (op, order) = if operator.direction() > 0.0 { (">", "below") } else { ("<", "above") };
+            problems.push(format!(
+                "{name}: warning {w} and critical {c} are in the wrong order: with operator {op} the warning must be {order} the critical threshold"
+            ));
+        }
+    }
+    let hysteresis = config.hysteresis.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&hysteresis) {
+        problems.push(format!("{name}: hysteresis {hysteresis} is not a fraction from 0 to below 1 (0.1 is 10 %)"));
+    }
+    let for_samples = config.for_samples.unwrap_or(1);
+    if !(1..=1000).contains(&for_samples) {
+        problems.push(format!("{name}: for: {for_samples} is not a number of samples from 1 to 1000"));
+    }
+    (problems.len() == before).then_some(Rule {
+        warning: config.warning,
+        critical: config.critical,
+        operator,
+        hysteresis,
+        for_samples,
+    })
+}
+
+fn compile_overrides(
+    tree: &serde_yaml::Value,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, Vec<Placed>)> {
+    let serde_yaml::Value::Mapping(map) = tree else {
+        problems.push("thresholds.hosts: expected a mapping of host names or patterns to rules".into());
+        return Vec::new();
+    };
+    let mut overrides = Vec::new();
+    for (pattern, plugins) in map {
+        let Some(pattern) = key_text(pattern) else {
+            problems.push("thresholds.hosts: a host pattern must be text".into());
+            continue;
+        };
+        let name = format!("thresholds.hosts.{pattern}");
+        let valid = pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.*?".contains(&b)) && !pattern.is_empty();
+        if !valid {
+            problems.push(format!("{name}: `{pattern}` is not a host name or a pattern of one with * and ?"));
+            continue;
+        }
+        let serde_yaml::Value::Mapping(plugin_map) = plugins else {
+            problems.push(format!("{name}: expected a mapping of plugin names to metrics"));
+            continue;
+        };
+        let mut placed = Vec::new();
+        for (plugin, subtree) in plugin_map {
+            let Some(plugin) = key_text(plugin) else {
+                problems.push(format!("{name}: a plugin name must be text"));
+                continue;
+            };
+            walk(&format!("{name}.{plugin}"), &plugin, &mut Vec::new(), subtree, true, &mut placed, problems);
+        }
+        for p in &placed {
+            warn_unknown_path(p, &name, warnings);
+        }
+        overrides.push((pattern.to_ascii_lowercase(), placed));
+    }
+    overrides
+}
+
+/// `*` any run of characters, `?` one; host names are compared in lower case.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Iterative wildcard matching with one backtrack point.
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi].eq_ignore_ascii_case(&t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// The metric paths each built-in plugin reports (`*` for names that vary:
+/// partitions, interfaces, connection states), so that a rule naming none
+/// of them is pointed out at start-up. docs and hbc(8) list the same.
+const BUILT_IN_PATHS: &[(&str, &[&str])] = &[
+    (
+        "cpu_monitor",
+        &[
+            "cpu_percent",
+            "cpu_count",
+            "frequency_mhz",
+            "load_1min",
+            "load_5min",
+            "load_15min",
+            "processes_running",
+            "processes_total",
+            "per_core.*",
+        ],
+    ),
+    (
+        "memory_monitor",
+        &["percent", "available_mb", "total_mb", "used_mb", "swap_percent", "swap_total_mb", "swap_used_mb"],
+    ),
+    (
+        "disk_monitor",
+        &[
+            "partitions.*.percent",
+            "partitions.*.free_gb",
+            "partitions.*.free_mb",
+            "partitions.*.total_gb",
+            "partitions.*.used_gb",
+            "io.read_bytes_per_s",
+            "io.write_bytes_per_s",
+        ],
+    ),
+    (
+        "network_monitor",
+        &[
+            "errors_total",
+            "dropped_total",
+            "connections_total",
+            "connections.*",
+            "interfaces.*.rx_bytes_per_s",
+            "interfaces.*.tx_bytes_per_s",
+            "interfaces.*.rx_packets_per_s",
+            "interfaces.*.tx_packets_per_s",
+            "interfaces.*.rx_errors",
+            "interfaces.*.tx_errors",
+            "interfaces.*.rx_dropped",
+            "interfaces.*.tx_dropped",
+        ],
+    ),
+    ("filesystem_info", &["count"]),
+    ("os_info", &["cpu_count", "boot_time"]),
+];
+
+fn warn_unknown_path(placed: &Placed, section: &str, warnings: &mut Vec<String>) {
+    let Some((_, known)) = BUILT_IN_PATHS.iter().find(|(plugin, _)| *plugin == placed.plugin) else {
+        return; // exec and Nagios plugins have paths of their own
+    };
+    let fits = |pattern: &str| {
+        let segments: Vec<&str> = pattern.split('.').collect();
+        segments.len() == placed.path.len()
+            && segments.iter().zip(&placed.path).all(|(s, p)| *s == ANY || p == ANY || s == p)
+    };
+    if !known.iter().any(|k| fits(k)) {
+        warnings.push(format!(
+            "{section}.{}.{}: {} reports no such metric; known: {}",
+            placed.plugin,
+            placed.path.join("."),
+            placed.plugin,
+            known.join(", ")
+        ));
+    }
+}
+
+/// The numbers at `path` in `data`, with their concrete dot-joined paths.
+fn values_at(data: &Value, path: &[String]) -> Vec<(String, f64)> {
+    let mut found = Vec::new();
+    collect(data, path, &mut String::new(), &mut found);
+    found
+}
+
+fn collect(node: &Value, path: &[String], prefix: &mut String, found: &mut Vec<(String, f64)>) {
+    let Some((segment, rest)) = path.split_first() else {
+        if let Some(value) = node.as_f64().filter(|v| v.is_finite()) {
+            found.push((prefix.clone(), value));
+        }
+        return;
+    };
+    let Value::Object(map) = node else { return };
+    let mut descend = |key: &str, child: &Value| {
+        let len = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(key);
+        collect(child, rest, prefix, found);
+        prefix.truncate(len);
+    };
+    if segment == ANY {
+        for (key, child) in map {
+            descend(key, child);
+        }
+    } else if let Some(child) = map.get(segment) {
+        descend(segment, child);
+    }
+}
+
+/// Numbers shown as the Python version printed floats: `85.0`, `12.5`.
+fn show(value: f64) -> String {
+    format!("{value:?}")
+}
+
+/// Every alert hbd tracks, keyed by host, plugin and metric path.
+#[derive(Debug, Default)]
+pub struct AlertTable {
+    alerts: HashMap<AlertKey, Alert>,
+}
+
+impl AlertTable {
+    pub fn new(saved: Vec<Alert>) -> AlertTable {
+        AlertTable { alerts: saved.into_iter().map(|a| (a.key.clone(), a)).collect() }
+    }
+
+    pub fn snapshot(&self) -> Vec<Alert> {
+        self.alerts.values().cloned().collect()
+    }
+
+    /// Every alert state, worst first, then by host, plugin and path.
+    pub fn sorted(&self, host: Option<&str>) -> Vec<Alert> {
+        let mut alerts: Vec<Alert> =
+            self.alerts.values().filter(|a| host.is_none_or(|h| a.key.host == h)).cloned().collect();
+        alerts.sort_by(|a, b| b.level.cmp(&a.level).then_with(|| a.key.cmp(&b.key)));
+        alerts
+    }
+
+    /// How many alerts are at each level (every level named, 0 included).
+    pub fn summary(&self) -> BTreeMap<Level, usize> {
+        summarize(self.alerts.values())
+    }
+
+    /// The worst level of one host's alerts.
+    pub fn worst(&self, host: &str) -> Level {
+        self.alerts.values().filter(|a| a.key.host == host).map(|a| a.level).max().unwrap_or(Level::Ok)
+    }
+
+    /// The worst level of each host's alerts (hosts with none are OK).
+    pub fn worst_by_host(&self) -> HashMap<&str, Level> {
+        let mut worst: HashMap<&str, Level> = HashMap::new();
+        for alert in self.alerts.values() {
+            let level = worst.entry(alert.key.host.as_str()).or_insert(Level::Ok);
+            *level = (*level).max(alert.level);
+        }
+        worst
+    }
+
+    /// Evaluates a plugin sample of `host` against its rules (and Nagios
+    /// checks against their exit codes) at time `now`.
+    pub fn observe(&mut self, rules: &Rules, host: &str, plugin: &str, data: &Value, now: f64) -> Vec<AlertChange> {
+        let mut changes = Vec::new();
+        if let Some(change) = self.recover_stale(host, plugin, now) {
+            changes.push(change);
+        }
+        for (path, rule) in rules.for_host(host, plugin) {
+            for (metric_path, value) in values_at(data, path) {
+                let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path };
+                changes.extend(self.evaluate(key, value, rule, now));
+            }
+        }
+        if plugin == NAGIOS_PLUGIN {
+            changes.extend(self.nagios(host, data, now));
+        }
+        changes
+    }
+
+    fn evaluate(&mut self, key: AlertKey, value: f64, rule: &Rule, now: f64) -> Option<AlertChange> {
+        let alert = self.alerts.entry(key).or_insert_with_key(|key| new_alert(key, now));
+        let (level, threshold) = rule.level(value, alert.level);
+        alert.last_value = Some(value);
+        if level == alert.level {
+            alert.pending = None;
+            alert.threshold = threshold;
+            return None;
+        }
+        let seen = match alert.pending {
+            Some((pending, n)) if pending == level => n + 1,
+            _ => 1,
+        };
+        if seen < rule.for_samples {
+            alert.pending = Some((level, seen));
+            return None;
+        }
+        let key = alert.key.clone();
+        let text = metric_text(&key, level, alert.level, Some(value));
+        Some(self.transition(&key, level, Some(value), threshold, now, text))
+    }
+
+    /// `checks.NAME.exit_code` of nagios_runner: 0 OK, 1 WARNING, 2 CRITICAL, else UNKNOWN.
+    fn nagios(&mut self, host: &str, data: &Value, now: f64) -> Vec<AlertChange> {
+        let Some(checks) = data.get("checks").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        let mut changes = Vec::new();
+        for (check, result) in checks {
+            let Some(code) = result.get("exit_code").and_then(Value::as_i64) else { continue };
+            let key = AlertKey {
+                host: host.to_string(),
+                plugin: NAGIOS_PLUGIN.to_string(),
+                metric_path: format!("checks.{check}.exit_code"),
+            };
+            let alert = self.alerts.entry(key.clone()).or_insert_with_key(|key| new_alert(key, now));
+            let level = Level::from_nagios(code);
+            alert.last_value = Some(code as f64);
+            if level == alert.level {
+                continue;
+            }
+            let output = result.get("output").and_then(Value::as_str).unwrap_or("");
+            let mut text = metric_text(&key, level, alert.level, Some(code as f64));
+            if !output.is_empty() {
+                text.push_str(&format!(" ({})", crate::wire::truncate_chars(output, 200)));
+            }
+            changes.push(self.transition(&key, level, Some(code as f64), None, now, text));
+        }
+        // A check no longer configured is no longer an alert.
+        self.alerts.retain(|k, _| {
+            !(k.host == host
+                && k.plugin == NAGIOS_PLUGIN
+                && !checks.keys().any(|c| k.metric_path == format!("checks.{c}.exit_code")))
+        });
+        changes
+    }
+
+    /// The host stopped sending: its host-down alert becomes CRITICAL.
+    pub fn host_down(&mut self, host: &str, silent_for: f64, now: f64) -> Option<AlertChange> {
+        let key = heartbeat_key(host);
+        let alert = self.alerts.entry(key.clone()).or_insert_with_key(|key| new_alert(key, now));
+        if alert.level == Level::Critical {
+            return None;
+        }
+        let text = format!("CRITICAL: {host} - host down (silent for {silent_for:.0}s)");
+        Some(self.transition(&key, Level::Critical, None, None, now, text))
+    }
+
+    /// The host sent again: its host-down alert recovers.
+    pub fn host_up(&mut self, host: &str, now: f64) -> Option<AlertChange> {
+        let key = heartbeat_key(host);
+        let from = self.alerts.get(&key).map(|a| a.level).filter(|l| *l != Level::Ok)?;
+        let text = format!("RECOVERED: {host} - host up ({} -> OK)", from.as_str());
+        Some(self.transition(&key, Level::Ok, None, None, now, text))
+    }
+
+    /// Reminders for alerts still not OK after `renotify` seconds, and
+    /// UNKNOWN for monitor plugins that stopped reporting. `hosts` tells,
+    /// per host, whether it is up and each monitor plugin's last two
+    /// receive times; the alerts of a down host neither remind nor go stale.
+    pub fn tick(&mut self, rules: &Rules, hosts: &HostView<'_>, now: f64) -> Vec<AlertChange> {
+        let mut changes = Vec::new();
+        if rules.stale_intervals > 0.0 {
+            for (host, plugins) in hosts.up_plugins.iter() {
+                for (plugin, last, interval) in plugins {
+                    let silent = now - last;
+                    if *interval > 0.0 && silent > rules.stale_intervals * interval {
+                        changes.extend(self.stale(host, plugin, silent, now));
+                    }
+                }
+            }
+        }
+        if rules.renotify > 0.0 {
+            let due: Vec<AlertKey> = self
+                .alerts
+                .values()
+                .filter(|a| a.level != Level::Ok && now - a.last_notified >= rules.renotify)
+                .filter(|a| a.key.plugin == HEARTBEAT || hosts.up_plugins.contains_key(a.key.host.as_str()))
+                .map(|a| a.key.clone())
+                .collect();
+            for key in due {
+                if let Some(alert) = self.alerts.get_mut(&key) {
+                    alert.last_notified = now;
+                    let ongoing = now - alert.since;
+                    let what = describe(&key, alert.last_value);
+                    let text = format!(
+                        "REMINDER ({}): {} - {what} (ongoing for {ongoing:.0}s)",
+                        alert.level.as_str(),
+                        key.host
+                    );
+                    alert.message = text.clone();
+                    changes.push(AlertChange {
+                        key,
+                        from: alert.level,
+                        to: alert.level,
+                        value: alert.last_value,
+                        threshold: alert.threshold,
+                        reminder: true,
+                        ongoing,
+                        text,
+                    });
+                }
+            }
+        }
+        changes
+    }
+
+    fn stale(&mut self, host: &str, plugin: &str, silent: f64, now: f64) -> Option<AlertChange> {
+        let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path: String::new() };
+        let alert = self.alerts.entry(key.clone()).or_insert_with_key(|key| new_alert(key, now));
+        if alert.level == Level::Unknown {
+            return None;
+        }
+        let text = format!("UNKNOWN: {host} - {plugin} stopped reporting (no sample for {silent:.0}s)");
+        Some(self.transition(&key, Level::Unknown, None, None, now, text))
+    }
+
+    fn recover_stale(&mut self, host: &str, plugin: &str, now: f64) -> Option<AlertChange> {
+        let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path: String::new() };
+        let from = self.alerts.get(&key).map(|a| a.level).filter(|l| *l != Level::Ok)?;
+        let text = format!("RECOVERED: {host} - {plugin} reporting again ({} -> OK)", from.as_str());
+        Some(self.transition(&key, Level::Ok, None, None, now, text))
+    }
+
+    /// Moves an alert to `to`, noting when and why.
+    fn transition(
+        &mut self,
+        key: &AlertKey,
+        to: Level,
+        value: Option<f64>,
+        threshold: Option<f64>,
+        now: f64,
+        text: String,
+    ) -> AlertChange {
+        let alert = self.alerts.entry(key.clone()).or_insert_with_key(|key| new_alert(key, now));
+        let from = alert.level;
+        let ongoing = now - alert.since;
+        alert.level = to;
+        alert.since = now;
+        alert.last_notified = now;
+        alert.last_value = value.or(alert.last_value);
+        alert.threshold = threshold;
+        alert.pending = None;
+        alert.message = text.clone();
+        AlertChange { key: key.clone(), from, to, value, threshold, reminder: false, ongoing, text }
+    }
+}
+
+/// What [`AlertTable::tick`] needs to know of the hosts: for each host that
+/// is up, its monitor plugins with their last receive time and interval.
+#[derive(Debug, Default)]
+pub struct HostView<'a> {
+    pub up_plugins: HashMap<&'a str, Vec<(&'a str, f64, f64)>>,
+}
+
+/// Counts alerts by level, every level named (0 included).
+pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<Level, usize> {
+    let mut counts: BTreeMap<Level, usize> =
+        [Level::Ok, Level::Warning, Level::Critical, Level::Unknown].into_iter().map(|l| (l, 0)).collect();
+    for alert in alerts {
+        *counts.entry(alert.level).or_default() += 1;
+    }
+    counts
+}
+
+fn heartbeat_key(host: &str) -> AlertKey {
+    AlertKey { host: host.to_string(), plugin: HEARTBEAT.to_string(), metric_path: "status".to_string() }
+}
+
+fn new_alert(key: &AlertKey, now: f64) -> Alert {
+    Alert {
+        key: key.clone(),
+        level: Level::Ok,
+        last_value: None,
+        threshold: None,
+        since: now,
+        last_notified: now,
+        message: String::new(),
+        pending: None,
+    }
+}
+
+/// `plugin.metric = value`, or what a host-down or stale alert is about.
+fn describe(key: &AlertKey, value: Option<f64>) -> String {
+    if key.plugin == HEARTBEAT {
+        return "host down".to_string();
+    }
+    if key.metric_path.is_empty() {
+        return format!("{} stopped reporting", key.plugin);
+    }
+    match value {
+        // Exit codes are whole numbers.
+        Some(v) if key.plugin == NAGIOS_PLUGIN => format!("{}.{} = {v}", key.plugin, key.metric_path),
+        Some(v) => format!("{}.{} = {}", key.plugin, key.metric_path, show(v)),
+        None => format!("{}.{}", key.plugin, key.metric_path),
+    }
+}
+
+/// The README's texts: `WARNING: host - plugin.metric = 85.0`, and
+/// `RECOVERED: host - plugin.metric = 75.0 (WARNING -> OK)` back at OK.
+fn metric_text(key: &AlertKey, to: Level, from: Level, value: Option<f64>) -> String {
+    let what = describe(key, value);
+    match to {
+        Level::Ok => format!("RECOVERED: {} - {what} ({} -> OK)", key.host, from.as_str()),
+        _ => format!("{}: {} - {what}", to.as_str(), key.host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rules(yaml: &str) -> Rules {
+        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        let rules = Rules::compile(&value, 3600.0, 3.0, &mut problems, &mut warnings);
+        assert!(problems.is_empty(), "{problems:?}");
+        rules
+    }
+
+    fn problems(yaml: &str) -> (Vec<String>, Vec<String>) {
+        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        Rules::compile(&value, 3600.0, 3.0, &mut problems, &mut warnings);
+        (problems, warnings)
+    }
+
+    const README: &str = "
+cpu_monitor:
+  cpu_percent:
+    warning: 80.0
+    critical: 90.0
+    operator: \">\"
+    hysteresis: 0.1
+memory_monitor:
+  percent:
+    warning: 85.0
+    critical: 95.0
+disk_monitor:
+  partitions:
+    /:
+      percent:
+        warning: 80.0
+        critical: 90.0
+      free_gb:
+        warning: 10.0
+        critical: 5.0
+        operator: \"<\"
+";
+
+    /// Feeds `values` of cpu_monitor.cpu_percent one per second; the levels after each.
+    fn levels(rules: &Rules, plugin: &str, path: &[&str], values: &[f64]) -> Vec<Level> {
+        let mut table = AlertTable::default();
+        let mut out = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let mut data = json!(*v);
+            for segment in path.iter().rev() {
+                data = json!({ *segment: data });
+            }
+            table.observe(rules, "h", plugin, &data, i as f64);
+            let key = AlertKey { host: "h".into(), plugin: plugin.into(), metric_path: path.join(".") };
+            out.push(table.alerts.get(&key).map_or(Level::Ok, |a| a.level));
+        }
+        out
+    }
+
+    use Level::{Critical as C, Ok as O, Warning as W};
+
+    #[test]
+    fn the_readme_rules_and_hysteresis_arithmetic() {
+        let r = rules(README);
+        // critical 90, hysteresis 0.1: CRITICAL until below 81; then WARNING until below 72.
+        assert_eq!(
+            levels(&r, "cpu_monitor", &["cpu_percent"], &[85.0, 91.0, 85.0, 82.0, 80.9, 75.0, 72.5, 71.9]),
+            [W, C, C, C, W, W, W, O]
+        );
+        // No hysteresis on memory: straight back.
+        assert_eq!(levels(&r, "memory_monitor", &["percent"], &[96.0, 94.0, 84.0]), [C, W, O]);
+        // `<` for free space, nested under partitions and /.
+        assert_eq!(
+            levels(&r, "disk_monitor", &["partitions", "/", "free_gb"], &[20.0, 9.0, 4.0, 6.0, 11.0]),
+            [O, W, C, W, O]
+        );
+    }
+
+    #[test]
+    fn every_operator() {
+        for (op, values, expected) in [
+            (">", [5.0, 10.0, 11.0], [O, O, C]),
+            (">=", [5.0, 10.0, 11.0], [O, C, C]),
+            ("<", [11.0, 10.0, 9.0], [O, O, C]),
+            ("<=", [11.0, 10.0, 9.0], [O, C, C]),
+            ("==", [9.0, 10.0, 11.0], [O, C, O]),
+            ("!=", [10.0, 11.0, 10.0], [O, C, O]),
+        ] {
+            let r = rules(&format!("p:\n  v: {{critical: 10, operator: \"{op}\"}}\n"));
+            assert_eq!(levels(&r, "p", &["v"], &values), expected, "operator {op}");
+        }
+    }
+
+    #[test]
+    fn hysteresis_is_mirrored_below() {
+        // critical below 10 with 0.2: stays CRITICAL until above 12.
+        let r = rules("p:\n  v: {critical: 10, operator: \"<\", hysteresis: 0.2}\n");
+        assert_eq!(levels(&r, "p", &["v"], &[9.0, 11.0, 12.0, 12.1]), [C, C, C, O]);
+    }
+
+    #[test]
+    fn for_n_needs_n_samples_in_a_row() {
+        let r = rules("p:\n  v: {warning: 10, for: 3}\n");
+        assert_eq!(
+            levels(&r, "p", &["v"], &[11.0, 11.0, 5.0, 11.0, 11.0, 11.0, 5.0, 5.0, 5.0]),
+            [O, O, O, O, O, W, W, W, O]
+        );
+    }
+
+    #[test]
+    fn wildcards_give_one_alert_per_match() {
+        let r = rules("disk_monitor:\n  partitions:\n    '*':\n      percent: {critical: 90}\n");
+        let mut table = AlertTable::default();
+        let data = json!({"partitions": {"/": {"percent": 95.0}, "/home": {"percent": 10.0}}});
+        let changes = table.observe(&r, "h", "disk_monitor", &data, 0.0);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].text, "CRITICAL: h - disk_monitor.partitions./.percent = 95.0");
+        assert_eq!(table.alerts.len(), 2, "the OK partition is tracked too");
+    }
+
+    #[test]
+    fn per_host_overrides_replace_or_turn_off_first_match_wins() {
+        let r = rules(
+            "cpu_monitor:\n  cpu_percent: {critical: 90}\nhosts:\n  db*:\n    cpu_monitor:\n      cpu_percent: {critical: 99}\n\
+             \x20 build01:\n    cpu_monitor:\n      cpu_percent: off\n  '*':\n    cpu_monitor:\n      cpu_percent: {critical: 1}\n",
+        );
+        let level = |host: &str| {
+            let mut t = AlertTable::default();
+            t.observe(&r, host, "cpu_monitor", &json!({"cpu_percent": 95.0}), 0.0);
+            t.alerts.values().next().map(|a| a.level)
+        };
+        assert_eq!(level("db01"), Some(O), "99 for db*");
+        assert_eq!(level("build01"), None, "turned off");
+        assert_eq!(level("web01"), Some(C), "`*` matches the rest");
+        assert!(glob_matches("*.example.com", "a.example.com") && !glob_matches("db?", "db10"));
+    }
+
+    #[test]
+    fn texts_are_the_readmes() {
+        let r = rules(README);
+        let mut t = AlertTable::default();
+        let cpu = |v: f64| json!({"cpu_percent": v});
+        let c = t.observe(&r, "webserver01", "cpu_monitor", &cpu(85.0), 0.0);
+        assert_eq!(c[0].text, "WARNING: webserver01 - cpu_monitor.cpu_percent = 85.0");
+        let c = t.observe(&r, "webserver01", "cpu_monitor", &cpu(96.0), 10.0);
+        assert_eq!(c[0].text, "CRITICAL: webserver01 - cpu_monitor.cpu_percent = 96.0");
+        let c = t.observe(&r, "webserver01", "cpu_monitor", &cpu(12.5), 20.0);
+        assert_eq!(c[0].text, "RECOVERED: webserver01 - cpu_monitor.cpu_percent = 12.5 (CRITICAL -> OK)");
+        let disk = json!({"partitions": {"/": {"percent": 85.0}}});
+        t.observe(&r, "database01", "disk_monitor", &disk, 0.0);
+        let disk = json!({"partitions": {"/": {"percent": 75.0}}});
+        let c = t.observe(&r, "database01", "disk_monitor", &disk, 5.0);
+        assert_eq!(c[0].text, "RECOVERED: database01 - disk_monitor.partitions./.percent = 75.0 (WARNING -> OK)");
+    }
+
+    #[test]
+    fn reminders_follow_the_renotify_interval_and_hold_while_the_host_is_down() {
+        let r = rules("cpu_monitor:\n  load_1min: {critical: 10}\n");
+        let mut t = AlertTable::default();
+        t.observe(&r, "mailserver", "cpu_monitor", &json!({"load_1min": 12.5}), 1000.0);
+        let up = HostView { up_plugins: [("mailserver", Vec::new())].into() };
+        assert!(t.tick(&r, &up, 4599.0).is_empty());
+        let c = t.tick(&r, &up, 4600.0);
+        assert_eq!(c[0].text, "REMINDER (CRITICAL): mailserver - cpu_monitor.load_1min = 12.5 (ongoing for 3600s)");
+        assert!(c[0].reminder);
+        assert!(t.tick(&r, &up, 5000.0).is_empty(), "next one an interval later");
+        let down = HostView::default();
+        assert!(t.tick(&r, &down, 9000.0).is_empty(), "no reminders while the host is down");
+    }
+
+    #[test]
+    fn host_down_is_critical_and_reminds() {
+        let r = rules("");
+        let mut t = AlertTable::default();
+        let c = t.host_down("web1", 75.0, 100.0).unwrap();
+        assert_eq!((c.to, c.text.as_str()), (C, "CRITICAL: web1 - host down (silent for 75s)"));
+        assert!(t.host_down("web1", 80.0, 105.0).is_none(), "once");
+        let c = t.tick(&r, &HostView::default(), 3700.0);
+        assert_eq!(c[0].text, "REMINDER (CRITICAL): web1 - host down (ongoing for 3600s)");
+        let c = t.host_up("web1", 3800.0).unwrap();
+        assert_eq!(c.text, "RECOVERED: web1 - host up (CRITICAL -> OK)");
+        assert!(t.host_up("web1", 3900.0).is_none());
+    }
+
+    #[test]
+    fn a_silent_plugin_is_unknown_until_it_reports() {
+        let r = rules("");
+        let mut t = AlertTable::default();
+        let hosts = |last: f64| HostView { up_plugins: [("h", vec![("cpu_monitor", last, 60.0)])].into() };
+        assert!(t.tick(&r, &hosts(1000.0), 1180.0).is_empty(), "3 intervals of 60 s not yet passed");
+        let c = t.tick(&r, &hosts(1000.0), 1181.0);
+        assert_eq!(
+            (c[0].to, c[0].text.as_str()),
+            (Level::Unknown, "UNKNOWN: h - cpu_monitor stopped reporting (no sample for 181s)")
+        );
+        assert!(t.tick(&r, &hosts(1000.0), 1182.0).is_empty());
+        let c = t.observe(&r, "h", "cpu_monitor", &json!({}), 1200.0);
+        assert_eq!(c[0].text, "RECOVERED: h - cpu_monitor reporting again (UNKNOWN -> OK)");
+    }
+
+    #[test]
+    fn nagios_exit_codes_need_no_rule() {
+        let r = Rules::default();
+        let mut t = AlertTable::default();
+        let data =
+            |code: i64| json!({"checks": {"check_disk": {"exit_code": code, "output": "DISK WARNING - free space"}}});
+        let c = t.observe(&r, "h", "nagios_runner", &data(1), 0.0);
+        assert_eq!(c[0].text, "WARNING: h - nagios_runner.checks.check_disk.exit_code = 1 (DISK WARNING - free space)");
+        assert_eq!(t.observe(&r, "h", "nagios_runner", &data(2), 1.0)[0].to, C);
+        assert_eq!(t.observe(&r, "h", "nagios_runner", &data(3), 2.0)[0].to, Level::Unknown);
+        assert_eq!(t.observe(&r, "h", "nagios_runner", &data(0), 3.0)[0].to, O);
+        t.observe(&r, "h", "nagios_runner", &json!({"checks": {}}), 4.0);
+        assert!(t.alerts.is_empty(), "a check no longer configured is forgotten");
+    }
+
+    #[test]
+    fn rule_mistakes_are_named() {
+        for (yaml, expected) in [
+            ("p:\n  v: {warning: 1, operator: '=>'}\n", "thresholds.p.v: operator `=>` is not one of"),
+            ("p:\n  v: {warning: high}\n", "thresholds.p.v: warning: `high` is not a number"),
+            (
+                "p:\n  v: {warning: 90, critical: 80}\n",
+                "thresholds.p.v: warning 90 and critical 80 are in the wrong order",
+            ),
+            ("p:\n  v: {warning: 5, critical: 10, operator: '<'}\n", "warning must be above the critical"),
+            ("p:\n  v: {operator: '>'}\n", "needs a warning or a critical threshold"),
+            ("p:\n  v: {warning: 1, hysteresis: 2}\n", "hysteresis 2 is not a fraction"),
+            ("p:\n  v: {warning: 1, for: 0}\n", "for: 0 is not a number of samples"),
+            ("p:\n  v: {warning: 1, colour: red}\n", "unknown key `colour`"),
+            ("p:\n  v: 5\n", "thresholds.p.v: expected a rule"),
+            (
+                "hosts:\n  'bad name':\n    p:\n      v: {warning: 1}\n",
+                "thresholds.hosts.bad name: `bad name` is not a host name",
+            ),
+        ] {
+            let (found, _) = problems(yaml);
+            assert!(found.iter().any(|p| p.contains(expected)), "{yaml:?} gave {found:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_of_built_in_plugins_are_warnings() {
+        let (found, warnings) =
+            problems("cpu_monitor:\n  cpu_prcent: {warning: 1}\nmyexec:\n  anything: {warning: 1}\n");
+        assert!(found.is_empty());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("thresholds.cpu_monitor.cpu_prcent: cpu_monitor reports no such metric"));
+        let (_, warnings) = problems(README);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}
