@@ -168,11 +168,16 @@ fn protocol_md_python_sender_is_accepted_by_hbd() {
 }
 
 /// The default each top-level entry of the KEYS section of `page` states,
-/// by key: `Some(yaml)` for a literal default ("If not specified, it
-/// defaults to 50003."), `None` for one said in words ("If not specified,
-/// there is no secure WebSocket."). Sentences of nested entries (the
-/// members of `keys`) are not the top-level key's.
+/// by key, as YAML: `Some(yaml)` for a literal default ("If not specified,
+/// it defaults to 50003.", or a value set in a macro such as `.Ql ::`),
+/// `None` for one said in words ("If not specified, there is no secure
+/// WebSocket.", "... it defaults to this system's host name"). Sentences of
+/// nested entries (the members of `keys`) are not the top-level key's.
 fn documented_defaults(page: &str) -> Vec<(String, Option<String>)> {
+    // Macro arguments are kept between these two marks, so that a value
+    // such as `::` or `/usr/local/etc/ssl/` is taken whole.
+    const OPEN: char = '\u{1}';
+    const CLOSE: char = '\u{2}';
     let mut entries: Vec<(String, String)> = Vec::new();
     let mut depth = 0;
     for line in section(page, "KEYS") {
@@ -184,35 +189,44 @@ fn documented_defaults(page: &str) -> Vec<(String, Option<String>)> {
             if let Some(rest) = line.strip_prefix(".It Ic ") {
                 entries.push((rest.split_whitespace().next().unwrap().to_string(), String::new()));
             } else if let Some((_, text)) = entries.last_mut() {
-                // A macro line contributes its arguments, without the
-                // closing punctuation mdoc writes as a separate word.
-                let words = match line.strip_prefix('.') {
-                    Some(macro_line) => macro_line.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
-                    None => line.clone(),
-                };
-                text.push_str(&words);
-                text.push('\n');
+                match line.strip_prefix('.') {
+                    // A macro's arguments, without the closing punctuation
+                    // mdoc writes as separate words.
+                    Some(macro_line) => {
+                        let mut words: Vec<&str> = macro_line.split_whitespace().skip(1).collect();
+                        while words.last().is_some_and(|w| w.len() == 1 && ".,;:)".contains(*w)) {
+                            words.pop();
+                        }
+                        text.push_str(&format!("{OPEN}{}{CLOSE}", words.join(" ")));
+                    }
+                    None => text.push_str(&line),
+                }
+                text.push(' ');
             }
         }
     }
     entries
         .into_iter()
         .map(|(key, text)| {
-            let text = text.replace('\n', " ");
             let sentence = text
                 .rsplit_once("If not specified, ")
                 .unwrap_or_else(|| panic!("{page}: {key} states no default (\"If not specified, ...\")"))
                 .1;
-            let default = sentence.strip_prefix("it defaults to ").map(|value| {
-                // The value ends at the sentence's end, a comment in
-                // parentheses or a clause after a comma or colon.
+            let default = sentence.strip_prefix("it defaults to ").and_then(|value| {
+                if let Some(literal) = value.strip_prefix(OPEN) {
+                    let literal = literal.split(CLOSE).next().unwrap();
+                    let is_scalar = literal.parse::<f64>().is_ok() || literal == "true" || literal == "false";
+                    return Some(if is_scalar { literal.to_string() } else { serde_json::to_string(literal).unwrap() });
+                }
+                // Plain text: the value ends at the sentence's end, a
+                // comment in parentheses or a clause after , : or ;.
                 let value = value.split([',', ':', ';', '(']).next().unwrap().trim();
-                let value = value.strip_suffix(" .").or(value.strip_suffix('.')).unwrap_or(value).trim();
+                let value = value.strip_suffix('.').unwrap_or(value).trim();
                 match value {
-                    "an empty list" => "[]".to_string(),
-                    "an empty mapping" => "{}".to_string(),
-                    v if v.parse::<f64>().is_ok() || v == "true" || v == "false" => v.to_string(),
-                    v => serde_json::to_string(v).unwrap(),
+                    "an empty list" => Some("[]".to_string()),
+                    "an empty mapping" => Some("{}".to_string()),
+                    v if v.parse::<f64>().is_ok() || v == "true" || v == "false" => Some(v.to_string()),
+                    _ => None,
                 }
             });
             (key, default)
@@ -325,17 +339,18 @@ fn packaged_hbc_yaml_lists_every_key_with_hbcs_default() {
 fn hbd_8_describes_every_page_and_endpoint_hbd_serves() {
     let page = read("man/hbd.8");
     // The routes of src/http.rs; pages and assets come from src/www.rs.
-    let mut paths: Vec<String> =
-        ["/", "/healthz", "/metrics", "/api/0/hosts"].into_iter().map(String::from).collect();
+    let mut paths: Vec<String> = ["/", "/healthz", "/metrics", "/api/0/hosts"].into_iter().map(String::from).collect();
     paths.extend(hbd::www::PAGES.iter().map(|f| format!("/{}", f.name.strip_suffix(".html").unwrap())));
     for path in paths {
         // mdoc writes a path as `.Pa /live` or inside a line of `.It Pa`.
         let documented = page.lines().any(|l| {
-            l.strip_prefix(".It Pa ").or(l.strip_prefix(".Pa ")).is_some_and(|args| args.split_whitespace().next() == Some(&path))
+            l.strip_prefix(".It Pa ")
+                .or(l.strip_prefix(".Pa "))
+                .is_some_and(|args| args.split_whitespace().next() == Some(&path))
         });
         assert!(documented, "man/hbd.8 does not describe {path}");
     }
-    for member in ["/api/0/hosts/ Ns Ar name", "Ns Pa /plugins", "Ns Pa ?limit= Ns Ar N", ".It Pa /static/ Ns Ar file"] {
+    for member in ["/api/0/hosts/ Ns Ar name", "Ns Pa /plugins", "Pa ?limit= Ns Ar N", ".It Pa /static/ Ns Ar file"] {
         assert!(page.contains(member), "man/hbd.8 lacks `{member}`");
     }
     // The assets under /static/, named in `.Pa` lines.
