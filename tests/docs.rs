@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::process::Command;
 
+use hbd::yaml::ConfigFile;
 use support::*;
 
 fn read(path: &str) -> String {
@@ -170,4 +171,202 @@ fn protocol_md_python_sender_is_accepted_by_hbd() {
     hbd.wait_journal("the signed heartbeat in the journal", |line| {
         line["message"]["ID"] == "HTB" && line["message"]["name"] == "webserver1"
     });
+}
+
+/// The default each top-level entry of the KEYS section of `page` states,
+/// by key, as YAML: `Some(yaml)` for a literal default ("If not specified,
+/// it defaults to 50003.", or a value set in a macro such as `.Ql ::`),
+/// `None` for one said in words ("If not specified, there is no secure
+/// WebSocket.", "... it defaults to this system's host name"). Sentences of
+/// nested entries (the members of `keys`) are not the top-level key's.
+fn documented_defaults(page: &str) -> Vec<(String, Option<String>)> {
+    // Macro arguments are kept between these two marks, so that a value
+    // such as `::` or `/usr/local/etc/ssl/` is taken whole.
+    const OPEN: char = '\u{1}';
+    const CLOSE: char = '\u{2}';
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let mut depth = 0;
+    for line in section(page, "KEYS") {
+        if line.starts_with(".Bl") {
+            depth += 1;
+        } else if line.starts_with(".El") {
+            depth -= 1;
+        } else if depth == 1 {
+            if let Some(rest) = line.strip_prefix(".It Ic ") {
+                entries.push((rest.split_whitespace().next().unwrap().to_string(), String::new()));
+            } else if let Some((_, text)) = entries.last_mut() {
+                match line.strip_prefix('.') {
+                    // A macro's arguments, without the closing punctuation
+                    // mdoc writes as separate words.
+                    Some(macro_line) => {
+                        let mut words: Vec<&str> = macro_line.split_whitespace().skip(1).collect();
+                        while words.last().is_some_and(|w| w.len() == 1 && ".,;:)".contains(*w)) {
+                            words.pop();
+                        }
+                        text.push_str(&format!("{OPEN}{}{CLOSE}", words.join(" ")));
+                    }
+                    None => text.push_str(&line),
+                }
+                text.push(' ');
+            }
+        }
+    }
+    entries
+        .into_iter()
+        .map(|(key, text)| {
+            let sentence = text
+                .rsplit_once("If not specified, ")
+                .unwrap_or_else(|| panic!("{page}: {key} states no default (\"If not specified, ...\")"))
+                .1;
+            let default = sentence.strip_prefix("it defaults to ").and_then(|value| {
+                if let Some(literal) = value.strip_prefix(OPEN) {
+                    let literal = literal.split(CLOSE).next().unwrap();
+                    let is_scalar = literal.parse::<f64>().is_ok() || literal == "true" || literal == "false";
+                    return Some(if is_scalar { literal.to_string() } else { serde_json::to_string(literal).unwrap() });
+                }
+                // Plain text: the value ends at the sentence's end, a
+                // comment in parentheses or a clause after , : or ;.
+                let value = value.split([',', ':', ';', '(']).next().unwrap().trim();
+                let value = value.strip_suffix('.').unwrap_or(value).trim();
+                match value {
+                    "an empty list" => Some("[]".to_string()),
+                    "an empty mapping" => Some("{}".to_string()),
+                    v if v.parse::<f64>().is_ok() || v == "true" || v == "false" => Some(v.to_string()),
+                    _ => None,
+                }
+            });
+            (key, default)
+        })
+        .collect()
+}
+
+/// The configuration `hbd --check-config` prints for `config`, without its
+/// first line (which names the file).
+fn hbd_effective_config(config: &std::path::Path) -> String {
+    let out = Command::new(hbd_bin()).arg("--check-config").arg("-c").arg(config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hbd --check-config -c {}: {stderr}", config.display());
+    String::from_utf8(out.stdout).unwrap().lines().skip(1).collect::<Vec<_>>().join("\n")
+}
+
+/// `hbd --check-config` on an empty file: every built-in default.
+fn hbd_defaults() -> serde_yaml::Mapping {
+    let yaml = hbd_effective_config(std::path::Path::new("/dev/null"));
+    serde_yaml::from_str(&yaml).unwrap()
+}
+
+#[test]
+fn hbd_yaml_5_states_the_default_of_every_key_as_hbd_has_it() {
+    let defaults = hbd_defaults();
+    let mut file = String::new();
+    for (key, default) in documented_defaults("man/hbd.yaml.5") {
+        match default {
+            Some(value) => file.push_str(&format!("{key}: {value}\n")),
+            None => assert_eq!(
+                defaults.get(key.as_str()),
+                Some(&serde_yaml::Value::Null),
+                "man/hbd.yaml.5 describes the default of {key} in words, but hbd has a value for it"
+            ),
+        }
+    }
+    // The page's defaults, written into a file, are the built-in configuration.
+    let dir = TempDir::new("man-defaults");
+    let path = dir.join("defaults.yaml");
+    fs::write(&path, &file).unwrap();
+    let documented: serde_yaml::Mapping = serde_yaml::from_str(&hbd_effective_config(&path)).unwrap();
+    for (key, value) in &defaults {
+        assert_eq!(
+            documented.get(key),
+            Some(value),
+            "man/hbd.yaml.5 gives {key:?} another default than hbd ({value:?}); the page's defaults:\n{file}"
+        );
+    }
+}
+
+#[test]
+fn hbc_yaml_5_states_the_default_of_every_key_as_hbc_has_it() {
+    let defaults = serde_yaml::to_value(hbd::client::config::ClientConfig::default()).unwrap();
+    for (key, default) in documented_defaults("man/hbc.yaml.5") {
+        match default {
+            // Setting the key to the page's default changes nothing.
+            Some(value) => {
+                let config = hbd::client::config::ClientConfig::parse(&format!("{key}: {value}\n"), "man/hbc.yaml.5")
+                    .unwrap_or_else(|e| panic!("man/hbc.yaml.5: default of {key} `{value}`: {e}"));
+                assert_eq!(serde_yaml::to_value(config).unwrap(), defaults, "man/hbc.yaml.5: default of {key}");
+            }
+            None => assert_eq!(
+                defaults[key.as_str()],
+                serde_yaml::Value::Null,
+                "man/hbc.yaml.5 describes the default of {key} in words, but hbc has a value for it"
+            ),
+        }
+    }
+}
+
+/// The `#key: value` lines of a configuration file the package installs:
+/// the defaults it lists, uncommented, one per key.
+fn listed_defaults(path: &str, keys: &[&str]) -> String {
+    let text = read(path);
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase()) && l.contains(':'))
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(names, keys, "{path} lists other keys, or in another order, than the code has");
+    listed.join("\n") + "\n"
+}
+
+#[test]
+fn packaged_hbd_yaml_lists_every_key_with_hbds_default() {
+    let listed = listed_defaults("packaging/etc/hbd.yaml", hbd::server::config::KEYS);
+    let dir = TempDir::new("conffile-defaults");
+    let path = dir.join("listed.yaml");
+    fs::write(&path, &listed).unwrap();
+    let listed: serde_yaml::Mapping = serde_yaml::from_str(&hbd_effective_config(&path)).unwrap();
+    assert_eq!(listed, hbd_defaults(), "packaging/etc/hbd.yaml lists defaults that are not hbd's");
+    // And the file as installed is a valid configuration.
+    hbd_effective_config(std::path::Path::new("packaging/etc/hbd.yaml"));
+}
+
+#[test]
+fn packaged_hbc_yaml_lists_every_key_with_hbcs_default() {
+    let listed = listed_defaults("packaging/etc/hbc.yaml", hbd::client::config::KEYS);
+    let config = hbd::client::config::ClientConfig::parse(&listed, "packaging/etc/hbc.yaml").unwrap();
+    assert_eq!(
+        serde_yaml::to_value(config).unwrap(),
+        serde_yaml::to_value(hbd::client::config::ClientConfig::default()).unwrap(),
+        "packaging/etc/hbc.yaml lists defaults that are not hbc's"
+    );
+    hbd::client::config::ClientConfig::parse(&read("packaging/etc/hbc.yaml"), "packaging/etc/hbc.yaml").unwrap();
+}
+
+#[test]
+fn hbd_8_describes_every_page_and_endpoint_hbd_serves() {
+    let page = read("man/hbd.8");
+    // The routes of src/http.rs; pages and assets come from src/www.rs.
+    let mut paths: Vec<String> =
+        ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts"].into_iter().map(String::from).collect();
+    paths.extend(hbd::server::http::www::PAGES.iter().map(|f| format!("/{}", f.name.strip_suffix(".html").unwrap())));
+    for path in paths {
+        // mdoc writes a path as `.Pa /live` or inside a line of `.It Pa`.
+        let documented = page.lines().any(|l| {
+            l.strip_prefix(".It Pa ")
+                .or(l.strip_prefix(".Pa "))
+                .is_some_and(|args| args.split_whitespace().next() == Some(&path))
+        });
+        assert!(documented, "man/hbd.8 does not describe {path}");
+    }
+    for member in ["/api/0/hosts/ Ns Ar name", "Ns Pa /plugins", "Pa ?limit= Ns Ar N", ".It Pa /static/ Ns Ar file"] {
+        assert!(page.contains(member), "man/hbd.8 lacks `{member}`");
+    }
+    // The assets under /static/, named in `.Pa` lines.
+    let named: BTreeSet<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix(".Pa "))
+        .flat_map(|args| args.split([' ', ',']).filter(|w| !w.is_empty()))
+        .collect();
+    for asset in hbd::server::http::www::STATIC {
+        assert!(named.contains(asset.name), "man/hbd.8 does not name /static/{}", asset.name);
+    }
 }

@@ -206,6 +206,15 @@ fn command_line_and_configuration_errors() {
     let out = hbc(&dir, &["-V"]);
     assert_eq!(text(&out.stdout).trim(), format!("hbc {}", env!("CARGO_PKG_VERSION")));
 
+    // --check-config prints the effective configuration, secrets hidden.
+    let config = write_config(&dir, "server: hbd.lan\nkey: {id: k1, secret: 0123456789abcdefXYZ}\n");
+    let out = hbc(&dir, &["-c", &config, "--check-config", "-i", "7"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("interval: 7") && stdout.contains("hbd.lan") && stdout.contains("<redacted>"), "{stdout}");
+    assert!(!stdout.contains("0123456789abcdefXYZ"));
+    assert!(text(&out.stderr).contains("configuration OK"));
+
     // Every mistake of a file in one run, each once; YAML 1.1 booleans as PyYAML writes them.
     let config = write_config(&dir, "sever: x\ninterval: 0\nplugins:\n  os_info:\n    enabled: perhaps\n");
     let out = hbc(&dir, &["-c", &config, "--once", "--print"]);

@@ -12,7 +12,8 @@ use hbd::yaml::ConfigFile;
 
 const USAGE: &str = "\
 usage: hbc [-c FILE] [-s|--server HOST[:PORT]]... [-p|--port N] [-i|--interval SECS] [--name NAME]
-           [--enable-plugin NAME]... [--disable-plugin NAME]... [--once] [--print] [-v]... [-V] [-h]
+           [--enable-plugin NAME]... [--disable-plugin NAME]... [--once] [--print] [--check-config]
+           [-v]... [-V] [-h]
 
   -c, --config FILE         read FILE (default: ~/.hbc.yaml if it exists, else built-in defaults)
   -s, --server HOST[:PORT]  send to this hbd; repeat for several (replaces `server` of the file)
@@ -24,6 +25,7 @@ usage: hbc [-c FILE] [-s|--server HOST[:PORT]]... [-p|--port N] [-i|--interval S
       --once                collect every enabled plugin once, send one heartbeat, exit
                             0 when every server acknowledged it
       --print               write each message's JSON to standard output instead of sending
+      --check-config        check the configuration, print it with defaults filled in, exit
   -v, --verbose             log more: once for debug, twice for trace
   -V, --version             print the version and exit
   -h, --help                print this help and exit
@@ -40,6 +42,7 @@ struct Options {
     disable: Vec<String>,
     once: bool,
     print: bool,
+    check_config: bool,
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
@@ -57,6 +60,7 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         disable: args.values_from_str("--disable-plugin")?,
         once: args.contains("--once"),
         print: args.contains("--print"),
+        check_config: args.contains("--check-config"),
     };
     cli::no_leftovers(args)?;
     Ok(Some(options))
@@ -85,13 +89,22 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return cli::fail("hbc", EX_CONFIG, e),
     };
-    if settings.targets.is_empty() && !options.print {
-        return cli::usage_error("hbc", USAGE, "no server to send to: give -s HOST or set `server` in hbc.yaml");
-    }
     let plugins = match config.plugins.build(&options.enable, &options.disable) {
         Ok(plugins) => plugins,
         Err(e) => return cli::fail("hbc", EX_CONFIG, e),
     };
+    if options.check_config {
+        let origin = path.as_ref().map_or_else(|| "built-in defaults".to_string(), |p| p.display().to_string());
+        match serde_yaml::to_string(&config) {
+            Ok(yaml) => print!("# effective configuration from {origin} and the command line\n{yaml}"),
+            Err(e) => eprintln!("hbc: print configuration: {e}"),
+        }
+        eprintln!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    if settings.targets.is_empty() && !options.print {
+        return cli::usage_error("hbc", USAGE, "no server to send to: give -s HOST or set `server` in hbc.yaml");
+    }
     let result = if options.once {
         client::run_once(&settings, plugins, options.print)
     } else {

@@ -282,7 +282,9 @@ impl DatetimeCache {
 /// Local time as the Python hbd's `datetime.fromtimestamp(ts).isoformat()`
 /// to the second.
 pub fn local_datetime(second: i64) -> String {
-    let t = second as libc::time_t;
+    // `as _`: time_t is i64 here, and libc names it deprecated on musl
+    // (whose type may change); localtime_r's own signature gives the type.
+    let t = second as _;
     // SAFETY: localtime_r writes only into `tm`, which we own, and reads `t`.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
