@@ -58,9 +58,10 @@ struct Client {
 }
 
 impl Client {
-    fn start(dir: &TempDir, hbd: &Hbd, name: &str) -> Client {
+    /// Starts with the gauge at `first`.
+    fn start(dir: &TempDir, hbd: &Hbd, name: &str, first: f64) -> Client {
         let value = dir.join("value.json");
-        fs::write(&value, r#"{"value": 50.0}"#).unwrap();
+        fs::write(&value, format!("{{\"value\": {first:?}}}")).unwrap();
         let config = dir.join("hbc.yaml");
         fs::write(
             &config,
@@ -137,7 +138,7 @@ fn ws_wait(socket: &mut WebSocket<TcpStream>, what: &str, matches: impl Fn(&Valu
 fn a_metric_goes_ok_warning_critical_ok_everywhere_and_a_restart_fires_nothing() {
     let dir = TempDir::new("alerts");
     let mut hbd = Hbd::start(&dir, THRESHOLDS);
-    let client = Client::start(&dir, &hbd, "webserver01");
+    let client = Client::start(&dir, &hbd, "webserver01", 50.0);
     let mut ws = ws_connect(&hbd);
 
     // OK first: the alert is tracked at OK, nothing fires.
@@ -209,9 +210,8 @@ if alerts['summary']['critical'] > 0:
     let restarted_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
     let config = hbd.config.clone();
     hbd = Hbd::start_with_config(&dir, &config);
-    let restarted_client = Client::start(&dir, &hbd, "webserver01");
     drop(client);
-    restarted_client.set(85.0);
+    let restarted_client = Client::start(&dir, &hbd, "webserver01", 85.0);
     wait_for("samples after the restart", || {
         let (_, plugins) = get_json(hbd.http, "/api/0/hosts/webserver01/plugins/gauge?limit=100");
         let samples = plugins["samples"].as_array()?;

@@ -42,6 +42,9 @@ fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     let mut accepted: BTreeSet<String> = hbd::server::config::KEYS.iter().map(|k| k.to_string()).collect();
     accepted.extend(["id", "secret", "hosts"].map(String::from));
     accepted.extend(["warning", "critical", "operator", "hysteresis", "for"].map(String::from));
+    // The keys every notification service block takes, and email's own.
+    accepted.extend(["min_level", "max_per_hour", "timeout"].map(String::from));
+    accepted.extend(["server", "port", "security", "username", "from", "to", "ca_file"].map(String::from));
     assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
 

@@ -10,12 +10,14 @@ use hbd::{logging, server};
 
 const USAGE: &str = "\
 usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]
-           [-V|--version] [-h|--help]
+           [--test-notify] [-V|--version] [-h|--help]
 
   -c, --config FILE   read FILE (default: ~/.hb.yaml if it exists, else built-in defaults)
   -f, --foreground    stay in the foreground; log to standard error unless logfile is set
   -v, --verbose       log more: once for debug, twice for trace
       --check-config  check the configuration, print it with defaults filled in, exit
+      --test-notify   send a test message through each notification service, print
+                      each result, exit 0 when all were delivered
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
@@ -25,6 +27,7 @@ struct Options {
     common: cli::Common,
     foreground: bool,
     check_config: bool,
+    test_notify: bool,
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
@@ -36,6 +39,7 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         common,
         foreground: args.contains(["-f", "--foreground"]),
         check_config: args.contains("--check-config"),
+        test_notify: args.contains("--test-notify"),
     };
     cli::no_leftovers(args)?;
     Ok(Some(options))
@@ -61,6 +65,10 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return cli::fail("hbd", EX_CONFIG, e),
     };
+    if options.test_notify {
+        let _ = logging::init(None, settings.logfmt, logging::level(options.common.verbosity));
+        return if hbd::server::notify::test(&settings.notify) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     if options.check_config {
         match serde_yaml::to_string(&config) {
             Ok(yaml) => print!("# effective configuration from {origin}\n{yaml}"),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::logging::LogFormat;
 use crate::server::core::alerts::Rules;
 use crate::server::http::HttpSettings;
+use crate::server::notify::{self, config::redact_block, config::NotifySettings};
 use crate::server::ws::WsSettings;
 use crate::wire::auth::{HostPattern, Key, Keyring};
 use crate::wire::decode::PluginLimits;
@@ -52,6 +53,15 @@ pub const KEYS: &[&str] = &[
     "thresholds",
     "threshold_renotify_interval",
     "plugin_stale_intervals",
+    "pushsrv",
+    "email",
+    "pushover",
+    "mattermost",
+    "signal",
+    "notify_group_window",
+    "notify_queue_max",
+    "notify_max_age",
+    "notify_queue_file",
     "pickfile",
     "state_save_interval",
     "pidfile",
@@ -67,7 +77,7 @@ pub const KEYS: &[&str] = &[
 /// Keys of the Python hbd that belong to features this version does not have
 /// yet; named in the error so a user switching over knows why their file fails.
 const NOT_YET_SUPPORTED: &[(&str, &str)] =
-    &[("pushsrv", "notifications"), ("dyndomains", "dynamic DNS updates"), ("nsupdate_bin", "dynamic DNS updates")];
+    &[("dyndomains", "dynamic DNS updates"), ("nsupdate_bin", "dynamic DNS updates")];
 
 /// One shared key for signed datagrams (docs/PROTOCOL.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -114,6 +124,20 @@ pub struct Config {
     pub thresholds: serde_yaml::Value,
     pub threshold_renotify_interval: f64,
     pub plugin_stale_intervals: f64,
+    /// Push services to use: `pushover`, `mattermost`, `all` (those configured) or `none`.
+    pub pushsrv: String,
+    #[serde(serialize_with = "redact_block")]
+    pub email: serde_yaml::Value,
+    #[serde(serialize_with = "redact_block")]
+    pub pushover: serde_yaml::Value,
+    #[serde(serialize_with = "redact_block")]
+    pub mattermost: serde_yaml::Value,
+    #[serde(serialize_with = "redact_block")]
+    pub signal: serde_yaml::Value,
+    pub notify_group_window: f64,
+    pub notify_queue_max: usize,
+    pub notify_max_age: f64,
+    pub notify_queue_file: PathBuf,
     pub pickfile: PathBuf,
     pub state_save_interval: u64,
     pub pidfile: PathBuf,
@@ -156,6 +180,15 @@ impl Default for Config {
             thresholds: serde_yaml::Value::Null,
             threshold_renotify_interval: 3600.0,
             plugin_stale_intervals: 3.0,
+            pushsrv: "all".into(),
+            email: serde_yaml::Value::Null,
+            pushover: serde_yaml::Value::Null,
+            mattermost: serde_yaml::Value::Null,
+            signal: serde_yaml::Value::Null,
+            notify_group_window: 10.0,
+            notify_queue_max: 1000,
+            notify_max_age: 86400.0,
+            notify_queue_file: "hbd-notify.json".into(),
             pickfile: "hbd-state.json".into(),
             state_save_interval: 60,
             pidfile: "hbd.pid".into(),
@@ -214,6 +247,7 @@ pub struct Settings {
     pub pidfile: PathBuf,
     pub logfile: Option<PathBuf>,
     pub logfmt: LogFormat,
+    pub notify: NotifySettings,
     /// Not wrong, but worth saying at start-up (a threshold path no built-in plugin has).
     pub warnings: Vec<String>,
 }
@@ -317,6 +351,21 @@ impl Config {
             &mut problems,
             &mut warnings,
         );
+        let notify = notify::config::compile(
+            notify::config::Raw {
+                pushsrv: &self.pushsrv,
+                email: &self.email,
+                pushover: &self.pushover,
+                mattermost: &self.mattermost,
+                signal: &self.signal,
+                group_window: self.notify_group_window,
+                queue_max: self.notify_queue_max,
+                max_age: self.notify_max_age,
+                queue_file: self.notify_queue_file.clone(),
+            },
+            cwd,
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -362,6 +411,7 @@ impl Config {
             pidfile: absolute(&self.pidfile),
             logfile: self.logfile.as_deref().map(absolute),
             logfmt: self.logfmt,
+            notify,
             warnings,
         })
     }

@@ -36,6 +36,7 @@ pub mod daemon;
 pub mod http;
 pub mod journal;
 pub mod model;
+pub mod notify;
 pub mod state;
 pub mod udp;
 pub mod views;
@@ -60,6 +61,10 @@ const WS_CAPACITY: usize = 1024;
 /// core → state. Full: the core skips that periodic save (the queued one is
 /// as good); the final save at shutdown waits.
 const STATE_CAPACITY: usize = 1;
+/// core → notify. Full: core drops the alert change and counts it; the
+/// notifier only groups and queues on its thread, so this fills only if it
+/// is stuck.
+const NOTIFY_CAPACITY: usize = 256;
 /// How often the parent checks that every component is still alive.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 
@@ -75,7 +80,7 @@ enum Control {
 /// Runs hbd until a signal stops it. An error before the components start is
 /// a start-up failure; after, only a lost component is an error.
 pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
-    let Settings { udp: udp_settings, core: core_settings, journal, mut http, ws: ws_settings, .. } = settings;
+    let Settings { udp: udp_settings, core: core_settings, journal, mut http, ws: ws_settings, notify, .. } = settings;
     let socket = udp::bind(&udp_settings)?;
     let ws_listener = ws::bind(&ws_settings.bind)?;
     let wss = match &ws_settings.wss {
@@ -106,6 +111,8 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     let (to_ws, ws_updates) = bounded(WS_CAPACITY);
     let (to_core_queries, core_queries) = bounded(QUERY_CAPACITY);
     let to_journal = journal.is_some().then_some(to_journal);
+    let (to_notify, notify_inbox) = bounded(NOTIFY_CAPACITY);
+    let to_notify = (!notify.services.is_empty()).then_some(to_notify);
 
     // Upstream components first (see `shut_down` for the order they stop in).
     let mut inputs: Vec<(&str, JoinHandle<()>)> = Vec::new();
@@ -114,7 +121,10 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         downstream.push(("journal", journal::spawn(journal, journal_inbox)?));
     }
     downstream.push(("state", state::spawn(settings.pickfile.clone(), state_inbox)?));
-    let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws) };
+    if to_notify.is_some() {
+        downstream.push(("notify", notify::spawn(notify, notify_inbox, to_core.clone())?));
+    }
+    let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws), to_notify };
     downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
@@ -167,7 +177,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     // Everything udp sent is in core's inbox before this.
     let _ = to_core.send(CoreMsg::Shutdown);
     drop(to_core);
-    // Then in the order the disconnections travel: core, ws hub, state, journal.
+    // Then in the order the disconnections travel: core, ws hub, notify, state, journal.
     join(downstream.into_iter().rev().collect());
     match lost {
         None => {

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::server::notify::NotifyReport;
 use crate::wire::{PluginKind, PluginSample};
 
 /// An accepted message, as `udp` hands it to `core`.
@@ -187,6 +188,8 @@ pub enum Event {
     /// An alert changed level, or is still not OK after
     /// `threshold_renotify_interval` (a reminder).
     Alert(AlertChange),
+    /// The notifier delivered a message, or failed to.
+    Notification(NotifyReport),
 }
 
 impl std::fmt::Display for Event {
@@ -201,6 +204,10 @@ impl std::fmt::Display for Event {
                 write!(f, "host {name} moved from {old} to {new}")
             }
             Event::Alert(change) => f.write_str(&change.text),
+            Event::Notification(r) => match &r.error {
+                None => write!(f, "{} delivered: {}", r.service, r.subject),
+                Some(error) => write!(f, "{} failed: {error}: {}", r.service, r.subject),
+            },
         }
     }
 }

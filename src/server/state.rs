@@ -109,7 +109,7 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
             alerts.sort_by(|a, b| a.key.cmp(&b.key));
             let n = hosts.len();
             let saved_at = unix_seconds(SystemTime::now());
-            match write_atomically(&path, &StateFile { version: FORMAT_VERSION, saved_at, hosts, alerts }) {
+            match write_json_atomically(&path, &StateFile { version: FORMAT_VERSION, saved_at, hosts, alerts }) {
                 Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
@@ -121,10 +121,13 @@ fn temp_path(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.tmp", path.display()))
 }
 
-fn write_atomically(path: &Path, state: &StateFile) -> io::Result<()> {
+/// Writes `value` as JSON to `path` so that a crash leaves the old file or
+/// the new one, never a mix: temporary file, fsync, rename, fsync of the
+/// directory. (The notifier's queue file is written the same way.)
+pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let tmp = temp_path(path);
     let mut file = File::create(&tmp)?;
-    let written = serde_json::to_writer(io::BufWriter::new(&mut file), state)
+    let written = serde_json::to_writer(io::BufWriter::new(&mut file), value)
         .map_err(io::Error::other)
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all());

@@ -132,6 +132,17 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
             });
             (kind, fields)
         }
+        Event::Notification(report) => (
+            "notification",
+            json!({
+                "service": report.service,
+                "subject": report.subject,
+                "delivered": report.delivered,
+                "error": report.error,
+                "attempt": report.attempt,
+                "will_retry": report.will_retry,
+            }),
+        ),
     }
 }
 

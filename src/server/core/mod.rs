@@ -24,6 +24,7 @@ use log::{info, warn};
 use crate::server::config::CoreSettings;
 use crate::server::journal::JournalMsg;
 use crate::server::model::{Alert, Event, Heartbeat, Host, Level, PluginSeries, UdpStats};
+use crate::server::notify::{NotifyMsg, NotifyReport, ServiceStats};
 use crate::server::state::{Saved, StateMsg};
 use crate::server::ws::Update;
 use crate::wire::unix_seconds;
@@ -47,6 +48,10 @@ pub enum CoreMsg {
     /// From the ws hub: how many browsers watch live updates now. Updates
     /// are prepared and sent only while some do.
     LiveClients(usize),
+    /// From the notifier: a delivery attempt's outcome, to be journaled.
+    Notified(NotifyReport),
+    /// From the notifier: its counters, when they change.
+    NotifyStats(Vec<ServiceStats>),
     /// From the parent once `udp` has stopped: send the final snapshot and end.
     /// (The inbox has several senders, so it cannot end by disconnection.)
     Shutdown,
@@ -92,6 +97,9 @@ pub struct MetricsSnapshot {
     pub ws_dropped: u64,
     /// Every alert state, worst first.
     pub alerts: Vec<Alert>,
+    pub notify: Vec<ServiceStats>,
+    /// Alert changes the notifier could not take (it was stuck).
+    pub notify_dropped: u64,
 }
 
 /// The core did not take or answer a query within [`ASK_TIMEOUT`].
@@ -128,6 +136,11 @@ pub struct CoreOutputs {
     /// Live updates for browsers. Full: the update is dropped and counted
     /// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
     pub to_ws: Option<Sender<Update>>,
+    /// Alert changes for the notifier. Full: dropped and counted
+    /// (`hbd_notify_events_dropped_total`, and a warning): the notifier does
+    /// no I/O on its thread but its queue file, so full means it is stuck,
+    /// and monitoring must not stop for it. None with no service configured.
+    pub to_notify: Option<Sender<NotifyMsg>>,
 }
 
 /// Where the core learns the time: the system clock in hbd, a hand-set one in tests.
@@ -181,6 +194,8 @@ pub fn run(
         udp_stats: UdpStats::default(),
         ws_dropped: 0,
         live_clients: 0,
+        notify_stats: Vec::new(),
+        notify_dropped: 0,
     };
     for (host, level) in core.alerts.worst_by_host() {
         core.table.set_alert_level(host, level);
@@ -194,6 +209,8 @@ pub fn run(
                 Ok(CoreMsg::Heartbeats(batch)) => core.handle_heartbeats(batch),
                 Ok(CoreMsg::UdpStats(stats)) => core.handle_udp_stats(stats),
                 Ok(CoreMsg::LiveClients(n)) => core.handle_live_clients(n),
+                Ok(CoreMsg::Notified(report)) => core.handle_notified(report, clock.now()),
+                Ok(CoreMsg::NotifyStats(stats)) => core.notify_stats = stats,
                 Ok(CoreMsg::Shutdown) | Err(_) => break,
             },
             recv(queries) -> query => match query {
@@ -230,6 +247,8 @@ struct Core {
     ws_dropped: u64,
     /// Browsers connected to the ws hub, as it last said.
     live_clients: usize,
+    notify_stats: Vec<ServiceStats>,
+    notify_dropped: u64,
 }
 
 impl Core {
@@ -268,6 +287,10 @@ impl Core {
 
     fn handle_live_clients(&mut self, n: usize) {
         self.live_clients = n;
+    }
+
+    fn handle_notified(&mut self, report: NotifyReport, now: f64) {
+        self.route(now, Event::Notification(report));
     }
 
     fn handle_tick(&mut self, now: f64) {
@@ -323,6 +346,8 @@ impl Core {
                     dropped_plugins: self.table.dropped_plugins,
                     ws_dropped: self.ws_dropped,
                     alerts: self.alerts.sorted(None),
+                    notify: self.notify_stats.clone(),
+                    notify_dropped: self.notify_dropped,
                 });
             }
         }
@@ -377,7 +402,19 @@ impl Core {
 
     /// The one place that decides who hears of an event.
     fn route(&mut self, at: f64, event: Event) {
-        info!("core: {event}");
+        match &event {
+            // The notifier logs its own deliveries and failures.
+            Event::Notification(_) => {}
+            event => info!("core: {event}"),
+        }
+        if let (Event::Alert(change), Some(notify)) = (&event, &self.outputs.to_notify) {
+            if notify.try_send(NotifyMsg::Alert { at, change: change.clone() }).is_err() {
+                self.notify_dropped += 1;
+                if self.notify_dropped.is_power_of_two() {
+                    warn!("core: the notifier is not taking alerts; {} dropped so far", self.notify_dropped);
+                }
+            }
+        }
         if self.watched() {
             self.publish(Update::Event { at, event: event.clone() });
         }
@@ -498,7 +535,7 @@ mod tests {
         let (to_ws, ws) = bounded(64);
         let clock = TestClock::default();
         clock.set(1000.0);
-        let outputs = CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws) };
+        let outputs = CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws), to_notify: None };
         let run_clock = clock.clone();
         let core = std::thread::spawn(move || {
             run(settings, Saved::default(), core_inbox, core_queries, core_ticks, run_clock, outputs)

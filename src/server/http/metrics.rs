@@ -82,6 +82,49 @@ pub fn render(s: &MetricsSnapshot) -> String {
     sample(&mut out, "hbd_queue_length", &[("queue", "core")], s.inbound_queue as f64);
     sample(&mut out, "hbd_queue_length", &[("queue", "journal")], s.journal_queue as f64);
 
+    family(&mut out, "hbd_notifications_sent_total", "counter", "Notifications delivered, by service.");
+    for n in &s.notify {
+        sample(&mut out, "hbd_notifications_sent_total", &[("service", &n.service)], n.sent as f64);
+    }
+    family(
+        &mut out,
+        "hbd_notifications_failed_total",
+        "counter",
+        "Failed delivery attempts (each is retried), by service.",
+    );
+    for n in &s.notify {
+        sample(&mut out, "hbd_notifications_failed_total", &[("service", &n.service)], n.failed_attempts as f64);
+    }
+    family(
+        &mut out,
+        "hbd_notifications_dropped_total",
+        "counter",
+        "Notifications given up: refused by the service, expired, or pushed out of a full queue.",
+    );
+    for n in &s.notify {
+        sample(&mut out, "hbd_notifications_dropped_total", &[("service", &n.service)], n.dropped as f64);
+    }
+    family(
+        &mut out,
+        "hbd_notifications_folded_total",
+        "counter",
+        "Notifications folded into summaries by max_per_hour.",
+    );
+    for n in &s.notify {
+        sample(&mut out, "hbd_notifications_folded_total", &[("service", &n.service)], n.folded as f64);
+    }
+    family(&mut out, "hbd_notifications_pending", "gauge", "Notifications waiting to be delivered, by service.");
+    for n in &s.notify {
+        sample(&mut out, "hbd_notifications_pending", &[("service", &n.service)], n.pending as f64);
+    }
+    family(
+        &mut out,
+        "hbd_notify_events_dropped_total",
+        "counter",
+        "Alert changes the notifier could not take because it was stuck.",
+    );
+    sample(&mut out, "hbd_notify_events_dropped_total", &[], s.notify_dropped as f64);
+
     family(&mut out, "hbd_alerts", "gauge", "Alert states at each level.");
     for (level, n) in summarize(&s.alerts) {
         sample(&mut out, "hbd_alerts", &[("level", &level.as_str().to_ascii_lowercase())], n as f64);
@@ -235,6 +278,8 @@ mod tests {
             hosts: vec![host],
             udp: UdpStats { received: 10, rejected: vec![0, 3], dropped_plugins: 1 },
             alerts: Vec::new(),
+            notify: Vec::new(),
+            notify_dropped: 0,
             inbound_queue: 0,
             journal_queue: 2,
             dropped_hosts: 0,

@@ -1,0 +1,458 @@
+//! Notifications with the real binary: email through a real SMTP server
+//! (Debian's aiosmtpd, STARTTLS and login), and Pushover, Mattermost and
+//! Signal through a local stand-in that checks each request against the
+//! service's documented API. Faults: a service that refuses connections,
+//! one that hangs, one that fails for a while; a restart with undelivered
+//! messages; 40 hosts going down together.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+/// One request the stand-in accepted as the service documents it.
+#[derive(Debug, Clone)]
+struct Delivered {
+    service: &'static str,
+    fields: Value,
+}
+
+/// Pushover, Mattermost and Signal on one local port, each at its path.
+/// Requests that do not follow the service's documented format are
+/// recorded as `violations` (and answered 400); `fail_next` makes the next
+/// N requests answer 500; `hang` makes every request wait forever.
+struct StandIn {
+    addr: SocketAddr,
+    delivered: Arc<Mutex<Vec<Delivered>>>,
+    violations: Arc<Mutex<Vec<String>>>,
+    fail_next: Arc<AtomicUsize>,
+    server: Arc<tiny_http::Server>,
+}
+
+impl StandIn {
+    fn start(hang: bool) -> StandIn {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind stand-in"));
+        let addr = server.server_addr().to_ip().expect("an IP address");
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let fail_next = Arc::new(AtomicUsize::new(0));
+        let (s, d, v, f) = (server.clone(), delivered.clone(), violations.clone(), fail_next.clone());
+        std::thread::spawn(move || {
+            for mut request in s.incoming_requests() {
+                if hang {
+                    // Never answered: the connection stays open until hbd gives up.
+                    std::mem::forget(request);
+                    continue;
+                }
+                let mut body = String::new();
+                let _ = request.as_reader().read_to_string(&mut body);
+                let content_type = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Content-Type"))
+                    .map(|h| h.value.to_string())
+                    .unwrap_or_default();
+                let checked = check(request.method(), request.url(), &content_type, &body);
+                let (status, answer) = match checked {
+                    Err(why) => {
+                        v.lock().unwrap().push(why.clone());
+                        (400, json!({"status": 0, "errors": [why]}).to_string())
+                    }
+                    Ok(_) if f.load(Ordering::SeqCst) > 0 => {
+                        f.fetch_sub(1, Ordering::SeqCst);
+                        (500, "service unavailable for a while".to_string())
+                    }
+                    Ok(delivery) => {
+                        let status = if delivery.service == "signal" { 201 } else { 200 };
+                        d.lock().unwrap().push(delivery);
+                        (status, r#"{"status":1,"request":"0f2e6b0a-7d3a-4b29-9bd2-2d1b7c1f0d55"}"#.to_string())
+                    }
+                };
+                let _ = request.respond(tiny_http::Response::from_string(answer).with_status_code(status));
+            }
+        });
+        StandIn { addr, delivered, violations, fail_next, server }
+    }
+
+    fn delivered(&self, service: &str) -> Vec<Value> {
+        self.delivered.lock().unwrap().iter().filter(|d| d.service == service).map(|d| d.fields.clone()).collect()
+    }
+
+    fn assert_no_violations(&self) {
+        let v = self.violations.lock().unwrap();
+        assert!(v.is_empty(), "requests not in the services' documented formats: {v:#?}");
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+/// Checks a request against the service's documented API.
+fn check(method: &tiny_http::Method, url: &str, content_type: &str, body: &str) -> Result<Delivered, String> {
+    if *method != tiny_http::Method::Post {
+        return Err(format!("{method} {url}: every service takes POST"));
+    }
+    match url {
+        // https://pushover.net/api: form-encoded token, user, message; title,
+        // priority (-2..2), device, sound optional.
+        "/1/messages.json" => {
+            if !content_type.starts_with("application/x-www-form-urlencoded") {
+                return Err(format!("pushover: content type {content_type:?}"));
+            }
+            let form: HashMap<String, String> = form_decode(body);
+            for key in ["token", "user", "message"] {
+                if form.get(key).is_none_or(|v| v.is_empty()) {
+                    return Err(format!("pushover: no {key}"));
+                }
+            }
+            if form["message"].chars().count() > 1024 || form.get("title").is_some_and(|t| t.chars().count() > 250) {
+                return Err("pushover: message over 1024 or title over 250 characters".into());
+            }
+            if let Some(p) = form.get("priority") {
+                if !matches!(p.as_str(), "-2" | "-1" | "0" | "1" | "2") {
+                    return Err(format!("pushover: priority {p}"));
+                }
+            }
+            let known = [
+                "token",
+                "user",
+                "message",
+                "title",
+                "priority",
+                "device",
+                "sound",
+                "url",
+                "url_title",
+                "html",
+                "timestamp",
+                "ttl",
+            ];
+            if let Some(unknown) = form.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(format!("pushover: unknown parameter {unknown}"));
+            }
+            Ok(Delivered { service: "pushover", fields: json!(form) })
+        }
+        // Mattermost incoming webhooks: JSON with `text`; channel, username optional.
+        "/hooks/xyz" => {
+            if !content_type.starts_with("application/json") {
+                return Err(format!("mattermost: content type {content_type:?}"));
+            }
+            let v: Value = serde_json::from_str(body).map_err(|e| format!("mattermost: {e}"))?;
+            if v["text"].as_str().is_none_or(|t| t.is_empty()) {
+                return Err("mattermost: no text".into());
+            }
+            Ok(Delivered { service: "mattermost", fields: v })
+        }
+        // signal-cli-rest-api: POST /v2/send {"message", "number", "recipients": [...]}.
+        "/v2/send" => {
+            if !content_type.starts_with("application/json") {
+                return Err(format!("signal: content type {content_type:?}"));
+            }
+            let v: Value = serde_json::from_str(body).map_err(|e| format!("signal: {e}"))?;
+            let ok = v["message"].as_str().is_some_and(|m| !m.is_empty())
+                && v["number"].as_str().is_some_and(|n| n.starts_with('+'))
+                && v["recipients"].as_array().is_some_and(|r| !r.is_empty() && r.iter().all(Value::is_string));
+            if !ok {
+                return Err(format!("signal: needs message, number and recipients: {v}"));
+            }
+            Ok(Delivered { service: "signal", fields: v })
+        }
+        other => Err(format!("no such endpoint {other}")),
+    }
+}
+
+fn form_decode(body: &str) -> HashMap<String, String> {
+    let decode = |s: &str| {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped =
+                bytes.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+            match (bytes[i], escaped) {
+                (b'%', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// Debian's aiosmtpd with STARTTLS and login, saving what it accepts.
+struct Smtpd {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+    cert: std::path::PathBuf,
+}
+
+impl Smtpd {
+    fn start(dir: &TempDir) -> Smtpd {
+        let (cert, key) = self_signed(dir);
+        let mail = dir.join("mail");
+        std::fs::create_dir_all(&mail).unwrap();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/smtpd.py"))
+            .args([&mail, &cert, &key])
+            .args(["hbd", "s3cret-pa55"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with aiosmtpd (tests/run installs python3-aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().strip_prefix("port ").and_then(|p| p.parse().ok()).expect("smtpd's port");
+        Smtpd { child, port, dir: mail, cert }
+    }
+
+    /// The saved messages: (envelope, whole message text).
+    fn messages(&self) -> Vec<(Value, String)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let (json, eml) = (self.dir.join(format!("{n}.json")), self.dir.join(format!("{n}.eml")));
+            let (Ok(envelope), Ok(text)) = (std::fs::read_to_string(json), std::fs::read_to_string(eml)) else { break };
+            out.push((serde_json::from_str(&envelope).unwrap(), text));
+        }
+        out
+    }
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn self_signed(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("smtp-cert.pem"), dir.join("smtp-key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // A leaf, not a CA: webpki refuses a CA certificate as a server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+/// A port nothing listens on: bound, then closed.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http_services(pushover: SocketAddr, mattermost: SocketAddr, signal: SocketAddr) -> String {
+    format!(
+        "pushover: {{url: 'http://{pushover}/1/messages.json', token: azGDORePK8gMaC0QOYAMyEEuzJnyUi, user: uQiRzpo4DXghDmr9QzzfQu27cmVRsG, sound: siren, timeout: 2}}\n\
+         mattermost: {{webhook_url: 'http://{mattermost}/hooks/xyz', channel: ops, username: hbd, timeout: 2}}\n\
+         signal: {{url: 'http://{signal}', number: '+4915100000001', recipients: ['+4915100000002'], timeout: 2}}\n"
+    )
+}
+
+/// Heartbeats from `names` with interval 1 and no grace: down in about 2 s.
+fn soon_down(hbd: &Hbd, names: &[String]) {
+    let udp = client("127.0.0.1:0");
+    for (i, name) in names.iter().enumerate() {
+        heartbeat(&udp, hbd.addr, name, 1.0, i as u64);
+    }
+}
+
+fn notifications(hbd: &Hbd) -> Vec<Value> {
+    hbd.journal().into_iter().filter(|l| l["type"] == "notification").collect()
+}
+
+#[test]
+fn email_arrives_through_a_real_smtp_server_with_starttls_and_login() {
+    let dir = TempDir::new("email");
+    let smtpd = Smtpd::start(&dir);
+    let config = format!(
+        "grace: 0\nnotify_group_window: 0.5\nemail:\n  server: 127.0.0.1\n  port: {}\n  security: starttls\n  username: hbd\n  password_env: HBD_TEST_SMTP_PASSWORD\n  ca_file: {}\n  from: hbd@example.org\n  to: [ops@example.org, oncall@example.org]\n",
+        smtpd.port,
+        smtpd.cert.display()
+    );
+    std::env::set_var("HBD_TEST_SMTP_PASSWORD", "s3cret-pa55");
+    let hbd = Hbd::start(&dir, &config);
+    soon_down(&hbd, &["webserver01".to_string()]);
+    let (envelope, text) = wait_for("the mail", || smtpd.messages().into_iter().next());
+    assert_eq!(envelope["from"], "hbd@example.org");
+    assert_eq!(envelope["to"], json!(["ops@example.org", "oncall@example.org"]));
+    assert_eq!(
+        (envelope["tls"].as_bool(), envelope["login"].as_bool()),
+        (Some(true), Some(true)),
+        "STARTTLS and login"
+    );
+    assert!(text.contains("Subject: [hbd] CRITICAL webserver01 host down (silent for "), "{text}");
+    assert!(text.contains("CRITICAL: webserver01 - host down (silent for "), "{text}");
+    let line =
+        hbd.wait_journal("the delivery in the journal", |l| l["type"] == "notification" && l["delivered"] == true);
+    assert_eq!(line["service"], "email");
+    // The password never shows: not in the log, not in --check-config.
+    assert!(!hbd.log().contains("s3cret-pa55"));
+    let out = Command::new(hbd_bin())
+        .args(["--check-config", "-c"])
+        .arg(&hbd.config)
+        .env("HBD_TEST_SMTP_PASSWORD", "s3cret-pa55")
+        .output()
+        .unwrap();
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("s3cret-pa55"));
+
+    // hbd --test-notify through the same server.
+    let out = Command::new(hbd_bin())
+        .args(["--test-notify", "-c"])
+        .arg(&hbd.config)
+        .env("HBD_TEST_SMTP_PASSWORD", "s3cret-pa55")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "email: delivered\n");
+    assert_eq!(out.status.code(), Some(0));
+    wait_for("the test mail", || {
+        smtpd.messages().iter().any(|(_, t)| t.contains("Subject: [hbd] test message from hbd")).then_some(())
+    });
+    // A wrong password: the server's own refusal, exit 1.
+    let out = Command::new(hbd_bin())
+        .args(["--test-notify", "-c"])
+        .arg(&hbd.config)
+        .env("HBD_TEST_SMTP_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("email: failed: ") && stdout.contains("535"), "{stdout}");
+}
+
+#[test]
+fn http_services_get_their_documented_requests_and_40_hosts_make_one_message() {
+    let dir = TempDir::new("http-services");
+    let standin = StandIn::start(false);
+    let config =
+        format!("grace: 0\nnotify_group_window: 3\n{}", http_services(standin.addr, standin.addr, standin.addr));
+    let hbd = Hbd::start(&dir, &config);
+    let names: Vec<String> = (0..40).map(|i| format!("rack1-host{i:02}")).collect();
+    soon_down(&hbd, &names);
+    wait_for("a delivery to each service", || {
+        (notifications(&hbd).iter().filter(|l| l["delivered"] == true).count() >= 3).then_some(())
+    });
+    for service in ["pushover", "mattermost", "signal"] {
+        assert_eq!(standin.delivered(service).len(), 1, "one grouped message for {service}");
+    }
+    let pushover = &standin.delivered("pushover")[0];
+    assert_eq!(pushover["title"], "[hbd] 40 alerts: 40 CRITICAL (rack1-host00, rack1-host01, rack1-host02, rack1-host03, rack1-host04 and 35 more)");
+    assert_eq!((pushover["priority"].as_str(), pushover["sound"].as_str()), (Some("1"), Some("siren")));
+    assert_eq!(pushover["token"], "azGDORePK8gMaC0QOYAMyEEuzJnyUi");
+    let mattermost = &standin.delivered("mattermost")[0];
+    assert_eq!((mattermost["channel"].as_str(), mattermost["username"].as_str()), (Some("ops"), Some("hbd")));
+    assert!(mattermost["text"].as_str().unwrap().contains("CRITICAL: rack1-host39 - host down"));
+    let signal = &standin.delivered("signal")[0];
+    assert_eq!(signal["recipients"], json!(["+4915100000002"]));
+    standin.assert_no_violations();
+    let (_, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);
+    assert!(metrics.contains("hbd_notifications_sent_total{service=\"signal\"} 1"), "{metrics}");
+}
+
+#[test]
+fn a_dead_and_a_hung_service_delay_nobody_and_a_recovering_one_gets_everything_in_order_once() {
+    let dir = TempDir::new("faults");
+    let (hung, flaky) = (StandIn::start(true), StandIn::start(false));
+    flaky.fail_next.store(2, Ordering::SeqCst);
+    // pushover: nothing listens; mattermost: hangs; signal: fails twice, then works.
+    let refused: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+    let config = format!("grace: 0\nnotify_group_window: 0.2\n{}", http_services(refused, hung.addr, flaky.addr));
+    let hbd = Hbd::start(&dir, &config);
+    let started = Instant::now();
+    soon_down(&hbd, &["first".to_string()]);
+    hbd.wait_journal("first's alert", |l| l["type"] == "alert" && l["name"] == "first");
+    soon_down(&hbd, &["second".to_string()]);
+    hbd.wait_journal("second's alert", |l| l["type"] == "alert" && l["name"] == "second");
+    // The flaky service recovers and gets both, in order, once, although
+    // the other two never deliver.
+    let subjects = wait_for("both at signal", || {
+        let got = flaky.delivered("signal");
+        (got.len() >= 2).then(|| got.iter().map(|m| m["message"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+    });
+    assert!(subjects[0].contains("first") && subjects[1].contains("second"), "{subjects:?}");
+    assert!(started.elapsed() < Duration::from_secs(40), "retries come back in seconds, not minutes");
+    let journal = notifications(&hbd);
+    let failed = |service: &str| journal.iter().filter(|l| l["service"] == service && l["delivered"] == false).count();
+    assert!(failed("pushover") >= 1 && failed("signal") >= 2, "{journal:#?}");
+    let refused_text =
+        journal.iter().find(|l| l["service"] == "pushover").unwrap()["error"].as_str().unwrap().to_string();
+    assert!(
+        refused_text.to_lowercase().contains("refused") || refused_text.contains("connect"),
+        "the service's own error: {refused_text}"
+    );
+    // Once, and nothing more later.
+    hbd.wait_journal("mattermost's timeout", |l| l["type"] == "notification" && l["service"] == "mattermost");
+    assert_eq!(flaky.delivered("signal").len(), 2);
+    flaky.assert_no_violations();
+}
+
+#[test]
+fn undelivered_messages_survive_a_restart_and_go_out_once() {
+    let dir = TempDir::new("restart");
+    let standin = StandIn::start(false);
+    standin.fail_next.store(1000, Ordering::SeqCst);
+    let config = format!("grace: 0\nnotify_group_window: 0.2\nsignal: {{url: 'http://{}', number: '+4915100000001', recipients: ['+4915100000002']}}\n", standin.addr);
+    let mut hbd = Hbd::start(&dir, &config);
+    soon_down(&hbd, &["lonely".to_string()]);
+    hbd.wait_journal("a failed delivery", |l| l["type"] == "notification" && l["delivered"] == false);
+    assert_eq!(hbd.stop().code(), Some(0));
+    let queue: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("hbd-notify.json")).unwrap()).unwrap();
+    assert_eq!(queue["messages"].as_array().map(Vec::len), Some(1), "{queue}");
+
+    standin.fail_next.store(0, Ordering::SeqCst);
+    let hbd = Hbd::start_with_config(&dir, &hbd.config.clone());
+    wait_for("the delivery after the restart", || (!standin.delivered("signal").is_empty()).then_some(()));
+    hbd.wait_journal("its journal line", |l| l["type"] == "notification" && l["delivered"] == true);
+    let queue: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("hbd-notify.json")).unwrap()).unwrap();
+    assert_eq!(queue["messages"], json!([]));
+    assert_eq!(standin.delivered("signal").len(), 1, "once");
+    assert!(standin.delivered("signal")[0]["message"].as_str().unwrap().contains("lonely"));
+}
+
+#[test]
+fn bad_service_blocks_are_config_errors_naming_them() {
+    let dir = TempDir::new("badnotify");
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, "pushover: {token: t}\nmattermost: {webhook_url: 'not a url'}\nemail: {server: m, from: nobody, to: x@example.org}\n").unwrap();
+    let out = Command::new(hbd_bin()).args(["--check-config", "-c"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for expected in [
+        "pushover.user: missing",
+        "mattermost.webhook_url: `not a url` is not",
+        "email.from: `nobody` is not an email address",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
+    std::fs::write(&path, "").unwrap();
+    let out = Command::new(hbd_bin()).args(["--test-notify", "-c"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no notification service is configured"));
+}
