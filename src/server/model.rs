@@ -131,6 +131,11 @@ pub struct Host {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, PluginSeries>,
+    /// Dynamic DNS: for each domain of `dyndomains`, the address the DNS
+    /// worker last confirmed it set `name.domain` to. A domain missing here,
+    /// or set to another address than `address`, is pending.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dns: BTreeMap<String, IpAddr>,
 }
 
 impl Host {
@@ -163,6 +168,7 @@ impl Host {
             last_signed_us: self.last_signed_us,
             latency_ms: self.latency_ms,
             plugins: BTreeMap::new(),
+            dns: self.dns.clone(),
         }
     }
 }
@@ -179,6 +185,19 @@ pub enum Event {
     HostDown { name: String, last_seen: f64, silent_for: f64 },
     /// The heartbeat came from another IP address than the last one.
     AddressChanged { name: String, old: IpAddr, new: IpAddr },
+    /// The DNS worker tried to point `name.domain` at `address`.
+    DnsUpdate { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
+}
+
+/// How one DNS update ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DnsOutcome {
+    /// nsupdate succeeded: the record now holds the address.
+    Updated,
+    /// nsupdate failed, timed out or could not run; `error` is its own
+    /// message, trimmed. Retried after `retry_in` seconds unless a newer
+    /// address replaced it (None).
+    Failed { error: String, retry_in: Option<f64> },
 }
 
 impl std::fmt::Display for Event {
@@ -191,6 +210,12 @@ impl std::fmt::Display for Event {
             Event::HostDown { name, silent_for, .. } => write!(f, "host {name} is down, silent for {silent_for:.0} s"),
             Event::AddressChanged { name, old, new } => {
                 write!(f, "host {name} moved from {old} to {new}")
+            }
+            Event::DnsUpdate { name, domain, address, outcome: DnsOutcome::Updated } => {
+                write!(f, "dns record {name}.{domain} set to {address}")
+            }
+            Event::DnsUpdate { name, domain, address, outcome: DnsOutcome::Failed { error, .. } } => {
+                write!(f, "dns record {name}.{domain} not set to {address}: {error}")
             }
         }
     }

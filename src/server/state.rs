@@ -143,6 +143,8 @@ mod tests {
             last_signed_us: Some(5),
             latency_ms: Some(0.25),
             plugins: Default::default(),
+            // What DNS has confirmed survives a restart (no update is sent again).
+            dns: [("example.com".to_string(), "192.0.2.7".parse().unwrap())].into(),
         }
     }
 

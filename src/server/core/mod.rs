@@ -9,11 +9,13 @@
 //! whole loop is tested through its channels without sockets or sleeps.
 //!
 //! The transition rules live in [`table::HostTable`]; the data model in
-//! `server::model`.
+//! `server::model`; what core asks of DNS and hears back in `dns_wanted`.
 
+mod dns_wanted;
 pub mod table;
 
 use std::io;
+use std::net::IpAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,11 +23,14 @@ use crossbeam_channel::{bounded, never, select, tick, Receiver, Sender, TrySendE
 use log::{info, warn};
 
 use crate::server::config::CoreSettings;
+use crate::server::dns::DnsMsg;
 use crate::server::journal::JournalMsg;
-use crate::server::model::{Event, Heartbeat, Host, PluginSeries, UdpStats};
+use crate::server::model::{DnsOutcome, Event, Heartbeat, Host, PluginSeries, UdpStats};
 use crate::server::state::StateMsg;
 use crate::server::ws::Update;
 use crate::wire::unix_seconds;
+pub use dns_wanted::DnsStats;
+use dns_wanted::DnsWanted;
 use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.
@@ -45,6 +50,8 @@ pub enum CoreMsg {
     /// From the ws hub: how many browsers watch live updates now. Updates
     /// are prepared and sent only while some do.
     LiveClients(usize),
+    /// From `dns`: how one update of `name.domain` to `address` ended.
+    DnsResult { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
     /// From the parent once `udp` has stopped: send the final snapshot and end.
     /// (The inbox has several senders, so it cannot end by disconnection.)
     Shutdown,
@@ -78,6 +85,7 @@ pub struct MetricsSnapshot {
     pub dropped_hosts: u64,
     pub dropped_plugins: u64,
     pub ws_dropped: u64,
+    pub dns: DnsStats,
 }
 
 /// The core did not take or answer a query within [`ASK_TIMEOUT`].
@@ -114,6 +122,11 @@ pub struct CoreOutputs {
     /// Live updates for browsers. Full: the update is dropped and counted
     /// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
     pub to_ws: Option<Sender<Update>>,
+    /// Updates for the DNS worker, which coalesces them per record. Full (or
+    /// gone): the core does not wait; it remembers the host and offers it
+    /// again every tick until the worker takes it, so no update is lost. None
+    /// without `dyndomains`.
+    pub to_dns: Option<Sender<DnsMsg>>,
 }
 
 /// Where the core learns the time: the system clock in hbd, a hand-set one in tests.
@@ -165,8 +178,11 @@ pub fn run(
         udp_stats: UdpStats::default(),
         ws_dropped: 0,
         live_clients: 0,
+        dns: DnsWanted::new(settings.dyndomains.clone()),
     };
     info!("core: tracking {} hosts from the state file", core.table.len());
+    // Whatever DNS has not confirmed yet (pending or failed before a restart) is asked for again.
+    core.dns.start(&mut core.table, &core.outputs.to_dns);
     let save_every = settings.state_save_interval.as_secs_f64();
     let mut next_save = now + save_every;
     loop {
@@ -175,6 +191,9 @@ pub fn run(
                 Ok(CoreMsg::Heartbeats(batch)) => core.handle_heartbeats(batch),
                 Ok(CoreMsg::UdpStats(stats)) => core.handle_udp_stats(stats),
                 Ok(CoreMsg::LiveClients(n)) => core.handle_live_clients(n),
+                Ok(CoreMsg::DnsResult { name, domain, address, outcome }) => {
+                    core.handle_dns_result(clock.now(), name, domain, address, outcome)
+                }
                 Ok(CoreMsg::Shutdown) | Err(_) => break,
             },
             recv(queries) -> query => match query {
@@ -209,6 +228,8 @@ struct Core {
     ws_dropped: u64,
     /// Browsers connected to the ws hub, as it last said.
     live_clients: usize,
+    /// DNS updates the worker has not taken yet, and counts of results.
+    dns: DnsWanted,
 }
 
 impl Core {
@@ -239,9 +260,15 @@ impl Core {
         self.live_clients = n;
     }
 
+    fn handle_dns_result(&mut self, at: f64, name: String, domain: String, address: IpAddr, outcome: DnsOutcome) {
+        self.dns.result(&mut self.table, &name, &domain, address, &outcome);
+        self.route(at, Event::DnsUpdate { name, domain, address, outcome });
+    }
+
     fn handle_tick(&mut self, now: f64) {
         self.table.expire(now, &mut self.events);
         self.route_events(now);
+        self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
     }
 
     fn handle_query(&mut self, query: Query, inbound_queue: usize) {
@@ -274,6 +301,7 @@ impl Core {
                     dropped_hosts: self.table.dropped_hosts,
                     dropped_plugins: self.table.dropped_plugins,
                     ws_dropped: self.ws_dropped,
+                    dns: self.dns.stats(&self.table),
                 });
             }
         }
@@ -295,6 +323,9 @@ impl Core {
     /// The one place that decides who hears of an event.
     fn route(&mut self, at: f64, event: Event) {
         info!("core: {event}");
+        if let Event::HostNew { name, .. } | Event::AddressChanged { name, .. } = &event {
+            self.dns.want(&self.table, name, &self.outputs.to_dns);
+        }
         if self.watched() {
             self.publish(Update::Event { at, event: event.clone() });
         }
@@ -397,12 +428,17 @@ mod tests {
     const DEADLINE: Duration = Duration::from_secs(10);
 
     fn start() -> Harness {
+        start_with_dns(Vec::new(), None)
+    }
+
+    fn start_with_dns(dyndomains: Vec<String>, to_dns: Option<Sender<DnsMsg>>) -> Harness {
         let settings = CoreSettings {
             grace: Duration::from_secs(5),
             state_save_interval: Duration::from_secs(60),
             max_hosts: 10,
             plugin_history: 3,
             max_plugins_per_host: 4,
+            dyndomains,
         };
         // Rendezvous channels: once a send returns, the core has taken the
         // message, so the answer to a later query comes after it was handled.
@@ -414,7 +450,7 @@ mod tests {
         let (to_ws, ws) = bounded(64);
         let clock = TestClock::default();
         clock.set(1000.0);
-        let outputs = CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws) };
+        let outputs = CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws), to_dns };
         let run_clock = clock.clone();
         let core = std::thread::spawn(move || {
             run(settings, Vec::new(), core_inbox, core_queries, core_ticks, run_clock, outputs)
@@ -490,6 +526,43 @@ mod tests {
         h.clock.set(1060.0);
         h.ticks.send(Instant::now()).unwrap();
         assert!(h.state.recv_timeout(DEADLINE).is_ok(), "saved after 60 s by the clock");
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        h.core.join().unwrap();
+    }
+
+    #[test]
+    fn new_and_moved_hosts_go_to_dns_and_results_are_journaled_and_saved() {
+        let (to_dns, dns) = bounded(8);
+        let h = start_with_dns(vec!["example.test".into()], Some(to_dns));
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0)])).unwrap();
+        let update = |dns: &Receiver<DnsMsg>| match dns.recv_timeout(DEADLINE) {
+            Ok(DnsMsg::Update { name, address, domains }) => (name, address.to_string(), domains),
+            Err(e) => panic!("expected a DNS update: {e}"),
+        };
+        assert_eq!(update(&dns), ("a".into(), "10.0.0.1".into(), vec!["example.test".into()]));
+        next_event(&h.journal);
+        let address: IpAddr = "10.0.0.1".parse().unwrap();
+        h.inbox
+            .send(CoreMsg::DnsResult {
+                name: "a".into(),
+                domain: "example.test".into(),
+                address,
+                outcome: DnsOutcome::Updated,
+            })
+            .unwrap();
+        assert!(matches!(next_event(&h.journal), Event::DnsUpdate { outcome: DnsOutcome::Updated, .. }));
+        let metrics = ask(&h.queries, Query::Metrics).unwrap();
+        assert_eq!(metrics.dns, DnsStats { updates: 1, failures: 0, pending: 0 });
+        assert_eq!(
+            ask(&h.queries, |reply| Query::Host { name: "a".into(), reply }).unwrap().unwrap().dns["example.test"],
+            address
+        );
+
+        // The same address again is no news for DNS; another one is.
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1001.0)])).unwrap();
+        h.inbox.send(CoreMsg::Heartbeats(vec![Heartbeat::for_test("a", "10.0.0.2", 1002.0)])).unwrap();
+        assert_eq!(update(&dns).1, "10.0.0.2");
+        assert!(dns.try_recv().is_err());
         h.inbox.send(CoreMsg::Shutdown).unwrap();
         h.core.join().unwrap();
     }

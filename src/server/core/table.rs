@@ -53,6 +53,15 @@ impl HostTable {
         self.hosts.get(name)
     }
 
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Host> {
+        self.hosts.get_mut(name)
+    }
+
+    /// Every host, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.values()
+    }
+
     pub fn snapshot(&self) -> Vec<Host> {
         self.hosts.values().cloned().collect()
     }
@@ -92,6 +101,7 @@ impl HostTable {
                     last_signed_us: None,
                     latency_ms: None,
                     plugins: BTreeMap::new(),
+                    dns: BTreeMap::new(),
                 })
             }
         };
@@ -179,6 +189,7 @@ mod tests {
             max_hosts: 2,
             plugin_history: 3,
             max_plugins_per_host: 2,
+            dyndomains: Vec::new(),
         }
     }
 
