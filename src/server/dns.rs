@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use std::{fs, io};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use crate::process::{self, Finished, Running};
 use crate::server::core::CoreMsg;
@@ -205,7 +205,8 @@ impl Worker {
         let outcome = match result {
             Ok(()) => {
                 self.queue.finished(&record, true, now);
-                info!("dns: {name}.{domain} now points at {address}");
+                // core logs the event at info; this only adds the attempt.
+                debug!("dns: {name}.{domain} now points at {address} (attempt {attempt})");
                 DnsOutcome::Updated
             }
             Err(error) => {

@@ -119,24 +119,14 @@ impl DnsWanted {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use crossbeam_channel::{bounded, Receiver};
 
+    use super::super::tests::settings;
     use super::*;
-    use crate::server::config::CoreSettings;
     use crate::server::model::Heartbeat;
 
     fn table() -> HostTable {
-        let settings = CoreSettings {
-            grace: Duration::from_secs(5),
-            state_save_interval: Duration::from_secs(60),
-            max_hosts: 10,
-            plugin_history: 3,
-            max_plugins_per_host: 4,
-            dyndomains: Vec::new(),
-        };
-        let mut t = HostTable::new(Vec::new(), &settings, 1000.0);
+        let mut t = HostTable::new(Vec::new(), &settings(Vec::new()), 1000.0);
         for (name, ip) in [("a", "10.0.0.1"), ("b", "2001:db8::2")] {
             t.heartbeat(Heartbeat::for_test(name, ip, 1000.0), &mut Vec::new());
         }

@@ -431,15 +431,20 @@ mod tests {
         start_with_dns(Vec::new(), None)
     }
 
-    fn start_with_dns(dyndomains: Vec<String>, to_dns: Option<Sender<DnsMsg>>) -> Harness {
-        let settings = CoreSettings {
+    /// The settings the core's tests run on (also `dns_wanted`'s).
+    pub(super) fn settings(dyndomains: Vec<String>) -> CoreSettings {
+        CoreSettings {
             grace: Duration::from_secs(5),
             state_save_interval: Duration::from_secs(60),
             max_hosts: 10,
             plugin_history: 3,
             max_plugins_per_host: 4,
             dyndomains,
-        };
+        }
+    }
+
+    fn start_with_dns(dyndomains: Vec<String>, to_dns: Option<Sender<DnsMsg>>) -> Harness {
+        let settings = settings(dyndomains);
         // Rendezvous channels: once a send returns, the core has taken the
         // message, so the answer to a later query comes after it was handled.
         let (inbox, core_inbox) = bounded(0);
