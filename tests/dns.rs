@@ -44,7 +44,7 @@ impl Named {
 
         let port = free_port();
         let mut conf = format!(
-            "include \"{key}\";\noptions {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  \
+            "include \"{key}\";\n# No rndc channel: it would take port 953, shared by every test's named.\ncontrols {{ }};\noptions {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  \
              session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n  \
              listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 port {port} {{ ::1; }};\n  \
              recursion no;\n  dnssec-validation no;\n  notify no;\n}};\n",
@@ -83,6 +83,10 @@ impl Named {
             }
             text.contains("running").then_some(())
         });
+        // "running" can come before the zones are loaded: ready when each answers for its SOA.
+        for zone in ZONES {
+            wait_for(&format!("named to serve {zone}"), || (!named.dig(zone, "SOA").is_empty()).then_some(()));
+        }
         named
     }
 
@@ -177,6 +181,8 @@ fn records_follow_hosts_over_ipv4_and_ipv6_and_a_restart_sends_nothing_twice() {
     }
     wait_for("no DNS update pending", || (metric(&hbd, "hbd_dns_pending") == 0.0).then_some(()));
     assert_eq!(metric(&hbd, "hbd_dns_updates_total"), 6.0);
+    let failed: Vec<Value> = hbd.journal().into_iter().filter(|v| v["outcome"] == "failed").collect();
+    assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(metric(&hbd, "hbd_dns_failures_total"), 0.0);
     assert!(hbd.stop().success());
     assert_eq!(hbd.state()["hosts"].as_array().unwrap().len(), 2);
