@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
 use crate::server::core::alerts::Rules;
+use crate::server::dns::{self, DnsSettings};
 use crate::server::http::HttpSettings;
 use crate::server::notify::{self, config::redact_block, config::NotifySettings};
 use crate::server::ws::WsSettings;
 use crate::wire::auth::{HostPattern, Key, Keyring};
 use crate::wire::decode::PluginLimits;
+use crate::wire::is_valid_host_name;
 use crate::yaml::{self, redact, yaml11_bool, ConfigError, ConfigFile};
 
 /// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`.
@@ -72,12 +74,20 @@ pub const KEYS: &[&str] = &[
     "journal_file",
     "journal_max_size",
     "journal_max_backups",
+    "dyndomains",
+    "nsupdate_bin",
+    "dns_server",
+    "dns_port",
+    "dns_key_file",
+    "dns_ttl",
+    "dns_timeout",
 ];
 
 /// Keys of the Python hbd that belong to features this version does not have
 /// yet; named in the error so a user switching over knows why their file fails.
-const NOT_YET_SUPPORTED: &[(&str, &str)] =
-    &[("dyndomains", "dynamic DNS updates"), ("nsupdate_bin", "dynamic DNS updates")];
+/// Keys of the Python hbd for features this version lacks: none now; a
+/// later one is listed here with its feature until it is built.
+const NOT_YET_SUPPORTED: &[(&str, &str)] = &[];
 
 /// One shared key for signed datagrams (docs/PROTOCOL.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -149,6 +159,13 @@ pub struct Config {
     pub journal_file: String,
     pub journal_max_size: u64,
     pub journal_max_backups: u32,
+    pub dyndomains: Vec<String>,
+    pub nsupdate_bin: PathBuf,
+    pub dns_server: Option<String>,
+    pub dns_port: u16,
+    pub dns_key_file: Option<PathBuf>,
+    pub dns_ttl: u32,
+    pub dns_timeout: f64,
 }
 
 impl Default for Config {
@@ -199,6 +216,13 @@ impl Default for Config {
             journal_file: "messages.journal".into(),
             journal_max_size: 100 << 20,
             journal_max_backups: 10,
+            dyndomains: Vec::new(),
+            nsupdate_bin: "/usr/bin/nsupdate".into(),
+            dns_server: None,
+            dns_port: 53,
+            dns_key_file: None,
+            dns_ttl: 60,
+            dns_timeout: 30.0,
         }
     }
 }
@@ -223,6 +247,8 @@ pub struct CoreSettings {
     pub max_plugins_per_host: usize,
     /// `thresholds`, `threshold_renotify_interval` and `plugin_stale_intervals`, compiled.
     pub rules: Rules,
+    /// `dyndomains`, checked: empty when dynamic DNS is off.
+    pub dyndomains: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +269,8 @@ pub struct Settings {
     /// `ws_port` in it is the configured one; the parent puts in the bound one.
     pub http: HttpSettings,
     pub ws: WsSettings,
+    /// None without `dyndomains`: no DNS worker runs.
+    pub dns: Option<DnsSettings>,
     pub pickfile: PathBuf,
     pub pidfile: PathBuf,
     pub logfile: Option<PathBuf>,
@@ -328,6 +356,7 @@ impl Config {
             problem(&format!("keys[{index}]"), why);
             None
         });
+        let dyndomains = self.dns_problems(&absolute, &mut problem);
         if !(self.threshold_renotify_interval >= 0.0 && self.threshold_renotify_interval <= 7.0 * 86400.0) {
             problem(
                 "threshold_renotify_interval",
@@ -394,6 +423,7 @@ impl Config {
                 plugin_history: self.plugin_history,
                 max_plugins_per_host: self.max_plugins_per_host,
                 rules,
+                dyndomains: dyndomains.clone(),
             },
             journal: self.journal_enabled.then(|| JournalSettings {
                 path: absolute(&self.journal_dir).join(&self.journal_file),
@@ -407,6 +437,14 @@ impl Config {
                 ws_port: self.ws_port,
             },
             ws: WsSettings { bind: SocketAddr::new(hbd_ip, self.ws_port), max_clients: self.ws_max_clients, wss },
+            dns: (!dyndomains.is_empty()).then(|| DnsSettings {
+                nsupdate_bin: absolute(&self.nsupdate_bin),
+                domains: dyndomains,
+                server: self.dns_server.clone().map(|server| (server, self.dns_port)),
+                key_file: self.dns_key_file.as_deref().map(absolute),
+                ttl: self.dns_ttl,
+                timeout: Duration::from_secs_f64(self.dns_timeout),
+            }),
             pickfile: absolute(&self.pickfile),
             pidfile: absolute(&self.pidfile),
             logfile: self.logfile.as_deref().map(absolute),
@@ -414,6 +452,57 @@ impl Config {
             notify,
             warnings,
         })
+    }
+
+    /// Checks the dynamic DNS keys; returns `dyndomains` in canonical form
+    /// (lower case, no trailing dot). The domains go into nsupdate's script,
+    /// so nothing but a valid DNS name may pass.
+    fn dns_problems(&self, absolute: &dyn Fn(&Path) -> PathBuf, problem: &mut dyn FnMut(&str, String)) -> Vec<String> {
+        let mut domains: Vec<String> = Vec::new();
+        for raw in &self.dyndomains {
+            let domain = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
+            if !is_valid_host_name(&domain) {
+                problem("dyndomains", format!("`{raw}` is not a valid DNS name (dot-separated labels of letters, digits and inner hyphens, each at most 63 characters, 253 in all)"));
+            } else if domains.contains(&domain) {
+                problem("dyndomains", format!("`{raw}` is listed twice"));
+            } else {
+                domains.push(domain);
+            }
+        }
+        if let Some(server) = self.dns_server.as_deref() {
+            if server.parse::<IpAddr>().is_err() && !is_valid_host_name(server) {
+                problem("dns_server", format!("`{server}` is neither an IP address nor a DNS name"));
+            }
+        }
+        match (self.dns_port, &self.dns_server) {
+            (0, _) => problem("dns_port", "0 is not a port".into()),
+            // Without a server nsupdate finds the zone's primary on port 53.
+            (port, None) if port != 53 => {
+                problem("dns_port", "needs dns_server (the server to send updates to)".into())
+            }
+            _ => {}
+        }
+        if self.dns_ttl > i32::MAX as u32 {
+            problem("dns_ttl", format!("{} is outside 0 to 2147483647 seconds", self.dns_ttl));
+        }
+        if !(self.dns_timeout > 0.0 && self.dns_timeout <= 3600.0) {
+            problem("dns_timeout", format!("{} is not a number of seconds from above 0 to 3600", self.dns_timeout));
+        }
+        if let Some(key_file) = self.dns_key_file.as_deref().map(absolute) {
+            if let Err(e) = std::fs::File::open(&key_file) {
+                problem("dns_key_file", format!("cannot read {}: {e}", key_file.display()));
+            }
+        }
+        if !domains.is_empty() {
+            let nsupdate = absolute(&self.nsupdate_bin);
+            if !dns::is_executable(&nsupdate) {
+                problem(
+                    "nsupdate_bin",
+                    format!("{} is not an executable file (Debian: apt install bind9-dnsutils)", nsupdate.display()),
+                );
+            }
+        }
+        domains
     }
 
     fn keyring(&self) -> Result<Option<Keyring>, (usize, String)> {
@@ -490,9 +579,35 @@ mod tests {
     }
 
     #[test]
-    fn later_feature_keys_say_why() {
-        let e = Config::parse("dyndomains: [example.com]\n", "t.yaml").unwrap_err().to_string();
-        assert!(e.contains("`dyndomains` configures dynamic DNS updates"), "{e}");
+    fn dns_keys_are_checked_and_canonical() {
+        let c = Config::parse(
+            "dyndomains: [Example.COM., dyn.example.org]\nnsupdate_bin: /bin/sh\ndns_server: ns1.example.com\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let settings = c.check("t.yaml", Path::new("/")).unwrap();
+        let dns = settings.dns.unwrap();
+        assert_eq!(dns.domains, ["example.com", "dyn.example.org"]);
+        assert_eq!(settings.core.dyndomains, dns.domains);
+        assert_eq!(dns.server, Some(("ns1.example.com".to_string(), 53)));
+        assert_eq!((dns.ttl, dns.timeout), (60, Duration::from_secs(30)));
+        assert!(Config::default().check("t.yaml", Path::new("/")).unwrap().dns.is_none(), "off by default");
+        for (text, key, words) in [
+            ("dyndomains: [\"example.com\\nupdate delete example.com\"]\n", "dyndomains", "is not a valid DNS name"),
+            ("dyndomains: [\"a b.example\"]\n", "dyndomains", "`a b.example` is not a valid DNS name"),
+            ("dyndomains: [\"a;b.example\"]\n", "dyndomains", "is not a valid DNS name"),
+            ("dyndomains: [-a.example]\n", "dyndomains", "is not a valid DNS name"),
+            ("dyndomains: [a.example, A.example]\n", "dyndomains", "`A.example` is listed twice"),
+            ("dyndomains: [a.example]\nnsupdate_bin: /nonexistent/nsupdate\n", "nsupdate_bin", "bind9-dnsutils"),
+            ("dns_server: \"ns1 ; x\"\n", "dns_server", "is neither an IP address nor a DNS name"),
+            ("dns_port: 5353\n", "dns_port", "needs dns_server"),
+            ("dns_ttl: 2147483648\n", "dns_ttl", "outside 0 to 2147483647"),
+            ("dns_timeout: 0\n", "dns_timeout", "from above 0 to 3600"),
+            ("dns_key_file: /nonexistent/key\n", "dns_key_file", "cannot read /nonexistent/key"),
+        ] {
+            let e = Config::parse(text, "t.yaml").unwrap_err().to_string();
+            assert!(e.starts_with(&format!("t.yaml: {key}: ")) && e.contains(words), "{text:?} gave {e}");
+        }
     }
 
     #[test]

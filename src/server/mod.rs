@@ -4,7 +4,7 @@
 //!
 //! The server area: this parent, `config`, the data `model`, the `views`
 //! http and ws share, and one module per thread (`udp`, `core`, `journal`,
-//! `state`, `http`, `ws`).
+//! `state`, `dns`, `http`, `ws`).
 //!
 //! Shutdown follows the flow of data: the http threads are unblocked and
 //! dropping `stop_listeners` ends `udp` and the ws acceptors; once `udp` is
@@ -33,6 +33,7 @@ use udp::UdpOutputs;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod dns;
 pub mod http;
 pub mod journal;
 pub mod model;
@@ -65,6 +66,9 @@ const STATE_CAPACITY: usize = 1;
 /// notifier only groups and queues on its thread, so this fills only if it
 /// is stuck.
 const NOTIFY_CAPACITY: usize = 256;
+/// core → dns. Full: core keeps the host and offers it again each tick (the
+/// worker coalesces per record, so nothing is lost and nothing waits).
+const DNS_CAPACITY: usize = 256;
 /// How often the parent checks that every component is still alive.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 
@@ -80,7 +84,16 @@ enum Control {
 /// Runs hbd until a signal stops it. An error before the components start is
 /// a start-up failure; after, only a lost component is an error.
 pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
-    let Settings { udp: udp_settings, core: core_settings, journal, mut http, ws: ws_settings, notify, .. } = settings;
+    let Settings {
+        udp: udp_settings,
+        core: core_settings,
+        journal,
+        mut http,
+        ws: ws_settings,
+        notify,
+        dns: dns_settings,
+        ..
+    } = settings;
     let socket = udp::bind(&udp_settings)?;
     let ws_listener = ws::bind(&ws_settings.bind)?;
     let wss = match &ws_settings.wss {
@@ -124,7 +137,16 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     if to_notify.is_some() {
         downstream.push(("notify", notify::spawn(notify, notify_inbox, to_core.clone())?));
     }
-    let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws), to_notify };
+    // DNS only with dyndomains; it ends when core drops `to_dns`.
+    let to_dns = match dns_settings {
+        Some(dns_settings) => {
+            let (to_dns, dns_inbox) = bounded(DNS_CAPACITY);
+            downstream.push(("dns", dns::spawn(dns_settings, dns_inbox, to_core.clone())?));
+            Some(to_dns)
+        }
+        None => None,
+    };
+    let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws), to_notify, to_dns };
     downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
@@ -177,7 +199,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     // Everything udp sent is in core's inbox before this.
     let _ = to_core.send(CoreMsg::Shutdown);
     drop(to_core);
-    // Then in the order the disconnections travel: core, ws hub, notify, state, journal.
+    // Then in the order the disconnections travel: ws hub, core, notify and dns, state, journal.
     join(downstream.into_iter().rev().collect());
     match lost {
         None => {

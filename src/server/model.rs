@@ -136,6 +136,11 @@ pub struct Host {
     /// table (which the state file holds), so not saved here.
     #[serde(skip, default = "ok_level")]
     pub alert_level: Level,
+    /// Dynamic DNS: for each domain of `dyndomains`, the address the DNS
+    /// worker last confirmed it set `name.domain` to. A domain missing here,
+    /// or set to another address than `address`, is pending.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dns: BTreeMap<String, IpAddr>,
 }
 
 impl Host {
@@ -169,6 +174,7 @@ impl Host {
             latency_ms: self.latency_ms,
             plugins: BTreeMap::new(),
             alert_level: self.alert_level,
+            dns: self.dns.clone(),
         }
     }
 }
@@ -190,6 +196,19 @@ pub enum Event {
     Alert(AlertChange),
     /// The notifier delivered a message, or failed to.
     Notification(NotifyReport),
+    /// The DNS worker tried to point `name.domain` at `address`.
+    DnsUpdate { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
+}
+
+/// How one DNS update ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DnsOutcome {
+    /// nsupdate succeeded: the record now holds the address.
+    Updated,
+    /// nsupdate failed, timed out or could not run; `error` is its own
+    /// message, trimmed. Retried after `retry_in` seconds unless a newer
+    /// address replaced it (None).
+    Failed { error: String, retry_in: Option<f64> },
 }
 
 impl std::fmt::Display for Event {
@@ -208,6 +227,12 @@ impl std::fmt::Display for Event {
                 None => write!(f, "{} delivered: {}", r.service, r.subject),
                 Some(error) => write!(f, "{} failed: {error}: {}", r.service, r.subject),
             },
+            Event::DnsUpdate { name, domain, address, outcome: DnsOutcome::Updated } => {
+                write!(f, "dns record {name}.{domain} set to {address}")
+            }
+            Event::DnsUpdate { name, domain, address, outcome: DnsOutcome::Failed { error, .. } } => {
+                write!(f, "dns record {name}.{domain} not set to {address}: {error}")
+            }
         }
     }
 }

@@ -162,6 +162,8 @@ mod tests {
             latency_ms: Some(0.25),
             alert_level: Level::Ok,
             plugins: Default::default(),
+            // What DNS has confirmed survives a restart (no update is sent again).
+            dns: [("example.com".to_string(), "192.0.2.7".parse().unwrap())].into(),
         }
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::server::core::AlertList;
-use crate::server::model::{Alert, Event, Host, Level, PluginSeries, Sample, Status};
+use crate::server::model::{Alert, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status};
 use crate::wire::PluginKind;
 
 /// A host as the API shows it. `uptime` counts seconds since it last came
@@ -143,6 +143,23 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
                 "will_retry": report.will_retry,
             }),
         ),
+        Event::DnsUpdate { name, domain, address, outcome } => {
+            let record = if address.is_ipv4() { "A" } else { "AAAA" };
+            let mut fields = json!({"name": name, "domain": domain, "record": record, "address": address.to_string()});
+            if let Some(map) = fields.as_object_mut() {
+                match outcome {
+                    DnsOutcome::Updated => {
+                        map.insert("outcome".into(), json!("updated"));
+                    }
+                    DnsOutcome::Failed { error, retry_in } => {
+                        map.insert("outcome".into(), json!("failed"));
+                        map.insert("error".into(), json!(error));
+                        map.insert("retry_in".into(), json!(retry_in.map(round3)));
+                    }
+                }
+            }
+            ("dns_update", fields)
+        }
     }
 }
 

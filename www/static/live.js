@@ -97,6 +97,7 @@
         }
         break;
       }
+      case 'dns_update': note(m.at, m.outcome === 'updated' ? `${m.name}.${m.domain} ${m.record} set to ${m.address}` : `${m.name}.${m.domain} ${m.record} not set: ${m.error}`); break;
       case 'plugin':
         note(m.sample.received, `${m.name}: ${m.plugin} ${m.sample.error ? `error: ${m.sample.error}` : 'reported'}`);
         break;

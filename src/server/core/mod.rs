@@ -9,12 +9,14 @@
 //! whole loop is tested through its channels without sockets or sleeps.
 //!
 //! The transition rules live in [`table::HostTable`]; the data model in
-//! `server::model`.
+//! `server::model`; what core asks of DNS and hears back in `dns_wanted`.
 
 pub mod alerts;
+mod dns_wanted;
 pub mod table;
 
 use std::io;
+use std::net::IpAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,13 +24,16 @@ use crossbeam_channel::{bounded, never, select, tick, Receiver, Sender, TrySendE
 use log::{info, warn};
 
 use crate::server::config::CoreSettings;
+use crate::server::dns::DnsMsg;
 use crate::server::journal::JournalMsg;
-use crate::server::model::{Alert, Event, Heartbeat, Host, Level, PluginSeries, UdpStats};
+use crate::server::model::{Alert, DnsOutcome, Event, Heartbeat, Host, Level, PluginSeries, UdpStats};
 use crate::server::notify::{NotifyMsg, NotifyReport, ServiceStats};
 use crate::server::state::{Saved, StateMsg};
 use crate::server::ws::Update;
 use crate::wire::unix_seconds;
 use alerts::AlertTable;
+pub use dns_wanted::DnsStats;
+use dns_wanted::DnsWanted;
 use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.
@@ -52,6 +57,8 @@ pub enum CoreMsg {
     Notified(NotifyReport),
     /// From the notifier: its counters, when they change.
     NotifyStats(Vec<ServiceStats>),
+    /// From `dns`: how one update of `name.domain` to `address` ended.
+    DnsResult { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
     /// From the parent once `udp` has stopped: send the final snapshot and end.
     /// (The inbox has several senders, so it cannot end by disconnection.)
     Shutdown,
@@ -100,6 +107,7 @@ pub struct MetricsSnapshot {
     pub notify: Vec<ServiceStats>,
     /// Alert changes the notifier could not take (it was stuck).
     pub notify_dropped: u64,
+    pub dns: DnsStats,
 }
 
 /// The core did not take or answer a query within [`ASK_TIMEOUT`].
@@ -141,6 +149,11 @@ pub struct CoreOutputs {
     /// no I/O on its thread but its queue file, so full means it is stuck,
     /// and monitoring must not stop for it. None with no service configured.
     pub to_notify: Option<Sender<NotifyMsg>>,
+    /// Updates for the DNS worker, which coalesces them per record. Full (or
+    /// gone): the core does not wait; it remembers the host and offers it
+    /// again every tick until the worker takes it, so no update is lost. None
+    /// without `dyndomains`.
+    pub to_dns: Option<Sender<DnsMsg>>,
 }
 
 /// Where the core learns the time: the system clock in hbd, a hand-set one in tests.
@@ -196,11 +209,14 @@ pub fn run(
         live_clients: 0,
         notify_stats: Vec::new(),
         notify_dropped: 0,
+        dns: DnsWanted::new(settings.dyndomains.clone()),
     };
     for (host, level) in core.alerts.worst_by_host() {
         core.table.set_alert_level(host, level);
     }
     info!("core: tracking {} hosts from the state file", core.table.len());
+    // Whatever DNS has not confirmed yet (pending or failed before a restart) is asked for again.
+    core.dns.start(&mut core.table, &core.outputs.to_dns);
     let save_every = settings.state_save_interval.as_secs_f64();
     let mut next_save = now + save_every;
     loop {
@@ -211,6 +227,9 @@ pub fn run(
                 Ok(CoreMsg::LiveClients(n)) => core.handle_live_clients(n),
                 Ok(CoreMsg::Notified(report)) => core.handle_notified(report, clock.now()),
                 Ok(CoreMsg::NotifyStats(stats)) => core.notify_stats = stats,
+                Ok(CoreMsg::DnsResult { name, domain, address, outcome }) => {
+                    core.handle_dns_result(clock.now(), name, domain, address, outcome)
+                }
                 Ok(CoreMsg::Shutdown) | Err(_) => break,
             },
             recv(queries) -> query => match query {
@@ -249,6 +268,8 @@ struct Core {
     live_clients: usize,
     notify_stats: Vec<ServiceStats>,
     notify_dropped: u64,
+    /// DNS updates the worker has not taken yet, and counts of results.
+    dns: DnsWanted,
 }
 
 impl Core {
@@ -293,11 +314,17 @@ impl Core {
         self.route(now, Event::Notification(report));
     }
 
+    fn handle_dns_result(&mut self, at: f64, name: String, domain: String, address: IpAddr, outcome: DnsOutcome) {
+        self.dns.result(&mut self.table, &name, &domain, address, &outcome);
+        self.route(at, Event::DnsUpdate { name, domain, address, outcome });
+    }
+
     fn handle_tick(&mut self, now: f64) {
         self.table.expire(now, &mut self.events);
         let changes = self.alerts.tick(&self.rules, &self.table.up_plugins(), now);
         self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
+        self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
     }
 
     /// Holds the newest samples of `plugins` of host `name` against the rules.
@@ -348,6 +375,7 @@ impl Core {
                     alerts: self.alerts.sorted(None),
                     notify: self.notify_stats.clone(),
                     notify_dropped: self.notify_dropped,
+                    dns: self.dns.stats(&self.table),
                 });
             }
         }
@@ -414,6 +442,9 @@ impl Core {
                     warn!("core: the notifier is not taking alerts; {} dropped so far", self.notify_dropped);
                 }
             }
+        }
+        if let Event::HostNew { name, .. } | Event::AddressChanged { name, .. } = &event {
+            self.dns.want(&self.table, name, &self.outputs.to_dns);
         }
         if self.watched() {
             self.publish(Update::Event { at, event: event.clone() });
@@ -517,14 +548,24 @@ mod tests {
     const DEADLINE: Duration = Duration::from_secs(10);
 
     fn start() -> Harness {
-        let settings = CoreSettings {
+        start_with_dns(Vec::new(), None)
+    }
+
+    /// The settings the core's tests run on (also `dns_wanted`'s).
+    pub(super) fn settings(dyndomains: Vec<String>) -> CoreSettings {
+        CoreSettings {
             grace: Duration::from_secs(5),
             state_save_interval: Duration::from_secs(60),
             max_hosts: 10,
             plugin_history: 3,
             max_plugins_per_host: 4,
             rules: alerts::Rules::default(),
-        };
+            dyndomains,
+        }
+    }
+
+    fn start_with_dns(dyndomains: Vec<String>, to_dns: Option<Sender<DnsMsg>>) -> Harness {
+        let settings = settings(dyndomains);
         // Rendezvous channels: once a send returns, the core has taken the
         // message, so the answer to a later query comes after it was handled.
         let (inbox, core_inbox) = bounded(0);
@@ -535,7 +576,8 @@ mod tests {
         let (to_ws, ws) = bounded(64);
         let clock = TestClock::default();
         clock.set(1000.0);
-        let outputs = CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws), to_notify: None };
+        let outputs =
+            CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws), to_notify: None, to_dns };
         let run_clock = clock.clone();
         let core = std::thread::spawn(move || {
             run(settings, Saved::default(), core_inbox, core_queries, core_ticks, run_clock, outputs)
@@ -611,6 +653,43 @@ mod tests {
         h.clock.set(1060.0);
         h.ticks.send(Instant::now()).unwrap();
         assert!(h.state.recv_timeout(DEADLINE).is_ok(), "saved after 60 s by the clock");
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        h.core.join().unwrap();
+    }
+
+    #[test]
+    fn new_and_moved_hosts_go_to_dns_and_results_are_journaled_and_saved() {
+        let (to_dns, dns) = bounded(8);
+        let h = start_with_dns(vec!["example.test".into()], Some(to_dns));
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0)])).unwrap();
+        let update = |dns: &Receiver<DnsMsg>| match dns.recv_timeout(DEADLINE) {
+            Ok(DnsMsg::Update { name, address, domains }) => (name, address.to_string(), domains),
+            Err(e) => panic!("expected a DNS update: {e}"),
+        };
+        assert_eq!(update(&dns), ("a".into(), "10.0.0.1".into(), vec!["example.test".into()]));
+        next_event(&h.journal);
+        let address: IpAddr = "10.0.0.1".parse().unwrap();
+        h.inbox
+            .send(CoreMsg::DnsResult {
+                name: "a".into(),
+                domain: "example.test".into(),
+                address,
+                outcome: DnsOutcome::Updated,
+            })
+            .unwrap();
+        assert!(matches!(next_event(&h.journal), Event::DnsUpdate { outcome: DnsOutcome::Updated, .. }));
+        let metrics = ask(&h.queries, Query::Metrics).unwrap();
+        assert_eq!(metrics.dns, DnsStats { updates: 1, failures: 0, pending: 0 });
+        assert_eq!(
+            ask(&h.queries, |reply| Query::Host { name: "a".into(), reply }).unwrap().unwrap().dns["example.test"],
+            address
+        );
+
+        // The same address again is no news for DNS; another one is.
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1001.0)])).unwrap();
+        h.inbox.send(CoreMsg::Heartbeats(vec![Heartbeat::for_test("a", "10.0.0.2", 1002.0)])).unwrap();
+        assert_eq!(update(&dns).1, "10.0.0.2");
+        assert!(dns.try_recv().is_err());
         h.inbox.send(CoreMsg::Shutdown).unwrap();
         h.core.join().unwrap();
     }

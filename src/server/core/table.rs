@@ -82,6 +82,15 @@ impl HostTable {
         view
     }
 
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Host> {
+        self.hosts.get_mut(name)
+    }
+
+    /// Every host, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.values()
+    }
+
     pub fn snapshot(&self) -> Vec<Host> {
         self.hosts.values().cloned().collect()
     }
@@ -122,6 +131,7 @@ impl HostTable {
                     latency_ms: None,
                     plugins: BTreeMap::new(),
                     alert_level: Level::Ok,
+                    dns: BTreeMap::new(),
                 })
             }
         };
@@ -210,6 +220,7 @@ mod tests {
             plugin_history: 3,
             max_plugins_per_host: 2,
             rules: Default::default(),
+            dyndomains: Vec::new(),
         }
     }
 

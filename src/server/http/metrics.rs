@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4).
 //!
 //! Pure formatting of a [`MetricsSnapshot`]: host state, udp counters, queue
-//! lengths, and every numeric (or boolean) leaf of each host's latest plugin
+//! lengths, DNS updates, and every numeric (or boolean) leaf of each host's latest plugin
 //! data as `hbd_plugin_metric{host,plugin,metric}`, the metric being the
 //! dot-joined path (`partitions./.percent`), as threshold paths name it.
 
@@ -81,6 +81,17 @@ pub fn render(s: &MetricsSnapshot) -> String {
     family(&mut out, "hbd_queue_length", "gauge", "Messages waiting in a channel between hbd's threads.");
     sample(&mut out, "hbd_queue_length", &[("queue", "core")], s.inbound_queue as f64);
     sample(&mut out, "hbd_queue_length", &[("queue", "journal")], s.journal_queue as f64);
+    family(&mut out, "hbd_dns_updates_total", "counter", "DNS records set with nsupdate.");
+    sample(&mut out, "hbd_dns_updates_total", &[], s.dns.updates as f64);
+    family(
+        &mut out,
+        "hbd_dns_failures_total",
+        "counter",
+        "nsupdate runs that failed or timed out (each retry counts).",
+    );
+    sample(&mut out, "hbd_dns_failures_total", &[], s.dns.failures as f64);
+    family(&mut out, "hbd_dns_pending", "gauge", "DNS records that do not hold their host's address yet.");
+    sample(&mut out, "hbd_dns_pending", &[], s.dns.pending as f64);
 
     family(&mut out, "hbd_notifications_sent_total", "counter", "Notifications delivered, by service.");
     for n in &s.notify {
@@ -247,6 +258,7 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::core::DnsStats;
     use crate::server::model::{Host, Json, Level, PluginSeries, Sample, UdpStats};
     use crate::wire::PluginKind;
     use std::collections::{BTreeMap, VecDeque};
@@ -273,6 +285,7 @@ mod tests {
             latency_ms: Some(1.5),
             alert_level: Level::Ok,
             plugins,
+            dns: BTreeMap::new(),
         };
         MetricsSnapshot {
             hosts: vec![host],
@@ -285,6 +298,7 @@ mod tests {
             dropped_hosts: 0,
             dropped_plugins: 0,
             ws_dropped: 0,
+            dns: DnsStats { updates: 4, failures: 1, pending: 2 },
         }
     }
 
@@ -301,6 +315,9 @@ mod tests {
             "hbd_datagrams_rejected_total{reason=\"not_json\"} 3",
             "hbd_datagrams_rejected_total{reason=\"host_not_allowed\"} 0",
             "hbd_queue_length{queue=\"journal\"} 2",
+            "hbd_dns_updates_total 4",
+            "hbd_dns_failures_total 1",
+            "hbd_dns_pending 2",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"partitions./.percent\"} 41.5",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"per_core.1\"} 2",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"ok\"} 1",

@@ -569,7 +569,7 @@ mod tests {
             .collect();
         let refs: Vec<&AlertChange> = downs.iter().collect();
         let many = compose(&refs, "pushover", 2, 0.0).unwrap();
-        assert_eq!(many.subject, "[hbd] 40 alerts: 40 CRITICAL (web0, web1, web2, web3, web4 and 35 more)");
+        assert_eq!(many.subject, "[hbd] 40 alerts: 40 CRITICAL (web0, web1, web10, web11, web12 and 35 more)");
         assert_eq!(many.body.lines().count(), 40);
         assert_eq!(many.level, Level::Critical);
         assert!(compose(&[], "email", 3, 0.0).is_none());
