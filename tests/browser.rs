@@ -135,6 +135,18 @@ impl Browser {
         }
     }
 
+    /// Renders the page as a phone (or a desktop) of this size would.
+    fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
+        let metrics = json!({"width": width, "height": height, "deviceScaleFactor": if mobile { 2 } else { 1 }, "mobile": mobile});
+        self.call("Emulation.setDeviceMetricsOverride", metrics);
+    }
+
+    /// Refuses every WebSocket the page opens, as a proxy that passes only HTTP would.
+    fn block_websockets(&mut self) {
+        self.call("Network.enable", json!({}));
+        self.call("Network.setBlockedURLs", json!({"urls": ["ws://*", "wss://*", "*/ws"]}));
+    }
+
     fn screenshot(&mut self, name: &str) -> PathBuf {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
         let png = base64_decode(shot["data"].as_str().unwrap());
@@ -201,10 +213,10 @@ fn live_and_plugins_pages_in_chromium() {
     let mut browser = Browser::launch();
     let base = format!("http://{}", hbd.http);
     browser.navigate(&format!("{base}/live"));
-    browser.wait_true("both hosts on /live", "document.querySelectorAll('#hosts tbody tr').length === 2");
+    browser.wait_true("both hosts on /live", "document.querySelectorAll('#hosts-body .vrow').length === 2");
     browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
     let web1 = browser.eval(
-        "[...document.querySelectorAll('#hosts tbody tr')].find(r => r.cells[0].textContent === 'web1').innerText",
+        "[...document.querySelectorAll('#hosts-body .vrow')].find(r => r.children[0].textContent === 'web1').innerText",
     );
     let web1 = web1.as_str().unwrap();
     assert!(web1.contains("up") && web1.contains("0.80 ms") && web1.contains("127.0.0.1"), "{web1}");
@@ -213,7 +225,7 @@ fn live_and_plugins_pages_in_chromium() {
     heartbeat(&client("127.0.0.1:0"), hbd.addr, "late-comer", 30.0, 10);
     browser.wait_true(
         "late-comer on /live",
-        "[...document.querySelectorAll('#hosts tbody td')].some(td => td.textContent === 'late-comer')",
+        "[...document.querySelectorAll('#hosts-body .vrow a')].some(a => a.textContent === 'late-comer')",
     );
     browser.wait_true("the feed", "document.getElementById('feed').textContent.includes('new host late-comer')");
     let shot = browser.screenshot("live.png");
@@ -266,7 +278,7 @@ fn live_page_reconnects_after_hbd_restarts() {
     heartbeat(&client("127.0.0.1:0"), hbd.addr, "after", 30.0, 2);
     browser.wait_true(
         "a host sent after the restart",
-        "[...document.querySelectorAll('#hosts tbody td')].some(td => td.textContent === 'after')",
+        "[...document.querySelectorAll('#hosts-body .vrow a')].some(a => a.textContent === 'after')",
     );
     assert!(hbd.stop().success());
     assert!(
@@ -308,7 +320,7 @@ fn alerts_page_in_chromium() {
     );
     assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0), "no markup from client data");
     let link = browser.eval("document.querySelector('#alerts tbody tr a').getAttribute('href')");
-    assert_eq!(link, json!("/plugins?host=web1&plugin=evil"), "each host links to its data");
+    assert_eq!(link, json!("/hosts/web1"), "each host links to its page");
 
     // Filters.
     browser.eval(
@@ -344,7 +356,206 @@ fn alerts_page_in_chromium() {
     browser.navigate(&format!("{base}/live"));
     browser.wait_true(
         "web1's level on /live",
-        "[...document.querySelectorAll('#hosts tbody tr')].some(r => r.cells[0].textContent === 'web1' && r.cells[2].textContent === 'CRITICAL')",
+        "[...document.querySelectorAll('#hosts-body .vrow')].some(r => r.children[0].textContent === 'web1' && r.children[2].textContent === 'CRITICAL')",
     );
     assert!(browser.errors.is_empty(), "the pages logged errors: {:#?}", browser.errors);
+}
+
+/// Issue 13: the overview puts problems on top and follows a host that goes
+/// down; a host's page reads like a console (facts, Nagios checks in colour,
+/// charts with time axes, units and thresholds, constants as values), at a
+/// desktop's and a phone's width, with client data only ever shown as text.
+#[test]
+fn the_console_overview_and_host_pages_at_desktop_and_phone_widths() {
+    let dir = TempDir::new("console");
+    let hbd = Hbd::start(&dir, "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {warning: 80, critical: 90}\n");
+    let hostile = "<img src=x onerror=alert(1)>";
+    // Samples taken five minutes apart, as hbc's monitors take them.
+    let t = now() - 900.0;
+    for (i, cpu) in [20.0, 35.0, 30.0, 45.0].iter().enumerate() {
+        send(
+            &hbd,
+            json!({"ID": "HTB", "name": "web1", "interval": 30, "seq": i, "latency_ms": 0.5 + i as f64 / 10.0,
+            "plugins": {
+                "cpu_monitor": {"kind": "monitor", "at": t + 300.0 * i as f64, "data": {"cpu_percent": cpu, "cpu_count": 2}},
+                "memory_monitor": {"kind": "monitor", "at": t + 300.0 * i as f64, "data": {"percent": 40.0 + i as f64, "total_mb": 2048.0}},
+                "os_info": {"kind": "info", "at": t, "data": {"name": "Debian GNU/Linux", "version": "12", "kernel": "6.1.0-18-amd64", "architecture": "x86_64", "boot_time": t - 90000.0}},
+                "nagios_runner": {"kind": "monitor", "at": t + 300.0 * i as f64, "data": {"checks": {
+                    "check_disk": {"exit_code": 2, "status": "CRITICAL", "output": "DISK CRITICAL - / 97% used", "perfdata": {"/": {"label": "/", "value": 97.0, "uom": "%", "warn": {"start": 0.0, "end": 80.0, "inside": false}, "crit": {"start": 0.0, "end": 90.0, "inside": false}}}},
+                    "check_load": {"exit_code": 0, "status": "OK", "output": "LOAD OK", "perfdata": {}}}}},
+                "evil": {"kind": "monitor", "at": t + 300.0 * i as f64, "data": {hostile: hostile}},
+            }}),
+        );
+    }
+    send(
+        &hbd,
+        json!({"ID": "HTB", "name": "db1", "interval": 30, "seq": 9,
+            "plugins": {"cpu_monitor": {"kind": "monitor", "at": t, "data": {"cpu_percent": 95.0}}}}),
+    );
+
+    let mut browser = Browser::launch();
+    let base = format!("http://{}", hbd.http);
+    browser.navigate(&format!("{base}/"));
+    browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
+    browser.wait_true("both hosts", "document.querySelectorAll('#hosts-body .vrow').length === 2");
+    // Problems: db1's CRITICAL (and web1's Nagios CRITICAL); healthy count.
+    browser
+        .wait_true("db1 among the problems", "document.querySelector('#problems tbody').textContent.includes('db1')");
+    assert_eq!(browser.eval("document.getElementById('n-down').textContent"), json!("0"));
+
+    // A host that goes down moves to the top.
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "flaky", 1.0, 1);
+    browser.wait_true(
+        "flaky on top of the problems, down",
+        "(() => { const r = document.querySelector('#problems tbody tr'); return !!r && r.cells[0].textContent === 'flaky' && r.cells[1].textContent === 'DOWN'; })()",
+    );
+    assert_eq!(browser.eval("document.getElementById('n-down').textContent"), json!("1"));
+    assert_eq!(
+        browser.eval("document.querySelector('#hosts-body .vrow').children[0].textContent"),
+        json!("flaky"),
+        "down hosts lead the host list too"
+    );
+    // Filters.
+    browser.eval("document.querySelector('#status-filters [data-status=ok]').click()");
+    browser.wait_true("the healthy filter", "document.querySelectorAll('#hosts-body .vrow').length === 0 || [...document.querySelectorAll('#hosts-body .vrow')].every(r => r.children[2].textContent === 'OK')");
+    browser.eval("document.querySelector('#status-filters [data-status=\"\"]').click()");
+    browser
+        .eval("{ const f = document.getElementById('filter'); f.value = 'db'; f.dispatchEvent(new Event('input')); }");
+    browser.wait_true("the text filter", "document.querySelectorAll('#hosts-body .vrow').length === 1");
+    browser.screenshot("overview.png");
+    browser.viewport(390, 844, true);
+    browser.navigate(&format!("{base}/"));
+    browser.wait_true("the overview on a phone", "document.querySelectorAll('#hosts-body .vrow').length === 3");
+    assert_eq!(
+        browser.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true),
+        "no sideways scrolling of the page"
+    );
+    browser.screenshot("overview-phone.png");
+
+    // The host page.
+    browser.viewport(1200, 900, false);
+    browser.navigate(&format!("{base}/hosts/web1"));
+    browser.wait_true("web1's facts", "document.getElementById('facts').textContent.includes('6.1.0-18-amd64')");
+    let facts = browser.eval("document.getElementById('facts').innerText");
+    let facts = facts.as_str().unwrap();
+    for expected in ["Debian GNU/Linux 12", "x86_64", "1 d 1 h", "127.0.0.1", "100 % (24 h)"] {
+        assert!(facts.contains(expected), "{expected:?} in {facts}");
+    }
+    browser.wait_true("the Nagios table", "document.querySelectorAll('#nagios tbody tr').length === 2");
+    assert_eq!(
+        browser.eval("document.querySelector('#nagios tbody tr td.level-CRITICAL').textContent"),
+        json!("CRITICAL")
+    );
+    let perf = browser.eval("document.querySelector('#nagios tbody').textContent");
+    assert!(perf.as_str().unwrap().contains("/=97% (warn 80, crit 90)"), "{perf}");
+    browser.wait_true("charts", "document.querySelectorAll('#plugin-cpu_monitor figure').length === 1");
+    let caption = browser.eval("document.querySelector('#plugin-cpu_monitor figcaption').textContent");
+    assert_eq!(caption, json!("cpu_percent (%)"), "units in the chart");
+    assert!(
+        browser.eval("document.querySelectorAll('#plugin-cpu_monitor svg text.tick').length").as_u64() >= Some(5),
+        "axes with labels"
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('#plugin-cpu_monitor line.threshold').length"),
+        json!(2),
+        "warning and critical drawn"
+    );
+    let constants = browser.eval("document.querySelector('#plugin-cpu_monitor dl').textContent");
+    assert!(constants.as_str().unwrap().contains("cpu_count"), "a constant is a value, not a chart: {constants}");
+    assert!(browser
+        .eval("document.querySelector('#plugin-memory_monitor dl').textContent")
+        .as_str()
+        .unwrap()
+        .contains("2 GiB"));
+    assert_eq!(browser.eval("document.querySelectorAll('#latency figure').length"), json!(1), "a latency chart");
+    assert!(browser.eval("document.getElementById('plugin-evil').textContent").as_str().unwrap().contains(hostile));
+    assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0), "client data only as text");
+    browser.screenshot("host.png");
+    browser.viewport(390, 844, true);
+    browser.navigate(&format!("{base}/hosts/web1"));
+    browser.wait_true("the host page on a phone", "document.querySelectorAll('#nagios tbody tr').length === 2");
+    assert_eq!(
+        browser.eval("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true),
+        "no sideways scrolling of the page"
+    );
+    browser.screenshot("host-phone.png");
+    assert!(browser.errors.is_empty(), "the pages logged errors: {:#?}", browser.errors);
+}
+
+/// Issue 13: behind a proxy that passes only HTTP, the pages still show
+/// current data over REST and say that they are not live.
+#[test]
+fn pages_poll_the_api_when_websockets_are_blocked() {
+    let dir = TempDir::new("nows");
+    let hbd = Hbd::start(&dir, "");
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "first", 30.0, 1);
+    let mut browser = Browser::launch();
+    browser.block_websockets();
+    browser.navigate(&format!("http://{}/", hbd.http));
+    browser.wait_true("the first host over REST", "document.querySelectorAll('#hosts-body .vrow').length === 1");
+    browser.wait_true(
+        "the page to say it is not live",
+        "document.getElementById('connection').textContent === 'not live: refreshing every 10 s'",
+    );
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "second", 30.0, 2);
+    browser.wait_true(
+        "a host sent after the page loaded, by polling",
+        "document.querySelectorAll('#hosts-body .vrow').length === 2",
+    );
+    browser.screenshot("overview-not-live.png");
+}
+
+/// The UI benchmark (benches/ui.sh runs it; `--ignored`, never in CI): the
+/// overview in Chromium with 10,000 hosts while 1,000 heartbeats a second
+/// arrive. Prints the time to the first full render and the main thread's
+/// busy time per second; asserts nothing about time.
+#[test]
+#[ignore = "a benchmark: run by benches/ui.sh"]
+fn ui_benchmark_10000_hosts_at_1000_heartbeats_per_second() {
+    let dir = TempDir::new("uibench");
+    let hbd = Hbd::start(&dir, "");
+    let loadgen = |rate: &str, seconds: &str, count: &str| {
+        Command::new(Path::new(env!("CARGO_BIN_EXE_hbd")).with_file_name("examples").join("loadgen"))
+            .args(["--target", &hbd.addr.to_string(), "--hosts", "10000", "--rate", rate, "--seconds", seconds])
+            .args(if count.is_empty() { vec![] } else { vec!["--count", count] })
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("target/…/examples/loadgen (benches/ui.sh builds it)")
+    };
+    // Every host once, then wait until hbd knows them all.
+    let mut fill = loadgen("20000", "10", "10000");
+    let _ = fill.wait();
+    wait_for("10,000 hosts", || (get_json(hbd.http, "/healthz").1["hosts"] == 10000).then_some(()));
+    let mut browser = Browser::launch();
+    browser.call("Performance.enable", json!({}));
+    let started = Instant::now();
+    browser.navigate(&format!("http://{}/", hbd.http));
+    browser.wait_true("the full list", "document.getElementById('shown').textContent === '10000'");
+    let first_render = started.elapsed();
+    let mut steady = loadgen("1000", "15", "");
+    browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
+    let busy = |b: &mut Browser| {
+        let metrics = b.call("Performance.getMetrics", json!({}));
+        metrics["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "TaskDuration").unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let (t0, b0) = (Instant::now(), busy(&mut browser));
+    while t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(250));
+        // Scrolling, as a person would.
+        browser.eval("document.getElementById('hosts').scrollTop += 300");
+    }
+    let (b1, seconds) = (busy(&mut browser), t0.elapsed().as_secs_f64());
+    let _ = steady.kill();
+    let _ = steady.wait();
+    let rows = browser.eval("document.querySelectorAll('#hosts-body .vrow').length");
+    println!(
+        "ui benchmark: first full render of 10,000 hosts {:.0} ms; main thread busy {:.0} ms per second at 1,000 heartbeats/s; {} rows in the page",
+        first_render.as_secs_f64() * 1000.0,
+        (b1 - b0) / seconds * 1000.0,
+        rows
+    );
 }

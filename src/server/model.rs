@@ -141,9 +141,46 @@ pub struct Host {
     /// or set to another address than `address`, is pending.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dns: BTreeMap<String, IpAddr>,
+    /// Past times down, `[from, to]`, oldest first, for availability: those
+    /// of the last [`AVAILABILITY_KEPT`] seconds, at most [`MAX_OUTAGES`].
+    /// The current one, while down, is `status_since` to now.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub outages: VecDeque<[f64; 2]>,
+    /// The client's recent round trips, `[when, ms]`, oldest first, as many
+    /// as `plugin_history`: for the host page's latency chart.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub latency_history: VecDeque<[f64; 2]>,
 }
 
+/// Availability is shown over a day and a week; outages older are let go.
+pub const AVAILABILITY_KEPT: f64 = 7.0 * 86400.0;
+/// A host that flaps all week keeps at most this many outages (a few KiB).
+pub const MAX_OUTAGES: usize = 500;
+
 impl Host {
+    /// The host came back up at `now` after being down since `status_since`.
+    pub fn record_outage(&mut self, now: f64) {
+        self.outages.push_back([self.status_since, now]);
+        while self.outages.len() > MAX_OUTAGES || self.outages.front().is_some_and(|o| o[1] < now - AVAILABILITY_KEPT) {
+            self.outages.pop_front();
+        }
+    }
+
+    /// Percent of the last `window` seconds the host was up, counted from
+    /// when hbd first saw it; None before it was ever seen in the window.
+    pub fn availability(&self, now: f64, window: f64) -> Option<f64> {
+        let start = (now - window).max(self.first_seen);
+        if start >= now {
+            return None;
+        }
+        let overlap = |from: f64, to: f64| (to.min(now) - from.max(start)).max(0.0);
+        let mut down: f64 = self.outages.iter().map(|o| overlap(o[0], o[1])).sum();
+        if self.status == Status::Down {
+            down += overlap(self.status_since, now);
+        }
+        Some(100.0 * (1.0 - down / (now - start)))
+    }
+
     /// A copy whose plugin series hold only their newest `keep` samples:
     /// what queries need, without copying whole histories.
     pub fn with_newest(&self, keep: usize) -> Host {
@@ -175,6 +212,9 @@ impl Host {
             plugins: BTreeMap::new(),
             alert_level: self.alert_level,
             dns: self.dns.clone(),
+            outages: self.outages.clone(),
+            // Only the single-host query needs it (core adds it there).
+            latency_history: VecDeque::new(),
         }
     }
 }
@@ -297,6 +337,12 @@ pub struct Alert {
     pub since: f64,
     /// When a transition or reminder was last sent for it.
     pub last_notified: f64,
+    /// The rule's thresholds, for charts (None without a rule, as for
+    /// Nagios checks and host-down alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<f64>,
     /// The text of the last transition or reminder.
     pub message: String,
     /// A level seen in a row but not yet for `for` samples, and how often.

@@ -164,6 +164,8 @@ mod tests {
             plugins: Default::default(),
             // What DNS has confirmed survives a restart (no update is sent again).
             dns: [("example.com".to_string(), "192.0.2.7".parse().unwrap())].into(),
+            outages: [[1.5, 1.75]].into(),
+            latency_history: [[1.5, 0.25]].into(),
         }
     }
 

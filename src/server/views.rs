@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::server::core::AlertList;
-use crate::server::model::{Alert, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status};
+use crate::server::model::{Alert, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT};
 use crate::wire::PluginKind;
 
 /// A host as the API shows it. `uptime` counts seconds since it last came
@@ -31,6 +31,8 @@ struct HostView<'a> {
     uptime: Option<f64>,
     /// The worst level of the host's alerts.
     alert_level: Level,
+    /// Percent of the last day and week the host was up.
+    availability: Availability,
     plugins: BTreeMap<&'a str, PluginKind>,
 }
 
@@ -49,13 +51,35 @@ impl<'a> HostView<'a> {
             status_since: host.status_since,
             uptime: (host.status == Status::Up).then(|| (now - host.status_since).max(0.0)),
             alert_level: host.alert_level,
+            availability: Availability {
+                day: host.availability(now, 86400.0).map(round3),
+                week: host.availability(now, AVAILABILITY_KEPT).map(round3),
+            },
             plugins: host.plugins.iter().map(|(name, s)| (name.as_str(), s.kind)).collect(),
         }
     }
 }
 
+#[derive(Serialize)]
+struct Availability {
+    #[serde(rename = "24h")]
+    day: Option<f64>,
+    #[serde(rename = "7d")]
+    week: Option<f64>,
+}
+
 pub fn host_json(host: &Host, now: f64) -> Value {
     serde_json::to_value(HostView::new(host, now)).unwrap_or(Value::Null)
+}
+
+/// One host as `/api/0/hosts/{name}` shows it: the list's view plus the
+/// recent round trips, `latency_history` (`[[unix time, ms], …]`).
+pub fn host_detail_json(host: &Host, now: f64) -> Value {
+    let mut value = host_json(host, now);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("latency_history".into(), json!(host.latency_history));
+    }
+    value
 }
 
 #[derive(Serialize)]
@@ -174,6 +198,8 @@ pub fn alert_json(alert: &Alert) -> Value {
         "threshold": alert.threshold,
         "since": round3(alert.since),
         "last_notified": round3(alert.last_notified),
+        "warning": alert.warning,
+        "critical": alert.critical,
         "message": alert.message,
     })
 }

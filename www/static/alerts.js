@@ -29,13 +29,13 @@
       row.appendChild(hbd.el('td', a.level, `level-${a.level}`));
       const hostCell = hbd.el('td');
       const link = hbd.el('a', a.hostname);
-      link.href = `/plugins?${new URLSearchParams({ host: a.hostname, plugin: a.plugin === 'heartbeat' ? '' : a.plugin })}`;
+      link.href = `/hosts/${encodeURIComponent(a.hostname)}`;
       hostCell.appendChild(link);
       row.appendChild(hostCell);
       row.appendChild(hbd.el('td', a.plugin));
       row.appendChild(hbd.el('td', what(a)));
-      row.appendChild(hbd.el('td', a.last_value === null ? '–' : hbd.number(a.last_value)));
-      row.appendChild(hbd.el('td', a.threshold === null ? '–' : hbd.number(a.threshold)));
+      row.appendChild(hbd.el('td', a.last_value === null ? '–' : hbd.withUnit(a.last_value, hbd.unitOf(a.metric_path))));
+      row.appendChild(hbd.el('td', a.threshold === null ? '–' : hbd.withUnit(a.threshold, hbd.unitOf(a.metric_path))));
       row.appendChild(hbd.el('td', hbd.ago(a.since)));
       row.appendChild(hbd.el('td', a.message));
       return row;
@@ -73,9 +73,7 @@
 
   severity.addEventListener('change', render);
   hostFilter.addEventListener('input', render);
-  load();
-  hbd.connect((m) => {
-    if (m.type === 'snapshot') reload();
+  hbd.live(load, (m) => {
     if (m.type === 'alert' || m.type === 'alert_reminder') {
       note(m.at, m.message, m.level);
       if (m.type === 'alert') reload();

@@ -1,57 +1,141 @@
-// /live: every host, kept current by the WebSocket; ages tick every second.
+// The overview (/ and /live): problems first (hosts down, then CRITICAL,
+// WARNING and UNKNOWN alerts), then every host in a filterable list that
+// renders only the rows in view, so 10,000 hosts stay responsive. Updates
+// only mark the page dirty; it is drawn at most four times a second.
 'use strict';
 
 (() => {
-  const hosts = new Map();
-  const rows = new Map();
-  const tbody = document.querySelector('#hosts tbody');
-  const feed = document.getElementById('feed');
+  const ROW = 30;
   const FEED_LENGTH = 100;
+  const RANK = { CRITICAL: 3, WARNING: 2, UNKNOWN: 1, OK: 0 };
+  const hosts = new Map();
+  let alerts = [];
+  let list = [];
+  let statusFilter = '';
+  let dirty = true;
+  let alertsDue = null;
+  const body = document.getElementById('hosts-body');
+  const viewport = document.getElementById('hosts');
+  const filter = document.getElementById('filter');
+  const feed = document.getElementById('feed');
 
-  function cells(row) {
-    while (row.cells.length < 8) row.appendChild(document.createElement('td'));
-    return row.cells;
-  }
+  const isDown = (h) => h.status !== 'up';
+  const level = (h) => h.alert_level || 'OK';
+  const hostLink = (name) => hbd.link(name, `/hosts/${encodeURIComponent(name)}`);
 
-  function render(host, flash) {
-    let row = rows.get(host.name);
-    if (!row) {
-      row = document.createElement('tr');
-      row.dataset.host = host.name;
-      rows.set(host.name, row);
-      const after = [...rows.keys()].sort().find((name) => name > host.name);
-      tbody.insertBefore(row, after ? rows.get(after) : null);
-    }
-    const c = cells(row);
-    c[0].textContent = host.name;
-    c[1].textContent = host.status;
-    c[1].className = `status-${host.status === 'up' ? 'up' : 'down'}`;
-    c[2].textContent = host.alert_level || 'OK';
-    c[2].className = `level-${host.alert_level || 'OK'}`;
-    c[4].textContent = host.latency_ms === null || host.latency_ms === undefined ? '–' : `${hbd.number(host.latency_ms)} ms`;
-    c[5].textContent = host.address;
-    c[7].textContent = host.count;
-    tickRow(host, c);
-    if (flash) {
-      row.classList.remove('flash');
-      void row.offsetWidth;
-      row.classList.add('flash');
+  async function load() {
+    try {
+      const [list, active] = await Promise.all([hbd.getJSON('/api/0/hosts'), hbd.getJSON('/api/0/alerts')]);
+      hosts.clear();
+      for (const h of list.hosts) hosts.set(h.name, h);
+      alerts = active.alerts;
+      dirty = true;
+    } catch (e) {
+      note(hbd.now(), `cannot load: ${e.message}`);
     }
   }
 
-  function tickRow(host, c) {
-    c[3].textContent = hbd.ago(host.last_seen);
-    c[6].textContent = host.status === 'up' ? hbd.duration(Date.now() / 1000 - host.status_since) : '–';
+  // Alert changes reload the active alerts, at most once a second.
+  function reloadAlerts() {
+    if (alertsDue) return;
+    alertsDue = setTimeout(async () => {
+      alertsDue = null;
+      try { alerts = (await hbd.getJSON('/api/0/alerts')).alerts; dirty = true; } catch (e) { /* the next one will */ }
+    }, 1000);
   }
 
-  function tick() {
-    for (const [name, host] of hosts) {
-      const row = rows.get(name);
-      if (row) tickRow(host, cells(row));
+  function matches(h) {
+    const text = filter.value.trim().toLowerCase();
+    if (text && !h.name.includes(text) && !String(h.address).includes(text)) return false;
+    switch (statusFilter) {
+      case '': return true;
+      case 'down': return isDown(h);
+      case 'ok': return !isDown(h) && level(h) === 'OK';
+      default: return level(h) === statusFilter;
     }
-    const up = [...hosts.values()].filter((h) => h.status === 'up').length;
-    document.getElementById('summary').textContent = hosts.size ? `${up} up, ${hosts.size - up} down` : '';
+  }
+
+  function drawProblems() {
+    const rows = [];
+    const down = [...hosts.values()].filter(isDown).sort((a, b) => a.status_since - b.status_since);
+    for (const h of down) {
+      const row = hbd.el('tr', null, 'problem-down');
+      const cell = hbd.el('td'); cell.appendChild(hostLink(h.name)); row.appendChild(cell);
+      row.appendChild(hbd.el('td', 'DOWN', 'status-down'));
+      row.appendChild(hbd.el('td', hbd.dateTime(h.status_since)));
+      row.appendChild(hbd.el('td', hbd.duration(hbd.now() - h.status_since), 'ticking'));
+      row.appendChild(hbd.el('td', `last seen ${hbd.ago(h.last_seen)} at ${h.address}`));
+      rows.push(row);
+    }
+    const active = alerts.filter((a) => a.plugin !== 'heartbeat')
+      .sort((a, b) => RANK[b.level] - RANK[a.level] || a.since - b.since);
+    for (const a of active) {
+      const row = hbd.el('tr', null, `problem-${a.level}`);
+      const cell = hbd.el('td'); cell.appendChild(hostLink(a.hostname)); row.appendChild(cell);
+      row.appendChild(hbd.el('td', a.level, `level-${a.level}`));
+      row.appendChild(hbd.el('td', hbd.dateTime(a.since)));
+      row.appendChild(hbd.el('td', hbd.duration(hbd.now() - a.since)));
+      row.appendChild(hbd.el('td', a.message));
+      rows.push(row);
+    }
+    document.querySelector('#problems tbody').replaceChildren(...rows);
+    document.getElementById('no-problems').hidden = rows.length > 0;
+  }
+
+  function drawCounts() {
+    let down = 0; let ok = 0;
+    const levels = { CRITICAL: 0, WARNING: 0, UNKNOWN: 0 };
+    for (const h of hosts.values()) {
+      if (isDown(h)) down += 1;
+      else if (level(h) === 'OK') ok += 1;
+      else levels[level(h)] += 1;
+    }
+    document.getElementById('n-down').textContent = down;
+    document.getElementById('n-critical').textContent = levels.CRITICAL;
+    document.getElementById('n-warning').textContent = levels.WARNING;
+    document.getElementById('n-unknown').textContent = levels.UNKNOWN;
+    document.getElementById('n-ok').textContent = ok;
     document.getElementById('empty').hidden = hosts.size > 0;
+  }
+
+  // Problems first in the list too: down, then by alert level, then by name.
+  function rebuildList() {
+    list = [...hosts.values()].filter(matches).sort((a, b) =>
+      (isDown(b) - isDown(a)) || (RANK[level(b)] - RANK[level(a)]) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    body.style.height = `${list.length * ROW}px`;
+    document.getElementById('shown').textContent = list.length === hosts.size ? `${hosts.size}` : `${list.length} of ${hosts.size}`;
+  }
+
+  // Only the rows in view (and a few around) exist in the page.
+  function drawRows() {
+    const first = Math.max(0, Math.floor(viewport.scrollTop / ROW) - 5);
+    const count = Math.ceil(viewport.clientHeight / ROW) + 10;
+    const rows = list.slice(first, first + count).map((h, i) => {
+      const row = hbd.el('div', null, 'vrow');
+      row.setAttribute('role', 'row');
+      row.style.transform = `translateY(${(first + i) * ROW}px)`;
+      const cell = (text, className) => { const c = hbd.el('span', text, className); c.setAttribute('role', 'cell'); row.appendChild(c); return c; };
+      cell(null).appendChild(hostLink(h.name));
+      cell(isDown(h) ? 'down' : 'up', isDown(h) ? 'status-down' : 'status-up');
+      cell(level(h), `level-${level(h)}`);
+      cell(hbd.ago(h.last_seen));
+      cell(h.latency_ms === null || h.latency_ms === undefined ? '–' : `${hbd.number(h.latency_ms)} ms`);
+      cell(h.address);
+      const day = h.availability && h.availability['24h'];
+      cell(day === null || day === undefined ? '–' : `${day.toFixed(day === 100 ? 0 : 2)} %`);
+      return row;
+    });
+    body.replaceChildren(...rows);
+  }
+
+  function draw() {
+    if (dirty) {
+      dirty = false;
+      rebuildList();
+      drawProblems();
+      drawCounts();
+    }
+    drawRows();
   }
 
   function note(at, text) {
@@ -64,46 +148,40 @@
 
   function setStatus(name, status, at) {
     const host = hosts.get(name);
-    if (!host) return;
-    host.status = status;
-    host.status_since = at;
-    render(host, true);
+    if (host) { host.status = status; host.status_since = at; dirty = true; }
   }
 
-  hbd.connect((m) => {
+  function onMessage(m) {
     switch (m.type) {
       case 'snapshot':
         hosts.clear();
-        rows.clear();
-        tbody.replaceChildren();
-        for (const host of m.hosts) { hosts.set(host.name, host); render(host, false); }
+        for (const h of m.hosts) hosts.set(h.name, h);
+        dirty = true;
         break;
-      case 'heartbeat':
-        hosts.set(m.host.name, m.host);
-        render(m.host, true);
-        note(m.host.last_seen, `heartbeat from ${m.host.name} (${m.host.address})`);
-        break;
+      case 'heartbeat': hosts.set(m.host.name, m.host); dirty = true; break;
       case 'host_new': note(m.at, `new host ${m.name} at ${m.address}`); break;
       case 'host_up': setStatus(m.name, 'up', m.at); note(m.at, `${m.name} is up after ${hbd.duration(m.down_for)} down`); break;
       case 'host_down': setStatus(m.name, 'down', m.at); note(m.at, `${m.name} is down, silent for ${hbd.duration(m.silent_for)}`); break;
       case 'address_changed': note(m.at, `${m.name} moved from ${m.old_address} to ${m.address}`); break;
-      case 'alert': {
-        const host = hosts.get(m.name);
-        note(m.at, m.message);
-        if (host) {
-          // The host's next heartbeat brings its worst level; show this one now.
-          if (m.level !== 'OK' && (!host.alert_level || host.alert_level === 'OK')) host.alert_level = m.level;
-          render(host, true);
-        }
-        break;
-      }
+      case 'alert': note(m.at, m.message); reloadAlerts(); break;
       case 'dns_update': note(m.at, m.outcome === 'updated' ? `${m.name}.${m.domain} ${m.record} set to ${m.address}` : `${m.name}.${m.domain} ${m.record} not set: ${m.error}`); break;
-      case 'plugin':
-        note(m.sample.received, `${m.name}: ${m.plugin} ${m.sample.error ? `error: ${m.sample.error}` : 'reported'}`);
-        break;
+      case 'notification': note(m.at, m.delivered ? `${m.service}: sent ${m.subject}` : `${m.service}: failed: ${m.error}`); break;
       default: break;
     }
-    tick();
-  });
-  setInterval(tick, 1000);
+  }
+
+  for (const button of document.querySelectorAll('#status-filters button')) {
+    button.addEventListener('click', () => {
+      statusFilter = button.dataset.status;
+      for (const b of document.querySelectorAll('#status-filters button')) b.setAttribute('aria-pressed', String(b === button));
+      dirty = true;
+      draw();
+    });
+  }
+  filter.addEventListener('input', () => { dirty = true; draw(); });
+  viewport.addEventListener('scroll', drawRows, { passive: true });
+  hbd.live(load, onMessage);
+  setInterval(draw, 250);
+  // Ages tick without data changing.
+  setInterval(() => { dirty = true; }, 1000);
 })();

@@ -10,15 +10,6 @@
   let hosts = [];
   let samples = [];
 
-  function flatten(value, path, out, depth) {
-    if (value !== null && typeof value === 'object' && depth < 8) {
-      for (const [key, child] of Object.entries(value)) flatten(child, path ? `${path}.${key}` : key, out, depth + 1);
-    } else if (path) {
-      out.set(path, value);
-    }
-    return out;
-  }
-
   function fill(select, names, wanted) {
     select.replaceChildren(...names.map((name) => { const o = hbd.el('option', name); o.value = name; return o; }));
     if (names.includes(wanted)) select.value = wanted;
@@ -65,60 +56,31 @@
     error.hidden = !(latest && latest.error);
     error.textContent = latest && latest.error ? `error: ${latest.error}` : '';
     document.getElementById('updated').textContent = latest ? `sampled ${hbd.clock(latest.at)}` : '';
-    const values = latest && latest.data ? flatten(latest.data, '', new Map(), 0) : new Map();
+    const values = latest && latest.data ? hbd.flatten(latest.data, '', new Map(), 0) : new Map();
     const tbody = document.querySelector('#values tbody');
     tbody.replaceChildren(...[...values].map(([path, value]) => {
       const row = hbd.el('tr');
       row.appendChild(hbd.el('td', path));
-      row.appendChild(hbd.el('td', typeof value === 'number' ? hbd.number(value) : JSON.stringify(value)));
+      row.appendChild(hbd.el('td', typeof value === 'number' ? hbd.withUnit(value, hbd.unitOf(path)) : JSON.stringify(value)));
       return row;
     }));
     const series = new Map();
     for (const sample of samples) {
       if (!sample.data) continue;
-      for (const [path, value] of flatten(sample.data, '', new Map(), 0)) {
+      for (const [path, value] of hbd.flatten(sample.data, '', new Map(), 0)) {
         if (typeof value !== 'number') continue;
         if (!series.has(path)) series.set(path, []);
         series.get(path).push([sample.at, value]);
       }
     }
     const charts = [...series].filter(([, points]) => points.length > 1).slice(0, MAX_CHARTS);
-    document.getElementById('charts').replaceChildren(...charts.map(([path, points]) => chart(path, points)));
-  }
-
-  function chart(path, points) {
-    const svgNS = 'http://www.w3.org/2000/svg';
-    const box = hbd.el('div', null, 'chart');
-    box.appendChild(hbd.el('h3', path));
-    const xs = points.map((p) => p[0]);
-    const ys = points.map((p) => p[1]);
-    const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    const svg = document.createElementNS(svgNS, 'svg');
-    svg.setAttribute('viewBox', '0 0 100 40');
-    svg.setAttribute('preserveAspectRatio', 'none');
-    const line = document.createElementNS(svgNS, 'polyline');
-    line.setAttribute('points', points.map(([x, y]) => {
-      const px = x1 > x0 ? ((x - x0) / (x1 - x0)) * 100 : 50;
-      const py = y1 > y0 ? 38 - ((y - y0) / (y1 - y0)) * 36 : 20;
-      return `${px.toFixed(2)},${py.toFixed(2)}`;
-    }).join(' '));
-    svg.appendChild(line);
-    box.appendChild(svg);
-    const range = hbd.el('div', null, 'range');
-    range.appendChild(hbd.el('span', `min ${hbd.number(y0)}`));
-    range.appendChild(hbd.el('span', `now ${hbd.number(ys[ys.length - 1])}`));
-    range.appendChild(hbd.el('span', `max ${hbd.number(y1)}`));
-    box.appendChild(range);
-    return box;
+    document.getElementById('charts').replaceChildren(...charts.map(([path, points]) => hbd.chart(path, points, hbd.unitOf(path), [])));
   }
 
   hostSelect.addEventListener('change', () => hostChanged());
   pluginSelect.addEventListener('change', loadHistory);
-  hbd.connect((m) => {
-    if (m.type === 'snapshot') {
-      loadHosts();
-    } else if (m.type === 'plugin') {
+  hbd.live(loadHosts, (m) => {
+    if (m.type === 'plugin') {
       const known = hosts.find((h) => h.name === m.name);
       if (!known || !(m.plugin in known.plugins)) { loadHosts(); return; }
       if (m.name === hostSelect.value && m.plugin === pluginSelect.value) {

@@ -604,6 +604,7 @@ impl AlertTable {
 
     fn evaluate(&mut self, key: AlertKey, value: f64, rule: &Rule, now: f64) -> Option<AlertChange> {
         let alert = self.alerts.entry(key).or_insert_with_key(|key| new_alert(key, now));
+        (alert.warning, alert.critical) = (rule.warning, rule.critical);
         let (level, threshold) = rule.level(value, alert.level);
         alert.last_value = Some(value);
         if level == alert.level {
@@ -801,6 +802,8 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
         last_notified: now,
         message: String::new(),
         pending: None,
+        warning: None,
+        critical: None,
     }
 }
 

@@ -346,7 +346,12 @@ impl Core {
                 let _ = reply.send(self.table.hosts_with(0));
             }
             Query::Host { name, reply } => {
-                let _ = reply.send(self.table.get(&name.to_ascii_lowercase()).map(|h| h.with_newest(1)));
+                // One host gets its latency history too; lists of hosts do not.
+                let host = self
+                    .table
+                    .get(&name.to_ascii_lowercase())
+                    .map(|h| Host { latency_history: h.latency_history.clone(), ..h.with_newest(1) });
+                let _ = reply.send(host);
             }
             Query::History { name, plugin, limit, reply } => {
                 let answer = self.table.get(&name.to_ascii_lowercase()).map(|host| {

@@ -62,8 +62,10 @@ impl HostTable {
     }
 
     /// For each host that is up: its monitor plugins with ≥ 2 samples, when
-    /// each was last heard (not before this run started) and the time
-    /// between its last two samples, its interval as far as hbd can tell.
+    /// each was last heard (not before this run started) and its interval
+    /// as far as hbd can tell: the time between its last two samples by the
+    /// client's clock, which is when they were taken (two samples can
+    /// arrive together; they are not taken together).
     pub fn up_plugins(&self) -> HostView<'_> {
         let mut view = HostView::default();
         for host in self.hosts.values().filter(|h| h.status == Status::Up) {
@@ -74,7 +76,8 @@ impl HostTable {
                 .filter_map(|(name, series)| {
                     let mut newest = series.samples.iter().rev();
                     let (last, previous) = (newest.next()?, newest.next()?);
-                    Some((name.as_str(), last.received.max(self.started), last.received - previous.received))
+                    let interval = (last.at - previous.at).max(last.received - previous.received);
+                    Some((name.as_str(), last.received.max(self.started), interval))
                 })
                 .collect();
             view.up_plugins.insert(host.name.as_str(), plugins);
@@ -132,6 +135,8 @@ impl HostTable {
                     plugins: BTreeMap::new(),
                     alert_level: Level::Ok,
                     dns: BTreeMap::new(),
+                    outages: VecDeque::new(),
+                    latency_history: VecDeque::new(),
                 })
             }
         };
@@ -145,6 +150,7 @@ impl HostTable {
                 address: hb.source,
                 down_for: now - host.status_since,
             });
+            host.record_outage(now);
             host.status = Status::Up;
             host.status_since = now;
         }
@@ -157,8 +163,12 @@ impl HostTable {
         if hb.signed_at_us > host.last_signed_us {
             host.last_signed_us = hb.signed_at_us;
         }
-        if hb.latency_ms.is_some() {
-            host.latency_ms = hb.latency_ms;
+        if let Some(latency) = hb.latency_ms {
+            host.latency_ms = Some(latency);
+            if host.latency_history.len() >= history.max(1) {
+                host.latency_history.pop_front();
+            }
+            host.latency_history.push_back([now, latency]);
         }
         for sample in hb.plugins {
             if !host.plugins.contains_key(&sample.name) && host.plugins.len() >= max_plugins {
@@ -356,5 +366,30 @@ mod tests {
         assert!(text.contains(r#""data":{"at":1}"#), "stored JSON is embedded, not quoted: {text}");
         let back: Vec<Host> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, t.snapshot());
+    }
+
+    #[test]
+    fn availability_counts_down_time_over_a_day_and_a_week() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        assert_eq!(t.get("a").unwrap().availability(1000.0, 86400.0), None, "nothing seen yet in the window");
+        // Down from 1015.5 (interval 10 + grace 5) until 2015.5: 1000 s of 2000.
+        t.expire(1015.5, &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 2015.5), &mut ev);
+        let h = t.get("a").unwrap();
+        assert_eq!(h.outages, [[1015.5, 2015.5]]);
+        assert_eq!(h.availability(3000.0, 86400.0), Some(50.0));
+        // Down again now: the current outage counts up to now.
+        t.expire(2031.0, &mut ev);
+        let h = t.get("a").unwrap();
+        // Up 1000..1015.5 and 2015.5..2031 of 2000 s: 31 s, 1.55 %.
+        assert!((h.availability(3000.0, 86400.0).unwrap() - 1.55).abs() < 1e-9);
+        // Back at 2100; a day later both outages have left the 24 h window, not the week's.
+        t.heartbeat(hb("a", "10.0.0.1", 2100.0), &mut ev);
+        let later = 2100.0 + 86400.0 + 10.0;
+        let h = t.get("a").unwrap();
+        assert_eq!(h.availability(later, 86400.0), Some(100.0));
+        let week = h.availability(later, 7.0 * 86400.0).unwrap();
+        assert!((week - 100.0 * (1.0 - 1069.0 / (later - 1000.0))).abs() < 1e-9, "{week}");
     }
 }

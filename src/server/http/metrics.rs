@@ -286,6 +286,8 @@ mod tests {
             alert_level: Level::Ok,
             plugins,
             dns: BTreeMap::new(),
+            outages: Default::default(),
+            latency_history: Default::default(),
         };
         MetricsSnapshot {
             hosts: vec![host],

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::server::core::{self, Query};
-use crate::server::views::{alerts_json, host_json, hosts_body, latest_json, sample_json};
+use crate::server::views::{alerts_json, host_detail_json, hosts_body, latest_json, sample_json};
 use crate::wire::{truncate_chars, unix_seconds};
 
 pub mod metrics;
@@ -146,7 +146,6 @@ fn cors_allows(allowed: &[String], origin: &str) -> bool {
 
 /// Everything hbd answers at; any other path is a 404.
 enum Target<'a> {
-    Root,
     Page(&'static www::File),
     Asset(&'static www::File),
     Healthz,
@@ -160,7 +159,9 @@ enum Target<'a> {
 
 fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
     Some(match *segments {
-        [""] => Target::Root,
+        // The overview is the landing page; /live keeps its old name.
+        [""] => Target::Page(www::page("live")?),
+        ["hosts", _] => Target::Page(www::page("host")?),
         ["static", name] => Target::Asset(www::asset(name)?),
         ["healthz"] => Target::Healthz,
         ["metrics"] => Target::Metrics,
@@ -193,7 +194,6 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Repl
         }
     }
     match target {
-        Target::Root => Reply { location: Some("/live"), ..Reply::new(302, String::new(), "text/plain") },
         Target::Page(file) => {
             let html = www::content(file, settings.www_dir.as_deref(), false)
                 .replace("{{ws_port}}", &settings.ws_port.to_string());
@@ -265,7 +265,7 @@ impl Api {
 
     fn host(&self, name: &str) -> Reply {
         match self.ask(|reply| Query::Host { name: name.to_string(), reply }) {
-            Ok(Some(host)) => Reply::json(200, &host_json(&host, unix_seconds(SystemTime::now()))),
+            Ok(Some(host)) => Reply::json(200, &host_detail_json(&host, unix_seconds(SystemTime::now()))),
             Ok(None) => unknown_host(name),
             Err(reply) => reply,
         }

@@ -23,6 +23,7 @@ pub const PAGES: &[File] = &[
     File { name: "live.html", content: include_str!("../../../www/live.html"), content_type: HTML },
     File { name: "plugins.html", content: include_str!("../../../www/plugins.html"), content_type: HTML },
     File { name: "alerts.html", content: include_str!("../../../www/alerts.html"), content_type: HTML },
+    File { name: "host.html", content: include_str!("../../../www/host.html"), content_type: HTML },
 ];
 
 /// Assets, served at `/static/<name>`.
@@ -32,6 +33,7 @@ pub const STATIC: &[File] = &[
     File { name: "live.js", content: include_str!("../../../www/static/live.js"), content_type: JS },
     File { name: "plugins.js", content: include_str!("../../../www/static/plugins.js"), content_type: JS },
     File { name: "alerts.js", content: include_str!("../../../www/static/alerts.js"), content_type: JS },
+    File { name: "host.js", content: include_str!("../../../www/static/host.js"), content_type: JS },
 ];
 
 pub fn page(name: &str) -> Option<&'static File> {

@@ -1,0 +1,220 @@
+// /hosts/NAME: one host as a sysadmin reads it: status and since when, its
+// facts (OS, kernel, architecture, uptime, availability), active alerts,
+// Nagios checks as a status table, each monitor plugin's figures with
+// units and charts of its history with time axes and thresholds; values
+// that do not change are shown as values, not charts.
+'use strict';
+
+(() => {
+  const HISTORY = 50;
+  const MAX_CHARTS = 24;
+  const name = decodeURIComponent(location.pathname.split('/').pop());
+  const api = `/api/0/hosts/${encodeURIComponent(name)}`;
+  let host = null;
+  let latest = {};
+  const history = new Map();
+  let alerts = [];
+  let dirty = new Set();
+
+  document.title = `hbd · ${name}`;
+  document.getElementById('name').textContent = name;
+
+  async function load() {
+    try {
+      host = await hbd.getJSON(api);
+      latest = (await hbd.getJSON(`${api}/plugins`)).plugins;
+      alerts = (await hbd.getJSON(`${api}/alerts`)).alerts;
+      for (const [plugin, sample] of Object.entries(latest)) {
+        if (sample.kind === 'monitor') {
+          history.set(plugin, (await hbd.getJSON(`${api}/plugins/${encodeURIComponent(plugin)}?limit=${HISTORY}`)).samples);
+        }
+      }
+      document.getElementById('missing').hidden = true;
+      dirty = new Set(['all']);
+      draw();
+    } catch (e) {
+      const missing = document.getElementById('missing');
+      missing.hidden = false;
+      missing.textContent = `Cannot show ${name}: ${e.message}`;
+    }
+  }
+
+  function fact(list, term, value, className) {
+    list.appendChild(hbd.el('dt', term));
+    list.appendChild(hbd.el('dd', value, className));
+  }
+
+  function drawHeader() {
+    if (!host) return;
+    const down = host.status !== 'up';
+    const status = document.getElementById('status');
+    status.textContent = down ? 'down' : 'up';
+    status.className = `pill ${down ? 'status-down' : 'status-up'}`;
+    const level = host.alert_level || 'OK';
+    const badge = document.getElementById('level');
+    badge.textContent = level;
+    badge.className = `pill level-${level}`;
+    const facts = document.getElementById('facts');
+    facts.replaceChildren();
+    fact(facts, down ? 'Down since' : 'Up since', `${hbd.dateTime(host.status_since)} (${hbd.duration(hbd.now() - host.status_since)})`);
+    fact(facts, 'Last seen', hbd.ago(host.last_seen));
+    fact(facts, 'Address', `${host.address} port ${host.port}`);
+    fact(facts, 'Heartbeat every', `${hbd.number(host.interval)} s`);
+    fact(facts, 'Latency', host.latency_ms === null || host.latency_ms === undefined ? '–' : `${hbd.number(host.latency_ms)} ms`);
+    const pct = (v) => (v === null || v === undefined ? '–' : `${v.toFixed(v === 100 ? 0 : 3)} %`);
+    fact(facts, 'Availability', `${pct(host.availability['24h'])} (24 h), ${pct(host.availability['7d'])} (7 d)`);
+    const os = latest.os_info && latest.os_info.data;
+    if (os) {
+      fact(facts, 'System', [os.name || os.os, os.version].filter(Boolean).join(' '));
+      if (os.kernel) fact(facts, 'Kernel', os.kernel);
+      if (os.architecture) fact(facts, 'Architecture', os.architecture);
+      if (typeof os.boot_time === 'number') fact(facts, 'Uptime', hbd.duration(hbd.now() - os.boot_time));
+      if (typeof os.cpu_count === 'number') fact(facts, 'CPUs', os.cpu_count);
+    }
+    const latency = document.getElementById('latency');
+    const points = (host.latency_history || []).map((p) => [p[0], p[1]]);
+    latency.replaceChildren(points.length > 1 ? hbd.chart('round trip', points, 'ms', []) : hbd.el('p', 'Not measured by this client.', 'muted'));
+  }
+
+  function drawAlerts() {
+    const active = alerts.filter((a) => a.level !== 'OK');
+    document.querySelector('#alerts tbody').replaceChildren(...active.map((a) => {
+      const row = hbd.el('tr');
+      row.appendChild(hbd.el('td', a.level, `level-${a.level}`));
+      row.appendChild(hbd.el('td', a.plugin === 'heartbeat' ? 'host down' : `${a.plugin}${a.metric_path ? `.${a.metric_path}` : ' stopped reporting'}`));
+      row.appendChild(hbd.el('td', a.last_value === null ? '–' : hbd.withUnit(a.last_value, hbd.unitOf(a.metric_path))));
+      row.appendChild(hbd.el('td', a.threshold === null ? '–' : hbd.withUnit(a.threshold, hbd.unitOf(a.metric_path))));
+      row.appendChild(hbd.el('td', `${hbd.dateTime(a.since)} (${hbd.duration(hbd.now() - a.since)})`));
+      return row;
+    }));
+    document.getElementById('no-alerts').hidden = active.length > 0;
+  }
+
+  // Nagios ranges: `warn`/`crit` as {start, end, inside}; shown as written.
+  function range(r) {
+    if (!r) return null;
+    const start = r.start === null || r.start === undefined ? '~' : r.start;
+    const end = r.end === null || r.end === undefined ? '' : r.end;
+    return `${r.inside ? '@' : ''}${start === 0 ? '' : `${start}:`}${end}`;
+  }
+
+  function drawNagios() {
+    const checks = latest.nagios_runner && latest.nagios_runner.data && latest.nagios_runner.data.checks;
+    document.getElementById('nagios-section').hidden = !checks;
+    if (!checks) return;
+    document.querySelector('#nagios tbody').replaceChildren(...Object.entries(checks).map(([check, r]) => {
+      const row = hbd.el('tr');
+      row.appendChild(hbd.el('td', check));
+      row.appendChild(hbd.el('td', r.status, `level-${r.status}`));
+      row.appendChild(hbd.el('td', r.output, 'wrap'));
+      const perf = Object.entries(r.perfdata || {}).map(([label, p]) => {
+        const bounds = [['warn', range(p.warn)], ['crit', range(p.crit)]].filter(([, v]) => v).map(([k, v]) => `${k} ${v}`);
+        return `${label}=${hbd.number(p.value)}${p.uom || ''}${bounds.length ? ` (${bounds.join(', ')})` : ''}`;
+      });
+      row.appendChild(hbd.el('td', perf.join('; ') || '–', 'wrap'));
+      return row;
+    }));
+  }
+
+  // Thresholds to draw for a metric: from its alert rule, if any.
+  function thresholdsOf(plugin, path) {
+    const a = alerts.find((x) => x.plugin === plugin && x.metric_path === path);
+    if (!a) return [];
+    return [['warning', a.warning], ['critical', a.critical]].filter(([, v]) => typeof v === 'number').map(([lvl, value]) => ({ level: lvl, value }));
+  }
+
+  function drawPlugin(plugin) {
+    const id = `plugin-${plugin}`;
+    let section = document.getElementById(id);
+    if (!section) {
+      section = hbd.el('section');
+      section.id = id;
+      document.getElementById('plugins').appendChild(section);
+    }
+    const samples = history.get(plugin) || [];
+    const sample = latest[plugin];
+    section.replaceChildren(hbd.el('h2', plugin));
+    if (sample && sample.error) section.appendChild(hbd.el('p', `error: ${sample.error}`, 'error'));
+    const series = new Map();
+    for (const s of samples) {
+      if (!s.data) continue;
+      for (const [path, value] of hbd.flatten(s.data, '', new Map(), 0)) {
+        if (!series.has(path)) series.set(path, []);
+        series.get(path).push([s.at, value]);
+      }
+    }
+    const figures = hbd.el('dl', null, 'facts');
+    const charts = hbd.el('div', null, 'charts');
+    let drawn = 0;
+    for (const [path, points] of series) {
+      const unit = hbd.unitOf(path);
+      const numeric = points.every((p) => typeof p[1] === 'number');
+      const constant = points.every((p) => p[1] === points[0][1]);
+      if (numeric && !constant && points.length > 1 && drawn < MAX_CHARTS) {
+        charts.appendChild(hbd.chart(path, points, unit, thresholdsOf(plugin, path)));
+        drawn += 1;
+      } else {
+        fact(figures, path, hbd.withUnit(points[points.length - 1][1], unit));
+      }
+    }
+    if (figures.children.length) section.appendChild(figures);
+    section.appendChild(charts);
+  }
+
+  function drawInfo(plugin) {
+    if (plugin === 'os_info') return;
+    const id = `plugin-${plugin}`;
+    let section = document.getElementById(id);
+    if (!section) {
+      section = hbd.el('section');
+      section.id = id;
+      document.getElementById('plugins').appendChild(section);
+    }
+    const figures = hbd.el('dl', null, 'facts');
+    const data = latest[plugin] && latest[plugin].data;
+    for (const [path, value] of hbd.flatten(data || {}, '', new Map(), 0)) fact(figures, path, hbd.withUnit(value, hbd.unitOf(path)));
+    section.replaceChildren(hbd.el('h2', plugin), figures);
+  }
+
+  function draw() {
+    const all = dirty.has('all');
+    if (all || dirty.has('host')) drawHeader();
+    if (all || dirty.has('alerts')) drawAlerts();
+    if (all || dirty.has('nagios_runner')) drawNagios();
+    for (const [plugin, sample] of Object.entries(latest)) {
+      if (plugin === 'nagios_runner' || !(all || dirty.has(plugin))) continue;
+      if (sample.kind === 'monitor') drawPlugin(plugin); else drawInfo(plugin);
+    }
+    dirty = new Set();
+  }
+
+  async function reloadAlerts() {
+    try { alerts = (await hbd.getJSON(`${api}/alerts`)).alerts; dirty.add('alerts'); dirty.add('all'); } catch (e) { /* next time */ }
+  }
+
+  function onMessage(m) {
+    if (m.type === 'heartbeat' && m.host.name === name) {
+      host = { ...m.host, latency_history: host ? host.latency_history : [] };
+      if (typeof m.host.latency_ms === 'number' && host.latency_history) {
+        host.latency_history = host.latency_history.concat([[m.host.last_seen, m.host.latency_ms]]).slice(-HISTORY);
+      }
+      dirty.add('host');
+    } else if (m.type === 'plugin' && m.name === name) {
+      latest[m.plugin] = { ...m.sample, kind: m.kind };
+      if (m.kind === 'monitor') {
+        const samples = (history.get(m.plugin) || []).concat([m.sample]).slice(-HISTORY);
+        history.set(m.plugin, samples);
+      }
+      dirty.add(m.plugin);
+      if (m.plugin === 'os_info') dirty.add('host');
+    } else if ((m.type === 'host_down' || m.type === 'host_up') && m.name === name) {
+      load();
+    } else if (m.type === 'alert' && m.name === name) {
+      reloadAlerts();
+    }
+  }
+
+  hbd.live(load, onMessage);
+  setInterval(() => { if (dirty.size) draw(); }, 250);
+  setInterval(() => { dirty.add('host'); }, 1000);
+})();
