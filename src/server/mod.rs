@@ -75,7 +75,7 @@ enum Control {
 /// Runs hbd until a signal stops it. An error before the components start is
 /// a start-up failure; after, only a lost component is an error.
 pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
-    let Settings { udp: udp_settings, core: core_settings, journal, mut http, ws: ws_settings, .. } = settings;
+    let Settings { udp: udp_settings, core: core_settings, journal, mut http, ws: mut ws_settings, .. } = settings;
     let socket = udp::bind(&udp_settings)?;
     let ws_listener = ws::bind(&ws_settings.bind)?;
     let wss = match &ws_settings.wss {
@@ -83,7 +83,14 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         None => None,
     };
     http.ws_port = ws_listener.local_addr()?.port();
-    let http_server = http::bind(&http)?;
+    let http_bound = http::bind(&http)?;
+    let http_server = http_bound.server.clone();
+    // hbd's own pages come from these ports; the ws handshake admits them.
+    ws_settings.page_ports = [Some(&http_bound.listener), Some(&ws_listener), wss.as_ref().map(|t| &t.listener)]
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.local_addr().ok().map(|a| a.port()))
+        .collect();
     let journal = journal.map(Journal::open).transpose()?;
     state::check_writable(&settings.pickfile)?;
     let _pidfile = if foreground {
@@ -118,13 +125,20 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
-    let ws_handles =
-        ws::spawn(ws_listener, wss, ws_settings, ws_updates, to_core.clone(), to_core_queries.clone(), listeners_stop)?;
+    let ws_handles = ws::spawn(
+        ws_listener,
+        wss,
+        ws_settings,
+        ws_updates,
+        to_core.clone(),
+        to_core_queries.clone(),
+        listeners_stop.clone(),
+    )?;
     // The hub ends with core (its updates channel); the acceptors with the listeners.
     let mut ws_handles = ws_handles.into_iter();
     downstream.extend(ws_handles.next().map(|hub| ("ws", hub)));
     inputs.extend(ws_handles.map(|acceptor| ("ws", acceptor)));
-    for handle in http::spawn(http_server.clone(), http, to_core_queries)? {
+    for handle in http::spawn(http_bound, http, to_core_queries, listeners_stop)? {
         inputs.push(("http", handle));
     }
 

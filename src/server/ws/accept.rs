@@ -2,6 +2,12 @@
 //! connections within `ws_max_clients` slots (503 beyond), and one
 //! `ws-client` thread per browser does the handshake, sends the snapshot of
 //! all hosts (asked from `core`), then writes its queue from the hub.
+//!
+//! The handshake refuses (403) a browser page from another site: its
+//! `Origin` must name the host it connects to and one of hbd's ports, or be
+//! listed in `cors_origins`; clients that send no `Origin` (scripts, not
+//! browsers) are served. What a browser sends is capped at [`MAX_MESSAGE`]:
+//! hbd reads nothing of substance from it.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,9 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 use log::{debug, warn};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, Utf8Bytes, WebSocket};
 
-use super::{ClientMsg, CLIENT_QUEUE};
+use super::{ClientMsg, Refusals, CLIENT_QUEUE};
 use crate::server::core::{self, Query};
 use crate::server::views::snapshot_body;
 use crate::wire::unix_seconds;
@@ -26,6 +34,9 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// How often a client thread looks for frames from the browser.
 const READ_EVERY: Duration = Duration::from_secs(1);
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
+/// The largest frame and message a browser may send (the library's defaults,
+/// 16 and 64 MiB, would let each client hold that much memory).
+pub(crate) const MAX_MESSAGE: usize = 64 << 10;
 
 /// One listening socket, plain or TLS.
 pub(super) struct Acceptor {
@@ -42,16 +53,20 @@ pub(super) struct Clients {
     pub(super) to_core_queries: Sender<Query>,
     pub(super) take_slot: Sender<()>,
     pub(super) slots: Receiver<()>,
+    /// `cors_origins` and the ports of hbd's pages, for [`origin_allowed`].
+    pub(super) origins: Arc<(Vec<String>, Vec<u16>)>,
 }
 
 impl Acceptor {
     pub(super) fn run(self, clients: &Clients, stop: &Receiver<()>) {
         let mut next_id = 0u64;
+        let mut refusals = Refusals::default();
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     if clients.take_slot.try_send(()).is_err() {
-                        refuse(stream, peer);
+                        refusals.refused(peer, "ws_max_clients reached");
+                        refuse(stream);
                         continue;
                     }
                     next_id += 1;
@@ -79,8 +94,7 @@ impl Acceptor {
     }
 }
 
-fn refuse(mut stream: TcpStream, peer: SocketAddr) {
-    warn!("ws: refusing {peer}: ws_max_clients reached");
+fn refuse(mut stream: TcpStream) {
     let body = r#"{"error":"too many websocket clients"}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -134,7 +148,26 @@ fn serve_client(stream: TcpStream, tls: Option<Arc<ServerConfig>>, peer: SocketA
 }
 
 fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: u64, clients: &Clients) {
-    let mut socket = match tungstenite::accept(stream) {
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    let refused = std::cell::Cell::new(None);
+    let check_origin = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let (allowed, ports) = &*clients.origins;
+        let origin = header("origin");
+        if origin_allowed(origin, header("host"), ports, allowed) {
+            return Ok(response);
+        }
+        refused.set(Some(format!("Origin {:?} is not this site's", origin.unwrap_or_default())));
+        let mut answer = ErrorResponse::new(Some(r#"{"error":"websocket origin not allowed"}"#.to_string()));
+        *answer.status_mut() = tungstenite::http::StatusCode::FORBIDDEN;
+        Err(answer)
+    };
+    let accepted = tungstenite::accept_hdr_with_config(stream, check_origin, Some(config));
+    if let Some(why) = refused.take() {
+        let _ = clients.to_hub.try_send(ClientMsg::Refused { peer, why });
+        return;
+    }
+    let mut socket = match accepted {
         Ok(socket) => socket,
         Err(e) => {
             debug!("ws: {peer}: handshake failed: {e}");
@@ -206,5 +239,64 @@ fn forward<S: Read + Write>(socket: &mut WebSocket<S>, updates: &Receiver<Utf8By
                 }
             }
         }
+    }
+}
+
+/// Whether a handshake's `Origin` may open a socket: absent (not a browser),
+/// listed in `cors_origins` (or `*` there), or naming the host the browser
+/// connected to (its `Host`) on one of hbd's own ports.
+pub(crate) fn origin_allowed(origin: Option<&str>, host: Option<&str>, ports: &[u16], allowed: &[String]) -> bool {
+    let Some(origin) = origin else { return true };
+    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return false,
+    };
+    let Some((origin_host, origin_port)) = split_authority(authority, default_port) else { return false };
+    let Some((host, _)) = host.and_then(|h| split_authority(h, 0)) else { return false };
+    origin_host.eq_ignore_ascii_case(host) && ports.contains(&origin_port)
+}
+
+/// `host[:port]` or `[v6][:port]` → host and port (`default` when absent).
+fn split_authority(text: &str, default: u16) -> Option<(&str, u16)> {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port.parse().ok()?,
+        None => default,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let ports = [8080, 8081];
+        let none: &[String] = &[];
+        assert!(origin_allowed(None, None, &ports, none), "scripts send no Origin");
+        assert!(origin_allowed(Some("http://mon.lan:8080"), Some("mon.lan:8081"), &ports, none));
+        assert!(origin_allowed(Some("http://[::1]:8080"), Some("[::1]:8081"), &ports, none));
+        assert!(!origin_allowed(Some("http://evil.example"), Some("mon.lan:8081"), &ports, none));
+        assert!(!origin_allowed(Some("http://mon.lan:9999"), Some("mon.lan:8081"), &ports, none), "other port");
+        assert!(!origin_allowed(Some("null"), Some("mon.lan:8081"), &ports, none));
+        assert!(!origin_allowed(Some("http://mon.lan:8080"), None, &ports, none));
+        let listed = ["https://dash.example".to_string()];
+        assert!(origin_allowed(Some("https://dash.example"), Some("mon.lan:8081"), &ports, &listed));
+        assert!(origin_allowed(Some("http://evil.example"), Some("x"), &ports, &["*".to_string()]));
     }
 }

@@ -45,6 +45,11 @@ const TELL_CORE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct WsSettings {
     pub bind: SocketAddr,
     pub max_clients: usize,
+    /// Browser origins allowed besides hbd's own pages (`cors_origins`).
+    pub allowed_origins: Vec<String>,
+    /// The ports hbd's own pages are served from (http, ws, wss as bound):
+    /// a page's `Origin` names the `Host` it connects to and one of these.
+    pub page_ports: Vec<u16>,
     /// WSS: where to listen, and the certificate chain and key files.
     pub wss: Option<(SocketAddr, PathBuf, PathBuf)>,
 }
@@ -69,6 +74,31 @@ pub enum ClientMsg {
     Joined { id: u64, queue: Sender<Utf8Bytes>, ready: Sender<()> },
     /// The browser went away.
     Left { id: u64 },
+    /// A handshake was refused (a foreign `Origin`); the hub logs these at
+    /// most once a minute, with counts, so a flood costs no log space.
+    Refused { peer: SocketAddr, why: String },
+}
+
+/// Counts refusals and logs them at most once per [`REFUSAL_REPORT_EVERY`].
+#[derive(Default)]
+pub(crate) struct Refusals {
+    count: u64,
+    last: Option<std::time::Instant>,
+}
+
+/// How often refused connections are reported, at most.
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    pub(crate) fn refused(&mut self, peer: SocketAddr, why: &str) {
+        self.count += 1;
+        let now = std::time::Instant::now();
+        if self.last.is_none_or(|last| now.duration_since(last) >= REFUSAL_REPORT_EVERY) {
+            warn!("ws: refused {} connections in the last minute; the latest from {peer}: {why}", self.count);
+            self.count = 0;
+            self.last = Some(now);
+        }
+    }
 }
 
 pub fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
@@ -91,9 +121,9 @@ pub fn spawn(
     let (to_hub, clients) = bounded::<ClientMsg>(64);
     // One pool of slots for ws and wss: a slot is taken per client and given back when it leaves.
     let (take_slot, slots) = bounded::<()>(settings.max_clients);
-    let hub = std::thread::Builder::new()
-        .name("ws".into())
-        .spawn(move || Hub { clients: Vec::new(), dropped_slow: 0, to_core }.run(&updates, &clients))?;
+    let hub = std::thread::Builder::new().name("ws".into()).spawn(move || {
+        Hub { clients: Vec::new(), dropped_slow: 0, to_core, refusals: Refusals::default() }.run(&updates, &clients)
+    })?;
     let mut handles = vec![hub];
     let plain = Acceptor { listener, tls: None, id_parity: 0 };
     let secure = tls.map(|t| Acceptor { listener: t.listener, tls: Some(t.config), id_parity: 1 });
@@ -107,6 +137,7 @@ pub fn spawn(
             to_core_queries: to_core_queries.clone(),
             take_slot: take_slot.clone(),
             slots: slots.clone(),
+            origins: std::sync::Arc::new((settings.allowed_origins.clone(), settings.page_ports.clone())),
         };
         let stop = stop.clone();
         let handle = std::thread::Builder::new()
@@ -122,6 +153,7 @@ struct Hub {
     dropped_slow: u64,
     /// Told how many clients there are: core prepares updates only for them.
     to_core: Sender<CoreMsg>,
+    refusals: Refusals,
 }
 
 impl Hub {
@@ -143,6 +175,7 @@ impl Hub {
                         self.clients.retain(|(c, _)| *c != id);
                         self.tell_core();
                     }
+                    Ok(ClientMsg::Refused { peer, why }) => self.refusals.refused(peer, &why),
                     Err(_) => clients = crossbeam_channel::never(),
                 },
             }
