@@ -102,7 +102,13 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     };
     info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
     let saved = state::load(&settings.pickfile);
-    let replay = ReplayGuard::with_newest(saved.hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))));
+    // Nothing signed before this moment is accepted: see ReplayGuard.
+    let started_us =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let replay = ReplayGuard::with_newest(
+        saved.hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))),
+        started_us,
+    );
 
     let (to_control, control) = bounded(8);
     spawn_signal_thread(to_control)?;
@@ -118,7 +124,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     let mut inputs: Vec<(&str, JoinHandle<()>)> = Vec::new();
     let mut downstream: Vec<(&str, JoinHandle<()>)> = Vec::new();
     if let Some(journal) = journal {
-        downstream.push(("journal", journal::spawn(journal, journal_inbox)?));
+        downstream.push(("journal", journal::spawn(journal, journal_inbox, to_core.clone())?));
     }
     downstream.push(("state", state::spawn(settings.pickfile.clone(), state_inbox)?));
     let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws) };
