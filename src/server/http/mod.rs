@@ -224,10 +224,9 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
 }
 
 fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Reply {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let segments: Vec<String> = match path.split('/').skip(1).map(percent_decode).collect::<Option<Vec<_>>>() {
-        Some(segments) => segments,
-        None => return Reply::error(400, "malformed percent-encoding in the path"),
+    let path = url.split_once('?').map_or(url, |(path, _)| path);
+    let Some((segments, query)) = split_target(url) else {
+        return Reply::error(400, "malformed percent-encoding in the path");
     };
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let Some(target) = target(&segments) else {
@@ -262,6 +261,20 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Repl
         },
         Target::Alerts(host) => api.alerts(host),
     }
+}
+
+/// A request target's decoded path segments and its query; None when the
+/// percent-encoding is malformed. Public for the fuzz target `http_request`.
+pub fn split_target(url: &str) -> Option<(Vec<String>, &str)> {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let segments = path.split('/').skip(1).map(percent_decode).collect::<Option<Vec<_>>>()?;
+    Some((segments, query))
+}
+
+/// The `limit` of a history request, or None when it is not one hbd takes
+/// (a 400). Public for the fuzz target `http_request`.
+pub fn history_limit(query: &str) -> Option<usize> {
+    parse_limit(query).ok()
 }
 
 fn parse_limit(query: &str) -> Result<usize, Reply> {
