@@ -250,7 +250,8 @@ impl Message {
         use std::io::Write;
         self.buf.clear();
         if self.plugins {
-            let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let at =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
             let _ = write!(
                 self.buf,
                 r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":30,"seq":{seq},"plugins":{{"cpu_monitor":{{"kind":"monitor","at":{at:.3},"data":{{"cpu_percent":{},"load_1min":{}}}}}}}"#,

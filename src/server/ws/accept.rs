@@ -150,6 +150,8 @@ fn serve_client(stream: TcpStream, tls: Option<Arc<ServerConfig>>, peer: SocketA
 fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: u64, clients: &Clients) {
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
     let refused = std::cell::Cell::new(None);
+    // The error type is tungstenite's callback contract, not ours to box.
+    #[allow(clippy::result_large_err)]
     let check_origin = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let (allowed, ports) = &*clients.origins;
