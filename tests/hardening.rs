@@ -98,8 +98,11 @@ fn idle_stalled_and_non_reading_clients_cost_only_their_own_connections() {
     let dir = TempDir::new("hostile");
     let hbd = Hbd::start(&dir, "http_max_connections: 100\n");
     // Enough hosts that /api/0/hosts is larger than the socket buffers.
-    blast(&hbd, 4000, 4000, 0);
-    wait_for("4000 hosts", || (get_json(hbd.http, "/healthz").1["hosts"] == 4000).then_some(()));
+    // UDP may drop some on a busy machine: send again until all are known.
+    wait_for("4000 hosts", || {
+        blast(&hbd, 4000, 4000, 0);
+        (get_json(hbd.http, "/healthz").1["hosts"] == 4000).then_some(())
+    });
     let (_, _, hosts_body) = http_request(hbd.http, "GET", "/api/0/hosts", &[]);
     assert!(hosts_body.len() > 500_000, "{} bytes", hosts_body.len());
 
@@ -125,10 +128,14 @@ fn idle_stalled_and_non_reading_clients_cost_only_their_own_connections() {
     // Every probe client is connected and stalled; their answers would take
     // WRITE_TIMEOUT (10 s) to be given up on. A fresh request must not wait
     // for any of them.
+    let mut slowest = Duration::ZERO;
     for _ in 0..5 {
         let took = healthz_time(hbd.http);
         assert!(took < Duration::from_secs(3), "/healthz took {took:?} among stalled clients");
+        slowest = slowest.max(took);
     }
+    // The figure for RELIABILITY.md; the bound above only catches a stall.
+    eprintln!("/healthz among 330 stalled connections: slowest of 5 {slowest:?}");
     let (status, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);
     assert_eq!(status, 200);
     assert!(metrics.contains("hbd_hosts"), "{metrics}");
