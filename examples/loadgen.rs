@@ -33,6 +33,7 @@ usage: loadgen [--target ADDR] [--hosts N] [--rate N] [--seconds S] [--count N]
   --count N       stop after N datagrams in all (default: no limit)
   --size BYTES    bytes of JSON per heartbeat before compression (default 222)
   --zlib          compress each datagram with zlib, as hbc can
+  --plugins       carry cpu_monitor plugin data (stored by hbd) in each heartbeat
   --threads N     sending threads, each with its own socket (default 1)
   -h, --help      print this help and exit";
 
@@ -49,6 +50,7 @@ struct Options {
     count: Option<u64>,
     size: usize,
     zlib: bool,
+    plugins: bool,
     threads: u64,
 }
 
@@ -74,6 +76,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         count: opt(&mut args, "--count")?,
         size: opt(&mut args, "--size")?.unwrap_or(222),
         zlib: args.contains("--zlib"),
+        plugins: args.contains("--plugins"),
         threads: opt(&mut args, "--threads")?.unwrap_or(1),
     };
     let rest = args.finish();
@@ -176,7 +179,7 @@ fn send_loop(socket: &UdpSocket, options: &Options, index: u64) -> Sent {
     let limit = options.count.map(share).unwrap_or(u64::MAX);
     let deadline = Duration::from_secs_f64(options.seconds);
     let width = options.hosts.saturating_sub(1).to_string().len().max(5);
-    let mut message = Message::new(options.size, width);
+    let mut message = Message::new(options.size, width, options.plugins);
     let mut deflater = options.zlib.then(|| Zlib::new(options.size));
     let mut result = Sent { datagrams: 0, errors: 0, first_error: None, min_len: usize::MAX, max_len: 0 };
     // Threads start at different hosts so that together they still cycle
@@ -226,6 +229,8 @@ fn send_loop(socket: &UdpSocket, options: &Options, index: u64) -> Sent {
 /// Builds heartbeats into one reused buffer.
 struct Message {
     size: usize,
+    /// Real plugin data (`plugins` member) instead of a ride-along one.
+    plugins: bool,
     width: usize,
     buf: Vec<u8>,
 }
@@ -235,8 +240,8 @@ const EXTRA: &str =
     r#""os":{"system":"Linux","release":"6.1.0-28-amd64","machine":"x86_64"},"uptime":864123,"load":[0.42,0.35,0.3]"#;
 
 impl Message {
-    fn new(size: usize, width: usize) -> Message {
-        Message { size, width, buf: Vec::with_capacity(size.max(256)) }
+    fn new(size: usize, width: usize, plugins: bool) -> Message {
+        Message { size, width, plugins, buf: Vec::with_capacity(size.max(256)) }
     }
 
     /// The JSON of heartbeat `seq` from host number `host`, padded with a
@@ -244,11 +249,23 @@ impl Message {
     fn build(&mut self, host: u64, seq: u64) -> &[u8] {
         use std::io::Write;
         self.buf.clear();
-        let _ = write!(
-            self.buf,
-            r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":30,"seq":{seq},{EXTRA}"#,
-            width = self.width
-        );
+        if self.plugins {
+            let at =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let _ = write!(
+                self.buf,
+                r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":30,"seq":{seq},"plugins":{{"cpu_monitor":{{"kind":"monitor","at":{at:.3},"data":{{"cpu_percent":{},"load_1min":{}}}}}}}"#,
+                seq % 100,
+                (seq % 7) as f64 / 2.0,
+                width = self.width
+            );
+        } else {
+            let _ = write!(
+                self.buf,
+                r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":30,"seq":{seq},{EXTRA}"#,
+                width = self.width
+            );
+        }
         const PAD_FRAME: usize = r#","pad":""}"#.len();
         if self.size >= self.buf.len() + PAD_FRAME {
             let pad = self.size - self.buf.len() - PAD_FRAME;

@@ -350,7 +350,9 @@ fn hbd_8_describes_every_page_and_endpoint_hbd_serves() {
     // The routes of src/http.rs; pages and assets come from src/www.rs.
     let mut paths: Vec<String> =
         ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts"].into_iter().map(String::from).collect();
-    paths.extend(hbd::server::http::www::PAGES.iter().map(|f| format!("/{}", f.name.strip_suffix(".html").unwrap())));
+    // host.html is served at /hosts/NAME (checked below), the others at their names.
+    let pages = hbd::server::http::www::PAGES.iter().map(|f| f.name.strip_suffix(".html").unwrap());
+    paths.extend(pages.filter(|p| *p != "host").map(|p| format!("/{p}")));
     for path in paths {
         // mdoc writes a path as `.Pa /live` or inside a line of `.It Pa`.
         let documented = page.lines().any(|l| {
@@ -360,7 +362,14 @@ fn hbd_8_describes_every_page_and_endpoint_hbd_serves() {
         });
         assert!(documented, "man/hbd.8 does not describe {path}");
     }
-    for member in ["/api/0/hosts/ Ns Ar name", "Ns Pa /plugins", "Pa ?limit= Ns Ar N", ".It Pa /static/ Ns Ar file"] {
+    for member in [
+        "/api/0/hosts/ Ns Ar name",
+        "Ns Pa /plugins",
+        "Pa ?limit= Ns Ar N",
+        ".It Pa /static/ Ns Ar file",
+        ".It Pa /hosts/ Ns Ar name",
+        ".It Pa /ws",
+    ] {
         assert!(page.contains(member), "man/hbd.8 lacks `{member}`");
     }
     // The assets under /static/, named in `.Pa` lines.

@@ -36,6 +36,7 @@ pub const KEYS: &[&str] = &[
     "hbd_host",
     "hbd_port",
     "cors_origins",
+    "http_max_connections",
     "ws_port",
     "ws_max_clients",
     "wss_port",
@@ -114,6 +115,7 @@ pub struct Config {
     pub hbd_host: String,
     pub hbd_port: u16,
     pub cors_origins: Vec<String>,
+    pub http_max_connections: usize,
     pub ws_port: u16,
     pub ws_max_clients: usize,
     pub wss_port: Option<u16>,
@@ -178,6 +180,7 @@ impl Default for Config {
             hbd_host: "127.0.0.1".into(),
             hbd_port: 50004,
             cors_origins: Vec::new(),
+            http_max_connections: 512,
             ws_port: 50005,
             ws_max_clients: 64,
             wss_port: None,
@@ -335,6 +338,7 @@ impl Config {
             ("max_plugin_size", self.max_plugin_size, 64 << 20),
             ("max_hosts", self.max_hosts, 100_000_000),
             ("ws_max_clients", self.ws_max_clients, 10_000),
+            ("http_max_connections", self.http_max_connections, 100_000),
         ] {
             if !(1..=max).contains(&value) {
                 problem(key, format!("{value} is outside 1 to {max}"));
@@ -435,8 +439,17 @@ impl Config {
                 cors_origins: self.cors_origins.clone(),
                 www_dir: templates_dir,
                 ws_port: self.ws_port,
+                max_connections: self.http_max_connections,
+                private_dir: private_dir(&absolute(&self.pickfile)),
             },
-            ws: WsSettings { bind: SocketAddr::new(hbd_ip, self.ws_port), max_clients: self.ws_max_clients, wss },
+            ws: WsSettings {
+                bind: SocketAddr::new(hbd_ip, self.ws_port),
+                max_clients: self.ws_max_clients,
+                allowed_origins: self.cors_origins.clone(),
+                // Filled in by the parent once the ports are bound.
+                page_ports: Vec::new(),
+                wss,
+            },
             dns: (!dyndomains.is_empty()).then(|| DnsSettings {
                 nsupdate_bin: absolute(&self.nsupdate_bin),
                 domains: dyndomains,
@@ -528,6 +541,12 @@ impl Config {
 
 /// The address to listen on for `hbd_host`: an IP address, or a name such
 /// as `localhost` (its first address, as the Python hbd's bind() took it).
+/// Where tiny_http's private socket lives: beside the state file, in the
+/// one directory hbd is sure to own and be able to write.
+fn private_dir(pickfile: &Path) -> PathBuf {
+    pickfile.parent().unwrap_or(Path::new("/")).join(".hbd-http")
+}
+
 fn resolve_listen_address(host: &str) -> Result<IpAddr, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(ip);

@@ -6,10 +6,18 @@
 //! events are lines with a `"type"` key instead of `"message"`.
 //!
 //! Invariants: lines reach the file only whole — they are collected in a
-//! buffer and written with one `write_all` at line boundaries, and a failed
-//! write is cut back to the last whole line. Rotation happens between lines
-//! (`file` → `file.1` → … → `file.N`). The buffer is flushed when it holds
-//! 64 KiB, when its oldest line is a second old, on `Reopen` and on exit.
+//! buffer and written in pieces of at most 64 KiB that end at line
+//! boundaries, and a failed write is cut back to the last whole line.
+//! Rotation happens between lines (`file` → `file.1` → … → `file.N`). The
+//! buffer is flushed when it holds 64 KiB, when its oldest line is a second
+//! old, on `Reopen` and on exit.
+//!
+//! A full (or read-only) disk: what fits is written, piece by piece, and the
+//! rest waits in the buffer (up to [`MAX_UNWRITTEN`], beyond which lines are
+//! dropped and counted); writing is retried once a second and resumes by
+//! itself when space returns. Failures are logged at most once a minute
+//! with counts, and the totals go to `core` for `/metrics`
+//! ([`CoreMsg::JournalStats`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -18,10 +26,11 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 
 use crate::server::config::JournalSettings;
+use crate::server::core::CoreMsg;
 use crate::server::model::Event;
 use crate::server::views::{event_fields, round3};
 use crate::wire::unix_seconds;
@@ -31,6 +40,20 @@ const FLUSH_AGE: Duration = Duration::from_secs(1);
 /// Lines kept in memory while the disk refuses them (full, read-only);
 /// beyond this they are dropped and counted rather than exhausting RAM.
 const MAX_UNWRITTEN: usize = 16 << 20;
+/// While writes fail, at most one error line in this long.
+const ERROR_REPORT_EVERY: Duration = Duration::from_secs(60);
+/// How often a refusing disk is tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// The journal's totals since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Lines that never reached the file (the buffer was full, or hbd
+    /// stopped while the disk refused them).
+    pub dropped_lines: u64,
+    /// Writes the disk refused.
+    pub write_errors: u64,
+}
 
 /// What the journal receives.
 #[derive(Debug)]
@@ -58,7 +81,13 @@ pub struct Journal {
     size: u64,
     pending: Vec<u8>,
     pending_since: Option<Instant>,
-    dropped_lines: u64,
+    /// While the disk refuses writes: when to try again. No write is tried
+    /// before, however full the buffer gets.
+    retry_at: Option<Instant>,
+    stats: JournalStats,
+    /// Dropped lines and failed writes not yet reported in a log line.
+    unreported: JournalStats,
+    last_error_report: Option<Instant>,
     datetime: DatetimeCache,
 }
 
@@ -76,7 +105,10 @@ impl Journal {
             size,
             pending: Vec::with_capacity(FLUSH_BYTES + 4096),
             pending_since: None,
-            dropped_lines: 0,
+            retry_at: None,
+            stats: JournalStats::default(),
+            unreported: JournalStats::default(),
+            last_error_report: None,
             datetime: DatetimeCache::default(),
         })
     }
@@ -151,43 +183,88 @@ impl Journal {
             }
         }
         if self.pending.len() + line.len() > MAX_UNWRITTEN {
-            self.dropped_lines += 1;
+            self.stats.dropped_lines += 1;
+            self.unreported.dropped_lines += 1;
             return;
         }
         self.pending.extend_from_slice(line);
         self.pending_since.get_or_insert_with(Instant::now);
-        if self.pending.len() >= FLUSH_BYTES {
+        if self.pending.len() >= FLUSH_BYTES && self.retry_at.is_none() {
             self.flush();
         }
     }
 
-    /// Writes the buffer; on failure the file is cut back to its last whole
-    /// line and the buffer is kept for the next try.
+    /// Writes the buffer in pieces that end at line boundaries, so that a
+    /// nearly full disk takes what fits. On failure the file is cut back to
+    /// its last whole line, the rest of the buffer is kept, and the next
+    /// try waits [`RETRY_EVERY`].
     fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        match self.file.write_all(&self.pending) {
-            Ok(()) => {
-                self.size += self.pending.len() as u64;
-                self.pending.clear();
-                self.pending_since = None;
-                if self.dropped_lines > 0 {
-                    warn!("journal: {} lines were dropped while the disk refused writes", self.dropped_lines);
-                    self.dropped_lines = 0;
+        let mut written = 0;
+        let mut failure = None;
+        while written < self.pending.len() {
+            let rest = &self.pending[written..];
+            let piece = if rest.len() <= FLUSH_BYTES {
+                rest.len()
+            } else {
+                // Up to the last line end within the piece, or one whole
+                // line when a single line is longer than that.
+                match rest[..FLUSH_BYTES].iter().rposition(|&b| b == b'\n') {
+                    Some(end) => end + 1,
+                    None => rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |end| end + 1),
+                }
+            };
+            match self.file.write_all(&rest[..piece]) {
+                Ok(()) => {
+                    written += piece;
+                    self.size += piece as u64;
+                }
+                Err(e) => {
+                    let _ = self.file.set_len(self.size);
+                    failure = Some(e);
+                    break;
                 }
             }
-            Err(e) => {
-                let _ = self.file.set_len(self.size);
-                // Retry in a second, not on every line.
-                self.pending_since = Some(Instant::now());
-                error!(
-                    "journal: write {}: {e}; keeping {} bytes to retry",
-                    self.settings.path.display(),
-                    self.pending.len()
-                );
+        }
+        self.pending.drain(..written);
+        match failure {
+            None => {
+                self.pending_since = None;
+                if self.retry_at.take().is_some() || self.unreported != JournalStats::default() {
+                    self.report_resumed();
+                }
+            }
+            Some(e) => {
+                let now = Instant::now();
+                self.retry_at = Some(now + RETRY_EVERY);
+                self.pending_since = Some(now);
+                self.stats.write_errors += 1;
+                self.unreported.write_errors += 1;
+                if self.last_error_report.is_none_or(|last| now.duration_since(last) >= ERROR_REPORT_EVERY) {
+                    self.last_error_report = Some(now);
+                    error!(
+                        "journal: write {}: {e}; {} writes failed and {} lines were dropped since the last report; {} bytes wait, retrying every second",
+                        self.settings.path.display(),
+                        self.unreported.write_errors,
+                        self.unreported.dropped_lines,
+                        self.pending.len()
+                    );
+                    self.unreported = JournalStats::default();
+                }
             }
         }
+    }
+
+    /// The one line that says writing works again, with what was lost.
+    fn report_resumed(&mut self) {
+        warn!(
+            "journal: writing {} again; {} writes had failed and {} lines were dropped since the last report ({} dropped in all)",
+            self.settings.path.display(),
+            self.unreported.write_errors,
+            self.unreported.dropped_lines,
+            self.stats.dropped_lines
+        );
+        self.unreported = JournalStats::default();
+        self.last_error_report = None;
     }
 
     /// `file.N-1` → `file.N`, …, `file` → `file.1`, then a fresh `file`.
@@ -218,36 +295,63 @@ impl Journal {
     }
 
     fn flush_due(&self) -> Option<Instant> {
-        self.pending_since.map(|since| since + FLUSH_AGE)
+        self.retry_at.or(self.pending_since.map(|since| since + FLUSH_AGE))
     }
 }
 
-pub fn spawn(mut journal: Journal, inbox: Receiver<JournalMsg>) -> io::Result<JoinHandle<()>> {
+/// Starts the journal thread. `to_core` hears the totals once a second
+/// when they changed; a full core inbox skips a report (the next one
+/// carries the same totals), so the journal never waits on the core.
+pub fn spawn(
+    mut journal: Journal,
+    inbox: Receiver<JournalMsg>,
+    to_core: Sender<CoreMsg>,
+) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("journal".into()).spawn(move || {
         info!("journal: writing {}", journal.path().display());
+        let mut reported = JournalStats::default();
+        let mut next_report = Instant::now() + STATS_EVERY;
         loop {
-            let msg = match journal.flush_due() {
-                Some(due) => inbox.recv_deadline(due),
-                None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match msg {
+            let due = journal.flush_due().map_or(next_report, |due| due.min(next_report));
+            match inbox.recv_deadline(due) {
                 Ok(msg) => {
                     journal.handle(msg);
                     if journal.flush_due().is_some_and(|due| due <= Instant::now()) {
                         journal.flush();
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => journal.flush(),
+                Err(RecvTimeoutError::Timeout) => {
+                    if journal.flush_due().is_some_and(|due| due <= Instant::now()) {
+                        journal.flush();
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= next_report {
+                next_report = Instant::now() + STATS_EVERY;
+                if journal.stats != reported && to_core.try_send(CoreMsg::JournalStats(journal.stats)).is_ok() {
+                    reported = journal.stats;
+                }
             }
         }
         journal.flush();
         if !journal.pending.is_empty() {
-            error!("journal: {} bytes could not be written at exit", journal.pending.len());
+            let lines = journal.pending.iter().filter(|&&b| b == b'\n').count() as u64;
+            journal.stats.dropped_lines += lines;
+            error!(
+                "journal: {lines} lines ({} bytes) could not be written at exit; {} lines dropped in all",
+                journal.pending.len(),
+                journal.stats.dropped_lines
+            );
+        } else if journal.stats.dropped_lines > 0 {
+            warn!("journal: {} lines were dropped in all while the disk refused writes", journal.stats.dropped_lines);
         }
         info!("journal: closed");
     })
 }
+
+/// How often the totals go to `core`, when they changed.
+const STATS_EVERY: Duration = Duration::from_secs(1);
 
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
     let file =
@@ -347,7 +451,8 @@ mod tests {
         let path = dir.join("m.journal");
         let j = Journal::open(JournalSettings { path: path.clone(), max_size: 1000, max_backups: 50 }).unwrap();
         let (tx, rx) = bounded(16);
-        let handle = spawn(j, rx).unwrap();
+        let (to_core, _core) = bounded(4);
+        let handle = spawn(j, rx, to_core).unwrap();
         for n in 0..200 {
             tx.send(received(n)).unwrap();
         }

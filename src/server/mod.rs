@@ -69,6 +69,9 @@ const NOTIFY_CAPACITY: usize = 256;
 /// core → dns. Full: core keeps the host and offers it again each tick (the
 /// worker coalesces per record, so nothing is lost and nothing waits).
 const DNS_CAPACITY: usize = 256;
+/// http-front → ws acceptor: `/ws` connections on the HTTP port. Full: the
+/// front answers 503 (the acceptor takes one within 200 ms at worst).
+const UPGRADE_CAPACITY: usize = 16;
 /// How often the parent checks that every component is still alive.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 
@@ -89,7 +92,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         core: core_settings,
         journal,
         mut http,
-        ws: ws_settings,
+        ws: mut ws_settings,
         notify,
         dns: dns_settings,
         ..
@@ -101,7 +104,14 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         None => None,
     };
     http.ws_port = ws_listener.local_addr()?.port();
-    let http_server = http::bind(&http)?;
+    let http_bound = http::bind(&http)?;
+    let http_server = http_bound.server.clone();
+    // hbd's own pages come from these ports; the ws handshake admits them.
+    ws_settings.page_ports = [Some(&http_bound.listener), Some(&ws_listener), wss.as_ref().map(|t| &t.listener)]
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.local_addr().ok().map(|a| a.port()))
+        .collect();
     let journal = journal.map(Journal::open).transpose()?;
     state::check_writable(&settings.pickfile)?;
     let _pidfile = if foreground {
@@ -113,7 +123,13 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     };
     info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
     let saved = state::load(&settings.pickfile);
-    let replay = ReplayGuard::with_newest(saved.hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))));
+    // Nothing signed before this moment is accepted: see ReplayGuard.
+    let started_us =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let replay = ReplayGuard::with_newest(
+        saved.hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))),
+        started_us,
+    );
 
     let (to_control, control) = bounded(8);
     spawn_signal_thread(to_control)?;
@@ -123,6 +139,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     let (stop_listeners, listeners_stop) = bounded::<()>(0);
     let (to_ws, ws_updates) = bounded(WS_CAPACITY);
     let (to_core_queries, core_queries) = bounded(QUERY_CAPACITY);
+    let (to_ws_upgrades, ws_upgrades) = bounded(UPGRADE_CAPACITY);
     let to_journal = journal.is_some().then_some(to_journal);
     let (to_notify, notify_inbox) = bounded(NOTIFY_CAPACITY);
     let to_notify = (!notify.services.is_empty()).then_some(to_notify);
@@ -131,7 +148,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     let mut inputs: Vec<(&str, JoinHandle<()>)> = Vec::new();
     let mut downstream: Vec<(&str, JoinHandle<()>)> = Vec::new();
     if let Some(journal) = journal {
-        downstream.push(("journal", journal::spawn(journal, journal_inbox)?));
+        downstream.push(("journal", journal::spawn(journal, journal_inbox, to_core.clone())?));
     }
     downstream.push(("state", state::spawn(settings.pickfile.clone(), state_inbox)?));
     if to_notify.is_some() {
@@ -150,13 +167,19 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
-    let ws_handles =
-        ws::spawn(ws_listener, wss, ws_settings, ws_updates, to_core.clone(), to_core_queries.clone(), listeners_stop)?;
+    let ws_links = ws::Links {
+        updates: ws_updates,
+        to_core: to_core.clone(),
+        to_core_queries: to_core_queries.clone(),
+        upgrades: ws_upgrades,
+        stop: listeners_stop.clone(),
+    };
+    let ws_handles = ws::spawn(ws_listener, wss, ws_settings, ws_links)?;
     // The hub ends with core (its updates channel); the acceptors with the listeners.
     let mut ws_handles = ws_handles.into_iter();
     downstream.extend(ws_handles.next().map(|hub| ("ws", hub)));
     inputs.extend(ws_handles.map(|acceptor| ("ws", acceptor)));
-    for handle in http::spawn(http_server.clone(), http, to_core_queries)? {
+    for handle in http::spawn(http_bound, http, to_core_queries, to_ws_upgrades, listeners_stop)? {
         inputs.push(("http", handle));
     }
 

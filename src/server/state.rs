@@ -127,10 +127,16 @@ fn temp_path(path: &Path) -> PathBuf {
 pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let tmp = temp_path(path);
     let mut file = File::create(&tmp)?;
-    let written = serde_json::to_writer(io::BufWriter::new(&mut file), value)
+    // The buffer is flushed explicitly: dropping a BufWriter ignores a
+    // failed write, which on a full disk would rename a truncated file
+    // over the good one.
+    let mut writer = io::BufWriter::new(&mut file);
+    let written = serde_json::to_writer(&mut writer, value)
         .map_err(io::Error::other)
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all());
+        .and_then(|()| writer.write_all(b"\n"))
+        .and_then(|()| writer.flush());
+    drop(writer);
+    let written = written.and_then(|()| file.sync_all());
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);

@@ -190,21 +190,32 @@ struct SeenTimestamps {
 ///
 /// A timestamp is accepted once, and only if it is newer than the oldest one
 /// remembered: a captured datagram replayed later is always older than that.
+///
+/// Across restarts, and crashes above all, nothing needs to be saved: every
+/// timestamp up to the moment this process started (`floor_us`) is refused
+/// for every host. A datagram captured before hbd went down carries a
+/// timestamp from before the restart, so it cannot be replayed after it,
+/// even when the state file is a minute old or lost.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
     hosts: HashMap<String, SeenTimestamps>,
+    floor_us: u64,
 }
 
 impl ReplayGuard {
-    /// Starts from each host's newest timestamp of a previous run, so that a
-    /// restart of hbd does not reopen the window for replays.
-    pub fn with_newest(newest: impl IntoIterator<Item = (String, u64)>) -> ReplayGuard {
+    /// Starts from each host's newest timestamp of a previous run (from the
+    /// state file) and refuses every timestamp up to `floor_us`, the start
+    /// of this process.
+    pub fn with_newest(newest: impl IntoIterator<Item = (String, u64)>, floor_us: u64) -> ReplayGuard {
         let hosts = newest.into_iter().map(|(name, ts)| (name, SeenTimestamps { recent: vec![ts] })).collect();
-        ReplayGuard { hosts }
+        ReplayGuard { hosts, floor_us }
     }
 
     /// Records `timestamp_us` for `name`; false if it was seen or is too old.
     pub fn accept(&mut self, name: &str, timestamp_us: u64) -> bool {
+        if timestamp_us <= self.floor_us {
+            return false;
+        }
         let seen = match self.hosts.get_mut(name) {
             Some(seen) => seen,
             None => self.hosts.entry(name.to_string()).or_default(),
@@ -318,9 +329,18 @@ mod tests {
 
     #[test]
     fn replay_guard_seeded_from_previous_run_rejects_older() {
-        let mut guard = ReplayGuard::with_newest([("a".to_string(), 500)]);
+        let mut guard = ReplayGuard::with_newest([("a".to_string(), 500)], 0);
         assert!(!guard.accept("a", 400));
         assert!(!guard.accept("a", 500));
         assert!(guard.accept("a", 501));
+    }
+
+    #[test]
+    fn nothing_from_before_the_start_is_accepted_for_any_host() {
+        let mut guard = ReplayGuard::with_newest([("a".to_string(), 500)], 1000);
+        assert!(!guard.accept("a", 999), "sent before a crash, newer than the last save");
+        assert!(!guard.accept("new", 1000), "hosts the state file never saw too");
+        assert!(guard.accept("new", 1001));
+        assert!(guard.accept("a", 1002));
     }
 }

@@ -108,11 +108,18 @@ impl Plugin for Exec {
                 excerpt(if done.stderr.trim().is_empty() { &done.stdout } else { &done.stderr })
             ));
         }
-        match serde_json::from_str::<Value>(done.stdout.trim()) {
-            Ok(value @ Value::Object(_)) => Ok(Some(value)),
-            Ok(_) => Err(format!("printed JSON that is not an object: {}", excerpt(&done.stdout))),
-            Err(e) => Err(format!("printed no JSON object ({e}): {}", excerpt(&done.stdout))),
-        }
+        parse_output(&done.stdout).map(Some)
+    }
+}
+
+/// The data of a plugin's standard output: one JSON object, or why not.
+/// Public for the fuzz target `exec_json`: this reads whatever a
+/// user's script prints.
+pub fn parse_output(stdout: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(stdout.trim()) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(format!("printed JSON that is not an object: {}", excerpt(stdout))),
+        Err(e) => Err(format!("printed no JSON object ({e}): {}", excerpt(stdout))),
     }
 }
 

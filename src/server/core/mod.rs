@@ -25,7 +25,7 @@ use log::{info, warn};
 
 use crate::server::config::CoreSettings;
 use crate::server::dns::DnsMsg;
-use crate::server::journal::JournalMsg;
+use crate::server::journal::{JournalMsg, JournalStats};
 use crate::server::model::{Alert, DnsOutcome, Event, Heartbeat, Host, Level, PluginSeries, UdpStats};
 use crate::server::notify::{NotifyMsg, NotifyReport, ServiceStats};
 use crate::server::state::{Saved, StateMsg};
@@ -50,6 +50,9 @@ pub enum CoreMsg {
     Heartbeats(Vec<Heartbeat>),
     /// `udp`'s counters, sent once a second when they changed.
     UdpStats(UdpStats),
+    /// From the journal: its totals of dropped lines and failed writes,
+    /// sent once a second when they changed (for `/metrics`).
+    JournalStats(JournalStats),
     /// From the ws hub: how many browsers watch live updates now. Updates
     /// are prepared and sent only while some do.
     LiveClients(usize),
@@ -102,6 +105,8 @@ pub struct MetricsSnapshot {
     pub dropped_hosts: u64,
     pub dropped_plugins: u64,
     pub ws_dropped: u64,
+    /// What the journal could not write.
+    pub journal: JournalStats,
     /// Every alert state, worst first.
     pub alerts: Vec<Alert>,
     pub notify: Vec<ServiceStats>,
@@ -206,6 +211,7 @@ pub fn run(
         last_drop_report: None,
         udp_stats: UdpStats::default(),
         ws_dropped: 0,
+        journal_stats: JournalStats::default(),
         live_clients: 0,
         notify_stats: Vec::new(),
         notify_dropped: 0,
@@ -224,6 +230,7 @@ pub fn run(
             recv(inbox) -> msg => match msg {
                 Ok(CoreMsg::Heartbeats(batch)) => core.handle_heartbeats(batch),
                 Ok(CoreMsg::UdpStats(stats)) => core.handle_udp_stats(stats),
+                Ok(CoreMsg::JournalStats(stats)) => core.handle_journal_stats(stats),
                 Ok(CoreMsg::LiveClients(n)) => core.handle_live_clients(n),
                 Ok(CoreMsg::Notified(report)) => core.handle_notified(report, clock.now()),
                 Ok(CoreMsg::NotifyStats(stats)) => core.notify_stats = stats,
@@ -264,6 +271,7 @@ struct Core {
     udp_stats: UdpStats,
     /// Live updates dropped because the WebSocket hub was behind.
     ws_dropped: u64,
+    journal_stats: JournalStats,
     /// Browsers connected to the ws hub, as it last said.
     live_clients: usize,
     notify_stats: Vec<ServiceStats>,
@@ -304,6 +312,10 @@ impl Core {
 
     fn handle_udp_stats(&mut self, stats: UdpStats) {
         self.udp_stats = stats;
+    }
+
+    fn handle_journal_stats(&mut self, stats: JournalStats) {
+        self.journal_stats = stats;
     }
 
     fn handle_live_clients(&mut self, n: usize) {
@@ -377,6 +389,7 @@ impl Core {
                     dropped_hosts: self.table.dropped_hosts,
                     dropped_plugins: self.table.dropped_plugins,
                     ws_dropped: self.ws_dropped,
+                    journal: self.journal_stats,
                     alerts: self.alerts.sorted(None),
                     notify: self.notify_stats.clone(),
                     notify_dropped: self.notify_dropped,

@@ -78,6 +78,15 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "Live updates dropped because the WebSocket hub was behind.",
     );
     sample(&mut out, "hbd_ws_updates_dropped_total", &[], s.ws_dropped as f64);
+    family(
+        &mut out,
+        "hbd_journal_lines_dropped_total",
+        "counter",
+        "Journal lines that never reached the file (the disk refused them and the buffer was full).",
+    );
+    sample(&mut out, "hbd_journal_lines_dropped_total", &[], s.journal.dropped_lines as f64);
+    family(&mut out, "hbd_journal_write_errors_total", "counter", "Journal writes the disk refused.");
+    sample(&mut out, "hbd_journal_write_errors_total", &[], s.journal.write_errors as f64);
     family(&mut out, "hbd_queue_length", "gauge", "Messages waiting in a channel between hbd's threads.");
     sample(&mut out, "hbd_queue_length", &[("queue", "core")], s.inbound_queue as f64);
     sample(&mut out, "hbd_queue_length", &[("queue", "journal")], s.journal_queue as f64);
@@ -301,6 +310,7 @@ mod tests {
             dropped_plugins: 0,
             ws_dropped: 0,
             dns: DnsStats { updates: 4, failures: 1, pending: 2 },
+            journal: Default::default(),
         }
     }
 

@@ -1,23 +1,28 @@
 //! The http threads: tiny_http serving the REST API, `/metrics` and
 //! `/healthz` on `hbd_host:hbd_port`.
 //!
-//! [`THREADS`] threads take requests from one `tiny_http::Server`. Each asks
-//! `core` with a [`Query`] through [`core::ask`] and answers 503 when the
-//! core does not answer in time, so a busy core delays
-//! requests but nothing here can delay the core. Responses are built here:
-//! the core's types are not the API's JSON.
+//! [`front`] (thread `http-front`) owns the public socket and enforces the
+//! limits tiny_http lacks; tiny_http listens on a private Unix socket
+//! behind it. [`THREADS`] threads take requests from that one
+//! `tiny_http::Server`. Each asks `core` with a [`Query`] through
+//! [`core::ask`] and answers 503 when the core does not answer in time, so
+//! a busy core delays requests but nothing here can delay the core.
+//! Responses are built here: the core's types are not the API's JSON.
 //!
-//! Ends when the parent calls `Server::unblock` once per thread.
+//! The workers end when the parent calls `Server::unblock` once per thread;
+//! the front when the parent's `stop` channel disconnects.
 
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use crossbeam_channel::Sender;
-use log::{debug, info};
+use crossbeam_channel::{Receiver, Sender};
+use log::debug;
 use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
@@ -25,6 +30,7 @@ use crate::server::core::{self, Query};
 use crate::server::views::{alerts_json, host_detail_json, hosts_body, latest_json, sample_json};
 use crate::wire::{truncate_chars, unix_seconds};
 
+pub mod front;
 pub mod metrics;
 pub mod www;
 
@@ -41,33 +47,76 @@ pub struct HttpSettings {
     pub www_dir: Option<PathBuf>,
     /// The WebSocket port the pages connect to, as bound.
     pub ws_port: u16,
+    /// Open connections at most (`http_max_connections`).
+    pub max_connections: usize,
+    /// The directory of tiny_http's private socket (beside the state file).
+    pub private_dir: PathBuf,
+}
+
+/// The bound sockets: the public one for the front, tiny_http behind.
+pub struct Bound {
+    pub server: Arc<Server>,
+    pub listener: TcpListener,
+    backend: PathBuf,
 }
 
 /// Binds before the daemon detaches, so a port in use is reported at once.
-pub fn bind(settings: &HttpSettings) -> io::Result<Arc<Server>> {
-    let server = Server::http(settings.bind)
-        .map_err(|e| io::Error::new(io::ErrorKind::AddrInUse, format!("bind http {}: {e}", settings.bind)))?;
-    Ok(Arc::new(server))
+/// tiny_http's socket lives in a directory only hbd's user may enter, so
+/// nobody reaches it around the front's limits.
+pub fn bind(settings: &HttpSettings) -> io::Result<Bound> {
+    let listener = TcpListener::bind(settings.bind)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind http {}: {e}", settings.bind)))?;
+    let backend = private_socket(&settings.private_dir)?;
+    let unix = UnixListener::bind(&backend)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind http backend {}: {e}", backend.display())))?;
+    let server = Server::from_listener(unix, None)
+        .map_err(|e| io::Error::other(format!("http backend {}: {e}", backend.display())))?;
+    Ok(Bound { server: Arc::new(server), listener, backend })
 }
 
-pub fn spawn(server: Arc<Server>, settings: HttpSettings, to_core: Sender<Query>) -> io::Result<Vec<JoinHandle<()>>> {
-    match server.server_addr().to_ip() {
-        Some(addr) => info!("http: listening on {addr}"),
-        None => info!("http: listening"),
+fn private_socket(dir: &Path) -> io::Result<PathBuf> {
+    let annotate = |e: io::Error| io::Error::new(e.kind(), format!("http backend directory {}: {e}", dir.display()));
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(annotate)?;
+        }
+        Err(e) => return Err(annotate(e)),
     }
+    let path = dir.join("api.sock");
+    // Left behind by a hbd that was killed: nobody listens on it any more.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(annotate(e)),
+        _ => {}
+    }
+    Ok(path)
+}
+
+/// Starts the front and the [`THREADS`] workers; the front ends when `stop`
+/// disconnects, the workers on `Server::unblock`.
+pub fn spawn(
+    bound: Bound,
+    settings: HttpSettings,
+    to_core: Sender<Query>,
+    to_ws: Sender<front::Upgraded>,
+    stop: Receiver<()>,
+) -> io::Result<Vec<JoinHandle<()>>> {
     let started = SystemTime::now();
+    let Bound { server, listener, backend } = bound;
+    let front = front::Front { listener, backend, max_connections: settings.max_connections, to_ws };
     let settings = Arc::new(settings);
-    (0..THREADS)
-        .map(|i| {
-            let (server, settings, to_core) = (server.clone(), settings.clone(), to_core.clone());
-            std::thread::Builder::new().name(format!("http{i}")).spawn(move || {
-                let api = Api { to_core, started };
-                for request in server.incoming_requests() {
-                    handle(&api, &settings, request);
-                }
-            })
-        })
-        .collect()
+    let mut handles = vec![front::spawn(front, stop)?];
+    for i in 0..THREADS {
+        let (server, settings, to_core) = (server.clone(), settings.clone(), to_core.clone());
+        handles.push(std::thread::Builder::new().name(format!("http{i}")).spawn(move || {
+            let api = Api { to_core, started };
+            for request in server.incoming_requests() {
+                handle(&api, &settings, request);
+            }
+        })?);
+    }
+    Ok(handles)
 }
 
 struct Api {
@@ -171,16 +220,16 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
         ["api", "0", "hosts", name, "plugins", plugin] => Target::History(name, plugin),
         ["api", "0", "hosts", name, "alerts"] => Target::Alerts(Some(name)),
         ["api", "0", "alerts"] => Target::Alerts(None),
-        [name] => Target::Page(www::page(name)?),
+        // host.html is a host's page only: /hosts/NAME.
+        [name] if name != "host" => Target::Page(www::page(name)?),
         _ => return None,
     })
 }
 
 fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Reply {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let segments: Vec<String> = match path.split('/').skip(1).map(percent_decode).collect::<Option<Vec<_>>>() {
-        Some(segments) => segments,
-        None => return Reply::error(400, "malformed percent-encoding in the path"),
+    let path = url.split_once('?').map_or(url, |(path, _)| path);
+    let Some((segments, query)) = split_target(url) else {
+        return Reply::error(400, "malformed percent-encoding in the path");
     };
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let Some(target) = target(&segments) else {
@@ -214,6 +263,20 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Repl
         },
         Target::Alerts(host) => api.alerts(host),
     }
+}
+
+/// A request target's decoded path segments and its query; None when the
+/// percent-encoding is malformed. Public for the fuzz target `http_request`.
+pub fn split_target(url: &str) -> Option<(Vec<String>, &str)> {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let segments = path.split('/').skip(1).map(percent_decode).collect::<Option<Vec<_>>>()?;
+    Some((segments, query))
+}
+
+/// The `limit` of a history request, or None when it is not one hbd takes
+/// (a 400). Public for the fuzz target `http_request`.
+pub fn history_limit(query: &str) -> Option<usize> {
+    parse_limit(query).ok()
 }
 
 fn parse_limit(query: &str) -> Result<usize, Reply> {

@@ -2,6 +2,12 @@
 //! connections within `ws_max_clients` slots (503 beyond), and one
 //! `ws-client` thread per browser does the handshake, sends the snapshot of
 //! all hosts (asked from `core`), then writes its queue from the hub.
+//!
+//! The handshake refuses (403) a browser page from another site: its
+//! `Origin` must name the host it connects to and one of hbd's ports, or be
+//! listed in `cors_origins`; clients that send no `Origin` (scripts, not
+//! browsers) are served. What a browser sends is capped at [`MAX_MESSAGE`]:
+//! hbd reads nothing of substance from it.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,10 +17,13 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 use log::{debug, warn};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, Utf8Bytes, WebSocket};
 
-use super::{ClientMsg, CLIENT_QUEUE};
+use super::{ClientMsg, Refusals, CLIENT_QUEUE};
 use crate::server::core::{self, Query};
+use crate::server::http::front::Upgraded;
 use crate::server::views::snapshot_body;
 use crate::wire::unix_seconds;
 
@@ -26,6 +35,9 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// How often a client thread looks for frames from the browser.
 const READ_EVERY: Duration = Duration::from_secs(1);
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
+/// The largest frame and message a browser may send (the library's defaults,
+/// 16 and 64 MiB, would let each client hold that much memory).
+pub(crate) const MAX_MESSAGE: usize = 64 << 10;
 
 /// One listening socket, plain or TLS.
 pub(super) struct Acceptor {
@@ -33,6 +45,8 @@ pub(super) struct Acceptor {
     pub(super) tls: Option<Arc<ServerConfig>>,
     /// Client ids of the plain and the TLS acceptor differ in their lowest bit.
     pub(super) id_parity: u64,
+    /// Connections the HTTP front took for `/ws` (plain acceptor only).
+    pub(super) upgrades: Option<Receiver<Upgraded>>,
 }
 
 /// What every client thread needs.
@@ -42,34 +56,42 @@ pub(super) struct Clients {
     pub(super) to_core_queries: Sender<Query>,
     pub(super) take_slot: Sender<()>,
     pub(super) slots: Receiver<()>,
+    /// `cors_origins` and the ports of hbd's pages, for [`origin_allowed`].
+    pub(super) origins: Arc<(Vec<String>, Vec<u16>)>,
 }
 
 impl Acceptor {
     pub(super) fn run(self, clients: &Clients, stop: &Receiver<()>) {
         let mut next_id = 0u64;
+        let mut refusals = Refusals::default();
+        let upgrades = self.upgrades.clone().unwrap_or_else(crossbeam_channel::never);
         loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    if clients.take_slot.try_send(()).is_err() {
-                        refuse(stream, peer);
-                        continue;
-                    }
-                    next_id += 1;
-                    let (id, tls, client) = (next_id * 2 + self.id_parity, self.tls.clone(), clients.clone());
-                    let spawned =
-                        std::thread::Builder::new().name("ws-client".into()).stack_size(256 << 10).spawn(move || {
-                            serve_client(stream, tls, peer, id, &client);
-                            let _ = client.slots.try_recv();
-                        });
-                    if let Err(e) = spawned {
-                        warn!("ws: cannot start a thread for {peer}: {e}");
-                        let _ = clients.slots.try_recv();
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            let accepted = match self.listener.accept() {
+                Ok((stream, peer)) => Some((stream, peer, Vec::new())),
                 Err(e) => {
-                    warn!("ws: accept: {e}");
-                    std::thread::sleep(ACCEPT_POLL);
+                    if e.kind() != ErrorKind::WouldBlock {
+                        warn!("ws: accept: {e}");
+                    }
+                    // Nothing at the listener: wait for an upgrade (or the next look).
+                    upgrades.recv_timeout(ACCEPT_POLL).ok().map(|up| (up.stream, up.peer, up.head))
+                }
+            };
+            if let Some((stream, peer, head)) = accepted {
+                if clients.take_slot.try_send(()).is_err() {
+                    refusals.refused(peer, "ws_max_clients reached");
+                    refuse(stream, !head.is_empty());
+                    continue;
+                }
+                next_id += 1;
+                let (id, tls, client) = (next_id * 2 + self.id_parity, self.tls.clone(), clients.clone());
+                let spawned =
+                    std::thread::Builder::new().name("ws-client".into()).stack_size(256 << 10).spawn(move || {
+                        serve_client(stream, head, tls, peer, id, &client);
+                        let _ = client.slots.try_recv();
+                    });
+                if let Err(e) = spawned {
+                    warn!("ws: cannot start a thread for {peer}: {e}");
+                    let _ = clients.slots.try_recv();
                 }
             }
             if let Err(TryRecvError::Disconnected) = stop.try_recv() {
@@ -79,8 +101,8 @@ impl Acceptor {
     }
 }
 
-fn refuse(mut stream: TcpStream, peer: SocketAddr) {
-    warn!("ws: refusing {peer}: ws_max_clients reached");
+/// Answers 503; `head_read`: the request was read already (by the HTTP front).
+fn refuse(mut stream: TcpStream, head_read: bool) {
     let body = r#"{"error":"too many websocket clients"}"#;
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -91,8 +113,10 @@ fn refuse(mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut request = [0u8; 4096];
-    let _ = std::io::Read::read(&mut stream, &mut request);
+    if !head_read {
+        let mut request = [0u8; 4096];
+        let _ = std::io::Read::read(&mut stream, &mut request);
+    }
     let _ = stream.write_all(response.as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
@@ -108,13 +132,58 @@ impl ReadTimeout for TcpStream {
     }
 }
 
+/// A connection whose request head the HTTP front read already: those
+/// bytes first, then the socket, so tungstenite reads the whole request.
+struct Replayed {
+    head: Vec<u8>,
+    at: usize,
+    stream: TcpStream,
+}
+
+impl Read for Replayed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            return Ok(n);
+        }
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Replayed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl ReadTimeout for Replayed {
+    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))
+    }
+}
+
 impl ReadTimeout for StreamOwned<ServerConnection, TcpStream> {
     fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
         self.sock.set_read_timeout(Some(timeout))
     }
 }
 
-fn serve_client(stream: TcpStream, tls: Option<Arc<ServerConfig>>, peer: SocketAddr, id: u64, clients: &Clients) {
+/// `head`: what the HTTP front already read of the request (empty for a
+/// connection to ws_port or wss_port).
+fn serve_client(
+    stream: TcpStream,
+    head: Vec<u8>,
+    tls: Option<Arc<ServerConfig>>,
+    peer: SocketAddr,
+    id: u64,
+    clients: &Clients,
+) {
     let setup = stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
@@ -124,6 +193,7 @@ fn serve_client(stream: TcpStream, tls: Option<Arc<ServerConfig>>, peer: SocketA
         return;
     }
     match tls {
+        None if !head.is_empty() => serve_stream(Replayed { head, at: 0, stream }, peer, id, clients),
         None => serve_stream(stream, peer, id, clients),
         // The TLS handshake happens within the WebSocket handshake's first read.
         Some(config) => match ServerConnection::new(config) {
@@ -134,7 +204,28 @@ fn serve_client(stream: TcpStream, tls: Option<Arc<ServerConfig>>, peer: SocketA
 }
 
 fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: u64, clients: &Clients) {
-    let mut socket = match tungstenite::accept(stream) {
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    let refused = std::cell::Cell::new(None);
+    // The error type is tungstenite's callback contract, not ours to box.
+    #[allow(clippy::result_large_err)]
+    let check_origin = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let (allowed, ports) = &*clients.origins;
+        let origin = header("origin");
+        if origin_allowed(origin, header("host"), ports, allowed) {
+            return Ok(response);
+        }
+        refused.set(Some(format!("Origin {:?} is not this site's", origin.unwrap_or_default())));
+        let mut answer = ErrorResponse::new(Some(r#"{"error":"websocket origin not allowed"}"#.to_string()));
+        *answer.status_mut() = tungstenite::http::StatusCode::FORBIDDEN;
+        Err(answer)
+    };
+    let accepted = tungstenite::accept_hdr_with_config(stream, check_origin, Some(config));
+    if let Some(why) = refused.take() {
+        let _ = clients.to_hub.try_send(ClientMsg::Refused { peer, why });
+        return;
+    }
+    let mut socket = match accepted {
         Ok(socket) => socket,
         Err(e) => {
             debug!("ws: {peer}: handshake failed: {e}");
@@ -206,5 +297,64 @@ fn forward<S: Read + Write>(socket: &mut WebSocket<S>, updates: &Receiver<Utf8By
                 }
             }
         }
+    }
+}
+
+/// Whether a handshake's `Origin` may open a socket: absent (not a browser),
+/// listed in `cors_origins` (or `*` there), or naming the host the browser
+/// connected to (its `Host`) on one of hbd's own ports.
+pub(crate) fn origin_allowed(origin: Option<&str>, host: Option<&str>, ports: &[u16], allowed: &[String]) -> bool {
+    let Some(origin) = origin else { return true };
+    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return false,
+    };
+    let Some((origin_host, origin_port)) = split_authority(authority, default_port) else { return false };
+    let Some((host, _)) = host.and_then(|h| split_authority(h, 0)) else { return false };
+    origin_host.eq_ignore_ascii_case(host) && ports.contains(&origin_port)
+}
+
+/// `host[:port]` or `[v6][:port]` → host and port (`default` when absent).
+fn split_authority(text: &str, default: u16) -> Option<(&str, u16)> {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port.parse().ok()?,
+        None => default,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let ports = [8080, 8081];
+        let none: &[String] = &[];
+        assert!(origin_allowed(None, None, &ports, none), "scripts send no Origin");
+        assert!(origin_allowed(Some("http://mon.lan:8080"), Some("mon.lan:8081"), &ports, none));
+        assert!(origin_allowed(Some("http://[::1]:8080"), Some("[::1]:8081"), &ports, none));
+        assert!(!origin_allowed(Some("http://evil.example"), Some("mon.lan:8081"), &ports, none));
+        assert!(!origin_allowed(Some("http://mon.lan:9999"), Some("mon.lan:8081"), &ports, none), "other port");
+        assert!(!origin_allowed(Some("null"), Some("mon.lan:8081"), &ports, none));
+        assert!(!origin_allowed(Some("http://mon.lan:8080"), None, &ports, none));
+        let listed = ["https://dash.example".to_string()];
+        assert!(origin_allowed(Some("https://dash.example"), Some("mon.lan:8081"), &ports, &listed));
+        assert!(origin_allowed(Some("http://evil.example"), Some("x"), &ports, &["*".to_string()]));
     }
 }

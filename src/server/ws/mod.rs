@@ -23,6 +23,7 @@ use serde_json::{json, Map, Value};
 use tungstenite::Utf8Bytes;
 
 use crate::server::core::{CoreMsg, Query};
+use crate::server::http::front::Upgraded;
 use crate::server::model::{Event, Host, Sample};
 use crate::server::views::{event_fields, host_json, round3, sample_json};
 use accept::{Acceptor, Clients};
@@ -45,6 +46,11 @@ const TELL_CORE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct WsSettings {
     pub bind: SocketAddr,
     pub max_clients: usize,
+    /// Browser origins allowed besides hbd's own pages (`cors_origins`).
+    pub allowed_origins: Vec<String>,
+    /// The ports hbd's own pages are served from (http, ws, wss as bound):
+    /// a page's `Origin` names the `Host` it connects to and one of these.
+    pub page_ports: Vec<u16>,
     /// WSS: where to listen, and the certificate chain and key files.
     pub wss: Option<(SocketAddr, PathBuf, PathBuf)>,
 }
@@ -69,6 +75,31 @@ pub enum ClientMsg {
     Joined { id: u64, queue: Sender<Utf8Bytes>, ready: Sender<()> },
     /// The browser went away.
     Left { id: u64 },
+    /// A handshake was refused (a foreign `Origin`); the hub logs these at
+    /// most once a minute, with counts, so a flood costs no log space.
+    Refused { peer: SocketAddr, why: String },
+}
+
+/// Counts refusals and logs them at most once per [`REFUSAL_REPORT_EVERY`].
+#[derive(Default)]
+pub(crate) struct Refusals {
+    count: u64,
+    last: Option<std::time::Instant>,
+}
+
+/// How often refused connections are reported, at most.
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    pub(crate) fn refused(&mut self, peer: SocketAddr, why: &str) {
+        self.count += 1;
+        let now = std::time::Instant::now();
+        if self.last.is_none_or(|last| now.duration_since(last) >= REFUSAL_REPORT_EVERY) {
+            warn!("ws: refused {} connections in the last minute; the latest from {peer}: {why}", self.count);
+            self.count = 0;
+            self.last = Some(now);
+        }
+    }
 }
 
 pub fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
@@ -79,24 +110,37 @@ pub fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Starts the hub and the acceptors; the hub's handle comes first.
+/// The channels of the ws threads.
+pub struct Links {
+    /// Live updates from core, for the hub.
+    pub updates: Receiver<Update>,
+    /// The number of watching browsers, to core.
+    pub to_core: Sender<CoreMsg>,
+    /// Snapshots for new clients.
+    pub to_core_queries: Sender<Query>,
+    /// `/ws` connections taken by the HTTP front.
+    pub upgrades: Receiver<Upgraded>,
+    /// Disconnects when the acceptors are to stop.
+    pub stop: Receiver<()>,
+}
+
 pub fn spawn(
     listener: TcpListener,
     tls: Option<Tls>,
     settings: WsSettings,
-    updates: Receiver<Update>,
-    to_core: Sender<CoreMsg>,
-    to_core_queries: Sender<Query>,
-    stop: Receiver<()>,
+    links: Links,
 ) -> io::Result<Vec<JoinHandle<()>>> {
+    let Links { updates, to_core, to_core_queries, upgrades, stop } = links;
     let (to_hub, clients) = bounded::<ClientMsg>(64);
     // One pool of slots for ws and wss: a slot is taken per client and given back when it leaves.
     let (take_slot, slots) = bounded::<()>(settings.max_clients);
-    let hub = std::thread::Builder::new()
-        .name("ws".into())
-        .spawn(move || Hub { clients: Vec::new(), dropped_slow: 0, to_core }.run(&updates, &clients))?;
+    let hub = std::thread::Builder::new().name("ws".into()).spawn(move || {
+        Hub { clients: Vec::new(), dropped_slow: 0, to_core, refusals: Refusals::default() }.run(&updates, &clients)
+    })?;
     let mut handles = vec![hub];
-    let plain = Acceptor { listener, tls: None, id_parity: 0 };
-    let secure = tls.map(|t| Acceptor { listener: t.listener, tls: Some(t.config), id_parity: 1 });
+    // The plain acceptor also takes the `/ws` upgrades of the HTTP port.
+    let plain = Acceptor { listener, tls: None, id_parity: 0, upgrades: Some(upgrades) };
+    let secure = tls.map(|t| Acceptor { listener: t.listener, tls: Some(t.config), id_parity: 1, upgrades: None });
     for acceptor in std::iter::once(plain).chain(secure) {
         let scheme = if acceptor.tls.is_some() { "wss" } else { "ws" };
         if let Ok(addr) = acceptor.listener.local_addr() {
@@ -107,6 +151,7 @@ pub fn spawn(
             to_core_queries: to_core_queries.clone(),
             take_slot: take_slot.clone(),
             slots: slots.clone(),
+            origins: std::sync::Arc::new((settings.allowed_origins.clone(), settings.page_ports.clone())),
         };
         let stop = stop.clone();
         let handle = std::thread::Builder::new()
@@ -122,6 +167,7 @@ struct Hub {
     dropped_slow: u64,
     /// Told how many clients there are: core prepares updates only for them.
     to_core: Sender<CoreMsg>,
+    refusals: Refusals,
 }
 
 impl Hub {
@@ -143,6 +189,7 @@ impl Hub {
                         self.clients.retain(|(c, _)| *c != id);
                         self.tell_core();
                     }
+                    Ok(ClientMsg::Refused { peer, why }) => self.refusals.refused(peer, &why),
                     Err(_) => clients = crossbeam_channel::never(),
                 },
             }
