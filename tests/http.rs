@@ -161,8 +161,14 @@ fn metrics_pass_promtool_and_carry_hosts_rejections_and_plugin_values() {
 fn pages_and_assets_are_built_in_typed_and_confined() {
     let dir = TempDir::new("www");
     let hbd = Hbd::start(&dir, "");
-    let (status, headers, _) = http_request(hbd.http, "GET", "/", &[]);
-    assert_eq!((status, header(&headers, "location")), (302, Some("/live")));
+    // The overview is the landing page (issue 13); /live keeps the name.
+    let (status, _, landing) = http_request(hbd.http, "GET", "/", &[]);
+    assert_eq!(status, 200);
+    assert!(landing.contains("<title>hbd · overview</title>"), "{landing}");
+    // A host's page lives at /hosts/NAME only.
+    let (status, _, page) = http_request(hbd.http, "GET", "/hosts/web1", &[]);
+    assert!(status == 200 && page.contains("/static/host.js"), "{status}");
+    assert_eq!(http_request(hbd.http, "GET", "/host", &[]).0, 404);
 
     let (status, headers, body) = http_request(hbd.http, "GET", "/live", &[]);
     assert_eq!(status, 200);
