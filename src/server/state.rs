@@ -287,13 +287,26 @@ impl Serialize for Base64<'_> {
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const INVALID: u8 = 255;
+    const VALUES: [u8; 256] = {
+        let mut table = [INVALID; 256];
+        let mut i = 0;
+        while i < 64 {
+            table[B64[i] as usize] = i as u8;
+            i += 1;
+        }
+        table
+    };
     let text = text.trim_end_matches('=').as_bytes();
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     for group in text.chunks(4) {
         let mut n = 0u32;
         for (i, c) in group.iter().enumerate() {
-            let v = B64.iter().position(|b| b == c)? as u32;
-            n |= v << (18 - 6 * i);
+            let v = VALUES[usize::from(*c)];
+            if v == INVALID {
+                return None;
+            }
+            n |= u32::from(v) << (18 - 6 * i);
         }
         match group.len() {
             4 => out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]),
@@ -371,6 +384,20 @@ mod tests {
         assert_eq!(loaded.hosts, vec![record("a"), record("b")]);
         assert!(!temp_path(&path).exists());
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn base64_round_trips_and_refuses_what_is_not() {
+        for len in 0..70usize {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            let text = serde_json::to_string(&Base64(&bytes)).unwrap();
+            let text: String = serde_json::from_str(&text).unwrap();
+            assert_eq!(text.len(), len.div_ceil(3) * 4);
+            assert_eq!(base64_decode(&text), Some(bytes));
+        }
+        assert_eq!(base64_decode("aGVsbG8="), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode("aGV*bG8="), None);
+        assert_eq!(base64_decode("a"), None);
     }
 
     #[test]

@@ -13,11 +13,12 @@
 //!
 //! A block holds at most [`BLOCK_ROWS`] samples of one layout; a sample of
 //! another layout (a key that came or went, a Nagios check that failed)
-//! starts a new block. Blocks are immutable once full and shared by `Arc`,
-//! so a snapshot for the state file copies pointers only; the one growing
-//! block is copied on write if the state writer still holds it. The oldest
-//! block is dropped once the newer ones hold `plugin_history` samples, so a
-//! series keeps up to `BLOCK_ROWS - 1` samples more than it shows.
+//! starts a new block. Blocks are shared by `Arc`, so a snapshot for the
+//! state file copies pointers only; a block that changes while the state
+//! writer still holds it is copied on write. A series keeps exactly
+//! `plugin_history` samples: past that, the oldest block is encoded again
+//! without its oldest sample (or dropped, when that was its last), so with
+//! the default of 50 a steady plugin is one block, one allocation.
 //!
 //! Invariant: a sample read back is the sample that was stored: the same
 //! times, and data that is the same JSON value (numbers equal as JSON
@@ -36,10 +37,10 @@ use crate::server::model::{Json, Sample};
 use crate::wire::PluginKind;
 use series::{Chunk, Corrupt, Num, Scalar};
 
-/// Samples in a block. Each block starts with a full row (its key frame),
-/// so more rows cost less; fewer waste less of `plugin_history` when the
-/// oldest block is dropped.
-pub const BLOCK_ROWS: usize = 16;
+/// Samples in a block at most. Each block starts with a full row (its key
+/// frame), so longer blocks cost less per sample; but appending a sample
+/// and trimming the oldest decode the whole block, so they take longer.
+pub const BLOCK_ROWS: usize = 64;
 
 /// One element of a layout, in document order. An object is followed by
 /// its keys, each followed by its value; an array by its elements.
@@ -211,17 +212,17 @@ impl History {
             Some(value) => collect_leaves(value, &mut leaves),
             None => leaves.push(error.map_or(Scalar::Null, Scalar::Str)),
         }
-        let rows_per_block = BLOCK_ROWS.min(keep).max(1);
         let fits = self.blocks.back().is_some_and(|b| {
-            b.chunk.rows() < rows_per_block
+            b.chunk.rows() < BLOCK_ROWS
                 && match data {
                     Some(value) => matches_layout(&b.layout.shape, &mut 0, value),
                     None => b.layout.is_error(),
                 }
         });
         if !fits {
-            if let Some(last) = self.blocks.back_mut() {
-                Arc::make_mut(last).chunk.seal();
+            // (A block the state writer holds is left as it is, not copied.)
+            if let Some(last) = self.blocks.back_mut().and_then(Arc::get_mut) {
+                last.chunk.seal();
             }
             let mut shape = Vec::new();
             match data {
@@ -235,9 +236,16 @@ impl History {
         Arc::make_mut(last).chunk.push(at, received, &leaves)?;
         self.rows += 1;
         self.received = (self.received.1, received);
-        while self.blocks.len() > 1 && self.rows - self.blocks[0].chunk.rows() >= keep {
-            if let Some(old) = self.blocks.pop_front() {
-                self.rows -= old.chunk.rows();
+        while self.rows > keep {
+            let Some(oldest) = self.blocks.front_mut() else { break };
+            let excess = self.rows - keep;
+            if oldest.chunk.rows() <= excess {
+                self.rows -= oldest.chunk.rows();
+                self.blocks.pop_front();
+            } else {
+                let chunk = oldest.chunk.without_oldest(excess)?;
+                *oldest = Arc::new(Block { layout: oldest.layout.clone(), chunk });
+                self.rows = keep;
             }
         }
         Ok(())
@@ -412,7 +420,7 @@ mod tests {
                 history.push(&mut layouts, 20, (f64::from(i), f64::from(i)), Some(&json!({"v": i})), None).unwrap();
             }
         }
-        assert!(history.rows >= 20 && history.rows < 20 + BLOCK_ROWS, "{}", history.rows);
+        assert_eq!(history.rows, 20, "exactly plugin_history samples are kept");
         let back = history.newest(20);
         assert_eq!(back.len(), 20);
         for (sample, i) in back.iter().zip(80u32..) {

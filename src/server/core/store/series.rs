@@ -164,12 +164,34 @@ impl Chunk {
 
     /// Appends a row. `values` has one entry per column.
     pub fn push(&mut self, at: f64, received: f64, values: &[Scalar]) -> Result<(), Corrupt> {
-        if values.len() != self.cols() {
-            return Err(Corrupt);
-        }
         let mut cursor = self.cursor();
         for _ in 0..self.rows {
             self.step(&mut cursor)?;
+        }
+        self.push_at(&mut cursor, at, received, values)
+    }
+
+    /// The same rows without the oldest `n`, encoded again (the new first
+    /// row becomes the key frame).
+    pub fn without_oldest(&self, n: usize) -> Result<Chunk, Corrupt> {
+        let mut out = Chunk::new(self.cols());
+        let mut cursor = out.cursor();
+        let (mut index, mut pushed) = (0, Ok(()));
+        self.decode(|at, received, values| {
+            if index >= n && pushed.is_ok() {
+                pushed = out.push_at(&mut cursor, at, received, values);
+            }
+            index += 1;
+        })?;
+        pushed?;
+        out.seal();
+        Ok(out)
+    }
+
+    /// Appends a row, `cursor` standing after the last one.
+    fn push_at(&mut self, cursor: &mut Cursor, at: f64, received: f64, values: &[Scalar]) -> Result<(), Corrupt> {
+        if values.len() != self.cols() {
+            return Err(Corrupt);
         }
         let first = self.rows == 0;
         let mut row = Vec::with_capacity(16 + values.len());
@@ -177,7 +199,7 @@ impl Chunk {
         put_time(&mut row, &mut cursor.received, received, first);
         let bitmap_at = row.len();
         row.resize(bitmap_at + self.cols().div_ceil(8), 0);
-        for (i, (value, cell)) in values.iter().zip(&cursor.cells).enumerate() {
+        for (i, (value, cell)) in values.iter().zip(cursor.cells.iter_mut()).enumerate() {
             let (mode, m) = match *value {
                 Scalar::Num(n) => (n.mode, n.m),
                 Scalar::Str(_) => (STR, 0),
@@ -197,15 +219,18 @@ impl Chunk {
             row[bitmap_at + i / 8] |= 1 << (i % 8);
             if !first && cell.mode == mode && mode <= RAW {
                 put_varint(&mut row, u128::from(zigzag(m.wrapping_sub(cell.m))) << 1);
+                cell.m = m;
                 continue;
             }
             put_varint(&mut row, 1);
             row.push(mode);
+            *cell = Cell { mode, m, text: (0, 0) };
             match value {
                 Scalar::Num(_) if mode == BIG || mode == RAW => row.extend_from_slice(&m.to_le_bytes()),
                 Scalar::Num(_) => put_varint(&mut row, u128::from(zigzag(m))),
                 Scalar::Str(s) => {
                     put_varint(&mut row, s.len() as u128);
+                    cell.text = (self.bytes.len() + row.len(), s.len());
                     row.extend_from_slice(s.as_bytes());
                 }
                 _ => {}
@@ -215,6 +240,7 @@ impl Chunk {
         self.bytes.reserve_exact(row.len());
         self.bytes.extend_from_slice(&row);
         self.rows += 1;
+        cursor.pos = self.bytes.len();
         Ok(())
     }
 
@@ -431,6 +457,22 @@ pub(crate) mod tests {
         for (i, row) in rows.iter().enumerate() {
             assert_eq!(back[i].2, row.iter().map(super::tests::back).collect::<Vec<_>>());
             assert_eq!((back[i].0, back[i].1), (i as f64, 2.0 * i as f64));
+        }
+    }
+
+    #[test]
+    fn dropping_the_oldest_rows_keeps_the_rest() {
+        let mut chunk = Chunk::new(2);
+        for i in 0..10 {
+            chunk.push(f64::from(i), 1.5 * f64::from(i), &[num(&format!("{}.25", i * i)), Scalar::Str(["a", "b"][i as usize % 3 / 2])]).unwrap();
+        }
+        let all = rows_of(&chunk);
+        for n in 0..=10 {
+            let rest = chunk.without_oldest(n).unwrap();
+            assert_eq!(rows_of(&rest), all[n..], "without {n}");
+            let mut grown = rest.clone();
+            grown.push(99.0, 99.0, &[num("1"), Scalar::Str("b")]).unwrap();
+            assert_eq!(rows_of(&grown).len(), 11 - n);
         }
     }
 
