@@ -70,7 +70,7 @@ load=$("$target/release/examples/plugin_load" --target "127.0.0.1:$port" --templ
 sleep 1
 full=$(rss "$hbd_pid")
 metrics=$(for _ in 1 2 3; do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$http/metrics"; done | sort -n | sed -n 2p)
-metrics_lines=$(curl -s "http://127.0.0.1:$http/metrics" | grep -c '^hbd_plugin_metric{')
+metrics_lines=$(curl -s "http://127.0.0.1:$http/metrics" | grep -c '^hbd_plugin_metric{' || true)
 stop_hbd
 save=$stopped
 state=$(du -m "$dir/state.json" | cut -f1)

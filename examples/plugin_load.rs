@@ -175,7 +175,11 @@ fn vary(value: &mut Value, key: &str, state: &mut Vec<f64>, leaf: &mut usize, rn
             } else {
                 let text = n.to_string();
                 let shown = text.split('.').nth(1).map_or(0, |d| d.len() as i32);
-                if key.ends_with("_per_s") { shown.max(2) } else { shown.max(1) }
+                if key.ends_with("_per_s") {
+                    shown.max(2)
+                } else {
+                    shown.max(1)
+                }
             };
             if first {
                 let start = match class(key) {

@@ -259,8 +259,11 @@ fn a_version_1_state_file_is_converted_and_the_api_answers_the_same() {
         serde_json::from_str(include_str!("fixtures/state-v1-api.json")).unwrap();
     assert!(expected.len() > 10, "every plugin of both hosts");
     for round in ["converted", "saved and read back"] {
-        let mut hbd = Hbd::start(&dir, "plugin_history: 5
-");
+        let mut hbd = Hbd::start(
+            &dir,
+            "plugin_history: 5
+",
+        );
         hbd.wait_log("state: restored 2 hosts");
         for (path, want) in &expected {
             let (status, got) = get_json(hbd.http, path);

@@ -95,7 +95,9 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     };
     info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
     let saved = state::load(&settings.pickfile);
-    let replay = ReplayGuard::with_newest(saved.hosts.iter().filter_map(|r| Some((r.host.name.clone(), r.host.last_signed_us?))));
+    let replay = ReplayGuard::with_newest(
+        saved.hosts.iter().filter_map(|r| Some((r.host.name.clone(), r.host.last_signed_us?))),
+    );
 
     let (to_control, control) = bounded(8);
     spawn_signal_thread(to_control)?;

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use crossbeam_channel::Receiver;
@@ -228,14 +228,17 @@ fn restore(state: StateIn) -> Result<Saved, String> {
         for (name, plugin) in stores.next().unwrap_or_default() {
             let series = match (plugin.kind, plugin.latest) {
                 (PluginKind::Info, Some(sample)) => Series::Info(sample),
-                (PluginKind::Info, None) => return Err(format!("host {}: info plugin {name} without a sample", host.name)),
+                (PluginKind::Info, None) => {
+                    return Err(format!("host {}: info plugin {name} without a sample", host.name))
+                }
                 (PluginKind::Monitor, _) => {
                     let mut blocks = Vec::with_capacity(plugin.blocks.len());
                     for (id, rows, text) in plugin.blocks {
                         let layout = shapes.get(id).cloned();
                         let bytes = base64_decode(&text);
                         let block = layout.zip(bytes).and_then(|(l, b)| Block::from_parts(l, rows, b).ok());
-                        blocks.push(block.ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?);
+                        blocks
+                            .push(block.ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?);
                     }
                     Series::Monitor(
                         History::from_blocks(blocks).map_err(|_| format!("host {}: plugin {name}", host.name))?,

@@ -162,18 +162,6 @@ impl HostTable {
         hosts
     }
 
-    /// Bytes of encoded monitor history and the values in it (the
-    /// benchmark's bytes per value); a debugging aid, not on any hot path.
-    pub fn store_size(&self) -> (usize, usize) {
-        let mut bytes = 0;
-        for series in self.hosts.values().flat_map(|r| r.plugins.values()) {
-            if let Series::Monitor(h) = series {
-                bytes += h.encoded_bytes();
-            }
-        }
-        (bytes, self.layouts.len())
-    }
-
     /// Records a heartbeat (or plugin data); pushes the events it causes
     /// onto `events` and the plugin samples it stored onto `stored`.
     pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>, stored: &mut Vec<Stored>) {

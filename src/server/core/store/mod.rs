@@ -110,7 +110,8 @@ impl Layouts {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.set.len()
     }
 }
@@ -276,11 +277,6 @@ impl History {
         }
         out
     }
-
-    /// Bytes of encoded history (for the benchmark's bytes per value).
-    pub fn encoded_bytes(&self) -> usize {
-        self.blocks.iter().map(|b| b.chunk.bytes().len()).sum()
-    }
 }
 
 fn row_sample(layout: &Layout, at: f64, received: f64, leaves: &[Scalar]) -> Sample {
@@ -393,7 +389,7 @@ mod tests {
             json!({"a": 1.0, "b": {}}),
             json!({"a": [], "b": {"c": [[], {}, [[]]]}, "zz": "NaN"}),
             json!({"a": "Infinity", "n": -0.0, "big": 18446744073709551615u64, "neg": -9223372036854775808i64}),
-            json!({"tiny": 5e-324, "huge": 1.7976931348623157e308, "e": 1e21, "x": 123456789.123456789}),
+            json!({"tiny": 5e-324, "huge": 1.7976931348623157e308, "e": 1e21, "x": 123_456_789.123_456_79}),
             json!({"": {"": ""}, "ключ": "значение", "a.b": {"c d": 1}}),
             json!({"a": 1}),
             json!({"a": 2}),

@@ -406,9 +406,25 @@ pub(crate) mod tests {
     #[test]
     fn numbers_come_back_as_the_same_json_numbers() {
         let cases = [
-            "0", "12", "-7", "12.0", "0.0", "-0.0", "71.35", "1e300", "5e-324", "1.7976931348623157e308",
-            "9223372036854775807", "-9223372036854775808", "18446744073709551615", "9007199254740993",
-            "0.1", "123456.789012345", "1711234567.1234567", "3.141592653589793", "100000000000000000000",
+            "0",
+            "12",
+            "-7",
+            "12.0",
+            "0.0",
+            "-0.0",
+            "71.35",
+            "1e300",
+            "5e-324",
+            "1.7976931348623157e308",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "9007199254740993",
+            "0.1",
+            "123456.789012345",
+            "1711234567.1234567",
+            "3.141592653589793",
+            "100000000000000000000",
         ];
         let mut chunk = Chunk::new(1);
         for (i, text) in cases.iter().enumerate() {
@@ -464,7 +480,13 @@ pub(crate) mod tests {
     fn dropping_the_oldest_rows_keeps_the_rest() {
         let mut chunk = Chunk::new(2);
         for i in 0..10 {
-            chunk.push(f64::from(i), 1.5 * f64::from(i), &[num(&format!("{}.25", i * i)), Scalar::Str(["a", "b"][i as usize % 3 / 2])]).unwrap();
+            chunk
+                .push(
+                    f64::from(i),
+                    1.5 * f64::from(i),
+                    &[num(&format!("{}.25", i * i)), Scalar::Str(["a", "b"][i as usize % 3 / 2])],
+                )
+                .unwrap();
         }
         let all = rows_of(&chunk);
         for n in 0..=10 {
@@ -535,7 +557,11 @@ pub(crate) mod tests {
                         4 => rng.next().to_string(),
                         5 => {
                             let f = f64::from_bits(rng.next());
-                            if f.is_finite() { format!("{f:?}") } else { "1.5".into() }
+                            if f.is_finite() {
+                                format!("{f:?}")
+                            } else {
+                                "1.5".into()
+                            }
                         }
                         6 => format!("{}.{:02}", rng.below(1000), rng.below(100)),
                         7 => format!("{:e}", (rng.below(1 << 53) as f64) * 1e-200),
