@@ -277,9 +277,20 @@ impl Drop for HbcDaemon {
     }
 }
 
+/// The host in the state file, with its plugin store (`plugins[i]` is the
+/// store of `hosts[i]`) under `store`.
 fn host_in_state(dir: &TempDir, name: &str) -> Option<Value> {
     let state: Value = serde_json::from_str(&fs::read_to_string(dir.join("state.json")).ok()?).ok()?;
-    state["hosts"].as_array()?.iter().find(|h| h["name"] == name).cloned()
+    let i = state["hosts"].as_array()?.iter().position(|h| h["name"] == name)?;
+    let mut host = state["hosts"][i].clone();
+    host["store"] = state["plugins"][i].clone();
+    Some(host)
+}
+
+/// A plugin's history as the API answers it.
+fn samples(hbd: &Hbd, plugin: &str) -> Vec<Value> {
+    let (_, body) = get_json(hbd.http, &format!("/api/0/hosts/e2e-host/plugins/{plugin}?limit=50"));
+    body["samples"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
@@ -313,17 +324,21 @@ fn hbc_to_hbd_latency_history_splitting_and_restart() {
 
     let host = wait_for("latency, 3 memory samples and 4 blobs in the state file", || {
         let host = host_in_state(&dir, "e2e-host")?;
-        let memory = host["plugins"]["memory_monitor"]["samples"].as_array()?;
-        let blobs =
-            (0..4).filter(|i| host["plugins"][format!("blob{i}")]["samples"][0]["data"]["blob"].is_string()).count();
-        (host["latency_ms"].is_number() && memory.len() == 3 && host["count"].as_u64()? >= 4 && blobs == 4)
+        let blobs = (0..4).filter(|i| host["store"][format!("blob{i}")]["blocks"].is_array()).count();
+        (host["latency_ms"].is_number()
+            && samples(&hbd, "memory_monitor").len() == 3
+            && host["count"].as_u64()? >= 4
+            && blobs == 4)
             .then_some(host)
     });
     let latency = host["latency_ms"].as_f64().unwrap();
     assert!(latency > 0.0 && latency < 1000.0, "{latency}");
     assert_eq!(host["status"], "up");
-    assert_eq!(host["plugins"]["blob0"]["kind"], "monitor");
-    let memory = host["plugins"]["memory_monitor"]["samples"].as_array().unwrap();
+    assert_eq!(host["store"]["blob0"]["kind"], "monitor");
+    for i in 0..4 {
+        assert!(samples(&hbd, &format!("blob{i}"))[0]["data"]["blob"].is_string());
+    }
+    let memory = samples(&hbd, "memory_monitor");
     assert!(memory.windows(2).all(|w| w[0]["at"].as_f64() < w[1]["at"].as_f64()), "history oldest first");
     assert!(memory[0]["data"]["percent"].is_number());
     let plg = hbd.wait_journal("a PLG datagram", |v| v["message"]["ID"] == "PLG");
@@ -335,6 +350,9 @@ fn hbc_to_hbd_latency_history_splitting_and_restart() {
     let before = host_in_state(&dir, "e2e-host").unwrap();
     let mut hbd = Hbd::start(&dir, hbd_config);
     hbd.wait_log("state: restored 1 hosts");
+    let back = samples(&hbd, "memory_monitor");
+    assert_eq!(back.len(), 3, "history read back from the state file");
+    assert!(back[2]["at"].as_f64() >= memory[2]["at"].as_f64());
     assert!(hbd.stop().success());
     assert_eq!(host_in_state(&dir, "e2e-host").unwrap(), before, "the host and its plugin store came back whole");
 }

@@ -247,6 +247,33 @@ fn state_survives_a_restart_and_a_corrupt_state_file_is_moved_aside() {
     assert_eq!(aside, 1);
 }
 
+/// Issue 11: a state file of format 1, written by hbd before the compact
+/// store (bb0faa3, see tests/fixtures/state-v1-gen.py), is converted on the
+/// first start; the API answers exactly what that hbd answered, and again
+/// after the converted store was saved (format 2) and read back.
+#[test]
+fn a_version_1_state_file_is_converted_and_the_api_answers_the_same() {
+    let dir = TempDir::new("upgrade");
+    fs::write(dir.join("state.json"), include_str!("fixtures/state-v1.json")).unwrap();
+    let expected: std::collections::BTreeMap<String, Value> =
+        serde_json::from_str(include_str!("fixtures/state-v1-api.json")).unwrap();
+    assert!(expected.len() > 10, "every plugin of both hosts");
+    for round in ["converted", "saved and read back"] {
+        let mut hbd = Hbd::start(
+            &dir,
+            "plugin_history: 5
+",
+        );
+        hbd.wait_log("state: restored 2 hosts");
+        for (path, want) in &expected {
+            let (status, got) = get_json(hbd.http, path);
+            assert_eq!((status, &got), (200, want), "{round}: {path}");
+        }
+        assert!(hbd.stop().success());
+        assert_eq!(hbd.state()["version"], 2, "{round}");
+    }
+}
+
 #[test]
 fn state_is_saved_periodically_while_running() {
     let dir = TempDir::new("periodic");

@@ -127,7 +127,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     let started_us =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
     let replay = ReplayGuard::with_newest(
-        saved.hosts.iter().filter_map(|h| Some((h.name.clone(), h.last_signed_us?))),
+        saved.hosts.iter().filter_map(|r| Some((r.host.name.clone(), r.host.last_signed_us?))),
         started_us,
     );
 

@@ -1,15 +1,26 @@
 //! The state thread: the only writer of `pickfile`, the host table saved
 //! across restarts.
 //!
+//! The file is JSON: `{"version":2,"saved_at","hosts":[…],"alerts":[…],
+//! "layouts":[…],"plugins":[…]}`. `hosts` are the hosts without their
+//! plugin data; `plugins[i]` is the store of `hosts[i]`: an info plugin's
+//! latest sample, or a monitor plugin's history as blocks
+//! `[layout, rows, base64 bytes]` in the store's own encoding
+//! (`core::store`), the layouts listed once in `layouts`. Version 1 (hbd
+//! before the compact store: every sample as JSON inside `hosts`) is read
+//! and converted; the next save writes version 2.
+//!
 //! Receives [`StateMsg::Save`] snapshots from `core` and writes the newest one
 //! atomically: temporary file, fsync, rename, fsync of the directory, so a
 //! crash leaves either the old or the new file, never a mix. [`load`] runs in
 //! `main` before any thread starts; a file it cannot use is moved aside with
 //! a warning and hbd starts with an empty table.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -17,10 +28,14 @@ use crossbeam_channel::Receiver;
 use log::{error, info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::server::model::{Alert, Host};
-use crate::wire::unix_seconds;
+use crate::server::core::store::{Block, History, Layout, Layouts, Series, Shape};
+use crate::server::core::table::Record;
+use crate::server::model::{Alert, Host, Sample};
+use crate::wire::{unix_seconds, PluginKind};
 
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+/// hbd before the compact store; read and converted.
+const FORMAT_V1: u32 = 1;
 
 /// What the state writer receives.
 #[derive(Debug)]
@@ -32,18 +47,51 @@ pub enum StateMsg {
 /// What hbd keeps across restarts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Saved {
-    pub hosts: Vec<Host>,
+    pub hosts: Vec<Record>,
     /// Alert states, so that a restart does not fire them again.
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StateFile {
+/// The file as written; `plugins[i]` is the store of `hosts[i]`.
+#[derive(Serialize)]
+struct StateOut<'a> {
     version: u32,
     saved_at: f64,
+    hosts: Vec<&'a Host>,
+    alerts: &'a [Alert],
+    layouts: Vec<&'a [Shape]>,
+    plugins: Vec<BTreeMap<&'a str, PluginOut<'a>>>,
+}
+
+#[derive(Serialize)]
+struct PluginOut<'a> {
+    kind: PluginKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest: Option<&'a Sample>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    blocks: Vec<(usize, usize, Base64<'a>)>,
+}
+
+/// The file as read: version 2, or version 1 with the samples in `hosts`.
+#[derive(Deserialize)]
+struct StateIn {
+    version: u32,
     hosts: Vec<Host>,
     #[serde(default)]
     alerts: Vec<Alert>,
+    #[serde(default)]
+    layouts: Vec<Vec<Shape>>,
+    #[serde(default)]
+    plugins: Vec<BTreeMap<String, PluginIn>>,
+}
+
+#[derive(Deserialize)]
+struct PluginIn {
+    kind: PluginKind,
+    #[serde(default)]
+    latest: Option<Sample>,
+    #[serde(default)]
+    blocks: Vec<(usize, usize, String)>,
 }
 
 /// Reads the state file. A missing file is an empty table; an unreadable or
@@ -60,15 +108,22 @@ pub fn load(path: &Path) -> Saved {
             return Saved::default();
         }
     };
-    let problem = match serde_json::from_slice::<StateFile>(&bytes) {
-        Ok(state) if state.version == FORMAT_VERSION => {
-            info!(
-                "state: restored {} hosts and {} alert states from {}",
-                state.hosts.len(),
-                state.alerts.len(),
-                path.display()
-            );
-            return Saved { hosts: state.hosts, alerts: state.alerts };
+    let problem = match serde_json::from_slice::<StateIn>(&bytes) {
+        Ok(state) if state.version == FORMAT_VERSION || state.version == FORMAT_V1 => {
+            let version = state.version;
+            match restore(state) {
+                Ok(saved) => {
+                    info!(
+                        "state: restored {} hosts and {} alert states from {}{}",
+                        saved.hosts.len(),
+                        saved.alerts.len(),
+                        path.display(),
+                        if version == FORMAT_V1 { " (format 1, converted)" } else { "" }
+                    );
+                    return saved;
+                }
+                Err(problem) => problem,
+            }
         }
         Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
         Err(e) => e.to_string(),
@@ -105,16 +160,165 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
                 saved = newer;
             }
             let Saved { mut hosts, mut alerts } = saved;
-            hosts.sort_by(|a, b| a.name.cmp(&b.name));
+            hosts.sort_by(|a, b| a.host.name.cmp(&b.host.name));
             alerts.sort_by(|a, b| a.key.cmp(&b.key));
             let n = hosts.len();
             let saved_at = unix_seconds(SystemTime::now());
-            match write_json_atomically(&path, &StateFile { version: FORMAT_VERSION, saved_at, hosts, alerts }) {
+            match write_json_atomically(&path, &state_out(saved_at, &hosts, &alerts)) {
                 Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
         }
     })
+}
+
+/// The file's form of a snapshot: borrows it, numbering the layouts.
+fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> StateOut<'a> {
+    let mut ids: HashMap<*const Layout, usize> = HashMap::new();
+    let mut layouts = Vec::new();
+    let mut plugins = Vec::with_capacity(hosts.len());
+    for record in hosts {
+        let mut store = BTreeMap::new();
+        for (name, series) in &record.plugins {
+            let plugin = match series {
+                Series::Info(sample) => PluginOut { kind: PluginKind::Info, latest: Some(sample), blocks: Vec::new() },
+                Series::Monitor(history) => {
+                    let blocks = history
+                        .blocks()
+                        .map(|block| {
+                            let id = *ids.entry(Arc::as_ptr(&block.layout)).or_insert_with(|| {
+                                layouts.push(block.layout.shape());
+                                layouts.len() - 1
+                            });
+                            (id, block.chunk.rows(), Base64(block.chunk.bytes()))
+                        })
+                        .collect();
+                    PluginOut { kind: PluginKind::Monitor, latest: None, blocks }
+                }
+            };
+            store.insert(name.as_str(), plugin);
+        }
+        plugins.push(store);
+    }
+    StateOut {
+        version: FORMAT_VERSION,
+        saved_at,
+        hosts: hosts.iter().map(|r| &r.host).collect(),
+        alerts,
+        layouts,
+        plugins,
+    }
+}
+
+/// The records of a file read: version 2 as it is, version 1 converted
+/// sample by sample into the store.
+fn restore(state: StateIn) -> Result<Saved, String> {
+    let mut layouts = Layouts::default();
+    let shapes: Vec<Arc<Layout>> = state.layouts.into_iter().map(|shape| layouts.intern(shape)).collect();
+    if state.version == FORMAT_VERSION && state.plugins.len() != state.hosts.len() {
+        return Err(format!("{} hosts but {} plugin stores", state.hosts.len(), state.plugins.len()));
+    }
+    let mut stores = state.plugins.into_iter();
+    let mut hosts = Vec::with_capacity(state.hosts.len());
+    for mut host in state.hosts {
+        let mut plugins = BTreeMap::new();
+        for (name, old) in std::mem::take(&mut host.plugins) {
+            plugins.insert(name, convert_v1(&mut layouts, old.kind, old.samples.into()));
+        }
+        for (name, plugin) in stores.next().unwrap_or_default() {
+            let series = match (plugin.kind, plugin.latest) {
+                (PluginKind::Info, Some(sample)) => Series::Info(sample),
+                (PluginKind::Info, None) => {
+                    return Err(format!("host {}: info plugin {name} without a sample", host.name))
+                }
+                (PluginKind::Monitor, _) => {
+                    let mut blocks = Vec::with_capacity(plugin.blocks.len());
+                    for (id, rows, text) in plugin.blocks {
+                        let layout = shapes.get(id).cloned();
+                        let bytes = base64_decode(&text);
+                        let block = layout.zip(bytes).and_then(|(l, b)| Block::from_parts(l, rows, b).ok());
+                        blocks
+                            .push(block.ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?);
+                    }
+                    Series::Monitor(
+                        History::from_blocks(blocks).map_err(|_| format!("host {}: plugin {name}", host.name))?,
+                    )
+                }
+            };
+            plugins.insert(name, series);
+        }
+        hosts.push(Record { host, plugins });
+    }
+    Ok(Saved { hosts, alerts: state.alerts })
+}
+
+/// A version-1 series: its samples stored again, one by one.
+fn convert_v1(layouts: &mut Layouts, kind: PluginKind, samples: Vec<Sample>) -> Series {
+    match kind {
+        PluginKind::Info => match samples.into_iter().last() {
+            Some(sample) => Series::Info(sample),
+            None => Series::Monitor(History::default()),
+        },
+        PluginKind::Monitor => {
+            let mut history = History::default();
+            for s in samples {
+                let data = s.data.as_ref().and_then(|d| serde_json::from_str::<serde_json::Value>(d.as_str()).ok());
+                // The file held at most `plugin_history` samples; keep them all.
+                let _ = history.push(layouts, usize::MAX, (s.at, s.received), data.as_ref(), s.error.as_deref());
+            }
+            Series::Monitor(history)
+        }
+    }
+}
+
+/// Bytes as standard base64 (RFC 4648, padded) inside a JSON string.
+struct Base64<'a>(&'a [u8]);
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(self.0.len().div_ceil(3) * 4);
+        for group in self.0.chunks(3) {
+            let n = group.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                out.push(if i <= group.len() { B64[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            }
+        }
+        serializer.serialize_str(&out)
+    }
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const INVALID: u8 = 255;
+    const VALUES: [u8; 256] = {
+        let mut table = [INVALID; 256];
+        let mut i = 0;
+        while i < 64 {
+            table[B64[i] as usize] = i as u8;
+            i += 1;
+        }
+        table
+    };
+    let text = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for group in text.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in group.iter().enumerate() {
+            let v = VALUES[usize::from(*c)];
+            if v == INVALID {
+                return None;
+            }
+            n |= u32::from(v) << (18 - 6 * i);
+        }
+        match group.len() {
+            4 => out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]),
+            3 => out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8]),
+            2 => out.push((n >> 16) as u8),
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -188,13 +392,28 @@ mod tests {
         let path = d.join("s.json");
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = spawn(path.clone(), rx).unwrap();
-        tx.send(StateMsg::Save(Saved { hosts: vec![host("b"), host("a")], alerts: Vec::new() })).unwrap();
+        let record = |name| Record { host: host(name), plugins: Default::default() };
+        tx.send(StateMsg::Save(Saved { hosts: vec![record("b"), record("a")], alerts: Vec::new() })).unwrap();
         drop(tx);
         handle.join().unwrap();
         let loaded = load(&path);
-        assert_eq!(loaded.hosts, vec![host("a"), host("b")]);
+        assert_eq!(loaded.hosts, vec![record("a"), record("b")]);
         assert!(!temp_path(&path).exists());
         fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn base64_round_trips_and_refuses_what_is_not() {
+        for len in 0..70usize {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            let text = serde_json::to_string(&Base64(&bytes)).unwrap();
+            let text: String = serde_json::from_str(&text).unwrap();
+            assert_eq!(text.len(), len.div_ceil(3) * 4);
+            assert_eq!(base64_decode(&text), Some(bytes));
+        }
+        assert_eq!(base64_decode("aGVsbG8="), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode("aGV*bG8="), None);
+        assert_eq!(base64_decode("a"), None);
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl DnsWanted {
 
     /// The host is new or has moved: asks the worker for its pending records.
     pub fn want(&mut self, table: &HostTable, name: &str, to_dns: &Option<Sender<DnsMsg>>) {
-        let (Some(to_dns), Some(host)) = (to_dns, table.get(name)) else { return };
+        let (Some(to_dns), Some(host)) = (to_dns, table.host(name)) else { return };
         let domains: Vec<String> = self.missing(host).cloned().collect();
         if domains.is_empty() {
             self.unsent.remove(name);
@@ -128,7 +128,7 @@ mod tests {
     fn table() -> HostTable {
         let mut t = HostTable::new(Vec::new(), &settings(Vec::new()), 1000.0);
         for (name, ip) in [("a", "10.0.0.1"), ("b", "2001:db8::2")] {
-            t.heartbeat(Heartbeat::for_test(name, ip, 1000.0), &mut Vec::new());
+            t.heartbeat(Heartbeat::for_test(name, ip, 1000.0), &mut Vec::new(), &mut Vec::new());
         }
         t
     }
@@ -152,7 +152,7 @@ mod tests {
         a.dns.insert("gone.test".into(), a.address);
         dns.start(&mut t, &to_dns);
         assert_eq!(next(&rx), ("a".into(), "10.0.0.1".parse().unwrap(), vec!["y.test".into()]));
-        assert!(!t.get("a").unwrap().dns.contains_key("gone.test"));
+        assert!(!t.host("a").unwrap().dns.contains_key("gone.test"));
         assert_eq!(dns.stats(&t).pending, 3, "a in y.test, b in both");
 
         // "b" did not fit; the next tick offers it again.

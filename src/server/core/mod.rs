@@ -13,6 +13,7 @@
 
 pub mod alerts;
 mod dns_wanted;
+pub mod store;
 pub mod table;
 
 use std::io;
@@ -289,23 +290,19 @@ impl Core {
 
     fn handle_heartbeat(&mut self, hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
-        // What live updates and alerts need, taken before the table consumes `hb`.
-        let watched =
-            self.watched().then(|| (hb.name.clone(), hb.plugins.iter().map(|p| p.name.clone()).collect::<Vec<_>>()));
-        let judged: Vec<String> = hb
-            .plugins
-            .iter()
-            .filter(|p| p.data.is_some() && self.rules.watches(&p.name))
-            .map(|p| p.name.clone())
-            .collect();
-        let name = (!judged.is_empty()).then(|| hb.name.clone());
-        self.table.heartbeat(hb, &mut self.events);
-        if let Some(name) = name {
-            self.judge(&name, &judged, at);
+        let name = hb.name.clone();
+        let mut stored = Vec::new();
+        self.table.heartbeat(hb, &mut self.events, &mut stored);
+        // The samples just stored, parsed once: the rules see them as they came.
+        for s in &stored {
+            if let Some(data) = s.data.as_ref().filter(|_| self.rules.watches(&s.plugin)) {
+                let changes = self.alerts.observe(&self.rules, &name, &s.plugin, data, at);
+                self.events.extend(changes.into_iter().map(Event::Alert));
+            }
         }
         self.route_events(at);
-        if let Some((name, plugins)) = watched {
-            self.publish_heartbeat(&name, plugins);
+        if self.watched() {
+            self.publish_heartbeat(&name, stored);
         }
         self.report_drops(at);
     }
@@ -339,18 +336,6 @@ impl Core {
         self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
     }
 
-    /// Holds the newest samples of `plugins` of host `name` against the rules.
-    fn judge(&mut self, name: &str, plugins: &[String], now: f64) {
-        let Some(host) = self.table.get(name) else { return };
-        for plugin in plugins {
-            let Some(data) = host.plugins.get(plugin).and_then(|s| s.samples.back()?.data.clone()) else { continue };
-            // Stored as checked JSON; it parses.
-            let Ok(data) = serde_json::from_str::<serde_json::Value>(data.as_str()) else { continue };
-            let changes = self.alerts.observe(&self.rules, name, plugin, &data, now);
-            self.events.extend(changes.into_iter().map(Event::Alert));
-        }
-    }
-
     fn handle_query(&mut self, query: Query, inbound_queue: usize) {
         // A requester that gave up has dropped its receiver; nothing to do then.
         match query {
@@ -361,18 +346,12 @@ impl Core {
                 // One host gets its latency history too; lists of hosts do not.
                 let host = self
                     .table
-                    .get(&name.to_ascii_lowercase())
-                    .map(|h| Host { latency_history: h.latency_history.clone(), ..h.with_newest(1) });
+                    .get(&name.to_ascii_lowercase(), 1)
+                    .map(|h| Host { latency_history: self.table.latency_history(&name.to_ascii_lowercase()), ..h });
                 let _ = reply.send(host);
             }
             Query::History { name, plugin, limit, reply } => {
-                let answer = self.table.get(&name.to_ascii_lowercase()).map(|host| {
-                    host.plugins.get(&plugin).map(|series| {
-                        let skip = series.samples.len().saturating_sub(limit);
-                        PluginSeries { kind: series.kind, samples: series.samples.iter().skip(skip).cloned().collect() }
-                    })
-                });
-                let _ = reply.send(answer);
+                let _ = reply.send(self.table.history(&name.to_ascii_lowercase(), &plugin, limit));
             }
             Query::HostCount(reply) => {
                 let _ = reply.send(self.table.len());
@@ -402,7 +381,7 @@ impl Core {
     fn alert_list(&self, host: Option<&str>) -> Option<AlertList> {
         match host.map(str::to_ascii_lowercase) {
             Some(host) => {
-                self.table.get(&host)?;
+                self.table.contains(&host).then_some(())?;
                 let alerts = self.alerts.sorted(Some(&host));
                 Some(AlertList { summary: alerts::summarize(&alerts), alerts })
             }
@@ -474,21 +453,11 @@ impl Core {
     }
 
     /// Tells browsers about the heartbeat and each plugin sample it carried.
-    fn publish_heartbeat(&mut self, name: &str, plugins: Vec<String>) {
-        let Some(host) = self.table.get(name) else { return };
-        let mut updates = vec![Update::Heartbeat(host.with_newest(0))];
-        for plugin in plugins {
-            if let Some(sample) = host.plugins.get(&plugin).and_then(|s| Some((s.kind, s.samples.back()?))) {
-                updates.push(Update::Plugin {
-                    host: name.to_string(),
-                    plugin,
-                    kind: sample.0,
-                    sample: sample.1.clone(),
-                });
-            }
-        }
-        for update in updates {
-            self.publish(update);
+    fn publish_heartbeat(&mut self, name: &str, stored: Vec<table::Stored>) {
+        let Some(host) = self.table.get(name, 0) else { return };
+        self.publish(Update::Heartbeat(host));
+        for s in stored {
+            self.publish(Update::Plugin { host: name.to_string(), plugin: s.plugin, kind: s.kind, sample: s.sample });
         }
     }
 

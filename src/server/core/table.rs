@@ -1,19 +1,62 @@
 //! The host table and its transition rules: heartbeats and silence in,
 //! [`Event`]s out. Pure: it takes the time as an argument, so its rules are
-//! unit-tested without clocks or sleeps.
+//! unit-tested without clocks or sleeps. It holds each host's plugin data in
+//! the [`store`](super::store); queries get [`Host`] copies with the newest
+//! samples decoded.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use serde_json::Value;
+
 use super::alerts::HostView;
+use super::store::{History, Layouts, Series};
 use crate::server::config::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::wire::{unix_seconds, PluginKind};
 
+/// One host as the table keeps it: what it knows of the host (its
+/// `plugins` always empty) and its plugin store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub host: Host,
+    pub plugins: BTreeMap<String, Series>,
+}
+
+impl Record {
+    /// The host with each plugin's newest `keep` samples (at most
+    /// `history`, the configured `plugin_history`).
+    pub fn view(&self, keep: usize, history: usize) -> Host {
+        // Without the latency history: only the single-host query shows it.
+        let mut host = self.host.with_newest(0);
+        host.plugins = self
+            .plugins
+            .iter()
+            .map(|(name, series)| {
+                let samples = series.newest(keep, history).into();
+                (name.clone(), PluginSeries { kind: series.kind(), samples })
+            })
+            .collect();
+        host
+    }
+}
+
+/// A plugin sample the table has just stored, for alerts and live updates.
+#[derive(Debug)]
+pub struct Stored {
+    pub plugin: String,
+    pub kind: PluginKind,
+    pub sample: Sample,
+    /// The sample's data, parsed.
+    pub data: Option<Value>,
+}
+
 /// The host table and its transition rules.
 #[derive(Debug)]
 pub struct HostTable {
-    hosts: HashMap<String, Host>,
+    hosts: HashMap<String, Record>,
+    /// The layouts of every host's plugin data, shared between hosts.
+    layouts: Layouts,
     grace: f64,
     max_hosts: usize,
     plugin_history: usize,
@@ -28,13 +71,25 @@ pub struct HostTable {
 }
 
 impl HostTable {
-    pub fn new(hosts: Vec<Host>, settings: &CoreSettings, started: f64) -> HostTable {
-        let hosts = hosts.into_iter().map(|h| (h.name.clone(), h)).collect();
+    pub fn new(records: Vec<Record>, settings: &CoreSettings, started: f64) -> HostTable {
+        let mut layouts = Layouts::default();
+        let mut hosts = HashMap::with_capacity(records.len());
+        for mut record in records {
+            for series in record.plugins.values_mut() {
+                if let Series::Monitor(history) = series {
+                    for block in history.blocks_mut() {
+                        std::sync::Arc::make_mut(block).adopt_layout(&mut layouts);
+                    }
+                }
+            }
+            hosts.insert(record.host.name.clone(), record);
+        }
         HostTable {
             hosts,
+            layouts,
             grace: settings.grace.as_secs_f64(),
             max_hosts: settings.max_hosts,
-            plugin_history: settings.plugin_history,
+            plugin_history: settings.plugin_history.max(1),
             max_plugins_per_host: settings.max_plugins_per_host,
             dropped_plugins: 0,
             dropped_hosts: 0,
@@ -50,14 +105,39 @@ impl HostTable {
         self.hosts.is_empty()
     }
 
-    pub fn get(&self, name: &str) -> Option<&Host> {
-        self.hosts.get(name)
+    pub fn contains(&self, name: &str) -> bool {
+        self.hosts.contains_key(name)
+    }
+
+    /// What the table knows of a host, without its plugin data.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.get(name).map(|r| &r.host)
+    }
+
+    /// A host with each plugin's newest `keep` samples.
+    pub fn get(&self, name: &str, keep: usize) -> Option<Host> {
+        self.hosts.get(name).map(|r| r.view(keep, self.plugin_history))
+    }
+
+    /// A host's recent round trips (empty for an unknown host).
+    pub fn latency_history(&self, name: &str) -> VecDeque<[f64; 2]> {
+        self.hosts.get(name).map(|r| r.host.latency_history.clone()).unwrap_or_default()
+    }
+
+    /// One plugin's newest `limit` samples: None for an unknown host,
+    /// Some(None) for an unknown plugin.
+    pub fn history(&self, name: &str, plugin: &str, limit: usize) -> Option<Option<PluginSeries>> {
+        let record = self.hosts.get(name)?;
+        Some(record.plugins.get(plugin).map(|series| PluginSeries {
+            kind: series.kind(),
+            samples: series.newest(limit, self.plugin_history).into(),
+        }))
     }
 
     /// Notes the worst level of a host's alerts, shown with the host.
     pub fn set_alert_level(&mut self, name: &str, level: Level) {
-        if let Some(host) = self.hosts.get_mut(name) {
-            host.alert_level = level;
+        if let Some(record) = self.hosts.get_mut(name) {
+            record.host.alert_level = level;
         }
     }
 
@@ -68,50 +148,53 @@ impl HostTable {
     /// arrive together; they are not taken together).
     pub fn up_plugins(&self) -> HostView<'_> {
         let mut view = HostView::default();
-        for host in self.hosts.values().filter(|h| h.status == Status::Up) {
-            let plugins = host
+        for record in self.hosts.values().filter(|r| r.host.status == Status::Up) {
+            let plugins = record
                 .plugins
                 .iter()
-                .filter(|(_, series)| series.kind == PluginKind::Monitor)
                 .filter_map(|(name, series)| {
-                    let mut newest = series.samples.iter().rev();
-                    let (last, previous) = (newest.next()?, newest.next()?);
-                    let interval = (last.at - previous.at).max(last.received - previous.received);
-                    Some((name.as_str(), last.received.max(self.started), interval))
+                    let ((previous_at, last_at), (previous, last)) = series.last_two()?;
+                    // By the client's clock, when they were taken: two samples
+                    // can arrive together, they are not taken together.
+                    let interval = (last_at - previous_at).max(last - previous);
+                    Some((name.as_str(), last.max(self.started), interval))
                 })
                 .collect();
-            view.up_plugins.insert(host.name.as_str(), plugins);
+            view.up_plugins.insert(record.host.name.as_str(), plugins);
         }
         view
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Host> {
-        self.hosts.get_mut(name)
+        self.hosts.get_mut(name).map(|r| &mut r.host)
     }
 
     /// Every host, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Host> {
-        self.hosts.values()
+        self.hosts.values().map(|r| &r.host)
     }
 
-    pub fn snapshot(&self) -> Vec<Host> {
+    /// Every host and its store, for the state file: plugin history is
+    /// shared by `Arc`, not copied.
+    pub fn snapshot(&self) -> Vec<Record> {
         self.hosts.values().cloned().collect()
     }
 
     /// Hosts sorted by name, each series cut to its newest `keep` samples.
     pub fn hosts_with(&self, keep: usize) -> Vec<Host> {
-        let mut hosts: Vec<Host> = self.hosts.values().map(|h| h.with_newest(keep)).collect();
+        let mut hosts: Vec<Host> = self.hosts.values().map(|r| r.view(keep, self.plugin_history)).collect();
         hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         hosts
     }
 
-    /// Records a heartbeat (or plugin data); pushes the events it causes onto `events`.
-    pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>) {
+    /// Records a heartbeat (or plugin data); pushes the events it causes
+    /// onto `events` and the plugin samples it stored onto `stored`.
+    pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>, stored: &mut Vec<Stored>) {
         let now = unix_seconds(hb.received_at);
         let full = self.hosts.len() >= self.max_hosts;
-        let (history, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
+        let (keep, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
         // One lookup: heartbeats from known hosts are nearly all of them.
-        let host = match self.hosts.entry(hb.name) {
+        let record = match self.hosts.entry(hb.name) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(_) if full => {
                 self.dropped_hosts += 1;
@@ -120,26 +203,30 @@ impl HostTable {
             Entry::Vacant(new) => {
                 events.push(Event::HostNew { name: new.key().clone(), address: hb.source });
                 let name = new.key().clone();
-                new.insert(Host {
-                    name,
-                    address: hb.source.ip(),
-                    port: hb.source.port(),
-                    interval: hb.interval,
-                    first_seen: now,
-                    last_seen: now,
-                    count: 0,
-                    status: Status::Up,
-                    status_since: now,
-                    last_signed_us: None,
-                    latency_ms: None,
+                new.insert(Record {
+                    host: Host {
+                        name,
+                        address: hb.source.ip(),
+                        port: hb.source.port(),
+                        interval: hb.interval,
+                        first_seen: now,
+                        last_seen: now,
+                        count: 0,
+                        status: Status::Up,
+                        status_since: now,
+                        last_signed_us: None,
+                        latency_ms: None,
+                        plugins: BTreeMap::new(),
+                        alert_level: Level::Ok,
+                        dns: BTreeMap::new(),
+                        outages: VecDeque::new(),
+                        latency_history: VecDeque::new(),
+                    },
                     plugins: BTreeMap::new(),
-                    alert_level: Level::Ok,
-                    dns: BTreeMap::new(),
-                    outages: VecDeque::new(),
-                    latency_history: VecDeque::new(),
                 })
             }
         };
+        let host = &mut record.host;
         if host.address != hb.source.ip() {
             events.push(Event::AddressChanged { name: host.name.clone(), old: host.address, new: hb.source.ip() });
             host.address = hb.source.ip();
@@ -165,37 +252,41 @@ impl HostTable {
         }
         if let Some(latency) = hb.latency_ms {
             host.latency_ms = Some(latency);
-            if host.latency_history.len() >= history.max(1) {
+            if host.latency_history.len() >= keep {
                 host.latency_history.pop_front();
             }
             host.latency_history.push_back([now, latency]);
         }
         for sample in hb.plugins {
-            if !host.plugins.contains_key(&sample.name) && host.plugins.len() >= max_plugins {
+            if !record.plugins.contains_key(&sample.name) && record.plugins.len() >= max_plugins {
                 self.dropped_plugins += 1;
                 continue;
             }
-            let series = host
-                .plugins
-                .entry(sample.name)
-                .or_insert_with(|| PluginSeries { kind: sample.kind, samples: VecDeque::new() });
-            series.kind = sample.kind;
-            let keep = if sample.kind == PluginKind::Info { 1 } else { history.max(1) };
-            while series.samples.len() >= keep {
-                series.samples.pop_front();
-            }
-            series.samples.push_back(Sample {
-                at: sample.at,
-                received: now,
-                data: sample.data.map(Json::from),
-                error: sample.error,
+            // Checked by `wire` when it was decoded; parsing it again cannot fail.
+            let data: Option<Value> = sample.data.as_deref().and_then(|text| serde_json::from_str(text).ok());
+            let kept = Sample { at: sample.at, received: now, data: sample.data.map(Json::from), error: sample.error };
+            let series = record.plugins.entry(sample.name.clone()).or_insert_with(|| match sample.kind {
+                PluginKind::Info => Series::Info(kept.clone()),
+                PluginKind::Monitor => Series::Monitor(History::default()),
             });
+            match (sample.kind, &mut *series) {
+                (PluginKind::Info, _) => *series = Series::Info(kept.clone()),
+                (PluginKind::Monitor, Series::Info(_)) => *series = Series::Monitor(History::default()),
+                (PluginKind::Monitor, Series::Monitor(_)) => {}
+            }
+            if let Series::Monitor(history) = series {
+                let times = (kept.at, kept.received);
+                if history.push(&mut self.layouts, keep, times, data.as_ref(), kept.error.as_deref()).is_err() {
+                    log::warn!("core: plugin {} of {}: sample not stored", sample.name, host.name);
+                }
+            }
+            stored.push(Stored { plugin: sample.name, kind: sample.kind, sample: kept, data });
         }
     }
 
     /// Marks down every up host silent for longer than its interval plus grace.
     pub fn expire(&mut self, now: f64, events: &mut Vec<Event>) {
-        for host in self.hosts.values_mut() {
+        for host in self.hosts.values_mut().map(|r| &mut r.host) {
             let heard = host.last_seen.max(self.started);
             if host.status == Status::Up && now - heard > host.interval + self.grace {
                 host.status = Status::Down;
@@ -251,16 +342,16 @@ mod tests {
     #[test]
     fn first_heartbeat_creates_an_up_host() {
         let (mut t, mut ev) = (table(), Vec::new());
-        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev, &mut Vec::new());
         assert!(matches!(&ev[..], [Event::HostNew { name, .. }] if name == "a"));
-        let h = t.get("a").unwrap();
+        let h = t.get("a", usize::MAX).unwrap();
         assert_eq!((h.status, h.count, h.first_seen, h.last_seen), (Status::Up, 1, 1000.0, 1000.0));
     }
 
     #[test]
     fn silence_beyond_interval_plus_grace_means_down_and_a_heartbeat_means_up() {
         let (mut t, mut ev) = (table(), Vec::new());
-        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev, &mut Vec::new());
         ev.clear();
         t.expire(1015.0, &mut ev);
         assert!(ev.is_empty(), "interval 10 + grace 5 not yet exceeded");
@@ -269,21 +360,21 @@ mod tests {
         ev.clear();
         t.expire(1100.0, &mut ev);
         assert!(ev.is_empty(), "down is reported once");
-        t.heartbeat(hb("a", "10.0.0.1", 1200.0), &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 1200.0), &mut ev, &mut Vec::new());
         assert!(matches!(&ev[..], [Event::HostUp { down_for, .. }] if *down_for == 184.5));
-        assert_eq!(t.get("a").unwrap().count, 2);
+        assert_eq!(t.get("a", usize::MAX).unwrap().count, 2);
     }
 
     #[test]
     fn address_change_is_an_event_port_change_is_not() {
         let (mut t, mut ev) = (table(), Vec::new());
-        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev, &mut Vec::new());
         ev.clear();
         let mut other_port = hb("a", "10.0.0.1", 1001.0);
         other_port.source.set_port(1);
-        t.heartbeat(other_port, &mut ev);
+        t.heartbeat(other_port, &mut ev, &mut Vec::new());
         assert!(ev.is_empty());
-        t.heartbeat(hb("a", "2001:db8::1", 1002.0), &mut ev);
+        t.heartbeat(hb("a", "2001:db8::1", 1002.0), &mut ev, &mut Vec::new());
         assert!(matches!(&ev[..], [Event::AddressChanged { new, .. }] if new.to_string() == "2001:db8::1"));
     }
 
@@ -291,7 +382,7 @@ mod tests {
     fn restored_hosts_get_a_fresh_deadline_from_start() {
         let mut t = table();
         let mut ev = Vec::new();
-        t.heartbeat(hb("a", "10.0.0.1", 500.0), &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 500.0), &mut ev, &mut Vec::new());
         let mut restarted = HostTable::new(t.snapshot(), &settings(), 1000.0);
         ev.clear();
         restarted.expire(1010.0, &mut ev);
@@ -305,9 +396,9 @@ mod tests {
         let (mut t, mut ev) = (table(), Vec::new());
         let mut first = hb("a", "10.0.0.1", 1000.0);
         first.signed_at_us = Some(9);
-        t.heartbeat(first, &mut ev);
-        t.heartbeat(hb("a", "10.0.0.1", 999.0), &mut ev);
-        let h = t.get("a").unwrap();
+        t.heartbeat(first, &mut ev, &mut Vec::new());
+        t.heartbeat(hb("a", "10.0.0.1", 999.0), &mut ev, &mut Vec::new());
+        let h = t.get("a", usize::MAX).unwrap();
         assert_eq!((h.last_seen, h.last_signed_us), (1000.0, Some(9)));
     }
 
@@ -317,9 +408,9 @@ mod tests {
         for i in 0..5 {
             let mut beat = hb("a", "10.0.0.1", 1000.0 + i as f64);
             beat.plugins = vec![sample("cpu", PluginKind::Monitor, i as f64), sample("os", PluginKind::Info, i as f64)];
-            t.heartbeat(beat, &mut ev);
+            t.heartbeat(beat, &mut ev, &mut Vec::new());
         }
-        let host = t.get("a").unwrap();
+        let host = t.get("a", usize::MAX).unwrap();
         let cpu: Vec<f64> = host.plugins["cpu"].samples.iter().map(|s| s.at).collect();
         assert_eq!(cpu, [2.0, 3.0, 4.0], "history of 3, oldest first");
         assert_eq!(host.plugins["os"].samples.len(), 1);
@@ -327,8 +418,8 @@ mod tests {
 
         let mut third = hb("a", "10.0.0.1", 1010.0);
         third.plugins = vec![sample("disk", PluginKind::Monitor, 9.0)];
-        t.heartbeat(third, &mut ev);
-        assert!(!t.get("a").unwrap().plugins.contains_key("disk"), "max 2 plugins per host");
+        t.heartbeat(third, &mut ev, &mut Vec::new());
+        assert!(!t.get("a", usize::MAX).unwrap().plugins.contains_key("disk"), "max 2 plugins per host");
         assert_eq!(t.dropped_plugins, 1);
     }
 
@@ -336,23 +427,23 @@ mod tests {
     fn a_full_table_refuses_new_hosts_but_not_known_ones() {
         let (mut t, mut ev) = (table(), Vec::new());
         for name in ["a", "b", "c"] {
-            t.heartbeat(hb(name, "10.0.0.1", 1000.0), &mut ev);
+            t.heartbeat(hb(name, "10.0.0.1", 1000.0), &mut ev, &mut Vec::new());
         }
         assert_eq!((t.len(), t.dropped_hosts), (2, 1));
-        t.heartbeat(hb("a", "10.0.0.1", 1001.0), &mut ev);
-        assert_eq!(t.get("a").unwrap().count, 2);
+        t.heartbeat(hb("a", "10.0.0.1", 1001.0), &mut ev, &mut Vec::new());
+        assert_eq!(t.get("a", usize::MAX).unwrap().count, 2);
     }
 
     #[test]
     fn plugin_only_messages_are_life_but_not_heartbeats() {
         let (mut t, mut ev) = (table(), Vec::new());
-        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev, &mut Vec::new());
         let mut plg = hb("a", "10.0.0.1", 1020.0);
         plg.counts = false;
         plg.interval = 999.0;
         plg.latency_ms = Some(0.5);
-        t.heartbeat(plg, &mut ev);
-        let h = t.get("a").unwrap();
+        t.heartbeat(plg, &mut ev, &mut Vec::new());
+        let h = t.get("a", usize::MAX).unwrap();
         assert_eq!((h.count, h.interval, h.last_seen, h.latency_ms), (1, 10.0, 1020.0, Some(0.5)));
     }
 
@@ -361,33 +452,33 @@ mod tests {
         let (mut t, mut ev) = (table(), Vec::new());
         let mut beat = hb("a", "10.0.0.1", 1000.0);
         beat.plugins = vec![sample("cpu", PluginKind::Monitor, 1.0)];
-        t.heartbeat(beat, &mut ev);
-        let text = serde_json::to_string(&t.snapshot()).unwrap();
-        assert!(text.contains(r#""data":{"at":1}"#), "stored JSON is embedded, not quoted: {text}");
-        let back: Vec<Host> = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, t.snapshot());
+        t.heartbeat(beat, &mut ev, &mut Vec::new());
+        let restarted = HostTable::new(t.snapshot(), &settings(), 2000.0);
+        assert_eq!(restarted.get("a", 9), t.get("a", 9));
+        let cpu = &restarted.get("a", 9).unwrap().plugins["cpu"];
+        assert_eq!(cpu.samples[0].data.as_ref().unwrap().as_str(), r#"{"at":1}"#);
     }
 
     #[test]
     fn availability_counts_down_time_over_a_day_and_a_week() {
         let (mut t, mut ev) = (table(), Vec::new());
-        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev);
-        assert_eq!(t.get("a").unwrap().availability(1000.0, 86400.0), None, "nothing seen yet in the window");
+        t.heartbeat(hb("a", "10.0.0.1", 1000.0), &mut ev, &mut Vec::new());
+        assert_eq!(t.host("a").unwrap().availability(1000.0, 86400.0), None, "nothing seen yet in the window");
         // Down from 1015.5 (interval 10 + grace 5) until 2015.5: 1000 s of 2000.
         t.expire(1015.5, &mut ev);
-        t.heartbeat(hb("a", "10.0.0.1", 2015.5), &mut ev);
-        let h = t.get("a").unwrap();
+        t.heartbeat(hb("a", "10.0.0.1", 2015.5), &mut ev, &mut Vec::new());
+        let h = t.host("a").unwrap();
         assert_eq!(h.outages, [[1015.5, 2015.5]]);
         assert_eq!(h.availability(3000.0, 86400.0), Some(50.0));
         // Down again now: the current outage counts up to now.
         t.expire(2031.0, &mut ev);
-        let h = t.get("a").unwrap();
+        let h = t.host("a").unwrap();
         // Up 1000..1015.5 and 2015.5..2031 of 2000 s: 31 s, 1.55 %.
         assert!((h.availability(3000.0, 86400.0).unwrap() - 1.55).abs() < 1e-9);
         // Back at 2100; a day later both outages have left the 24 h window, not the week's.
-        t.heartbeat(hb("a", "10.0.0.1", 2100.0), &mut ev);
+        t.heartbeat(hb("a", "10.0.0.1", 2100.0), &mut ev, &mut Vec::new());
         let later = 2100.0 + 86400.0 + 10.0;
-        let h = t.get("a").unwrap();
+        let h = t.host("a").unwrap();
         assert_eq!(h.availability(later, 86400.0), Some(100.0));
         let week = h.availability(later, 7.0 * 86400.0).unwrap();
         assert!((week - 100.0 * (1.0 - 1069.0 / (later - 1000.0))).abs() < 1e-9, "{week}");
