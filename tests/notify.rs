@@ -246,23 +246,6 @@ impl Drop for Smtpd {
     }
 }
 
-fn self_signed(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("smtp-cert.pem"), dir.join("smtp-key.pem"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        // A leaf, not a CA: webpki refuses a CA certificate as a server's own.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    (cert, key)
-}
-
 /// A port nothing listens on: bound, then closed.
 fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

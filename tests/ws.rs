@@ -141,27 +141,6 @@ fn clients_beyond_the_cap_are_refused() {
 }
 
 /// A self-signed certificate for 127.0.0.1, made with openssl(1).
-fn self_signed(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    (cert, key)
-}
 
 #[test]
 fn wss_serves_the_same_updates_over_tls() {

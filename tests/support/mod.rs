@@ -288,3 +288,27 @@ pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
     assert_eq!(content_type, "application/json", "{path}");
     (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
 }
+
+/// A self-signed certificate for 127.0.0.1 (and localhost), made by openssl:
+/// (certificate, key). A leaf, not a CA: webpki refuses a CA as a server's own.
+pub fn self_signed(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}

@@ -123,7 +123,8 @@
     return [['warning', a.warning], ['critical', a.critical]].filter(([, v]) => typeof v === 'number').map(([lvl, value]) => ({ level: lvl, value }));
   }
 
-  function drawPlugin(plugin) {
+  // The section of a plugin, made the first time it is drawn.
+  function sectionOf(plugin) {
     const id = `plugin-${plugin}`;
     let section = document.getElementById(id);
     if (!section) {
@@ -131,6 +132,11 @@
       section.id = id;
       document.getElementById('plugins').appendChild(section);
     }
+    return section;
+  }
+
+  function drawPlugin(plugin) {
+    const section = sectionOf(plugin);
     const samples = history.get(plugin) || [];
     const sample = latest[plugin];
     section.replaceChildren(hbd.el('h2', plugin));
@@ -163,13 +169,7 @@
 
   function drawInfo(plugin) {
     if (plugin === 'os_info') return;
-    const id = `plugin-${plugin}`;
-    let section = document.getElementById(id);
-    if (!section) {
-      section = hbd.el('section');
-      section.id = id;
-      document.getElementById('plugins').appendChild(section);
-    }
+    const section = sectionOf(plugin);
     const figures = hbd.el('dl', null, 'facts');
     const data = latest[plugin] && latest[plugin].data;
     for (const [path, value] of hbd.flatten(data || {}, '', new Map(), 0)) fact(figures, path, hbd.withUnit(value, hbd.unitOf(path)));
