@@ -14,13 +14,16 @@ cd "$(dirname "$0")"
 targets=$1
 seconds=$2
 [ "$targets" = all ] && targets=$(cargo +nightly fuzz list)
-# One build for every target (the build is most of the time in CI).
+# One build for every target (the build is most of the time in CI); the
+# targets then run as the built binaries, since `cargo fuzz run` may build
+# again with other flags.
 CARGO_BUILD_JOBS=${FUZZ_JOBS:-2} cargo +nightly fuzz build >&2
+bin="target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 status=0
 for target in $targets; do
-  mkdir -p "work/$target" logs
+  mkdir -p "work/$target" "artifacts/$target" logs
   log="logs/$target.log"
-  if cargo +nightly fuzz run "$target" "work/$target" "corpus/$target" -- \
+  if "$bin/$target" "work/$target" "corpus/$target" -artifact_prefix="artifacts/$target/" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=512 -print_final_stats=1 > "$log" 2>&1; then
     result=ok
   else
