@@ -439,3 +439,28 @@ fn bad_service_blocks_are_config_errors_naming_them() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no notification service is configured"));
 }
+
+/// Issue 15: the notification queue survives a crash (SIGKILL), not only a
+/// clean stop: what was undelivered is delivered after the restart, once.
+#[test]
+fn undelivered_messages_survive_sigkill() {
+    let dir = TempDir::new("notify-kill");
+    let standin = StandIn::start(false);
+    standin.fail_next.store(1000, Ordering::SeqCst);
+    let config = format!(
+        "grace: 0\nnotify_group_window: 0.2\nsignal: {{url: 'http://{}', number: '+4915100000001', recipients: ['+4915100000002']}}\n",
+        standin.addr
+    );
+    let mut hbd = Hbd::start(&dir, &config);
+    soon_down(&hbd, &["crashy".to_string()]);
+    hbd.wait_journal("a failed delivery", |l| l["type"] == "notification" && l["delivered"] == false);
+    hbd.signal(libc::SIGKILL);
+    let child = &mut hbd.child;
+    wait_for("hbd to die", || child.try_wait().expect("wait for hbd"));
+    standin.fail_next.store(0, Ordering::SeqCst);
+    let hbd = Hbd::start_with_config(&dir, &hbd.config.clone());
+    wait_for("the delivery after the crash", || (!standin.delivered("signal").is_empty()).then_some(()));
+    hbd.wait_journal("its journal line", |l| l["type"] == "notification" && l["delivered"] == true);
+    assert_eq!(standin.delivered("signal").len(), 1, "once");
+    assert!(standin.delivered("signal")[0]["message"].as_str().unwrap().contains("crashy"));
+}
