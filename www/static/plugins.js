@@ -9,6 +9,7 @@
   const pluginSelect = document.getElementById('plugin');
   let hosts = [];
   let samples = [];
+  let shownKey = '';
 
   function fill(select, names, wanted) {
     select.replaceChildren(...names.map((name) => { const o = hbd.el('option', name); o.value = name; return o; }));
@@ -41,12 +42,18 @@
   async function loadHistory() {
     remember();
     if (!hostSelect.value || !pluginSelect.value) { samples = []; render(); return; }
+    // Another host or plugin: what is shown now is not its history.
+    const key = `${hostSelect.value}\n${pluginSelect.value}`;
+    if (key !== shownKey) { samples = []; shownKey = key; }
     const path = `/api/0/hosts/${encodeURIComponent(hostSelect.value)}/plugins/${encodeURIComponent(pluginSelect.value)}?limit=${HISTORY}`;
+    let fetched = [];
     try {
-      samples = (await hbd.getJSON(path)).samples;
-    } catch (e) {
-      samples = [];
-    }
+      fetched = (await hbd.getJSON(path)).samples;
+    } catch (e) { /* shown as no data */ }
+    // Samples that came live while the history was on its way are newer
+    // than what it holds: keep them after it.
+    const newest = fetched.length ? fetched[fetched.length - 1].received : -Infinity;
+    samples = fetched.concat(samples.filter((s) => s.received > newest)).slice(-HISTORY);
     render();
   }
 
