@@ -4,15 +4,19 @@
 # bytes as a static file in the same run (the reference), and `GET /healthz`
 # on the same server (the cost of serving at all); and WebSocket
 # fan-out to 100 clients while heartbeats arrive at RATE/s, beside 1 client.
-# Usage: benches/api.sh   Environment: HOSTS (10000), RATE (1000), CARGO_TARGET_DIR.
+# Usage: benches/api.sh   Environment: HOSTS (10000), RATE (1000), CARGO_TARGET_DIR,
+# BIN and NO_BUILD=1 (binaries from BIN), HBD_REV (names the code measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${HOSTS:-10000}
 RATE=${RATE:-1000}
-target=${CARGO_TARGET_DIR:-target}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 command -v wrk >/dev/null || { echo "api.sh needs wrk (Debian package wrk)" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "api.sh needs nginx (Debian package nginx)" >&2; exit 1; }
-cargo build --release --quiet --bin hbd --example loadgen --example ws_fanout
+# BIN=DIR NO_BUILD=1: measure binaries built elsewhere (DIR/hbd, DIR/examples/…).
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    cargo build --release --quiet --bin hbd --example loadgen --example ws_fanout
+fi
 dir=$(mktemp -d)
 hbd_pid=""
 nginx_pid=""
@@ -31,12 +35,12 @@ pickfile: $dir/state.json
 journal_dir: $dir/journal
 ws_max_clients: 128
 YAML
-"$target/release/hbd" -f -c "$dir/hbd.yaml" 2> "$dir/hbd.log" &
+"$BIN/hbd" -f -c "$dir/hbd.yaml" 2> "$dir/hbd.log" &
 hbd_pid=$!
 for _ in $(seq 100); do grep -q "ws: listening on" "$dir/hbd.log" && break; sleep 0.1; done
 addr() { grep -o "$1: listening on 127.0.0.1:[0-9]*" "$dir/hbd.log" | awk '{print $4}'; }
 udp=$(addr udp); http=$(addr http); ws=$(addr ws)
-"$target/release/examples/loadgen" --target "$udp" --hosts "$HOSTS" --rate 20000 --seconds $((HOSTS / 20000 + 1)) > /dev/null
+"$BIN/examples/loadgen" --target "$udp" --hosts "$HOSTS" --rate 20000 --seconds $((HOSTS / 20000 + 1)) > /dev/null
 count=$(curl -s "http://$http/api/0/hosts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
 curl -s "http://$http/api/0/hosts" > "$dir/hosts.json"
 bytes=$(wc -c < "$dir/hosts.json")
@@ -73,9 +77,9 @@ nginx_line=$(run_wrk "http://127.0.0.1:$nginx_port/api/0/hosts")
 gzip_line=$(run_wrk -H 'Accept-Encoding: gzip' "http://$http/api/0/hosts")
 cond_line=$(run_wrk -H "If-None-Match: $etag" "http://$http/api/0/hosts")
 health_line=$(run_wrk "http://$http/healthz")
-fan100=$("$target/release/examples/ws_fanout" --udp "$udp" --ws "$ws" --clients 100 --rate "$RATE" --seconds 5)
-fan1=$("$target/release/examples/ws_fanout" --udp "$udp" --ws "$ws" --clients 1 --rate "$RATE" --seconds 5)
-echo "# api: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), hbd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $count hosts, /api/0/hosts is $bytes bytes"
+fan100=$("$BIN/examples/ws_fanout" --udp "$udp" --ws "$ws" --clients 100 --rate "$RATE" --seconds 5)
+fan1=$("$BIN/examples/ws_fanout" --udp "$udp" --ws "$ws" --clients 1 --rate "$RATE" --seconds 5)
+echo "# api: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), hbd ${HBD_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, $count hosts, /api/0/hosts is $bytes bytes"
 echo
 echo "| wrk -t2 -c8 -d10s | requests/s | p50 | p99 |"
 echo "|---|---|---|---|"

@@ -18,8 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=10000
 
-cargo build --release --bin hbd --examples >&2
-BIN=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
+# BIN=DIR NO_BUILD=1: measure binaries built elsewhere (DIR/hbd, DIR/examples/…).
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    cargo build --release --bin hbd --examples >&2
+fi
+BIN=$(cd "${BIN:-${CARGO_TARGET_DIR:-target}/release}" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hbd-footprint.XXXXXX")
 pid=
@@ -117,8 +120,8 @@ hbd_idle=$IDLE_RSS hbd_idle_hwm=$IDLE_HWM hbd_loaded=$LOADED_RSS hbd_loaded_hwm=
 pid=$!
 measure udp_sink "$work/sink.log" 143 udp_sink
 
-hbd_size=$(stat -c %s "$BIN/hbd")
-sink_size=$(stat -c %s "$BIN/examples/udp_sink")
+hbd_size=$(stat -L -c %s "$BIN/hbd")
+sink_size=$(stat -L -c %s "$BIN/examples/udp_sink")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "# footprint: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"

@@ -160,6 +160,8 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         inputs.push(("http", handle));
     }
 
+    // Every thread is up: what start-up alone touched can go (memory.rs).
+    crate::memory::release_startup_pages();
     let lost = loop {
         select! {
             recv(control) -> msg => match msg {
