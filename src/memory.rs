@@ -38,6 +38,22 @@ pub fn release_startup_pages() {
 #[cfg(not(target_os = "linux"))]
 pub fn release_startup_pages() {}
 
+/// At most `n` malloc arenas. glibc gives each thread that allocates an
+/// arena of its own (up to 8 per core), and each keeps what its thread
+/// freed resident for reuse: for hbc, whose plugin threads each read a few
+/// /proc files once a cycle and then sleep, one shared arena is enough.
+/// Call before starting threads; a no-op with other C libraries.
+pub fn limit_malloc_arenas(n: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc tunable; it is called before
+    // other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, n);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = n;
+}
+
 /// Address ranges of the mappings in /proc/PID/smaps text that are backed
 /// by a file, not writable, and hold no anonymous pages.
 fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
