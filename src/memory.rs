@@ -38,20 +38,27 @@ pub fn release_startup_pages() {
 #[cfg(not(target_os = "linux"))]
 pub fn release_startup_pages() {}
 
-/// At most `n` malloc arenas. glibc gives each thread that allocates an
-/// arena of its own (up to 8 per core), and each keeps what its thread
-/// freed resident for reuse: for hbc, whose plugin threads each read a few
-/// /proc files once a cycle and then sleep, one shared arena is enough.
+/// Settings that keep a mostly idle process's heap small, for hbc:
+/// - one malloc arena: glibc gives each thread that allocates an arena of
+///   its own (up to 8 per core), each keeping what its thread freed
+///   resident for reuse, and hbc's plugin threads each read a few /proc
+///   files once a cycle and then sleep;
+/// - a fixed mmap threshold of 64 KiB: glibc raises the threshold to the
+///   size of the largest block freed (zlib's state, about 300 KiB, once per
+///   message), after which such blocks come from the heap and stay
+///   resident between messages; below the threshold they are mapped and
+///   returned to the kernel when freed.
+///
 /// Call before starting threads; a no-op with other C libraries.
-pub fn limit_malloc_arenas(n: i32) {
+pub fn keep_heap_small() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes a malloc tunable; it is called before
+    // SAFETY: mallopt only changes malloc tunables; it is called before
     // other threads exist.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, n);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = n;
 }
 
 /// Address ranges of the mappings in /proc/PID/smaps text that are backed
@@ -67,7 +74,8 @@ fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
             let perms = fields.next().unwrap_or("");
             let path = fields.nth(3).unwrap_or("");
             let range = usize::from_str_radix(start, 16).ok().zip(usize::from_str_radix(end, 16).ok());
-            let clean_file = perms.len() == 4 && !perms.contains('w') && perms.starts_with('r') && path.starts_with('/');
+            let clean_file =
+                perms.len() == 4 && !perms.contains('w') && perms.starts_with('r') && path.starts_with('/');
             candidate = range.filter(|(s, e)| clean_file && s < e);
         } else if first == "Anonymous:" {
             if let Some(range) = candidate.take() {

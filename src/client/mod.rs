@@ -22,7 +22,7 @@ pub mod sender;
 
 /// Runs hbc until SIGTERM/SIGINT; returns when the sender has stopped.
 pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> Result<(), String> {
-    crate::memory::limit_malloc_arenas(1);
+    crate::memory::keep_heap_small();
     let (to_sender, inbox) = bounded(64);
     let (stop_tx, stop) = bounded::<()>(0);
     for scheduled in plugins {
