@@ -140,9 +140,12 @@ fn cpuinfo_mhz() -> u64 {
         .map_or(0, |mhz| mhz as u64)
 }
 
-/// Load averages and `running/total` scheduling entities from one read of
-/// /proc/loadavg: the process counts without walking /proc.
-fn loadavg() -> Option<([f64; 3], Option<(u64, u64)>)> {
+/// Load averages, and `running/total` scheduling entities when given.
+type LoadAvg = ([f64; 3], Option<(u64, u64)>);
+
+/// [`LoadAvg`] from one read of /proc/loadavg: the process counts without
+/// walking /proc.
+fn loadavg() -> Option<LoadAvg> {
     let text = fs::read_to_string("/proc/loadavg").ok()?;
     let f: Vec<&str> = text.split_whitespace().collect();
     let load = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);

@@ -93,7 +93,7 @@ struct Reply {
     /// scripts and styles, so even injected markup could not run script.
     page: bool,
     /// A shared body with its own headers (`/api/0/hosts`), sent instead of `body`.
-    shared: Option<Served>,
+    shared: Option<Box<Served>>,
 }
 
 impl Reply {
@@ -119,7 +119,10 @@ fn handle(api: &Api, settings: &HttpSettings, request: Request) {
     let reply = route(api, settings, request.method(), request.url(), request.headers());
     debug!("http: {} {} -> {}", request.method(), request.url(), reply.status);
     let (data, extra) = match reply.shared {
-        Some(served) => (Bytes::Shared(served.bytes), served.headers),
+        Some(served) => {
+            let Served { bytes, headers, .. } = *served;
+            (Bytes::Shared(bytes), headers)
+        }
         None => (Bytes::Owned(reply.body.into_bytes()), Vec::new()),
     };
     let length = data.as_ref().len();
@@ -294,7 +297,7 @@ impl Api {
                 let status = served.status;
                 Reply {
                     cache: "no-cache",
-                    shared: Some(served),
+                    shared: Some(Box::new(served)),
                     ..Reply::new(status, String::new(), "application/json")
                 }
             }
