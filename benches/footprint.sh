@@ -4,15 +4,18 @@
 # each next to the same figure of the reference, the bare recv_from loop
 # (examples/udp_sink.rs, same release profile, same 4 MiB SO_RCVBUF).
 #
-# Idle: the program is started, we wait for its "listening" line, wait one
-# more second, and read VmRSS and VmHWM from /proc/PID/status. hbd runs with
+# Idle: the program is started, we wait for its "listening" line, wait
+# IDLE_WAIT seconds (default 3: hbd lets go of its start-up pages on its
+# supervisor's first turn, a second after start; see src/memory.rs), and
+# read VmRSS and VmHWM from /proc/PID/status. hbd runs with
 # the built-in defaults except that it takes heartbeats on 127.0.0.1 port 0
 # (not :: port 50003), serves HTTP and WebSocket on port 0 (not 50004 and
 # 50005), and keeps its files in a temporary directory. Loaded: then
 # examples/loadgen.rs sends 5 heartbeats from each of 10,000 hosts and the
 # status is read again once the process is idle.
 #
-# Usage: benches/footprint.sh   (environment: CARGO_TARGET_DIR)
+# Usage: benches/footprint.sh   (environment: CARGO_TARGET_DIR, IDLE_WAIT,
+# BIN and NO_BUILD=1 for binaries built elsewhere)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -86,7 +89,7 @@ wait_idle() {
 measure() {
     local port status=0
     port=$(wait_for_port "$2" "$4")
-    sleep 1
+    sleep "${IDLE_WAIT:-3}"
     IDLE_RSS=$(kib VmRSS)
     IDLE_HWM=$(kib VmHWM)
     timeout 60 "$BIN/examples/loadgen" --target "127.0.0.1:$port" --hosts "$HOSTS" \
