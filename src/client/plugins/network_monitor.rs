@@ -116,12 +116,12 @@ mod diag {
     use super::TCP_STATES;
 
     const NETLINK_SOCK_DIAG: libc::c_int = 4;
+    const TCPDIAG_GETSOCK: u16 = 18;
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NLMSG_ERROR: u16 = 2;
     const NLMSG_DONE: u16 = 3;
-    /// struct nlmsghdr, then struct inet_diag_req_v2.
+    /// struct nlmsghdr.
     const HEADER_LEN: usize = 16;
-    const REQUEST_LEN: usize = HEADER_LEN + 56;
 
     pub fn tcp_states() -> io::Result<BTreeMap<&'static str, u64>> {
         // SAFETY: socket(2) with constant arguments; the result is checked
@@ -144,43 +144,76 @@ mod diag {
             );
         }
         let mut counts = BTreeMap::new();
+        // One walk of the kernel's tables for both families with the old
+        // TCPDIAG_GETSOCK request (it dumps every family); if a kernel
+        // refuses it, one SOCK_DIAG_BY_FAMILY request per family.
+        if dump(&socket, &compat_request(), &mut counts).is_err() {
+            counts.clear();
+            for (seq, family) in [(2u32, libc::AF_INET), (3, libc::AF_INET6)] {
+                dump(&socket, &request(seq, family), &mut counts)?;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// A netlink header for a dump request of `len` bytes.
+    fn header(request: &mut [u8], kind: u16, seq: u32) {
+        let len = request.len() as u32;
+        request[0..4].copy_from_slice(&len.to_ne_bytes());
+        request[4..6].copy_from_slice(&kind.to_ne_bytes());
+        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+        request[6..8].copy_from_slice(&flags.to_ne_bytes());
+        request[8..12].copy_from_slice(&seq.to_ne_bytes());
+    }
+
+    /// struct inet_diag_req_v2 for TCP sockets of `family` in every state
+    /// (as /proc/net/tcp lists them all).
+    fn request(seq: u32, family: libc::c_int) -> [u8; HEADER_LEN + 56] {
+        let mut request = [0u8; HEADER_LEN + 56];
+        header(&mut request, SOCK_DIAG_BY_FAMILY, seq);
+        request[HEADER_LEN] = family as u8;
+        request[HEADER_LEN + 1] = libc::IPPROTO_TCP as u8;
+        request[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&u32::MAX.to_ne_bytes());
+        request
+    }
+
+    /// struct inet_diag_req (the original interface) for TCP sockets of
+    /// every family in every state: `idiag_states` follows the family,
+    /// lengths, extensions and the 48-byte socket id.
+    fn compat_request() -> [u8; HEADER_LEN + 60] {
+        let mut request = [0u8; HEADER_LEN + 60];
+        header(&mut request, TCPDIAG_GETSOCK, 1);
+        request[HEADER_LEN] = libc::AF_INET as u8;
+        request[HEADER_LEN + 52..HEADER_LEN + 56].copy_from_slice(&u32::MAX.to_ne_bytes());
+        request
+    }
+
+    /// Sends `request` and adds the sockets of the answer to `counts`.
+    fn dump(socket: &OwnedFd, request: &[u8], counts: &mut BTreeMap<&'static str, u64>) -> io::Result<()> {
+        // SAFETY: send(2) reads `request.len()` bytes of `request`.
+        let sent = unsafe { libc::send(socket.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
+        if sent != request.len() as isize {
+            return Err(io::Error::last_os_error());
+        }
         let mut buffer = vec![0u8; 32 << 10];
-        for (seq, family) in [(1u32, libc::AF_INET), (2, libc::AF_INET6)] {
-            let mut request = [0u8; REQUEST_LEN];
-            request[0..4].copy_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
-            request[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-            let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-            request[6..8].copy_from_slice(&flags.to_ne_bytes());
-            request[8..12].copy_from_slice(&seq.to_ne_bytes());
-            request[HEADER_LEN] = family as u8;
-            request[HEADER_LEN + 1] = libc::IPPROTO_TCP as u8;
-            // idiag_states: every state, as /proc/net/tcp lists them all.
-            request[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&u32::MAX.to_ne_bytes());
-            // SAFETY: send(2) reads `request.len()` bytes of `request`.
-            let sent = unsafe { libc::send(socket.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
-            if sent != REQUEST_LEN as isize {
+        loop {
+            // SAFETY: recv(2) writes at most `buffer.len()` bytes into `buffer`.
+            let n = unsafe { libc::recv(socket.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+            if n <= 0 {
                 return Err(io::Error::last_os_error());
             }
-            'dump: loop {
-                // SAFETY: recv(2) writes at most `buffer.len()` bytes into `buffer`.
-                let n = unsafe { libc::recv(socket.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
-                if n <= 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                for message in messages(&buffer[..n as usize]) {
-                    match message {
-                        Message::Done => break 'dump,
-                        Message::Error => return Err(io::Error::other("sock_diag answered an error")),
-                        Message::Socket(state) => {
-                            if let Some(name) = TCP_STATES.get(usize::from(state).wrapping_sub(1)) {
-                                *counts.entry(*name).or_default() += 1;
-                            }
+            for message in messages(&buffer[..n as usize]) {
+                match message {
+                    Message::Done => return Ok(()),
+                    Message::Error => return Err(io::Error::other("sock_diag answered an error")),
+                    Message::Socket(state) => {
+                        if let Some(name) = TCP_STATES.get(usize::from(state).wrapping_sub(1)) {
+                            *counts.entry(*name).or_default() += 1;
                         }
                     }
                 }
             }
         }
-        Ok(counts)
     }
 
     #[derive(Debug, PartialEq)]
@@ -235,10 +268,31 @@ mod diag {
             assert_eq!(messages(&datagram[..30]), [Message::Socket(10)], "a truncated message ends the list");
         }
 
+        /// The one-walk request counts both families, as one request per
+        /// family does.
+        #[test]
+        fn both_requests_agree() {
+            let _v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let _v6 = std::net::TcpListener::bind("[::1]:0");
+            // SAFETY: as in tcp_states.
+            let fd =
+                unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
+            assert!(fd >= 0);
+            // SAFETY: `fd` was just opened and nothing else owns it.
+            let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+            let (mut one, mut each) = (BTreeMap::new(), BTreeMap::new());
+            dump(&socket, &compat_request(), &mut one).unwrap();
+            for (seq, family) in [(2u32, libc::AF_INET), (3, libc::AF_INET6)] {
+                dump(&socket, &request(seq, family), &mut each).unwrap();
+            }
+            assert_eq!(one.get("LISTEN"), each.get("LISTEN"), "{one:?} vs {each:?}");
+        }
+
         /// The same listening sockets as /proc/net/tcp shows.
         #[test]
         fn agrees_with_proc() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let listener6 = std::net::TcpListener::bind("[::1]:0");
             let from_diag = tcp_states().unwrap();
             let mut from_proc = BTreeMap::new();
             for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -246,7 +300,7 @@ mod diag {
                     super::super::count_tcp_states(std::io::BufReader::new(file), &mut from_proc);
                 }
             }
-            drop(listener);
+            drop((listener, listener6));
             assert!(from_diag.get("LISTEN").is_some_and(|n| *n >= 1), "{from_diag:?}");
             // Other tests open and close sockets meanwhile: compare loosely.
             let total = |c: &BTreeMap<&str, u64>| c.values().sum::<u64>() as i64;
