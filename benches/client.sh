@@ -8,7 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MEASURE=${SECONDS_MEASURED:-20}
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --bin hbc --example udp_sink
+# BIN=DIR NO_BUILD=1: measure binaries built elsewhere (DIR/hbc, DIR/examples/udp_sink).
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    cargo build --release --quiet --bin hbc --example udp_sink
+fi
+BIN=${BIN:-$target/release}
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
@@ -23,9 +27,9 @@ plugins:
   network_monitor: {interval: 1}
   filesystem_info: {interval: 1}
 YAML
-"$target/release/hbc" -c "$dir/hbc.yaml" --print --name bench > "$dir/out.jsonl" 2> "$dir/hbc.log" &
+"$BIN/hbc" -c "$dir/hbc.yaml" --print --name bench > "$dir/out.jsonl" 2> "$dir/hbc.log" &
 pid=$!; pids+=("$pid")
-"$target/release/examples/udp_sink" --bind 127.0.0.1:0 --idle 600 > /dev/null 2>&1 &
+"$BIN/examples/udp_sink" --bind 127.0.0.1:0 --idle 600 > /dev/null 2>&1 &
 sink=$!; pids+=("$sink")
 sleep 3
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -48,4 +52,4 @@ echo "|---|---|---|"
 echo "| RSS (MiB) | $(rss "$pid") | $(rss "$sink") |"
 echo "| peak RSS (MiB) | $(hwm "$pid") | $(hwm "$sink") |"
 echo "| CPU per cycle, all 6 system plugins (ms) | $ms | |"
-echo "| stripped release binary (bytes) | $(stat -c %s "$target/release/hbc") | $(stat -c %s "$target/release/examples/udp_sink") |"
+echo "| stripped release binary (bytes) | $(stat -c %s "$BIN/hbc") | $(stat -c %s "$BIN/examples/udp_sink") |"

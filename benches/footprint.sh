@@ -4,22 +4,28 @@
 # each next to the same figure of the reference, the bare recv_from loop
 # (examples/udp_sink.rs, same release profile, same 4 MiB SO_RCVBUF).
 #
-# Idle: the program is started, we wait for its "listening" line, wait one
-# more second, and read VmRSS and VmHWM from /proc/PID/status. hbd runs with
+# Idle: the program is started, we wait for its "listening" line, wait
+# IDLE_WAIT seconds (default 3: hbd lets go of its start-up pages on its
+# supervisor's first turn, a second after start; see src/memory.rs), and
+# read VmRSS and VmHWM from /proc/PID/status. hbd runs with
 # the built-in defaults except that it takes heartbeats on 127.0.0.1 port 0
 # (not :: port 50003), serves HTTP and WebSocket on port 0 (not 50004 and
 # 50005), and keeps its files in a temporary directory. Loaded: then
 # examples/loadgen.rs sends 5 heartbeats from each of 10,000 hosts and the
 # status is read again once the process is idle.
 #
-# Usage: benches/footprint.sh   (environment: CARGO_TARGET_DIR)
+# Usage: benches/footprint.sh   (environment: CARGO_TARGET_DIR, IDLE_WAIT,
+# BIN and NO_BUILD=1 for binaries built elsewhere)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 HOSTS=10000
 
-cargo build --release --bin hbd --examples >&2
-BIN=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
+# BIN=DIR NO_BUILD=1: measure binaries built elsewhere (DIR/hbd, DIR/examples/…).
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    cargo build --release --bin hbd --examples >&2
+fi
+BIN=$(cd "${BIN:-${CARGO_TARGET_DIR:-target}/release}" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hbd-footprint.XXXXXX")
 pid=
@@ -83,7 +89,7 @@ wait_idle() {
 measure() {
     local port status=0
     port=$(wait_for_port "$2" "$4")
-    sleep 1
+    sleep "${IDLE_WAIT:-3}"
     IDLE_RSS=$(kib VmRSS)
     IDLE_HWM=$(kib VmHWM)
     timeout 60 "$BIN/examples/loadgen" --target "127.0.0.1:$port" --hosts "$HOSTS" \
@@ -117,8 +123,8 @@ hbd_idle=$IDLE_RSS hbd_idle_hwm=$IDLE_HWM hbd_loaded=$LOADED_RSS hbd_loaded_hwm=
 pid=$!
 measure udp_sink "$work/sink.log" 143 udp_sink
 
-hbd_size=$(stat -c %s "$BIN/hbd")
-sink_size=$(stat -c %s "$BIN/examples/udp_sink")
+hbd_size=$(stat -L -c %s "$BIN/hbd")
+sink_size=$(stat -L -c %s "$BIN/examples/udp_sink")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "# footprint: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"

@@ -23,7 +23,7 @@
 # options, e.g. --ack), HBD_CONFIG (extra YAML lines for hbd's config, e.g.
 # "journal_enabled: false", when hbd's own "accepted" count is used instead
 # of journal lines), HBD_REV (names the code measured when this is not a
-# git checkout), CARGO_TARGET_DIR. Only 127.0.0.1 is used; every process
+# git checkout), CARGO_TARGET_DIR, BIN and NO_BUILD=1 (binaries from BIN). Only 127.0.0.1 is used; every process
 # started is stopped on exit; a run takes about 2.5 minutes. WARMUP=0:
 # measure from a cold start instead.
 set -euo pipefail
@@ -37,10 +37,14 @@ LOADGEN_ARGS=${LOADGEN_ARGS:-}
 SINK_ARGS=${SINK_ARGS:-}
 HBD_CONFIG=${HBD_CONFIG:-}
 WARMUP=${WARMUP:-1}
-BIN=${CARGO_TARGET_DIR:-target}/release
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 CLK_TCK=$(getconf CLK_TCK)
 
-cargo build --release --bin hbd --examples >&2
+# BIN=DIR NO_BUILD=1: measure binaries built elsewhere (DIR/hbd,
+# DIR/examples/loadgen, DIR/examples/udp_sink), e.g. another commit's.
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    cargo build --release --bin hbd --examples >&2
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hbd-ingest.XXXXXX")
 receiver_pid=
@@ -249,7 +253,7 @@ ratio() { # A B
 
 echo "# ingest: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 echo "# $HOSTS hosts, $SIZE-byte JSON, $RUN_SECONDS s per run, warm-up: $([[ $WARMUP == 1 ]] && echo "1 heartbeat per host, not counted" || echo none); loadgen args: ${LOADGEN_ARGS:-none}; sink args: ${SINK_ARGS:-none}; hbd config extra: ${HBD_CONFIG:-none}"
-echo "# hbd $(git describe --always --dirty 2>/dev/null || echo "${HBD_REV:-(not a git checkout)}"); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# hbd ${HBD_REV:-$(git describe --always --dirty 2>/dev/null || echo "(not a git checkout)")}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| offered/s | sent (sink / hbd) | sink received | sink /s | sink drops | sink CPU µs/dgram | hbd accepted | hbd /s | hbd drops | hbd CPU µs/dgram | hbd/sink rate | hbd/sink CPU |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod client;
 pub mod logging;
+pub mod memory;
 pub mod process;
 pub mod server;
 pub mod wire;

@@ -514,16 +514,14 @@ fn http_only_proxy(hbd: std::net::SocketAddr) -> std::net::SocketAddr {
                 if upstream.write_all(&head).is_err() || upstream.read_to_end(&mut answer).is_err() {
                     return;
                 }
-                let text = String::from_utf8_lossy(&answer).into_owned();
-                let text = match text.find("name=\"hbd-ws-port\" content=\"") {
-                    Some(i) => {
-                        let start = i + "name=\"hbd-ws-port\" content=\"".len();
-                        let end = start + text[start..].find('"').unwrap_or(0);
-                        format!("{}{closed}{}", &text[..start], &text[end..])
-                    }
-                    None => text,
-                };
-                let _ = client.write_all(text.as_bytes());
+                // Bytes as they are (gzip stays gzip); in a page, the port replaced.
+                let meta = b"name=\"hbd-ws-port\" content=\"";
+                if let Some(i) = answer.windows(meta.len()).position(|w| w == meta) {
+                    let start = i + meta.len();
+                    let end = start + answer[start..].iter().position(|&b| b == b'"').unwrap_or(0);
+                    answer.splice(start..end, closed.to_string().into_bytes());
+                }
+                let _ = client.write_all(&answer);
             });
         }
     });

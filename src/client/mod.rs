@@ -22,6 +22,7 @@ pub mod sender;
 
 /// Runs hbc until SIGTERM/SIGINT; returns when the sender has stopped.
 pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> Result<(), String> {
+    crate::memory::keep_heap_small();
     let (to_sender, inbox) = bounded(64);
     let (stop_tx, stop) = bounded::<()>(0);
     for scheduled in plugins {
@@ -39,6 +40,8 @@ pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> R
         })
         .map_err(|e| format!("spawn signal thread: {e}"))?;
     let sender = sender::spawn(settings.clone(), print, inbox, to_sender).map_err(|e| format!("start sender: {e}"))?;
+    // Every thread is up: what start-up alone touched can go (memory.rs).
+    crate::memory::release_startup_pages();
     let result = sender.join().map_err(|_| "the sender thread panicked".to_string());
     drop(stop_tx);
     result

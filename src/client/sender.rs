@@ -473,7 +473,8 @@ mod tests {
         // hbd must accept and store the error entry.
         let limits = crate::wire::decode::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
         let mut decoder = crate::wire::decode::Decoder::new(65536, 30.0, None, Default::default(), limits);
-        let accepted = decoder.decode(messages[0].1.to_string().as_bytes(), SystemTime::now()).unwrap();
+        let text = messages[0].1.to_string();
+        let accepted = decoder.decode(text.as_bytes(), SystemTime::now()).unwrap();
         assert!(accepted.dropped_plugins.is_empty(), "{:?}", accepted.dropped_plugins);
         assert_eq!(accepted.plugins[0].error.as_deref(), Some("data too large for one datagram"));
         assert_eq!(accepted.plugins[0].at, 1.0);

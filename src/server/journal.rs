@@ -21,10 +21,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
@@ -33,7 +33,7 @@ use crate::server::config::JournalSettings;
 use crate::server::core::CoreMsg;
 use crate::server::model::Event;
 use crate::server::views::{event_fields, round3};
-use crate::wire::unix_seconds;
+use crate::wire::push_decimal;
 
 const FLUSH_BYTES: usize = 64 << 10;
 const FLUSH_AGE: Duration = Duration::from_secs(1);
@@ -59,19 +59,50 @@ pub struct JournalStats {
 #[derive(Debug)]
 pub enum JournalMsg {
     /// Messages accepted by `udp`, in arrival order (batched: see `udp::BATCH`).
-    Received(Vec<Received>),
+    Received(ReceivedBatch),
     /// A state change decided by `core`.
     Event { at: f64, event: Event },
     /// Reopen the file after an outside rotation (SIGHUP from logrotate).
     Reopen,
 }
 
-/// A message accepted by `udp`, as compact JSON.
-#[derive(Debug)]
-pub struct Received {
-    pub at: SystemTime,
-    pub source: SocketAddr,
-    pub json: Vec<u8>,
+/// Messages accepted by `udp`, each as compact JSON. Their texts share one
+/// buffer, so a batch costs two allocations however many messages it holds
+/// (the udp thread makes none per datagram).
+#[derive(Debug, Default)]
+pub struct ReceivedBatch {
+    text: Vec<u8>,
+    /// When and from where each message came, and where its text ends.
+    entries: Vec<(SystemTime, SocketAddr, usize)>,
+}
+
+impl ReceivedBatch {
+    pub fn with_capacity(messages: usize, bytes: usize) -> ReceivedBatch {
+        ReceivedBatch { text: Vec::with_capacity(bytes), entries: Vec::with_capacity(messages) }
+    }
+
+    pub fn push(&mut self, at: SystemTime, source: SocketAddr, json: &[u8]) {
+        self.text.extend_from_slice(json);
+        self.entries.push((at, source, self.text.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Each message with when and from where it came, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (SystemTime, SocketAddr, &[u8])> {
+        let mut start = 0;
+        self.entries.iter().map(move |&(at, source, end)| {
+            let json = &self.text[start..end];
+            start = end;
+            (at, source, json)
+        })
+    }
 }
 
 pub struct Journal {
@@ -89,6 +120,8 @@ pub struct Journal {
     unreported: JournalStats,
     last_error_report: Option<Instant>,
     datetime: DatetimeCache,
+    /// The line being formatted; kept to reuse its allocation.
+    line: Vec<u8>,
 }
 
 impl Journal {
@@ -110,6 +143,7 @@ impl Journal {
             unreported: JournalStats::default(),
             last_error_report: None,
             datetime: DatetimeCache::default(),
+            line: Vec::with_capacity(1024),
         })
     }
 
@@ -120,8 +154,8 @@ impl Journal {
     fn handle(&mut self, msg: JournalMsg) {
         match msg {
             JournalMsg::Received(batch) => {
-                for message in batch {
-                    self.handle_received(message.at, message.source, &message.json);
+                for (at, source, json) in batch.iter() {
+                    self.handle_received(at, source, json);
                 }
             }
             JournalMsg::Event { at, event } => self.handle_event(at, &event),
@@ -130,20 +164,41 @@ impl Journal {
     }
 
     fn handle_received(&mut self, at: SystemTime, source: SocketAddr, json: &[u8]) {
-        let ts = unix_seconds(at);
-        let mut line = Vec::with_capacity(json.len() + 128);
-        // Written by hand: this runs for every datagram, and every piece but
-        // the already-validated message is a number or a fixed-form string.
-        let _ = write!(
-            line,
-            "{{\"timestamp\":{ts:.3},\"datetime\":\"{}\",\"source_ip\":\"{}\",\"source_port\":{},\"message\":",
-            self.datetime.format(ts),
-            source.ip(),
-            source.port()
-        );
+        // Written by hand, without `fmt`: this runs for every datagram, and
+        // every piece but the already-validated message is a number or a
+        // fixed-form string. The line is whole before `append` sees it, so
+        // rotation and the buffer's invariants are those of any other line.
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let millis = at.duration_since(UNIX_EPOCH).map(|d| (d.as_nanos() + 500_000) / 1_000_000).unwrap_or(0);
+        let (second, milli) = ((millis / 1000) as u64, (millis % 1000) as u64);
+        line.extend_from_slice(b"{\"timestamp\":");
+        push_decimal(&mut line, second);
+        line.push(b'.');
+        push_padded(&mut line, milli, 3);
+        line.extend_from_slice(b",\"datetime\":\"");
+        line.extend_from_slice(self.datetime.format(second as f64).as_bytes());
+        line.extend_from_slice(b"\",\"source_ip\":\"");
+        match source.ip() {
+            IpAddr::V4(ip) => {
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        line.push(b'.');
+                    }
+                    push_decimal(&mut line, u64::from(octet));
+                }
+            }
+            IpAddr::V6(ip) => {
+                let _ = write!(line, "{ip}");
+            }
+        }
+        line.extend_from_slice(b"\",\"source_port\":");
+        push_decimal(&mut line, u64::from(source.port()));
+        line.extend_from_slice(b",\"message\":");
         line.extend_from_slice(json);
         line.extend_from_slice(b"}\n");
         self.append(&line);
+        self.line = line;
     }
 
     fn handle_event(&mut self, at: f64, event: &Event) {
@@ -383,6 +438,16 @@ impl DatetimeCache {
     }
 }
 
+/// Appends `n` in decimal with leading zeros to `width` digits.
+fn push_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+    let start = out.len();
+    push_decimal(out, n);
+    let len = out.len() - start;
+    if len < width {
+        out.splice(start..start, std::iter::repeat_n(b'0', width - len));
+    }
+}
+
 /// Local time as the Python hbd's `datetime.fromtimestamp(ts).isoformat()`
 /// to the second.
 pub fn local_datetime(second: i64) -> String {
@@ -419,11 +484,13 @@ mod tests {
     }
 
     fn received(n: usize) -> JournalMsg {
-        JournalMsg::Received(vec![Received {
-            at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-            source: "192.0.2.1:50003".parse().unwrap(),
-            json: format!("{{\"ID\":\"HTB\",\"name\":\"h{n}\"}}").into_bytes(),
-        }])
+        let mut batch = ReceivedBatch::default();
+        batch.push(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            "192.0.2.1:50003".parse().unwrap(),
+            format!("{{\"ID\":\"HTB\",\"name\":\"h{n}\"}}").as_bytes(),
+        );
+        JournalMsg::Received(batch)
     }
 
     #[test]
@@ -442,6 +509,36 @@ mod tests {
         assert_eq!(v["datetime"].as_str().unwrap().len(), 19);
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 5);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The hand-written line is the one `write!` made before it.
+    #[test]
+    fn received_line_matches_the_formatted_one() {
+        let dir = temp_dir("format");
+        let mut j =
+            Journal::open(JournalSettings { path: dir.join("m.journal"), max_size: 0, max_backups: 1 }).unwrap();
+        let json = br#"{"ID":"HTB","name":"a"}"#;
+        for (millis, source) in [
+            (1_700_000_000_123u64, "192.0.2.1:50003"),
+            (1_700_000_000_000, "10.0.0.255:1"),
+            (1_700_000_000_007, "[2001:db8::1]:65535"),
+            (1_700_000_000_070, "0.0.0.0:0"),
+        ] {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(millis);
+            let source: SocketAddr = source.parse().unwrap();
+            let before = j.pending.len();
+            j.handle_received(at, source, json);
+            let ts = crate::wire::unix_seconds(at);
+            let expected = format!(
+                "{{\"timestamp\":{ts:.3},\"datetime\":\"{}\",\"source_ip\":\"{}\",\"source_port\":{},\"message\":{}}}\n",
+                local_datetime(ts.floor() as i64),
+                source.ip(),
+                source.port(),
+                std::str::from_utf8(json).unwrap()
+            );
+            assert_eq!(std::str::from_utf8(&j.pending[before..]).unwrap(), expected);
+        }
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -183,6 +183,9 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         inputs.push(("http", handle));
     }
 
+    // Whether the pages start-up alone touched were let go (memory.rs):
+    // done on the first turn, once every thread has had a second to start.
+    let mut released = false;
     let lost = loop {
         select! {
             recv(control) -> msg => match msg {
@@ -200,6 +203,9 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
                 Err(_) => break Some("signal"),
             },
             default(SUPERVISE_EVERY) => {
+                if !std::mem::replace(&mut released, true) {
+                    crate::memory::release_startup_pages();
+                }
                 // Upstream first: a dead core also ends state and journal, which
                 // are downstream of it; the first one found is the cause.
                 let all = inputs.iter().rev().chain(downstream.iter().rev());

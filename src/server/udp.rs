@@ -1,7 +1,12 @@
 //! The udp thread: the only reader of the heartbeat socket.
 //!
-//! For each datagram: decode it ([`Decoder`]), answer an accepted one
-//! with an ACK, send the message to the journal and the heartbeat to `core`.
+//! Datagrams come in batches of up to [`BATCH`] with one `recvmmsg(2)`. For
+//! each: decode it ([`Decoder`]) and write the ACK of an accepted one into
+//! the batch's ACK buffers; then the batch's ACKs leave with one
+//! `sendmmsg(2)`, and its messages go to the journal and its heartbeats to
+//! `core` in one hand-over each. Nothing is allocated per datagram but the
+//! heartbeat's host name (and what a signed, compressed or plugin-carrying
+//! message needs).
 //! A rejected datagram is counted by reason and logged at most once per
 //! reason every [`REJECT_LOG_EVERY`]. Nothing a sender does can stop or slow
 //! this loop beyond the cost of decoding its datagram.
@@ -10,26 +15,28 @@
 //! [`POLL`]); dropping its senders then tells `core` and `journal` to finish.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use log::{info, trace, warn};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::server::config::UdpSettings;
 use crate::server::core::CoreMsg;
-use crate::server::journal::{JournalMsg, Received};
+use crate::server::journal::{JournalMsg, ReceivedBatch};
 use crate::server::model::{Heartbeat, UdpStats};
 use crate::wire::auth::ReplayGuard;
 use crate::wire::decode::{Decoder, RejectReason, Rejection};
 
-/// The most accepted messages handed on at once. The socket is drained
-/// without blocking until it is empty or a batch is full; one hand-over per
-/// batch instead of per datagram saves the wake-ups that dominate the cost
-/// at high rates, and adds no delay (a lone datagram is passed on at once).
+/// The most datagrams taken from the socket (and handed on) at once: one
+/// `recvmmsg(2)` returns what is waiting, up to this many, and blocks only
+/// while nothing is. One hand-over (and one `sendmmsg(2)` of ACKs) per batch
+/// instead of per datagram saves the wake-ups and system calls that dominate
+/// the cost at high rates, and adds no delay (a lone datagram is passed on
+/// at once).
 const BATCH: usize = 64;
 /// How long `recv_from` blocks before the loop looks at `stop`.
 const POLL: Duration = Duration::from_millis(200);
@@ -37,6 +44,9 @@ const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often the counters go to `core` (for /metrics), when they changed.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Larger than any UDP payload (65,507 bytes over IPv4, 65,527 over IPv6).
+/// [`BATCH`] of them are 4 MiB of address space, but only the pages that
+/// datagrams were written to become resident (a 222-byte heartbeat touches
+/// one page per slot).
 const RECV_BUFFER: usize = 65536;
 
 /// Binds the heartbeat socket: dual-stack when bound to `::`, with the
@@ -94,7 +104,8 @@ pub fn spawn(
             outputs,
             stats: Stats::default(),
             heartbeats: Vec::with_capacity(BATCH),
-            received: Vec::with_capacity(BATCH),
+            received: ReceivedBatch::with_capacity(BATCH, BATCH * 256),
+            acks: Acks::default(),
         };
         match receiver.socket.local_addr() {
             Ok(addr) => info!("udp: listening on {addr}"),
@@ -112,34 +123,26 @@ struct Listener {
     stats: Stats,
     /// Accepted messages not yet handed on: see [`BATCH`].
     heartbeats: Vec<Heartbeat>,
-    received: Vec<Received>,
+    received: ReceivedBatch,
+    acks: Acks,
 }
 
 impl Listener {
     fn run(&mut self, stop: &Receiver<()>) {
-        // The same socket, for recv(2) with flags; O_NONBLOCK is not used, so
-        // the blocking receive (with its timeout) is unaffected.
-        let raw = match self.socket.try_clone() {
-            Ok(clone) => Socket::from(clone),
-            Err(e) => {
-                warn!("udp: clone socket: {e}");
-                return;
-            }
-        };
-        let mut buf = vec![MaybeUninit::<u8>::uninit(); RECV_BUFFER];
+        let mut batch = Batch::new();
         let mut next_stats = Instant::now();
         let mut reported = u64::MAX;
         loop {
-            // Block only when nothing is waiting to be handed on.
-            let flags = if self.heartbeats.is_empty() && self.received.is_empty() { 0 } else { libc::MSG_DONTWAIT };
-            match raw.recv_from_with_flags(&mut buf, flags) {
-                Ok((len, from)) => {
-                    // SAFETY: recvfrom(2) initialised the first `len` bytes.
-                    let datagram = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
-                    if let Some(source) = from.as_socket() {
-                        self.handle_datagram(datagram, source);
+            match batch.receive(&self.socket) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (datagram, source) = batch.datagram(i);
+                        if let Some(source) = source {
+                            self.handle_datagram(datagram, source, i);
+                        }
                     }
-                    if self.heartbeats.len() >= BATCH && !self.flush() {
+                    self.send_acks(&mut batch);
+                    if !self.flush() {
                         return;
                     }
                 }
@@ -147,12 +150,7 @@ impl Listener {
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    if !self.flush() {
-                        return;
-                    }
-                }
+                    ) => {}
                 Err(e) => self.stats.receive_error(&e),
             }
             if let Err(TryRecvError::Disconnected) = stop.try_recv() {
@@ -170,12 +168,33 @@ impl Listener {
         }
     }
 
+    /// Sends the batch's ACKs, each to the address its datagram came from.
+    fn send_acks(&mut self, batch: &mut Batch) {
+        let mut sent = 0;
+        while sent < self.acks.len {
+            match batch.send(&self.socket, &self.acks, sent) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // sendmmsg(2) reports an error only for the first message
+                    // it could not send: skip that one and send the rest.
+                    if let Some(source) = batch.datagram(self.acks.slots[sent]).1 {
+                        self.stats.ack_error(&e, source);
+                    }
+                    sent += 1;
+                }
+            }
+        }
+        self.acks.len = 0;
+    }
+
     /// Hands the batch to the journal and core. False when `core` is gone,
     /// which only happens if it died.
     fn flush(&mut self) -> bool {
         if let Some(journal) = self.outputs.to_journal.as_ref().filter(|_| !self.received.is_empty()) {
-            let _ =
-                journal.send(JournalMsg::Received(std::mem::replace(&mut self.received, Vec::with_capacity(BATCH))));
+            let batch = ReceivedBatch::with_capacity(BATCH, BATCH * 256);
+            let _ = journal.send(JournalMsg::Received(std::mem::replace(&mut self.received, batch)));
         }
         if self.heartbeats.is_empty() {
             return true;
@@ -184,7 +203,10 @@ impl Listener {
         self.outputs.to_core.send(CoreMsg::Heartbeats(batch)).is_ok()
     }
 
-    fn handle_datagram(&mut self, datagram: &[u8], source: SocketAddr) {
+    /// Decodes the datagram in `slot` of the batch; when accepted, its ACK
+    /// goes into the batch's ACKs and its message and heartbeat into the
+    /// batches handed on.
+    fn handle_datagram(&mut self, datagram: &[u8], source: SocketAddr, slot: usize) {
         let now = SystemTime::now();
         // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d.
         let source = SocketAddr::new(source.ip().to_canonical(), source.port());
@@ -200,12 +222,9 @@ impl Listener {
         for why in &accepted.dropped_plugins {
             self.stats.dropped_plugin(why, &accepted.name);
         }
-        let ack = self.decoder.ack(&accepted, now);
-        if let Err(e) = self.socket.send_to(&ack, source) {
-            self.stats.ack_error(&e, source);
-        }
+        self.decoder.ack_into(self.acks.next(slot), &accepted, now);
         if self.outputs.to_journal.is_some() {
-            self.received.push(Received { at: now, source, json: accepted.json });
+            self.received.push(now, source, &accepted.json);
         }
         self.heartbeats.push(Heartbeat {
             name: accepted.name,
@@ -217,6 +236,149 @@ impl Listener {
             latency_ms: accepted.latency_ms,
             plugins: accepted.plugins,
         });
+    }
+}
+
+/// The ACKs of one batch, their buffers kept from batch to batch.
+#[derive(Default)]
+struct Acks {
+    buffers: Vec<Vec<u8>>,
+    /// For each ACK, the batch slot of the datagram it answers.
+    slots: Vec<usize>,
+    /// ACKs in this batch: the first `len` of `buffers` and `slots`.
+    len: usize,
+}
+
+impl Acks {
+    /// The buffer for the next ACK, which answers the datagram in `slot`.
+    fn next(&mut self, slot: usize) -> &mut Vec<u8> {
+        if self.len == self.buffers.len() {
+            self.buffers.push(Vec::with_capacity(64));
+            self.slots.push(0);
+        }
+        self.slots[self.len] = slot;
+        self.len += 1;
+        &mut self.buffers[self.len - 1]
+    }
+}
+
+/// Buffers and headers for `recvmmsg(2)` and `sendmmsg(2)`. The headers
+/// point into the buffers; they are filled in again before every call, so
+/// nothing depends on the struct staying in place between calls.
+struct Batch {
+    /// [`BATCH`] receive buffers of [`RECV_BUFFER`] bytes, one after the
+    /// other. Zeroed by the allocator (calloc: fresh pages), so memory is
+    /// resident only where datagrams were written.
+    buffers: Vec<u8>,
+    addresses: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    /// For the ACKs, so that the receive headers stay as the kernel left them.
+    send_iovecs: Vec<libc::iovec>,
+    send_headers: Vec<libc::mmsghdr>,
+    /// Datagrams in the last receive.
+    received: usize,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        // SAFETY: all-zero bytes are a valid value of these plain C structs
+        // (null pointers, zero lengths).
+        let (address, iovec, header) = unsafe {
+            (
+                std::mem::zeroed::<libc::sockaddr_storage>(),
+                std::mem::zeroed::<libc::iovec>(),
+                std::mem::zeroed::<libc::mmsghdr>(),
+            )
+        };
+        Batch {
+            buffers: vec![0; BATCH * RECV_BUFFER],
+            addresses: vec![address; BATCH],
+            iovecs: vec![iovec; BATCH],
+            headers: vec![header; BATCH],
+            send_iovecs: vec![iovec; BATCH],
+            send_headers: vec![header; BATCH],
+            received: 0,
+        }
+    }
+
+    /// Waits for datagrams (up to the socket's read timeout) and takes all
+    /// that are waiting, up to [`BATCH`]; returns how many.
+    fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.received = 0;
+        for i in 0..BATCH {
+            self.iovecs[i] =
+                libc::iovec { iov_base: self.buffers[i * RECV_BUFFER..].as_mut_ptr().cast(), iov_len: RECV_BUFFER };
+            let header = &mut self.headers[i];
+            header.msg_hdr.msg_name = (&mut self.addresses[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_hdr.msg_iov = &mut self.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = std::ptr::null_mut();
+            header.msg_hdr.msg_controllen = 0;
+            header.msg_hdr.msg_flags = 0;
+            header.msg_len = 0;
+        }
+        // SAFETY: every header points at its own address storage and at one
+        // iovec over its own RECV_BUFFER bytes of `buffers`, all owned by
+        // `self` and alive for the call; the kernel writes within those
+        // lengths. MSG_WAITFORONE: block (with SO_RCVTIMEO) for the first
+        // datagram only, then take what is waiting.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                BATCH as _,
+                libc::MSG_WAITFORONE as _,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.received = n as usize;
+        Ok(self.received)
+    }
+
+    /// The datagram in `slot` of the last receive, and its sender (None
+    /// for an address family other than IPv4 and IPv6, which a UDP socket
+    /// does not produce).
+    fn datagram(&self, slot: usize) -> (&[u8], Option<SocketAddr>) {
+        if slot >= self.received {
+            return (&[], None);
+        }
+        let header = &self.headers[slot];
+        let len = (header.msg_len as usize).min(RECV_BUFFER);
+        let start = slot * RECV_BUFFER;
+        // SAFETY: the kernel filled `addresses[slot]` and set `msg_namelen`
+        // to the length of the address it wrote there.
+        let source = unsafe { SockAddr::new(self.addresses[slot], header.msg_hdr.msg_namelen) }.as_socket();
+        (&self.buffers[start..start + len], source)
+    }
+
+    /// Sends `acks` from index `from` on with one `sendmmsg(2)`, each to
+    /// the address its datagram came from; returns how many were sent.
+    fn send(&mut self, socket: &UdpSocket, acks: &Acks, from: usize) -> io::Result<usize> {
+        let count = acks.len - from;
+        for i in 0..count {
+            let (buffer, slot) = (&acks.buffers[from + i], acks.slots[from + i]);
+            self.send_iovecs[i] = libc::iovec { iov_base: buffer.as_ptr() as *mut libc::c_void, iov_len: buffer.len() };
+            let header = &mut self.send_headers[i];
+            header.msg_hdr.msg_name = (&mut self.addresses[slot] as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = self.headers[slot].msg_hdr.msg_namelen;
+            header.msg_hdr.msg_iov = &mut self.send_iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_len = 0;
+        }
+        // SAFETY: the first `count` send headers each point at one iovec over an
+        // ACK buffer in `acks` and at the sender's address in `addresses`,
+        // all alive for the call; the kernel only reads them (and writes
+        // `msg_len`).
+        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), self.send_headers.as_mut_ptr(), count as _, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 }
 

@@ -110,14 +110,15 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
 
 /// A message that passed every check.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Accepted {
+pub struct Accepted<'a> {
     /// Host name, lower case (DNS names are case-insensitive).
     pub name: String,
     pub interval: f64,
     /// Echoed in the ACK so the client can pair it with what it sent.
     pub seq: Option<u64>,
-    /// The message as one line of compact JSON, for the journal.
-    pub json: Vec<u8>,
+    /// The message as one line of compact JSON, for the journal: the
+    /// datagram's own bytes unless it had to be inflated or re-encoded.
+    pub json: Cow<'a, [u8]>,
     pub signed: Option<Signature>,
     /// False for `PLG` messages, which carry plugin data only.
     pub heartbeat: bool,
@@ -193,7 +194,7 @@ impl Decoder {
         Decoder { max_message_size, default_interval, keyring, replay, limits }
     }
 
-    pub fn decode(&mut self, datagram: &[u8], now: SystemTime) -> Result<Accepted, Rejection> {
+    pub fn decode<'a>(&mut self, datagram: &'a [u8], now: SystemTime) -> Result<Accepted<'a>, Rejection> {
         if datagram.len() > self.max_message_size {
             return Err(reject(
                 RejectReason::TooLarge,
@@ -204,7 +205,10 @@ impl Decoder {
             Some(keyring) => {
                 let opened = keyring.open(datagram, now).map_err(auth_rejection)?;
                 let signature = Signature { key_id: opened.key.id.clone(), timestamp_us: opened.timestamp_us };
-                (opened.payload, Some(signature))
+                // The payload lies within the datagram; taken from it again
+                // so that it borrows from the datagram, not the keyring.
+                let start = (opened.payload.as_ptr() as usize).saturating_sub(datagram.as_ptr() as usize);
+                (datagram.get(start..start + opened.payload.len()).unwrap_or_default(), Some(signature))
             }
             None if datagram.starts_with(MAGIC) => {
                 return Err(reject(
@@ -215,13 +219,9 @@ impl Decoder {
             None => (datagram, None),
         };
 
-        let inflated;
-        let json: &[u8] = match payload.first() {
-            Some(b'{') => payload,
-            Some(&ZLIB_FIRST_BYTE) => {
-                inflated = inflate_capped(payload, self.max_message_size)?;
-                &inflated
-            }
+        let json: Cow<'a, [u8]> = match payload.first() {
+            Some(b'{') => Cow::Borrowed(payload),
+            Some(&ZLIB_FIRST_BYTE) => Cow::Owned(inflate_capped(payload, self.max_message_size)?),
             Some(other) => {
                 return Err(reject(
                     RejectReason::NotJson,
@@ -230,7 +230,7 @@ impl Decoder {
             }
             None => return Err(reject(RejectReason::NotJson, "empty payload")),
         };
-        let text = std::str::from_utf8(json)
+        let text = std::str::from_utf8(&json)
             .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
         let message: WireMessage = serde_json::from_str(text).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => reject(RejectReason::BadField, e.to_string()),
@@ -283,9 +283,9 @@ impl Decoder {
             // JSON Lines needs one line per message: re-encode compactly.
             let value: serde_json::Value =
                 serde_json::from_str(text).map_err(|e| reject(RejectReason::BadJson, e.to_string()))?;
-            serde_json::to_vec(&value).map_err(|e| reject(RejectReason::BadJson, e.to_string()))?
+            Cow::Owned(serde_json::to_vec(&value).map_err(|e| reject(RejectReason::BadJson, e.to_string()))?)
         } else {
-            json.to_vec()
+            json.clone()
         };
         let (plugins, dropped_plugins) = self.plugins(message.plugins.unwrap_or_default());
         Ok(Accepted {
@@ -353,11 +353,19 @@ impl Decoder {
         Ok(PluginSample { name: name.to_string(), kind: entry.kind, at: entry.at, data, error })
     }
 
-    /// The acknowledgement for `accepted`: signed with the same key when the
-    /// message was signed, so a client can trust the round trip it measures.
-    pub fn ack(&self, accepted: &Accepted, now: SystemTime) -> Vec<u8> {
+    /// The acknowledgement for `accepted`, written into `out` (cleared
+    /// first, so one buffer serves every ACK): signed with the same key when
+    /// the message was signed, so a client can trust the round trip it measures.
+    pub fn ack_into(&self, out: &mut Vec<u8>, accepted: &Accepted, now: SystemTime) {
         let key = accepted.signed.as_ref().and_then(|s| self.keyring.as_ref()?.key(&s.key_id));
-        encode::ack(&accepted.name, accepted.seq, key, now)
+        encode::ack_into(out, &accepted.name, accepted.seq, key, now);
+    }
+
+    /// [`Decoder::ack_into`] in a new buffer.
+    pub fn ack(&self, accepted: &Accepted, now: SystemTime) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.ack_into(&mut out, accepted, now);
+        out
     }
 }
 
@@ -472,7 +480,7 @@ mod tests {
         assert_eq!(a.name, "webserver1");
         assert_eq!(a.interval, 10.0);
         assert_eq!(a.seq, Some(7));
-        assert_eq!(a.json, br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#);
+        assert_eq!(&*a.json, br#"{"ID":"HTB","name":"WebServer1","interval":10,"seq":7,"x":[1]}"#);
         assert!(a.signed.is_none());
     }
 
@@ -484,8 +492,9 @@ mod tests {
 
     #[test]
     fn zlib_heartbeat_and_multiline_json_become_one_line() {
-        let a = plain().decode(&zlib(b"{\"ID\": \"HTB\",\n \"name\": \"a\"}\n"), now()).unwrap();
-        assert_eq!(a.json, br#"{"ID":"HTB","name":"a"}"#);
+        let datagram = zlib(b"{\"ID\": \"HTB\",\n \"name\": \"a\"}\n");
+        let a = plain().decode(&datagram, now()).unwrap();
+        assert_eq!(&*a.json, br#"{"ID":"HTB","name":"a"}"#);
     }
 
     #[test]
@@ -595,7 +604,8 @@ mod tests {
         let a = d.decode(br#"{"ID":"HTB","name":"a","seq":42}"#, now()).unwrap();
         assert_eq!(d.ack(&a, now()), br#"{"ID":"ACK","name":"a","seq":42}"#);
         let (mut d, key) = signed_decoder(&[]);
-        let a = d.decode(&key.seal(NOW_US, br#"{"ID":"HTB","name":"a"}"#), now()).unwrap();
+        let datagram = key.seal(NOW_US, br#"{"ID":"HTB","name":"a"}"#);
+        let a = d.decode(&datagram, now()).unwrap();
         let ack = d.ack(&a, now());
         let ring = Keyring::new(vec![key], Duration::from_secs(60));
         assert_eq!(ring.open(&ack, now()).unwrap().payload, br#"{"ID":"ACK","name":"a"}"#);
@@ -613,7 +623,8 @@ mod tests {
                 "Bad Name": {"kind": "monitor", "at": 1.0, "data": {}},
             }
         });
-        let a = d.decode(message.to_string().as_bytes(), now()).unwrap();
+        let text = message.to_string();
+        let a = d.decode(text.as_bytes(), now()).unwrap();
         assert!(a.heartbeat);
         assert_eq!(a.latency_ms, Some(1.25));
         let names: Vec<&str> = a.plugins.iter().map(|p| p.name.as_str()).collect();
@@ -645,7 +656,8 @@ mod tests {
                 "a0": entry(serde_json::json!({"long": "x".repeat(100)})),
             }
         });
-        let a = d.decode(message.to_string().as_bytes(), now()).unwrap();
+        let text = message.to_string();
+        let a = d.decode(text.as_bytes(), now()).unwrap();
         assert!(!a.heartbeat, "PLG carries plugin data only");
         let names: Vec<&str> = a.plugins.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a1", "a6", "a7"]);

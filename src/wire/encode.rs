@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use super::auth::{Key, TAG_LEN};
-use super::{unix_micros, PluginKind, ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
+use super::{push_decimal, unix_micros, PluginKind, ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
 
 /// Messages smaller than this are sent uncompressed: zlib would not pay.
 const COMPRESS_ABOVE: usize = 256;
@@ -87,10 +87,28 @@ pub fn datagram(payload: Vec<u8>, key: Option<&Key>, timestamp_us: u64) -> Vec<u
 /// with the message's key when it was signed, so a client can trust the
 /// round trip it measures.
 pub fn ack(name: &str, seq: Option<u64>, key: Option<&Key>, now: SystemTime) -> Vec<u8> {
-    let mut body = format!("{{\"ID\":\"{ACK_ID}\",\"name\":\"{name}\"");
+    let mut out = Vec::new();
+    ack_into(&mut out, name, seq, key, now);
+    out
+}
+
+/// [`ack`] written into `out`, which is cleared first. Built without `fmt`
+/// and, unsigned, without allocating: hbd sends one per heartbeat. `name`
+/// is a checked host name, so it needs no JSON escaping.
+pub fn ack_into(out: &mut Vec<u8>, name: &str, seq: Option<u64>, key: Option<&Key>, now: SystemTime) {
+    out.clear();
+    out.extend_from_slice(b"{\"ID\":\"");
+    out.extend_from_slice(ACK_ID.as_bytes());
+    out.extend_from_slice(b"\",\"name\":\"");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'"');
     if let Some(seq) = seq {
-        body.push_str(&format!(",\"seq\":{seq}"));
+        out.extend_from_slice(b",\"seq\":");
+        push_decimal(out, seq);
     }
-    body.push('}');
-    datagram(body.into_bytes(), key, unix_micros(now))
+    out.push(b'}');
+    if let Some(key) = key {
+        let sealed = key.seal(unix_micros(now), out);
+        *out = sealed;
+    }
 }

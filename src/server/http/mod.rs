@@ -24,13 +24,15 @@ use std::time::SystemTime;
 use crossbeam_channel::{Receiver, Sender};
 use log::debug;
 use serde_json::{json, Map, Value};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::server::core::{self, Query};
-use crate::server::views::{alerts_json, host_detail_json, hosts_body, latest_json, sample_json};
+use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json};
 use crate::wire::{truncate_chars, unix_seconds};
+use hosts_cache::{HostsCache, Served};
 
 pub mod front;
+pub mod hosts_cache;
 pub mod metrics;
 pub mod www;
 
@@ -107,10 +109,11 @@ pub fn spawn(
     let front = front::Front { listener, backend, max_connections: settings.max_connections, to_ws };
     let settings = Arc::new(settings);
     let mut handles = vec![front::spawn(front, stop)?];
+    let hosts = Arc::new(HostsCache::default());
     for i in 0..THREADS {
-        let (server, settings, to_core) = (server.clone(), settings.clone(), to_core.clone());
+        let (server, settings, to_core, hosts) = (server.clone(), settings.clone(), to_core.clone(), hosts.clone());
         handles.push(std::thread::Builder::new().name(format!("http{i}")).spawn(move || {
-            let api = Api { to_core, started };
+            let api = Api { to_core, started, hosts };
             for request in server.incoming_requests() {
                 handle(&api, &settings, request);
             }
@@ -122,6 +125,8 @@ pub fn spawn(
 struct Api {
     to_core: Sender<Query>,
     started: SystemTime,
+    /// `/api/0/hosts`, shared by both threads.
+    hosts: Arc<HostsCache>,
 }
 
 /// A response on its way out.
@@ -135,11 +140,13 @@ struct Reply {
     /// Pages get a Content-Security-Policy that allows only hbd's own
     /// scripts and styles, so even injected markup could not run script.
     page: bool,
+    /// A shared body with its own headers (`/api/0/hosts`), sent instead of `body`.
+    shared: Option<Box<Served>>,
 }
 
 impl Reply {
     fn new(status: u16, body: String, content_type: &'static str) -> Reply {
-        Reply { status, body, content_type, cache: "no-store", allow: None, location: None, page: false }
+        Reply { status, body, content_type, cache: "no-store", allow: None, location: None, page: false, shared: None }
     }
 
     fn json(status: u16, value: &Value) -> Reply {
@@ -157,9 +164,19 @@ const PAGE_POLICY: &str =
 
 fn handle(api: &Api, settings: &HttpSettings, request: Request) {
     let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
-    let reply = route(api, settings, request.method(), request.url());
+    let reply = route(api, settings, request.method(), request.url(), request.headers());
     debug!("http: {} {} -> {}", request.method(), request.url(), reply.status);
-    let mut response = Response::from_string(reply.body).with_status_code(reply.status);
+    let (data, extra) = match reply.shared {
+        Some(served) => {
+            let Served { bytes, headers, .. } = *served;
+            (Bytes::Shared(bytes), headers)
+        }
+        None => (Bytes::Owned(reply.body.into_bytes()), Vec::new()),
+    };
+    let length = data.as_ref().len();
+    // With its length known, the body goes out as it is, not chunked.
+    let mut response = Response::new(StatusCode(reply.status), extra, io::Cursor::new(data), Some(length), None)
+        .with_chunked_threshold(usize::MAX);
     let mut add = |name: &str, value: &str| {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(header);
@@ -186,6 +203,21 @@ fn handle(api: &Api, settings: &HttpSettings, request: Request) {
     }
     if let Err(e) = request.respond(response) {
         debug!("http: respond: {e}");
+    }
+}
+
+/// A response body: built for this request, or shared between requests.
+enum Bytes {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(b) => b,
+        }
     }
 }
 
@@ -226,7 +258,7 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
     })
 }
 
-fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Reply {
+fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers: &[Header]) -> Reply {
     let path = url.split_once('?').map_or(url, |(path, _)| path);
     let Some((segments, query)) = split_target(url) else {
         return Reply::error(400, "malformed percent-encoding in the path");
@@ -254,7 +286,10 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str) -> Repl
         },
         Target::Healthz => api.healthz(),
         Target::Metrics => api.metrics(),
-        Target::Hosts => api.hosts(),
+        Target::Hosts => {
+            let value = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str());
+            api.hosts(value("If-None-Match"), value("Accept-Encoding"))
+        }
         Target::Host(name) => api.host(name),
         Target::Plugins(name) => api.plugins(name),
         Target::History(name, plugin) => match parse_limit(query) {
@@ -316,12 +351,18 @@ impl Api {
         }
     }
 
-    fn hosts(&self) -> Reply {
-        match self.ask(Query::Hosts) {
-            Ok(hosts) => match hosts_body(&hosts, unix_seconds(SystemTime::now())) {
-                Ok(body) => Reply::new(200, body, "application/json"),
-                Err(e) => Reply::error(500, format!("encode hosts: {e}")),
-            },
+    /// From the shared cache ([`hosts_cache`]): at most a second old.
+    fn hosts(&self, if_none_match: Option<&str>, accept_encoding: Option<&str>) -> Reply {
+        match self.hosts.body(|| self.ask(Query::Hosts)) {
+            Ok(body) => {
+                let served = body.serve(if_none_match, accept_encoding);
+                let status = served.status;
+                Reply {
+                    cache: "no-cache",
+                    shared: Some(Box::new(served)),
+                    ..Reply::new(status, String::new(), "application/json")
+                }
+            }
             Err(reply) => reply,
         }
     }

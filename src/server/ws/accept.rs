@@ -184,8 +184,12 @@ fn serve_client(
     id: u64,
     clients: &Clients,
 ) {
+    // TCP_NODELAY: an update is one small frame, and with Nagle's
+    // algorithm it would wait for the ACK of the previous one, which the
+    // browser may delay by up to 40 ms.
     let setup = stream
         .set_nonblocking(false)
+        .and_then(|()| stream.set_nodelay(true))
         .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
         .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)));
     if let Err(e) = setup {
