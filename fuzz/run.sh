@@ -18,7 +18,7 @@ seconds=$2
 # targets then run as the built binaries, since `cargo fuzz run` may build
 # again with other flags.
 CARGO_BUILD_JOBS=${FUZZ_JOBS:-2} cargo +nightly fuzz build >&2
-bin="target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
+bin="${CARGO_TARGET_DIR:-target}/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 status=0
 for target in $targets; do
   mkdir -p "work/$target" "artifacts/$target" logs
