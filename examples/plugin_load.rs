@@ -14,7 +14,8 @@
 //! rates), percentages within 0–100; counters (`*_total`, errors, drops)
 //! only grow, by a random amount that is often zero; sizes and counts of
 //! things (`total_*`, `cpu_count`) stay put.
-//! Plugin times are sixty seconds apart with a random jitter, as full f64s.
+//! Plugin times are sixty seconds apart with a random jitter of up to 50 ms,
+//! in milliseconds as hbc sends them.
 //! A seeded xorshift makes every run send the same data.
 //!
 //!     hbc --once --print > template.json
@@ -69,7 +70,8 @@ fn main() {
             let mut leaf = 0;
             if let Some(plugins) = message["plugins"].as_object_mut() {
                 for plugin in plugins.values_mut() {
-                    plugin["at"] = Value::from(t0 + 60.0 * sample as f64 + rng.unit() * 0.05);
+                    plugin["at"] =
+                        Value::from(((t0 + 60.0 * sample as f64 + rng.unit() * 0.05) * 1000.0).round() / 1000.0);
                     let monitor = plugin["kind"] == "monitor";
                     if let Some(data) = plugin.get_mut("data") {
                         vary(data, "", state, &mut leaf, &mut rng, sample == 0);

@@ -97,7 +97,8 @@ pub struct PluginSeries {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub at: f64,
-    /// When hbd received it.
+    /// When hbd received it, to the millisecond (as hbc gives `at`): the
+    /// store keeps millisecond times in a byte or two.
     pub received: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Json>,

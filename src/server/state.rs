@@ -1,14 +1,15 @@
 //! The state thread: the only writer of `pickfile`, the host table saved
 //! across restarts.
 //!
-//! The file is JSON: `{"version":2,"saved_at","hosts":[…],"alerts":[…],
+//! The file is JSON: `{"version":3,"saved_at","hosts":[…],"alerts":[…],
 //! "layouts":[…],"plugins":[…]}`. `hosts` are the hosts without their
 //! plugin data; `plugins[i]` is the store of `hosts[i]`: an info plugin's
 //! latest sample, or a monitor plugin's history as blocks
 //! `[layout, rows, base64 bytes]` in the store's own encoding
-//! (`core::store`), the layouts listed once in `layouts`. Version 1 (hbd
-//! before the compact store: every sample as JSON inside `hosts`) is read
-//! and converted; the next save writes version 2.
+//! (`core::store`), the layouts listed once in `layouts`. Older files are
+//! read and converted, and the next save writes version 3: version 2 (the
+//! same, with the blocks' times as f64 bit patterns) and version 1 (hbd
+//! before the compact store: every sample as JSON inside `hosts`).
 //!
 //! Receives [`StateMsg::Save`] snapshots from `core` and writes the newest one
 //! atomically: temporary file, fsync, rename, fsync of the directory, so a
@@ -28,12 +29,14 @@ use crossbeam_channel::Receiver;
 use log::{error, info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::server::core::store::{Block, History, Layout, Layouts, Series, Shape};
+use crate::server::core::store::{Block, History, Layout, Layouts, Plugins, Series, Shape};
 use crate::server::core::table::Record;
 use crate::server::model::{Alert, Host, Sample};
 use crate::wire::{unix_seconds, PluginKind};
 
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
+/// Blocks with times as f64 bit patterns; read and converted.
+const FORMAT_V2: u32 = 2;
 /// hbd before the compact store; read and converted.
 const FORMAT_V1: u32 = 1;
 
@@ -72,7 +75,7 @@ struct PluginOut<'a> {
     blocks: Vec<(usize, usize, Base64<'a>)>,
 }
 
-/// The file as read: version 2, or version 1 with the samples in `hosts`.
+/// The file as read: version 3 or 2, or version 1 with the samples in `hosts`.
 #[derive(Deserialize)]
 struct StateIn {
     version: u32,
@@ -109,7 +112,7 @@ pub fn load(path: &Path) -> Saved {
         }
     };
     let problem = match serde_json::from_slice::<StateIn>(&bytes) {
-        Ok(state) if state.version == FORMAT_VERSION || state.version == FORMAT_V1 => {
+        Ok(state) if [FORMAT_VERSION, FORMAT_V2, FORMAT_V1].contains(&state.version) => {
             let version = state.version;
             match restore(state) {
                 Ok(saved) => {
@@ -118,7 +121,11 @@ pub fn load(path: &Path) -> Saved {
                         saved.hosts.len(),
                         saved.alerts.len(),
                         path.display(),
-                        if version == FORMAT_V1 { " (format 1, converted)" } else { "" }
+                        if version == FORMAT_VERSION {
+                            String::new()
+                        } else {
+                            format!(" (format {version}, converted)")
+                        }
                     );
                     return saved;
                 }
@@ -179,7 +186,7 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
     let mut plugins = Vec::with_capacity(hosts.len());
     for record in hosts {
         let mut store = BTreeMap::new();
-        for (name, series) in &record.plugins {
+        for (name, series) in record.plugins.iter() {
             let plugin = match series {
                 Series::Info(sample) => PluginOut { kind: PluginKind::Info, latest: Some(sample), blocks: Vec::new() },
                 Series::Monitor(history) => {
@@ -196,7 +203,7 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
                     PluginOut { kind: PluginKind::Monitor, latest: None, blocks }
                 }
             };
-            store.insert(name.as_str(), plugin);
+            store.insert(&**name, plugin);
         }
         plugins.push(store);
     }
@@ -210,20 +217,20 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
     }
 }
 
-/// The records of a file read: version 2 as it is, version 1 converted
-/// sample by sample into the store.
+/// The records of a file read: version 3 as it is, version 2 block by
+/// block, version 1 sample by sample into the store.
 fn restore(state: StateIn) -> Result<Saved, String> {
     let mut layouts = Layouts::default();
-    let shapes: Vec<Arc<Layout>> = state.layouts.into_iter().map(|shape| layouts.intern(shape)).collect();
-    if state.version == FORMAT_VERSION && state.plugins.len() != state.hosts.len() {
+    let shapes: Vec<Arc<Layout>> = state.layouts.into_iter().map(|shape| layouts.layout(shape)).collect();
+    if state.version != FORMAT_V1 && state.plugins.len() != state.hosts.len() {
         return Err(format!("{} hosts but {} plugin stores", state.hosts.len(), state.plugins.len()));
     }
     let mut stores = state.plugins.into_iter();
     let mut hosts = Vec::with_capacity(state.hosts.len());
     for mut host in state.hosts {
-        let mut plugins = BTreeMap::new();
+        let mut plugins = Plugins::default();
         for (name, old) in std::mem::take(&mut host.plugins) {
-            plugins.insert(name, convert_v1(&mut layouts, old.kind, old.samples.into()));
+            plugins.insert(name.into(), convert_v1(&mut layouts, old.kind, old.samples.into()));
         }
         for (name, plugin) in stores.next().unwrap_or_default() {
             let series = match (plugin.kind, plugin.latest) {
@@ -236,7 +243,8 @@ fn restore(state: StateIn) -> Result<Saved, String> {
                     for (id, rows, text) in plugin.blocks {
                         let layout = shapes.get(id).cloned();
                         let bytes = base64_decode(&text);
-                        let block = layout.zip(bytes).and_then(|(l, b)| Block::from_parts(l, rows, b).ok());
+                        let v2 = state.version == FORMAT_V2;
+                        let block = layout.zip(bytes).and_then(|(l, b)| Block::from_parts(l, rows, b, v2).ok());
                         blocks
                             .push(block.ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?);
                     }
@@ -245,7 +253,7 @@ fn restore(state: StateIn) -> Result<Saved, String> {
                     )
                 }
             };
-            plugins.insert(name, series);
+            plugins.insert(name.into(), series);
         }
         hosts.push(Record { host, plugins });
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde_json::Value;
 
 use super::alerts::HostView;
-use super::store::{History, Layouts, Series};
+use super::store::{History, Layouts, Names, Plugins, Series};
 use crate::server::config::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::wire::{unix_seconds, PluginKind};
@@ -20,7 +20,7 @@ use crate::wire::{unix_seconds, PluginKind};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub host: Host,
-    pub plugins: BTreeMap<String, Series>,
+    pub plugins: Plugins,
 }
 
 impl Record {
@@ -34,7 +34,7 @@ impl Record {
             .iter()
             .map(|(name, series)| {
                 let samples = series.newest(keep, history).into();
-                (name.clone(), PluginSeries { kind: series.kind(), samples })
+                (name.to_string(), PluginSeries { kind: series.kind(), samples })
             })
             .collect();
         host
@@ -54,9 +54,13 @@ pub struct Stored {
 /// The host table and its transition rules.
 #[derive(Debug)]
 pub struct HostTable {
-    hosts: HashMap<String, Record>,
-    /// The layouts of every host's plugin data, shared between hosts.
+    /// Boxed: the map keeps a quarter of its slots empty, and a slot is as
+    /// large as what it holds.
+    hosts: HashMap<String, Box<Record>>,
+    /// The layouts of every host's plugin data and the plugins' names,
+    /// shared between hosts.
     layouts: Layouts,
+    names: Names,
     grace: f64,
     max_hosts: usize,
     plugin_history: usize,
@@ -72,21 +76,23 @@ pub struct HostTable {
 
 impl HostTable {
     pub fn new(records: Vec<Record>, settings: &CoreSettings, started: f64) -> HostTable {
-        let mut layouts = Layouts::default();
+        let (mut layouts, mut names) = (Layouts::default(), Names::default());
         let mut hosts = HashMap::with_capacity(records.len());
         for mut record in records {
-            for series in record.plugins.values_mut() {
+            for (name, series) in record.plugins.iter_mut() {
+                names.adopt(name);
                 if let Series::Monitor(history) = series {
                     for block in history.blocks_mut() {
                         std::sync::Arc::make_mut(block).adopt_layout(&mut layouts);
                     }
                 }
             }
-            hosts.insert(record.host.name.clone(), record);
+            hosts.insert(record.host.name.clone(), Box::new(record));
         }
         HostTable {
             hosts,
             layouts,
+            names,
             grace: settings.grace.as_secs_f64(),
             max_hosts: settings.max_hosts,
             plugin_history: settings.plugin_history.max(1),
@@ -157,7 +163,7 @@ impl HostTable {
                     // By the client's clock, when they were taken: two samples
                     // can arrive together, they are not taken together.
                     let interval = (last_at - previous_at).max(last - previous);
-                    Some((name.as_str(), last.max(self.started), interval))
+                    Some((&**name, last.max(self.started), interval))
                 })
                 .collect();
             view.up_plugins.insert(record.host.name.as_str(), plugins);
@@ -177,7 +183,7 @@ impl HostTable {
     /// Every host and its store, for the state file: plugin history is
     /// shared by `Arc`, not copied.
     pub fn snapshot(&self) -> Vec<Record> {
-        self.hosts.values().cloned().collect()
+        self.hosts.values().map(|r| (**r).clone()).collect()
     }
 
     /// Hosts sorted by name, each series cut to its newest `keep` samples.
@@ -203,7 +209,7 @@ impl HostTable {
             Entry::Vacant(new) => {
                 events.push(Event::HostNew { name: new.key().clone(), address: hb.source });
                 let name = new.key().clone();
-                new.insert(Record {
+                new.insert(Box::new(Record {
                     host: Host {
                         name,
                         address: hb.source.ip(),
@@ -222,8 +228,8 @@ impl HostTable {
                         outages: VecDeque::new(),
                         latency_history: VecDeque::new(),
                     },
-                    plugins: BTreeMap::new(),
-                })
+                    plugins: Plugins::default(),
+                }))
             }
         };
         let host = &mut record.host;
@@ -264,8 +270,9 @@ impl HostTable {
             }
             // Checked by `wire` when it was decoded; parsing it again cannot fail.
             let data: Option<Value> = sample.data.as_deref().and_then(|text| serde_json::from_str(text).ok());
-            let kept = Sample { at: sample.at, received: now, data: sample.data.map(Json::from), error: sample.error };
-            let series = record.plugins.entry(sample.name.clone()).or_insert_with(|| match sample.kind {
+            let received = (now * 1000.0).round() / 1000.0;
+            let kept = Sample { at: sample.at, received, data: sample.data.map(Json::from), error: sample.error };
+            let series = record.plugins.get_or_insert_with(&mut self.names, &sample.name, || match sample.kind {
                 PluginKind::Info => Series::Info(kept.clone()),
                 PluginKind::Monitor => Series::Monitor(History::default()),
             });

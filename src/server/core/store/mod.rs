@@ -27,7 +27,9 @@
 
 pub mod series;
 
+use std::borrow::Borrow;
 use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -77,42 +79,125 @@ impl Layout {
     }
 }
 
-/// The interned layouts. Unused ones are forgotten when the table has
-/// doubled since the last look, so changing keys cannot grow it forever.
-#[derive(Debug, Default)]
-pub struct Layouts {
-    set: HashSet<Arc<Layout>>,
+/// Values shared by `Arc` between hosts: layouts and plugin names. Unused
+/// ones are forgotten when the set has doubled since the last look, so
+/// changing keys or names cannot grow it forever.
+#[derive(Debug)]
+pub struct Interner<T: ?Sized> {
+    set: HashSet<Arc<T>>,
     prune_at: usize,
 }
 
-impl Layouts {
-    pub fn intern(&mut self, shape: Vec<Shape>) -> Arc<Layout> {
-        let layout = Layout { shape: shape.into_boxed_slice() };
-        if let Some(known) = self.set.get(&layout) {
+impl<T: ?Sized> Default for Interner<T> {
+    fn default() -> Self {
+        Interner { set: HashSet::new(), prune_at: 0 }
+    }
+}
+
+/// The interned layouts.
+pub type Layouts = Interner<Layout>;
+/// The interned plugin names.
+pub type Names = Interner<str>;
+
+impl<T: ?Sized + Eq + Hash> Interner<T> {
+    /// The known value equal to `key`, or `make(key)`, kept from now on.
+    pub fn intern<Q: ?Sized + Eq + Hash>(&mut self, key: &Q, make: impl FnOnce(&Q) -> Arc<T>) -> Arc<T>
+    where
+        Arc<T>: Borrow<Q>,
+    {
+        if let Some(known) = self.set.get(key) {
             return known.clone();
         }
         if self.set.len() >= self.prune_at {
-            self.set.retain(|l| Arc::strong_count(l) > 1);
+            self.set.retain(|v| Arc::strong_count(v) > 1);
             self.prune_at = (self.set.len() * 2).max(64);
         }
-        let layout = Arc::new(layout);
-        self.set.insert(layout.clone());
-        layout
+        let value = make(key);
+        self.set.insert(value.clone());
+        value
     }
 
-    /// Takes in a layout read from a state file (keeps the known copy).
-    pub fn adopt(&mut self, layout: &mut Arc<Layout>) {
-        match self.set.get(&**layout) {
-            Some(known) => *layout = known.clone(),
-            None => {
-                self.set.insert(layout.clone());
-            }
-        }
+    /// Takes in a value read from a state file (keeps the known copy).
+    pub fn adopt(&mut self, value: &mut Arc<T>) {
+        *value = self.intern(&**value, |_| value.clone());
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.set.len()
+    }
+}
+
+impl Layouts {
+    pub fn layout(&mut self, shape: Vec<Shape>) -> Arc<Layout> {
+        let layout = Layout { shape: shape.into_boxed_slice() };
+        self.intern(&layout, |_| Arc::new(Layout { shape: layout.shape.clone() }))
+    }
+}
+
+impl Names {
+    pub fn name(&mut self, name: &str) -> Arc<str> {
+        self.intern(name, |name| Arc::from(name))
+    }
+}
+
+/// A host's plugins by name: a sorted vector, not a tree (a host has a
+/// handful, and ten thousand trees cost a node each), the names shared
+/// between hosts through [`Names`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plugins(Vec<(Arc<str>, Series)>);
+
+impl Plugins {
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| (**n).cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Series> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// By name.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Series)> {
+        self.0.iter().map(|(n, s)| (n, s))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&mut Arc<str>, &mut Series)> {
+        self.0.iter_mut().map(|(n, s)| (n, s))
+    }
+
+    /// The series of `name`, made by `make` when there is none (its name
+    /// then taken from `names`). Grows by one: most hosts never add a plugin
+    /// after their first message.
+    pub fn get_or_insert_with(&mut self, names: &mut Names, name: &str, make: impl FnOnce() -> Series) -> &mut Series {
+        let i = match self.find(name) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (names.name(name), make()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// Sets the series of `name`.
+    pub fn insert(&mut self, name: Arc<str>, series: Series) {
+        match self.find(&name) {
+            Ok(i) => self.0[i].1 = series,
+            Err(i) => self.0.insert(i, (name, series)),
+        }
     }
 }
 
@@ -129,9 +214,14 @@ impl Block {
         layouts.adopt(&mut self.layout);
     }
 
-    /// A block read back from a state file: its bytes must decode.
-    pub fn from_parts(layout: Arc<Layout>, rows: usize, bytes: Vec<u8>) -> Result<Block, Corrupt> {
-        let chunk = Chunk::from_parts(layout.leaves(), rows, bytes)?;
+    /// A block read back from a state file (of version 2: `v2`): its bytes
+    /// must decode.
+    pub fn from_parts(layout: Arc<Layout>, rows: usize, bytes: Vec<u8>, v2: bool) -> Result<Block, Corrupt> {
+        let chunk = if v2 {
+            Chunk::from_v2_parts(layout.leaves(), rows, bytes)?
+        } else {
+            Chunk::from_parts(layout.leaves(), rows, bytes)?
+        };
         Ok(Block { layout, chunk })
     }
 }
@@ -236,7 +326,7 @@ impl History {
                 Some(value) => build_layout(value, &mut shape),
                 None => shape.push(Shape::Error),
             }
-            let layout = layouts.intern(shape);
+            let layout = layouts.layout(shape);
             self.blocks.push_back(Arc::new(Block { chunk: Chunk::new(layout.leaves()), layout }));
         }
         let Some(last) = self.blocks.back_mut() else { return Err(Corrupt) };

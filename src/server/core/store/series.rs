@@ -3,8 +3,11 @@
 //! order of its layout), packed into one byte vector.
 //!
 //! A row is:
-//! - `at` and `received` as the delta-of-delta of their f64 bit patterns
-//!   (zigzag LEB128): regular intervals cost a byte or two;
+//! - `at` and `received`, each in the integer form of numbers below and as
+//!   the delta-of-delta of that form (zigzag LEB128, shifted left once, so
+//!   even), or the odd escape `1`, a mode byte and the full value: hbc's
+//!   times are milliseconds and hbd stamps `received` in milliseconds, so
+//!   regular intervals cost a byte or two;
 //! - a bitmap with one bit per column, set where the value differs from the
 //!   row before: a value that stays put costs one bit;
 //! - for each changed column, a token: either the zigzag delta of the
@@ -17,7 +20,13 @@
 //! back the same f64 bits), any other float (its bits), a string, a
 //! boolean or null. So `12` comes back as `12`, `12.0` as `12.0`,
 //! `71.35` as `71.35`, and a delta is small when the value moves a little.
+//! A column keeps its number of decimals while its values fit in it (71.4
+//! after 71.35 is 7140 at two digits, the same f64), so a value that happens
+//! to end in a zero does not cost an escape.
 //! Strings, booleans and nulls are written only where they change.
+//!
+//! Blocks of state files of version 2 kept times as the delta-of-delta of
+//! their f64 bit patterns; [`Chunk::from_v2_parts`] reads those.
 //!
 //! Invariants: the first row of a block escapes every column, so a block
 //! decodes on its own; decoding never trusts the bytes (a state file may be
@@ -77,6 +86,19 @@ impl Num {
         Num { mode: RAW, m: v.to_bits() as i64 }
     }
 
+    /// The same number with the digits after the point of `mode`, when that
+    /// is a decimal mode with at least as many as this one's and the integer
+    /// form stays exact. Both forms then divide to the same f64 (each is the
+    /// correctly rounded quotient of the same rational), so the number reads
+    /// back the same.
+    fn at_digits_of(self, mode: u8) -> Option<Num> {
+        if !(DEC..RAW).contains(&self.mode) || !(self.mode..RAW).contains(&mode) {
+            return None;
+        }
+        let m = self.m.checked_mul(10i64.pow(u32::from(mode - self.mode)))?;
+        (m.unsigned_abs() <= EXACT as u64).then_some(Num { mode, m })
+    }
+
     /// The JSON number; None only for a float that is not finite, which
     /// JSON cannot hold (and which only damaged bytes produce).
     pub fn to_json(self) -> Option<Number> {
@@ -115,12 +137,33 @@ pub struct Chunk {
     bytes: Vec<u8>,
 }
 
+/// What the coder remembers of a time column: its mode, integer form and
+/// last delta.
+#[derive(Debug, Clone, Copy, Default)]
+struct Clock {
+    mode: u8,
+    m: i64,
+    delta: i64,
+}
+
+impl Clock {
+    fn time(&self) -> f64 {
+        match self.mode {
+            RAW => f64::from_bits(self.m as u64),
+            INT | BIG => self.m as f64,
+            k => self.m as f64 / POW10[usize::from(k - DEC).min(MAX_DIGITS as usize)],
+        }
+    }
+}
+
 /// Where a decoder stands: the previous row's values.
 struct Cursor {
     pos: usize,
-    at: (i64, i64),
-    received: (i64, i64),
+    at: Clock,
+    received: Clock,
     cells: Vec<Cell>,
+    /// Times in the form of state files of version 2.
+    v2_times: bool,
 }
 
 impl Chunk {
@@ -141,6 +184,28 @@ impl Chunk {
         Ok(chunk)
     }
 
+    /// A block of a version-2 state file (times as f64 bit patterns),
+    /// encoded again in today's form.
+    pub fn from_v2_parts(cols: usize, rows: usize, bytes: Vec<u8>) -> Result<Chunk, Corrupt> {
+        let old = Chunk { cols: u32::try_from(cols).map_err(|_| Corrupt)?, rows: rows as u32, bytes };
+        let mut read = Cursor { v2_times: true, ..old.cursor() };
+        let (mut new, mut write) = (Chunk::new(cols), Chunk::new(cols).cursor());
+        let mut values = Vec::with_capacity(cols);
+        for _ in 0..rows {
+            old.step(&mut read)?;
+            values.clear();
+            for cell in &read.cells {
+                values.push(old.scalar(cell)?);
+            }
+            new.push_at(&mut write, read.at.time(), read.received.time(), &values)?;
+        }
+        if read.pos != old.bytes.len() {
+            return Err(Corrupt);
+        }
+        new.seal();
+        Ok(new)
+    }
+
     pub fn rows(&self) -> usize {
         self.rows as usize
     }
@@ -159,7 +224,13 @@ impl Chunk {
     }
 
     fn cursor(&self) -> Cursor {
-        Cursor { pos: 0, at: (0, 0), received: (0, 0), cells: vec![Cell::default(); self.cols()] }
+        Cursor {
+            pos: 0,
+            at: Clock::default(),
+            received: Clock::default(),
+            cells: vec![Cell::default(); self.cols()],
+            v2_times: false,
+        }
     }
 
     /// Appends a row. `values` has one entry per column.
@@ -201,7 +272,10 @@ impl Chunk {
         row.resize(bitmap_at + self.cols().div_ceil(8), 0);
         for (i, (value, cell)) in values.iter().zip(cursor.cells.iter_mut()).enumerate() {
             let (mode, m) = match *value {
-                Scalar::Num(n) => (n.mode, n.m),
+                Scalar::Num(n) => {
+                    let n = n.at_digits_of(cell.mode).unwrap_or(n);
+                    (n.mode, n.m)
+                }
                 Scalar::Str(_) => (STR, 0),
                 Scalar::Bool(true) => (TRUE, 0),
                 Scalar::Bool(false) => (FALSE, 0),
@@ -226,8 +300,7 @@ impl Chunk {
             row.push(mode);
             *cell = Cell { mode, m, text: (0, 0) };
             match value {
-                Scalar::Num(_) if mode == BIG || mode == RAW => row.extend_from_slice(&m.to_le_bytes()),
-                Scalar::Num(_) => put_varint(&mut row, u128::from(zigzag(m))),
+                Scalar::Num(_) => put_number(&mut row, mode, m),
                 Scalar::Str(s) => {
                     put_varint(&mut row, s.len() as u128);
                     cell.text = (self.bytes.len() + row.len(), s.len());
@@ -254,7 +327,7 @@ impl Chunk {
             for cell in &cursor.cells {
                 values.push(self.scalar(cell)?);
             }
-            each(f64::from_bits(cursor.at.0 as u64), f64::from_bits(cursor.received.0 as u64), &values);
+            each(cursor.at.time(), cursor.received.time(), &values);
         }
         Ok(())
     }
@@ -276,8 +349,13 @@ impl Chunk {
     fn step(&self, cursor: &mut Cursor) -> Result<(), Corrupt> {
         let first = cursor.pos == 0;
         let bytes = &self.bytes;
-        get_time(bytes, &mut cursor.pos, &mut cursor.at, first)?;
-        get_time(bytes, &mut cursor.pos, &mut cursor.received, first)?;
+        if cursor.v2_times {
+            get_v2_time(bytes, &mut cursor.pos, &mut cursor.at, first)?;
+            get_v2_time(bytes, &mut cursor.pos, &mut cursor.received, first)?;
+        } else {
+            get_time(bytes, &mut cursor.pos, &mut cursor.at, first)?;
+            get_time(bytes, &mut cursor.pos, &mut cursor.received, first)?;
+        }
         let bitmap_at = cursor.pos;
         cursor.pos += self.cols().div_ceil(8);
         if cursor.pos > bytes.len() {
@@ -304,12 +382,7 @@ impl Chunk {
             cursor.pos += 1;
             *cell = Cell { mode, m: 0, text: (0, 0) };
             match mode {
-                BIG | RAW => {
-                    let raw = bytes.get(cursor.pos..cursor.pos + 8).ok_or(Corrupt)?;
-                    cell.m = i64::from_le_bytes(raw.try_into().map_err(|_| Corrupt)?);
-                    cursor.pos += 8;
-                }
-                INT..RAW => cell.m = unzigzag(u64::try_from(get_varint(bytes, &mut cursor.pos)?).map_err(|_| Corrupt)?),
+                INT..=RAW => cell.m = get_number(bytes, &mut cursor.pos, mode)?,
                 STR => {
                     let len = usize::try_from(get_varint(bytes, &mut cursor.pos)?).map_err(|_| Corrupt)?;
                     if len > bytes.len() - cursor.pos {
@@ -326,26 +399,74 @@ impl Chunk {
     }
 }
 
-fn put_time(out: &mut Vec<u8>, state: &mut (i64, i64), t: f64, first: bool) {
-    let bits = t.to_bits() as i64;
-    if first {
-        put_varint(out, u128::from(zigzag(bits)));
-        *state = (bits, 0);
+/// A number's integer form after its mode byte: 8 raw bytes for the modes
+/// whose forms are bit patterns, else zigzag LEB128.
+fn put_number(out: &mut Vec<u8>, mode: u8, m: i64) {
+    if mode == BIG || mode == RAW {
+        out.extend_from_slice(&m.to_le_bytes());
     } else {
-        let delta = bits.wrapping_sub(state.0);
-        put_varint(out, u128::from(zigzag(delta.wrapping_sub(state.1))));
-        *state = (bits, delta);
+        put_varint(out, u128::from(zigzag(m)));
     }
 }
 
-fn get_time(bytes: &[u8], pos: &mut usize, state: &mut (i64, i64), first: bool) -> Result<(), Corrupt> {
-    let v = unzigzag(u64::try_from(get_varint(bytes, pos)?).map_err(|_| Corrupt)?);
-    if first {
-        *state = (v, 0);
+fn get_number(bytes: &[u8], pos: &mut usize, mode: u8) -> Result<i64, Corrupt> {
+    if mode == BIG || mode == RAW {
+        let raw = bytes.get(*pos..*pos + 8).ok_or(Corrupt)?;
+        *pos += 8;
+        Ok(i64::from_le_bytes(raw.try_into().map_err(|_| Corrupt)?))
     } else {
-        let delta = state.1.wrapping_add(v);
-        *state = (state.0.wrapping_add(delta), delta);
+        Ok(unzigzag(u64::try_from(get_varint(bytes, pos)?).map_err(|_| Corrupt)?))
     }
+}
+
+fn put_time(out: &mut Vec<u8>, clock: &mut Clock, t: f64, first: bool) {
+    let n = Num::from_f64(t);
+    let n = if first { n } else { n.at_digits_of(clock.mode).unwrap_or(n) };
+    if !first && n.mode == clock.mode {
+        let delta = n.m.wrapping_sub(clock.m);
+        put_varint(out, u128::from(zigzag(delta.wrapping_sub(clock.delta))) << 1);
+        *clock = Clock { mode: n.mode, m: n.m, delta };
+    } else {
+        put_varint(out, 1);
+        out.push(n.mode);
+        put_number(out, n.mode, n.m);
+        *clock = Clock { mode: n.mode, m: n.m, delta: 0 };
+    }
+}
+
+fn get_time(bytes: &[u8], pos: &mut usize, clock: &mut Clock, first: bool) -> Result<(), Corrupt> {
+    let token = get_varint(bytes, pos)?;
+    if token & 1 == 0 {
+        if first {
+            return Err(Corrupt);
+        }
+        let dod = unzigzag(u64::try_from(token >> 1).map_err(|_| Corrupt)?);
+        let delta = clock.delta.wrapping_add(dod);
+        *clock = Clock { mode: clock.mode, m: clock.m.wrapping_add(delta), delta };
+        return Ok(());
+    }
+    if token != 1 {
+        return Err(Corrupt);
+    }
+    let mode = *bytes.get(*pos).ok_or(Corrupt)?;
+    *pos += 1;
+    if mode > RAW || mode == BIG {
+        return Err(Corrupt);
+    }
+    *clock = Clock { mode, m: get_number(bytes, pos, mode)?, delta: 0 };
+    Ok(())
+}
+
+/// A time of a version-2 block: the delta-of-delta of its f64 bits.
+fn get_v2_time(bytes: &[u8], pos: &mut usize, clock: &mut Clock, first: bool) -> Result<(), Corrupt> {
+    let v = unzigzag(u64::try_from(get_varint(bytes, pos)?).map_err(|_| Corrupt)?);
+    let (m, delta) = if first {
+        (v, 0)
+    } else {
+        let delta = clock.delta.wrapping_add(v);
+        (clock.m.wrapping_add(delta), delta)
+    };
+    *clock = Clock { mode: RAW, m, delta };
     Ok(())
 }
 
@@ -453,6 +574,42 @@ pub(crate) mod tests {
         let before = chunk.bytes().len();
         chunk.push(1280.0, 1280.0, &moved).unwrap();
         assert_eq!(chunk.bytes().len() - before, 2 + 2 + 1, "regular times, bitmap, one small delta");
+    }
+
+    #[test]
+    fn a_column_keeps_its_decimals_and_millisecond_times_cost_a_byte_or_two() {
+        let mut chunk = Chunk::new(1);
+        let t0 = 1_795_993_245.852;
+        let values = ["71.35", "71.4", "71.45", "71.5", "71", "71.0"];
+        let mut sizes = Vec::new();
+        for (i, text) in values.iter().enumerate() {
+            // hbc's times: milliseconds, 60 s apart with jitter.
+            let at = ((t0 + 60.0 * i as f64 + [0.0, 0.031, -0.02, 0.049, 0.0, 0.012][i]) * 1000.0).round() / 1000.0;
+            let received = ((at + 0.004) * 1000.0).round() / 1000.0;
+            let before = chunk.bytes().len();
+            chunk.push(at, received, &[num(text)]).unwrap();
+            sizes.push(chunk.bytes().len() - before);
+        }
+        let back = rows_of(&chunk);
+        let texts: Vec<&str> = back.iter().map(|r| r.2[0].as_str()).collect();
+        assert_eq!(texts, values);
+        // After the first interval: two times of at most 2 bytes, the bitmap,
+        // a delta of at most 2 bytes (71.4 and 71.5 are 7140 and 7150 at two
+        // digits: no escape; 71 is an integer, and 71.0 a float again: escapes).
+        assert!(sizes[2] <= 2 + 2 + 1 + 2 && sizes[3] <= 2 + 2 + 1 + 2, "{sizes:?}");
+        assert!(back
+            .iter()
+            .enumerate()
+            .all(|(i, r)| (r.1 - r.0 - 0.004).abs() < 1e-6 && (r.0 - t0 - 60.0 * i as f64).abs() < 0.06));
+    }
+
+    #[test]
+    fn damaged_version_2_blocks_are_an_error_not_a_panic() {
+        let mut rng = XorShift(11);
+        for _ in 0..2000 {
+            let bytes: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+            let _ = Chunk::from_v2_parts(1 + rng.below(4) as usize, rng.below(5) as usize, bytes);
+        }
     }
 
     #[test]
