@@ -35,6 +35,7 @@ use crate::wire::unix_seconds;
 use alerts::AlertTable;
 pub use dns_wanted::DnsStats;
 use dns_wanted::DnsWanted;
+use store::LatestData;
 use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.
@@ -98,8 +99,10 @@ pub struct AlertList {
 /// The figures `/metrics` exports, gathered in one turn of the core.
 #[derive(Debug, Clone)]
 pub struct MetricsSnapshot {
-    /// With their plugins' latest samples.
+    /// Without plugin data, sorted by name.
     pub hosts: Vec<Host>,
+    /// Each plugin's latest data, by host and plugin name.
+    pub plugins: LatestData,
     pub udp: UdpStats,
     pub inbound_queue: usize,
     pub journal_queue: usize,
@@ -360,8 +363,10 @@ impl Core {
                 let _ = reply.send(self.alert_list(host.as_deref()));
             }
             Query::Metrics(reply) => {
+                let (hosts, plugins) = self.table.latest();
                 let _ = reply.send(MetricsSnapshot {
-                    hosts: self.table.hosts_with(1),
+                    hosts,
+                    plugins,
                     udp: self.udp_stats.clone(),
                     inbound_queue,
                     journal_queue: self.outputs.to_journal.as_ref().map_or(0, |j| j.len()),

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde_json::Value;
 
 use super::alerts::HostView;
-use super::store::{History, Layouts, Names, Plugins, Series};
+
+use super::store::{History, LatestData, Layouts, Names, Plugins, Series};
 use crate::server::config::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::wire::{unix_seconds, PluginKind};
@@ -191,6 +192,23 @@ impl HostTable {
         let mut hosts: Vec<Host> = self.hosts.values().map(|r| r.view(keep, self.plugin_history)).collect();
         hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         hosts
+    }
+
+    /// Every host without its plugin data, sorted by name, and each of
+    /// their plugins' latest data by host and plugin name: for `/metrics`,
+    /// which decodes it outside the core thread.
+    pub fn latest(&self) -> (Vec<Host>, LatestData) {
+        let mut records: Vec<&Record> = self.hosts.values().map(|r| &**r).collect();
+        records.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
+        let latest = records
+            .iter()
+            .flat_map(|r| {
+                r.plugins
+                    .iter()
+                    .filter_map(|(plugin, series)| Some((r.host.name.clone(), plugin.clone(), series.latest()?)))
+            })
+            .collect();
+        (records.iter().map(|r| r.host.with_newest(0)).collect(), latest)
     }
 
     /// Records a heartbeat (or plugin data); pushes the events it causes

@@ -174,15 +174,10 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "Numeric values of each host's latest plugin data; metric is the dot-joined path.",
     );
     let mut path = String::new();
-    for h in &s.hosts {
-        for (plugin, series) in &h.plugins {
-            let Some(data) = series.samples.back().and_then(|sample| sample.data.as_ref()) else {
-                continue;
-            };
-            if let Ok(value) = serde_json::from_str::<Value>(data.as_str()) {
-                path.clear();
-                leaves(&mut out, &h.name, plugin, &value, &mut path, 0);
-            }
+    for (host, plugin, latest) in &s.plugins {
+        if let Some(value) = latest.value() {
+            path.clear();
+            leaves(&mut out, host, plugin, &value, &mut path, 0);
         }
     }
     out
@@ -267,19 +262,23 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::core::store::{History, Latest, Layouts, Series};
     use crate::server::core::DnsStats;
-    use crate::server::model::{Host, Json, Level, PluginSeries, Sample, UdpStats};
-    use crate::wire::PluginKind;
-    use std::collections::{BTreeMap, VecDeque};
+    use crate::server::model::{Host, Json, Level, UdpStats};
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
+    /// `data` as the latest sample of a monitor plugin (from the store, as
+    /// core hands it over) and of an info plugin.
     fn snapshot(data: &str) -> MetricsSnapshot {
-        let sample = Sample { at: 1.0, received: 1.0, data: Some(Json::from(Arc::<str>::from(data))), error: None };
-        let mut plugins = BTreeMap::new();
-        plugins.insert(
-            "disk_monitor".to_string(),
-            PluginSeries { kind: PluginKind::Monitor, samples: VecDeque::from([sample]) },
-        );
+        let value: serde_json::Value = serde_json::from_str(data).unwrap();
+        let (mut history, mut layouts) = (History::default(), Layouts::default());
+        history.push(&mut layouts, 5, (0.5, 0.5), Some(&serde_json::json!({"superseded": 1})), None).unwrap();
+        history.push(&mut layouts, 5, (1.0, 1.0), Some(&value), None).unwrap();
+        let plugins = vec![
+            ("web-1".to_string(), Arc::from("disk_monitor"), Series::Monitor(history).latest().unwrap()),
+            ("web-1".to_string(), Arc::from("os_info"), Latest::Info(Json::from(Arc::<str>::from(data)))),
+        ];
         let host = Host {
             name: "web-1".into(),
             address: "192.0.2.1".parse().unwrap(),
@@ -293,13 +292,14 @@ mod tests {
             last_signed_us: None,
             latency_ms: Some(1.5),
             alert_level: Level::Ok,
-            plugins,
+            plugins: BTreeMap::new(),
             dns: BTreeMap::new(),
             outages: Default::default(),
             latency_history: Default::default(),
         };
         MetricsSnapshot {
             hosts: vec![host],
+            plugins,
             udp: UdpStats { received: 10, rejected: vec![0, 3], dropped_plugins: 1 },
             alerts: Vec::new(),
             notify: Vec::new(),
@@ -333,16 +333,18 @@ mod tests {
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"partitions./.percent\"} 41.5",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"per_core.1\"} 2",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"ok\"} 1",
+            "hbd_plugin_metric{host=\"web-1\",plugin=\"os_info\",metric=\"per_core.0\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("device"), "strings are not metrics");
+        assert!(!text.contains("superseded"), "only the latest sample");
     }
 
     #[test]
     fn hostile_keys_are_escaped() {
         let text = render(&snapshot(r#"{"a\"b\\c\nd":1}"#));
         assert!(text.contains(r#"metric="a\"b\\c\nd"} 1"#), "{text}");
-        assert_eq!(text.lines().filter(|l| l.starts_with("hbd_plugin_metric{")).count(), 1);
+        assert_eq!(text.lines().filter(|l| l.starts_with("hbd_plugin_metric{")).count(), 2, "one per plugin");
     }
 }

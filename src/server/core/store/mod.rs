@@ -260,6 +260,49 @@ impl Series {
     }
 }
 
+/// A plugin's latest data as `/metrics` takes it out of the core thread:
+/// shared, not decoded there (the core hands over pointers; the HTTP
+/// thread decodes).
+#[derive(Debug, Clone)]
+pub enum Latest {
+    Info(Json),
+    Monitor(Arc<Block>),
+}
+
+/// Plugins' latest data: host name, plugin name, data.
+pub type LatestData = Vec<(String, Arc<str>, Latest)>;
+
+impl Latest {
+    /// The data of the latest sample (None for an error sample).
+    pub fn value(&self) -> Option<Value> {
+        match self {
+            Latest::Info(text) => serde_json::from_str(text.as_str()).ok(),
+            Latest::Monitor(block) => {
+                let mut last = None;
+                let rows = block.chunk.rows();
+                let mut index = 0;
+                let decoded = block.chunk.decode(|_, _, leaves| {
+                    index += 1;
+                    if index == rows && !block.layout.is_error() {
+                        last = rebuild(&block.layout.shape, &mut 0, &mut leaves.iter());
+                    }
+                });
+                decoded.ok().and(last)
+            }
+        }
+    }
+}
+
+impl Series {
+    /// The latest sample's data, to be read by [`Latest::value`].
+    pub fn latest(&self) -> Option<Latest> {
+        match self {
+            Series::Info(sample) => sample.data.clone().map(Latest::Info),
+            Series::Monitor(history) => history.blocks.back().cloned().map(Latest::Monitor),
+        }
+    }
+}
+
 /// A monitor plugin's samples: blocks, oldest first; only the last grows.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct History {
