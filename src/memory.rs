@@ -38,6 +38,21 @@ pub fn release_startup_pages() {
 #[cfg(not(target_os = "linux"))]
 pub fn release_startup_pages() {}
 
+/// Gives the kernel back the free pages inside the heap (glibc's
+/// `malloc_trim`), which glibc otherwise keeps for reuse: for hbd after it
+/// read its state file (the file's text and parse trees, tens of MiB with
+/// thousands of hosts, are freed by then) and after each save (the
+/// snapshot). Costs a walk of the heap's free lists; a no-op with other C
+/// libraries.
+pub fn return_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases pages of free chunks; it is
+    // thread-safe (it takes each arena's lock).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Settings that keep a mostly idle process's heap small, for hbc:
 /// - one malloc arena: glibc gives each thread that allocates an arena of
 ///   its own (up to 8 per core), each keeping what its thread freed

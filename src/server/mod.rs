@@ -123,6 +123,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     };
     info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
     let saved = state::load(&settings.pickfile);
+    crate::memory::return_free_heap();
     // Nothing signed before this moment is accepted: see ReplayGuard.
     let started_us =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);

@@ -175,6 +175,8 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
                 Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
+            drop((hosts, alerts));
+            crate::memory::return_free_heap();
         }
     })
 }
