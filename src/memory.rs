@@ -39,9 +39,9 @@ pub fn release_startup_pages() {
 pub fn release_startup_pages() {}
 
 /// Gives the kernel back the free pages inside the heap (glibc's
-/// `malloc_trim`), which glibc otherwise keeps for reuse: for hbd after it
-/// read its state file (the file's text and parse trees, tens of MiB with
-/// thousands of hosts, are freed by then) and after each save (the
+/// `malloc_trim`, every arena), which glibc otherwise keeps for reuse: for
+/// hbd once it runs (the state file's text and parse trees, tens of MiB
+/// with thousands of hosts, are freed by then) and after each save (the
 /// snapshot). Costs a walk of the heap's free lists; a no-op with other C
 /// libraries.
 pub fn return_free_heap() {

@@ -123,7 +123,6 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     };
     info!("hbd {} starting (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
     let saved = state::load(&settings.pickfile);
-    crate::memory::return_free_heap();
     // Nothing signed before this moment is accepted: see ReplayGuard.
     let started_us =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
@@ -206,6 +205,8 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
             default(SUPERVISE_EVERY) => {
                 if !std::mem::replace(&mut released, true) {
                     crate::memory::release_startup_pages();
+                    // The state file's text and parse trees, freed by now.
+                    crate::memory::return_free_heap();
                 }
                 // Upstream first: a dead core also ends state and journal, which
                 // are downstream of it; the first one found is the cause.
