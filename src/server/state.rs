@@ -76,8 +76,11 @@ struct PluginOut<'a> {
 }
 
 /// The file as read: version 3 or 2, or version 1 with the samples in `hosts`.
+/// The blocks' base64 text is borrowed from the file's bytes, not copied:
+/// tens of MiB of short-lived strings between the records being built
+/// would leave the heap fragmented for good.
 #[derive(Deserialize)]
-struct StateIn {
+struct StateIn<'a> {
     version: u32,
     hosts: Vec<Host>,
     #[serde(default)]
@@ -85,16 +88,19 @@ struct StateIn {
     #[serde(default)]
     layouts: Vec<Vec<Shape>>,
     #[serde(default)]
-    plugins: Vec<BTreeMap<String, PluginIn>>,
+    #[serde(borrow)]
+    plugins: Vec<BTreeMap<String, PluginIn<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct PluginIn {
+struct PluginIn<'a> {
     kind: PluginKind,
     #[serde(default)]
     latest: Option<Sample>,
-    #[serde(default)]
-    blocks: Vec<(usize, usize, String)>,
+    /// (Base64 has no character JSON escapes, so the text is always there
+    /// to borrow as it is.)
+    #[serde(default, borrow)]
+    blocks: Vec<(usize, usize, &'a str)>,
 }
 
 /// Reads the state file. A missing file is an empty table; an unreadable or
@@ -221,7 +227,7 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
 
 /// The records of a file read: version 3 as it is, version 2 block by
 /// block, version 1 sample by sample into the store.
-fn restore(state: StateIn) -> Result<Saved, String> {
+fn restore(state: StateIn<'_>) -> Result<Saved, String> {
     let mut layouts = Layouts::default();
     let shapes: Vec<Arc<Layout>> = state.layouts.into_iter().map(|shape| layouts.layout(shape)).collect();
     if state.version != FORMAT_V1 && state.plugins.len() != state.hosts.len() {
