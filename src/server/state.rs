@@ -250,7 +250,7 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
                     let mut blocks = Vec::with_capacity(plugin.blocks.len());
                     for (id, rows, text) in plugin.blocks {
                         let layout = shapes.get(id).cloned();
-                        let bytes = base64_decode(&text);
+                        let bytes = base64_decode(text);
                         let v2 = state.version == FORMAT_V2;
                         let block = layout.zip(bytes).and_then(|(l, b)| Block::from_parts(l, rows, b, v2).ok());
                         blocks
