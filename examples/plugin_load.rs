@@ -15,7 +15,8 @@
 //! only grow, by a random amount that is often zero; sizes and counts of
 //! things (`total_*`, `cpu_count`) stay put.
 //! Plugin times are sixty seconds apart with a random jitter of up to 50 ms,
-//! in milliseconds as hbc sends them.
+//! in milliseconds as hbc sends them; from the second message on, each
+//! carries a round trip (`latency_ms`) as hbc's do.
 //! A seeded xorshift makes every run send the same data.
 //!
 //!     hbc --once --print > template.json
@@ -63,6 +64,10 @@ fn main() {
             let mut message = template.clone();
             message["name"] = Value::from(format!("host-{host:05}"));
             message["seq"] = Value::from(seq);
+            if sample > 0 {
+                // hbc's round trip to hbd, in ms to the microsecond, from its second message on.
+                message["latency_ms"] = Value::from(((0.2 + rng.unit() * 1.5) * 1000.0).round() / 1000.0);
+            }
             if hosts_state.len() <= host as usize {
                 hosts_state.push(Vec::new());
             }

@@ -353,6 +353,12 @@ fn hbc_to_hbd_latency_history_splitting_and_restart() {
     let back = samples(&hbd, "memory_monitor");
     assert_eq!(back.len(), 3, "history read back from the state file");
     assert!(back[2]["at"].as_f64() >= memory[2]["at"].as_f64());
+    // The round trips come back too: as many as plugin_history, the newest last.
+    let (_, restored) = get_json(hbd.http, "/api/0/hosts/e2e-host");
+    let history = restored["latency_history"].as_array().unwrap();
+    assert!(!history.is_empty() && history.len() <= 3, "{history:?}");
+    assert_eq!(history.last().unwrap()[1], before["latency_ms"], "{history:?}");
+    assert!(history.windows(2).all(|w| w[0][0].as_f64() < w[1][0].as_f64()), "oldest first");
     assert!(hbd.stop().success());
     assert_eq!(host_in_state(&dir, "e2e-host").unwrap(), before, "the host and its plugin store came back whole");
 }

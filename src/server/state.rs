@@ -17,7 +17,7 @@
 //! `main` before any thread starts; a file it cannot use is moved aside with
 //! a warning and hbd starts with an empty table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -60,10 +60,20 @@ pub struct Saved {
 struct StateOut<'a> {
     version: u32,
     saved_at: f64,
-    hosts: Vec<&'a Host>,
+    hosts: Vec<HostOut<'a>>,
     alerts: &'a [Alert],
     layouts: Vec<&'a [Shape]>,
     plugins: Vec<BTreeMap<&'a str, PluginOut<'a>>>,
+}
+
+/// A host as the file has it: with its round trips, which the table keeps
+/// in its store.
+#[derive(Serialize)]
+struct HostOut<'a> {
+    #[serde(flatten)]
+    host: &'a Host,
+    #[serde(skip_serializing_if = "VecDeque::is_empty")]
+    latency_history: VecDeque<[f64; 2]>,
 }
 
 #[derive(Serialize)]
@@ -218,7 +228,7 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
     StateOut {
         version: FORMAT_VERSION,
         saved_at,
-        hosts: hosts.iter().map(|r| &r.host).collect(),
+        hosts: hosts.iter().map(|r| HostOut { host: &r.host, latency_history: r.latency.numbers() }).collect(),
         alerts,
         layouts,
         plugins,
@@ -236,6 +246,12 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
     let mut stores = state.plugins.into_iter();
     let mut hosts = Vec::with_capacity(state.hosts.len());
     for mut host in state.hosts {
+        let mut latency = History::default();
+        for [when, ms] in std::mem::take(&mut host.latency_history) {
+            latency
+                .push_number(&mut layouts, usize::MAX, when, ms)
+                .map_err(|_| format!("host {}: latency", host.name))?;
+        }
         let mut plugins = Plugins::default();
         for (name, old) in std::mem::take(&mut host.plugins) {
             plugins.insert(name.into(), convert_v1(&mut layouts, old.kind, old.samples.into()));
@@ -263,7 +279,7 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
             };
             plugins.insert(name.into(), series);
         }
-        hosts.push(Record { host, plugins });
+        hosts.push(Record { host, plugins, latency });
     }
     Ok(Saved { hosts, alerts: state.alerts })
 }
@@ -391,7 +407,7 @@ mod tests {
             // What DNS has confirmed survives a restart (no update is sent again).
             dns: [("example.com".to_string(), "192.0.2.7".parse().unwrap())].into(),
             outages: [[1.5, 1.75]].into(),
-            latency_history: [[1.5, 0.25]].into(),
+            latency_history: Default::default(),
         }
     }
 
@@ -408,12 +424,17 @@ mod tests {
         let path = d.join("s.json");
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = spawn(path.clone(), rx).unwrap();
-        let record = |name| Record { host: host(name), plugins: Default::default() };
+        let record = |name| {
+            let mut latency = History::default();
+            latency.push_number(&mut Layouts::default(), 50, 1.5, 0.25).unwrap();
+            Record { host: host(name), plugins: Default::default(), latency }
+        };
         tx.send(StateMsg::Save(Saved { hosts: vec![record("b"), record("a")], alerts: Vec::new() })).unwrap();
         drop(tx);
         handle.join().unwrap();
         let loaded = load(&path);
         assert_eq!(loaded.hosts, vec![record("a"), record("b")]);
+        assert_eq!(loaded.hosts[0].latency.numbers(), [[1.5, 0.25]]);
         assert!(!temp_path(&path).exists());
         fs::remove_dir_all(d).unwrap();
     }

@@ -17,11 +17,13 @@ use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sa
 use crate::wire::{unix_seconds, PluginKind};
 
 /// One host as the table keeps it: what it knows of the host (its
-/// `plugins` always empty) and its plugin store.
+/// `plugins` and `latency_history` always empty), its plugin store and its
+/// round trips, `[when, ms]` (in the store's encoding: a few bytes each).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub host: Host,
     pub plugins: Plugins,
+    pub latency: History,
 }
 
 impl Record {
@@ -80,6 +82,9 @@ impl HostTable {
         let (mut layouts, mut names) = (Layouts::default(), Names::default());
         let mut hosts = HashMap::with_capacity(records.len());
         for mut record in records {
+            for block in record.latency.blocks_mut() {
+                std::sync::Arc::make_mut(block).adopt_layout(&mut layouts);
+            }
             for (name, series) in record.plugins.iter_mut() {
                 names.adopt(name);
                 if let Series::Monitor(history) = series {
@@ -128,7 +133,7 @@ impl HostTable {
 
     /// A host's recent round trips (empty for an unknown host).
     pub fn latency_history(&self, name: &str) -> VecDeque<[f64; 2]> {
-        self.hosts.get(name).map(|r| r.host.latency_history.clone()).unwrap_or_default()
+        self.hosts.get(name).map(|r| r.latency.numbers()).unwrap_or_default()
     }
 
     /// One plugin's newest `limit` samples: None for an unknown host,
@@ -247,6 +252,7 @@ impl HostTable {
                         latency_history: VecDeque::new(),
                     },
                     plugins: Plugins::default(),
+                    latency: History::default(),
                 }))
             }
         };
@@ -276,10 +282,10 @@ impl HostTable {
         }
         if let Some(latency) = hb.latency_ms {
             host.latency_ms = Some(latency);
-            if host.latency_history.len() >= keep {
-                host.latency_history.pop_front();
+            let when = (now * 1000.0).round() / 1000.0;
+            if record.latency.push_number(&mut self.layouts, keep, when, latency).is_err() {
+                log::warn!("core: round trip of {} not stored", host.name);
             }
-            host.latency_history.push_back([now, latency]);
         }
         for sample in hb.plugins {
             if !record.plugins.contains_key(&sample.name) && record.plugins.len() >= max_plugins {

@@ -392,6 +392,18 @@ impl History {
         Ok(())
     }
 
+    /// Stores one number taken at `at` (a host's round trip): a history of
+    /// a one-leaf layout, so a few bytes a sample instead of sixteen.
+    pub fn push_number(&mut self, layouts: &mut Layouts, keep: usize, at: f64, value: f64) -> Result<(), Corrupt> {
+        self.push(layouts, keep, (at, at), Some(&Value::from(value)), None)
+    }
+
+    /// What [`History::push_number`] stored, `[at, value]`, oldest first.
+    pub fn numbers(&self) -> VecDeque<[f64; 2]> {
+        let samples = self.newest(self.rows).into_iter();
+        samples.filter_map(|s| Some([s.at, s.data?.as_str().parse().ok()?])).collect()
+    }
+
     /// The newest `n` samples, oldest first. A block that does not decode
     /// (which only a bug could cause) is left out rather than failing all.
     pub fn newest(&self, n: usize) -> Vec<Sample> {
