@@ -524,3 +524,83 @@ fn without_foreground_hbd_detaches_and_keeps_a_pid_file() {
     });
     std::mem::forget(guard);
 }
+
+/// Moves every number of `value` a little, as a machine's figures move
+/// between samples: floats by a percent per step at two decimals, integers
+/// by the step.
+fn moved(value: &Value, step: u64) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), moved(v, step))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| moved(v, step)).collect()),
+        Value::Number(n) if n.is_f64() => {
+            json!(((n.as_f64().unwrap() * (1.0 + 0.013 * step as f64)) * 100.0).round() / 100.0)
+        }
+        Value::Number(n) if n.is_u64() => json!(n.as_u64().unwrap() + step),
+        other => other.clone(),
+    }
+}
+
+/// Issue 11: a sample read back from history is the sample that was sent,
+/// for every built-in plugin (what `hbc --once --print` reports on this
+/// machine, its numbers moved each sample) and for exec plugins whose keys
+/// and kinds change between samples; the info plugins' latest sample whole.
+#[test]
+fn plugin_samples_read_back_are_the_samples_sent() {
+    let printed = Command::new(env!("CARGO_BIN_EXE_hbc")).args(["--once", "--print", "--name", "t"]).output().unwrap();
+    let template: Value = serde_json::from_slice(printed.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let built_in: Vec<String> = template["plugins"].as_object().unwrap().keys().cloned().collect();
+    assert!(built_in.len() >= 6, "{built_in:?}");
+    let hostile = [
+        json!({"a": 1, "b": {"c": [1, 2.5, "x", null, true]}}),
+        json!({"a": "1", "b": {"c": [1, 2.5, "x", null, true]}, "new": 0.1}),
+        json!({"a": 12.0, "b": {}, "nan": "NaN", "inf": "-Infinity"}),
+        json!({"a": [], "huge": 1.7976931348623157e308, "tiny": 5e-324, "big": 18446744073709551615u64, "neg": -9223372036854775808i64}),
+        json!({"a": 123456789.12345679, "e": 1e21, "z": -0.0, "u": "ünï ✓", "71.4": 71.4}),
+        json!({"a": 71.35, "b": {"c": [1, 2.5, "x", null, true]}}),
+        json!({"a": 71.4}),
+    ];
+    let dir = TempDir::new("read-back");
+    let hbd = Hbd::start(&dir, "plugin_history: 10\n");
+    let socket = client("127.0.0.1:0");
+    let mut sent: Vec<Value> = Vec::new();
+    for (i, odd) in hostile.iter().enumerate() {
+        let mut message = template.clone();
+        message["name"] = json!("read-back");
+        message["seq"] = json!(i + 1);
+        for plugin in message["plugins"].as_object_mut().unwrap().values_mut() {
+            plugin["at"] = json!(1_780_000_000.0 + 60.0 * i as f64 + 0.007 * i as f64);
+            if let Some(data) = plugin.get("data") {
+                plugin["data"] = moved(data, i as u64);
+            }
+        }
+        message["plugins"]["exec_odd"] = json!({"kind": "monitor", "at": 1_780_000_000.5 + i as f64, "data": odd});
+        message["plugins"]["check_odd"] = if i == 3 {
+            json!({"kind": "monitor", "at": 1_780_000_000.0 + i as f64, "error": "timed out after 10 s"})
+        } else {
+            let status = ["OK", "WARNING"][i % 2];
+            let output = format!("DISK {status} - free {}%", 90 - i);
+            json!({"kind": "monitor", "at": 1_780_000_000.0 + i as f64, "data": {"status": status, "exit_code": i % 2, "output": output}})
+        };
+        let datagram = zlib(message.to_string().as_bytes());
+        wait_for("ACK", || send_recv(&socket, hbd.addr, &datagram));
+        sent.push(message);
+    }
+    let mut plugins = built_in.clone();
+    plugins.extend(["exec_odd".to_string(), "check_odd".to_string()]);
+    for plugin in &plugins {
+        let path = format!("/api/0/hosts/read-back/plugins/{plugin}?limit=10");
+        let info = template["plugins"][plugin]["kind"] == "info";
+        let expected: Vec<&Value> = if info { vec![&sent[sent.len() - 1]] } else { sent.iter().collect() };
+        let samples = wait_for(&format!("{plugin}: every sample"), || {
+            let (_, body) = get_json(hbd.http, &path);
+            let samples = body["samples"].as_array()?.clone();
+            (samples.len() == expected.len()).then_some(samples)
+        });
+        for (got, message) in samples.iter().zip(expected) {
+            let entry = &message["plugins"][plugin];
+            assert_eq!(got["at"], entry["at"], "{plugin}");
+            assert_eq!(got.get("data"), entry.get("data"), "{plugin}");
+            assert_eq!(got.get("error"), entry.get("error"), "{plugin}");
+        }
+    }
+}
