@@ -398,6 +398,25 @@ impl History {
         self.push(layouts, keep, (at, at), Some(&Value::from(value)), None)
     }
 
+    /// A history of numbers read back from a state file, `[at, value]`
+    /// oldest first: encoded block by block in one pass (pushing them one
+    /// by one would decode each block once per number).
+    pub fn from_numbers(layouts: &mut Layouts, points: &[[f64; 2]]) -> Result<History, Corrupt> {
+        let layout = layouts.layout(vec![Shape::Leaf]);
+        let mut blocks = Vec::with_capacity(points.len().div_ceil(BLOCK_ROWS));
+        for rows in points.chunks(BLOCK_ROWS) {
+            let numbers: Vec<Value> = rows.iter().map(|[_, v]| Value::from(*v)).collect();
+            let mut chunk = Chunk::new(1);
+            chunk.extend(rows.iter().zip(&numbers).map(|([at, _], value)| {
+                let mut leaves = Vec::with_capacity(1);
+                collect_leaves(value, &mut leaves);
+                (*at, *at, leaves)
+            }))?;
+            blocks.push(Block { layout: layout.clone(), chunk });
+        }
+        History::from_blocks(blocks)
+    }
+
     /// What [`History::push_number`] stored, `[at, value]`, oldest first.
     pub fn numbers(&self) -> VecDeque<[f64; 2]> {
         let samples = self.newest(self.rows).into_iter();
@@ -588,6 +607,21 @@ mod tests {
         fn last_two(&self) -> (f64, f64) {
             self.received
         }
+    }
+
+    #[test]
+    fn numbers_read_back_in_one_pass_equal_numbers_pushed() {
+        let mut layouts = Layouts::default();
+        let points: Vec<[f64; 2]> =
+            (0..150).map(|i| [1_780_000_000.0 + f64::from(i) * 30.001, 0.25 + f64::from(i % 7) / 8.0]).collect();
+        let mut pushed = History::default();
+        for [at, ms] in &points {
+            pushed.push_number(&mut layouts, 1000, *at, *ms).unwrap();
+        }
+        let read = History::from_numbers(&mut layouts, &points).unwrap();
+        assert_eq!(read.numbers(), pushed.numbers());
+        assert_eq!(Vec::from(read.numbers()), points);
+        assert_eq!(History::from_numbers(&mut layouts, &[]).unwrap().numbers().len(), 0);
     }
 
     #[test]

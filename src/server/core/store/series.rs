@@ -242,6 +242,19 @@ impl Chunk {
         self.push_at(&mut cursor, at, received, values)
     }
 
+    /// Appends rows in one pass, each `(at, received, values)`.
+    pub fn extend<'a>(&mut self, rows: impl IntoIterator<Item = (f64, f64, Vec<Scalar<'a>>)>) -> Result<(), Corrupt> {
+        let mut cursor = self.cursor();
+        for _ in 0..self.rows {
+            self.step(&mut cursor)?;
+        }
+        for (at, received, values) in rows {
+            self.push_at(&mut cursor, at, received, &values)?;
+        }
+        self.seal();
+        Ok(())
+    }
+
     /// The same rows without the oldest `n`, encoded again (the new first
     /// row becomes the key frame).
     pub fn without_oldest(&self, n: usize) -> Result<Chunk, Corrupt> {
