@@ -8,12 +8,15 @@
 # bytes of plugin JSON hbd holds. Also: the encoded history's bytes per
 # stored number, the state file's size, how long the final save at SIGTERM
 # takes, how long hbd takes to load that file at start, and /metrics.
-# Usage: benches/store.sh   Environment: HOSTS (10000), SAMPLES (50), HBD_BIN, CARGO_TARGET_DIR.
+# Usage: benches/store.sh   Environment: HOSTS (10000), SAMPLES (50), HBD_BIN, CARGO_TARGET_DIR,
+# LATENCY (1; 0: heartbeats without hbc's round trips, plugin data only).
 set -euo pipefail
 [ -n "${DEBUG:-}" ] && set -x
 cd "$(dirname "$0")/.."
 HOSTS=${HOSTS:-10000}
 SAMPLES=${SAMPLES:-50}
+latency_flag=""
+[ "${LATENCY:-1}" = 0 ] && latency_flag="--no-latency"
 target=${CARGO_TARGET_DIR:-target}
 # HBD_BIN: another hbd to measure with the same load (e.g. one built at an older commit).
 hbd_bin=${HBD_BIN:-$target/release/hbd}
@@ -66,7 +69,7 @@ kill -9 "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; sink_pid=""
 
 start_hbd
 idle=$(rss "$hbd_pid")
-load=$("$target/release/examples/plugin_load" --target "127.0.0.1:$port" --template "$dir/template.json" --hosts "$HOSTS" --samples "$SAMPLES")
+load=$("$target/release/examples/plugin_load" --target "127.0.0.1:$port" --template "$dir/template.json" --hosts "$HOSTS" --samples "$SAMPLES" $latency_flag)
 sleep 1
 full=$(rss "$hbd_pid")
 metrics=$(for _ in 1 2 3; do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$http/metrics"; done | sort -n | sed -n 2p)
@@ -93,7 +96,7 @@ loaded=$(echo "$(date +%s.%N) - $t0" | bc)
 sleep 2  # as a user would see it: after the first second's clean-up
 reloaded=$(rss "$hbd_pid")
 stop_hbd
-echo "# store: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $HOSTS hosts x $SAMPLES samples, hbd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "# store: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $HOSTS hosts x $SAMPLES samples${latency_flag:+ (plugin data only)}, hbd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# ${load%%; held*}"
 echo
 echo "| figure | hbd | reference |"

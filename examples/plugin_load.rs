@@ -16,7 +16,7 @@
 //! things (`total_*`, `cpu_count`) stay put.
 //! Plugin times are sixty seconds apart with a random jitter of up to 50 ms,
 //! in milliseconds as hbc sends them; from the second message on, each
-//! carries a round trip (`latency_ms`) as hbc's do.
+//! carries a round trip (`latency_ms`) as hbc's do (`--no-latency`: not).
 //! A seeded xorshift makes every run send the same data.
 //!
 //!     hbc --once --print > template.json
@@ -30,6 +30,8 @@ use serde_json::Value;
 
 fn main() {
     let mut args = pico_args::Arguments::from_env();
+    // Plugin data only, as the store issue's figure counts it.
+    let with_latency = !args.contains("--no-latency");
     let parsed = (|| -> Result<_, pico_args::Error> {
         Ok((
             args.value_from_str::<_, String>("--target")?,
@@ -42,7 +44,7 @@ fn main() {
         Ok(p) => p,
         Err(e) => {
             eprintln!(
-                "plugin_load: {e}\nusage: plugin_load --target HOST:PORT --template FILE [--hosts N] [--samples N]"
+                "plugin_load: {e}\nusage: plugin_load --target HOST:PORT --template FILE [--hosts N] [--samples N] [--no-latency]"
             );
             std::process::exit(2);
         }
@@ -64,7 +66,7 @@ fn main() {
             let mut message = template.clone();
             message["name"] = Value::from(format!("host-{host:05}"));
             message["seq"] = Value::from(seq);
-            if sample > 0 {
+            if sample > 0 && with_latency {
                 // hbc's round trip to hbd, in ms to the microsecond, from its second message on.
                 message["latency_ms"] = Value::from(((0.2 + rng.unit() * 1.5) * 1000.0).round() / 1000.0);
             }
