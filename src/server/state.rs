@@ -17,7 +17,7 @@
 //! `main` before any thread starts; a file it cannot use is moved aside with
 //! a warning and hbd starts with an empty table.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -55,26 +55,22 @@ pub struct Saved {
     pub alerts: Vec<Alert>,
 }
 
-/// The file as written; `plugins[i]` is the store of `hosts[i]`.
+/// The file as written; `plugins[i]` is the store of `hosts[i]` and
+/// `latency[i]` its round trips, blocks as the plugins' are.
 #[derive(Serialize)]
 struct StateOut<'a> {
     version: u32,
     saved_at: f64,
-    hosts: Vec<HostOut<'a>>,
+    hosts: Vec<&'a Host>,
     alerts: &'a [Alert],
     layouts: Vec<&'a [Shape]>,
     plugins: Vec<BTreeMap<&'a str, PluginOut<'a>>>,
+    latency: Vec<Vec<BlockOut<'a>>>,
 }
 
-/// A host as the file has it: with its round trips, which the table keeps
-/// in its store.
-#[derive(Serialize)]
-struct HostOut<'a> {
-    #[serde(flatten)]
-    host: &'a Host,
-    #[serde(skip_serializing_if = "VecDeque::is_empty")]
-    latency_history: VecDeque<[f64; 2]>,
-}
+/// A block: its layout's index in `layouts`, its rows, its bytes.
+type BlockOut<'a> = (usize, usize, Base64<'a>);
+type BlockIn<'a> = (usize, usize, &'a str);
 
 #[derive(Serialize)]
 struct PluginOut<'a> {
@@ -82,7 +78,7 @@ struct PluginOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     latest: Option<&'a Sample>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    blocks: Vec<(usize, usize, Base64<'a>)>,
+    blocks: Vec<BlockOut<'a>>,
 }
 
 /// The file as read: version 3 or 2, or version 1 with the samples in `hosts`.
@@ -100,6 +96,10 @@ struct StateIn<'a> {
     #[serde(default)]
     #[serde(borrow)]
     plugins: Vec<BTreeMap<String, PluginIn<'a>>>,
+    /// Since version 3 (a file of version 1 or 2 has the round trips in
+    /// `hosts`, as numbers).
+    #[serde(default, borrow)]
+    latency: Vec<Vec<BlockIn<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -110,7 +110,7 @@ struct PluginIn<'a> {
     /// (Base64 has no character JSON escapes, so the text is always there
     /// to borrow as it is.)
     #[serde(default, borrow)]
-    blocks: Vec<(usize, usize, &'a str)>,
+    blocks: Vec<BlockIn<'a>>,
 }
 
 /// Reads the state file. A missing file is an empty table; an unreadable or
@@ -201,38 +201,52 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
 fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> StateOut<'a> {
     let mut ids: HashMap<*const Layout, usize> = HashMap::new();
     let mut layouts = Vec::new();
+    let mut blocks_out = |history: &'a History| -> Vec<BlockOut<'a>> {
+        history
+            .blocks()
+            .map(|block| {
+                let id = *ids.entry(Arc::as_ptr(&block.layout)).or_insert_with(|| {
+                    layouts.push(block.layout.shape());
+                    layouts.len() - 1
+                });
+                (id, block.chunk.rows(), Base64(block.chunk.bytes()))
+            })
+            .collect()
+    };
     let mut plugins = Vec::with_capacity(hosts.len());
+    let mut latency = Vec::with_capacity(hosts.len());
     for record in hosts {
         let mut store = BTreeMap::new();
         for (name, series) in record.plugins.iter() {
             let plugin = match series {
                 Series::Info(sample) => PluginOut { kind: PluginKind::Info, latest: Some(sample), blocks: Vec::new() },
                 Series::Monitor(history) => {
-                    let blocks = history
-                        .blocks()
-                        .map(|block| {
-                            let id = *ids.entry(Arc::as_ptr(&block.layout)).or_insert_with(|| {
-                                layouts.push(block.layout.shape());
-                                layouts.len() - 1
-                            });
-                            (id, block.chunk.rows(), Base64(block.chunk.bytes()))
-                        })
-                        .collect();
-                    PluginOut { kind: PluginKind::Monitor, latest: None, blocks }
+                    PluginOut { kind: PluginKind::Monitor, latest: None, blocks: blocks_out(history) }
                 }
             };
             store.insert(&**name, plugin);
         }
         plugins.push(store);
+        latency.push(blocks_out(&record.latency));
     }
     StateOut {
         version: FORMAT_VERSION,
         saved_at,
-        hosts: hosts.iter().map(|r| HostOut { host: &r.host, latency_history: r.latency.numbers() }).collect(),
+        hosts: hosts.iter().map(|r| &r.host).collect(),
         alerts,
         layouts,
         plugins,
+        latency,
     }
+}
+
+/// A history's blocks as a file has them.
+fn history_in(shapes: &[Arc<Layout>], blocks: Vec<BlockIn<'_>>, v2: bool) -> Option<History> {
+    let blocks = blocks
+        .into_iter()
+        .map(|(id, rows, text)| Block::from_parts(shapes.get(id)?.clone(), rows, base64_decode(text)?, v2).ok())
+        .collect::<Option<Vec<Block>>>()?;
+    History::from_blocks(blocks).ok()
 }
 
 /// The records of a file read: version 3 as it is, version 2 block by
@@ -243,15 +257,18 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
     if state.version != FORMAT_V1 && state.plugins.len() != state.hosts.len() {
         return Err(format!("{} hosts but {} plugin stores", state.hosts.len(), state.plugins.len()));
     }
+    let v2 = state.version == FORMAT_V2;
     let mut stores = state.plugins.into_iter();
+    let mut latencies = state.latency.into_iter();
     let mut hosts = Vec::with_capacity(state.hosts.len());
     for mut host in state.hosts {
-        let mut latency = History::default();
-        for [when, ms] in std::mem::take(&mut host.latency_history) {
-            latency
-                .push_number(&mut layouts, usize::MAX, when, ms)
-                .map_err(|_| format!("host {}: latency", host.name))?;
-        }
+        // Version 3 keeps them as blocks; older files as numbers in `hosts`.
+        let points: Vec<[f64; 2]> = std::mem::take(&mut host.latency_history).into();
+        let latency = match latencies.next() {
+            Some(blocks) if points.is_empty() => history_in(&shapes, blocks, v2),
+            _ => History::from_numbers(&mut layouts, &points).ok(),
+        };
+        let latency = latency.ok_or_else(|| format!("host {}: damaged round trips", host.name))?;
         let mut plugins = Plugins::default();
         for (name, old) in std::mem::take(&mut host.plugins) {
             plugins.insert(name.into(), convert_v1(&mut layouts, old.kind, old.samples.into()));
@@ -262,20 +279,10 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
                 (PluginKind::Info, None) => {
                     return Err(format!("host {}: info plugin {name} without a sample", host.name))
                 }
-                (PluginKind::Monitor, _) => {
-                    let mut blocks = Vec::with_capacity(plugin.blocks.len());
-                    for (id, rows, text) in plugin.blocks {
-                        let layout = shapes.get(id).cloned();
-                        let bytes = base64_decode(text);
-                        let v2 = state.version == FORMAT_V2;
-                        let block = layout.zip(bytes).and_then(|(l, b)| Block::from_parts(l, rows, b, v2).ok());
-                        blocks
-                            .push(block.ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?);
-                    }
-                    Series::Monitor(
-                        History::from_blocks(blocks).map_err(|_| format!("host {}: plugin {name}", host.name))?,
-                    )
-                }
+                (PluginKind::Monitor, _) => Series::Monitor(
+                    history_in(&shapes, plugin.blocks, v2)
+                        .ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?,
+                ),
             };
             plugins.insert(name.into(), series);
         }
@@ -435,6 +442,15 @@ mod tests {
         let loaded = load(&path);
         assert_eq!(loaded.hosts, vec![record("a"), record("b")]);
         assert_eq!(loaded.hosts[0].latency.numbers(), [[1.5, 0.25]]);
+        // A file of version 2 has the round trips as numbers in `hosts`.
+        let mut older: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        older["version"] = 2.into();
+        older.as_object_mut().unwrap().remove("latency");
+        for host in older["hosts"].as_array_mut().unwrap() {
+            host["latency_history"] = serde_json::json!([[1.5, 0.25]]);
+        }
+        fs::write(&path, older.to_string()).unwrap();
+        assert_eq!(load(&path).hosts, vec![record("a"), record("b")]);
         assert!(!temp_path(&path).exists());
         fs::remove_dir_all(d).unwrap();
     }
