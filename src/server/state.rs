@@ -2,14 +2,16 @@
 //! across restarts.
 //!
 //! The file is JSON: `{"version":3,"saved_at","hosts":[…],"alerts":[…],
-//! "layouts":[…],"plugins":[…]}`. `hosts` are the hosts without their
-//! plugin data; `plugins[i]` is the store of `hosts[i]`: an info plugin's
-//! latest sample, or a monitor plugin's history as blocks
+//! "layouts":[…],"plugins":[…],"latency":[…]}`. `hosts` are the hosts
+//! without their plugin data; `plugins[i]` is the store of `hosts[i]`: an
+//! info plugin's latest sample, or a monitor plugin's history as blocks
 //! `[layout, rows, base64 bytes]` in the store's own encoding
-//! (`core::store`), the layouts listed once in `layouts`. Older files are
-//! read and converted, and the next save writes version 3: version 2 (the
-//! same, with the blocks' times as f64 bit patterns) and version 1 (hbd
-//! before the compact store: every sample as JSON inside `hosts`).
+//! (`core::store`), the layouts listed once in `layouts`; `latency[i]` is
+//! that host's round trips, as blocks too. Older files are read and
+//! converted, and the next save writes version 3: version 2 (the same,
+//! with the blocks' times as f64 bit patterns and the round trips as
+//! numbers in `hosts`) and version 1 (hbd before the compact store: every
+//! sample as JSON inside `hosts`).
 //!
 //! Receives [`StateMsg::Save`] snapshots from `core` and writes the newest one
 //! atomically: temporary file, fsync, rename, fsync of the directory, so a
