@@ -370,6 +370,9 @@ impl History {
                 None => shape.push(Shape::Error),
             }
             let layout = layouts.layout(shape);
+            // One block is the common case: room for exactly one, not the four
+            // a first push would make (16 bytes a plugin, 50,000 plugins).
+            self.blocks.reserve_exact(1);
             self.blocks.push_back(Arc::new(Block { chunk: Chunk::new(layout.leaves()), layout }));
         }
         let Some(last) = self.blocks.back_mut() else { return Err(Corrupt) };
