@@ -128,8 +128,9 @@ const hbd = (() => {
       socket.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch (e) { return; }
-        if (message.type === 'snapshot') load();
-        onMessage(message);
+        if (message.type === 'snapshot') reload(message);
+        else if (loading) queued.push(message);
+        else onMessage(message);
       };
       socket.onclose = () => {
         if (!opened) attempt += 1;
@@ -141,7 +142,27 @@ const hbd = (() => {
       };
       socket.onerror = () => socket.close();
     }
-    load();
+    // A page's load replaces what it shows, so messages that arrive while
+    // it runs (the snapshot that started it among them) are applied after
+    // it: applied before, they would be lost to a list fetched earlier
+    // (the hosts list may be up to a second old). A snapshot during a load
+    // loads again once that one ends.
+    let loading = null;
+    let again = false;
+    let queued = [];
+    function reload(message) {
+      if (message) queued.push(message);
+      if (loading) { again = true; return; }
+      again = false;
+      loading = Promise.resolve(load()).finally(() => {
+        loading = null;
+        if (again) { reload(); return; }
+        const messages = queued;
+        queued = [];
+        messages.forEach(onMessage);
+      });
+    }
+    reload();
     open();
   }
 
