@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde_json::Value;
 
 use super::alerts::HostView;
-
 use super::store::{History, LatestData, Layouts, Names, Plugins, Series};
 use crate::server::config::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
@@ -82,15 +81,11 @@ impl HostTable {
         let (mut layouts, mut names) = (Layouts::default(), Names::default());
         let mut hosts = HashMap::with_capacity(records.len());
         for mut record in records {
-            for block in record.latency.blocks_mut() {
-                std::sync::Arc::make_mut(block).adopt_layout(&mut layouts);
-            }
+            record.latency.adopt_layouts(&mut layouts);
             for (name, series) in record.plugins.iter_mut() {
                 names.adopt(name);
                 if let Series::Monitor(history) = series {
-                    for block in history.blocks_mut() {
-                        std::sync::Arc::make_mut(block).adopt_layout(&mut layouts);
-                    }
+                    history.adopt_layouts(&mut layouts);
                 }
             }
             hosts.insert(record.host.name.clone(), Box::new(record));
@@ -220,6 +215,8 @@ impl HostTable {
     /// onto `events` and the plugin samples it stored onto `stored`.
     pub fn heartbeat(&mut self, hb: Heartbeat, events: &mut Vec<Event>, stored: &mut Vec<Stored>) {
         let now = unix_seconds(hb.received_at);
+        // What the store keeps: milliseconds, as hbc gives `at`.
+        let now_ms = (now * 1000.0).round() / 1000.0;
         let full = self.hosts.len() >= self.max_hosts;
         let (keep, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
         // One lookup: heartbeats from known hosts are nearly all of them.
@@ -282,8 +279,7 @@ impl HostTable {
         }
         if let Some(latency) = hb.latency_ms {
             host.latency_ms = Some(latency);
-            let when = (now * 1000.0).round() / 1000.0;
-            if record.latency.push_number(&mut self.layouts, keep, when, latency).is_err() {
+            if record.latency.push_number(&mut self.layouts, keep, now_ms, latency).is_err() {
                 log::warn!("core: round trip of {} not stored", host.name);
             }
         }
@@ -294,8 +290,8 @@ impl HostTable {
             }
             // Checked by `wire` when it was decoded; parsing it again cannot fail.
             let data: Option<Value> = sample.data.as_deref().and_then(|text| serde_json::from_str(text).ok());
-            let received = (now * 1000.0).round() / 1000.0;
-            let kept = Sample { at: sample.at, received, data: sample.data.map(Json::from), error: sample.error };
+            let kept =
+                Sample { at: sample.at, received: now_ms, data: sample.data.map(Json::from), error: sample.error };
             let series = record.plugins.get_or_insert_with(&mut self.names, &sample.name, || match sample.kind {
                 PluginKind::Info => Series::Info(kept.clone()),
                 PluginKind::Monitor => Series::Monitor(History::default()),

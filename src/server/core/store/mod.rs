@@ -333,8 +333,12 @@ impl History {
         self.blocks.iter().map(|b| &**b)
     }
 
-    pub fn blocks_mut(&mut self) -> impl Iterator<Item = &mut Arc<Block>> {
-        self.blocks.iter_mut()
+    /// Shares the blocks' layouts with equal ones the table already knows
+    /// (a history read back from a state file).
+    pub fn adopt_layouts(&mut self, layouts: &mut Layouts) {
+        for block in &mut self.blocks {
+            Arc::make_mut(block).adopt_layout(layouts);
+        }
     }
 
     /// Stores a sample: `data`, or else the error text (or nothing).
