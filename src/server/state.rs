@@ -78,7 +78,8 @@ type BlockIn<'a> = (usize, usize, &'a str);
 struct PluginOut<'a> {
     kind: PluginKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    latest: Option<&'a Sample>,
+    /// An info plugin's sample, as JSON text (decoded from the store).
+    latest: Option<Sample>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     blocks: Vec<BlockOut<'a>>,
 }
@@ -221,7 +222,11 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
         let mut store = BTreeMap::new();
         for (name, series) in record.plugins.iter() {
             let plugin = match series {
-                Series::Info(sample) => PluginOut { kind: PluginKind::Info, latest: Some(sample), blocks: Vec::new() },
+                Series::Info(history) => {
+                    // (None only if its block did not decode: left out.)
+                    let Some(sample) = history.newest(1).pop() else { continue };
+                    PluginOut { kind: PluginKind::Info, latest: Some(sample), blocks: Vec::new() }
+                }
                 Series::Monitor(history) => {
                     PluginOut { kind: PluginKind::Monitor, latest: None, blocks: blocks_out(history) }
                 }
@@ -277,7 +282,8 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
         }
         for (name, plugin) in stores.next().unwrap_or_default() {
             let series = match (plugin.kind, plugin.latest) {
-                (PluginKind::Info, Some(sample)) => Series::Info(sample),
+                (PluginKind::Info, Some(sample)) => info_series(&mut layouts, &sample)
+                    .ok_or_else(|| format!("host {}: info plugin {name}: sample not stored", host.name))?,
                 (PluginKind::Info, None) => {
                     return Err(format!("host {}: info plugin {name} without a sample", host.name))
                 }
@@ -293,19 +299,25 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
     Ok(Saved { hosts, alerts: state.alerts })
 }
 
+/// An info plugin's series holding `sample`.
+fn info_series(layouts: &mut Layouts, sample: &Sample) -> Option<Series> {
+    let mut history = History::default();
+    history.push_sample(layouts, 1, sample).ok()?;
+    Some(Series::Info(history))
+}
+
 /// A version-1 series: its samples stored again, one by one.
 fn convert_v1(layouts: &mut Layouts, kind: PluginKind, samples: Vec<Sample>) -> Series {
     match kind {
-        PluginKind::Info => match samples.into_iter().last() {
-            Some(sample) => Series::Info(sample),
+        PluginKind::Info => match samples.last().and_then(|sample| info_series(layouts, sample)) {
+            Some(series) => series,
             None => Series::Monitor(History::default()),
         },
         PluginKind::Monitor => {
             let mut history = History::default();
-            for s in samples {
-                let data = s.data.as_ref().and_then(|d| serde_json::from_str::<serde_json::Value>(d.as_str()).ok());
+            for s in &samples {
                 // The file held at most `plugin_history` samples; keep them all.
-                let _ = history.push(layouts, usize::MAX, (s.at, s.received), data.as_ref(), s.error.as_deref());
+                let _ = history.push_sample(layouts, usize::MAX, s);
             }
             Series::Monitor(history)
         }

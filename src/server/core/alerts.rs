@@ -681,26 +681,24 @@ impl AlertTable {
 
     /// Reminders for alerts still not OK after `renotify` seconds, and
     /// UNKNOWN for monitor plugins that stopped reporting. `hosts` tells,
-    /// per host, whether it is up and each monitor plugin's last two
-    /// receive times; the alerts of a down host neither remind nor go stale.
-    pub fn tick(&mut self, rules: &Rules, hosts: &HostView<'_>, now: f64) -> Vec<AlertChange> {
+    /// which hosts are up and when each of their monitor plugins was last
+    /// heard; the alerts of a down host neither remind nor go stale.
+    pub fn tick(&mut self, rules: &Rules, hosts: &impl UpHosts, now: f64) -> Vec<AlertChange> {
         let mut changes = Vec::new();
         if rules.stale_intervals > 0.0 {
-            for (host, plugins) in hosts.up_plugins.iter() {
-                for (plugin, last, interval) in plugins {
-                    let silent = now - last;
-                    if *interval > 0.0 && silent > rules.stale_intervals * interval {
-                        changes.extend(self.stale(host, plugin, silent, now));
-                    }
+            hosts.each_plugin(&mut |host, plugin, last, interval| {
+                let silent = now - last;
+                if interval > 0.0 && silent > rules.stale_intervals * interval {
+                    changes.extend(self.stale(host, plugin, silent, now));
                 }
-            }
+            });
         }
         if rules.renotify > 0.0 {
             let due: Vec<AlertKey> = self
                 .alerts
                 .values()
                 .filter(|a| a.level != Level::Ok && now - a.last_notified >= rules.renotify)
-                .filter(|a| a.key.plugin == HEARTBEAT || hosts.up_plugins.contains_key(a.key.host.as_str()))
+                .filter(|a| a.key.plugin == HEARTBEAT || hosts.is_up(&a.key.host))
                 .map(|a| a.key.clone())
                 .collect();
             for key in due {
@@ -771,11 +769,15 @@ impl AlertTable {
     }
 }
 
-/// What [`AlertTable::tick`] needs to know of the hosts: for each host that
-/// is up, its monitor plugins with their last receive time and interval.
-#[derive(Debug, Default)]
-pub struct HostView<'a> {
-    pub up_plugins: HashMap<&'a str, Vec<(&'a str, f64, f64)>>,
+/// What [`AlertTable::tick`] asks of the hosts, once a second: answered by
+/// the host table as it walks its records (a map of every host built for
+/// it each second would be megabytes of garbage at ten thousand hosts).
+pub trait UpHosts {
+    fn is_up(&self, host: &str) -> bool;
+    /// `each(host, plugin, last, interval)` for each monitor plugin with
+    /// two samples or more of each host that is up: when it was last heard
+    /// and its interval as far as hbd can tell.
+    fn each_plugin(&self, each: &mut dyn FnMut(&str, &str, f64, f64));
 }
 
 /// Counts alerts by level, every level named (0 included).
@@ -838,6 +840,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Hosts that are up and their plugins `(name, last, interval)`.
+    #[derive(Default)]
+    struct HostView<'a> {
+        up_plugins: HashMap<&'a str, Vec<(&'a str, f64, f64)>>,
+    }
+
+    impl UpHosts for HostView<'_> {
+        fn is_up(&self, host: &str) -> bool {
+            self.up_plugins.contains_key(host)
+        }
+
+        fn each_plugin(&self, each: &mut dyn FnMut(&str, &str, f64, f64)) {
+            for (host, plugins) in &self.up_plugins {
+                plugins.iter().for_each(|(plugin, last, interval)| each(host, plugin, *last, *interval));
+            }
+        }
+    }
 
     fn rules(yaml: &str) -> Rules {
         let (mut problems, mut warnings) = (Vec::new(), Vec::new());

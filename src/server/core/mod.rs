@@ -333,7 +333,7 @@ impl Core {
 
     fn handle_tick(&mut self, now: f64) {
         self.table.expire(now, &mut self.events);
-        let changes = self.alerts.tick(&self.rules, &self.table.up_plugins(), now);
+        let changes = self.alerts.tick(&self.rules, &self.table, now);
         self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
         self.dns.retry_unsent(&self.table, &self.outputs.to_dns);

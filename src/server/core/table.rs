@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::Value;
 
-use super::alerts::HostView;
+use super::alerts::UpHosts;
 use super::store::{History, LatestData, Layouts, Names, Plugins, Series};
 use crate::server::config::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
@@ -84,9 +84,7 @@ impl HostTable {
             record.latency.adopt_layouts(&mut layouts);
             for (name, series) in record.plugins.iter_mut() {
                 names.adopt(name);
-                if let Series::Monitor(history) = series {
-                    history.adopt_layouts(&mut layouts);
-                }
+                series.history_mut().adopt_layouts(&mut layouts);
             }
             hosts.insert(record.host.name.clone(), Box::new(record));
         }
@@ -148,30 +146,6 @@ impl HostTable {
         }
     }
 
-    /// For each host that is up: its monitor plugins with ≥ 2 samples, when
-    /// each was last heard (not before this run started) and its interval
-    /// as far as hbd can tell: the time between its last two samples by the
-    /// client's clock, which is when they were taken (two samples can
-    /// arrive together; they are not taken together).
-    pub fn up_plugins(&self) -> HostView<'_> {
-        let mut view = HostView::default();
-        for record in self.hosts.values().filter(|r| r.host.status == Status::Up) {
-            let plugins = record
-                .plugins
-                .iter()
-                .filter_map(|(name, series)| {
-                    let ((previous_at, last_at), (previous, last)) = series.last_two()?;
-                    // By the client's clock, when they were taken: two samples
-                    // can arrive together, they are not taken together.
-                    let interval = (last_at - previous_at).max(last - previous);
-                    Some((&**name, last.max(self.started), interval))
-                })
-                .collect();
-            view.up_plugins.insert(record.host.name.as_str(), plugins);
-        }
-        view
-    }
-
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Host> {
         self.hosts.get_mut(name).map(|r| &mut r.host)
     }
@@ -227,9 +201,13 @@ impl HostTable {
                 return;
             }
             Entry::Vacant(new) => {
-                events.push(Event::HostNew { name: new.key().clone(), address: hb.source });
-                let name = new.key().clone();
-                new.insert(Box::new(Record {
+                // Both copies of the name made here, on core's heap: the one
+                // the udp thread made lies among its short-lived buffers, and
+                // kept as long as the host it would pin their pages.
+                let sent = new.into_key();
+                let name = sent.as_str().to_owned();
+                events.push(Event::HostNew { name: sent, address: hb.source });
+                self.hosts.entry(name.clone()).or_insert(Box::new(Record {
                     host: Host {
                         name,
                         address: hb.source.ip(),
@@ -292,20 +270,12 @@ impl HostTable {
             let data: Option<Value> = sample.data.as_deref().and_then(|text| serde_json::from_str(text).ok());
             let kept =
                 Sample { at: sample.at, received: now_ms, data: sample.data.map(Json::from), error: sample.error };
-            let series = record.plugins.get_or_insert_with(&mut self.names, &sample.name, || match sample.kind {
-                PluginKind::Info => Series::Info(kept.clone()),
-                PluginKind::Monitor => Series::Monitor(History::default()),
-            });
-            match (sample.kind, &mut *series) {
-                (PluginKind::Info, _) => *series = Series::Info(kept.clone()),
-                (PluginKind::Monitor, Series::Info(_)) => *series = Series::Monitor(History::default()),
-                (PluginKind::Monitor, Series::Monitor(_)) => {}
+            let series = record.plugins.get_or_insert_with(&mut self.names, &sample.name, || Series::new(sample.kind));
+            if series.kind() != sample.kind {
+                *series = Series::new(sample.kind);
             }
-            if let Series::Monitor(history) = series {
-                let times = (kept.at, kept.received);
-                if history.push(&mut self.layouts, keep, times, data.as_ref(), kept.error.as_deref()).is_err() {
-                    log::warn!("core: plugin {} of {}: sample not stored", sample.name, host.name);
-                }
+            if series.push(&mut self.layouts, keep, &kept, data.as_ref()).is_err() {
+                log::warn!("core: plugin {} of {}: sample not stored", sample.name, host.name);
             }
             stored.push(Stored { plugin: sample.name, kind: sample.kind, sample: kept, data });
         }
@@ -323,6 +293,28 @@ impl HostTable {
                     last_seen: host.last_seen,
                     silent_for: now - host.last_seen,
                 });
+            }
+        }
+    }
+}
+
+/// For alerts: each up host's monitor plugins with ≥ 2 samples, when each
+/// was last heard (not before this run started) and its interval as far as
+/// hbd can tell: the time between its last two samples by the client's
+/// clock, which is when they were taken (two samples can arrive together;
+/// they are not taken together).
+impl UpHosts for HostTable {
+    fn is_up(&self, host: &str) -> bool {
+        self.hosts.get(host).is_some_and(|r| r.host.status == Status::Up)
+    }
+
+    fn each_plugin(&self, each: &mut dyn FnMut(&str, &str, f64, f64)) {
+        for record in self.hosts.values().filter(|r| r.host.status == Status::Up) {
+            for (name, series) in record.plugins.iter() {
+                if let Some(((previous_at, last_at), (previous, last))) = series.last_two() {
+                    let interval = (last_at - previous_at).max(last - previous);
+                    each(&record.host.name, name, last.max(self.started), interval);
+                }
             }
         }
     }
@@ -364,6 +356,32 @@ mod tests {
 
     fn table() -> HostTable {
         HostTable::new(Vec::new(), &settings(), 1000.0)
+    }
+
+    /// What alerts see: up hosts' monitor plugins with two samples, the
+    /// interval by the client's clock, nothing heard before the start.
+    #[test]
+    fn up_hosts_list_monitor_plugins_with_their_interval() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        for (i, at) in [(0, 100.0), (1, 160.5)] {
+            let mut beat = hb("a", "10.0.0.1", 990.0 + f64::from(i) * 20.0);
+            beat.plugins = vec![sample("cpu", PluginKind::Monitor, at), sample("os", PluginKind::Info, at)];
+            t.heartbeat(beat, &mut ev, &mut Vec::new());
+        }
+        let mut b = hb("b", "10.0.0.2", 1000.0);
+        b.plugins = vec![sample("cpu", PluginKind::Monitor, 100.0)];
+        t.heartbeat(b, &mut ev, &mut Vec::new());
+        let listed = |t: &HostTable| {
+            let mut seen = Vec::new();
+            t.each_plugin(&mut |host, plugin, last, interval| {
+                seen.push((host.to_string(), plugin.to_string(), last, interval))
+            });
+            seen
+        };
+        assert_eq!(listed(&t), [("a".to_string(), "cpu".to_string(), 1010.0, 60.5)]);
+        assert!(t.is_up("a") && t.is_up("b") && !t.is_up("c"));
+        t.expire(2000.0, &mut ev);
+        assert!(listed(&t).is_empty() && !t.is_up("a"), "down hosts are left out");
     }
 
     #[test]

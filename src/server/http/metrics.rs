@@ -262,9 +262,10 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::core::store::{History, Latest, Layouts, Series};
+    use crate::server::core::store::{History, Layouts, Series};
     use crate::server::core::DnsStats;
-    use crate::server::model::{Host, Json, Level, UdpStats};
+    use crate::server::model::{Host, Json, Level, Sample, UdpStats};
+    use crate::wire::PluginKind;
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -275,9 +276,12 @@ mod tests {
         let (mut history, mut layouts) = (History::default(), Layouts::default());
         history.push(&mut layouts, 5, (0.5, 0.5), Some(&serde_json::json!({"superseded": 1})), None).unwrap();
         history.push(&mut layouts, 5, (1.0, 1.0), Some(&value), None).unwrap();
+        let mut info = Series::new(PluginKind::Info);
+        let sample = Sample { at: 2.0, received: 2.0, data: Some(Json::from(Arc::<str>::from(data))), error: None };
+        info.push(&mut layouts, 5, &sample, Some(&value)).unwrap();
         let plugins = vec![
             ("web-1".to_string(), Arc::from("disk_monitor"), Series::Monitor(history).latest().unwrap()),
-            ("web-1".to_string(), Arc::from("os_info"), Latest::Info(Json::from(Arc::<str>::from(data)))),
+            ("web-1".to_string(), Arc::from("os_info"), info.latest().unwrap()),
         ];
         let host = Host {
             name: "web-1".into(),

@@ -2,8 +2,8 @@
 //! the core thread inside the host table (`core::table`), mutated by it
 //! alone.
 //!
-//! An info plugin keeps its latest sample whole, as the JSON text it came
-//! in. A monitor plugin keeps its history as numbers, not text: each sample
+//! A monitor plugin keeps its history as numbers, not text; an info plugin
+//! keeps its latest sample the same way (a history of one). Each sample
 //! is split into its *layout* (the shape of its data: object keys, array
 //! lengths, where the leaves are) and its leaves (numbers, strings,
 //! booleans, nulls), and the leaves go into a block of rows encoded by
@@ -17,8 +17,12 @@
 //! state file copies pointers only; a block that changes while the state
 //! writer still holds it is copied on write. A series keeps exactly
 //! `plugin_history` samples: past that, the oldest block is encoded again
-//! without its oldest sample (or dropped, when that was its last), so with
-//! the default of 50 a steady plugin is one block, one allocation.
+//! without its oldest sample (or dropped, when that was its last). With the
+//! default of 50 a steady plugin is one block, held inline, and each new
+//! sample encodes it again in one pass into the block's own buffer (grown,
+//! to exactly its size, only when it must): hour after hour the heap then
+//! holds the same blocks in the same places, instead of freeing and
+//! allocating a block at every sample, which left it in pieces.
 //!
 //! Invariant: a sample read back is the sample that was stored: the same
 //! times, and data that is the same JSON value (numbers equal as JSON
@@ -229,12 +233,19 @@ impl Block {
 /// What hbd keeps of one plugin of one host.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Series {
-    /// The latest sample, whole.
-    Info(Sample),
+    /// The latest sample (a history of one).
+    Info(History),
     Monitor(History),
 }
 
 impl Series {
+    pub fn new(kind: PluginKind) -> Series {
+        match kind {
+            PluginKind::Info => Series::Info(History::default()),
+            PluginKind::Monitor => Series::Monitor(History::default()),
+        }
+    }
+
     pub fn kind(&self) -> PluginKind {
         match self {
             Series::Info(_) => PluginKind::Info,
@@ -242,12 +253,41 @@ impl Series {
         }
     }
 
+    pub fn history(&self) -> &History {
+        match self {
+            Series::Info(history) | Series::Monitor(history) => history,
+        }
+    }
+
+    pub fn history_mut(&mut self) -> &mut History {
+        match self {
+            Series::Info(history) | Series::Monitor(history) => history,
+        }
+    }
+
+    /// How many samples this series keeps, `plugin_history` being `keep`.
+    pub fn kept(&self, keep: usize) -> usize {
+        match self {
+            Series::Info(_) => 1,
+            Series::Monitor(_) => keep,
+        }
+    }
+
+    /// Stores a sample (`kept(keep)` of them are kept).
+    pub fn push(
+        &mut self,
+        layouts: &mut Layouts,
+        keep: usize,
+        sample: &Sample,
+        data: Option<&Value>,
+    ) -> Result<(), Corrupt> {
+        let keep = self.kept(keep);
+        self.history_mut().push(layouts, keep, (sample.at, sample.received), data, sample.error.as_deref())
+    }
+
     /// The newest `n` samples (at most `keep`), oldest first.
     pub fn newest(&self, n: usize, keep: usize) -> Vec<Sample> {
-        match self {
-            Series::Info(sample) => (n > 0).then(|| sample.clone()).into_iter().collect(),
-            Series::Monitor(history) => history.newest(n.min(keep)),
-        }
+        self.history().newest(n.min(self.kept(keep)))
     }
 
     /// When the last two samples were taken and received, as
@@ -261,13 +301,10 @@ impl Series {
 }
 
 /// A plugin's latest data as `/metrics` takes it out of the core thread:
-/// shared, not decoded there (the core hands over pointers; the HTTP
-/// thread decodes).
+/// its newest block, shared, not decoded there (the core hands over
+/// pointers; the HTTP thread decodes).
 #[derive(Debug, Clone)]
-pub enum Latest {
-    Info(Json),
-    Monitor(Arc<Block>),
-}
+pub struct Latest(Arc<Block>);
 
 /// Plugins' latest data: host name, plugin name, data.
 pub type LatestData = Vec<(String, Arc<str>, Latest)>;
@@ -275,38 +312,85 @@ pub type LatestData = Vec<(String, Arc<str>, Latest)>;
 impl Latest {
     /// The data of the latest sample (None for an error sample).
     pub fn value(&self) -> Option<Value> {
-        match self {
-            Latest::Info(text) => serde_json::from_str(text.as_str()).ok(),
-            Latest::Monitor(block) => {
-                let mut last = None;
-                let rows = block.chunk.rows();
-                let mut index = 0;
-                let decoded = block.chunk.decode(|_, _, leaves| {
-                    index += 1;
-                    if index == rows && !block.layout.is_error() {
-                        last = rebuild(&block.layout.shape, &mut 0, &mut leaves.iter());
-                    }
-                });
-                decoded.ok().and(last)
+        let Latest(block) = self;
+        let mut last = None;
+        let rows = block.chunk.rows();
+        let mut index = 0;
+        let decoded = block.chunk.decode(|_, _, leaves| {
+            index += 1;
+            if index == rows && !block.layout.is_error() {
+                last = rebuild(&block.layout.shape, &mut 0, &mut leaves.iter());
             }
-        }
+        });
+        decoded.ok().and(last)
     }
 }
 
 impl Series {
     /// The latest sample's data, to be read by [`Latest::value`].
     pub fn latest(&self) -> Option<Latest> {
+        self.history().blocks.as_slice().last().cloned().map(Latest)
+    }
+}
+
+/// A history's blocks, oldest first: nearly always one, kept inline (a
+/// `VecDeque` would be an allocation of its own for every plugin of every
+/// host).
+#[derive(Debug, Clone, PartialEq, Default)]
+enum Blocks {
+    #[default]
+    None,
+    One(Arc<Block>),
+    Many(Vec<Arc<Block>>),
+}
+
+impl Blocks {
+    fn as_slice(&self) -> &[Arc<Block>] {
         match self {
-            Series::Info(sample) => sample.data.clone().map(Latest::Info),
-            Series::Monitor(history) => history.blocks.back().cloned().map(Latest::Monitor),
+            Blocks::None => &[],
+            Blocks::One(block) => std::slice::from_ref(block),
+            Blocks::Many(blocks) => blocks,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Arc<Block>] {
+        match self {
+            Blocks::None => &mut [],
+            Blocks::One(block) => std::slice::from_mut(block),
+            Blocks::Many(blocks) => blocks,
+        }
+    }
+
+    fn push(&mut self, block: Arc<Block>) {
+        *self = match std::mem::take(self) {
+            Blocks::None => Blocks::One(block),
+            Blocks::One(first) => Blocks::Many(vec![first, block]),
+            Blocks::Many(mut blocks) => {
+                blocks.reserve_exact(1);
+                blocks.push(block);
+                Blocks::Many(blocks)
+            }
+        }
+    }
+
+    fn remove_oldest(&mut self) {
+        *self = match std::mem::take(self) {
+            Blocks::None | Blocks::One(_) => Blocks::None,
+            Blocks::Many(mut blocks) => {
+                blocks.remove(0);
+                match <[_; 1]>::try_from(blocks) {
+                    Ok([only]) => Blocks::One(only),
+                    Err(blocks) => Blocks::Many(blocks),
+                }
+            }
         }
     }
 }
 
-/// A monitor plugin's samples: blocks, oldest first; only the last grows.
+/// A plugin's samples: blocks, oldest first; only the last grows.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct History {
-    blocks: VecDeque<Arc<Block>>,
+    blocks: Blocks,
     rows: usize,
     /// When the two newest samples were received (previous, last).
     received: (f64, f64),
@@ -324,19 +408,19 @@ impl History {
                 history.received = (history.received.1, received);
                 history.taken = (history.taken.1, at);
             })?;
-            history.blocks.push_back(Arc::new(block));
+            history.blocks.push(Arc::new(block));
         }
         Ok(history)
     }
 
     pub fn blocks(&self) -> impl Iterator<Item = &Block> {
-        self.blocks.iter().map(|b| &**b)
+        self.blocks.as_slice().iter().map(|b| &**b)
     }
 
     /// Shares the blocks' layouts with equal ones the table already knows
     /// (a history read back from a state file).
     pub fn adopt_layouts(&mut self, layouts: &mut Layouts) {
-        for block in &mut self.blocks {
+        for block in self.blocks.as_mut_slice() {
             Arc::make_mut(block).adopt_layout(layouts);
         }
     }
@@ -356,16 +440,33 @@ impl History {
             Some(value) => collect_leaves(value, &mut leaves),
             None => leaves.push(error.map_or(Scalar::Null, Scalar::Str)),
         }
-        let fits = self.blocks.back().is_some_and(|b| {
-            b.chunk.rows() < BLOCK_ROWS
-                && match data {
-                    Some(value) => matches_layout(&b.layout.shape, &mut 0, value),
-                    None => b.layout.is_error(),
+        let keep = keep.max(1);
+        let same_layout = |b: &Block| match data {
+            Some(value) => matches_layout(&b.layout.shape, &mut 0, value),
+            None => b.layout.is_error(),
+        };
+        if let [only] = self.blocks.as_mut_slice() {
+            if self.rows >= keep && same_layout(only) {
+                // The steady state: the oldest rows out and the new one in,
+                // in the block's own buffer unless a reader holds it.
+                let (excess, row) = (self.rows + 1 - keep, Some((at, received, &leaves[..])));
+                match Arc::get_mut(only) {
+                    Some(block) => block.chunk.shift(excess, row)?,
+                    None => {
+                        let chunk = only.chunk.rewritten(excess, row)?;
+                        *only = Arc::new(Block { layout: only.layout.clone(), chunk });
+                    }
                 }
-        });
+                self.rows = keep;
+                self.received = (self.received.1, received);
+                self.taken = (self.taken.1, at);
+                return Ok(());
+            }
+        }
+        let fits = self.blocks.as_slice().last().is_some_and(|b| b.chunk.rows() < BLOCK_ROWS && same_layout(b));
         if !fits {
             // (A block the state writer holds is left as it is, not copied.)
-            if let Some(last) = self.blocks.back_mut().and_then(Arc::get_mut) {
+            if let Some(last) = self.blocks.as_mut_slice().last_mut().and_then(Arc::get_mut) {
                 last.chunk.seal();
             }
             let mut shape = Vec::new();
@@ -374,29 +475,33 @@ impl History {
                 None => shape.push(Shape::Error),
             }
             let layout = layouts.layout(shape);
-            // One block is the common case: room for exactly one, not the four
-            // a first push would make (16 bytes a plugin, 50,000 plugins).
-            self.blocks.reserve_exact(1);
-            self.blocks.push_back(Arc::new(Block { chunk: Chunk::new(layout.leaves()), layout }));
+            self.blocks.push(Arc::new(Block { chunk: Chunk::new(layout.leaves()), layout }));
         }
-        let Some(last) = self.blocks.back_mut() else { return Err(Corrupt) };
+        let Some(last) = self.blocks.as_mut_slice().last_mut() else { return Err(Corrupt) };
         Arc::make_mut(last).chunk.push(at, received, &leaves)?;
         self.rows += 1;
         self.received = (self.received.1, received);
         self.taken = (self.taken.1, at);
         while self.rows > keep {
-            let Some(oldest) = self.blocks.front_mut() else { break };
+            let Some(oldest) = self.blocks.as_mut_slice().first_mut() else { break };
             let excess = self.rows - keep;
             if oldest.chunk.rows() <= excess {
                 self.rows -= oldest.chunk.rows();
-                self.blocks.pop_front();
+                self.blocks.remove_oldest();
             } else {
-                let chunk = oldest.chunk.without_oldest(excess)?;
+                let chunk = oldest.chunk.rewritten(excess, None)?;
                 *oldest = Arc::new(Block { layout: oldest.layout.clone(), chunk });
                 self.rows = keep;
             }
         }
         Ok(())
+    }
+
+    /// Stores a sample as a state file or an older store held it: its data
+    /// as JSON text.
+    pub fn push_sample(&mut self, layouts: &mut Layouts, keep: usize, sample: &Sample) -> Result<(), Corrupt> {
+        let data = sample.data.as_ref().and_then(|d| serde_json::from_str::<Value>(d.as_str()).ok());
+        self.push(layouts, keep, (sample.at, sample.received), data.as_ref(), sample.error.as_deref())
     }
 
     /// Stores one number taken at `at` (a host's round trip): a history of
@@ -435,7 +540,7 @@ impl History {
     pub fn newest(&self, n: usize) -> Vec<Sample> {
         let mut skip = self.rows.saturating_sub(n);
         let mut out = Vec::with_capacity(n.min(self.rows));
-        for block in &self.blocks {
+        for block in self.blocks.as_slice() {
             let rows = block.chunk.rows();
             if skip >= rows {
                 skip -= rows;
@@ -614,6 +719,53 @@ mod tests {
         fn last_two(&self) -> (f64, f64) {
             self.received
         }
+    }
+
+    /// A full history takes each new sample in one rewrite of its one block
+    /// (inline, no list allocated); a layout change makes two blocks until
+    /// the old one has aged out, and then it is one again.
+    #[test]
+    fn a_full_history_stays_one_exact_block() {
+        let (mut history, mut layouts) = (History::default(), Layouts::default());
+        let keep = 10;
+        let sample = |i: u32| json!({"load": [f64::from(i) / 8.0, i], "ok": i % 3 == 0});
+        store(&mut history, &mut layouts, keep, &(0..25).map(sample).collect::<Vec<_>>());
+        assert!(matches!(history.blocks, Blocks::One(_)));
+        assert_eq!(history.rows, keep);
+        assert_eq!(data_of(&history.newest(keep)), (15..25).map(sample).collect::<Vec<_>>());
+
+        history.push(&mut layouts, keep, (30.0, 30.0), Some(&json!({"other": 1})), None).unwrap();
+        assert!(matches!(&history.blocks, Blocks::Many(blocks) if blocks.len() == 2));
+        for i in 31..31 + keep as u32 {
+            history.push(&mut layouts, keep, (f64::from(i), f64::from(i)), Some(&json!({"other": i})), None).unwrap();
+        }
+        assert!(matches!(history.blocks, Blocks::One(_)), "back inline once the old layout aged out");
+        let back = history.newest(keep);
+        assert_eq!(back.len(), keep);
+        assert_eq!(back[0].at, 31.0);
+    }
+
+    #[test]
+    fn an_info_series_keeps_its_latest_sample() {
+        let mut layouts = Layouts::default();
+        let mut info = Series::new(PluginKind::Info);
+        for (i, data) in [json!({"os": "linux", "cpus": 2}), json!({"os": "linux", "cpus": 4}), json!({"os": "bsd"})]
+            .iter()
+            .enumerate()
+        {
+            let text = Json::from(Arc::<str>::from(data.to_string()));
+            let sample = Sample { at: i as f64, received: 10.0 + i as f64, data: Some(text), error: None };
+            info.push(&mut layouts, 50, &sample, Some(data)).unwrap();
+            let newest = info.newest(50, 50);
+            assert_eq!(newest.len(), 1);
+            assert_eq!(data_of(&newest), std::slice::from_ref(data));
+            assert_eq!((newest[0].at, newest[0].received), (i as f64, 10.0 + i as f64));
+            assert_eq!(info.latest().unwrap().value().as_ref(), Some(data));
+        }
+        let failed = Sample { at: 5.0, received: 15.0, data: None, error: Some("no /etc/os-release".into()) };
+        info.push(&mut layouts, 50, &failed, None).unwrap();
+        assert_eq!(info.newest(50, 50), [failed]);
+        assert_eq!(info.latest().unwrap().value(), None);
     }
 
     #[test]

@@ -255,10 +255,37 @@ impl Chunk {
         Ok(())
     }
 
-    /// The same rows without the oldest `n`, encoded again (the new first
-    /// row becomes the key frame).
-    pub fn without_oldest(&self, n: usize) -> Result<Chunk, Corrupt> {
-        let mut out = Chunk::new(self.cols());
+    /// The same rows without the oldest `n`, then `row` if there is one
+    /// (`(at, received, values)`), encoded again: the new first row becomes
+    /// the key frame. The result is one allocation of exactly its size,
+    /// made once: a full history does this on every sample, and growing it
+    /// row by row would leave the heap strewn with the sizes in between.
+    pub fn rewritten(&self, n: usize, row: Option<(f64, f64, &[Scalar])>) -> Result<Chunk, Corrupt> {
+        let mut out = self.encoded_without(n, row)?;
+        out.bytes = out.bytes.as_slice().to_vec();
+        Ok(out)
+    }
+
+    /// [`Chunk::rewritten`] in place: the bytes go into the buffer this
+    /// block already has, which grows (to exactly their size) only when
+    /// they do not fit. A full history does this on every sample; its
+    /// block then keeps its place in the heap for as long as it lives.
+    pub fn shift(&mut self, n: usize, row: Option<(f64, f64, &[Scalar])>) -> Result<(), Corrupt> {
+        let out = self.encoded_without(n, row)?;
+        if out.bytes.len() > self.bytes.capacity() {
+            self.bytes = out.bytes.as_slice().to_vec();
+        } else {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&out.bytes);
+        }
+        self.rows = out.rows;
+        Ok(())
+    }
+
+    /// The rows after the oldest `n`, then `row`, in a buffer with room to
+    /// spare (to be copied into one of the right size).
+    fn encoded_without(&self, n: usize, row: Option<(f64, f64, &[Scalar])>) -> Result<Chunk, Corrupt> {
+        let mut out = Chunk { bytes: Vec::with_capacity(self.bytes.len() + 64), ..Chunk::new(self.cols()) };
         let mut cursor = out.cursor();
         let (mut index, mut pushed) = (0, Ok(()));
         self.decode(|at, received, values| {
@@ -268,7 +295,9 @@ impl Chunk {
             index += 1;
         })?;
         pushed?;
-        out.seal();
+        if let Some((at, received, values)) = row {
+            out.push_at(&mut cursor, at, received, values)?;
+        }
         Ok(out)
     }
 
@@ -322,7 +351,8 @@ impl Chunk {
                 _ => {}
             }
         }
-        // Exact growth: most blocks are small and many; doubling would waste a third.
+        // Exact growth: most blocks are small and many; doubling would waste
+        // a third. (A buffer made with room to spare keeps it.)
         self.bytes.reserve_exact(row.len());
         self.bytes.extend_from_slice(&row);
         self.rows += 1;
@@ -660,11 +690,21 @@ pub(crate) mod tests {
         }
         let all = rows_of(&chunk);
         for n in 0..=10 {
-            let rest = chunk.without_oldest(n).unwrap();
+            let rest = chunk.rewritten(n, None).unwrap();
             assert_eq!(rows_of(&rest), all[n..], "without {n}");
+            let row = [num("1"), Scalar::Str("b")];
             let mut grown = rest.clone();
-            grown.push(99.0, 99.0, &[num("1"), Scalar::Str("b")]).unwrap();
+            grown.push(99.0, 99.0, &row).unwrap();
             assert_eq!(rows_of(&grown).len(), 11 - n);
+            let shifted = chunk.rewritten(n, Some((99.0, 99.0, &row))).unwrap();
+            assert_eq!(shifted, grown, "dropping and appending in one pass encodes as the two steps do");
+            assert_eq!(shifted.bytes.capacity(), shifted.bytes.len(), "one allocation of exactly its size");
+            let mut in_place = chunk.clone();
+            in_place.shift(n, Some((99.0, 99.0, &row))).unwrap();
+            assert_eq!(in_place, grown);
+            let fits = grown.bytes.len() <= chunk.bytes.capacity();
+            let expected = if fits { chunk.bytes.capacity() } else { grown.bytes.len() };
+            assert_eq!(in_place.bytes.capacity(), expected, "the same buffer when it fits, else one exact");
         }
     }
 
