@@ -22,21 +22,31 @@
 //! tiny_http: the connection, with the head read so far, is handed to the
 //! ws acceptor ([`Upgraded`]), so the pages need only this one port.
 //!
+//! `GET /api/0/hosts` (and `HEAD`) is answered here when the shared list
+//! ([`HostsCache::ready`]) may be served without asking core: the body is
+//! written from the cache's bytes, not copied through tiny_http and the
+//! Unix socket (megabytes at ten thousand hosts, the request that
+//! dashboards repeat). A request that finds the list too old goes to
+//! tiny_http, which builds the next one.
+//!
 //! Each connection carries one request (`Connection: close`); request bodies
 //! are not forwarded (hbd takes none: every method but GET, HEAD and OPTIONS
 //! is a 405). Ends when the parent's `stop` channel disconnects.
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use log::{debug, info, warn};
+
+use super::hosts_cache::HostsCache;
 
 /// The longest request line (method, target, version): 414 beyond.
 pub const MAX_REQUEST_LINE: usize = 8 << 10;
@@ -162,6 +172,9 @@ struct Conn {
     /// The head so far; then the rewritten head while queued.
     head: Vec<u8>,
     answer: Vec<u8>,
+    /// Written after `answer`: a body shared with other requests.
+    shared: Option<Arc<[u8]>>,
+    /// Bytes of `answer`, then `shared`, written so far.
     sent: usize,
     backend: Option<UnixStream>,
     /// No more answer will come.
@@ -205,6 +218,10 @@ pub struct Front {
     pub max_connections: usize,
     /// Where `/ws` upgrades go (the ws acceptor). Full: 503.
     pub to_ws: Sender<Upgraded>,
+    /// The list of hosts the workers build, answered from here when ready.
+    pub hosts: Arc<HostsCache>,
+    /// Origins that may read answers from a browser (`cors_origins`).
+    pub cors_origins: Vec<String>,
 }
 
 /// A connection that asked for a WebSocket on `/ws`, with the bytes of its
@@ -251,7 +268,7 @@ fn run(front: Front, stop: &Receiver<()>) {
             let client_events = match conn.phase {
                 Phase::Head => libc::POLLIN,
                 Phase::Queued => 0,
-                Phase::Answer if conn.sent < conn.answer.len() => libc::POLLOUT,
+                Phase::Answer if conn.sent < conn.answer_len() => libc::POLLOUT,
                 Phase::Answer => 0,
             };
             fds.push(libc::pollfd { fd: conn.client.as_raw_fd(), events: client_events, revents: 0 });
@@ -278,13 +295,11 @@ fn run(front: Front, stop: &Receiver<()>) {
             let done = if backend != 0 { read_backend(conn, &mut buf) } else { false };
             closed[i] = done
                 || match conn.phase {
-                    Phase::Head if client != 0 => {
-                        read_head(conn, &mut buf, now, &mut queue, i, &mut refusals, &front.to_ws)
-                    }
+                    Phase::Head if client != 0 => read_head(conn, &mut buf, now, &mut queue, i, &mut refusals, &front),
                     Phase::Answer if client != 0 => write_answer(conn, now),
                     _ => false,
                 };
-            if !closed[i] && conn.phase == Phase::Answer && conn.answered && conn.sent >= conn.answer.len() {
+            if !closed[i] && conn.phase == Phase::Answer && conn.answered && conn.sent >= conn.answer_len() {
                 let _ = conn.client.shutdown(std::net::Shutdown::Write);
                 closed[i] = true;
             }
@@ -370,6 +385,7 @@ fn accept(front: &Front, conns: &mut Vec<Conn>, queue: &mut VecDeque<usize>, now
             phase: Phase::Head,
             head: Vec::new(),
             answer: Vec::new(),
+            shared: None,
             sent: 0,
             backend: None,
             answered: false,
@@ -387,7 +403,7 @@ fn read_head(
     queue: &mut VecDeque<usize>,
     index: usize,
     refusals: &mut Refusals,
-    to_ws: &Sender<Upgraded>,
+    front: &Front,
 ) -> bool {
     loop {
         match conn.client.read(buf) {
@@ -404,7 +420,7 @@ fn read_head(
                             peer: conn.peer,
                         });
                         // The ws acceptor now owns the connection (this copy closes).
-                        match handed.map(|upgraded| to_ws.try_send(upgraded)) {
+                        match handed.map(|upgraded| front.to_ws.try_send(upgraded)) {
                             Ok(Ok(())) => return true,
                             _ => {
                                 answer_now(conn, canned(503, "websocket clients are not being taken"), now);
@@ -413,6 +429,12 @@ fn read_head(
                         }
                     }
                     Head::Complete(forward) => {
+                        if let Some((head, body)) = answer_hosts(front, &forward) {
+                            conn.head = Vec::new();
+                            answer_now(conn, head, now);
+                            conn.shared = body;
+                            return false;
+                        }
                         conn.head = forward;
                         conn.phase = Phase::Queued;
                         queue.push_back(index);
@@ -494,8 +516,14 @@ fn read_backend(conn: &mut Conn, buf: &mut [u8]) -> bool {
 
 /// Writes as much of the answer as the client takes; true to close.
 fn write_answer(conn: &mut Conn, now: Instant) -> bool {
-    while conn.sent < conn.answer.len() {
-        match conn.client.write(&conn.answer[conn.sent..]) {
+    while conn.sent < conn.answer_len() {
+        let shared = conn.shared.as_deref().unwrap_or_default();
+        let written = if conn.sent < conn.answer.len() {
+            conn.client.write_vectored(&[IoSlice::new(&conn.answer[conn.sent..]), IoSlice::new(shared)])
+        } else {
+            conn.client.write(&shared[conn.sent - conn.answer.len()..])
+        };
+        match written {
             Ok(0) => return true,
             Ok(n) => {
                 conn.sent += n;
@@ -510,9 +538,48 @@ fn write_answer(conn: &mut Conn, now: Instant) -> bool {
     if conn.answered {
         // Written in full: free the buffer before the close.
         conn.answer = Vec::new();
+        conn.shared = None;
         conn.sent = 0;
     }
     false
+}
+
+impl Conn {
+    fn answer_len(&self) -> usize {
+        self.answer.len() + self.shared.as_ref().map_or(0, |b| b.len())
+    }
+}
+
+/// An answer's head, and its body when it is shared with other requests.
+type HeadAndBody = (Vec<u8>, Option<Arc<[u8]>>);
+
+/// The answer to a request (its head as [`check_head`] rewrote it) for
+/// `/api/0/hosts`, when the front can give it: the head of the answer and
+/// its body. None for any other request, or when the list must be built
+/// first (tiny_http does that).
+fn answer_hosts(front: &Front, head: &[u8]) -> Option<HeadAndBody> {
+    let request = std::str::from_utf8(head).ok()?;
+    let mut lines = request.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let head_only = match request_line.next()? {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return None,
+    };
+    if request_line.next()? != "/api/0/hosts" || !request_line.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    // The first of each, as tiny_http's workers take them.
+    let header = |wanted: &str| {
+        let mut fields = lines.clone().filter_map(|l| l.split_once(':'));
+        fields.find(|(name, _)| name.trim().eq_ignore_ascii_case(wanted)).map(|(_, value)| value.trim())
+    };
+    let body = front.hosts.ready()?;
+    let served = body.serve(header("If-None-Match"), header("Accept-Encoding"));
+    let extra = served.headers.iter().map(|h| (h.field.as_str().as_str(), h.value.as_str()));
+    let origin = header("Origin").filter(|origin| super::cors_allows(&front.cors_origins, origin));
+    let answer = super::hosts_answer_head(served.status, served.bytes.len(), extra, origin);
+    Some((answer, (!head_only && served.status == 200).then_some(served.bytes)))
 }
 
 #[cfg(test)]

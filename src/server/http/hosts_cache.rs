@@ -15,6 +15,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,6 +51,9 @@ pub struct HostsCache {
     current: Mutex<Option<Arc<Body>>>,
     /// Held while a body is built, so only one thread builds it.
     building: Mutex<()>,
+    /// The front has passed a request on to a worker so that the next list
+    /// is built early ([`HostsCache::ready`]); cleared by each new list.
+    renewal_asked: AtomicBool,
 }
 
 impl HostsCache {
@@ -79,11 +83,53 @@ impl HostsCache {
         if let Some(body) = self.younger_than(MAX_AGE) {
             return Ok(body);
         }
+        self.build(ask)
+    }
+
+    /// Builds the next list now if the current one is past half its age
+    /// and nobody else is building: called by a worker after it has
+    /// answered, so that the requests to come find the list ready rather
+    /// than wait for it. An error from `ask` leaves the current list.
+    pub fn renew<E>(&self, ask: impl FnOnce() -> Result<Vec<Host>, E>) {
+        if self.younger_than(MAX_AGE / 2).is_some() {
+            return;
+        }
+        let Ok(_building) = self.building.try_lock() else { return };
+        if self.younger_than(MAX_AGE / 2).is_none() {
+            let _ = self.build(ask);
+        }
+    }
+
+    /// Asks for the hosts and makes them the current list (the caller
+    /// holds `building`).
+    fn build<E>(&self, ask: impl FnOnce() -> Result<Vec<Host>, E>) -> Result<Arc<Body>, E> {
         let requested = Instant::now();
         let hosts = ask()?;
         let body = Arc::new(Body::build(&hosts, requested));
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(body.clone());
+        self.renewal_asked.store(false, Ordering::Relaxed);
         Ok(body)
+    }
+
+    /// The current list if a request may have it without anyone asking
+    /// core: younger than [`MAX_AGE`], or than twice that while a request
+    /// builds its successor (the module's invariant). For the HTTP front,
+    /// which answers such requests itself and passes the others on.
+    ///
+    /// Past half its age, one request is left to a worker, which answers it
+    /// from this list and then builds the next ([`HostsCache::renew`]): so
+    /// while requests keep coming, none of them waits for a build.
+    pub fn ready(&self) -> Option<Arc<Body>> {
+        let Some(body) = self.younger_than(MAX_AGE) else {
+            return match self.building.try_lock() {
+                Err(TryLockError::WouldBlock) => self.younger_than(2 * MAX_AGE),
+                _ => None,
+            };
+        };
+        if body.built.elapsed() >= MAX_AGE / 2 && !self.renewal_asked.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some(body)
     }
 
     fn younger_than(&self, age: Duration) -> Option<Arc<Body>> {
@@ -206,6 +252,34 @@ mod tests {
         assert!(accepts_gzip("*"));
         assert!(!accepts_gzip("gzip;q=0"));
         assert!(!accepts_gzip("br, deflate"));
+    }
+
+    fn age(cache: &HostsCache, by: Duration) {
+        let mut current = cache.current.lock().unwrap();
+        let body = Arc::get_mut(current.as_mut().unwrap()).unwrap();
+        body.built = Instant::now().checked_sub(by).unwrap();
+    }
+
+    #[test]
+    fn the_front_leaves_one_request_to_a_worker_to_renew_the_list() {
+        let cache = HostsCache::default();
+        let ask = || -> Result<Vec<Host>, ()> { Ok(Vec::new()) };
+        assert!(cache.ready().is_none(), "nothing built yet");
+        drop(cache.body(ask));
+        assert!(cache.ready().is_some());
+        cache.renew(|| -> Result<Vec<Host>, ()> { panic!("a young list is not built again") });
+        age(&cache, MAX_AGE * 3 / 4);
+        assert!(cache.ready().is_none(), "past half its age, one request goes to a worker");
+        assert!(cache.ready().is_some(), "one only: the others are answered by the front");
+        let old = cache.younger_than(MAX_AGE).unwrap();
+        cache.renew(ask);
+        let new = cache.ready().unwrap();
+        assert!(!Arc::ptr_eq(&old, &new), "the worker built the next list after answering");
+        drop((old, new));
+        age(&cache, MAX_AGE * 3 / 2);
+        assert!(cache.ready().is_none(), "too old and nobody building: a worker builds it");
+        let _building = cache.building.lock().unwrap();
+        assert!(cache.ready().is_some(), "served while another request builds");
     }
 
     #[test]

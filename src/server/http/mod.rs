@@ -106,10 +106,17 @@ pub fn spawn(
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let started = SystemTime::now();
     let Bound { server, listener, backend } = bound;
-    let front = front::Front { listener, backend, max_connections: settings.max_connections, to_ws };
+    let hosts = Arc::new(HostsCache::default());
+    let front = front::Front {
+        listener,
+        backend,
+        max_connections: settings.max_connections,
+        to_ws,
+        hosts: hosts.clone(),
+        cors_origins: settings.cors_origins.clone(),
+    };
     let settings = Arc::new(settings);
     let mut handles = vec![front::spawn(front, stop)?];
-    let hosts = Arc::new(HostsCache::default());
     for i in 0..THREADS {
         let (server, settings, to_core, hosts) = (server.clone(), settings.clone(), to_core.clone(), hosts.clone());
         handles.push(std::thread::Builder::new().name(format!("http{i}")).spawn(move || {
@@ -164,46 +171,111 @@ const PAGE_POLICY: &str =
 
 fn handle(api: &Api, settings: &HttpSettings, request: Request) {
     let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
-    let reply = route(api, settings, request.method(), request.url(), request.headers());
+    let origin = origin.filter(|o| cors_allows(&settings.cors_origins, o));
+    let mut reply = route(api, settings, request.method(), request.url(), request.headers());
     debug!("http: {} {} -> {}", request.method(), request.url(), reply.status);
-    let (data, extra) = match reply.shared {
+    let hosts_list = reply.shared.is_some();
+    let (data, extra) = match reply.shared.take() {
         Some(served) => {
             let Served { bytes, headers, .. } = *served;
             (Bytes::Shared(bytes), headers)
         }
-        None => (Bytes::Owned(reply.body.into_bytes()), Vec::new()),
+        None => (Bytes::Owned(std::mem::take(&mut reply.body).into_bytes()), Vec::new()),
     };
     let length = data.as_ref().len();
     // With its length known, the body goes out as it is, not chunked.
     let mut response = Response::new(StatusCode(reply.status), extra, io::Cursor::new(data), Some(length), None)
         .with_chunked_threshold(usize::MAX);
-    let mut add = |name: &str, value: &str| {
+    for (name, value) in reply_headers(&reply, origin.as_deref()) {
         if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             response.add_header(header);
         }
-    };
-    add("Content-Type", reply.content_type);
-    add("Cache-Control", reply.cache);
-    add("X-Content-Type-Options", "nosniff");
-    if let Some(allow) = reply.allow {
-        add("Allow", allow);
-    }
-    if let Some(location) = reply.location {
-        add("Location", location);
-    }
-    if reply.page {
-        add("Content-Security-Policy", PAGE_POLICY);
-        add("Referrer-Policy", "no-referrer");
-    }
-    if let Some(origin) = origin.filter(|o| cors_allows(&settings.cors_origins, o)) {
-        add("Access-Control-Allow-Origin", &origin);
-        add("Access-Control-Allow-Methods", ALLOWED);
-        add("Access-Control-Allow-Headers", "Content-Type");
-        add("Vary", "Origin");
     }
     if let Err(e) = request.respond(response) {
         debug!("http: respond: {e}");
     }
+    if hosts_list {
+        api.hosts.renew(|| api.ask(Query::Hosts));
+    }
+}
+
+/// The headers an answer carries for what it is, `origin` being an
+/// `Origin` that `cors_origins` allows (tiny_http adds `Date`, `Server`
+/// and `Content-Length`).
+fn reply_headers<'a>(reply: &'a Reply, origin: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    let mut headers = vec![
+        ("Content-Type", reply.content_type),
+        ("Cache-Control", reply.cache),
+        ("X-Content-Type-Options", "nosniff"),
+    ];
+    headers.extend(reply.allow.map(|allow| ("Allow", allow)));
+    headers.extend(reply.location.map(|location| ("Location", location)));
+    if reply.page {
+        headers.extend([("Content-Security-Policy", PAGE_POLICY), ("Referrer-Policy", "no-referrer")]);
+    }
+    if let Some(origin) = origin {
+        headers.extend([
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Methods", ALLOWED),
+            ("Access-Control-Allow-Headers", "Content-Type"),
+            ("Vary", "Origin"),
+        ]);
+    }
+    headers
+}
+
+/// What `/api/0/hosts` answers, but its shared body.
+fn hosts_reply(status: u16) -> Reply {
+    Reply { cache: "no-cache", ..Reply::new(status, String::new(), "application/json") }
+}
+
+/// The head of an answer to `/api/0/hosts` written by the HTTP front
+/// (`extra`: the list's own headers, ETag and the like): the fields a
+/// worker would send, from the same functions.
+fn hosts_answer_head<'a>(
+    status: u16,
+    length: usize,
+    extra: impl Iterator<Item = (&'a str, &'a str)>,
+    origin: Option<&str>,
+) -> Vec<u8> {
+    let reply = hosts_reply(status);
+    let phrase = if status == 304 { "Not Modified" } else { "OK" };
+    let mut head = format!("HTTP/1.1 {status} {phrase}\r\nDate: {}\r\n", http_date(SystemTime::now()));
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    for (name, value) in reply_headers(&reply, origin) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if status != 304 {
+        head.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    head.into_bytes()
+}
+
+/// An HTTP date (RFC 9110, 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(at: SystemTime) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let seconds = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, time) = (seconds / 86400, seconds % 86400);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    // Days to a civil date (H. Hinnant's algorithm), in eras of 400 years.
+    let shifted = days + 719_468;
+    let (era, day_of_era) = (shifted / 146_097, shifted % 146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 2 } else { month_from_march - 10 };
+    let year = era * 400 + year_of_era + u64::from(month < 2);
+    format!(
+        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        MONTHS[month as usize],
+        time / 3600,
+        time % 3600 / 60,
+        time % 60
+    )
 }
 
 /// A response body: built for this request, or shared between requests.
@@ -357,11 +429,7 @@ impl Api {
             Ok(body) => {
                 let served = body.serve(if_none_match, accept_encoding);
                 let status = served.status;
-                Reply {
-                    cache: "no-cache",
-                    shared: Some(Box::new(served)),
-                    ..Reply::new(status, String::new(), "application/json")
-                }
+                Reply { shared: Some(Box::new(served)), ..hosts_reply(status) }
             }
             Err(reply) => reply,
         }
