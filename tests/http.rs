@@ -101,6 +101,66 @@ fn rest_api_hosts_plugins_history_and_errors() {
     assert_eq!((status, health["status"].as_str(), health["hosts"].as_u64()), (200, Some("ok"), Some(2)));
 }
 
+/// `/api/0/hosts` is answered by a worker (which builds the list) or, while
+/// the list is fresh, by the HTTP front from the same bytes: a client sees
+/// the same answer either way, gzip, `304`, `HEAD` and CORS included.
+#[test]
+fn the_hosts_list_is_the_same_answer_from_the_front_and_from_a_worker() {
+    let dir = TempDir::new("hosts-list");
+    let hbd = Hbd::start(&dir, "cors_origins: [\"https://dash.example\"]\n");
+    for (seq, name) in ["a1", "b2", "c3"].iter().enumerate() {
+        heartbeat(&client("127.0.0.1:0"), hbd.addr, name, 60.0, seq as u64 + 1);
+    }
+    wait_for("three hosts", || (get_json(hbd.http, "/api/0/hosts").1["count"] == 3).then_some(()));
+    // tiny_http names itself; the front does not.
+    let by_worker = |headers: &[(String, String)]| header(headers, "server").is_some();
+    let ask = |method: &str, headers: &[(&str, &str)], from_worker: bool| {
+        wait_for("an answer from the wanted side", || {
+            let answer = http_request(hbd.http, method, "/api/0/hosts", headers);
+            (by_worker(&answer.1) == from_worker).then_some(answer)
+        })
+    };
+    let comparable = |headers: &[(String, String)]| {
+        let mut kept: Vec<(String, String)> = headers
+            .iter()
+            // (Two lists may differ in length: `uptime` grows.)
+            .filter(|(k, _)| !["server", "date", "connection", "content-length"].contains(&k.as_str()))
+            .cloned()
+            .collect();
+        kept.sort();
+        kept
+    };
+    let cors = [("Origin", "https://dash.example")];
+    for (method, extra) in [("GET", &[][..]), ("HEAD", &[][..]), ("GET", &[("Accept-Encoding", "gzip")][..])] {
+        let headers: Vec<(&str, &str)> = extra.iter().chain(&cors).copied().collect();
+        let front = ask(method, &headers, false);
+        let worker = ask(method, &headers, true);
+        assert_eq!(front.0, 200, "{method} {extra:?}");
+        assert_eq!(comparable(&front.1), comparable(&worker.1), "{method} {extra:?}: same fields");
+        assert_eq!(header(&front.1, "access-control-allow-origin"), Some("https://dash.example"));
+        assert!(header(&front.1, "date").is_some_and(|d| d.ends_with(" GMT")), "{:?}", front.1);
+        for (_, headers, body) in [&front, &worker] {
+            let length: usize = header(headers, "content-length").unwrap().parse().unwrap();
+            match method {
+                "HEAD" => assert!(body.is_empty() && length > 100, "{length}"),
+                // (The helper reads bodies as text: gzip's bytes are not.)
+                _ if extra.is_empty() => assert_eq!(length, body.len()),
+                _ => assert!(length > 0),
+            }
+        }
+    }
+    let (_, headers, body) = ask("GET", &[], false);
+    let hosts: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(hosts["count"], 3);
+    assert_eq!(header(&headers, "content-length"), Some(body.len().to_string().as_str()));
+    let etag = header(&headers, "etag").unwrap().to_string();
+    for from_worker in [false, true] {
+        let (status, headers, body) = ask("GET", &[("If-None-Match", &etag)], from_worker);
+        assert_eq!((status, body.as_str()), (304, ""), "from the worker: {from_worker}");
+        assert_eq!(header(&headers, "etag"), Some(etag.as_str()));
+    }
+}
+
 #[test]
 fn cors_is_off_unless_configured() {
     let dir = TempDir::new("cors");
