@@ -27,7 +27,9 @@
 //! written from the cache's bytes, not copied through tiny_http and the
 //! Unix socket (megabytes at ten thousand hosts, the request that
 //! dashboards repeat). A request that finds the list too old goes to
-//! tiny_http, which builds the next one.
+//! tiny_http, which builds the next one; so does the first to want it
+//! gzip-compressed, since compressing takes milliseconds this loop must
+//! not spend.
 //!
 //! Each connection carries one request (`Connection: close`); request bodies
 //! are not forwarded (hbd takes none: every method but GET, HEAD and OPTIONS
@@ -575,7 +577,7 @@ fn answer_hosts(front: &Front, head: &[u8]) -> Option<HeadAndBody> {
         fields.find(|(name, _)| name.trim().eq_ignore_ascii_case(wanted)).map(|(_, value)| value.trim())
     };
     let body = front.hosts.ready()?;
-    let served = body.serve(header("If-None-Match"), header("Accept-Encoding"));
+    let served = body.serve_ready(header("If-None-Match"), header("Accept-Encoding"))?;
     let extra = served.headers.iter().map(|h| (h.field.as_str().as_str(), h.value.as_str()));
     let origin = header("Origin").filter(|origin| super::cors_allows(&front.cors_origins, origin));
     let answer = super::hosts_answer_head(served.status, served.bytes.len(), extra, origin);

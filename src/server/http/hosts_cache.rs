@@ -169,6 +169,15 @@ impl Body {
         Served { status: 200, bytes: self.json.clone(), headers }
     }
 
+    /// [`Body::serve`], unless the answer needs the gzip not made yet:
+    /// compressing takes milliseconds at thousands of hosts, which the
+    /// HTTP front's loop must not spend (it leaves that to a worker).
+    pub fn serve_ready(&self, if_none_match: Option<&str>, accept_encoding: Option<&str>) -> Option<Served> {
+        let not_modified = if_none_match.is_some_and(|tags| matches_etag(tags, &self.etag));
+        let compress = !not_modified && accept_encoding.is_some_and(accepts_gzip) && self.gzip.get().is_none();
+        (!compress).then(|| self.serve(if_none_match, accept_encoding))
+    }
+
     fn gzip(&self) -> &Arc<[u8]> {
         self.gzip.get_or_init(|| {
             // The fastest level: the JSON shrinks to about a tenth anyway,
@@ -301,7 +310,10 @@ mod tests {
         assert_eq!((plain.status, &*plain.bytes), (200, &br#"{"hosts":[],"count":0}"#[..]));
         let etag = plain.headers.iter().find(|h| h.field.equiv("ETag")).unwrap().value.to_string();
         assert_eq!(body.serve(Some(&etag), Some("gzip")).status, 304);
+        assert!(body.serve_ready(None, Some("gzip")).is_none(), "the front does not compress");
+        assert_eq!(body.serve_ready(Some(&etag), Some("gzip")).unwrap().status, 304);
         let zipped = body.serve(Some("\"other\""), Some("gzip"));
+        assert!(body.serve_ready(None, Some("gzip")).is_some(), "compressed once, served by anyone");
         assert!(zipped.headers.iter().any(|h| h.field.equiv("Content-Encoding")));
         let mut text = String::new();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&*zipped.bytes), &mut text).unwrap();
