@@ -23,7 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 const USAGE: &str = "\
 usage: loadgen [--target ADDR] [--hosts N] [--rate N] [--seconds S] [--count N]
-               [--size BYTES] [--zlib] [--threads N] [-h|--help]
+               [--size BYTES] [--interval S] [--zlib] [--threads N] [-h|--help]
 
   --target ADDR   where to send (default 127.0.0.1:50003)
   --hosts N       distinct host names to cycle through (default 10000)
@@ -32,6 +32,8 @@ usage: loadgen [--target ADDR] [--hosts N] [--rate N] [--seconds S] [--count N]
   --seconds S     stop after S seconds (default 10)
   --count N       stop after N datagrams in all (default: no limit)
   --size BYTES    bytes of JSON per heartbeat before compression (default 222)
+  --interval S    the interval each heartbeat announces (default 30): hbd marks
+                  a host down this long plus its grace after its last one
   --zlib          compress each datagram with zlib, as hbc can
   --plugins       carry cpu_monitor plugin data (stored by hbd) in each heartbeat
   --threads N     sending threads, each with its own socket (default 1)
@@ -49,6 +51,7 @@ struct Options {
     seconds: f64,
     count: Option<u64>,
     size: usize,
+    interval: u64,
     zlib: bool,
     plugins: bool,
     threads: u64,
@@ -75,6 +78,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         seconds: opt(&mut args, "--seconds")?.unwrap_or(10.0),
         count: opt(&mut args, "--count")?,
         size: opt(&mut args, "--size")?.unwrap_or(222),
+        interval: opt(&mut args, "--interval")?.unwrap_or(30),
         zlib: args.contains("--zlib"),
         plugins: args.contains("--plugins"),
         threads: opt(&mut args, "--threads")?.unwrap_or(1),
@@ -179,7 +183,7 @@ fn send_loop(socket: &UdpSocket, options: &Options, index: u64) -> Sent {
     let limit = options.count.map(share).unwrap_or(u64::MAX);
     let deadline = Duration::from_secs_f64(options.seconds);
     let width = options.hosts.saturating_sub(1).to_string().len().max(5);
-    let mut message = Message::new(options.size, width, options.plugins);
+    let mut message = Message::new(options.size, options.interval, width, options.plugins);
     let mut deflater = options.zlib.then(|| Zlib::new(options.size));
     let mut result = Sent { datagrams: 0, errors: 0, first_error: None, min_len: usize::MAX, max_len: 0 };
     // Threads start at different hosts so that together they still cycle
@@ -229,6 +233,7 @@ fn send_loop(socket: &UdpSocket, options: &Options, index: u64) -> Sent {
 /// Builds heartbeats into one reused buffer.
 struct Message {
     size: usize,
+    interval: u64,
     /// Real plugin data (`plugins` member) instead of a ride-along one.
     plugins: bool,
     width: usize,
@@ -240,8 +245,8 @@ const EXTRA: &str =
     r#""os":{"system":"Linux","release":"6.1.0-28-amd64","machine":"x86_64"},"uptime":864123,"load":[0.42,0.35,0.3]"#;
 
 impl Message {
-    fn new(size: usize, width: usize, plugins: bool) -> Message {
-        Message { size, width, plugins, buf: Vec::with_capacity(size.max(256)) }
+    fn new(size: usize, interval: u64, width: usize, plugins: bool) -> Message {
+        Message { size, interval, width, plugins, buf: Vec::with_capacity(size.max(256)) }
     }
 
     /// The JSON of heartbeat `seq` from host number `host`, padded with a
@@ -254,15 +259,17 @@ impl Message {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
             let _ = write!(
                 self.buf,
-                r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":30,"seq":{seq},"plugins":{{"cpu_monitor":{{"kind":"monitor","at":{at:.3},"data":{{"cpu_percent":{},"load_1min":{}}}}}}}"#,
+                r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":{interval},"seq":{seq},"plugins":{{"cpu_monitor":{{"kind":"monitor","at":{at:.3},"data":{{"cpu_percent":{},"load_1min":{}}}}}}}"#,
                 seq % 100,
                 (seq % 7) as f64 / 2.0,
+                interval = self.interval,
                 width = self.width
             );
         } else {
             let _ = write!(
                 self.buf,
-                r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":30,"seq":{seq},{EXTRA}"#,
+                r#"{{"ID":"HTB","name":"host-{host:0width$}","interval":{interval},"seq":{seq},{EXTRA}"#,
+                interval = self.interval,
                 width = self.width
             );
         }
