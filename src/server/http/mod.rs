@@ -521,6 +521,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn http_dates_are_rfc_9110_imf_fixdate() {
+        let at = |seconds: u64| http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds));
+        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT", "RFC 9110's own example");
+        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(at(1_796_009_027), "Mon, 30 Nov 2026 03:23:47 GMT");
+        assert_eq!(at(4_107_542_399), "Sun, 28 Feb 2100 23:59:59 GMT", "2100 is not a leap year");
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%2Fb%20c").as_deref(), Some("a/b c"));
         assert_eq!(percent_decode("%zz"), None);

@@ -253,7 +253,7 @@ impl Series {
         }
     }
 
-    pub fn history(&self) -> &History {
+    fn history(&self) -> &History {
         match self {
             Series::Info(history) | Series::Monitor(history) => history,
         }
@@ -266,7 +266,7 @@ impl Series {
     }
 
     /// How many samples this series keeps, `plugin_history` being `keep`.
-    pub fn kept(&self, keep: usize) -> usize {
+    fn kept(&self, keep: usize) -> usize {
         match self {
             Series::Info(_) => 1,
             Series::Monitor(_) => keep,

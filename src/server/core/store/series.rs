@@ -164,6 +164,9 @@ struct Cursor {
     cells: Vec<Cell>,
     /// Times in the form of state files of version 2.
     v2_times: bool,
+    /// The row being encoded, kept from row to row: a full history encodes
+    /// its whole block again at every sample.
+    row: Vec<u8>,
 }
 
 impl Chunk {
@@ -230,6 +233,7 @@ impl Chunk {
             received: Clock::default(),
             cells: vec![Cell::default(); self.cols()],
             v2_times: false,
+            row: Vec::new(),
         }
     }
 
@@ -307,7 +311,8 @@ impl Chunk {
             return Err(Corrupt);
         }
         let first = self.rows == 0;
-        let mut row = Vec::with_capacity(16 + values.len());
+        let mut row = std::mem::take(&mut cursor.row);
+        row.clear();
         put_time(&mut row, &mut cursor.at, at, first);
         put_time(&mut row, &mut cursor.received, received, first);
         let bitmap_at = row.len();
@@ -355,6 +360,7 @@ impl Chunk {
         // a third. (A buffer made with room to spare keeps it.)
         self.bytes.reserve_exact(row.len());
         self.bytes.extend_from_slice(&row);
+        cursor.row = row;
         self.rows += 1;
         cursor.pos = self.bytes.len();
         Ok(())
