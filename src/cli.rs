@@ -44,13 +44,39 @@ pub fn common(args: &mut Arguments, program: &str, usage: &str) -> Result<Option
     Ok(Some(Common { config: args.opt_value_from_str(["-c", "--config"])?, verbosity }))
 }
 
-/// The arguments pico-args did not consume, as a usage error.
+/// The arguments pico-args did not consume, as a usage error that names
+/// the first of them.
 pub fn no_leftovers(args: Arguments) -> Result<(), pico_args::Error> {
-    match args.finish().first() {
-        Some(arg) => Err(pico_args::Error::ArgumentParsingFailed {
-            cause: format!("unexpected argument {}", arg.to_string_lossy()),
-        }),
+    match args.finish().first().map(|arg| arg.to_string_lossy().into_owned()) {
+        Some(arg) if arg.starts_with('-') && arg.len() > 1 => {
+            Err(pico_args::Error::ArgumentParsingFailed { cause: format!("unknown option {arg}") })
+        }
+        Some(arg) => Err(pico_args::Error::ArgumentParsingFailed { cause: format!("unexpected argument {arg}") }),
         None => Ok(()),
+    }
+}
+
+/// The value of option `keys` parsed as a `T`; a value that does not parse
+/// is an error naming the option and the value (pico-args names neither).
+pub fn opt_parsed<T: std::str::FromStr>(
+    args: &mut Arguments,
+    keys: [&'static str; 2],
+    what: &str,
+) -> Result<Option<T>, pico_args::Error> {
+    let Some(text) = args.opt_value_from_str::<_, String>(keys)? else { return Ok(None) };
+    text.parse()
+        .map(Some)
+        .map_err(|_| pico_args::Error::ArgumentParsingFailed { cause: format!("{} {text}: not {what}", keys[1]) })
+}
+
+/// A command line error in plain words.
+pub fn explain(error: &pico_args::Error) -> String {
+    match error {
+        pico_args::Error::ArgumentParsingFailed { cause } => cause.clone(),
+        pico_args::Error::OptionWithoutAValue(option) => format!("option {option} needs a value"),
+        pico_args::Error::Utf8ArgumentParsingFailed { value, cause } => format!("{value}: {cause}"),
+        pico_args::Error::NonUtf8Argument => "an argument is not valid UTF-8".to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -66,7 +92,9 @@ pub fn fail(program: &str, status: u8, error: impl Display) -> ExitCode {
     ExitCode::from(status)
 }
 
-/// A command line that did not parse: the error, the usage, status 2.
+/// A command line that did not parse: what is wrong, the synopsis (the
+/// usage up to its first blank line), where to read more, status 2.
 pub fn usage_error(program: &str, usage: &str, error: impl Display) -> ExitCode {
-    fail(program, EX_USAGE, format!("{error}\n{usage}"))
+    let synopsis = usage.split("\n\n").next().unwrap_or(usage);
+    fail(program, EX_USAGE, format!("{error}\n{synopsis}\nRun '{program} --help' for every option."))
 }

@@ -250,6 +250,135 @@ fn a_silent_host_is_a_critical_alert_until_it_is_back() {
     assert_eq!(alerts(&hbd)["summary"]["critical"], 0);
 }
 
+/// The README's hysteresis example with the real binaries: warning 80,
+/// critical 90, hysteresis 0.1: 91 → CRITICAL, 85 → CRITICAL, 79 → OK.
+#[test]
+fn the_readme_hysteresis_sequence() {
+    let dir = TempDir::new("hysteresis");
+    let hbd = Hbd::start(&dir, THRESHOLDS);
+    let client = Client::start(&dir, &hbd, "webserver01", 91.0);
+    wait_alert(&hbd, "CRITICAL: webserver01 - gauge.value = 91.0");
+    client.set(85.0);
+    wait_for("a sample of 85 judged", || (alerts(&hbd)["alerts"][0]["last_value"] == 85.0).then_some(()));
+    assert_eq!(alerts(&hbd)["alerts"][0]["level"], "CRITICAL", "85 is still above 81");
+    client.set(79.0);
+    let line = wait_alert(&hbd, "RECOVERED: webserver01 - gauge.value = 79.0 (CRITICAL -> OK)");
+    assert_eq!(line["level"], "OK", "79 is below 81 and below 80: OK, not WARNING");
+    assert_eq!(alerts(&hbd)["summary"]["warning"], 0);
+}
+
+/// The README's Python example, verbatim but for the URL.
+fn readme_python(url: &str) -> String {
+    let python = format!(
+        r#"import requests
+response = requests.get('{url}')
+alerts = response.json()
+if alerts['summary']['critical'] > 0:
+    print(f"⚠️ {{alerts['summary']['critical']}} CRITICAL alerts!")
+    for alert in alerts['alerts']:
+        if alert['level'] == 'CRITICAL':
+            print(f"  {{alert['hostname']}}: {{alert['metric_path']}} = {{alert['last_value']}}")
+"#
+    );
+    // Debian's python3, where tests/run installs python3-requests.
+    let out = Command::new("/usr/bin/python3").args(["-c", &python]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One meaning of "critical": a down host is one CRITICAL alert whose value
+/// is its silence; its own CRITICAL metric is held under it (listed there,
+/// not counted, no "stopped reporting" beside it) until it returns; the
+/// README's Python and bash examples and /metrics say the same.
+#[test]
+fn a_down_host_is_one_critical_alert_and_holds_its_own() {
+    let dir = TempDir::new("held");
+    let hbd = Hbd::start(&dir, &format!("{THRESHOLDS}grace: 1\n"));
+    let client = Client::start(&dir, &hbd, "db1", 96.0);
+    wait_alert(&hbd, "CRITICAL: db1 - gauge.value = 96.0");
+    drop(client);
+    // Silent for 5 s: past interval + grace, and past the 3 intervals after
+    // which a plugin of a host that still talked would be "stopped reporting".
+    let body = wait_for("db1 down for 5 s", || {
+        let body = alerts(&hbd);
+        (body["alerts"][0]["plugin"] == "heartbeat" && body["alerts"][0]["last_value"].as_f64()? >= 5.0).then_some(body)
+    });
+    assert_eq!(body["summary"], json!({"ok": 0, "warning": 0, "critical": 1, "unknown": 0}), "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    let down = &body["alerts"][0];
+    assert_eq!(
+        (&down["hostname"], &down["metric_path"], &down["level"]),
+        (&json!("db1"), &json!("silent_for_seconds"), &json!("CRITICAL"))
+    );
+    let held = down["held"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "the gauge alone, no stopped-reporting alert: {body}");
+    assert_eq!((&held[0]["plugin"], &held[0]["level"]), (&json!("gauge"), &json!("CRITICAL")));
+    let (_, host) = get_json(hbd.http, "/api/0/hosts/db1/alerts");
+    assert_eq!(host["summary"]["critical"], 1, "{host}");
+
+    let url = format!("http://{}/api/0/alerts", hbd.http);
+    let printed = readme_python(&url);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    assert_eq!(lines[0], "⚠️ 1 CRITICAL alerts!");
+    let silence: f64 = lines[1].strip_prefix("  db1: silent_for_seconds = ").and_then(|v| v.parse().ok()).unwrap();
+    assert!(silence >= 5.0, "{printed}");
+    let bash = r#"CRITICAL=$(curl -s "$URL" | jq '.summary.critical')
+if [ "$CRITICAL" -gt 0 ]; then
+    echo "CRITICAL: $CRITICAL critical alerts detected!"
+fi"#;
+    let out = Command::new("bash").args(["-c", bash]).env("URL", &url).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "CRITICAL: 1 critical alerts detected!");
+    let (_, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);
+    assert!(metrics.contains("hbd_alerts{level=\"critical\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("hbd_alerts_held 1\n"), "{metrics}");
+    assert!(
+        !alert_lines(&hbd).iter().any(|l| l["level"] == "UNKNOWN"),
+        "no stopped-reporting alert for a host that is down"
+    );
+
+    // Back: the host-down alert recovers, the gauge counts again, then recovers too.
+    let client = Client::start(&dir, &hbd, "db1", 10.0);
+    wait_alert(&hbd, "RECOVERED: db1 - host up (CRITICAL -> OK)");
+    wait_alert(&hbd, "RECOVERED: db1 - gauge.value = 10.0 (CRITICAL -> OK)");
+    assert_eq!(alerts(&hbd)["summary"]["critical"], 0);
+    assert_eq!(readme_python(&url), "");
+    drop(client);
+}
+
+/// Five samples half a second apart, then heartbeats without the plugin: it
+/// is "stopped reporting" only after three of the host's intervals, not
+/// three half seconds.
+#[test]
+fn a_burst_of_samples_does_not_shorten_the_wait_for_the_next() {
+    let dir = TempDir::new("burst");
+    let hbd = Hbd::start(&dir, "");
+    let udp = client("127.0.0.1:0");
+    let taken = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let message = |seq: u64, plugins: Value| {
+        json!({"ID": "HTB", "name": "bursty", "interval": 2, "seq": seq, "plugins": plugins}).to_string()
+    };
+    for seq in 0..5u64 {
+        let entry = json!({"burst": {"kind": "monitor", "at": taken + seq as f64 * 0.5, "data": {"v": seq}}});
+        wait_for("an ACK", || send_recv(&udp, hbd.addr, message(seq, entry.clone()).as_bytes()));
+    }
+    // Heartbeats every half second, as long as it takes (bounded by wait_for).
+    let mut seq = 10;
+    let line = wait_for("burst stopped reporting", || {
+        seq += 1;
+        send_recv(&udp, hbd.addr, message(seq, json!({})).as_bytes());
+        alert_lines(&hbd).into_iter().find(|l| l["level"] == "UNKNOWN")
+    });
+    let text = line.to_string();
+    let silent: f64 = text
+        .split("no sample for ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(silent >= 6.0, "3 host intervals of 2 s, not 3 × 0.5 s: {text}");
+}
+
 #[test]
 fn nagios_checks_are_alerts_without_rules() {
     let dir = TempDir::new("nagiosalerts");

@@ -607,3 +607,51 @@ fn ui_benchmark_10000_hosts_at_1000_heartbeats_per_second() {
         rows
     );
 }
+
+/// One meaning of "critical" in the console: the overview's tiles and the
+/// alerts page count what `/api/0/alerts`' summary counts, for a down host
+/// (one critical alert) whose own critical metric is held under it, a
+/// critical metric of an up host and a warning; the held alert is shown
+/// as held.
+#[test]
+fn the_consoles_counts_are_the_apis_with_down_hosts_and_held_alerts() {
+    let dir = TempDir::new("counts");
+    let hbd = Hbd::start(&dir, "grace: 0\nthresholds:\n  gauge:\n    value: {warning: 80, critical: 90}\n");
+    let gauge = |name: &str, interval: f64, value: f64| {
+        json!({"ID": "HTB", "name": name, "interval": interval, "seq": 1,
+            "plugins": {"gauge": {"kind": "monitor", "at": now(), "data": {"value": value}}}})
+    };
+    send(&hbd, gauge("db1", 1.0, 96.0));
+    send(&hbd, gauge("web1", 30.0, 95.0));
+    send(&hbd, gauge("warm1", 30.0, 85.0));
+    let summary = wait_for("db1 down with its gauge held", || {
+        let (_, body) = get_json(hbd.http, "/api/0/alerts");
+        let down = body["alerts"].as_array()?.iter().find(|a| a["plugin"] == "heartbeat")?.clone();
+        (down["held"].as_array()?.len() == 1).then(|| body["summary"].clone())
+    });
+    assert_eq!(summary, json!({"ok": 0, "warning": 1, "critical": 2, "unknown": 0}));
+
+    let mut browser = Browser::launch();
+    let base = format!("http://{}", hbd.http);
+    browser.navigate(&format!("{base}/"));
+    browser.wait_true("one host down", "document.getElementById('n-down').textContent === '1'");
+    browser.wait_true("the counts loaded", "document.getElementById('n-critical').textContent === '2'");
+    let tiles = browser
+        .eval("['critical', 'warning', 'unknown'].map(l => Number(document.getElementById(`n-${l}`).textContent))");
+    assert_eq!(tiles, json!([summary["critical"], summary["warning"], summary["unknown"]]));
+    browser.wait_true(
+        "db1's gauge shown as held",
+        "[...document.querySelectorAll('#problems tbody tr.problem-held')].some(r => r.textContent.includes('CRITICAL (held)') && r.textContent.includes('db1'))",
+    );
+    browser.screenshot("overview-held.png");
+
+    browser.navigate(&format!("{base}/alerts"));
+    browser.wait_true("the alerts page's counts", "document.getElementById('n-critical').textContent === '2'");
+    assert_eq!(browser.eval("document.getElementById('n-warning').textContent"), json!("1"));
+    browser.wait_true(
+        "the held alert listed as held",
+        "[...document.querySelectorAll('#alerts tbody tr.problem-held')].some(r => r.textContent.includes('db1'))",
+    );
+    browser.screenshot("alerts-held.png");
+    assert!(browser.errors.is_empty(), "the pages logged errors: {:#?}", browser.errors);
+}

@@ -113,10 +113,29 @@ fn every_config_problem_in_one_run_each_once() {
 #[test]
 fn usage_errors_exit_2_and_help_and_version_exit_0() {
     let dir = TempDir::new("usage");
-    for args in [&["--bogus"][..], &["-c"], &["extra"]] {
+    for (args, says) in [
+        (&["--bogus"][..], "hbd: unknown option --bogus\n"),
+        (&["-c"], "hbd: option -c needs a value\n"),
+        (&["extra"], "hbd: unexpected argument extra\n"),
+    ] {
         let (code, _, stderr) = run_hbd(args, &dir);
         assert_eq!(code, 2, "{args:?}");
-        assert!(stderr.contains("usage: hbd"), "{stderr}");
+        assert!(stderr.starts_with(says), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage: hbd") && stderr.contains("Run 'hbd --help' for every option."), "{stderr}");
+    }
+    // hbc the same way, and a value that does not parse names its option.
+    for (args, says) in [
+        (&["--bogus"][..], "hbc: unknown option --bogus\n"),
+        (&["-p", "abc", "-s", "x"], "hbc: --port abc: not a port number (1 to 65535)\n"),
+        (&["--interval=soon"], "hbc: --interval soon: not a number of seconds\n"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hbc")).args(args).env("HOME", dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr.starts_with(says) && stderr.contains("Run 'hbc --help' for every option."),
+            "{args:?}: {stderr}"
+        );
     }
     let (code, stdout, _) = run_hbd(&["--help"], &dir);
     assert_eq!(code, 0);

@@ -53,8 +53,8 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
     let options = Options {
         common,
         servers: args.values_from_str(["-s", "--server"])?,
-        port: args.opt_value_from_str(["-p", "--port"])?,
-        interval: args.opt_value_from_str(["-i", "--interval"])?,
+        port: cli::opt_parsed(&mut args, ["-p", "--port"], "a port number (1 to 65535)")?,
+        interval: cli::opt_parsed(&mut args, ["-i", "--interval"], "a number of seconds")?,
         name: args.opt_value_from_str("--name")?,
         enable: args.values_from_str("--enable-plugin")?,
         disable: args.values_from_str("--disable-plugin")?,
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(Some(options)) => options,
         Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => return cli::usage_error("hbc", USAGE, e),
+        Err(e) => return cli::usage_error("hbc", USAGE, cli::explain(&e)),
     };
     let _ = logging::init(None, LogFormat::Text, logging::level(options.common.verbosity));
     let path = cli::config_path(options.common.config.clone(), ".hbc.yaml");

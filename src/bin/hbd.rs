@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(Some(options)) => options,
         Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => return cli::usage_error("hbd", USAGE, e),
+        Err(e) => return cli::usage_error("hbd", USAGE, cli::explain(&e)),
     };
     let path = cli::config_path(options.common.config, ".hb.yaml");
     let origin = path.as_ref().map_or_else(|| "built-in defaults".to_string(), |p| p.display().to_string());

@@ -58,7 +58,7 @@ fn spawn_plugin(scheduled: Scheduled, to_sender: Sender<SenderMsg>, stop: Receiv
         .spawn(move || {
             let Scheduled { mut plugin, interval } = scheduled;
             loop {
-                let report = collect_once(plugin.as_mut());
+                let report = PluginReport { interval: Some(interval.as_secs_f64()), ..collect_once(plugin.as_mut()) };
                 if to_sender.send(SenderMsg::Plugin(report)).is_err() {
                     return;
                 }
@@ -92,7 +92,13 @@ pub fn collect_once(plugin: &mut dyn Plugin) -> PluginReport {
         }
     };
     debug!("plugin {}: collected in {:?}", plugin.name(), started.elapsed());
-    PluginReport { name: plugin.name().to_string(), kind: plugin.kind(), at: unix_seconds(SystemTime::now()), result }
+    PluginReport {
+        name: plugin.name().to_string(),
+        kind: plugin.kind(),
+        at: unix_seconds(SystemTime::now()),
+        result,
+        interval: None,
+    }
 }
 
 /// `--once`: every enabled plugin once (in parallel, so their warm-ups and

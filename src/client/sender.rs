@@ -8,7 +8,7 @@
 //! `HTB`, the rest `PLG`), compresses and signs them. Resolves each target's
 //! name again when it failed, is old, or the target stopped answering.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::thread::JoinHandle;
@@ -47,6 +47,9 @@ pub struct PluginReport {
     /// Unix seconds when the sample was taken.
     pub at: f64,
     pub result: Result<Value, String>,
+    /// Seconds until the plugin's next sample; None when there is none
+    /// (`--once`, where whatever runs hbc decides).
+    pub interval: Option<f64>,
 }
 
 /// What the sender receives.
@@ -82,6 +85,8 @@ struct Wire {
     targets: Vec<TargetState>,
     /// seq → when it was sent, per target index; pruned as ACKs come in.
     in_flight: HashMap<(usize, u64), Instant>,
+    /// Each plugin's interval as it last reported it, declared to hbd.
+    plugin_intervals: BTreeMap<String, f64>,
 }
 
 impl Wire {
@@ -104,12 +109,19 @@ impl Wire {
             last_timestamp_us: 0,
             targets,
             in_flight: HashMap::new(),
+            plugin_intervals: BTreeMap::new(),
         })
     }
 
     /// Sends one heartbeat carrying `reports` to every target (or prints it).
     /// Returns the sequence numbers used.
     fn send(&mut self, reports: &[PluginReport]) -> Vec<u64> {
+        for report in reports {
+            match report.interval {
+                Some(interval) => self.plugin_intervals.insert(report.name.clone(), interval),
+                None => self.plugin_intervals.remove(&report.name),
+            };
+        }
         let plugins: Vec<(String, Value)> =
             reports.iter().map(|r| (r.name.clone(), encode::plugin_entry(r.kind, r.at, &r.result))).collect();
         if self.print {
@@ -192,7 +204,7 @@ impl Wire {
     fn message(&self, heartbeat: bool, seq: u64, latency_ms: Option<f64>, plugins: &[(String, Value)]) -> Value {
         let header =
             encode::Header { heartbeat, name: &self.name, interval_s: self.interval.as_secs(), seq, latency_ms };
-        encode::message(header, plugins)
+        encode::message(header, plugins, &self.plugin_intervals)
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -463,6 +475,32 @@ mod tests {
         assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4", "p5"]);
         let seqs: Vec<u64> = messages.iter().map(|(s, _)| *s).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// Each message declares the intervals of the plugins it carries, and
+    /// hbd reads them back.
+    #[test]
+    fn messages_declare_their_plugins_intervals() {
+        let mut w = wire(1400, None);
+        let plugins: Vec<_> = (0..6).map(|i| report(&format!("p{i}"), 900)).collect();
+        w.plugin_intervals = (0..5).map(|i| (format!("p{i}"), f64::from(i + 1) * 10.0)).collect();
+        let messages = w.messages(None, &plugins);
+        assert!(messages.len() > 1);
+        let limits = crate::wire::decode::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
+        let mut decoder = crate::wire::decode::Decoder::new(65536, 30.0, None, Default::default(), limits);
+        let mut declared = Vec::new();
+        for (_, m) in &messages {
+            let carried: Vec<&String> = m["plugins"].as_object().unwrap().keys().collect();
+            if let Some(intervals) = m.get("plugin_intervals").and_then(Value::as_object) {
+                assert!(intervals.keys().all(|k| carried.contains(&k)), "only its own plugins: {m}");
+            }
+            let text = m.to_string();
+            let accepted = decoder.decode(text.as_bytes(), SystemTime::now()).unwrap();
+            declared.extend(accepted.plugins.into_iter().map(|p| (p.name, p.interval)));
+        }
+        declared.sort_by(|a, b| a.0.cmp(&b.0));
+        let expected: Vec<_> = (0..6).map(|i| (format!("p{i}"), (i < 5).then(|| f64::from(i + 1) * 10.0))).collect();
+        assert_eq!(declared, expected);
     }
 
     #[test]

@@ -330,7 +330,8 @@ pub struct Alert {
     #[serde(flatten)]
     pub key: AlertKey,
     pub level: Level,
-    /// The value that decided the level; None for host-down and stale alerts.
+    /// The value that decided the level; for a host-down alert the seconds
+    /// the host has been (or, back at OK, was) silent; None for stale alerts.
     pub last_value: Option<f64>,
     /// The threshold crossed (or, back at OK, the lowest one of the rule).
     pub threshold: Option<f64>,
@@ -349,6 +350,10 @@ pub struct Alert {
     /// A level seen in a row but not yet for `for` samples, and how often.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<(Level, u32)>,
+    /// Held under its host's host-down alert (not counted, not notified):
+    /// worked out by the alert table when it lists alerts, never saved.
+    #[serde(skip)]
+    pub held: bool,
 }
 
 /// A transition or reminder of an alert, with the text a person reads.

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::server::core::alerts::HEARTBEAT;
 use crate::server::core::AlertList;
 use crate::server::model::{Alert, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT};
 use crate::wire::PluginKind;
@@ -205,7 +206,29 @@ pub fn alert_json(alert: &Alert) -> Value {
 }
 
 /// `{"summary":{"ok":…,"warning":…,"critical":…,"unknown":…},"alerts":[…],"count":N}`.
+///
+/// An alert held under its host's host-down alert (`Alert::held`) is listed
+/// inside that alert's `held`, not beside it: the Python README's loop over
+/// `alerts` then prints as many CRITICAL lines as `summary.critical` says.
 pub fn alerts_json(list: &AlertList) -> Value {
+    let mut held: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for alert in list.alerts.iter().filter(|a| a.held) {
+        held.entry(alert.key.host.as_str()).or_default().push(alert_json(alert));
+    }
+    let listed: Vec<Value> = list
+        .alerts
+        .iter()
+        .filter(|a| !a.held)
+        .map(|alert| {
+            let mut shown = alert_json(alert);
+            let under = match alert.key.plugin == HEARTBEAT {
+                true => held.remove(alert.key.host.as_str()).unwrap_or_default(),
+                false => Vec::new(),
+            };
+            shown["held"] = Value::Array(under);
+            shown
+        })
+        .collect();
     let count = |level| list.summary.get(&level).copied().unwrap_or(0);
     json!({
         "summary": {
@@ -214,8 +237,8 @@ pub fn alerts_json(list: &AlertList) -> Value {
             "critical": count(Level::Critical),
             "unknown": count(Level::Unknown),
         },
-        "alerts": list.alerts.iter().map(alert_json).collect::<Vec<_>>(),
-        "count": list.alerts.len(),
+        "count": listed.len(),
+        "alerts": listed,
     })
 }
 

@@ -171,6 +171,22 @@ struct WireMessage<'a> {
     latency_ms: Option<f64>,
     #[serde(borrow, default)]
     plugins: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
+    /// Plugin name → seconds between its samples. Outside the plugin
+    /// entries, whose members are closed: older hbds ignore it.
+    #[serde(borrow, default)]
+    plugin_intervals: Option<&'a RawValue>,
+}
+
+/// Gives each plugin the interval `plugin_intervals` declares for it. A
+/// member that is not a number of seconds above 0 and at most a week is
+/// passed over (the data still counts, and hbd estimates that plugin's
+/// spacing itself); so is the whole member if it is not an object.
+fn declared_intervals(raw: &RawValue, plugins: &mut [PluginSample]) {
+    let Ok(declared) = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(raw.get()) else { return };
+    for plugin in plugins {
+        plugin.interval =
+            declared.get(&plugin.name).and_then(serde_json::Value::as_f64).filter(|s| *s > 0.0 && *s <= MAX_INTERVAL_S);
+    }
 }
 
 /// Decodes datagrams for the UDP thread; owns the replay memory.
@@ -287,7 +303,10 @@ impl Decoder {
         } else {
             json.clone()
         };
-        let (plugins, dropped_plugins) = self.plugins(message.plugins.unwrap_or_default());
+        let (mut plugins, dropped_plugins) = self.plugins(message.plugins.unwrap_or_default());
+        if let Some(raw) = message.plugin_intervals {
+            declared_intervals(raw, &mut plugins);
+        }
         Ok(Accepted {
             name,
             interval,
@@ -350,7 +369,7 @@ impl Decoder {
             (None, Some(error)) => (None, Some(truncate_chars(&error, 1000).to_string())),
             _ => return Err("needs exactly one of `data` and `error`".into()),
         };
-        Ok(PluginSample { name: name.to_string(), kind: entry.kind, at: entry.at, data, error })
+        Ok(PluginSample { name: name.to_string(), kind: entry.kind, at: entry.at, data, error, interval: None })
     }
 
     /// The acknowledgement for `accepted`, written into `out` (cleared
@@ -634,6 +653,27 @@ mod tests {
         assert_eq!(a.plugins[2].kind, PluginKind::Info);
         assert_eq!(a.dropped_plugins.len(), 1, "{:?}", a.dropped_plugins);
         assert!(a.dropped_plugins[0].starts_with("Bad Name: "));
+    }
+
+    /// `plugin_intervals` gives plugins their declared interval; what is
+    /// not a number of seconds is passed over, never the message.
+    #[test]
+    fn declared_plugin_intervals() {
+        let mut d = plain();
+        let entry = serde_json::json!({"kind": "monitor", "at": 1.0, "data": {}});
+        let message = serde_json::json!({
+            "ID": "HTB", "name": "a",
+            "plugins": {"cpu": entry, "disk": entry, "mem": entry},
+            "plugin_intervals": {"cpu": 10, "disk": "often", "mem": -1, "other": 5},
+        });
+        let text = message.to_string();
+        let a = d.decode(text.as_bytes(), now()).unwrap();
+        let declared: Vec<_> = a.plugins.iter().map(|p| (p.name.as_str(), p.interval)).collect();
+        assert_eq!(declared, [("cpu", Some(10.0)), ("disk", None), ("mem", None)]);
+        let message = serde_json::json!({"ID": "HTB", "name": "a", "plugins": {"cpu": entry}, "plugin_intervals": [1]});
+        let text = message.to_string();
+        let a = d.decode(text.as_bytes(), now()).unwrap();
+        assert_eq!((a.plugins.len(), a.plugins[0].interval), (1, None));
     }
 
     #[test]

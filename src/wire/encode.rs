@@ -1,6 +1,7 @@
 //! Building datagrams: hbc's messages (JSON, compressed, signed) and hbd's
 //! ACKs. The decoder's counterpart; docs/PROTOCOL.md is the format.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::SystemTime;
 
@@ -23,8 +24,10 @@ pub struct Header<'a> {
     pub latency_ms: Option<f64>,
 }
 
-/// A message as a JSON object; `plugins` are `(name, entry)` pairs built by [`plugin_entry`].
-pub fn message(header: Header, plugins: &[(String, Value)]) -> Value {
+/// A message as a JSON object; `plugins` are `(name, entry)` pairs built by
+/// [`plugin_entry`], `intervals` the seconds between samples of those
+/// plugins that have one (sent as `plugin_intervals`).
+pub fn message(header: Header, plugins: &[(String, Value)], intervals: &BTreeMap<String, f64>) -> Value {
     let mut m = Map::new();
     m.insert("ID".into(), json!(if header.heartbeat { HEARTBEAT_ID } else { PLUGIN_DATA_ID }));
     m.insert("name".into(), json!(header.name));
@@ -40,6 +43,11 @@ pub fn message(header: Header, plugins: &[(String, Value)]) -> Value {
     }
     if !plugins.is_empty() {
         m.insert("plugins".into(), Value::Object(plugins.iter().cloned().collect()));
+        let declared: Map<String, Value> =
+            plugins.iter().filter_map(|(name, _)| Some((name.clone(), json!(intervals.get(name)?)))).collect();
+        if !declared.is_empty() {
+            m.insert("plugin_intervals".into(), Value::Object(declared));
+        }
     }
     Value::Object(m)
 }

@@ -97,4 +97,7 @@ pub struct PluginSample {
     /// The plugin's data object as compact JSON, or None when it reported `error`.
     pub data: Option<Arc<str>>,
     pub error: Option<String>,
+    /// Seconds between the plugin's samples, as its client declares them
+    /// (`plugin_intervals`); None: hbd estimates the spacing itself.
+    pub interval: Option<f64>,
 }

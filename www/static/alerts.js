@@ -18,15 +18,19 @@
     return alert.metric_path === '' ? 'stopped reporting' : alert.metric_path;
   }
 
+  // A held alert follows the host-down alert it is held under.
+  const order = (a) => a.heldBy || a;
+
   function render() {
     const wanted = severity.value;
     const text = hostFilter.value.trim().toLowerCase();
     const shown = alerts
       .filter((a) => (!wanted || a.level === wanted) && (!text || a.hostname.includes(text)))
-      .sort((a, b) => RANK[b.level] - RANK[a.level] || a.hostname.localeCompare(b.hostname) || a.plugin.localeCompare(b.plugin));
+      .sort((a, b) => RANK[order(b).level] - RANK[order(a).level] || a.hostname.localeCompare(b.hostname)
+        || Boolean(a.heldBy) - Boolean(b.heldBy) || a.plugin.localeCompare(b.plugin));
     const rows = shown.map((a) => {
-      const row = hbd.el('tr');
-      row.appendChild(hbd.el('td', a.level, `level-${a.level}`));
+      const row = hbd.el('tr', null, a.heldBy ? 'problem-held' : null);
+      row.appendChild(hbd.el('td', a.heldBy ? `${a.level} (held)` : a.level, a.heldBy ? 'held' : `level-${a.level}`));
       const hostCell = hbd.el('td');
       const link = hbd.el('a', a.hostname);
       link.href = `/hosts/${encodeURIComponent(a.hostname)}`;
@@ -37,7 +41,7 @@
       row.appendChild(hbd.el('td', a.last_value === null ? '–' : hbd.withUnit(a.last_value, hbd.unitOf(a.metric_path))));
       row.appendChild(hbd.el('td', a.threshold === null ? '–' : hbd.withUnit(a.threshold, hbd.unitOf(a.metric_path))));
       row.appendChild(hbd.el('td', hbd.ago(a.since)));
-      row.appendChild(hbd.el('td', a.message));
+      row.appendChild(hbd.el('td', a.heldBy ? `held while ${a.hostname} is down: ${a.message}` : a.message));
       return row;
     });
     tbody.replaceChildren(...rows);
@@ -47,7 +51,7 @@
   async function load() {
     try {
       const body = await hbd.getJSON('/api/0/alerts');
-      alerts = body.alerts;
+      alerts = hbd.withHeld(body.alerts);
       for (const level of ['critical', 'warning', 'unknown', 'ok']) {
         document.getElementById(`n-${level}`).textContent = body.summary[level];
       }

@@ -210,5 +210,16 @@ const hbd = (() => {
     return box;
   }
 
-  return { el, link, duration, ago, clock, dateTime, number, bytes, unitOf, withUnit, getJSON, flatten, live, chart, now };
+  // /api/0/alerts nests a down host's own alerts in its host-down alert's
+  // `held`; pages that list every alert take them out, each marked with the
+  // alert it is held under (`heldBy`).
+  const withHeld = (alerts) => alerts.flatMap((a) => [a, ...(a.held || []).map((h) => ({ ...h, heldBy: a }))]);
+
+  // What an alert is about, in words.
+  function subject(a) {
+    if (a.plugin === 'heartbeat') return 'host down';
+    return `${a.plugin}${a.metric_path ? `.${a.metric_path}` : ' stopped reporting'}`;
+  }
+
+  return { el, link, duration, ago, clock, dateTime, number, bytes, unitOf, withUnit, getJSON, flatten, withHeld, subject, live, chart, now };
 })();

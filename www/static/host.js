@@ -23,7 +23,7 @@
     try {
       host = await hbd.getJSON(api);
       latest = (await hbd.getJSON(`${api}/plugins`)).plugins;
-      alerts = (await hbd.getJSON(`${api}/alerts`)).alerts;
+      alerts = hbd.withHeld((await hbd.getJSON(`${api}/alerts`)).alerts);
       for (const [plugin, sample] of Object.entries(latest)) {
         if (sample.kind === 'monitor') {
           history.set(plugin, (await hbd.getJSON(`${api}/plugins/${encodeURIComponent(plugin)}?limit=${HISTORY}`)).samples);
@@ -79,9 +79,9 @@
   function drawAlerts() {
     const active = alerts.filter((a) => a.level !== 'OK');
     document.querySelector('#alerts tbody').replaceChildren(...active.map((a) => {
-      const row = hbd.el('tr');
-      row.appendChild(hbd.el('td', a.level, `level-${a.level}`));
-      row.appendChild(hbd.el('td', a.plugin === 'heartbeat' ? 'host down' : `${a.plugin}${a.metric_path ? `.${a.metric_path}` : ' stopped reporting'}`));
+      const row = hbd.el('tr', null, a.heldBy ? 'problem-held' : null);
+      row.appendChild(hbd.el('td', a.heldBy ? `${a.level} (held)` : a.level, a.heldBy ? 'held' : `level-${a.level}`));
+      row.appendChild(hbd.el('td', a.heldBy ? `${hbd.subject(a)} (held while the host is down)` : hbd.subject(a)));
       row.appendChild(hbd.el('td', a.last_value === null ? '–' : hbd.withUnit(a.last_value, hbd.unitOf(a.metric_path))));
       row.appendChild(hbd.el('td', a.threshold === null ? '–' : hbd.withUnit(a.threshold, hbd.unitOf(a.metric_path))));
       row.appendChild(hbd.el('td', `${hbd.dateTime(a.since)} (${hbd.duration(hbd.now() - a.since)})`));
@@ -189,7 +189,7 @@
   }
 
   async function reloadAlerts() {
-    try { alerts = (await hbd.getJSON(`${api}/alerts`)).alerts; dirty.add('alerts'); dirty.add('all'); } catch (e) { /* next time */ }
+    try { alerts = hbd.withHeld((await hbd.getJSON(`${api}/alerts`)).alerts); dirty.add('alerts'); dirty.add('all'); } catch (e) { /* next time */ }
   }
 
   function onMessage(m) {

@@ -12,6 +12,9 @@
   const RANK = { CRITICAL: 3, WARNING: 2, UNKNOWN: 1, OK: 0 };
   const hosts = new Map();
   let alerts = [];
+  // /api/0/alerts' summary: the tiles count what it counts (a down host is
+  // one critical alert; what is held under it does not count).
+  let summary = { critical: 0, warning: 0, unknown: 0 };
   let list = [];
   // Each listed host's place in `list`, so a heartbeat finds its row at once.
   const positions = new Map();
@@ -32,7 +35,7 @@
       const [list, active] = await Promise.all([hbd.getJSON('/api/0/hosts'), hbd.getJSON('/api/0/alerts')]);
       hosts.clear();
       for (const h of list.hosts) hosts.set(h.name, h);
-      alerts = active.alerts;
+      ({ alerts, summary } = active);
       dirty = true;
     } catch (e) {
       note(hbd.now(), `cannot load: ${e.message}`);
@@ -44,7 +47,7 @@
     if (alertsDue) return;
     alertsDue = setTimeout(async () => {
       alertsDue = null;
-      try { alerts = (await hbd.getJSON('/api/0/alerts')).alerts; dirty = true; } catch (e) { /* the next one will */ }
+      try { ({ alerts, summary } = await hbd.getJSON('/api/0/alerts')); dirty = true; } catch (e) { /* the next one will */ }
     }, 1000);
   }
 
@@ -61,6 +64,7 @@
 
   function drawProblems() {
     const rows = [];
+    const heldUnder = new Map(alerts.filter((a) => a.plugin === 'heartbeat').map((a) => [a.hostname, a.held || []]));
     const down = [...hosts.values()].filter(isDown).sort((a, b) => a.status_since - b.status_since);
     for (const h of down) {
       const row = hbd.el('tr', null, 'problem-down');
@@ -70,6 +74,16 @@
       row.appendChild(hbd.el('td', hbd.duration(hbd.now() - h.status_since), 'ticking'));
       row.appendChild(hbd.el('td', `last seen ${hbd.ago(h.last_seen)} at ${h.address}`));
       rows.push(row);
+      // What it said before it went silent: held, not counted.
+      for (const a of heldUnder.get(h.name) || []) {
+        const held = hbd.el('tr', null, 'problem-held');
+        held.appendChild(hbd.el('td'));
+        held.appendChild(hbd.el('td', `${a.level} (held)`, 'held'));
+        held.appendChild(hbd.el('td', hbd.dateTime(a.since)));
+        held.appendChild(hbd.el('td'));
+        held.appendChild(hbd.el('td', `held while ${h.name} is down: ${a.message}`));
+        rows.push(held);
+      }
     }
     const active = alerts.filter((a) => a.plugin !== 'heartbeat')
       .sort((a, b) => RANK[b.level] - RANK[a.level] || a.since - b.since);
@@ -88,16 +102,14 @@
 
   function drawCounts() {
     let down = 0; let ok = 0;
-    const levels = { CRITICAL: 0, WARNING: 0, UNKNOWN: 0 };
     for (const h of hosts.values()) {
       if (isDown(h)) down += 1;
       else if (level(h) === 'OK') ok += 1;
-      else levels[level(h)] += 1;
     }
     document.getElementById('n-down').textContent = down;
-    document.getElementById('n-critical').textContent = levels.CRITICAL;
-    document.getElementById('n-warning').textContent = levels.WARNING;
-    document.getElementById('n-unknown').textContent = levels.UNKNOWN;
+    document.getElementById('n-critical').textContent = summary.critical;
+    document.getElementById('n-warning').textContent = summary.warning;
+    document.getElementById('n-unknown').textContent = summary.unknown;
     document.getElementById('n-ok').textContent = ok;
     document.getElementById('empty').hidden = hosts.size > 0;
   }

@@ -8,7 +8,7 @@
 //! `hysteresis` fraction: with critical 90 and hysteresis 0.1 an alert stays
 //! CRITICAL until the value falls below 81 (mirrored for `<`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -20,6 +20,11 @@ const HOSTS_KEY: &str = "hosts";
 const NAGIOS_PLUGIN: &str = "nagios_runner";
 /// The "plugin" of host-down alerts.
 pub const HEARTBEAT: &str = "heartbeat";
+/// The metric of a host-down alert: its value is how long the host has
+/// been silent, so that `{metric_path} = {last_value}` reads true.
+pub const SILENT_FOR: &str = "silent_for_seconds";
+/// What host-down alerts were called before `SILENT_FOR` (state files).
+const OLD_HEARTBEAT_METRIC: &str = "status";
 /// The fields that make a mapping a rule rather than a path segment.
 const RULE_FIELDS: [&str; 5] = ["warning", "critical", "operator", "hysteresis", "for"];
 /// Wildcard path segment: every key of an object (every partition, interface).
@@ -90,20 +95,20 @@ impl Rule {
     }
 
     /// The level `value` calls for, given the alert's current level.
+    /// Hysteresis holds only the level an alert is at: below its recovery
+    /// point the level is what the thresholds alone say (the README's 91 →
+    /// CRITICAL, 85 → CRITICAL, 79 → OK with warning 80, critical 90, 0.1).
     fn level(&self, value: f64, current: Level) -> (Level, Option<f64>) {
-        // An alert at a level holds it until the value is past the recovery point.
+        // Not yet past the recovery point of `threshold`.
         let held_at = |threshold: f64| match self.operator.direction() {
             d if d > 0.0 => value >= self.recovery(threshold),
             d if d < 0.0 => value <= self.recovery(threshold),
             _ => self.operator.holds(value, threshold),
         };
-        let beyond = |threshold: f64, held: bool| self.operator.holds(value, threshold) || (held && held_at(threshold));
-        if let Some(critical) = self.critical.filter(|c| beyond(*c, current == Level::Critical)) {
-            return (Level::Critical, Some(critical));
-        }
-        let warned = matches!(current, Level::Warning | Level::Critical);
-        if let Some(warning) = self.warning.filter(|w| beyond(*w, warned)) {
-            return (Level::Warning, Some(warning));
+        for (level, threshold) in [(Level::Critical, self.critical), (Level::Warning, self.warning)] {
+            if let Some(t) = threshold.filter(|t| self.operator.holds(value, *t) || (current == level && held_at(*t))) {
+                return (level, Some(t));
+            }
         }
         (Level::Ok, self.warning.or(self.critical))
     }
@@ -541,31 +546,60 @@ fn show(value: f64) -> String {
 }
 
 /// Every alert hbd tracks, keyed by host, plugin and metric path.
+///
+/// One model of "critical" for the API, the console, `/metrics` and the
+/// notifications: a down host is one CRITICAL alert (plugin `heartbeat`,
+/// metric `silent_for_seconds`), and its own metric and staleness alerts
+/// are *held* under it until it returns: listed, marked `held`, but not
+/// counted, reminded of or notified (they describe what it said before it
+/// went silent, not what is wrong now).
 #[derive(Debug, Default)]
 pub struct AlertTable {
     alerts: HashMap<AlertKey, Alert>,
+    /// Hosts whose host-down alert is not OK: their other alerts are held.
+    down: HashSet<String>,
 }
 
 impl AlertTable {
     pub fn new(saved: Vec<Alert>) -> AlertTable {
-        AlertTable { alerts: saved.into_iter().map(|a| (a.key.clone(), a)).collect() }
+        let mut table = AlertTable::default();
+        for mut alert in saved {
+            if alert.key.plugin == HEARTBEAT && alert.key.metric_path == OLD_HEARTBEAT_METRIC {
+                alert.key.metric_path = SILENT_FOR.to_string();
+            }
+            if alert.key.plugin == HEARTBEAT && alert.level != Level::Ok {
+                table.down.insert(alert.key.host.clone());
+            }
+            table.alerts.insert(alert.key.clone(), alert);
+        }
+        table
     }
 
     pub fn snapshot(&self) -> Vec<Alert> {
         self.alerts.values().cloned().collect()
     }
 
-    /// Every alert state, worst first, then by host, plugin and path.
+    fn is_held(&self, alert: &Alert) -> bool {
+        alert.key.plugin != HEARTBEAT && self.down.contains(&alert.key.host)
+    }
+
+    /// Every alert state, marked held or not: those that count first,
+    /// worst first, then by host, plugin and path.
     pub fn sorted(&self, host: Option<&str>) -> Vec<Alert> {
-        let mut alerts: Vec<Alert> =
-            self.alerts.values().filter(|a| host.is_none_or(|h| a.key.host == h)).cloned().collect();
-        alerts.sort_by(|a, b| b.level.cmp(&a.level).then_with(|| a.key.cmp(&b.key)));
+        let mut alerts: Vec<Alert> = self
+            .alerts
+            .values()
+            .filter(|a| host.is_none_or(|h| a.key.host == h))
+            .map(|a| Alert { held: self.is_held(a), ..a.clone() })
+            .collect();
+        alerts.sort_by(|a, b| a.held.cmp(&b.held).then(b.level.cmp(&a.level)).then_with(|| a.key.cmp(&b.key)));
         alerts
     }
 
-    /// How many alerts are at each level (every level named, 0 included).
+    /// How many alerts that count (not held) are at each level (every
+    /// level named, 0 included).
     pub fn summary(&self) -> BTreeMap<Level, usize> {
-        summarize(self.alerts.values())
+        summarize(self.alerts.values().filter(|a| !self.is_held(a)))
     }
 
     /// The worst level of one host's alerts.
@@ -660,23 +694,28 @@ impl AlertTable {
         changes
     }
 
-    /// The host stopped sending: its host-down alert becomes CRITICAL.
+    /// The host stopped sending: its host-down alert becomes CRITICAL, with
+    /// its silence as value, and its other alerts are held under it.
     pub fn host_down(&mut self, host: &str, silent_for: f64, now: f64) -> Option<AlertChange> {
         let key = heartbeat_key(host);
         let alert = self.alerts.entry(key.clone()).or_insert_with_key(|key| new_alert(key, now));
         if alert.level == Level::Critical {
             return None;
         }
+        self.down.insert(host.to_string());
         let text = format!("CRITICAL: {host} - host down (silent for {silent_for:.0}s)");
-        Some(self.transition(&key, Level::Critical, None, None, now, text))
+        Some(self.transition(&key, Level::Critical, Some(silent_for.round()), None, now, text))
     }
 
-    /// The host sent again: its host-down alert recovers.
+    /// The host sent again: its host-down alert recovers (its value: how
+    /// long it was silent) and its other alerts count again.
     pub fn host_up(&mut self, host: &str, now: f64) -> Option<AlertChange> {
+        self.down.remove(host);
         let key = heartbeat_key(host);
-        let from = self.alerts.get(&key).map(|a| a.level).filter(|l| *l != Level::Ok)?;
+        let alert = self.alerts.get(&key).filter(|a| a.level != Level::Ok)?;
+        let (from, silent) = (alert.level, alert.last_value);
         let text = format!("RECOVERED: {host} - host up ({} -> OK)", from.as_str());
-        Some(self.transition(&key, Level::Ok, None, None, now, text))
+        Some(self.transition(&key, Level::Ok, silent, None, now, text))
     }
 
     /// Reminders for alerts still not OK after `renotify` seconds, and
@@ -685,6 +724,13 @@ impl AlertTable {
     /// heard; the alerts of a down host neither remind nor go stale.
     pub fn tick(&mut self, rules: &Rules, hosts: &impl UpHosts, now: f64) -> Vec<AlertChange> {
         let mut changes = Vec::new();
+        // A down host's alert shows how long it has been silent, now.
+        for host in &self.down {
+            let key = heartbeat_key(host);
+            if let (Some(alert), Some(last_seen)) = (self.alerts.get_mut(&key), hosts.last_seen(host)) {
+                alert.last_value = Some((now - last_seen).max(0.0).round());
+            }
+        }
         if rules.stale_intervals > 0.0 {
             hosts.each_plugin(&mut |host, plugin, last, interval| {
                 let silent = now - last;
@@ -774,24 +820,27 @@ impl AlertTable {
 /// it each second would be megabytes of garbage at ten thousand hosts).
 pub trait UpHosts {
     fn is_up(&self, host: &str) -> bool;
+    /// When the host was last heard from, if hbd knows it.
+    fn last_seen(&self, host: &str) -> Option<f64>;
     /// `each(host, plugin, last, interval)` for each monitor plugin with
     /// two samples or more of each host that is up: when it was last heard
     /// and its interval as far as hbd can tell.
     fn each_plugin(&self, each: &mut dyn FnMut(&str, &str, f64, f64));
 }
 
-/// Counts alerts by level, every level named (0 included).
+/// Counts alerts by level, every level named (0 included); held alerts
+/// (of a down host) do not count.
 pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<Level, usize> {
     let mut counts: BTreeMap<Level, usize> =
         [Level::Ok, Level::Warning, Level::Critical, Level::Unknown].into_iter().map(|l| (l, 0)).collect();
-    for alert in alerts {
+    for alert in alerts.into_iter().filter(|a| !a.held) {
         *counts.entry(alert.level).or_default() += 1;
     }
     counts
 }
 
 fn heartbeat_key(host: &str) -> AlertKey {
-    AlertKey { host: host.to_string(), plugin: HEARTBEAT.to_string(), metric_path: "status".to_string() }
+    AlertKey { host: host.to_string(), plugin: HEARTBEAT.to_string(), metric_path: SILENT_FOR.to_string() }
 }
 
 fn new_alert(key: &AlertKey, now: f64) -> Alert {
@@ -806,6 +855,7 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
         pending: None,
         warning: None,
         critical: None,
+        held: false,
     }
 }
 
@@ -845,11 +895,17 @@ mod tests {
     #[derive(Default)]
     struct HostView<'a> {
         up_plugins: HashMap<&'a str, Vec<(&'a str, f64, f64)>>,
+        /// When every host was last heard.
+        last_seen: Option<f64>,
     }
 
     impl UpHosts for HostView<'_> {
         fn is_up(&self, host: &str) -> bool {
             self.up_plugins.contains_key(host)
+        }
+
+        fn last_seen(&self, _: &str) -> Option<f64> {
+            self.last_seen
         }
 
         fn each_plugin(&self, each: &mut dyn FnMut(&str, &str, f64, f64)) {
@@ -930,6 +986,72 @@ disk_monitor:
             levels(&r, "disk_monitor", &["partitions", "/", "free_gb"], &[20.0, 9.0, 4.0, 6.0, 11.0]),
             [O, W, C, W, O]
         );
+    }
+
+    /// The README's own sequence: leaving CRITICAL below its recovery
+    /// point, the level is what the thresholds alone say.
+    #[test]
+    fn the_readme_hysteresis_sequence() {
+        let r = rules(README);
+        assert_eq!(levels(&r, "cpu_monitor", &["cpu_percent"], &[91.0, 85.0, 79.0]), [C, C, O]);
+        assert_eq!(levels(&r, "cpu_monitor", &["cpu_percent"], &[91.0, 80.5, 79.0, 73.0]), [C, W, W, W]);
+        // Mirrored for `<`: free_gb critical 5, warning 10, no hysteresis configured.
+        let r = rules("p:\n  v: {warning: 10, critical: 5, operator: '<', hysteresis: 0.2}\n");
+        assert_eq!(levels(&r, "p", &["v"], &[4.0, 5.5, 11.0]), [C, C, O]);
+        assert_eq!(levels(&r, "p", &["v"], &[4.0, 6.5, 11.5, 12.5]), [C, W, W, O]);
+    }
+
+    /// A down host is one CRITICAL alert whose value is its silence; its
+    /// other alerts are held under it (listed, marked, not counted) until
+    /// it returns.
+    #[test]
+    fn a_down_hosts_alerts_are_held_under_its_host_down_alert() {
+        let r = rules(README);
+        let mut t = AlertTable::default();
+        t.observe(&r, "db1", "cpu_monitor", &json!({"cpu_percent": 95.0}), 100.0);
+        t.observe(&r, "web1", "cpu_monitor", &json!({"cpu_percent": 85.0}), 100.0);
+        let counts = |t: &AlertTable| {
+            let s = t.summary();
+            (s[&Level::Critical], s[&Level::Warning])
+        };
+        assert_eq!(counts(&t), (1, 1));
+        let change = t.host_down("db1", 75.4, 160.0).unwrap();
+        assert_eq!((change.to, change.value), (C, Some(75.0)));
+        assert_eq!(counts(&t), (1, 1), "db1's host-down alert counts, its cpu alert is held");
+        let listed = t.sorted(None);
+        let db1: Vec<_> = listed.iter().filter(|a| a.key.host == "db1").collect();
+        assert_eq!(db1.len(), 2);
+        assert_eq!(
+            (db1[0].key.plugin.as_str(), db1[0].key.metric_path.as_str(), db1[0].held),
+            (HEARTBEAT, SILENT_FOR, false)
+        );
+        assert_eq!((db1[1].key.plugin.as_str(), db1[1].held), ("cpu_monitor", true));
+        assert!(listed.last().is_some_and(|a| a.held), "held alerts are listed last");
+        assert_eq!(summarize(&t.sorted(Some("db1")))[&C], 1);
+        // The silence grows with the clock.
+        let down = HostView { last_seen: Some(85.0), ..HostView::default() };
+        t.tick(&r, &down, 200.0);
+        assert_eq!(t.sorted(Some("db1"))[0].last_value, Some(115.0));
+        // Back: the host-down alert recovers with how long it was silent, the cpu alert counts again.
+        let change = t.host_up("db1", 210.0).unwrap();
+        assert_eq!((change.to, change.value), (O, Some(115.0)));
+        assert_eq!(counts(&t), (1, 1));
+        assert!(t.sorted(None).iter().all(|a| !a.held));
+    }
+
+    /// State files name host-down alerts `status`; they are read under the new name.
+    #[test]
+    fn saved_host_down_alerts_take_the_new_metric_name() {
+        let mut saved =
+            new_alert(&AlertKey { host: "db1".into(), plugin: HEARTBEAT.into(), metric_path: "status".into() }, 5.0);
+        saved.level = C;
+        let cpu =
+            new_alert(&AlertKey { host: "db1".into(), plugin: "cpu_monitor".into(), metric_path: "x".into() }, 5.0);
+        let mut t = AlertTable::new(vec![saved, Alert { level: W, ..cpu }]);
+        let listed = t.sorted(None);
+        assert_eq!(listed[0].key.metric_path, SILENT_FOR);
+        assert!(listed[1].held, "the host is still down after the restart");
+        assert!(t.host_down("db1", 10.0, 10.0).is_none(), "still down: not a second time");
     }
 
     #[test]
@@ -1014,7 +1136,7 @@ disk_monitor:
         let r = rules("cpu_monitor:\n  load_1min: {critical: 10}\n");
         let mut t = AlertTable::default();
         t.observe(&r, "mailserver", "cpu_monitor", &json!({"load_1min": 12.5}), 1000.0);
-        let up = HostView { up_plugins: [("mailserver", Vec::new())].into() };
+        let up = HostView { up_plugins: [("mailserver", Vec::new())].into(), ..HostView::default() };
         assert!(t.tick(&r, &up, 4599.0).is_empty());
         let c = t.tick(&r, &up, 4600.0);
         assert_eq!(c[0].text, "REMINDER (CRITICAL): mailserver - cpu_monitor.load_1min = 12.5 (ongoing for 3600s)");
@@ -1042,7 +1164,10 @@ disk_monitor:
     fn a_silent_plugin_is_unknown_until_it_reports() {
         let r = rules("");
         let mut t = AlertTable::default();
-        let hosts = |last: f64| HostView { up_plugins: [("h", vec![("cpu_monitor", last, 60.0)])].into() };
+        let hosts = |last: f64| HostView {
+            up_plugins: [("h", vec![("cpu_monitor", last, 60.0)])].into(),
+            ..HostView::default()
+        };
         assert!(t.tick(&r, &hosts(1000.0), 1180.0).is_empty(), "3 intervals of 60 s not yet passed");
         let c = t.tick(&r, &hosts(1000.0), 1181.0);
         assert_eq!(

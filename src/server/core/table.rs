@@ -277,6 +277,7 @@ impl HostTable {
             if series.push(&mut self.layouts, keep, &kept, data.as_ref()).is_err() {
                 log::warn!("core: plugin {} of {}: sample not stored", sample.name, host.name);
             }
+            series.declare_interval(sample.interval);
             stored.push(Stored { plugin: sample.name, kind: sample.kind, sample: kept, data });
         }
     }
@@ -299,21 +300,29 @@ impl HostTable {
 }
 
 /// For alerts: each up host's monitor plugins with ≥ 2 samples, when each
-/// was last heard (not before this run started) and its interval as far as
-/// hbd can tell: the time between its last two samples by the client's
-/// clock, which is when they were taken (two samples can arrive together;
-/// they are not taken together).
+/// was last heard (not before this run started) and the spacing its samples
+/// are expected at: the interval its client declares, else hbd's estimate
+/// (`store::Spacing`), and never less than the host's own interval. A
+/// plugin is listed only while its host has been heard since its sample
+/// was due: when the whole host is silent, that is the host-down alert's
+/// to say, not one "stopped reporting" per plugin.
 impl UpHosts for HostTable {
     fn is_up(&self, host: &str) -> bool {
         self.hosts.get(host).is_some_and(|r| r.host.status == Status::Up)
     }
 
+    fn last_seen(&self, host: &str) -> Option<f64> {
+        self.hosts.get(host).map(|r| r.host.last_seen)
+    }
+
     fn each_plugin(&self, each: &mut dyn FnMut(&str, &str, f64, f64)) {
         for record in self.hosts.values().filter(|r| r.host.status == Status::Up) {
             for (name, series) in record.plugins.iter() {
-                if let Some(((previous_at, last_at), (previous, last))) = series.last_two() {
-                    let interval = (last_at - previous_at).max(last - previous);
-                    each(&record.host.name, name, last.max(self.started), interval);
+                if let Some((last, spacing)) = series.expected() {
+                    let interval = spacing.max(record.host.interval);
+                    if record.host.last_seen > last + interval {
+                        each(&record.host.name, name, last.max(self.started), interval);
+                    }
                 }
             }
         }
@@ -351,6 +360,7 @@ mod tests {
             at,
             data: Some(Arc::<str>::from(format!("{{\"at\":{at}}}"))),
             error: None,
+            interval: None,
         }
     }
 
@@ -358,8 +368,17 @@ mod tests {
         HostTable::new(Vec::new(), &settings(), 1000.0)
     }
 
+    fn listed(t: &HostTable) -> Vec<(String, String, f64, f64)> {
+        let mut seen = Vec::new();
+        t.each_plugin(&mut |host, plugin, last, interval| {
+            seen.push((host.to_string(), plugin.to_string(), last, interval))
+        });
+        seen
+    }
+
     /// What alerts see: up hosts' monitor plugins with two samples, the
-    /// interval by the client's clock, nothing heard before the start.
+    /// interval by the client's clock, nothing heard before the start, and
+    /// only while the host still talks without them.
     #[test]
     fn up_hosts_list_monitor_plugins_with_their_interval() {
         let (mut t, mut ev) = (table(), Vec::new());
@@ -371,17 +390,51 @@ mod tests {
         let mut b = hb("b", "10.0.0.2", 1000.0);
         b.plugins = vec![sample("cpu", PluginKind::Monitor, 100.0)];
         t.heartbeat(b, &mut ev, &mut Vec::new());
-        let listed = |t: &HostTable| {
-            let mut seen = Vec::new();
-            t.each_plugin(&mut |host, plugin, last, interval| {
-                seen.push((host.to_string(), plugin.to_string(), last, interval))
-            });
-            seen
-        };
+        assert!(listed(&t).is_empty(), "a is as silent as its plugin: that is the host-down alert's to say");
+        t.heartbeat(hb("a", "10.0.0.1", 1070.0), &mut ev, &mut Vec::new());
+        assert!(listed(&t).is_empty(), "the sample is not yet due");
+        t.heartbeat(hb("a", "10.0.0.1", 1071.0), &mut ev, &mut Vec::new());
         assert_eq!(listed(&t), [("a".to_string(), "cpu".to_string(), 1010.0, 60.5)]);
         assert!(t.is_up("a") && t.is_up("b") && !t.is_up("c"));
         t.expire(2000.0, &mut ev);
         assert!(listed(&t).is_empty() && !t.is_up("a"), "down hosts are left out");
+    }
+
+    /// The spacing a plugin is expected at: never less than the host's
+    /// interval, not shrunk by a burst, and what the client declares.
+    #[test]
+    fn expected_spacing_is_declared_or_robust() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        let send = |t: &mut HostTable, ev: &mut Vec<Event>, at: f64, interval: Option<f64>| {
+            let mut beat = hb("a", "10.0.0.1", at);
+            beat.plugins = vec![PluginSample { interval, ..sample("cpu", PluginKind::Monitor, at) }];
+            t.heartbeat(beat, ev, &mut Vec::new());
+        };
+        let spacing = |t: &mut HostTable| {
+            t.heartbeat(hb("a", "10.0.0.1", 5000.0), &mut Vec::new(), &mut Vec::new());
+            listed(t)[0].3
+        };
+        // Five samples half a second apart: the host's interval (10 s) at least.
+        for i in 0..5 {
+            send(&mut t, &mut ev, 1000.0 + f64::from(i) * 0.5, None);
+        }
+        assert_eq!(spacing(&mut t), 10.0);
+        // Every 60 s, then a burst of four 1 s apart: still 60.
+        let (mut t, mut at) = (table(), 1000.0);
+        for _ in 0..10 {
+            send(&mut t, &mut ev, at, None);
+            at += 60.0;
+        }
+        for _ in 0..4 {
+            send(&mut t, &mut ev, at, None);
+            at += 1.0;
+        }
+        assert_eq!(spacing(&mut t), 60.0);
+        // Declared: what the client says, whatever the gaps.
+        let mut t = table();
+        send(&mut t, &mut ev, 1000.0, Some(300.0));
+        send(&mut t, &mut ev, 1001.0, Some(300.0));
+        assert_eq!(spacing(&mut t), 300.0);
     }
 
     #[test]

@@ -145,10 +145,17 @@ pub fn render(s: &MetricsSnapshot) -> String {
     );
     sample(&mut out, "hbd_notify_events_dropped_total", &[], s.notify_dropped as f64);
 
-    family(&mut out, "hbd_alerts", "gauge", "Alert states at each level.");
+    family(
+        &mut out,
+        "hbd_alerts",
+        "gauge",
+        "Alert states at each level, as /api/0/alerts counts them (a down host is one critical alert; alerts held under it are not counted).",
+    );
     for (level, n) in summarize(&s.alerts) {
         sample(&mut out, "hbd_alerts", &[("level", &level.as_str().to_ascii_lowercase())], n as f64);
     }
+    family(&mut out, "hbd_alerts_held", "gauge", "Alerts of down hosts, held under their host-down alert.");
+    sample(&mut out, "hbd_alerts_held", &[], s.alerts.iter().filter(|a| a.held).count() as f64);
     family(
         &mut out,
         "hbd_alert_level",

@@ -539,7 +539,7 @@ mod tests {
 
     fn change(host: &str, from: Level, to: Level, text: &str) -> AlertChange {
         AlertChange {
-            key: AlertKey { host: host.into(), plugin: "heartbeat".into(), metric_path: "status".into() },
+            key: AlertKey { host: host.into(), plugin: "heartbeat".into(), metric_path: "silent_for_seconds".into() },
             from,
             to,
             value: None,

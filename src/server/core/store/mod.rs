@@ -290,12 +290,63 @@ impl Series {
         self.history().newest(n.min(self.kept(keep)))
     }
 
-    /// When the last two samples were taken and received, as
-    /// ((taken, taken), (received, received)), if there are two.
-    pub fn last_two(&self) -> Option<((f64, f64), (f64, f64))> {
+    /// The interval its client declares for this plugin (None: it
+    /// declares none, and the spacing of its samples is estimated).
+    pub fn declare_interval(&mut self, interval: Option<f64>) {
+        self.history_mut().spacing.declare(interval);
+    }
+
+    /// For a monitor plugin with two samples or more: when its last
+    /// sample arrived and how far apart its samples are expected.
+    pub fn expected(&self) -> Option<(f64, f64)> {
         match self {
-            Series::Monitor(h) if h.rows >= 2 => Some((h.taken, h.received)),
+            Series::Monitor(h) if h.rows >= 2 => Some((h.last_received, f64::from(h.spacing.expected))),
             _ => None,
+        }
+    }
+}
+
+/// How far apart a plugin's samples are expected: the interval its client
+/// declares, or else the longest gap between samples in the last
+/// `WINDOW` of them. A gap longer than the estimate raises it at once (a
+/// slower plugin is never taken for a silent one); it comes down only at
+/// the end of a window, to that window's longest gap, so a burst shorter
+/// than a window (hbc's second sample for a baseline, a restart, a
+/// sender that sends five samples half a second apart) cannot shrink it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Spacing {
+    expected: f32,
+    window_max: f32,
+    in_window: u8,
+    declared: bool,
+}
+
+impl Spacing {
+    const WINDOW: u8 = 8;
+
+    /// A gap between two samples, by whichever of the client's and hbd's
+    /// clocks says it was longer (two samples can arrive together; they
+    /// are not taken together).
+    fn observe(&mut self, gap: f64) {
+        if self.declared || !gap.is_finite() || gap < 0.0 {
+            return;
+        }
+        let gap = gap as f32;
+        self.expected = self.expected.max(gap);
+        self.window_max = self.window_max.max(gap);
+        self.in_window += 1;
+        if self.in_window >= Self::WINDOW {
+            self.expected = self.window_max;
+            (self.window_max, self.in_window) = (0.0, 0);
+        }
+    }
+
+    fn declare(&mut self, interval: Option<f64>) {
+        match interval {
+            Some(interval) => *self = Spacing { expected: interval as f32, declared: true, ..Spacing::default() },
+            // The client stopped declaring it: estimate afresh.
+            None if self.declared => *self = Spacing::default(),
+            None => {}
         }
     }
 }
@@ -392,10 +443,10 @@ impl Blocks {
 pub struct History {
     blocks: Blocks,
     rows: usize,
-    /// When the two newest samples were received (previous, last).
-    received: (f64, f64),
-    /// When the two newest samples were taken, by the client's clock.
-    taken: (f64, f64),
+    /// When the newest sample was received, and taken by the client's clock.
+    last_received: f64,
+    last_taken: f64,
+    spacing: Spacing,
 }
 
 impl History {
@@ -404,10 +455,7 @@ impl History {
         let mut history = History::default();
         for block in blocks {
             history.rows += block.chunk.rows();
-            block.chunk.decode(|at, received, _| {
-                history.received = (history.received.1, received);
-                history.taken = (history.taken.1, at);
-            })?;
+            block.chunk.decode(|at, received, _| history.note_times(at, received))?;
             history.blocks.push(Arc::new(block));
         }
         Ok(history)
@@ -423,6 +471,14 @@ impl History {
         for block in self.blocks.as_mut_slice() {
             Arc::make_mut(block).adopt_layout(layouts);
         }
+    }
+
+    /// Notes when the newest sample was taken and received.
+    fn note_times(&mut self, at: f64, received: f64) {
+        if self.last_received > 0.0 {
+            self.spacing.observe((at - self.last_taken).max(received - self.last_received));
+        }
+        (self.last_taken, self.last_received) = (at, received);
     }
 
     /// Stores a sample: `data`, or else the error text (or nothing).
@@ -458,8 +514,7 @@ impl History {
                     }
                 }
                 self.rows = keep;
-                self.received = (self.received.1, received);
-                self.taken = (self.taken.1, at);
+                self.note_times(at, received);
                 return Ok(());
             }
         }
@@ -480,8 +535,7 @@ impl History {
         let Some(last) = self.blocks.as_mut_slice().last_mut() else { return Err(Corrupt) };
         Arc::make_mut(last).chunk.push(at, received, &leaves)?;
         self.rows += 1;
-        self.received = (self.received.1, received);
-        self.taken = (self.taken.1, at);
+        self.note_times(at, received);
         while self.rows > keep {
             let Some(oldest) = self.blocks.as_mut_slice().first_mut() else { break };
             let excess = self.rows - keep;
@@ -712,13 +766,7 @@ mod tests {
         }
         assert_eq!(history.newest(3).len(), 3);
         assert_eq!(history.newest(0).len(), 0);
-        assert_eq!(history.last_two(), (98.0, 99.0));
-    }
-
-    impl History {
-        fn last_two(&self) -> (f64, f64) {
-            self.received
-        }
+        assert_eq!((history.last_received, history.spacing.expected), (99.0, 1.0));
     }
 
     /// A full history takes each new sample in one rewrite of its one block
