@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::client::plugins::PluginsConfig;
-use crate::client::sender::Target;
+use crate::client::sender::{ClientSettings, Target};
 use crate::wire::auth::Key;
 use crate::wire::is_valid_host_name;
 use crate::yaml::{self, redact, ConfigError, ConfigFile};
@@ -64,18 +64,6 @@ impl Default for ClientConfig {
             plugins: PluginsConfig::default(),
         }
     }
-}
-
-/// What the sender needs, checked: made only by [`ClientConfig::check`], so
-/// a key that does not build can never silently turn signing off.
-#[derive(Debug, Clone)]
-pub struct ClientSettings {
-    /// The name hbc reports, lower case as hbd keeps (and acknowledges) it.
-    pub name: String,
-    pub targets: Vec<Target>,
-    pub interval: Duration,
-    pub key: Option<Key>,
-    pub max_datagram_size: usize,
 }
 
 impl ConfigFile for ClientConfig {

@@ -11,9 +11,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{debug, warn};
 
 use crate::wire::unix_seconds;
-use config::ClientSettings;
 use plugins::{Plugin, Scheduled};
-use sender::{PluginReport, SenderMsg};
+use sender::{ClientSettings, PluginReport, SenderMsg};
 
 pub mod config;
 pub mod nagios;

@@ -19,7 +19,6 @@ use log::{debug, info, warn};
 use serde_json::{json, Value};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::client::config::ClientSettings;
 use crate::wire::auth::Key;
 use crate::wire::decode::parse_ack;
 use crate::wire::{encode, unix_micros, PluginKind};
@@ -32,6 +31,18 @@ const UNANSWERED_LIMIT: u32 = 3;
 const RESOLVE_EVERY: Duration = Duration::from_secs(300);
 /// The most a single UDP datagram can carry over IPv4.
 const UDP_MAX: usize = 65507;
+
+/// What the sender needs, checked: made only by `ClientConfig::check` (config.rs), so
+/// a key that does not build can never silently turn signing off.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The name hbc reports, lower case as hbd keeps (and acknowledges) it.
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub interval: Duration,
+    pub key: Option<Key>,
+    pub max_datagram_size: usize,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
