@@ -423,12 +423,12 @@ fn undelivered_messages_survive_a_restart_and_go_out_once() {
 fn bad_service_blocks_are_config_errors_naming_them() {
     let dir = TempDir::new("badnotify");
     let path = dir.join("bad.yaml");
-    std::fs::write(&path, "pushover: {token: t}\nmattermost: {webhook_url: 'not a url'}\nemail: {server: m, from: nobody, to: x@example.org}\n").unwrap();
+    std::fs::write(&path, "pushover: {token: t, tokn: t}\nmattermost: {webhook_url: 'not a url'}\nemail: {server: m, from: nobody, to: x@example.org}\n").unwrap();
     let out = Command::new(hbd_bin()).args(["--check-config", "-c"]).arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     for expected in [
-        "pushover.user: missing",
+        "pushover: unknown key `tokn`",
         "mattermost.webhook_url: `not a url` is not",
         "email.from: `nobody` is not an email address",
     ] {
