@@ -528,6 +528,50 @@ fn http_only_proxy(hbd: std::net::SocketAddr) -> std::net::SocketAddr {
     addr
 }
 
+/// Issue 20: a notification service hbd cannot deliver to is a notice on
+/// the overview, naming it and what it lacks, as text; none while every
+/// service is usable.
+#[test]
+fn the_overview_names_a_notification_service_that_is_not_usable() {
+    let dir = TempDir::new("notify-notice");
+    // The variable's name is hostile HTML: it must show as text.
+    let hbd = Hbd::start(&dir, "pushsrv: all\npushover: {token_env: '<img src=x id=injected>', user: u}\n");
+    let mut browser = Browser::launch();
+    browser.navigate(&format!("http://{}/", hbd.http));
+    browser.wait_true("the notice", "!document.getElementById('notify-notice').hidden");
+    let items = browser.eval("[...document.querySelectorAll('#notify-problems li')].map(li => li.textContent)");
+    let items: Vec<&str> = items.as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(
+        items[0],
+        "mattermost is not usable, nothing is sent to it: no webhook_url (set MATTERMOST_WEBHOOK_URL in hbd's environment or give webhook_url, webhook_url_file or webhook_url_env in the mattermost: block)"
+    );
+    assert_eq!(
+        items[1],
+        "pushover is not usable, nothing is sent to it: token_env names <img src=x id=injected>, which is not set in hbd's environment"
+    );
+    assert_eq!(browser.eval("document.getElementById('injected') === null"), json!(true), "text, never HTML");
+    assert_eq!(
+        browser.eval("document.querySelector('#notify-notice h2').textContent"),
+        json!("Some alerts are not sent")
+    );
+    browser.screenshot("overview-notify-notice.png");
+    assert!(browser.errors.is_empty(), "{:#?}", browser.errors);
+
+    // Every service usable: no notice.
+    let dir = TempDir::new("notify-no-notice");
+    // Nothing goes down here; were it to, Pushover is a closed port on loopback.
+    let hbd = Hbd::start(
+        &dir,
+        "pushsrv: pushover\npushover: {token: t, user: u, url: 'http://127.0.0.1:9/1/messages.json'}\n",
+    );
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "web1", 30.0, 1);
+    browser.navigate(&format!("http://{}/", hbd.http));
+    // The page draws its hosts once its load, /healthz included, is done.
+    browser.wait_true("the host", "document.querySelectorAll('#hosts-body .vrow').length === 1");
+    assert_eq!(browser.eval("document.getElementById('notify-notice').hidden"), json!(true));
+}
+
 /// Issue 13: behind a proxy that passes only HTTP, the pages still show
 /// current data over REST and say that they are not live.
 #[test]

@@ -65,7 +65,7 @@ fn configuration_errors_exit_78_and_name_what_is_wrong() {
         ("grace: soon\n", "grace: invalid type"),
         ("hb_port: 70000\n", "hb_port: invalid value"),
         ("hb_host: not-an-ip\n", "hb_host: `not-an-ip` is not an IP address"),
-        ("pushsrv: pushover\n", "pushsrv: pushover needs a `pushover:` block"),
+        ("pushsrv: pushbullet\n", "pushsrv: `pushbullet` is not one of pushover, mattermost, all, none"),
         ("keys: [{id: k, secret: short}]\n", "keys[0]: secret of key `k` is shorter than 16 bytes"),
     ];
     for (yaml, expected) in cases {

@@ -423,12 +423,12 @@ fn undelivered_messages_survive_a_restart_and_go_out_once() {
 fn bad_service_blocks_are_config_errors_naming_them() {
     let dir = TempDir::new("badnotify");
     let path = dir.join("bad.yaml");
-    std::fs::write(&path, "pushover: {token: t}\nmattermost: {webhook_url: 'not a url'}\nemail: {server: m, from: nobody, to: x@example.org}\n").unwrap();
+    std::fs::write(&path, "pushover: {token: t, tokn: t}\nmattermost: {webhook_url: 'not a url'}\nemail: {server: m, from: nobody, to: x@example.org}\n").unwrap();
     let out = Command::new(hbd_bin()).args(["--check-config", "-c"]).arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     for expected in [
-        "pushover.user: missing",
+        "pushover: unknown key `tokn`",
         "mattermost.webhook_url: `not a url` is not",
         "email.from: `nobody` is not an email address",
     ] {
@@ -463,4 +463,250 @@ fn undelivered_messages_survive_sigkill() {
     hbd.wait_journal("its journal line", |l| l["type"] == "notification" && l["delivered"] == true);
     assert_eq!(standin.delivered("signal").len(), 1, "once");
     assert!(standin.delivered("signal")[0]["message"].as_str().unwrap().contains("crashy"));
+}
+
+/// The minimal `.hb.yaml` of the Python hbd's README, verbatim.
+const PYTHON_README_MINIMAL: &str = "\
+hbd_host: 0.0.0.0
+hbd_port: 50004
+dyndomains:
+  - example.com
+nsupdate_bin: /usr/bin/nsupdate
+pushsrv: pushover
+";
+
+/// `hbd ARGS` (without notification credentials in its environment, plus
+/// `env`) in `dir`: exit status, stdout, stderr.
+fn run_in(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = hbd_command()
+        .args(args)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hbd");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn healthz_notify(hbd: &Hbd) -> Value {
+    let (status, health) = get_json(hbd.http, "/healthz");
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")), "{health}");
+    health["notify"].clone()
+}
+
+/// Waits for `/metrics` to hold `line`; returns the whole text.
+fn wait_metric(hbd: &Hbd, line: &str) -> String {
+    wait_for(line, || {
+        let (status, _, body) = http_request(hbd.http, "GET", "/metrics", &[]);
+        (status == 200 && body.lines().any(|l| l == line)).then_some(body)
+    })
+}
+
+/// A stand-in for nsupdate that takes its script and succeeds, so that
+/// `dyndomains: [example.com]` never reaches example.com's real servers.
+fn fake_nsupdate(dir: &TempDir) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("nsupdate");
+    std::fs::write(&path, "#!/bin/sh\ncat > /dev/null\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Issue 20: the Python README's minimal file is a working configuration;
+/// Pushover, named without credentials, is only a warning.
+#[test]
+fn the_python_readmes_minimal_file_checks_ok_with_a_warning_naming_pushover() {
+    let dir = TempDir::new("readme-minimal");
+    let path = dir.join(".hb.yaml");
+    std::fs::write(&path, PYTHON_README_MINIMAL).unwrap();
+    let (code, stdout, stderr) = run_in(&dir, &["--check-config", "-c", path.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("pushsrv: pushover") && stdout.contains("- example.com"), "{stdout}");
+    let warning = stderr.lines().find(|l| l.contains("pushover")).unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(warning.starts_with(&format!("hbd: warning: {}: pushover: not usable", path.display())), "{warning}");
+    for needed in ["no token", "PUSHOVER_TOKEN", "token_file", "no user", "PUSHOVER_USER"] {
+        assert!(warning.contains(needed), "{needed:?} in {warning}");
+    }
+    assert!(stderr.ends_with("configuration OK\n"), "{stderr}");
+
+    // --test-notify has nothing it can send: it fails and says why.
+    let (code, stdout, _) = run_in(&dir, &["--test-notify", "-c", path.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.starts_with("pushover: not usable: no token (set PUSHOVER_TOKEN"), "{stdout}");
+}
+
+/// The same file running (its addresses on loopback, nsupdate a stand-in):
+/// hbd watches its hosts, says what Pushover lacks in its log, /healthz and
+/// --test-notify, and counts the message it could not send, which does not
+/// wait in the queue file.
+#[test]
+fn hbd_runs_with_the_minimal_file_and_counts_what_pushover_cannot_get() {
+    let dir = TempDir::new("readme-running");
+    let nsupdate = fake_nsupdate(&dir);
+    let config = dir.join("hbd.yaml");
+    let running = PYTHON_README_MINIMAL
+        .replace("hbd_host: 0.0.0.0\nhbd_port: 50004\n", &base_config(dir.path(), "127.0.0.1"))
+        .replace("/usr/bin/nsupdate", nsupdate.to_str().unwrap());
+    assert!(!running.contains("0.0.0.0") && !running.contains("50004"), "{running}");
+    std::fs::write(&config, format!("{running}grace: 0\nnotify_group_window: 0.2\n")).unwrap();
+    let mut hbd = Hbd::start_with_config(&dir, &config);
+    let warning = hbd.wait_log("pushover: not usable, nothing will be sent to it: no token (set PUSHOVER_TOKEN");
+    assert!(warning.contains("WARN"), "{warning}");
+
+    let notify = healthz_notify(&hbd);
+    assert_eq!(notify.as_object().map(|o| o.len()), Some(1), "{notify}");
+    assert_eq!(notify["pushover"]["usable"], false);
+    let problem = notify["pushover"]["problem"].as_str().unwrap();
+    assert!(problem.starts_with("no token (set PUSHOVER_TOKEN") && problem.contains("PUSHOVER_USER"), "{problem}");
+
+    // A host that goes down: its alert cannot reach Pushover.
+    soon_down(&hbd, &["lonely".to_string()]);
+    hbd.wait_journal("lonely's alert", |l| l["type"] == "alert" && l["name"] == "lonely");
+    let metrics = wait_metric(&hbd, "hbd_notifications_undeliverable_total{service=\"pushover\"} 1");
+    for line in [
+        "hbd_notify_service_usable{service=\"pushover\"} 0",
+        "hbd_notifications_sent_total{service=\"pushover\"} 0",
+        "hbd_notifications_pending{service=\"pushover\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
+    assert!(metrics.contains("# HELP hbd_notifications_undeliverable_total "), "{metrics}");
+    assert_promtool_clean(&metrics);
+    let line = hbd.wait_journal("the message given up", |l| l["type"] == "notification");
+    assert_eq!((line["service"].as_str(), line["delivered"].as_bool()), (Some("pushover"), Some(false)));
+    assert!(line["error"].as_str().unwrap().starts_with("not usable: no token"), "{line}");
+    assert_eq!(line["will_retry"], false);
+    // The host still counts as watched, and nothing waits on disk for Pushover.
+    let (_, hosts) = get_json(hbd.http, "/api/0/hosts");
+    assert_eq!(hosts["hosts"][0]["status"], "down");
+    let queued = std::fs::read_to_string(dir.join("hbd-notify.json")).unwrap_or_default();
+    assert!(!queued.contains("lonely"), "{queued}");
+
+    let (code, stdout, _) = run_in(&dir, &["--test-notify", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.starts_with("pushover: not usable: no token"), "{stdout}");
+    assert_eq!(hbd.stop().code(), Some(0));
+    let queued = std::fs::read_to_string(dir.join("hbd-notify.json")).unwrap_or_default();
+    assert!(!queued.contains("lonely"), "not queued at shutdown either: {queued}");
+}
+
+/// Pushover's credentials from PUSHOVER_TOKEN and PUSHOVER_USER when the
+/// block names none (it gives only the stand-in's URL).
+#[test]
+fn pushover_takes_its_credentials_from_the_environment() {
+    let dir = TempDir::new("pushover-env");
+    let standin = StandIn::start(false);
+    let config = dir.join("hbd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}grace: 0\nnotify_group_window: 0.2\npushsrv: pushover\npushover: {{url: 'http://{}/1/messages.json', timeout: 2}}\n",
+            base_config(dir.path(), "127.0.0.1"),
+            standin.addr
+        ),
+    )
+    .unwrap();
+    let env =
+        [("PUSHOVER_TOKEN", "azGDORePK8gMaC0QOYAMyEEuzJnyUi"), ("PUSHOVER_USER", "uQiRzpo4DXghDmr9QzzfQu27cmVRsG")];
+    let hbd = Hbd::start_with_env(&dir, &config, &env);
+    assert_eq!(healthz_notify(&hbd), json!({"pushover": {"usable": true, "problem": null}}));
+    assert!(!hbd.log().contains("not usable"), "{}", hbd.log());
+    soon_down(&hbd, &["envhost".to_string()]);
+    let delivered = wait_for("the message at the stand-in", || standin.delivered("pushover").into_iter().next());
+    assert_eq!(delivered["token"], "azGDORePK8gMaC0QOYAMyEEuzJnyUi");
+    assert_eq!(delivered["user"], "uQiRzpo4DXghDmr9QzzfQu27cmVRsG");
+    assert!(delivered["message"].as_str().unwrap().contains("envhost - host down"), "{delivered}");
+    standin.assert_no_violations();
+    let metrics = wait_metric(&hbd, "hbd_notifications_sent_total{service=\"pushover\"} 1");
+    assert!(metrics.lines().any(|l| l == "hbd_notify_service_usable{service=\"pushover\"} 1"), "{metrics}");
+    assert!(!hbd.log().contains("azGDORePK8gMaC0QOYAMyEEuzJnyUi"), "the token never shows in the log");
+
+    // --test-notify with the same environment delivers; without it, it says why not.
+    let (code, stdout, _) = run_in(&dir, &["--test-notify", "-c", config.to_str().unwrap()], &env);
+    assert_eq!((code, stdout.as_str()), (Some(0), "pushover: delivered\n"));
+    let (code, stdout, _) = run_in(&dir, &["--test-notify", "-c", config.to_str().unwrap()], &env[..1]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.starts_with("pushover: not usable: no user (set PUSHOVER_USER"), "{stdout}");
+}
+
+/// `pushsrv: all` with only Mattermost configured: hbd starts, names
+/// Pushover as not usable, and Mattermost gets its messages regardless.
+#[test]
+fn pushsrv_all_with_one_service_configured_starts_and_names_the_other() {
+    let dir = TempDir::new("pushsrv-all");
+    let standin = StandIn::start(false);
+    let config = dir.join("hbd.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}grace: 0\nnotify_group_window: 0.2\npushsrv: all\nmattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n",
+            base_config(dir.path(), "127.0.0.1"),
+            standin.addr
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = run_in(&dir, &["--check-config", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("hbd: warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains(": pushover: not usable") && warnings[0].contains("PUSHOVER_TOKEN"), "{stderr}");
+
+    let mut hbd = Hbd::start_with_config(&dir, &config);
+    hbd.wait_log("pushover: not usable");
+    let notify = healthz_notify(&hbd);
+    assert_eq!(notify["mattermost"], json!({"usable": true, "problem": null}));
+    assert_eq!(notify["pushover"]["usable"], false, "{notify}");
+    assert!(notify["pushover"]["problem"].as_str().unwrap().contains("PUSHOVER_USER"), "{notify}");
+    soon_down(&hbd, &["half".to_string()]);
+    wait_for("mattermost's message", || standin.delivered("mattermost").into_iter().next());
+    let metrics = wait_metric(&hbd, "hbd_notifications_undeliverable_total{service=\"pushover\"} 1");
+    for line in [
+        "hbd_notifications_undeliverable_total{service=\"mattermost\"} 0",
+        "hbd_notify_service_usable{service=\"mattermost\"} 1",
+        "hbd_notify_service_usable{service=\"pushover\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
+    assert_promtool_clean(&metrics);
+    wait_metric(&hbd, "hbd_notifications_sent_total{service=\"mattermost\"} 1");
+    standin.assert_no_violations();
+    let (code, stdout, _) = run_in(&dir, &["--test-notify", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("pushover: not usable: ") && stdout.contains("mattermost: delivered"), "{stdout}");
+}
+
+/// Messages queued for a service that is no longer usable after a restart
+/// (its recipients gone from its block) are counted and leave the queue
+/// file, instead of waiting there for ever.
+#[test]
+fn messages_queued_for_a_service_no_longer_usable_leave_the_queue_file() {
+    let dir = TempDir::new("queued-unusable");
+    let standin = StandIn::start(false);
+    standin.fail_next.store(1000, Ordering::SeqCst);
+    let signal = format!("signal: {{url: 'http://{}', number: '+4915100000001'", standin.addr);
+    let mut hbd =
+        Hbd::start(&dir, &format!("grace: 0\nnotify_group_window: 0.2\n{signal}, recipients: ['+4915100000002']}}\n"));
+    soon_down(&hbd, &["stranded".to_string()]);
+    hbd.wait_journal("a failed delivery", |l| l["type"] == "notification" && l["delivered"] == false);
+    assert_eq!(hbd.stop().code(), Some(0));
+    let queue_file = dir.join("hbd-notify.json");
+    assert!(std::fs::read_to_string(&queue_file).unwrap().contains("stranded"));
+
+    let config = dir.join("hbd.yaml");
+    std::fs::write(&config, format!("{}{signal}}}\n", base_config(dir.path(), "127.0.0.1"))).unwrap();
+    let mut hbd = Hbd::start_with_config(&dir, &config);
+    hbd.wait_log(
+        "signal: not usable, nothing will be sent to it: no recipients (give recipients in the signal: block)",
+    );
+    wait_metric(&hbd, "hbd_notifications_undeliverable_total{service=\"signal\"} 1");
+    wait_for("the queue file without the message", || {
+        let queue: Value = serde_json::from_str(&std::fs::read_to_string(&queue_file).ok()?).ok()?;
+        (queue["messages"] == json!([])).then_some(())
+    });
+    assert!(standin.delivered("signal").is_empty());
 }

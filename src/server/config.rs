@@ -136,8 +136,9 @@ pub struct Config {
     pub thresholds: serde_yaml::Value,
     pub threshold_renotify_interval: f64,
     pub plugin_stale_intervals: f64,
-    /// Push services to use: `pushover`, `mattermost`, `all` (those configured) or `none`.
-    pub pushsrv: String,
+    /// Push services to use: `pushover`, `mattermost`, `all` or `none`;
+    /// not given, each of the two that has a block.
+    pub pushsrv: Option<String>,
     #[serde(serialize_with = "redact_block")]
     pub email: serde_yaml::Value,
     #[serde(serialize_with = "redact_block")]
@@ -200,7 +201,7 @@ impl Default for Config {
             thresholds: serde_yaml::Value::Null,
             threshold_renotify_interval: 3600.0,
             plugin_stale_intervals: 3.0,
-            pushsrv: "all".into(),
+            pushsrv: None,
             email: serde_yaml::Value::Null,
             pushover: serde_yaml::Value::Null,
             mattermost: serde_yaml::Value::Null,
@@ -279,7 +280,8 @@ pub struct Settings {
     pub logfile: Option<PathBuf>,
     pub logfmt: LogFormat,
     pub notify: NotifySettings,
-    /// Not wrong, but worth saying at start-up (a threshold path no built-in plugin has).
+    /// Not wrong, but worth saying at start-up (a threshold path no built-in
+    /// plugin has, a notification service that is not usable).
     pub warnings: Vec<String>,
 }
 
@@ -386,7 +388,7 @@ impl Config {
         );
         let notify = notify::config::compile(
             notify::config::Raw {
-                pushsrv: &self.pushsrv,
+                pushsrv: self.pushsrv.as_deref(),
                 email: &self.email,
                 pushover: &self.pushover,
                 mattermost: &self.mattermost,
@@ -395,9 +397,11 @@ impl Config {
                 queue_max: self.notify_queue_max,
                 max_age: self.notify_max_age,
                 queue_file: self.notify_queue_file.clone(),
+                env: &|name| std::env::var(name).ok(),
             },
             cwd,
             &mut problems,
+            &mut warnings,
         );
         if !problems.is_empty() {
             return Err(problems);
@@ -441,6 +445,7 @@ impl Config {
                 ws_port: self.ws_port,
                 max_connections: self.http_max_connections,
                 private_dir: private_dir(&absolute(&self.pickfile)),
+                notify: notify.states(),
             },
             ws: WsSettings {
                 bind: SocketAddr::new(hbd_ip, self.ws_port),

@@ -142,7 +142,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     let (to_ws_upgrades, ws_upgrades) = bounded(UPGRADE_CAPACITY);
     let to_journal = journal.is_some().then_some(to_journal);
     let (to_notify, notify_inbox) = bounded(NOTIFY_CAPACITY);
-    let to_notify = (!notify.services.is_empty()).then_some(to_notify);
+    let to_notify = (!notify.is_empty()).then_some(to_notify);
 
     // Upstream components first (see `shut_down` for the order they stop in).
     let mut inputs: Vec<(&str, JoinHandle<()>)> = Vec::new();

@@ -48,6 +48,32 @@ pub fn hbd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_hbd")
 }
 
+/// `hbd`, without the variables it would take notification credentials
+/// from, so that the environment of whoever runs the tests changes nothing.
+pub fn hbd_command() -> Command {
+    let mut command = Command::new(hbd_bin());
+    for (_, var) in hbd::server::notify::config::DEFAULT_ENV {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// Prometheus' own `promtool check metrics` passes `text`, with nothing to say.
+pub fn assert_promtool_clean(text: &str) {
+    use std::io::Write;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (tests/run installs Debian's prometheus)");
+    promtool.stdin.take().expect("promtool's stdin").write_all(text.as_bytes()).expect("write to promtool");
+    let out = promtool.wait_with_output().expect("promtool's answer");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+}
+
 /// Polls `check` until it returns `Some`, panicking with `what` at the deadline.
 pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + DEADLINE;
@@ -95,13 +121,21 @@ impl Hbd {
     }
 
     pub fn start_with_config(dir: &TempDir, config: &Path) -> Hbd {
+        Hbd::start_with_env(dir, config, &[])
+    }
+
+    /// Starts hbd with `config` and these variables in its environment
+    /// (and none of the notification credentials of the one running the
+    /// tests: see [`hbd_command`]).
+    pub fn start_with_env(dir: &TempDir, config: &Path, env: &[(&str, &str)]) -> Hbd {
         static STARTS: AtomicUsize = AtomicUsize::new(0);
         let stderr = dir.join(&format!("hbd-{}.err", STARTS.fetch_add(1, Ordering::Relaxed)));
-        let child = Command::new(hbd_bin())
+        let child = hbd_command()
             .args(["-f", "-v", "-c"])
             .arg(config)
             .current_dir(dir.path())
             .env("HOME", dir.path())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&stderr).expect("create stderr file"))

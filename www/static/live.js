@@ -1,4 +1,5 @@
-// The overview (/ and /live): problems first (hosts down, then CRITICAL,
+// The overview (/ and /live): a notice for each notification service hbd
+// cannot deliver to, then problems (hosts down, then CRITICAL,
 // WARNING and UNKNOWN alerts), then every host in a filterable list that
 // renders only the rows in view, so 10,000 hosts stay responsive. A
 // heartbeat that changes no host's place only replaces its data; the list
@@ -30,9 +31,24 @@
   const level = (h) => h.alert_level || 'OK';
   const hostLink = (name) => hbd.link(name, `/hosts/${encodeURIComponent(name)}`);
 
+  // Notification services hbd cannot deliver to (/healthz): a notice
+  // naming each and what it lacks, hidden while every one is usable.
+  async function loadNotify() {
+    let services;
+    try { services = (await hbd.getJSON('/healthz')).notify || {}; } catch (e) { return; }
+    const items = Object.entries(services).filter(([, s]) => s && s.usable === false).map(([name, s]) => {
+      const item = hbd.el('li');
+      item.appendChild(hbd.el('b', name));
+      item.appendChild(document.createTextNode(` is not usable, nothing is sent to it: ${s.problem}`));
+      return item;
+    });
+    document.getElementById('notify-problems').replaceChildren(...items);
+    document.getElementById('notify-notice').hidden = items.length === 0;
+  }
+
   async function load() {
     try {
-      const [list, active] = await Promise.all([hbd.getJSON('/api/0/hosts'), hbd.getJSON('/api/0/alerts')]);
+      const [list, active] = await Promise.all([hbd.getJSON('/api/0/hosts'), hbd.getJSON('/api/0/alerts'), loadNotify()]);
       hosts.clear();
       for (const h of list.hosts) hosts.set(h.name, h);
       ({ alerts, summary } = active);

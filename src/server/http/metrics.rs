@@ -139,6 +139,24 @@ pub fn render(s: &MetricsSnapshot) -> String {
     }
     family(
         &mut out,
+        "hbd_notifications_undeliverable_total",
+        "counter",
+        "Notifications not sent because the service is not usable (its configuration lacks what it needs; /healthz says what), by service.",
+    );
+    for n in &s.notify {
+        sample(&mut out, "hbd_notifications_undeliverable_total", &[("service", &n.service)], n.undeliverable as f64);
+    }
+    family(
+        &mut out,
+        "hbd_notify_service_usable",
+        "gauge",
+        "Whether hbd has what it needs to deliver to the service (1) or not (0), by service.",
+    );
+    for n in &s.notify {
+        sample(&mut out, "hbd_notify_service_usable", &[("service", &n.service)], if n.usable { 1.0 } else { 0.0 });
+    }
+    family(
+        &mut out,
         "hbd_notify_events_dropped_total",
         "counter",
         "Alert changes the notifier could not take because it was stuck.",
@@ -350,6 +368,27 @@ mod tests {
         }
         assert!(!text.contains("device"), "strings are not metrics");
         assert!(!text.contains("superseded"), "only the latest sample");
+    }
+
+    #[test]
+    fn notification_services_usable_or_not() {
+        use crate::server::notify::ServiceStats;
+        let mut s = snapshot("{}");
+        s.notify = vec![
+            ServiceStats { service: "email".into(), sent: 2, usable: true, ..ServiceStats::default() },
+            ServiceStats { service: "pushover".into(), undeliverable: 3, ..ServiceStats::default() },
+        ];
+        let text = render(&s);
+        for line in [
+            "hbd_notifications_sent_total{service=\"email\"} 2",
+            "hbd_notifications_undeliverable_total{service=\"email\"} 0",
+            "hbd_notifications_undeliverable_total{service=\"pushover\"} 3",
+            "hbd_notify_service_usable{service=\"email\"} 1",
+            "hbd_notify_service_usable{service=\"pushover\"} 0",
+            "# TYPE hbd_notifications_undeliverable_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
     }
 
     #[test]

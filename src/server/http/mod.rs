@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::server::core::{self, Query};
+use crate::server::notify::config::ServiceState;
 use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json};
 use crate::wire::{truncate_chars, unix_seconds};
 use hosts_cache::{HostsCache, Served};
@@ -53,6 +54,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// The directory of tiny_http's private socket (beside the state file).
     pub private_dir: PathBuf,
+    /// The named notification services and whether they are usable (`/healthz`).
+    pub notify: Vec<ServiceState>,
 }
 
 /// The bound sockets: the public one for the front, tiny_http behind.
@@ -356,7 +359,7 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
             cache: "public, max-age=3600",
             ..Reply::new(200, www::content(file, settings.www_dir.as_deref(), true), file.content_type)
         },
-        Target::Healthz => api.healthz(),
+        Target::Healthz => api.healthz(&settings.notify),
         Target::Metrics => api.metrics(),
         Target::Hosts => {
             let value = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str());
@@ -399,18 +402,27 @@ fn parse_limit(query: &str) -> Result<usize, Reply> {
     Ok(limit)
 }
 
+/// `/healthz`'s `notify`: each named service, usable or not and why.
+fn notify_json(states: &[ServiceState]) -> Value {
+    let services: Map<String, Value> = states
+        .iter()
+        .map(|s| (s.name.to_string(), json!({"usable": s.problem.is_none(), "problem": s.problem})))
+        .collect();
+    Value::Object(services)
+}
+
 impl Api {
     /// Asks the core; a core that does not answer is a 503.
     fn ask<T>(&self, query: impl FnOnce(Sender<T>) -> Query) -> Result<T, Reply> {
         core::ask(&self.to_core, query).map_err(|e| Reply::error(503, e.to_string()))
     }
 
-    fn healthz(&self) -> Reply {
+    fn healthz(&self, notify: &[ServiceState]) -> Reply {
         let uptime = SystemTime::now().duration_since(self.started).map(|d| d.as_secs()).unwrap_or(0);
         match self.ask(Query::HostCount) {
             Ok(hosts) => Reply::json(
                 200,
-                &json!({"status": "ok", "hosts": hosts, "uptime_s": uptime, "version": env!("CARGO_PKG_VERSION")}),
+                &json!({"status": "ok", "hosts": hosts, "uptime_s": uptime, "version": env!("CARGO_PKG_VERSION"), "notify": notify_json(notify)}),
             ),
             Err(reply) => reply,
         }

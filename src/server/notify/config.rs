@@ -3,7 +3,10 @@
 //! (`email`, `pushover`, `mattermost`, `signal`) and the `notify_*` keys,
 //! checked into [`NotifySettings`] by [`compile`]. Secrets may come from the
 //! YAML, a file (`password_file`) or an environment variable
-//! (`password_env`); the YAML as `--check-config` prints it never shows them.
+//! (`password_env`), and Pushover's and Mattermost's from [`DEFAULT_ENV`]
+//! when their block names none; the YAML as `--check-config` prints it
+//! never shows them. A named service that lacks what it needs is not an
+//! error but [`Unusable`], with a warning (see [`compile`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -115,9 +118,23 @@ pub struct ServiceSettings {
     pub timeout: Duration,
 }
 
+/// A service that is named (by `pushsrv` or its block) but lacks what it
+/// needs to deliver: nothing is sent to it; what it would have got is counted.
+#[derive(Debug, Clone)]
+pub struct Unusable {
+    pub name: &'static str,
+    /// What it lacks and how to give it, in plain words.
+    pub problem: String,
+    /// Which messages it would have got.
+    pub filter: Filter,
+}
+
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
+    /// The services hbd delivers to.
     pub services: Vec<ServiceSettings>,
+    /// The named services it cannot deliver to.
+    pub unusable: Vec<Unusable>,
     /// Events arriving within this long of the first are sent as one message.
     pub group_window: Duration,
     /// Undelivered messages kept per service; beyond, the oldest is dropped.
@@ -128,9 +145,37 @@ pub struct NotifySettings {
     pub queue_file: PathBuf,
 }
 
+/// How one named service stands, for `/healthz` and the console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    pub name: &'static str,
+    /// None: usable; otherwise what it lacks and how to give it.
+    pub problem: Option<String>,
+}
+
+impl NotifySettings {
+    /// No service is named: the notifier need not run.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.unusable.is_empty()
+    }
+
+    /// Every named service, usable or not, in the order of [`SERVICES`].
+    pub fn states(&self) -> Vec<ServiceState> {
+        let mut states: Vec<ServiceState> = self
+            .services
+            .iter()
+            .map(|s| ServiceState { name: s.name, problem: None })
+            .chain(self.unusable.iter().map(|u| ServiceState { name: u.name, problem: Some(u.problem.clone()) }))
+            .collect();
+        states.sort_by_key(|s| SERVICES.iter().position(|n| *n == s.name));
+        states
+    }
+}
+
 /// The raw keys, as `Config` holds them.
 pub struct Raw<'a> {
-    pub pushsrv: &'a str,
+    /// None when not given: each of Pushover and Mattermost that has a block.
+    pub pushsrv: Option<&'a str>,
     pub email: &'a serde_yaml::Value,
     pub pushover: &'a serde_yaml::Value,
     pub mattermost: &'a serde_yaml::Value,
@@ -139,12 +184,26 @@ pub struct Raw<'a> {
     pub queue_max: usize,
     pub max_age: f64,
     pub queue_file: PathBuf,
+    /// hbd's environment (a variable that is not set, or not UTF-8, is None).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The environment variables a named service's credentials come from when
+/// its block gives none: (key, variable).
+pub const DEFAULT_ENV: [(&str, &str); 3] = [
+    ("pushover.token", "PUSHOVER_TOKEN"),
+    ("pushover.user", "PUSHOVER_USER"),
+    ("mattermost.webhook_url", "MATTERMOST_WEBHOOK_URL"),
+];
+
+fn default_env(key: &str) -> Option<&'static str> {
+    DEFAULT_ENV.iter().find(|(k, _)| *k == key).map(|(_, var)| *var)
+}
+
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct EmailBlock {
-    server: String,
+    server: Option<String>,
     port: Option<u16>,
     #[serde(default)]
     security: Security,
@@ -152,8 +211,8 @@ struct EmailBlock {
     password: Option<String>,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
-    from: String,
-    to: Recipients,
+    from: Option<String>,
+    to: Option<Recipients>,
     ca_file: Option<PathBuf>,
     min_level: Option<String>,
     hosts: Option<Vec<String>>,
@@ -169,7 +228,16 @@ enum Recipients {
     Many(Vec<String>),
 }
 
-#[derive(Deserialize)]
+impl Recipients {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Recipients::One(one) => vec![one],
+            Recipients::Many(many) => many,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct PushoverBlock {
     url: Option<String>,
@@ -187,7 +255,7 @@ struct PushoverBlock {
     timeout: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct MattermostBlock {
     webhook_url: Option<String>,
@@ -201,12 +269,12 @@ struct MattermostBlock {
     timeout: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct SignalBlock {
-    url: String,
-    number: String,
-    recipients: Recipients,
+    url: Option<String>,
+    number: Option<String>,
+    recipients: Option<Recipients>,
     min_level: Option<String>,
     hosts: Option<Vec<String>>,
     max_per_hour: Option<usize>,
@@ -215,34 +283,60 @@ struct SignalBlock {
 
 pub const PUSHOVER_URL: &str = "https://api.pushover.net/1/messages.json";
 
+/// What checking one service gave.
+enum Built {
+    Usable(ServiceSettings),
+    Unusable(Unusable),
+    /// A mistake in its keys, among the problems.
+    Wrong,
+}
+
 /// Checks the notification keys; each problem names its key.
-pub fn compile(raw: Raw, cwd: &Path, problems: &mut Vec<String>) -> NotifySettings {
+///
+/// The rule: a service is named by `pushsrv` (Pushover, Mattermost) or by
+/// its block (every service). A named service that lacks what it needs to
+/// deliver (its block, a credential, its recipients, or a secret whose
+/// `*_env` variable is not set or whose `*_file` cannot be read) is not
+/// usable: a warning says what it lacks, and hbd runs without it. What is
+/// given but wrong (an unknown key, a wrong type, a malformed URL, address
+/// or number) is a problem, as is a `pushsrv` that names no service.
+pub fn compile(raw: Raw, cwd: &Path, problems: &mut Vec<String>, warnings: &mut Vec<String>) -> NotifySettings {
     let (want_pushover, want_mattermost) = match raw.pushsrv {
-        "all" => (true, true),
-        "pushover" => (true, false),
-        "mattermost" => (false, true),
-        "none" => (false, false),
-        other => {
+        None => (!raw.pushover.is_null(), !raw.mattermost.is_null()),
+        Some("all") => (true, true),
+        Some("pushover") => (true, false),
+        Some("mattermost") => (false, true),
+        Some("none") => (false, false),
+        Some(other) => {
             problems.push(format!("pushsrv: `{other}` is not one of pushover, mattermost, all, none"));
             (false, false)
         }
     };
-    if raw.pushsrv == "pushover" && raw.pushover.is_null() {
-        problems.push("pushsrv: pushover needs a `pushover:` block with token and user".into());
+    let mut check = Check { cwd, env: raw.env, problems, lacks: Vec::new() };
+    let mut built = Vec::new();
+    if !raw.email.is_null() {
+        built.push(email(raw.email, &mut check));
     }
-    if raw.pushsrv == "mattermost" && raw.mattermost.is_null() {
-        problems.push("pushsrv: mattermost needs a `mattermost:` block with webhook_url".into());
-    }
-    let mut services = Vec::new();
-    let mut add = |service: Option<ServiceSettings>| services.extend(service);
-    add(block::<EmailBlock>("email", raw.email, problems).and_then(|b| email(b, cwd, problems)));
     if want_pushover {
-        add(block::<PushoverBlock>("pushover", raw.pushover, problems).and_then(|b| pushover(b, cwd, problems)));
+        built.push(pushover(raw.pushover, &mut check));
     }
     if want_mattermost {
-        add(block::<MattermostBlock>("mattermost", raw.mattermost, problems).and_then(|b| mattermost(b, cwd, problems)));
+        built.push(mattermost(raw.mattermost, &mut check));
     }
-    add(block::<SignalBlock>("signal", raw.signal, problems).and_then(|b| signal(b, problems)));
+    if !raw.signal.is_null() {
+        built.push(signal(raw.signal, &mut check));
+    }
+    let (mut services, mut unusable) = (Vec::new(), Vec::new());
+    for service in built {
+        match service {
+            Built::Usable(service) => services.push(service),
+            Built::Unusable(service) => {
+                warnings.push(format!("{}: not usable, nothing will be sent to it: {}", service.name, service.problem));
+                unusable.push(service);
+            }
+            Built::Wrong => {}
+        }
+    }
     if !(raw.group_window >= 0.0 && raw.group_window <= 3600.0) {
         problems.push(format!("notify_group_window: {} is not a number of seconds from 0 to 3600", raw.group_window));
     }
@@ -255,6 +349,7 @@ pub fn compile(raw: Raw, cwd: &Path, problems: &mut Vec<String>) -> NotifySettin
     let queue_file = if raw.queue_file.is_relative() { cwd.join(&raw.queue_file) } else { raw.queue_file };
     NotifySettings {
         services,
+        unusable,
         group_window: Duration::from_secs_f64(raw.group_window.clamp(0.0, 3600.0)),
         queue_max: raw.queue_max,
         max_age: Duration::from_secs_f64(raw.max_age.clamp(60.0, 30.0 * 86400.0)),
@@ -262,10 +357,15 @@ pub fn compile(raw: Raw, cwd: &Path, problems: &mut Vec<String>) -> NotifySettin
     }
 }
 
-/// A service's block as its strict struct; None when absent or wrong.
-fn block<T: DeserializeOwned>(name: &str, value: &serde_yaml::Value, problems: &mut Vec<String>) -> Option<T> {
+/// A service's block as its strict struct: an empty one when absent (a
+/// service `pushsrv` names without a block), None when wrong.
+fn block<T: DeserializeOwned + Default>(
+    name: &str,
+    value: &serde_yaml::Value,
+    problems: &mut Vec<String>,
+) -> Option<T> {
     if value.is_null() {
-        return None;
+        return Some(T::default());
     }
     serde_yaml::from_value(value.clone())
         .map_err(|e| {
@@ -275,47 +375,90 @@ fn block<T: DeserializeOwned>(name: &str, value: &serde_yaml::Value, problems: &
         .ok()
 }
 
-/// A secret given inline, in a file or in an environment variable: exactly one.
-fn secret(
-    key: &str,
-    inline: Option<String>,
-    file: Option<PathBuf>,
-    env: Option<String>,
-    cwd: &Path,
-    problems: &mut Vec<String>,
-) -> Option<String> {
-    let given = [inline.is_some(), file.is_some(), env.is_some()].iter().filter(|g| **g).count();
-    if given > 1 {
-        problems.push(format!("{key}: give only one of {key}, {key}_file and {key}_env"));
-        return None;
-    }
-    if let Some(value) = inline {
-        return Some(value);
-    }
-    if let Some(path) = file {
-        let path = if path.is_relative() { cwd.join(path) } else { path };
-        return match std::fs::read_to_string(&path) {
-            Ok(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
-            Ok(_) => {
-                problems.push(format!("{key}_file: {} is empty", path.display()));
-                None
+/// The checking of one service: mistakes go to `problems`, what it lacks
+/// to `lacks`.
+struct Check<'a> {
+    cwd: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: &'a mut Vec<String>,
+    lacks: Vec<String>,
+}
+
+impl Check<'_> {
+    /// A secret given inline, in a file or in an environment variable (at
+    /// most one of them), or else in the key's default variable
+    /// ([`DEFAULT_ENV`]). `key` is `service.name`.
+    fn secret(
+        &mut self,
+        key: &str,
+        inline: Option<String>,
+        file: Option<PathBuf>,
+        env: Option<String>,
+    ) -> Option<String> {
+        let (service, name) = key.split_once('.').unwrap_or(("", key));
+        let given = [inline.is_some(), file.is_some(), env.is_some()].iter().filter(|g| **g).count();
+        if given > 1 {
+            self.problems.push(format!("{key}: give only one of {name}, {name}_file and {name}_env"));
+            return None;
+        }
+        if let Some(value) = inline {
+            return Some(value);
+        }
+        if let Some(path) = file {
+            let path = if path.is_relative() { self.cwd.join(path) } else { path };
+            match std::fs::read_to_string(&path) {
+                Ok(text) if !text.trim().is_empty() => return Some(text.trim().to_string()),
+                Ok(_) => self.lacks.push(format!("{name}_file {} is empty", path.display())),
+                Err(e) => self.lacks.push(format!("{name}_file {}: {e}", path.display())),
             }
-            Err(e) => {
-                problems.push(format!("{key}_file: {}: {e}", path.display()));
-                None
+            return None;
+        }
+        if let Some(var) = env {
+            match (self.env)(&var).filter(|v| !v.is_empty()) {
+                Some(value) => return Some(value),
+                None => self.lacks.push(format!("{name}_env names {var}, which is not set in hbd's environment")),
             }
+            return None;
+        }
+        let fallback = default_env(key);
+        if let Some(value) = fallback.and_then(|var| (self.env)(var)).filter(|v| !v.is_empty()) {
+            return Some(value);
+        }
+        let hint = match fallback {
+            Some(var) => format!("set {var} in hbd's environment or give "),
+            None => "give ".to_string(),
         };
+        self.lacks.push(format!("no {name} ({hint}{name}, {name}_file or {name}_env in the {service}: block)"));
+        None
     }
-    if let Some(var) = env {
-        return match std::env::var(&var) {
-            Ok(value) if !value.is_empty() => Some(value),
-            _ => {
-                problems.push(format!("{key}_env: the environment variable {var} is not set"));
-                None
-            }
-        };
+
+    /// A key the service cannot do without.
+    fn needs<T>(&mut self, service: &str, key: &str, what: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            self.lacks.push(format!("no {what} (give {key} in the {service}: block)"));
+        }
+        value
     }
-    None
+
+    /// The outcome once a service's keys are checked: wrong when a problem
+    /// was found since `before`, else usable when `settings` could be made
+    /// and nothing is lacking.
+    fn finish(
+        &mut self,
+        name: &'static str,
+        before: usize,
+        filter: Filter,
+        settings: Option<ServiceSettings>,
+    ) -> Built {
+        let lacks = std::mem::take(&mut self.lacks);
+        if self.problems.len() > before {
+            return Built::Wrong;
+        }
+        match settings {
+            Some(settings) if lacks.is_empty() => Built::Usable(settings),
+            _ => Built::Unusable(Unusable { name, problem: lacks.join("; "), filter }),
+        }
+    }
 }
 
 fn common(
@@ -373,152 +516,156 @@ fn check_address(key: &str, address: &str, problems: &mut Vec<String>) {
     }
 }
 
-fn email(b: EmailBlock, cwd: &Path, problems: &mut Vec<String>) -> Option<ServiceSettings> {
-    let before = problems.len();
+fn email(value: &serde_yaml::Value, check: &mut Check) -> Built {
+    let Some(b) = block::<EmailBlock>("email", value, check.problems) else { return Built::Wrong };
+    let before = check.problems.len();
     let (filter, max_per_hour, timeout) =
-        common("email", b.min_level, b.hosts, b.max_per_hour, b.timeout, 60, problems);
-    if b.server.is_empty() || b.server.contains(char::is_whitespace) {
-        problems.push(format!("email.server: `{}` is not a host name or address", b.server));
+        common("email", b.min_level, b.hosts, b.max_per_hour, b.timeout, 60, check.problems);
+    let server = check.needs("email", "server", "SMTP server", b.server);
+    if let Some(server) = server.as_ref().filter(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+        check.problems.push(format!("email.server: `{server}` is not a host name or address"));
     }
-    check_address("email.from", &b.from, problems);
-    let to = match b.to {
-        Recipients::One(one) => vec![one],
-        Recipients::Many(many) => many,
-    };
-    if to.is_empty() {
-        problems.push("email.to: needs at least one address".into());
+    let from = check.needs("email", "from", "sender address", b.from);
+    if let Some(from) = &from {
+        check_address("email.from", from, check.problems);
     }
-    for address in &to {
-        check_address("email.to", address, problems);
+    let to = check.needs("email", "to", "recipients", b.to.map(Recipients::into_vec).filter(|to| !to.is_empty()));
+    for address in to.iter().flatten() {
+        check_address("email.to", address, check.problems);
     }
-    let password = secret("email.password", b.password, b.password_file, b.password_env, cwd, problems);
-    let login = match (b.username, password) {
-        (Some(user), Some(password)) => Some((user, password)),
-        (None, None) => None,
-        (Some(_), None) => {
-            problems.push("email.username: needs a password (password, password_file or password_env)".into());
+    let password_given = b.password.is_some() || b.password_file.is_some() || b.password_env.is_some();
+    let login = match b.username {
+        Some(user) => check.secret("email.password", b.password, b.password_file, b.password_env).map(|p| (user, p)),
+        None if password_given => {
+            let _ = check.secret("email.password", b.password, b.password_file, b.password_env);
+            check.lacks.push("no username for the password (give username in the email: block)".into());
             None
         }
-        (None, Some(_)) => {
-            problems.push("email.password: needs a username".into());
-            None
-        }
+        None => None,
     };
     let ca_pem = b.ca_file.and_then(|path| {
-        let path = if path.is_relative() { cwd.join(path) } else { path };
-        std::fs::read(&path).map_err(|e| problems.push(format!("email.ca_file: {}: {e}", path.display()))).ok()
+        let path = if path.is_relative() { check.cwd.join(path) } else { path };
+        std::fs::read(&path).map_err(|e| check.problems.push(format!("email.ca_file: {}: {e}", path.display()))).ok()
     });
     let port = b.port.unwrap_or(match b.security {
         Security::Starttls => 587,
         Security::Tls => 465,
         Security::None => 25,
     });
-    (problems.len() == before).then_some(ServiceSettings {
-        name: "email",
-        kind: ServiceKind::Email(EmailSettings {
-            server: b.server,
-            port,
-            security: b.security,
-            login,
-            from: b.from,
-            to,
-            ca_pem,
+    let settings = match (server, from, to) {
+        (Some(server), Some(from), Some(to)) => Some(ServiceSettings {
+            name: "email",
+            kind: ServiceKind::Email(EmailSettings { server, port, security: b.security, login, from, to, ca_pem }),
+            filter: filter.clone(),
+            max_per_hour,
+            timeout,
         }),
-        filter,
-        max_per_hour,
-        timeout,
-    })
-}
-
-fn pushover(b: PushoverBlock, cwd: &Path, problems: &mut Vec<String>) -> Option<ServiceSettings> {
-    let before = problems.len();
-    let (filter, max_per_hour, timeout) =
-        common("pushover", b.min_level, b.hosts, b.max_per_hour, b.timeout, 60, problems);
-    let url = b.url.unwrap_or_else(|| PUSHOVER_URL.to_string());
-    check_url("pushover.url", &url, problems);
-    let token = secret("pushover.token", b.token, b.token_file, b.token_env, cwd, problems);
-    let user = secret("pushover.user", b.user, b.user_file, b.user_env, cwd, problems);
-    if token.is_none() && problems.len() == before {
-        problems.push("pushover.token: missing (token, token_file or token_env)".into());
-    }
-    if user.is_none() && problems.len() == before {
-        problems.push("pushover.user: missing (user, user_file or user_env)".into());
-    }
-    let (token, user) = (token?, user?);
-    (problems.len() == before).then_some(ServiceSettings {
-        name: "pushover",
-        kind: ServiceKind::Pushover(PushoverSettings { url, token, user, device: b.device, sound: b.sound }),
-        filter,
-        max_per_hour,
-        timeout,
-    })
-}
-
-fn mattermost(b: MattermostBlock, cwd: &Path, problems: &mut Vec<String>) -> Option<ServiceSettings> {
-    let before = problems.len();
-    let (filter, max_per_hour, timeout) =
-        common("mattermost", b.min_level, b.hosts, b.max_per_hour, b.timeout, 120, problems);
-    let webhook_url =
-        secret("mattermost.webhook_url", b.webhook_url, b.webhook_url_file, b.webhook_url_env, cwd, problems);
-    let Some(webhook_url) = webhook_url else {
-        if problems.len() == before {
-            problems.push("mattermost.webhook_url: missing (webhook_url, webhook_url_file or webhook_url_env)".into());
-        }
-        return None;
+        _ => None,
     };
-    check_url("mattermost.webhook_url", &webhook_url, problems);
-    (problems.len() == before).then_some(ServiceSettings {
+    check.finish("email", before, filter, settings)
+}
+
+fn pushover(value: &serde_yaml::Value, check: &mut Check) -> Built {
+    let Some(b) = block::<PushoverBlock>("pushover", value, check.problems) else { return Built::Wrong };
+    let before = check.problems.len();
+    let (filter, max_per_hour, timeout) =
+        common("pushover", b.min_level, b.hosts, b.max_per_hour, b.timeout, 60, check.problems);
+    let url = b.url.unwrap_or_else(|| PUSHOVER_URL.to_string());
+    check_url("pushover.url", &url, check.problems);
+    let token = check.secret("pushover.token", b.token, b.token_file, b.token_env);
+    let user = check.secret("pushover.user", b.user, b.user_file, b.user_env);
+    let settings = match (token, user) {
+        (Some(token), Some(user)) => Some(ServiceSettings {
+            name: "pushover",
+            kind: ServiceKind::Pushover(PushoverSettings { url, token, user, device: b.device, sound: b.sound }),
+            filter: filter.clone(),
+            max_per_hour,
+            timeout,
+        }),
+        _ => None,
+    };
+    check.finish("pushover", before, filter, settings)
+}
+
+fn mattermost(value: &serde_yaml::Value, check: &mut Check) -> Built {
+    let Some(b) = block::<MattermostBlock>("mattermost", value, check.problems) else { return Built::Wrong };
+    let before = check.problems.len();
+    let (filter, max_per_hour, timeout) =
+        common("mattermost", b.min_level, b.hosts, b.max_per_hour, b.timeout, 120, check.problems);
+    let webhook_url = check.secret("mattermost.webhook_url", b.webhook_url, b.webhook_url_file, b.webhook_url_env);
+    if let Some(url) = &webhook_url {
+        check_url("mattermost.webhook_url", url, check.problems);
+    }
+    let settings = webhook_url.map(|webhook_url| ServiceSettings {
         name: "mattermost",
         kind: ServiceKind::Mattermost(MattermostSettings { webhook_url, channel: b.channel, username: b.username }),
-        filter,
+        filter: filter.clone(),
         max_per_hour,
         timeout,
-    })
+    });
+    check.finish("mattermost", before, filter, settings)
 }
 
-fn signal(b: SignalBlock, problems: &mut Vec<String>) -> Option<ServiceSettings> {
-    let before = problems.len();
+fn signal(value: &serde_yaml::Value, check: &mut Check) -> Built {
+    let Some(b) = block::<SignalBlock>("signal", value, check.problems) else { return Built::Wrong };
+    let before = check.problems.len();
     let (filter, max_per_hour, timeout) =
-        common("signal", b.min_level, b.hosts, b.max_per_hour, b.timeout, 30, problems);
-    check_url("signal.url", &b.url, problems);
+        common("signal", b.min_level, b.hosts, b.max_per_hour, b.timeout, 30, check.problems);
+    let url = check.needs("signal", "url", "signal-cli REST API url", b.url);
+    if let Some(url) = &url {
+        check_url("signal.url", url, check.problems);
+    }
     let phone = |n: &str| n.starts_with('+') && n.len() > 4 && n[1..].bytes().all(|c| c.is_ascii_digit());
-    if !phone(&b.number) {
-        problems.push(format!("signal.number: `{}` is not a phone number as +CCNNNN…", b.number));
+    let number = check.needs("signal", "number", "sending number", b.number);
+    if let Some(number) = number.as_ref().filter(|n| !phone(n)) {
+        check.problems.push(format!("signal.number: `{number}` is not a phone number as +CCNNNN…"));
     }
-    let recipients = match b.recipients {
-        Recipients::One(one) => vec![one],
-        Recipients::Many(many) => many,
-    };
-    if recipients.is_empty() {
-        problems.push("signal.recipients: needs at least one".into());
-    }
-    for r in &recipients {
+    let recipients = check.needs(
+        "signal",
+        "recipients",
+        "recipients",
+        b.recipients.map(Recipients::into_vec).filter(|r| !r.is_empty()),
+    );
+    for r in recipients.iter().flatten() {
         // Numbers, or group ids as signal-cli-rest-api takes them.
         if !(phone(r) || r.starts_with("group.")) {
-            problems.push(format!("signal.recipients: `{r}` is neither a phone number as +CCNNNN… nor a group.… id"));
+            check
+                .problems
+                .push(format!("signal.recipients: `{r}` is neither a phone number as +CCNNNN… nor a group.… id"));
         }
     }
-    (problems.len() == before).then_some(ServiceSettings {
-        name: "signal",
-        kind: ServiceKind::Signal(SignalSettings {
-            url: b.url.trim_end_matches('/').to_string(),
-            number: b.number,
-            recipients,
+    let settings = match (url, number, recipients) {
+        (Some(url), Some(number), Some(recipients)) => Some(ServiceSettings {
+            name: "signal",
+            kind: ServiceKind::Signal(SignalSettings {
+                url: url.trim_end_matches('/').to_string(),
+                number,
+                recipients,
+            }),
+            filter: filter.clone(),
+            max_per_hour,
+            timeout,
         }),
-        filter,
-        max_per_hour,
-        timeout,
-    })
+        _ => None,
+    };
+    check.finish("signal", before, filter, settings)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn compiled(yaml: &str, pushsrv: &str) -> (NotifySettings, Vec<String>) {
+    /// The outcome for `yaml` with `pushsrv` (None: not given) in an
+    /// environment holding `env`: settings, problems, warnings.
+    fn compiled_in(
+        yaml: &str,
+        pushsrv: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> (NotifySettings, Vec<String>, Vec<String>) {
         let map: serde_yaml::Mapping = serde_yaml::from_str(yaml).unwrap();
         let get = |k: &str| map.get(k).cloned().unwrap_or(serde_yaml::Value::Null);
         let (email, pushover, mattermost, signal) = (get("email"), get("pushover"), get("mattermost"), get("signal"));
+        let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
         let raw = Raw {
             pushsrv,
             email: &email,
@@ -529,10 +676,21 @@ mod tests {
             queue_max: 100,
             max_age: 86400.0,
             queue_file: "q.json".into(),
+            env: &lookup,
         };
-        let mut problems = Vec::new();
-        let settings = compile(raw, Path::new("/srv"), &mut problems);
+        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+        let settings = compile(raw, Path::new("/srv"), &mut problems, &mut warnings);
+        (settings, problems, warnings)
+    }
+
+    fn compiled(yaml: &str, pushsrv: &str) -> (NotifySettings, Vec<String>) {
+        let (settings, problems, _) = compiled_in(yaml, Some(pushsrv), &[]);
         (settings, problems)
+    }
+
+    /// The named services as (name, problem), usable ones with None.
+    fn states(settings: &NotifySettings) -> Vec<(&'static str, Option<String>)> {
+        settings.states().into_iter().map(|s| (s.name, s.problem)).collect()
     }
 
     #[test]
@@ -546,6 +704,7 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let names: Vec<&str> = s.services.iter().map(|s| s.name).collect();
         assert_eq!(names, ["email", "pushover", "mattermost", "signal"]);
+        assert!(s.unusable.is_empty());
         let ServiceKind::Email(email) = &s.services[0].kind else { panic!() };
         assert_eq!((email.port, email.security, email.to.len()), (587, Security::Starttls, 2));
         let ServiceKind::Signal(signal) = &s.services[3].kind else { panic!() };
@@ -561,8 +720,107 @@ mod tests {
         assert_eq!(names("mattermost"), ["mattermost"]);
         assert_eq!(names("all"), ["pushover", "mattermost"]);
         assert!(names("none").is_empty());
-        let (_, problems) = compiled("", "pushover");
-        assert!(problems[0].contains("pushover needs a `pushover:` block"), "{problems:?}");
+        let (_, problems) = compiled("", "pushbullet");
+        assert!(problems[0].contains("pushsrv: `pushbullet` is not one of"), "{problems:?}");
+        // Not given: each push service that has a block, and nothing named without one.
+        let (s, problems, warnings) = compiled_in(yaml, None, &[]);
+        assert_eq!(s.services.iter().map(|s| s.name).collect::<Vec<_>>(), ["pushover", "mattermost"]);
+        let (s, _, _) = compiled_in("pushover: {token: t, user: u}\n", None, &[]);
+        assert_eq!(states(&s), [("pushover", None)]);
+        let (s, _, warnings_none) = compiled_in("", None, &[("PUSHOVER_TOKEN", "t"), ("PUSHOVER_USER", "u")]);
+        assert!(s.is_empty() && warnings_none.is_empty(), "the environment alone names no service");
+        assert!(problems.is_empty() && warnings.is_empty());
+    }
+
+    /// The Python README's minimal file: `pushsrv: pushover` and no block.
+    #[test]
+    fn a_named_service_without_what_it_needs_is_unusable_not_wrong() {
+        let (s, problems, warnings) = compiled_in("", Some("pushover"), &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(s.services.is_empty() && !s.is_empty());
+        let [(name, Some(problem))] = &states(&s)[..] else { panic!("{:?}", states(&s)) };
+        assert_eq!(*name, "pushover");
+        assert_eq!(
+            problem,
+            "no token (set PUSHOVER_TOKEN in hbd's environment or give token, token_file or token_env in the pushover: block); \
+             no user (set PUSHOVER_USER in hbd's environment or give user, user_file or user_env in the pushover: block)"
+        );
+        assert_eq!(warnings, [format!("pushover: not usable, nothing will be sent to it: {problem}")]);
+        // The filter of its block still says what it would have got.
+        let (s, _, _) = compiled_in("pushover: {min_level: critical}\n", Some("pushover"), &[]);
+        assert_eq!(s.unusable[0].filter.min_level, Level::Critical);
+
+        // `all` names both: the one without anything is named, not fatal.
+        let (s, problems, warnings) =
+            compiled_in("mattermost: {webhook_url: 'https://mm.example.com/h'}\n", Some("all"), &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.services.iter().map(|s| s.name).collect::<Vec<_>>(), ["mattermost"]);
+        assert_eq!(s.unusable.iter().map(|u| u.name).collect::<Vec<_>>(), ["pushover"]);
+        assert!(warnings.len() == 1 && warnings[0].starts_with("pushover: not usable"), "{warnings:?}");
+        let (s, _, _) = compiled_in("", Some("all"), &[]);
+        let missing: Vec<_> = states(&s).into_iter().map(|(name, problem)| (name, problem.is_some())).collect();
+        assert_eq!(missing, [("pushover", true), ("mattermost", true)]);
+        assert!(s.unusable[1].problem.contains("set MATTERMOST_WEBHOOK_URL in hbd's environment"), "{:?}", s.unusable);
+
+        // What a block lacks, or a secret hbd cannot read.
+        for (yaml, pushsrv, lack) in [
+            ("pushover: {token: t}\n", "pushover", "no user (set PUSHOVER_USER"),
+            (
+                "pushover: {token_env: HBD_NO_SUCH_VARIABLE, user: u}\n",
+                "pushover",
+                "token_env names HBD_NO_SUCH_VARIABLE, which is not set in hbd's environment",
+            ),
+            ("pushover: {token_file: /nonexistent/token, user: u}\n", "pushover", "token_file /nonexistent/token: "),
+            ("mattermost: {channel: ops}\n", "mattermost", "no webhook_url (set MATTERMOST_WEBHOOK_URL"),
+            ("email: {server: m, from: a@example.com}\n", "none", "no recipients (give to in the email: block)"),
+            ("email: {server: m, from: a@example.com, to: []}\n", "none", "no recipients"),
+            (
+                "email: {server: m, from: a@example.com, to: b@example.com, username: u}\n",
+                "none",
+                "no password (give password, password_file or password_env in the email: block)",
+            ),
+            (
+                "email: {server: m, from: a@example.com, to: b@example.com, password: p}\n",
+                "none",
+                "no username for the password",
+            ),
+            ("email: {}\n", "none", "no SMTP server (give server in the email: block); no sender address"),
+            ("signal: {url: 'http://s', number: '+4912345'}\n", "none", "no recipients (give recipients"),
+        ] {
+            let (s, problems, _) = compiled_in(yaml, Some(pushsrv), &[]);
+            assert!(problems.is_empty(), "{yaml:?} gave {problems:?}");
+            assert!(s.services.is_empty(), "{yaml:?}");
+            assert!(s.unusable.len() == 1 && s.unusable[0].problem.contains(lack), "{yaml:?} gave {:?}", s.unusable);
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_unless_the_block_names_them() {
+        let env = [("PUSHOVER_TOKEN", "envtoken"), ("PUSHOVER_USER", "envuser"), ("MY_TOKEN", "mytoken")];
+        let pushover = |yaml: &str| {
+            let (s, problems, warnings) = compiled_in(yaml, Some("pushover"), &env);
+            assert!(problems.is_empty() && warnings.is_empty(), "{yaml:?}: {problems:?} {warnings:?}");
+            let ServiceKind::Pushover(p) = &s.services[0].kind else { panic!() };
+            (p.token.clone(), p.user.clone())
+        };
+        assert_eq!(pushover(""), ("envtoken".to_string(), "envuser".to_string()));
+        assert_eq!(pushover("pushover: {sound: siren}\n"), ("envtoken".to_string(), "envuser".to_string()));
+        assert_eq!(pushover("pushover: {token: inline}\n"), ("inline".to_string(), "envuser".to_string()));
+        assert_eq!(pushover("pushover: {token_env: MY_TOKEN}\n"), ("mytoken".to_string(), "envuser".to_string()));
+        // An explicit variable that is unset does not fall back to the default one.
+        let (s, _, _) = compiled_in("pushover: {token_env: UNSET_TOKEN}\n", Some("pushover"), &env);
+        assert!(s.services.is_empty() && s.unusable[0].problem.contains("UNSET_TOKEN"), "{:?}", s.unusable);
+        // An empty variable is an unset one.
+        let (s, _, _) = compiled_in("", Some("pushover"), &[("PUSHOVER_TOKEN", ""), ("PUSHOVER_USER", "u")]);
+        assert!(s.unusable[0].problem.starts_with("no token"), "{:?}", s.unusable);
+        let (s, problems, _) =
+            compiled_in("", Some("mattermost"), &[("MATTERMOST_WEBHOOK_URL", "https://mm.example.com/hooks/x")]);
+        assert!(problems.is_empty());
+        let ServiceKind::Mattermost(m) = &s.services[0].kind else { panic!() };
+        assert_eq!(m.webhook_url, "https://mm.example.com/hooks/x");
+        // A malformed URL from the environment is as wrong as one in the file.
+        let (_, problems, _) = compiled_in("", Some("mattermost"), &[("MATTERMOST_WEBHOOK_URL", "mm.example.com")]);
+        assert!(problems.iter().any(|p| p.contains("mattermost.webhook_url: `mm.example.com` is not")), "{problems:?}");
     }
 
     #[test]
@@ -572,32 +830,35 @@ mod tests {
                 "email: {server: m, from: 'not an address', to: a@example.com}\n",
                 "email.from: `not an address` is not an email address",
             ),
-            ("email: {server: m, from: a@example.com}\n", "email: missing key `to`"),
             (
                 "email: {server: m, from: a@example.com, to: b@example.com, passwrd: x}\n",
                 "email: unknown key `passwrd`",
             ),
             (
-                "email: {server: m, from: a@example.com, to: b@example.com, username: u}\n",
-                "email.username: needs a password",
+                "email: {server: m, from: a@example.com, to: b@example.com, port: 70000}\n",
+                "email: invalid value: integer `70000`",
             ),
-            ("pushover: {token: t}\n", "pushover.user: missing"),
+            ("email: {server: 'a b', from: a@example.com, to: b@example.com}\n", "email.server: `a b` is not"),
             ("pushover: {token: t, user: u, url: 'ftp://x'}\n", "pushover.url: `ftp://x` is not an http"),
+            ("pushover: {tokn: t}\n", "pushover: unknown key `tokn`"),
+            ("pushover: {token: [t], user: u}\n", "pushover: invalid type: sequence, expected a string"),
+            ("pushover: yes\n", "pushover: invalid type"),
             ("mattermost: {webhook_url: 'not a url'}\n", "mattermost.webhook_url: `not a url` is not"),
             (
                 "signal: {url: 'http://s', number: '12', recipients: ['+491']}\n",
                 "signal.number: `12` is not a phone number",
             ),
-            ("pushover: {token: t, user: u, min_level: loud}\n", "pushover.min_level: `loud` is not one of"),
-            ("pushover: {token: t, token_env: T, user: u}\n", "pushover.token: give only one of"),
             (
-                "pushover: {token_env: HBD_NO_SUCH_VARIABLE, user: u}\n",
-                "the environment variable HBD_NO_SUCH_VARIABLE is not set",
+                "signal: {url: 'localhost:8080', number: '+4912345', recipients: ['+4954321']}\n",
+                "signal.url: `localhost",
             ),
-            ("pushover: {token_file: /nonexistent/token, user: u}\n", "pushover.token_file: /nonexistent/token:"),
+            ("pushover: {token: t, user: u, min_level: loud}\n", "pushover.min_level: `loud` is not one of"),
+            ("pushover: {min_level: loud}\n", "pushover.min_level: `loud` is not one of"),
+            ("pushover: {token: t, token_env: T, user: u}\n", "pushover.token: give only one of"),
         ] {
-            let (_, problems) = compiled(yaml, "all");
+            let (s, problems) = compiled(yaml, "all");
             assert!(problems.iter().any(|p| p.contains(expected)), "{yaml:?} gave {problems:?}");
+            assert!(!s.unusable.iter().any(|u| yaml.starts_with(u.name)), "{yaml:?} is wrong, not unusable");
         }
     }
 

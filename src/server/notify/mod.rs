@@ -15,6 +15,10 @@
 //! counted) and messages expire after `notify_max_age`; a service over its
 //! `max_per_hour` holds its messages and sends them as one summary when it
 //! may again. Only this thread writes the queue file.
+//!
+//! A service that is named but not usable ([`config::Unusable`]: it lacks
+//! its credentials, say) has no queue and no thread: each message it would
+//! have got is counted as undeliverable, journaled as given up, and gone.
 
 pub mod config;
 pub mod send;
@@ -34,7 +38,7 @@ use crate::server::core::CoreMsg;
 use crate::server::model::{AlertChange, Level};
 use crate::server::state::write_json_atomically;
 use crate::wire::unix_seconds;
-use config::{NotifySettings, ServiceSettings};
+use config::{NotifySettings, ServiceSettings, Unusable, SERVICES};
 use send::{Failure, Outgoing};
 
 /// What the notifier receives.
@@ -68,6 +72,10 @@ pub struct ServiceStats {
     /// Messages folded into summaries by the rate cap.
     pub folded: u64,
     pub pending: usize,
+    /// Whether hbd has what it needs to deliver to the service.
+    pub usable: bool,
+    /// Messages not sent because the service is not usable.
+    pub undeliverable: u64,
 }
 
 const QUEUE_FORMAT: u32 = 1;
@@ -126,9 +134,31 @@ struct Service {
     stats: ServiceStats,
 }
 
+/// A named service hbd cannot deliver to.
+struct Undeliverable {
+    settings: Unusable,
+    stats: ServiceStats,
+    last_warning: Option<Instant>,
+}
+
+impl Undeliverable {
+    /// Counts a message it would have got; warns at most once a minute.
+    fn count(&mut self, subject: &str) {
+        self.stats.undeliverable += 1;
+        if self.last_warning.is_none_or(|at| at.elapsed() >= DROP_WARN_EVERY) {
+            self.last_warning = Some(Instant::now());
+            warn!(
+                "notify: {} is not usable, not sent: {subject} ({} not sent so far; {})",
+                self.settings.name, self.stats.undeliverable, self.settings.problem
+            );
+        }
+    }
+}
+
 struct Notifier {
     settings: NotifySettings,
     services: Vec<Service>,
+    unusable: Vec<Undeliverable>,
     /// Events of the group window under way, and when it closes.
     window: Vec<AlertChange>,
     window_closes: Option<Instant>,
@@ -159,7 +189,7 @@ pub fn spawn(
                 }
             }
         })?;
-        let stats = ServiceStats { service: service.name.to_string(), ..ServiceStats::default() };
+        let stats = ServiceStats { service: service.name.to_string(), usable: true, ..ServiceStats::default() };
         services.push(Service {
             settings: service,
             queue: VecDeque::new(),
@@ -173,10 +203,20 @@ pub fn spawn(
         });
     }
     drop(to_notifier);
+    let unusable = settings
+        .unusable
+        .iter()
+        .map(|u| Undeliverable {
+            settings: u.clone(),
+            stats: ServiceStats { service: u.name.to_string(), ..ServiceStats::default() },
+            last_warning: None,
+        })
+        .collect();
     std::thread::Builder::new().name("notify".into()).spawn(move || {
         let mut notifier = Notifier {
             settings,
             services,
+            unusable,
             window: Vec::new(),
             window_closes: None,
             next_id: 1,
@@ -197,8 +237,14 @@ impl Notifier {
         let n = saved.len();
         for message in saved {
             self.next_id = self.next_id.max(message.id + 1);
-            match self.services.iter_mut().find(|s| s.settings.name == message.service) {
-                Some(service) => service.queue.push_back(message),
+            if let Some(service) = self.services.iter_mut().find(|s| s.settings.name == message.service) {
+                service.queue.push_back(message);
+                continue;
+            }
+            // Gone from the file at the next save, like one no longer configured.
+            self.dirty = true;
+            match self.unusable.iter_mut().find(|u| u.settings.name == message.service) {
+                Some(service) => service.count(&message.subject),
                 None => warn!(
                     "notify: dropping an undelivered message for {}, which is no longer configured",
                     message.service
@@ -378,6 +424,21 @@ impl Notifier {
         }
         let events = std::mem::take(&mut self.window);
         let created = unix_seconds(SystemTime::now());
+        for service in &mut self.unusable {
+            let wanted: Vec<&AlertChange> =
+                events.iter().filter(|c| service.settings.filter.wants(severity(c), &c.key.host)).collect();
+            let Some(message) = compose(&wanted, service.settings.name, 0, created) else { continue };
+            service.count(&message.subject);
+            let report = NotifyReport {
+                service: message.service,
+                subject: message.subject,
+                delivered: false,
+                error: Some(format!("not usable: {}", service.settings.problem)),
+                attempt: 0,
+                will_retry: false,
+            };
+            let _ = self.to_core.send(CoreMsg::Notified(report));
+        }
         let mut dropped = 0;
         for service in &mut self.services {
             let wanted: Vec<&AlertChange> =
@@ -438,8 +499,13 @@ impl Notifier {
     }
 
     fn report_stats(&mut self) {
-        let stats: Vec<ServiceStats> =
-            self.services.iter().map(|s| ServiceStats { pending: s.queue.len(), ..s.stats.clone() }).collect();
+        let mut stats: Vec<ServiceStats> = self
+            .services
+            .iter()
+            .map(|s| ServiceStats { pending: s.queue.len(), ..s.stats.clone() })
+            .chain(self.unusable.iter().map(|u| u.stats.clone()))
+            .collect();
+        stats.sort_by_key(|s| SERVICES.iter().position(|n| *n == s.service));
         if stats != self.reported && self.to_core.try_send(CoreMsg::NotifyStats(stats.clone())).is_ok() {
             self.reported = stats;
         }
@@ -504,14 +570,18 @@ fn fold(held: Vec<Outgoing>, max_per_hour: usize, id: u64) -> Outgoing {
 }
 
 /// `hbd --test-notify`: one test message through each service, each
-/// result printed; true when every one was delivered.
+/// result printed (a service that is not usable says why); true when every
+/// one was delivered.
 pub fn test(settings: &NotifySettings) -> bool {
-    if settings.services.is_empty() {
+    if settings.is_empty() {
         println!("no notification service is configured (email, pushover, mattermost, signal in hbd.yaml(5))");
         return false;
     }
     let host = sysinfo::System::host_name().unwrap_or_else(|| "this host".into());
-    let mut all = true;
+    let mut all = settings.unusable.is_empty();
+    for service in &settings.unusable {
+        println!("{}: not usable: {}", service.name, service.problem);
+    }
     for service in &settings.services {
         let message = Outgoing {
             id: 0,
