@@ -498,13 +498,19 @@ fn common(
 }
 
 /// An http:// or https:// URL with a host, as the services take them.
+/// An http(s) URL with a host. A URL that is a secret (a Mattermost webhook
+/// carries its key in the path) is never repeated in the message.
 fn check_url(key: &str, url: &str, problems: &mut Vec<String>) {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
     let ok =
         host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace)) && !url.contains(['\n', '\r', ' ']);
     if !ok {
-        problems.push(format!("{key}: `{url}` is not an http:// or https:// URL"));
+        let field = key.rsplit('.').next().unwrap_or(key);
+        match SECRET_KEYS.contains(&field) {
+            true => problems.push(format!("{key}: the value given is not an http:// or https:// URL")),
+            false => problems.push(format!("{key}: `{url}` is not an http:// or https:// URL")),
+        }
     }
 }
 
@@ -820,7 +826,12 @@ mod tests {
         assert_eq!(m.webhook_url, "https://mm.example.com/hooks/x");
         // A malformed URL from the environment is as wrong as one in the file.
         let (_, problems, _) = compiled_in("", Some("mattermost"), &[("MATTERMOST_WEBHOOK_URL", "mm.example.com")]);
-        assert!(problems.iter().any(|p| p.contains("mattermost.webhook_url: `mm.example.com` is not")), "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("mattermost.webhook_url: the value given is not") && !p.contains("mm.example")),
+            "the secret is not repeated: {problems:?}"
+        );
     }
 
     #[test]
@@ -843,7 +854,7 @@ mod tests {
             ("pushover: {tokn: t}\n", "pushover: unknown key `tokn`"),
             ("pushover: {token: [t], user: u}\n", "pushover: invalid type: sequence, expected a string"),
             ("pushover: yes\n", "pushover: invalid type"),
-            ("mattermost: {webhook_url: 'not a url'}\n", "mattermost.webhook_url: `not a url` is not"),
+            ("mattermost: {webhook_url: 'not a url'}\n", "mattermost.webhook_url: the value given is not"),
             (
                 "signal: {url: 'http://s', number: '12', recipients: ['+491']}\n",
                 "signal.number: `12` is not a phone number",
@@ -869,6 +880,10 @@ mod tests {
         redact_block(&block, &mut serde_yaml::Serializer::new(&mut out)).unwrap();
         let shown = String::from_utf8(out).unwrap();
         assert!(!shown.contains("hunter2") && !shown.contains("ukey") && shown.contains("siren"), "{shown}");
+        // Nor in the message about a webhook URL that is not one.
+        let mut problems = Vec::new();
+        check_url("mattermost.webhook_url", "hooks/xoxb-hunter2", &mut problems);
+        assert_eq!(problems, ["mattermost.webhook_url: the value given is not an http:// or https:// URL"]);
     }
 
     #[test]
