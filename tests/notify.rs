@@ -429,7 +429,7 @@ fn bad_service_blocks_are_config_errors_naming_them() {
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     for expected in [
         "pushover: unknown key `tokn`",
-        "mattermost.webhook_url: `not a url` is not",
+        "mattermost.webhook_url: the value given is not an http:// or https:// URL",
         "email.from: `nobody` is not an email address",
     ] {
         assert!(stderr.contains(expected), "{expected:?} in {stderr}");
