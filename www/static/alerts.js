@@ -75,7 +75,7 @@
   hostFilter.addEventListener('input', render);
   hbd.live(load, (m) => {
     if (m.type === 'alert' || m.type === 'alert_reminder') {
-      note(m.at, m.message, m.level);
+      note(m.at, m.text, m.level);
       if (m.type === 'alert') reload();
     }
   });

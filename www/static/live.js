@@ -179,7 +179,7 @@
       case 'host_up': setStatus(m.name, 'up', m.at); note(m.at, `${m.name} is up after ${hbd.duration(m.down_for)} down`); break;
       case 'host_down': setStatus(m.name, 'down', m.at); note(m.at, `${m.name} is down, silent for ${hbd.duration(m.silent_for)}`); break;
       case 'address_changed': note(m.at, `${m.name} moved from ${m.old_address} to ${m.address}`); break;
-      case 'alert': note(m.at, m.message); reloadAlerts(); break;
+      case 'alert': note(m.at, m.text); reloadAlerts(); break;
       case 'dns_update': note(m.at, m.outcome === 'updated' ? `${m.name}.${m.domain} ${m.record} set to ${m.address}` : `${m.name}.${m.domain} ${m.record} not set: ${m.error}`); break;
       case 'notification': note(m.at, m.delivered ? `${m.service}: sent ${m.subject}` : `${m.service}: failed: ${m.error}`); break;
       default: break;
