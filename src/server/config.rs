@@ -444,7 +444,7 @@ impl Config {
                 rules,
                 dyndomains: dyndomains.clone(),
             },
-            journal: journal_files.map(|files| JournalSettings {
+            journal: journal_files.clone().map(|files| JournalSettings {
                 files,
                 max_size: self.journal_max_size,
                 max_backups: self.journal_max_backups,
@@ -456,6 +456,7 @@ impl Config {
                 ws_port: self.ws_port,
                 max_connections: self.http_max_connections,
                 private_dir: private_dir(&absolute(&self.pickfile)),
+                journal: journal_files,
             },
             ws: WsSettings {
                 bind: SocketAddr::new(hbd_ip, self.ws_port),
@@ -699,6 +700,7 @@ mod tests {
         let files = settings.journal.unwrap().files;
         assert_eq!(files.messages, Path::new("/srv/journal/messages.journal"));
         assert_eq!(files.events, Path::new("/srv/journal/events.journal"));
+        assert_eq!(settings.http.journal, Some(files), "the http threads read the same files");
     }
 
     #[test]

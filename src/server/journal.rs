@@ -1,5 +1,5 @@
 //! The journal thread: the only writer of the journal's two files in
-//! `journal_dir`.
+//! `journal_dir`, and [`tail`], which the http threads read them with.
 //!
 //! Receives [`JournalMsg`]s from `udp` (every accepted message) and `core`
 //! (events) and appends one JSON line each. `journal_file` holds received
@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
+use serde_json::Value;
 
 use crate::server::config::JournalSettings;
 use crate::server::core::CoreMsg;
@@ -114,6 +115,8 @@ impl ReceivedBatch {
 
 /// Where the journal's two files are: `journal_dir` joined with
 /// `journal_file` (received messages) and `journal_events_file` (events).
+/// The journal thread writes them; the http threads read their ends with
+/// [`tail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalFiles {
     pub messages: PathBuf,
@@ -503,6 +506,161 @@ fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
+/// The most bytes one [`tail`] reads, over both files: how far a request
+/// for a rare event type looks back.
+pub const TAIL_MAX_SCAN: u64 = 32 << 20;
+/// Lines longer than this are skipped by [`tail`]; a message of the
+/// default `max_message_size` (1 MiB) makes a line just over 1 MiB.
+pub const TAIL_MAX_LINE: usize = 2 << 20;
+/// What [`tail`] reads at a time, from the end.
+const TAIL_CHUNK: usize = 64 << 10;
+
+/// The last `limit` lines of the journal file `path` that `take` turns into
+/// values, oldest first. The file is read from its end in chunks of 64 KiB,
+/// never whole; when it has fewer such lines, the rest come from the end of
+/// `path.1`. Left out: a last line not ended yet (still being written), a
+/// line `take` refuses (garbled, cut, not wanted) and a line longer than
+/// [`TAIL_MAX_LINE`]. At most [`TAIL_MAX_SCAN`] bytes are read. A file that
+/// does not exist has no lines. Called by the http threads, which only read.
+pub fn tail(path: &Path, limit: usize, take: impl FnMut(&[u8]) -> Option<Value>) -> io::Result<Vec<Value>> {
+    tail_within(path, limit, TAIL_MAX_SCAN, take).map(|(lines, _)| lines)
+}
+
+/// [`tail`] reading at most `budget` bytes; also says how many it read.
+fn tail_within(
+    path: &Path,
+    limit: usize,
+    budget: u64,
+    mut take: impl FnMut(&[u8]) -> Option<Value>,
+) -> io::Result<(Vec<Value>, u64)> {
+    let current = open_existing(path)?;
+    let older = open_existing(&backup(path, 1))?;
+    // Rotated between the two opens: `.1` is the file opened as `path`.
+    let older = match (&current, older) {
+        (Some(current), Some(older)) if same_file(current, &older)? => None,
+        (_, older) => older,
+    };
+    let mut found = Vec::new();
+    let mut left = budget;
+    let older_path = backup(path, 1);
+    for (file, path) in [(current, path), (older, older_path.as_path())] {
+        let Some(file) = file else { continue };
+        if found.len() >= limit || left == 0 {
+            break;
+        }
+        read_back(&file, limit, &mut left, &mut take, &mut found).map_err(|e| annotate(e, "read journal", path))?;
+    }
+    found.reverse();
+    Ok((found, budget - left))
+}
+
+fn open_existing(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(annotate(e, "open journal", path)),
+    }
+}
+
+fn same_file(a: &File, b: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (a.metadata()?, b.metadata()?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// Adds the lines of `file` that `take` accepts to `found`, newest first,
+/// until `found` holds `limit` or `budget` bytes are read.
+fn read_back<F: FnMut(&[u8]) -> Option<Value>>(
+    file: &File,
+    limit: usize,
+    budget: &mut u64,
+    take: &mut F,
+    found: &mut Vec<Value>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = file.metadata()?.len();
+    let mut chunk = vec![0; TAIL_CHUNK];
+    let mut line = Gathered { unfinished: true, ..Gathered::default() };
+    while pos > 0 && found.len() < limit && *budget > 0 {
+        let n = pos.min(TAIL_CHUNK as u64).min(*budget) as usize;
+        pos -= n as u64;
+        *budget -= n as u64;
+        let data = &mut chunk[..n];
+        match file.read_exact_at(data, pos) {
+            Ok(()) => {}
+            // Cut short under us (truncated from outside): what was read stands.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut end = n;
+        while let Some(newline) = data[..end].iter().rposition(|&b| b == b'\n') {
+            if let Some(value) = line.finish(&data[newline + 1..end], take) {
+                found.push(value);
+                if found.len() >= limit {
+                    return Ok(());
+                }
+            }
+            end = newline;
+        }
+        line.prepend(&data[..end]);
+    }
+    if pos == 0 {
+        // The file's first line, which no newline precedes.
+        if let Some(value) = line.finish(&[], take) {
+            found.push(value);
+        }
+    }
+    Ok(())
+}
+
+/// The line being gathered while a file is read backwards.
+#[derive(Default)]
+struct Gathered {
+    /// Its pieces from the chunks read so far, its end first.
+    parts: Vec<Vec<u8>>,
+    len: usize,
+    /// Longer than [`TAIL_MAX_LINE`]: skipped.
+    too_long: bool,
+    /// What follows the file's last newline: a line still being written.
+    unfinished: bool,
+}
+
+impl Gathered {
+    /// Adds `piece`, which comes before what was gathered.
+    fn prepend(&mut self, piece: &[u8]) {
+        if self.too_long || piece.is_empty() {
+            return;
+        }
+        if self.len + piece.len() > TAIL_MAX_LINE {
+            self.too_long = true;
+            self.parts.clear();
+            return;
+        }
+        self.len += piece.len();
+        self.parts.push(piece.to_vec());
+    }
+
+    /// The line is whole, `head` being its start: offered to `take` unless
+    /// it is to be skipped. The next line begins.
+    fn finish<F: FnMut(&[u8]) -> Option<Value>>(&mut self, head: &[u8], take: &mut F) -> Option<Value> {
+        let skip = self.unfinished || self.too_long || self.len + head.len() > TAIL_MAX_LINE;
+        let value = if skip {
+            None
+        } else if self.parts.is_empty() {
+            take(head)
+        } else {
+            let mut whole = Vec::with_capacity(self.len + head.len());
+            whole.extend_from_slice(head);
+            for part in self.parts.iter().rev() {
+                whole.extend_from_slice(part);
+            }
+            take(&whole)
+        };
+        *self = Gathered::default();
+        value
+    }
+}
+
 /// Formats local time as `2026-03-28T12:34:56`, once per second: at a high
 /// message rate nearly every line reuses the last result.
 #[derive(Default)]
@@ -842,6 +1000,116 @@ mod tests {
         assert_eq!(names_of("m.journal", message), ["h3"]);
         assert_eq!(names_of("e.old", event), ["h1", "h2"]);
         assert_eq!(names_of("e.journal", event), ["h3"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    // ------------------------------------------------------------ tail
+
+    fn write_lines(path: &Path, from: usize, to: usize) {
+        let mut file = OpenOptions::new().create(true).append(true).open(path).unwrap();
+        for n in from..to {
+            writeln!(file, "{{\"n\":{n}}}").unwrap();
+        }
+    }
+
+    fn any(line: &[u8]) -> Option<Value> {
+        serde_json::from_slice(line).ok()
+    }
+
+    fn numbers(lines: &[Value]) -> Vec<u64> {
+        lines.iter().map(|v| v["n"].as_u64().unwrap()).collect()
+    }
+
+    #[test]
+    fn tail_gives_what_there_is_oldest_first() {
+        let dir = temp_dir("tail-few");
+        let path = dir.join("j");
+        assert_eq!(tail(&path, 10, any).unwrap(), Vec::<Value>::new(), "no file, no lines");
+        write_lines(&path, 0, 3);
+        assert_eq!(numbers(&tail(&path, 10, any).unwrap()), [0, 1, 2]);
+        assert_eq!(numbers(&tail(&path, 2, any).unwrap()), [1, 2]);
+        fs::write(&path, "").unwrap();
+        assert!(tail(&path, 10, any).unwrap().is_empty());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tail_continues_into_the_newest_backup_only() {
+        let dir = temp_dir("tail-backup");
+        let path = dir.join("j");
+        write_lines(&backup(&path, 2), 0, 5);
+        write_lines(&backup(&path, 1), 5, 10);
+        write_lines(&path, 10, 12);
+        assert_eq!(numbers(&tail(&path, 4, any).unwrap()), [8, 9, 10, 11]);
+        assert_eq!(numbers(&tail(&path, 2, any).unwrap()), [10, 11], ".1 is not read when not needed");
+        assert_eq!(numbers(&tail(&path, 100, any).unwrap()), (5..12).collect::<Vec<_>>(), "not into .2");
+        // Only .1 (the file itself was just rotated away and not made again).
+        fs::remove_file(&path).unwrap();
+        assert_eq!(numbers(&tail(&path, 3, any).unwrap()), [7, 8, 9]);
+        // A rotation between opening the file and its .1: the same file twice is read once.
+        fs::hard_link(backup(&path, 1), &path).unwrap();
+        assert_eq!(numbers(&tail(&path, 100, any).unwrap()), (5..10).collect::<Vec<_>>());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tail_skips_a_partial_last_line_and_garbled_ones() {
+        let dir = temp_dir("tail-partial");
+        let path = dir.join("j");
+        write_lines(&path, 0, 2);
+        fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"n\":2,\"cut\":\n{\"n\"").unwrap();
+        assert_eq!(numbers(&tail(&path, 10, any).unwrap()), [0, 1], "the cut line and the one being written");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b":3}\n\xff\xfe garbage\n\n").unwrap();
+        write_lines(&path, 4, 5);
+        assert_eq!(numbers(&tail(&path, 10, any).unwrap()), [0, 1, 3, 4]);
+        assert_eq!(numbers(&tail(&path, 2, any).unwrap()), [3, 4]);
+        // No newline at all: a first line still being written.
+        fs::write(&path, "{\"n\":9}").unwrap();
+        assert!(tail(&path, 10, any).unwrap().is_empty());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tail_joins_lines_across_chunks_and_skips_oversized_ones() {
+        let dir = temp_dir("tail-long");
+        let path = dir.join("j");
+        let long = "x".repeat(3 * TAIL_CHUNK + 17);
+        let huge = "y".repeat(TAIL_MAX_LINE + 1);
+        fs::write(
+            &path,
+            format!("{{\"n\":0,\"s\":\"{long}\"}}\n{{\"n\":1,\"s\":\"{huge}\"}}\n{{\"n\":2,\"s\":\"{long}\"}}\n{{\"n\":3}}\n"),
+        )
+        .unwrap();
+        let got = tail(&path, 10, any).unwrap();
+        assert_eq!(numbers(&got), [0, 2, 3], "the line over TAIL_MAX_LINE is skipped");
+        assert_eq!(got[0]["s"].as_str().unwrap(), long, "a line read in four chunks is whole");
+        assert_eq!(got[1]["s"].as_str().unwrap(), long);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A 1 GiB file (sparse: no disk used) is read only at its end.
+    #[test]
+    fn tail_of_a_huge_file_reads_only_its_end() {
+        let dir = temp_dir("tail-huge");
+        let path = dir.join("j");
+        let file = File::create(&path).unwrap();
+        file.set_len(1 << 30).unwrap();
+        drop(file);
+        fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"\n").unwrap();
+        write_lines(&path, 0, 100);
+        let (lines, read) = tail_within(&path, 50, TAIL_MAX_SCAN, any).unwrap();
+        assert_eq!(numbers(&lines), (50..100).collect::<Vec<_>>());
+        assert!(read <= TAIL_CHUNK as u64, "read {read} bytes for 50 short lines");
+        // Looking for lines that are not there stops at the budget.
+        let (none, read) = tail_within(&path, 10, 1 << 20, |_| None).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(read, 1 << 20);
+        // A filter that matches a few: what it finds within the budget.
+        let (odd, _) =
+            tail_within(&path, 5, TAIL_MAX_SCAN, |l| any(l).filter(|v| v["n"].as_u64().is_some_and(|n| n % 2 == 1)))
+                .unwrap();
+        assert_eq!(numbers(&odd), [91, 93, 95, 97, 99]);
         fs::remove_dir_all(dir).unwrap();
     }
 }
