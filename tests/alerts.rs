@@ -114,7 +114,7 @@ fn alert_lines(hbd: &Hbd) -> Vec<Value> {
 }
 
 fn wait_alert(hbd: &Hbd, message: &str) -> Value {
-    hbd.wait_journal(message, |l| l["type"] == "alert" && l["message"] == message)
+    hbd.wait_journal(message, |l| l["type"] == "alert" && l["text"] == message)
 }
 
 /// A WebSocket client of hbd that collects what it is sent.
@@ -149,7 +149,9 @@ fn a_metric_goes_ok_warning_critical_ok_everywhere_and_a_restart_fires_nothing()
     let line = wait_alert(&hbd, "WARNING: webserver01 - gauge.value = 85.0");
     assert_eq!((line["from"].as_str(), line["level"].as_str()), (Some("OK"), Some("WARNING")));
     assert_eq!((line["value"].as_f64(), line["threshold"].as_f64()), (Some(85.0), Some(80.0)));
-    ws_wait(&mut ws, "the WARNING over the WebSocket", |m| m["type"] == "alert" && m["level"] == "WARNING");
+    ws_wait(&mut ws, "the WARNING over the WebSocket", |m| {
+        m["type"] == "alert" && m["level"] == "WARNING" && m["text"] == "WARNING: webserver01 - gauge.value = 85.0"
+    });
 
     client.set(96.0);
     wait_alert(&hbd, "CRITICAL: webserver01 - gauge.value = 96.0");
@@ -237,7 +239,7 @@ fn a_silent_host_is_a_critical_alert_until_it_is_back() {
     // Silent for its interval of 1 s and then some: the core looks once a second.
     hbd.wait_journal("host down alert", |l| {
         l["type"] == "alert"
-            && l["message"].as_str().is_some_and(|m| m.starts_with("CRITICAL: flaky - host down (silent for "))
+            && l["text"].as_str().is_some_and(|m| m.starts_with("CRITICAL: flaky - host down (silent for "))
     });
     let body = alerts(&hbd);
     let alert = &body["alerts"][0];

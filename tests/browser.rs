@@ -595,6 +595,114 @@ fn pages_poll_the_api_when_websockets_are_blocked() {
     browser.screenshot("overview-not-live.png");
 }
 
+/// Issue 20: the overview's "Recent messages" and the alerts page's
+/// "Recent alert changes" show the journal's last events as soon as the
+/// page has loaded: behind a proxy that lets no WebSocket through, so they
+/// can only have come from the server's /api/0/events. Then, live, a new
+/// event joins them and none is shown twice.
+#[test]
+fn recent_events_come_from_the_journal_on_load_then_live() {
+    let dir = TempDir::new("browser-recent");
+    let hbd = Hbd::start(&dir, "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {warning: 80}\n");
+    send(
+        &hbd,
+        json!({"ID": "HTB", "name": "web1", "interval": 30, "seq": 1,
+            "plugins": {"cpu_monitor": {"kind": "monitor", "at": now(), "data": {"cpu_percent": 85.0}}}}),
+    );
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "flaky", 1.0, 2);
+    let events = hbd.events_file();
+    let in_events = |check: &dyn Fn(&Value) -> bool| journal_lines(events.parent().unwrap()).iter().any(check);
+    wait_for("the events in the events journal", || {
+        (in_events(&|l| event_of(l, "host_new", "web1").is_some())
+            && in_events(&|l| l["type"] == "alert" && l["name"] == "web1")
+            && in_events(&|l| event_of(l, "host_down", "flaky").is_some())
+            && in_events(&|l| l["type"] == "alert" && l["name"] == "flaky"))
+        .then_some(())
+    });
+    let written = journal_lines(&hbd.journal_dir()).len();
+
+    let proxy = http_only_proxy(hbd.http);
+    let mut browser = Browser::launch();
+    browser.navigate(&format!("http://{proxy}/"));
+    browser.wait_true("the hosts over REST", "document.querySelectorAll('#hosts-body .vrow').length === 2");
+    let feed = |browser: &mut Browser| -> Vec<String> {
+        let items = browser.eval("[...document.querySelectorAll('#feed li span')].map(s => s.textContent)");
+        items.as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+    };
+    browser.wait_true("the feed", "document.querySelectorAll('#feed li').length >= 5");
+    let shown = feed(&mut browser);
+    let expected_overview = [
+        "flaky is down, silent for",
+        "CRITICAL: flaky - host down",
+        "WARNING: web1 - cpu_monitor.cpu_percent = 85.0",
+        "new host flaky at 127.0.0.1",
+        "new host web1 at 127.0.0.1",
+    ];
+    // Newest first; flaky's host_down and its alert come in the same second, either first.
+    for expected in expected_overview {
+        assert_eq!(shown.iter().filter(|t| t.starts_with(expected)).count(), 1, "{expected:?} once in {shown:?}");
+    }
+    assert_eq!(shown.len(), 5, "{shown:?}");
+    // Older: web1's alert came with its first heartbeat, so after its host_new.
+    assert!(shown[2].starts_with("new host flaky"), "{shown:?}");
+    assert!(shown[3].starts_with("WARNING: web1") && shown[4].starts_with("new host web1"), "{shown:?}");
+    let badge = browser.eval("document.getElementById('connection').textContent");
+    assert!(badge != json!("live"), "no WebSocket ({badge}): the feed came from the journal");
+
+    browser.navigate(&format!("http://{proxy}/alerts"));
+    browser.wait_true("both alerts", "document.querySelectorAll('#alerts tbody tr').length === 2");
+    browser.wait_true("the alert changes", "document.querySelectorAll('#feed li').length === 2");
+    let changes = feed(&mut browser);
+    assert!(changes[0].starts_with("CRITICAL: flaky - host down"), "{changes:?}");
+    assert_eq!(changes[1], "WARNING: web1 - cpu_monitor.cpu_percent = 85.0");
+    assert_eq!(
+        browser.eval("document.querySelector('#feed li span').className"),
+        json!("level-CRITICAL"),
+        "coloured by level"
+    );
+    assert_eq!(journal_lines(&hbd.journal_dir()).len(), written, "nothing happened meanwhile");
+
+    // Live: the journal's events, then a new one, each once.
+    browser.navigate(&format!("http://{}/", hbd.http));
+    browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
+    browser.wait_true("the feed", "document.querySelectorAll('#feed li').length === 5");
+    // A WebSocket client of its own, to compare the live update with the journal's line.
+    let stream = TcpStream::connect(hbd.ws).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{}/", hbd.ws), stream).expect("ws handshake");
+    heartbeat(&client("127.0.0.1:0"), hbd.addr, "late-comer", 30.0, 3);
+    browser.wait_true("the live event", "document.getElementById('feed').textContent.includes('new host late-comer')");
+    let live = wait_for("host_new over the WebSocket", || match ws.read() {
+        Ok(Message::Text(text)) => serde_json::from_str::<Value>(&text).ok().filter(|m| m["type"] == "host_new"),
+        _ => None,
+    });
+    let shown = feed(&mut browser);
+    assert_eq!(shown.len(), 6, "the journal's five and the live one, none twice: {shown:?}");
+    assert!(shown[0].starts_with("new host late-comer"), "{shown:?}");
+    // A reload after the event reached the journal: the same six once each.
+    let line = wait_for("late-comer in the events journal", || {
+        journal_lines(&hbd.journal_dir()).into_iter().find(|l| event_of(l, "host_new", "late-comer").is_some())
+    });
+    // What the pages tell them apart by: the time and every other field.
+    let fields = |v: &Value| {
+        let mut map = v.as_object().unwrap().clone();
+        let at = map.remove("at").or(map.remove("timestamp"));
+        map.remove("datetime");
+        (at, map)
+    };
+    assert_eq!(fields(&live), fields(&line), "the live update and the journal line are the same event");
+    browser.navigate(&format!("http://{}/", hbd.http));
+    browser.wait_true("the live connection", "document.getElementById('connection').textContent === 'live'");
+    browser.wait_true("the feed", "document.querySelectorAll('#feed li').length === 6");
+    assert_eq!(feed(&mut browser), shown);
+    assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0));
+    assert!(
+        browser.errors.iter().all(|e| e.contains("WebSocket") || e.contains("net::ERR_")),
+        "only the proxy's refused WebSockets: {:#?}",
+        browser.errors
+    );
+}
+
 /// The UI benchmark (benches/ui.sh runs it; `--ignored`, never in CI): the
 /// overview in Chromium with 10,000 hosts while 1,000 heartbeats a second
 /// arrive. Prints the time to the first full render and the main thread's

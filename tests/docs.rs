@@ -349,7 +349,10 @@ fn hbd_8_describes_every_page_and_endpoint_hbd_serves() {
     let page = read("man/hbd.8");
     // The routes of src/http.rs; pages and assets come from src/www.rs.
     let mut paths: Vec<String> =
-        ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts"].into_iter().map(String::from).collect();
+        ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts", "/api/0/journal", "/api/0/events"]
+            .into_iter()
+            .map(String::from)
+            .collect();
     // host.html is served at /hosts/NAME (checked below), the others at their names.
     let pages = hbd::server::http::www::PAGES.iter().map(|f| f.name.strip_suffix(".html").unwrap());
     paths.extend(pages.filter(|p| *p != "host").map(|p| format!("/{p}")));

@@ -342,26 +342,112 @@ fn journal_rotation_loses_and_cuts_no_line() {
     }
 }
 
+/// The Python README's journal one-liners, verbatim but for the path.
+const PYTHON_README_ONE_LINERS: [&str; 3] = [
+    "tail -100 /var/log/heartbeat/messages.journal | jq .",
+    "cat /var/log/heartbeat/messages.journal | jq -r '.message.ID' | sort | uniq -c",
+    "cat /var/log/heartbeat/messages.journal | jq 'select(.message.name == \"webserver1\")'",
+];
+
+/// Runs `script` with `sh -c`; its standard output, after checking that it
+/// succeeded and wrote nothing to standard error.
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").args(["-c", script]).output().expect("sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{script}: {}: {stderr}", out.status);
+    String::from_utf8(out.stdout).expect("jq writes UTF-8")
+}
+
+/// jq's output of a stream of JSON texts.
+fn json_stream(text: &str) -> Vec<Value> {
+    serde_json::Deserializer::from_str(text).into_iter::<Value>().map(|v| v.expect("jq writes JSON")).collect()
+}
+
+/// Issue 20: with alerts firing and a host going down, the messages journal
+/// still gives the Python hbd's answers to its README's one-liners (no
+/// `null`, no "Cannot index string"), and the events are in their own file.
 #[test]
-fn the_python_versions_jq_one_liners_work_on_the_journal() {
+fn the_python_versions_jq_one_liners_work_on_the_journal_whatever_happened() {
     let dir = TempDir::new("jq");
-    let mut hbd = Hbd::start(&dir, "");
-    let client = client("127.0.0.1:0");
-    heartbeat(&client, hbd.addr, "webserver1", 30.0, 1);
-    heartbeat(&client, hbd.addr, "db1", 30.0, 2);
-    heartbeat(&client, hbd.addr, "webserver1", 30.0, 3);
-    assert!(hbd.stop().success());
-    let journal = hbd.journal_dir().join("messages.journal");
-    let sh = |script: &str| {
-        let out = Command::new("sh").args(["-c", script]).arg("sh").arg(&journal).output().expect("sh");
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    let hbd = Hbd::start(&dir, "grace: 0\nthresholds:\n  cpu_monitor:\n    cpu_percent: {warning: 80, critical: 90}\n");
+    let udp = client("127.0.0.1:0");
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let cpu = |percent: f64| json!({"cpu_monitor": {"kind": "monitor", "at": at, "data": {"cpu_percent": percent}}});
+    let sent = [
+        json!({"ID": "HTB", "name": "webserver1", "interval": 30, "seq": 1, "plugins": cpu(50.0)}),
+        json!({"ID": "HTB", "name": "db1", "interval": 30, "seq": 2}),
+        // webserver1's CPU crosses the critical threshold: an alert fires.
+        json!({"ID": "HTB", "name": "webserver1", "interval": 30, "seq": 3, "plugins": cpu(95.0)}),
+        json!({"ID": "PLG", "name": "webserver1", "seq": 4, "plugins": cpu(96.0)}),
+        // flaky falls silent after its interval of 1 s: host_down and its alert.
+        json!({"ID": "HTB", "name": "flaky", "interval": 1, "seq": 5}),
+        json!({"ID": "HTB", "name": "db1", "interval": 30, "seq": 6}),
+        json!({"ID": "HTB", "name": "webserver1", "interval": 30, "seq": 7}),
+    ];
+    for message in &sent {
+        send_once(&udp, hbd.addr, message);
+    }
+    let (messages, events) = (hbd.messages_file(), hbd.events_file());
+    let lines_of = |path: &std::path::Path| {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect::<Vec<_>>()
     };
-    assert!(sh("tail -100 \"$1\" | jq .").contains("\"source_ip\": \"127.0.0.1\""));
-    let counts = sh("cat \"$1\" | jq -r '.message.ID' | sort | uniq -c");
-    assert!(counts.lines().any(|l| l.split_whitespace().eq(["3", "HTB"])), "{counts}");
-    let selected = sh("cat \"$1\" | jq -c 'select(.message.name == \"webserver1\")' | jq -c .message.seq");
-    assert_eq!(selected, "1\n3\n");
+    let fired = |name: &str, kind: &str| {
+        let (name, kind) = (name.to_string(), kind.to_string());
+        move |l: &Value| l["type"] == kind && l["name"] == name
+    };
+    wait_for("every event in the events file", || {
+        let lines = lines_of(&events);
+        let has = |check: &dyn Fn(&Value) -> bool| lines.iter().any(check);
+        let alert = |name: &str, level: &str| {
+            let (name, level) = (name.to_string(), level.to_string());
+            move |l: &Value| l["type"] == "alert" && l["name"] == name && l["level"] == level
+        };
+        (has(&fired("webserver1", "host_new"))
+            && has(&alert("webserver1", "CRITICAL"))
+            && has(&fired("flaky", "host_down"))
+            && has(&alert("flaky", "CRITICAL")))
+        .then_some(())
+    });
+    wait_for("every message in the messages file", || (lines_of(&messages).len() == sent.len()).then_some(()));
+
+    let path = messages.to_str().unwrap();
+    let [view, count, select] =
+        PYTHON_README_ONE_LINERS.map(|l| l.replace("/var/log/heartbeat/messages.journal", path));
+    // View recent messages: every line is a received message, in order.
+    let viewed = json_stream(&sh(&view));
+    let seqs: Vec<&Value> = viewed.iter().map(|v| &v["message"]["seq"]).collect();
+    assert_eq!(seqs, sent.iter().map(|m| &m["seq"]).collect::<Vec<_>>(), "{viewed:?}");
+    for line in &viewed {
+        let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 5, "the Python shape: {line}");
+        for key in ["timestamp", "datetime", "source_ip", "source_port", "message"] {
+            assert!(keys.contains(&key), "{key} in {line}");
+        }
+        assert_eq!(line["source_ip"], "127.0.0.1");
+    }
+    // Count messages by type: exactly what was sent, no null.
+    let counts = sh(&count);
+    let counts: Vec<Vec<&str>> = counts.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(counts, [vec!["6", "HTB"], vec!["1", "PLG"]]);
+    // Filter by hostname: webserver1's four messages, whole.
+    let selected = json_stream(&sh(&select));
+    assert_eq!(selected.iter().map(|v| v["message"]["seq"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3, 4, 7]);
+    assert!(selected.iter().all(|v| v["message"]["name"] == "webserver1"));
+    assert_eq!(selected[1]["message"]["plugins"]["cpu_monitor"]["data"]["cpu_percent"], 95.0);
+
+    // The events file, with the examples of README.md and hbd(8).
+    let events = events.to_str().unwrap();
+    let texts = sh(&format!("jq -r 'select(.type == \"alert\") | .text' {events}"));
+    assert!(texts.lines().any(|t| t == "CRITICAL: webserver1 - cpu_monitor.cpu_percent = 95.0"), "{texts}");
+    assert!(texts.lines().any(|t| t.starts_with("CRITICAL: flaky - host down (silent for ")), "{texts}");
+    assert!(!texts.contains("null"), "{texts}");
+    let down = sh(&format!("jq -r 'select(.type == \"host_down\") | .name' {events}"));
+    assert_eq!(down, "flaky\n");
+    let types = sh(&format!("jq -r '.type' {events} | sort | uniq -c"));
+    assert!(!types.contains("null"), "every event line has a type: {types}");
+    let messages_in_events = sh(&format!("jq -c 'select(has(\"message\"))' {events}"));
+    assert_eq!(messages_in_events, "", "no event line has a `message`");
 }
 
 #[test]

@@ -285,3 +285,133 @@ fn templates_dir_replaces_built_in_files_by_name_only() {
         assert_eq!(http_request(hbd.http, "GET", path, &[]).0, 404, "{path}");
     }
 }
+
+/// Issue 20: `/api/0/journal` and `/api/0/events` answer the ends of the
+/// journal's two files: limits, the type filter, lines from the rotated
+/// file, errors, and the answer without a journal.
+#[test]
+fn journal_and_events_endpoints() {
+    let dir = TempDir::new("journal-api");
+    // Small files: the messages rotate into .1 and .2 (about 8 lines a file).
+    let hbd = Hbd::start(
+        &dir,
+        "grace: 0\njournal_max_size: 1500\njournal_max_backups: 3\nthresholds:\n  cpu_monitor:\n    cpu_percent: {warning: 80}\n",
+    );
+    let udp = client("127.0.0.1:0");
+    for seq in 0..20 {
+        send_once(
+            &udp,
+            hbd.addr,
+            &json!({"ID": "HTB", "name": format!("web-{}", seq % 4), "interval": 30, "seq": seq}),
+        );
+    }
+    let cpu = json!({"cpu_monitor": {"kind": "monitor", "at": now(), "data": {"cpu_percent": 85.0}}});
+    send_once(&udp, hbd.addr, &json!({"ID": "HTB", "name": "web-0", "interval": 30, "seq": 20, "plugins": cpu}));
+    send_once(&udp, hbd.addr, &json!({"ID": "HTB", "name": "flaky", "interval": 1, "seq": 21}));
+
+    // Everything written (the journal writes within a second).
+    let file = |name: &str| journal_lines_of(&hbd.journal_dir().join(name));
+    wait_for("every message in the files", || {
+        let written = ["messages.journal.2", "messages.journal.1", "messages.journal"].map(|f| file(f).len());
+        (written.iter().sum::<usize>() == 22 && written.iter().all(|n| *n > 0)).then_some(())
+    });
+    let seqs = |body: &Value| -> Vec<u64> {
+        body["messages"].as_array().unwrap().iter().map(|l| l["message"]["seq"].as_u64().unwrap()).collect()
+    };
+    let (current, older) = (file("messages.journal"), file("messages.journal.1"));
+    let in_two = current.len() + older.len();
+    let (status, all) = get_json(hbd.http, "/api/0/journal?limit=1000");
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["journal_enabled"], true);
+    assert_eq!(all["count"], in_two, "the current file and .1, not .2: {all}");
+    assert_eq!(all["messages"].as_array().unwrap(), &[older, current.clone()].concat(), "the lines as written");
+    assert_eq!(seqs(&all), (22 - in_two as u64..22).collect::<Vec<_>>(), "oldest first");
+    let line = &all["messages"][in_two - 1];
+    let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["datetime", "message", "source_ip", "source_port", "timestamp"], "the journal's line: {line}");
+    assert_eq!(line["message"], json!({"ID": "HTB", "name": "flaky", "interval": 1, "seq": 21}));
+    let spanning = current.len() + 3;
+    let (_, some) = get_json(hbd.http, &format!("/api/0/journal?limit={spanning}"));
+    assert_eq!(seqs(&some), (22 - spanning as u64..22).collect::<Vec<_>>(), "the newest, three from .1");
+    let (_, one) = get_json(hbd.http, "/api/0/journal?limit=1");
+    assert_eq!(seqs(&one), [21]);
+    let (_, default) = get_json(hbd.http, "/api/0/journal");
+    assert_eq!(default["count"], in_two, "at most 50 by default");
+
+    // Events: every type, one type, several.
+    let kinds = |body: &Value| -> Vec<String> {
+        body["events"].as_array().unwrap().iter().map(|l| l["type"].as_str().unwrap().to_string()).collect()
+    };
+    let events = wait_for("the alerts and host_down among the events", || {
+        let (_, body) = get_json(hbd.http, "/api/0/events?limit=1000");
+        let kinds = kinds(&body);
+        (kinds.iter().filter(|k| *k == "alert").count() == 2 && kinds.contains(&"host_down".to_string()))
+            .then_some(body)
+    });
+    assert!(events["events"].as_array().unwrap().iter().all(|l| l.get("message").is_none()), "{events}");
+    let (_, new) = get_json(hbd.http, "/api/0/events?type=host_new");
+    assert_eq!(kinds(&new), ["host_new"; 5]);
+    let names: Vec<&str> = new["events"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["web-0", "web-1", "web-2", "web-3", "flaky"], "oldest first");
+    let (_, alerts) = get_json(hbd.http, "/api/0/events?type=alert&limit=1");
+    assert_eq!(alerts["count"], 1);
+    assert_eq!(alerts["events"][0]["name"], "flaky", "the newest: flaky's host-down alert");
+    assert!(alerts["events"][0]["text"].as_str().unwrap().starts_with("CRITICAL: flaky - host down"), "{alerts}");
+    let (_, warning) = get_json(hbd.http, "/api/0/events?type=alert&limit=2");
+    assert_eq!(warning["events"][0]["text"], "WARNING: web-0 - cpu_monitor.cpu_percent = 85.0");
+    let (_, two) = get_json(hbd.http, "/api/0/events?type=host_down,alert&limit=1000");
+    assert_eq!(kinds(&two).len(), 3, "{two}");
+    let (_, same) = get_json(hbd.http, "/api/0/events?type=host_down&type=alert%2Chost_down&limit=1000");
+    assert_eq!(same["events"], two["events"], "repeated and percent-encoded types");
+    let (_, none) = get_json(hbd.http, "/api/0/events?type=dns_update");
+    assert_eq!(none, json!({"journal_enabled": true, "count": 0, "events": []}));
+    let (status, headers, body) = http_request(hbd.http, "HEAD", "/api/0/events?type=alert", &[]);
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+
+    // Bad requests: the JSON error shape, status 400.
+    for path in [
+        "/api/0/journal?limit=0",
+        "/api/0/journal?limit=1001",
+        "/api/0/journal?limit=abc",
+        "/api/0/journal?limit=",
+        "/api/0/events?limit=-1",
+        "/api/0/events?type=nope",
+        "/api/0/events?type=",
+        "/api/0/events?type=alert,",
+    ] {
+        let (status, body) = get_json(hbd.http, path);
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"].as_str().unwrap_or_else(|| panic!("{path}: {body}"));
+        assert!(
+            error.contains("limit must be an integer from 1 to 1000") || error.contains("unknown event type"),
+            "{error}"
+        );
+        assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    }
+    let (status, body) = get_json(hbd.http, "/api/0/journal?limit=2&x=1");
+    assert_eq!((status, &body["count"]), (200, &json!(2)), "other parameters are ignored");
+    let (status, _, _) = http_request(hbd.http, "POST", "/api/0/events", &[]);
+    assert_eq!(status, 405);
+
+    // Without a journal: 200, empty, and said so.
+    let off_dir = TempDir::new("journal-api-off");
+    let off = Hbd::start(&off_dir, "journal_enabled: false\n");
+    heartbeat(&client("127.0.0.1:0"), off.addr, "unjournaled", 30.0, 1);
+    assert_eq!(
+        get_json(off.http, "/api/0/journal"),
+        (200, json!({"journal_enabled": false, "count": 0, "messages": []}))
+    );
+    assert_eq!(
+        get_json(off.http, "/api/0/events?type=host_new&limit=5"),
+        (200, json!({"journal_enabled": false, "count": 0, "events": []}))
+    );
+    assert_eq!(get_json(off.http, "/api/0/events?limit=5000").0, 400, "a bad limit is still an error");
+    assert!(!off.journal_dir().exists(), "no journal written");
+}
+
+/// The lines of one journal file (a line being written left out).
+fn journal_lines_of(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}

@@ -18,6 +18,7 @@ use crate::logging::LogFormat;
 use crate::server::core::alerts::Rules;
 use crate::server::dns::{self, DnsSettings};
 use crate::server::http::HttpSettings;
+use crate::server::journal::JournalFiles;
 use crate::server::notify::{self, config::redact_block, config::NotifySettings};
 use crate::server::ws::WsSettings;
 use crate::wire::auth::{HostPattern, Key, Keyring};
@@ -73,6 +74,7 @@ pub const KEYS: &[&str] = &[
     "journal_enabled",
     "journal_dir",
     "journal_file",
+    "journal_events_file",
     "journal_max_size",
     "journal_max_backups",
     "dyndomains",
@@ -160,6 +162,7 @@ pub struct Config {
     pub journal_enabled: bool,
     pub journal_dir: PathBuf,
     pub journal_file: String,
+    pub journal_events_file: String,
     pub journal_max_size: u64,
     pub journal_max_backups: u32,
     pub dyndomains: Vec<String>,
@@ -218,6 +221,7 @@ impl Default for Config {
             journal_enabled: true,
             journal_dir: "journal".into(),
             journal_file: "messages.journal".into(),
+            journal_events_file: "events.journal".into(),
             journal_max_size: 100 << 20,
             journal_max_backups: 10,
             dyndomains: Vec::new(),
@@ -257,7 +261,8 @@ pub struct CoreSettings {
 
 #[derive(Debug, Clone)]
 pub struct JournalSettings {
-    pub path: PathBuf,
+    /// `journal_dir` joined with `journal_file` and `journal_events_file`.
+    pub files: JournalFiles,
     pub max_size: u64,
     pub max_backups: u32,
 }
@@ -352,10 +357,16 @@ impl Config {
         if !(1..=86400).contains(&self.state_save_interval) {
             problem("state_save_interval", format!("{} is outside 1 to 86400 seconds", self.state_save_interval));
         }
-        if self.journal_file.is_empty() || self.journal_file.contains('/') {
+        for (key, name) in [("journal_file", &self.journal_file), ("journal_events_file", &self.journal_events_file)] {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                problem(key, format!("`{name}` must be a plain file name (the directory is journal_dir)"));
+            }
+        }
+        let (messages, events) = (&self.journal_file, &self.journal_events_file);
+        if messages == events || is_backup_of(messages, events) || is_backup_of(events, messages) {
             problem(
-                "journal_file",
-                format!("`{}` must be a plain file name (the directory is journal_dir)", self.journal_file),
+                "journal_events_file",
+                format!("`{events}` would share a file with journal_file `{messages}` or its rotated copies"),
             );
         }
         let keyring = self.keyring().unwrap_or_else(|(index, why)| {
@@ -407,6 +418,10 @@ impl Config {
             return Err(problems);
         }
         let cert_path = absolute(&self.cert_path);
+        let journal_files = self.journal_enabled.then(|| JournalFiles {
+            messages: absolute(&self.journal_dir).join(&self.journal_file),
+            events: absolute(&self.journal_dir).join(&self.journal_events_file),
+        });
         // wss_pem and wss_key are relative to cert_path, unless absolute.
         let wss = self
             .wss_port
@@ -433,8 +448,8 @@ impl Config {
                 rules,
                 dyndomains: dyndomains.clone(),
             },
-            journal: self.journal_enabled.then(|| JournalSettings {
-                path: absolute(&self.journal_dir).join(&self.journal_file),
+            journal: journal_files.clone().map(|files| JournalSettings {
+                files,
                 max_size: self.journal_max_size,
                 max_backups: self.journal_max_backups,
             }),
@@ -446,6 +461,7 @@ impl Config {
                 max_connections: self.http_max_connections,
                 private_dir: private_dir(&absolute(&self.pickfile)),
                 notify: notify.states(),
+                journal: journal_files,
             },
             ws: WsSettings {
                 bind: SocketAddr::new(hbd_ip, self.ws_port),
@@ -544,14 +560,21 @@ impl Config {
     }
 }
 
-/// The address to listen on for `hbd_host`: an IP address, or a name such
-/// as `localhost` (its first address, as the Python hbd's bind() took it).
+/// Whether `name` is one of the names `base` rotates to (`base.1`, `base.2`, …).
+fn is_backup_of(name: &str, base: &str) -> bool {
+    name.strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Where tiny_http's private socket lives: beside the state file, in the
 /// one directory hbd is sure to own and be able to write.
 fn private_dir(pickfile: &Path) -> PathBuf {
     pickfile.parent().unwrap_or(Path::new("/")).join(".hbd-http")
 }
 
+/// The address to listen on for `hbd_host`: an IP address, or a name such
+/// as `localhost` (its first address, as the Python hbd's bind() took it).
 fn resolve_listen_address(host: &str) -> Result<IpAddr, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(ip);
@@ -648,6 +671,11 @@ mod tests {
             ("interval: 0\n", "interval"),
             ("grace: -1\n", "grace"),
             ("journal_file: a/b\n", "journal_file"),
+            ("journal_events_file: \"\"\n", "journal_events_file"),
+            ("journal_events_file: messages.journal\n", "journal_events_file"),
+            ("journal_events_file: messages.journal.2\n", "journal_events_file"),
+            ("journal_file: e\njournal_events_file: e.1\n", "journal_events_file"),
+            ("journal_file: events.journal.10\n", "journal_events_file"),
             ("max_message_size: 10\n", "max_message_size"),
             ("state_save_interval: 18446744073709551615\n", "state_save_interval"),
             ("max_hosts: 0\n", "max_hosts"),
@@ -674,7 +702,10 @@ mod tests {
         let settings = c.check("t.yaml", Path::new("/srv")).unwrap();
         assert_eq!(settings.pickfile, Path::new("/srv/hbd-state.json"));
         assert_eq!(settings.logfile.as_deref(), Some(Path::new("/srv/hbd.log")));
-        assert_eq!(settings.journal.unwrap().path, Path::new("/srv/journal/messages.journal"));
+        let files = settings.journal.unwrap().files;
+        assert_eq!(files.messages, Path::new("/srv/journal/messages.journal"));
+        assert_eq!(files.events, Path::new("/srv/journal/events.journal"));
+        assert_eq!(settings.http.journal, Some(files), "the http threads read the same files");
     }
 
     #[test]

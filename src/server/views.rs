@@ -126,7 +126,13 @@ pub fn latest_json(series: &PluginSeries) -> Option<Value> {
     Some(value)
 }
 
-/// An event's type name and fields, as the journal and live updates show it.
+/// Every `type` [`event_fields`] gives, as `/api/0/events?type=` takes them.
+pub const EVENT_TYPES: &[&str] =
+    &["host_new", "host_up", "host_down", "address_changed", "dns_update", "alert", "alert_reminder", "notification"];
+
+/// An event's type name and fields, as the events journal, `/api/0/events`
+/// and live updates show it. No field is named `message`, which on a
+/// journal line is a received message.
 pub fn event_fields(event: &Event) -> (&'static str, Value) {
     match event {
         Event::HostNew { name, address } => {
@@ -153,7 +159,9 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
                 "value": change.value,
                 "threshold": change.threshold,
                 "ongoing": round3(change.ongoing),
-                "message": change.text,
+                // Not `message`: on a journal line that key is a received
+                // message's, and the Python hbd's jq one-liners read it so.
+                "text": change.text,
             });
             (kind, fields)
         }

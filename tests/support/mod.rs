@@ -187,7 +187,18 @@ impl Hbd {
         self.dir.join("journal")
     }
 
-    /// Every line of every journal file, parsed, oldest file first.
+    /// The journal of received messages (`journal_file`).
+    pub fn messages_file(&self) -> PathBuf {
+        self.journal_dir().join("messages.journal")
+    }
+
+    /// The journal of events (`journal_events_file`).
+    pub fn events_file(&self) -> PathBuf {
+        self.journal_dir().join("events.journal")
+    }
+
+    /// Every line of every journal file, messages and events, parsed,
+    /// oldest file first.
     pub fn journal(&self) -> Vec<Value> {
         journal_lines(&self.journal_dir())
     }
@@ -272,6 +283,23 @@ pub fn heartbeat(socket: &UdpSocket, to: SocketAddr, name: &str, interval: f64, 
         let ack: Value = serde_json::from_slice(&reply).ok()?;
         (ack["seq"] == seq).then_some(ack)
     })
+}
+
+/// Sends `message` exactly once and waits up to [`DEADLINE`] for its ACK
+/// (the same `seq`), so a test can count lines exactly: nothing is sent
+/// twice. On loopback at a test's rate nothing is dropped.
+pub fn send_once(socket: &UdpSocket, to: SocketAddr, message: &Value) {
+    socket.send_to(message.to_string().as_bytes(), to).expect("send datagram");
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 2048];
+    loop {
+        assert!(Instant::now() < deadline, "no ACK of {message}");
+        let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
+        let ack: Value = serde_json::from_slice(&buf[..n]).unwrap_or(Value::Null);
+        if ack["ID"] == "ACK" && ack["seq"] == message["seq"] {
+            return;
+        }
+    }
 }
 
 pub fn zlib(data: &[u8]) -> Vec<u8> {

@@ -1,12 +1,12 @@
 // /alerts: the summary and every active alert, worst first, filterable by
 // severity and host. Loaded over REST and refreshed when the WebSocket
-// reports an alert change (and every 30 s, for the ages).
+// reports an alert change (and every 30 s, for the ages). The recent alert
+// changes come from the events journal on load, then from the WebSocket.
 'use strict';
 
 (() => {
   const RANK = { CRITICAL: 3, WARNING: 2, UNKNOWN: 1, OK: 0 };
   const tbody = document.querySelector('#alerts tbody');
-  const feed = document.getElementById('feed');
   const severity = document.getElementById('severity');
   const hostFilter = document.getElementById('host-filter');
   const FEED_LENGTH = 100;
@@ -48,7 +48,12 @@
     document.getElementById('none').hidden = shown.length > 0;
   }
 
+  const feed = hbd.feed(document.getElementById('feed'), FEED_LENGTH, (m) =>
+    (m.type === 'alert' || m.type === 'alert_reminder' ? { text: m.text, className: `level-${m.level}` } : null));
+
   async function load() {
+    // The recent changes come from the journal; failing that, the live ones still show.
+    const recent = feed.load(`limit=${FEED_LENGTH}&type=alert,alert_reminder`).catch(() => {});
     try {
       const body = await hbd.getJSON('/api/0/alerts');
       alerts = hbd.withHeld(body.alerts);
@@ -59,6 +64,7 @@
     } catch (e) {
       document.getElementById('none').textContent = `Cannot load alerts: ${e.message}`;
     }
+    await recent;
   }
 
   // Many changes at once (a switch dies) cost one reload, not one each.
@@ -67,19 +73,11 @@
     loading = setTimeout(() => { loading = null; load(); }, 250);
   }
 
-  function note(at, text, level) {
-    const item = hbd.el('li');
-    item.appendChild(hbd.el('time', hbd.clock(at)));
-    item.appendChild(hbd.el('span', text, `level-${level}`));
-    feed.prepend(item);
-    while (feed.children.length > FEED_LENGTH) feed.lastChild.remove();
-  }
-
   severity.addEventListener('change', render);
   hostFilter.addEventListener('input', render);
   hbd.live(load, (m) => {
     if (m.type === 'alert' || m.type === 'alert_reminder') {
-      note(m.at, m.message, m.level);
+      feed.add(m);
       if (m.type === 'alert') reload();
     }
   });

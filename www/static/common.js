@@ -166,6 +166,51 @@ const hbd = (() => {
     open();
   }
 
+  // A feed of events in `list`, newest first, at most `length` of them:
+  // filled from the events journal by `load(query)` (/api/0/events?query)
+  // and by live updates with `add`. Each event is shown once, however often
+  // it comes (a page's load and the WebSocket overlap at the seam), and in
+  // the order of its time. `describe(event)` gives {text, className} or
+  // null to leave it out. Journal lines have `timestamp` where live
+  // updates have `at`; their other fields are the same.
+  function feed(list, length, describe) {
+    const shown = new Set();
+    const timeOf = (event) => (event.at !== undefined ? event.at : event.timestamp);
+    function key(event) {
+      const fields = Object.keys(event).filter((k) => k !== 'at' && k !== 'timestamp' && k !== 'datetime').sort();
+      return JSON.stringify([timeOf(event), fields.map((k) => [k, event[k]])]);
+    }
+    function add(event) {
+      const at = timeOf(event);
+      const id = key(event);
+      if (typeof at !== 'number' || shown.has(id)) return;
+      const what = describe(event);
+      if (!what) return;
+      const item = el('li');
+      item.dataset.key = id;
+      item.dataset.at = String(at);
+      item.appendChild(el('time', clock(at)));
+      item.appendChild(el('span', what.text, what.className));
+      // Before the first that is not newer: of events at the same time, the
+      // one added later (the journal gives them oldest first) is the newer.
+      let before = null;
+      for (const child of list.children) {
+        if (Number(child.dataset.at) <= at) { before = child; break; }
+      }
+      list.insertBefore(item, before);
+      shown.add(id);
+      while (list.children.length > length) {
+        shown.delete(list.lastChild.dataset.key);
+        list.lastChild.remove();
+      }
+    }
+    async function load(query) {
+      const body = await getJSON(`/api/0/events?${query}`);
+      for (const event of body.events) add(event);
+    }
+    return { add, load };
+  }
+
   const svgNS = 'http://www.w3.org/2000/svg';
   function svg(tag, attributes) {
     const node = document.createElementNS(svgNS, tag);
@@ -221,5 +266,5 @@ const hbd = (() => {
     return `${a.plugin}${a.metric_path ? `.${a.metric_path}` : ' stopped reporting'}`;
   }
 
-  return { el, link, duration, ago, clock, dateTime, number, bytes, unitOf, withUnit, getJSON, flatten, withHeld, subject, live, chart, now };
+  return { el, link, duration, ago, clock, dateTime, number, bytes, unitOf, withUnit, getJSON, flatten, withHeld, subject, live, feed, chart, now };
 })();

@@ -4,7 +4,9 @@
 // renders only the rows in view, so 10,000 hosts stay responsive. A
 // heartbeat that changes no host's place only replaces its data; the list
 // is sorted again only when a status, an alert level or the filter
-// changes. The rows in view are drawn four times a second.
+// changes. The rows in view are drawn four times a second. The feed of
+// recent events comes from the events journal on load, then from the
+// WebSocket.
 'use strict';
 
 (() => {
@@ -25,7 +27,6 @@
   const body = document.getElementById('hosts-body');
   const viewport = document.getElementById('hosts');
   const filter = document.getElementById('filter');
-  const feed = document.getElementById('feed');
 
   const isDown = (h) => h.status !== 'up';
   const level = (h) => h.alert_level || 'OK';
@@ -46,7 +47,26 @@
     document.getElementById('notify-notice').hidden = items.length === 0;
   }
 
+  // What the feed shows of each event (alert reminders are left out).
+  function describe(m) {
+    switch (m.type) {
+      case 'host_new': return { text: `new host ${m.name} at ${m.address}` };
+      case 'host_up': return { text: `${m.name} is up after ${hbd.duration(m.down_for)} down` };
+      case 'host_down': return { text: `${m.name} is down, silent for ${hbd.duration(m.silent_for)}` };
+      case 'address_changed': return { text: `${m.name} moved from ${m.old_address} to ${m.address}` };
+      case 'alert': return { text: m.text };
+      case 'dns_update': return { text: m.outcome === 'updated' ? `${m.name}.${m.domain} ${m.record} set to ${m.address}` : `${m.name}.${m.domain} ${m.record} not set: ${m.error}` };
+      case 'notification': return { text: m.delivered ? `${m.service}: sent ${m.subject}` : `${m.service}: failed: ${m.error}` };
+      case 'note': return { text: m.text };
+      default: return null;
+    }
+  }
+  const feed = hbd.feed(document.getElementById('feed'), FEED_LENGTH, describe);
+  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification`;
+
   async function load() {
+    // The feed's recent events come from the journal, beside the hosts.
+    const recent = feed.load(FEED_QUERY).catch((e) => note(`cannot load recent events: ${e.message}`));
     try {
       const [list, active] = await Promise.all([hbd.getJSON('/api/0/hosts'), hbd.getJSON('/api/0/alerts'), loadNotify()]);
       hosts.clear();
@@ -54,8 +74,9 @@
       ({ alerts, summary } = active);
       dirty = true;
     } catch (e) {
-      note(hbd.now(), `cannot load: ${e.message}`);
+      note(`cannot load: ${e.message}`);
     }
+    await recent;
   }
 
   // Alert changes reload the active alerts, at most once a second.
@@ -172,12 +193,9 @@
     drawRows();
   }
 
-  function note(at, text) {
-    const item = hbd.el('li');
-    item.appendChild(hbd.el('time', hbd.clock(at)));
-    item.appendChild(document.createTextNode(text));
-    feed.prepend(item);
-    while (feed.children.length > FEED_LENGTH) feed.lastChild.remove();
+  // The page's own notes (a failed load) in the feed.
+  function note(text) {
+    feed.add({ type: 'note', at: hbd.now(), text });
   }
 
   function setStatus(name, status, at) {
@@ -203,14 +221,11 @@
         }
         break;
       }
-      case 'host_new': note(m.at, `new host ${m.name} at ${m.address}`); break;
-      case 'host_up': setStatus(m.name, 'up', m.at); note(m.at, `${m.name} is up after ${hbd.duration(m.down_for)} down`); break;
-      case 'host_down': setStatus(m.name, 'down', m.at); note(m.at, `${m.name} is down, silent for ${hbd.duration(m.silent_for)}`); break;
-      case 'address_changed': note(m.at, `${m.name} moved from ${m.old_address} to ${m.address}`); break;
-      case 'alert': note(m.at, m.message); reloadAlerts(); break;
-      case 'dns_update': note(m.at, m.outcome === 'updated' ? `${m.name}.${m.domain} ${m.record} set to ${m.address}` : `${m.name}.${m.domain} ${m.record} not set: ${m.error}`); break;
-      case 'notification': note(m.at, m.delivered ? `${m.service}: sent ${m.subject}` : `${m.service}: failed: ${m.error}`); break;
-      default: break;
+      case 'host_up': setStatus(m.name, 'up', m.at); feed.add(m); break;
+      case 'host_down': setStatus(m.name, 'down', m.at); feed.add(m); break;
+      case 'alert': feed.add(m); reloadAlerts(); break;
+      case 'plugin': break;
+      default: feed.add(m); break;
     }
   }
 

@@ -7,6 +7,8 @@
 //! `tiny_http::Server`. Each asks `core` with a [`Query`] through
 //! [`core::ask`] and answers 503 when the core does not answer in time, so
 //! a busy core delays requests but nothing here can delay the core.
+//! `/api/0/journal` and `/api/0/events` do not ask the core: they read the
+//! ends of the journal's files ([`journal::tail`]).
 //! Responses are built here: the core's types are not the API's JSON.
 //!
 //! The workers end when the parent calls `Server::unblock` once per thread;
@@ -22,13 +24,14 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender};
-use log::debug;
+use log::{debug, warn};
 use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::server::core::{self, Query};
+use crate::server::journal::{self, JournalFiles};
 use crate::server::notify::config::ServiceState;
-use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json};
+use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
 use crate::wire::{truncate_chars, unix_seconds};
 use hosts_cache::{HostsCache, Served};
 
@@ -40,6 +43,10 @@ pub mod www;
 pub const THREADS: usize = 2;
 /// The most samples one history request returns.
 pub const MAX_LIMIT: usize = 10_000;
+/// The lines `/api/0/journal` and `/api/0/events` return without a `limit`.
+pub const JOURNAL_LIMIT: usize = 50;
+/// The most lines they return.
+pub const MAX_JOURNAL_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -56,6 +63,9 @@ pub struct HttpSettings {
     pub private_dir: PathBuf,
     /// The named notification services and whether they are usable (`/healthz`).
     pub notify: Vec<ServiceState>,
+    /// The journal's files, whose ends `/api/0/journal` and `/api/0/events`
+    /// answer; None with `journal_enabled: false`.
+    pub journal: Option<JournalFiles>,
 }
 
 /// The bound sockets: the public one for the front, tiny_http behind.
@@ -311,6 +321,8 @@ enum Target<'a> {
     Plugins(&'a str),
     History(&'a str, &'a str),
     Alerts(Option<&'a str>),
+    Journal,
+    Events,
 }
 
 fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
@@ -327,6 +339,8 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
         ["api", "0", "hosts", name, "plugins", plugin] => Target::History(name, plugin),
         ["api", "0", "hosts", name, "alerts"] => Target::Alerts(Some(name)),
         ["api", "0", "alerts"] => Target::Alerts(None),
+        ["api", "0", "journal"] => Target::Journal,
+        ["api", "0", "events"] => Target::Events,
         // host.html is a host's page only: /hosts/NAME.
         [name] if name != "host" => Target::Page(www::page(name)?),
         _ => return None,
@@ -372,6 +386,8 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
             Err(reply) => reply,
         },
         Target::Alerts(host) => api.alerts(host),
+        Target::Journal => journal_tail(settings.journal.as_ref(), query, false),
+        Target::Events => journal_tail(settings.journal.as_ref(), query, true),
     }
 }
 
@@ -390,12 +406,21 @@ pub fn history_limit(query: &str) -> Option<usize> {
 }
 
 fn parse_limit(query: &str) -> Result<usize, Reply> {
-    let mut limit = MAX_LIMIT;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    limit_in(query, MAX_LIMIT, MAX_LIMIT)
+}
+
+/// The query's `key=value` pairs, as sent (not decoded).
+fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// The query's `limit`, `default` without one; a 400 unless from 1 to `max`.
+fn limit_in(query: &str, default: usize, max: usize) -> Result<usize, Reply> {
+    let mut limit = default;
+    for (key, value) in query_pairs(query) {
         if key == "limit" {
-            limit = value.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-                Reply::error(400, format!("limit must be an integer from 1 to {MAX_LIMIT}, not {:?}", truncate(value)))
+            limit = value.parse::<usize>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                Reply::error(400, format!("limit must be an integer from 1 to {max}, not {:?}", truncate(value)))
             })?;
         }
     }
@@ -409,6 +434,81 @@ fn notify_json(states: &[ServiceState]) -> Value {
         .map(|s| (s.name.to_string(), json!({"usable": s.problem.is_none(), "problem": s.problem})))
         .collect();
     Value::Object(services)
+}
+
+/// The event types a query asks for (`type=alert`, `type=alert,alert_reminder`,
+/// or `type` repeated); empty for every type. An unknown type is a 400.
+fn event_types(query: &str) -> Result<Vec<&'static str>, Reply> {
+    let mut types = Vec::new();
+    for value in query_pairs(query).filter_map(|(key, value)| (key == "type").then_some(value)) {
+        let value = percent_decode(value).unwrap_or_default();
+        for name in value.split(',') {
+            match EVENT_TYPES.iter().find(|t| **t == name) {
+                Some(known) => types.push(*known),
+                None => {
+                    return Err(Reply::error(
+                        400,
+                        format!("unknown event type {:?}; the types are {}", truncate(name), EVENT_TYPES.join(", ")),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(types)
+}
+
+/// `/api/0/journal` (`events` false: received messages) and
+/// `/api/0/events`: the last lines of the journal's files, read here in
+/// the http thread, from the files' ends ([`journal::tail`]). The core has
+/// no part in it. Lines the journal still buffers (up to a second) are not
+/// in the files yet.
+fn journal_tail(files: Option<&JournalFiles>, query: &str, events: bool) -> Reply {
+    let limit = match limit_in(query, JOURNAL_LIMIT, MAX_JOURNAL_LIMIT) {
+        Ok(limit) => limit,
+        Err(reply) => return reply,
+    };
+    let types = if events {
+        match event_types(query) {
+            Ok(types) => types,
+            Err(reply) => return reply,
+        }
+    } else {
+        Vec::new()
+    };
+    let key = if events { "events" } else { "messages" };
+    let answer = |lines: Vec<Value>, enabled: bool| {
+        Reply::json(200, &json!({"journal_enabled": enabled, "count": lines.len(), key: lines}))
+    };
+    let Some(files) = files else {
+        return answer(Vec::new(), false);
+    };
+    let read = if events {
+        // Each line names its type as the journal writes it, `"type":"alert",`:
+        // a line without any asked-for type is not parsed at all.
+        let needles: Vec<Vec<u8>> = types.iter().map(|t| format!("\"type\":\"{t}\"").into_bytes()).collect();
+        journal::tail(&files.events, limit, |line| {
+            if !needles.is_empty() && !needles.iter().any(|n| line.windows(n.len()).any(|w| w == n.as_slice())) {
+                return None;
+            }
+            let value: Value = serde_json::from_slice(line).ok()?;
+            let kind = value.get("type")?.as_str()?;
+            (types.is_empty() || types.contains(&kind)).then_some(value)
+        })
+    } else {
+        journal::tail(&files.messages, limit, |line| {
+            let value: Value = serde_json::from_slice(line).ok()?;
+            // A received message; an event line of an older hbd, which wrote
+            // both into this file, is not one.
+            (value.get("message").is_some_and(Value::is_object) && value.get("type").is_none()).then_some(value)
+        })
+    };
+    match read {
+        Ok(lines) => answer(lines, true),
+        Err(e) => {
+            warn!("http: {key} of the journal: {e}");
+            Reply::error(500, format!("cannot read the journal: {}", e.kind()))
+        }
+    }
 }
 
 impl Api {
@@ -556,6 +656,33 @@ mod tests {
         assert_eq!(parse_limit("limit=5&x=1").ok(), Some(5));
         for bad in ["limit=0", "limit=-1", "limit=abc", "limit=", "limit=10001"] {
             assert_eq!(parse_limit(bad).err().map(|r| r.status), Some(400), "{bad}");
+        }
+    }
+
+    #[test]
+    fn journal_limits_and_event_types() {
+        let limit = |q| limit_in(q, JOURNAL_LIMIT, MAX_JOURNAL_LIMIT).map_err(|r| r.status);
+        assert_eq!(limit(""), Ok(50));
+        assert_eq!(limit("type=alert&limit=1000"), Ok(1000));
+        for bad in ["limit=0", "limit=1001", "limit=1e3", "limit=", "limit"] {
+            assert_eq!(limit(bad), Err(400), "{bad}");
+        }
+        let types = |q| event_types(q).map_err(|r| r.status);
+        assert_eq!(types("limit=5"), Ok(vec![]));
+        assert_eq!(types("type=alert"), Ok(vec!["alert"]));
+        assert_eq!(types("type=alert,alert_reminder"), Ok(vec!["alert", "alert_reminder"]));
+        assert_eq!(types("type=host_up&type=host_down%2Cdns_update"), Ok(vec!["host_up", "host_down", "dns_update"]));
+        for bad in ["type=", "type=alert,", "type=Alert", "type=message", "type=%zz"] {
+            assert_eq!(types(bad), Err(400), "{bad}");
+        }
+    }
+
+    #[test]
+    fn journal_answers_without_a_journal() {
+        for (events, key) in [(false, "messages"), (true, "events")] {
+            let reply = journal_tail(None, "limit=3", events);
+            let body: Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!((reply.status, body), (200, json!({"journal_enabled": false, "count": 0, key: []})));
         }
     }
 
