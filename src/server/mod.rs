@@ -38,6 +38,7 @@ pub mod http;
 pub mod journal;
 pub mod model;
 pub mod notify;
+pub mod pattern;
 pub mod state;
 pub mod udp;
 pub mod views;

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::Value;
 
 use crate::server::model::{Alert, AlertChange, AlertKey, Level};
+use crate::server::pattern::glob_matches;
 
 /// The plugin whose data carries Nagios checks, mapped without rules.
 const NAGIOS_PLUGIN: &str = "nagios_runner";
@@ -163,30 +164,6 @@ impl Rules {
         }
         decided.into_iter().filter_map(|(path, rule)| Some((path, rule?))).collect()
     }
-}
-
-/// `*` any run of characters, `?` one; host names are compared in lower case.
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    // Iterative wildcard matching with one backtrack point.
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi].eq_ignore_ascii_case(&t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// The numbers at `path` in `data`, with their concrete dot-joined paths.
