@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::server::model::{Alert, AlertChange, AlertKey, Level};
+use crate::server::model::{summarize, Alert, AlertChange, AlertKey, Level};
 use crate::server::pattern::glob_matches;
 
 /// The plugin whose data carries Nagios checks, mapped without rules.
@@ -485,17 +485,6 @@ pub trait UpHosts {
     /// two samples or more of each host that is up: when it was last heard
     /// and its interval as far as hbd can tell.
     fn each_plugin(&self, each: &mut dyn FnMut(&str, &str, f64, f64));
-}
-
-/// Counts alerts by level, every level named (0 included); held alerts
-/// (of a down host) do not count.
-pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<Level, usize> {
-    let mut counts: BTreeMap<Level, usize> =
-        [Level::Ok, Level::Warning, Level::Critical, Level::Unknown].into_iter().map(|l| (l, 0)).collect();
-    for alert in alerts.into_iter().filter(|a| !a.held) {
-        *counts.entry(alert.level).or_default() += 1;
-    }
-    counts
 }
 
 fn heartbeat_key(host: &str) -> AlertKey {
