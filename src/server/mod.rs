@@ -34,6 +34,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod dns;
+pub mod files;
 pub mod http;
 pub mod journal;
 pub mod model;
