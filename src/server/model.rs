@@ -356,6 +356,24 @@ pub struct Alert {
     pub held: bool,
 }
 
+/// Counts alerts by level, every level named (0 included); held alerts
+/// (of a down host) do not count.
+pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<Level, usize> {
+    let mut counts: BTreeMap<Level, usize> =
+        [Level::Ok, Level::Warning, Level::Critical, Level::Unknown].into_iter().map(|l| (l, 0)).collect();
+    for alert in alerts.into_iter().filter(|a| !a.held) {
+        *counts.entry(alert.level).or_default() += 1;
+    }
+    counts
+}
+
+/// Alerts with the count of each level (of the host's, or of all).
+#[derive(Debug, Clone)]
+pub struct AlertList {
+    pub summary: BTreeMap<Level, usize>,
+    pub alerts: Vec<Alert>,
+}
+
 /// A transition or reminder of an alert, with the text a person reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertChange {

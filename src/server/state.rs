@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::server::core::store::{Block, History, Layout, Layouts, Plugins, Series, Shape};
 use crate::server::core::table::Record;
+use crate::server::files::{temp_path, write_json_atomically};
 use crate::server::model::{Alert, Host, Sample};
 use crate::wire::{unix_seconds, PluginKind};
 
@@ -372,37 +373,6 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.tmp", path.display()))
-}
-
-/// Writes `value` as JSON to `path` so that a crash leaves the old file or
-/// the new one, never a mix: temporary file, fsync, rename, fsync of the
-/// directory. (The notifier's queue file is written the same way.)
-pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let tmp = temp_path(path);
-    let mut file = File::create(&tmp)?;
-    // The buffer is flushed explicitly: dropping a BufWriter ignores a
-    // failed write, which on a full disk would rename a truncated file
-    // over the good one.
-    let mut writer = io::BufWriter::new(&mut file);
-    let written = serde_json::to_writer(&mut writer, value)
-        .map_err(io::Error::other)
-        .and_then(|()| writer.write_all(b"\n"))
-        .and_then(|()| writer.flush());
-    drop(writer);
-    let written = written.and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

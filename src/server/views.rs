@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::server::core::alerts::HEARTBEAT;
-use crate::server::core::AlertList;
-use crate::server::model::{Alert, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT};
+use crate::server::model::{
+    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT,
+};
 use crate::wire::PluginKind;
 
 /// A host as the API shows it. `uptime` counts seconds since it last came

@@ -27,7 +27,9 @@ use log::{info, warn};
 use crate::server::config::CoreSettings;
 use crate::server::dns::DnsMsg;
 use crate::server::journal::{JournalMsg, JournalStats};
-use crate::server::model::{Alert, DnsOutcome, Event, Heartbeat, Host, Level, PluginSeries, UdpStats};
+use crate::server::model::{
+    summarize, Alert, AlertList, DnsOutcome, Event, Heartbeat, Host, Level, PluginSeries, UdpStats,
+};
 use crate::server::notify::{NotifyMsg, NotifyReport, ServiceStats};
 use crate::server::state::{Saved, StateMsg};
 use crate::server::ws::Update;
@@ -87,13 +89,6 @@ pub enum Query {
     /// Alert states: with a host, all of that host's (None for an unknown
     /// host); without, every alert that is not OK. Worst first.
     Alerts { host: Option<String>, reply: Sender<Option<AlertList>> },
-}
-
-/// Alerts with the count of each level (of the host's, or of all).
-#[derive(Debug, Clone)]
-pub struct AlertList {
-    pub summary: std::collections::BTreeMap<Level, usize>,
-    pub alerts: Vec<Alert>,
 }
 
 /// The figures `/metrics` exports, gathered in one turn of the core.
@@ -388,7 +383,7 @@ impl Core {
             Some(host) => {
                 self.table.contains(&host).then_some(())?;
                 let alerts = self.alerts.sorted(Some(&host));
-                Some(AlertList { summary: alerts::summarize(&alerts), alerts })
+                Some(AlertList { summary: summarize(&alerts), alerts })
             }
             None => {
                 let mut alerts = self.alerts.sorted(None);

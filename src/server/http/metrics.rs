@@ -9,9 +9,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::server::core::alerts::summarize;
 use crate::server::core::MetricsSnapshot;
-use crate::server::model::{Level, Status};
+use crate::server::model::{summarize, Level, Status};
 use crate::wire::decode::RejectReason;
 
 /// Paths deeper than this are not exported (a hostile nesting costs nothing).

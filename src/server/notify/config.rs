@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::server::core::alerts::glob_matches;
 use crate::server::model::Level;
+use crate::server::pattern::glob_matches;
 
 /// Keys of service blocks whose values are secrets.
 const SECRET_KEYS: [&str; 4] = ["password", "token", "user", "webhook_url"];

@@ -35,8 +35,8 @@ use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::server::core::CoreMsg;
+use crate::server::files::write_json_atomically;
 use crate::server::model::{AlertChange, Level};
-use crate::server::state::write_json_atomically;
 use crate::wire::unix_seconds;
 use config::{NotifySettings, ServiceSettings, Unusable, SERVICES};
 use send::{Failure, Outgoing};

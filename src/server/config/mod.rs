@@ -8,6 +8,8 @@
 //! a typo must not turn a setting off. Keys of features this version does not
 //! have yet are unknown keys too, with a message that says so.
 
+pub mod thresholds;
+
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -390,7 +392,7 @@ impl Config {
             );
         }
         let mut warnings = Vec::new();
-        let rules = Rules::compile(
+        let rules = thresholds::compile(
             &self.thresholds,
             self.threshold_renotify_interval,
             self.plugin_stale_intervals,
