@@ -41,6 +41,7 @@ pub mod model;
 pub mod notify;
 pub mod pattern;
 pub mod state;
+pub mod store;
 pub mod udp;
 pub mod views;
 pub mod ws;

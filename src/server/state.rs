@@ -6,7 +6,7 @@
 //! without their plugin data; `plugins[i]` is the store of `hosts[i]`: an
 //! info plugin's latest sample, or a monitor plugin's history as blocks
 //! `[layout, rows, base64 bytes]` in the store's own encoding
-//! (`core::store`), the layouts listed once in `layouts`; `latency[i]` is
+//! (`store`), the layouts listed once in `layouts`; `latency[i]` is
 //! that host's round trips, as blocks too. Older files are read and
 //! converted, and the next save writes version 3: version 2 (the same,
 //! with the blocks' times as f64 bit patterns and the round trips as
@@ -31,8 +31,7 @@ use crossbeam_channel::Receiver;
 use log::{error, info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::server::core::store::{Block, History, Layout, Layouts, Plugins, Series, Shape};
-use crate::server::core::table::Record;
+use crate::server::store::{Block, History, Layout, Layouts, Plugins, Record, Series, Shape};
 use crate::server::files::{temp_path, write_json_atomically};
 use crate::server::model::{Alert, Host, Sample};
 use crate::wire::{unix_seconds, PluginKind};

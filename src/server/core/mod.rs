@@ -13,7 +13,6 @@
 
 pub mod alerts;
 mod dns_wanted;
-pub mod store;
 pub mod table;
 
 use std::io;
@@ -37,7 +36,7 @@ use crate::wire::unix_seconds;
 use alerts::AlertTable;
 pub use dns_wanted::DnsStats;
 use dns_wanted::DnsWanted;
-use store::LatestData;
+use crate::server::store::LatestData;
 use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.

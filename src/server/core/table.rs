@@ -10,38 +10,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde_json::Value;
 
 use super::alerts::UpHosts;
-use super::store::{History, LatestData, Layouts, Names, Plugins, Series};
+use crate::server::store::{History, LatestData, Layouts, Names, Plugins, Record, Series};
 use crate::server::config::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::wire::{unix_seconds, PluginKind};
-
-/// One host as the table keeps it: what it knows of the host (its
-/// `plugins` and `latency_history` always empty), its plugin store and its
-/// round trips, `[when, ms]` (in the store's encoding: a few bytes each).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    pub host: Host,
-    pub plugins: Plugins,
-    pub latency: History,
-}
-
-impl Record {
-    /// The host with each plugin's newest `keep` samples (at most
-    /// `history`, the configured `plugin_history`).
-    pub fn view(&self, keep: usize, history: usize) -> Host {
-        // Without the latency history: only the single-host query shows it.
-        let mut host = self.host.with_newest(0);
-        host.plugins = self
-            .plugins
-            .iter()
-            .map(|(name, series)| {
-                let samples = series.newest(keep, history).into();
-                (name.to_string(), PluginSeries { kind: series.kind(), samples })
-            })
-            .collect();
-        host
-    }
-}
 
 /// A plugin sample the table has just stored, for alerts and live updates.
 #[derive(Debug)]

@@ -286,7 +286,7 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::core::store::{History, Layouts, Series};
+    use crate::server::store::{History, Layouts, Series};
     use crate::server::core::DnsStats;
     use crate::server::model::{Host, Json, Level, Sample, UdpStats};
     use crate::wire::PluginKind;

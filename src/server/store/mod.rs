@@ -1,6 +1,8 @@
 //! The plugin store: what hbd keeps of each plugin of each host, owned by
 //! the core thread inside the host table (`core::table`), mutated by it
-//! alone.
+//! alone. A data module below the components (like `model`): core keeps
+//! and changes it, `state` encodes and decodes its blocks, `http` decodes
+//! the `Latest` blocks core hands it.
 //!
 //! A monitor plugin keeps its history as numbers, not text; an info plugin
 //! keeps its latest sample the same way (a history of one). Each sample
@@ -39,7 +41,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::server::model::{Json, Sample};
+use crate::server::model::{Host, Json, PluginSeries, Sample};
 use crate::wire::PluginKind;
 use series::{Chunk, Corrupt, Num, Scalar};
 
@@ -126,7 +128,8 @@ impl<T: ?Sized + Eq + Hash> Interner<T> {
         *value = self.intern(&**value, |_| value.clone());
     }
 
-    #[cfg(test)]
+    
+#[cfg(test)]
     fn len(&self) -> usize {
         self.set.len()
     }
@@ -700,6 +703,34 @@ fn rebuild<'a>(shape: &[Shape], pos: &mut usize, leaves: &mut impl Iterator<Item
             Scalar::Null => Value::Null,
         },
     })
+}
+
+/// One host as the table keeps it: what it knows of the host (its
+/// `plugins` and `latency_history` always empty), its plugin store and its
+/// round trips, `[when, ms]` (in the store's encoding: a few bytes each).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub host: Host,
+    pub plugins: Plugins,
+    pub latency: History,
+}
+
+impl Record {
+    /// The host with each plugin's newest `keep` samples (at most
+    /// `history`, the configured `plugin_history`).
+    pub fn view(&self, keep: usize, history: usize) -> Host {
+        // Without the latency history: only the single-host query shows it.
+        let mut host = self.host.with_newest(0);
+        host.plugins = self
+            .plugins
+            .iter()
+            .map(|(name, series)| {
+                let samples = series.newest(keep, history).into();
+                (name.to_string(), PluginSeries { kind: series.kind(), samples })
+            })
+            .collect();
+        host
+    }
 }
 
 #[cfg(test)]
