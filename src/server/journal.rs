@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::server::config::JournalSettings;
 use crate::server::core::CoreMsg;
-use crate::server::model::Event;
+use crate::server::model::{Event, JournalStats};
 use crate::server::views::{event_fields, round3};
 use crate::wire::push_decimal;
 
@@ -52,16 +52,6 @@ const MAX_UNWRITTEN: usize = 16 << 20;
 const ERROR_REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How often a refusing disk is tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// The journal's totals since start, for `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct JournalStats {
-    /// Lines that never reached the file (the buffer was full, or hbd
-    /// stopped while the disk refused them).
-    pub dropped_lines: u64,
-    /// Writes the disk refused.
-    pub write_errors: u64,
-}
 
 /// What the journal receives.
 #[derive(Debug)]
@@ -716,7 +706,7 @@ pub fn local_datetime(second: i64) -> String {
 mod tests {
     use super::*;
     use crate::server::model::{AlertChange, AlertKey, DnsOutcome, Level};
-    use crate::server::notify::NotifyReport;
+    use crate::server::model::NotifyReport;
     use crossbeam_channel::bounded;
     use serde_json::json;
 

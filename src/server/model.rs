@@ -10,7 +10,6 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::server::notify::NotifyReport;
 use crate::wire::{PluginKind, PluginSample};
 
 /// An accepted message, as `udp` hands it to `core`.
@@ -387,4 +386,72 @@ pub struct AlertChange {
     /// Seconds since the alert reached its level.
     pub ongoing: f64,
     pub text: String,
+}
+
+/// The "plugin" of host-down alerts.
+pub const HEARTBEAT: &str = "heartbeat";
+
+/// The metric of a host-down alert: its value is how long the host has
+/// been silent, so that `{metric_path} = {last_value}` reads true.
+pub const SILENT_FOR: &str = "silent_for_seconds";
+
+// What components report, for `/metrics`, the journal and `/healthz`.
+
+/// The journal's totals since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Lines that never reached the file (the buffer was full, or hbd
+    /// stopped while the disk refused them).
+    pub dropped_lines: u64,
+    /// Writes the disk refused.
+    pub write_errors: u64,
+}
+
+/// The outcome of one delivery attempt, for the journal and the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyReport {
+    pub service: String,
+    pub subject: String,
+    pub delivered: bool,
+    /// The service's own error text.
+    pub error: Option<String>,
+    pub attempt: u32,
+    /// False when the message was given up (refused, expired or dropped).
+    pub will_retry: bool,
+}
+
+/// One service's counters, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceStats {
+    pub service: String,
+    pub sent: u64,
+    pub failed_attempts: u64,
+    /// Given up: refused by the service, expired, or pushed out of a full queue.
+    pub dropped: u64,
+    /// Messages folded into summaries by the rate cap.
+    pub folded: u64,
+    pub pending: usize,
+    /// Whether hbd has what it needs to deliver to the service.
+    pub usable: bool,
+    /// Messages not sent because the service is not usable.
+    pub undeliverable: u64,
+}
+
+/// What `/metrics` shows of DNS.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsStats {
+    /// Records set since hbd started.
+    pub updates: u64,
+    /// Updates that failed (each retry counts) since hbd started.
+    pub failures: u64,
+    /// Records that do not hold their host's address yet.
+    pub pending: u64,
+}
+
+/// How one named service stands, for `/healthz` and the console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    pub name: &'static str,
+    /// None: usable; otherwise what it lacks and how to give it.
+    pub problem: Option<String>,
 }

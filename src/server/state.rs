@@ -31,9 +31,9 @@ use crossbeam_channel::Receiver;
 use log::{error, info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::server::store::{Block, History, Layout, Layouts, Plugins, Record, Series, Shape};
 use crate::server::files::{temp_path, write_json_atomically};
 use crate::server::model::{Alert, Host, Sample};
+use crate::server::store::{Block, History, Layout, Layouts, Plugins, Record, Series, Shape};
 use crate::wire::{unix_seconds, PluginKind};
 
 const FORMAT_VERSION: u32 = 3;

@@ -9,9 +9,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::server::core::alerts::HEARTBEAT;
 use crate::server::model::{
-    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT,
+    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT, HEARTBEAT,
 };
 use crate::wire::PluginKind;
 

@@ -13,16 +13,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::server::model::{summarize, Alert, AlertChange, AlertKey, Level};
+use crate::server::model::{summarize, Alert, AlertChange, AlertKey, Level, HEARTBEAT, SILENT_FOR};
 use crate::server::pattern::glob_matches;
 
 /// The plugin whose data carries Nagios checks, mapped without rules.
 const NAGIOS_PLUGIN: &str = "nagios_runner";
-/// The "plugin" of host-down alerts.
-pub const HEARTBEAT: &str = "heartbeat";
-/// The metric of a host-down alert: its value is how long the host has
-/// been silent, so that `{metric_path} = {last_value}` reads true.
-pub const SILENT_FOR: &str = "silent_for_seconds";
 /// What host-down alerts were called before `SILENT_FOR` (state files).
 const OLD_HEARTBEAT_METRIC: &str = "status";
 /// Wildcard path segment: every key of an object (every partition, interface).

@@ -15,18 +15,7 @@ use crossbeam_channel::Sender;
 
 use super::table::HostTable;
 use crate::server::dns::DnsMsg;
-use crate::server::model::{DnsOutcome, Host};
-
-/// What `/metrics` shows of DNS.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DnsStats {
-    /// Records set since hbd started.
-    pub updates: u64,
-    /// Updates that failed (each retry counts) since hbd started.
-    pub failures: u64,
-    /// Records that do not hold their host's address yet.
-    pub pending: u64,
-}
+use crate::server::model::{DnsOutcome, DnsStats, Host};
 
 #[derive(Debug)]
 pub struct DnsWanted {

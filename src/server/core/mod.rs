@@ -25,18 +25,18 @@ use log::{info, warn};
 
 use crate::server::config::CoreSettings;
 use crate::server::dns::DnsMsg;
-use crate::server::journal::{JournalMsg, JournalStats};
+use crate::server::journal::JournalMsg;
 use crate::server::model::{
-    summarize, Alert, AlertList, DnsOutcome, Event, Heartbeat, Host, Level, PluginSeries, UdpStats,
+    summarize, Alert, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
+    PluginSeries, ServiceStats, UdpStats,
 };
-use crate::server::notify::{NotifyMsg, NotifyReport, ServiceStats};
+use crate::server::notify::NotifyMsg;
 use crate::server::state::{Saved, StateMsg};
+use crate::server::store::LatestData;
 use crate::server::ws::Update;
 use crate::wire::unix_seconds;
 use alerts::AlertTable;
-pub use dns_wanted::DnsStats;
 use dns_wanted::DnsWanted;
-use crate::server::store::LatestData;
 use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.

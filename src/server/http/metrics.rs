@@ -286,9 +286,9 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::store::{History, Layouts, Series};
-    use crate::server::core::DnsStats;
+    use crate::server::model::DnsStats;
     use crate::server::model::{Host, Json, Level, Sample, UdpStats};
+    use crate::server::store::{History, Layouts, Series};
     use crate::wire::PluginKind;
     use std::collections::BTreeMap;
     use std::sync::Arc;
@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn notification_services_usable_or_not() {
-        use crate::server::notify::ServiceStats;
+        use crate::server::model::ServiceStats;
         let mut s = snapshot("{}");
         s.notify = vec![
             ServiceStats { service: "email".into(), sent: 2, usable: true, ..ServiceStats::default() },

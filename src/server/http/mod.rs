@@ -30,7 +30,7 @@ use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::server::core::{self, Query};
 use crate::server::journal::{self, JournalFiles};
-use crate::server::notify::config::ServiceState;
+use crate::server::model::ServiceState;
 use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
 use crate::wire::{truncate_chars, unix_seconds};
 use hosts_cache::{HostsCache, Served};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::server::model::Level;
+use crate::server::model::{Level, ServiceState};
 use crate::server::pattern::glob_matches;
 
 /// Keys of service blocks whose values are secrets.
@@ -143,14 +143,6 @@ pub struct NotifySettings {
     pub max_age: Duration,
     /// Where undelivered messages wait across restarts.
     pub queue_file: PathBuf,
-}
-
-/// How one named service stands, for `/healthz` and the console.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceState {
-    pub name: &'static str,
-    /// None: usable; otherwise what it lacks and how to give it.
-    pub problem: Option<String>,
 }
 
 impl NotifySettings {

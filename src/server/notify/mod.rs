@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::server::core::CoreMsg;
 use crate::server::files::write_json_atomically;
-use crate::server::model::{AlertChange, Level};
+use crate::server::model::{AlertChange, Level, NotifyReport, ServiceStats};
 use crate::wire::unix_seconds;
 use config::{NotifySettings, ServiceSettings, Unusable, SERVICES};
 use send::{Failure, Outgoing};
@@ -46,36 +46,6 @@ use send::{Failure, Outgoing};
 pub enum NotifyMsg {
     /// An alert changed level or reminds (at `at`, Unix seconds).
     Alert { at: f64, change: AlertChange },
-}
-
-/// The outcome of one delivery attempt, for the journal and the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifyReport {
-    pub service: String,
-    pub subject: String,
-    pub delivered: bool,
-    /// The service's own error text.
-    pub error: Option<String>,
-    pub attempt: u32,
-    /// False when the message was given up (refused, expired or dropped).
-    pub will_retry: bool,
-}
-
-/// One service's counters, for `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServiceStats {
-    pub service: String,
-    pub sent: u64,
-    pub failed_attempts: u64,
-    /// Given up: refused by the service, expired, or pushed out of a full queue.
-    pub dropped: u64,
-    /// Messages folded into summaries by the rate cap.
-    pub folded: u64,
-    pub pending: usize,
-    /// Whether hbd has what it needs to deliver to the service.
-    pub usable: bool,
-    /// Messages not sent because the service is not usable.
-    pub undeliverable: u64,
 }
 
 const QUEUE_FORMAT: u32 = 1;

@@ -128,8 +128,7 @@ impl<T: ?Sized + Eq + Hash> Interner<T> {
         *value = self.intern(&**value, |_| value.clone());
     }
 
-    
-#[cfg(test)]
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.set.len()
     }
