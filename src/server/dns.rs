@@ -36,8 +36,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{debug, info, warn};
 
 use crate::process::{self, Finished, Running};
-use crate::server::core::CoreMsg;
 use crate::server::model::DnsOutcome;
+use crate::server::msg::{CoreMsg, DnsMsg};
 use crate::wire::{is_valid_host_name, truncate_chars};
 
 /// nsupdates running at the same time: enough that a few hung ones leave
@@ -63,15 +63,6 @@ pub struct DnsSettings {
     pub key_file: Option<PathBuf>,
     pub ttl: u32,
     pub timeout: Duration,
-}
-
-/// What the dns thread receives.
-#[derive(Debug)]
-pub enum DnsMsg {
-    /// Point `name.domain` at `address` for each of `domains` (some of
-    /// `dyndomains`). Replaces an update of the same record that is still
-    /// waiting: only the newest address matters.
-    Update { name: String, address: IpAddr, domains: Vec<String> },
 }
 
 /// Starts the dns thread; it ends when `inbox` disconnects.

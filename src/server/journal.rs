@@ -37,8 +37,8 @@ use log::{error, info, warn};
 use serde_json::Value;
 
 use crate::server::config::JournalSettings;
-use crate::server::core::CoreMsg;
 use crate::server::model::{Event, JournalStats};
+use crate::server::msg::{CoreMsg, JournalMsg};
 use crate::server::views::{event_fields, round3};
 use crate::wire::push_decimal;
 
@@ -52,56 +52,6 @@ const MAX_UNWRITTEN: usize = 16 << 20;
 const ERROR_REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How often a refusing disk is tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// What the journal receives.
-#[derive(Debug)]
-pub enum JournalMsg {
-    /// Messages accepted by `udp`, in arrival order (batched: see `udp::BATCH`).
-    Received(ReceivedBatch),
-    /// A state change decided by `core`.
-    Event { at: f64, event: Event },
-    /// Reopen the file after an outside rotation (SIGHUP from logrotate).
-    Reopen,
-}
-
-/// Messages accepted by `udp`, each as compact JSON. Their texts share one
-/// buffer, so a batch costs two allocations however many messages it holds
-/// (the udp thread makes none per datagram).
-#[derive(Debug, Default)]
-pub struct ReceivedBatch {
-    text: Vec<u8>,
-    /// When and from where each message came, and where its text ends.
-    entries: Vec<(SystemTime, SocketAddr, usize)>,
-}
-
-impl ReceivedBatch {
-    pub fn with_capacity(messages: usize, bytes: usize) -> ReceivedBatch {
-        ReceivedBatch { text: Vec::with_capacity(bytes), entries: Vec::with_capacity(messages) }
-    }
-
-    pub fn push(&mut self, at: SystemTime, source: SocketAddr, json: &[u8]) {
-        self.text.extend_from_slice(json);
-        self.entries.push((at, source, self.text.len()));
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Each message with when and from where it came, in arrival order.
-    pub fn iter(&self) -> impl Iterator<Item = (SystemTime, SocketAddr, &[u8])> {
-        let mut start = 0;
-        self.entries.iter().map(move |&(at, source, end)| {
-            let json = &self.text[start..end];
-            start = end;
-            (at, source, json)
-        })
-    }
-}
 
 /// Where the journal's two files are: `journal_dir` joined with
 /// `journal_file` (received messages) and `journal_events_file` (events).
@@ -705,8 +655,9 @@ pub fn local_datetime(second: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::model::{AlertChange, AlertKey, DnsOutcome, Level};
     use crate::server::model::NotifyReport;
+    use crate::server::model::{AlertChange, AlertKey, DnsOutcome, Level};
+    use crate::server::msg::ReceivedBatch;
     use crossbeam_channel::bounded;
     use serde_json::json;
 

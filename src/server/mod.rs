@@ -25,9 +25,13 @@ use signal_hook::iterator::Signals;
 use crate::logging;
 use crate::wire::auth::ReplayGuard;
 use config::Settings;
-use core::{CoreMsg, CoreOutputs};
+use core::CoreOutputs;
 use daemon::PidFile;
-use journal::{Journal, JournalMsg};
+use journal::Journal;
+use msg::{
+    CoreMsg, JournalMsg, CORE_CAPACITY, DNS_CAPACITY, JOURNAL_CAPACITY, NOTIFY_CAPACITY, QUERY_CAPACITY,
+    STATE_CAPACITY, UPGRADE_CAPACITY, WS_CAPACITY,
+};
 use udp::UdpOutputs;
 
 pub mod config;
@@ -38,6 +42,7 @@ pub mod files;
 pub mod http;
 pub mod journal;
 pub mod model;
+pub mod msg;
 pub mod notify;
 pub mod pattern;
 pub mod state;
@@ -49,32 +54,6 @@ pub mod ws;
 // Capacities are in messages; udp's carry batches of up to 64 datagrams.
 // A bounded channel allocates all its slots up front: they are idle memory.
 
-/// udp, ws hub, parent → core. Full: udp blocks and the kernel's socket
-/// buffer takes the burst; the core only does in-memory work, so this clears
-/// in microseconds.
-const CORE_CAPACITY: usize = 64;
-/// udp, core → journal. Full: senders block, because no line may be lost;
-/// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
-const JOURNAL_CAPACITY: usize = 256;
-/// http, ws → core. Full: the request waits (up to 5 s, then 503); queries
-/// are answered in microseconds, so this only fills if the core is stuck.
-const QUERY_CAPACITY: usize = 64;
-/// core → ws. Full: the core drops the update and counts it
-/// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
-const WS_CAPACITY: usize = 1024;
-/// core → state. Full: the core skips that periodic save (the queued one is
-/// as good); the final save at shutdown waits.
-const STATE_CAPACITY: usize = 1;
-/// core → notify. Full: core drops the alert change and counts it; the
-/// notifier only groups and queues on its thread, so this fills only if it
-/// is stuck.
-const NOTIFY_CAPACITY: usize = 256;
-/// core → dns. Full: core keeps the host and offers it again each tick (the
-/// worker coalesces per record, so nothing is lost and nothing waits).
-const DNS_CAPACITY: usize = 256;
-/// http-front → ws acceptor: `/ws` connections on the HTTP port. Full: the
-/// front answers 503 (the acceptor takes one within 200 ms at worst).
-const UPGRADE_CAPACITY: usize = 16;
 /// How often the parent checks that every component is still alive.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::server::files::{temp_path, write_json_atomically};
 use crate::server::model::{Alert, Host, Sample};
+use crate::server::msg::{Saved, StateMsg};
 use crate::server::store::{Block, History, Layout, Layouts, Plugins, Record, Series, Shape};
 use crate::wire::{unix_seconds, PluginKind};
 
@@ -41,21 +42,6 @@ const FORMAT_VERSION: u32 = 3;
 const FORMAT_V2: u32 = 2;
 /// hbd before the compact store; read and converted.
 const FORMAT_V1: u32 = 1;
-
-/// What the state writer receives.
-#[derive(Debug)]
-pub enum StateMsg {
-    /// Write this snapshot of what core knows.
-    Save(Saved),
-}
-
-/// What hbd keeps across restarts.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Saved {
-    pub hosts: Vec<Record>,
-    /// Alert states, so that a restart does not fire them again.
-    pub alerts: Vec<Alert>,
-}
 
 /// The file as written; `plugins[i]` is the store of `hosts[i]` and
 /// `latency[i]` its round trips, blocks as the plugins' are.

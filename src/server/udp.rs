@@ -25,9 +25,8 @@ use log::{info, trace, warn};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::server::config::UdpSettings;
-use crate::server::core::CoreMsg;
-use crate::server::journal::{JournalMsg, ReceivedBatch};
 use crate::server::model::{Heartbeat, UdpStats};
+use crate::server::msg::{CoreMsg, JournalMsg, ReceivedBatch};
 use crate::wire::auth::ReplayGuard;
 use crate::wire::decode::{Decoder, RejectReason, Rejection};
 

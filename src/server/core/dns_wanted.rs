@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use crossbeam_channel::Sender;
 
 use super::table::HostTable;
-use crate::server::dns::DnsMsg;
 use crate::server::model::{DnsOutcome, DnsStats, Host};
+use crate::server::msg::DnsMsg;
 
 #[derive(Debug)]
 pub struct DnsWanted {

@@ -20,20 +20,14 @@ use std::net::IpAddr;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{bounded, never, select, tick, Receiver, Sender, TrySendError};
+use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
 use crate::server::config::CoreSettings;
-use crate::server::dns::DnsMsg;
-use crate::server::journal::JournalMsg;
 use crate::server::model::{
-    summarize, Alert, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
-    PluginSeries, ServiceStats, UdpStats,
+    summarize, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport, ServiceStats, UdpStats,
 };
-use crate::server::notify::NotifyMsg;
-use crate::server::state::{Saved, StateMsg};
-use crate::server::store::LatestData;
-use crate::server::ws::Update;
+use crate::server::msg::{CoreMsg, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update};
 use crate::wire::unix_seconds;
 use alerts::AlertTable;
 use dns_wanted::DnsWanted;
@@ -41,98 +35,8 @@ use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.
 const TICK: Duration = Duration::from_secs(1);
-/// How long a requester waits for the core to take and to answer a query.
-pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most one warning about refused hosts or plugins in this long.
 const DROP_REPORT_EVERY: f64 = 60.0;
-
-/// Everything the core is told that is not a question.
-#[derive(Debug)]
-pub enum CoreMsg {
-    /// Accepted messages from `udp`, in arrival order (batched: see `udp::BATCH`).
-    Heartbeats(Vec<Heartbeat>),
-    /// `udp`'s counters, sent once a second when they changed.
-    UdpStats(UdpStats),
-    /// From the journal: its totals of dropped lines and failed writes,
-    /// sent once a second when they changed (for `/metrics`).
-    JournalStats(JournalStats),
-    /// From the ws hub: how many browsers watch live updates now. Updates
-    /// are prepared and sent only while some do.
-    LiveClients(usize),
-    /// From the notifier: a delivery attempt's outcome, to be journaled.
-    Notified(NotifyReport),
-    /// From the notifier: its counters, when they change.
-    NotifyStats(Vec<ServiceStats>),
-    /// From `dns`: how one update of `name.domain` to `address` ended.
-    DnsResult { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
-    /// From the parent once `udp` has stopped: send the final snapshot and end.
-    /// (The inbox has several senders, so it cannot end by disconnection.)
-    Shutdown,
-}
-
-/// What others (`http`, `ws`) ask the core. Each carries a channel of
-/// capacity 1 for the answer, so answering never blocks the core. Ask with [`ask`].
-#[derive(Debug)]
-pub enum Query {
-    /// Every host; plugins listed by kind, without samples.
-    Hosts(Sender<Vec<Host>>),
-    /// One host with its plugins' latest samples.
-    Host { name: String, reply: Sender<Option<Host>> },
-    /// One plugin's newest `limit` samples: None for an unknown host,
-    /// Some(None) for an unknown plugin.
-    History { name: String, plugin: String, limit: usize, reply: Sender<Option<Option<PluginSeries>>> },
-    /// How many hosts there are (`/healthz`).
-    HostCount(Sender<usize>),
-    /// What `/metrics` shows.
-    Metrics(Sender<MetricsSnapshot>),
-    /// Alert states: with a host, all of that host's (None for an unknown
-    /// host); without, every alert that is not OK. Worst first.
-    Alerts { host: Option<String>, reply: Sender<Option<AlertList>> },
-}
-
-/// The figures `/metrics` exports, gathered in one turn of the core.
-#[derive(Debug, Clone)]
-pub struct MetricsSnapshot {
-    /// Without plugin data, sorted by name.
-    pub hosts: Vec<Host>,
-    /// Each plugin's latest data, by host and plugin name.
-    pub plugins: LatestData,
-    pub udp: UdpStats,
-    pub inbound_queue: usize,
-    pub journal_queue: usize,
-    pub dropped_hosts: u64,
-    pub dropped_plugins: u64,
-    pub ws_dropped: u64,
-    /// What the journal could not write.
-    pub journal: JournalStats,
-    /// Every alert state, worst first.
-    pub alerts: Vec<Alert>,
-    pub notify: Vec<ServiceStats>,
-    /// Alert changes the notifier could not take (it was stuck).
-    pub notify_dropped: u64,
-    pub dns: DnsStats,
-}
-
-/// The core did not take or answer a query within [`ASK_TIMEOUT`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotAnswering;
-
-impl std::fmt::Display for NotAnswering {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("hbd's core is not answering")
-    }
-}
-
-/// Sends a query built around a fresh reply channel and waits for the
-/// answer: the one round trip `http` and `ws` share.
-pub fn ask<T>(to_core: &Sender<Query>, query: impl FnOnce(Sender<T>) -> Query) -> Result<T, NotAnswering> {
-    let (reply, answer) = bounded(1);
-    to_core.send_timeout(query(reply), ASK_TIMEOUT).map_err(|_| NotAnswering)?;
-    answer.recv_timeout(ASK_TIMEOUT).map_err(|_| {
-        warn!("core did not answer a query within {ASK_TIMEOUT:?}");
-        NotAnswering
-    })
-}
 
 /// Where the core sends what it decides, and what it does when a channel is
 /// full. A new consumer of events is one field here and one line in
@@ -503,7 +407,11 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
+    use crossbeam_channel::bounded;
+
     use super::*;
+    use crate::server::model::DnsStats;
+    use crate::server::msg::ask;
 
     #[derive(Clone, Default)]
     struct TestClock(Arc<AtomicU64>);

@@ -45,6 +45,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::server::msg::Upgraded;
+
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use log::{debug, info, warn};
 
@@ -224,15 +226,6 @@ pub struct Front {
     pub hosts: Arc<HostsCache>,
     /// Origins that may read answers from a browser (`cors_origins`).
     pub cors_origins: Vec<String>,
-}
-
-/// A connection that asked for a WebSocket on `/ws`, with the bytes of its
-/// request read so far, for the ws acceptor to answer.
-#[derive(Debug)]
-pub struct Upgraded {
-    pub stream: TcpStream,
-    pub head: Vec<u8>,
-    pub peer: SocketAddr,
 }
 
 /// Whether a complete request head asks for a WebSocket on `/ws`.

@@ -9,8 +9,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::server::core::MetricsSnapshot;
 use crate::server::model::{summarize, Level, Status};
+use crate::server::msg::MetricsSnapshot;
 use crate::wire::decode::RejectReason;
 
 /// Paths deeper than this are not exported (a hostile nesting costs nothing).

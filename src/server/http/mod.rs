@@ -5,7 +5,7 @@
 //! limits tiny_http lacks; tiny_http listens on a private Unix socket
 //! behind it. [`THREADS`] threads take requests from that one
 //! `tiny_http::Server`. Each asks `core` with a [`Query`] through
-//! [`core::ask`] and answers 503 when the core does not answer in time, so
+//! [`msg::ask`] and answers 503 when the core does not answer in time, so
 //! a busy core delays requests but nothing here can delay the core.
 //! `/api/0/journal` and `/api/0/events` do not ask the core: they read the
 //! ends of the journal's files ([`journal::tail`]).
@@ -28,9 +28,9 @@ use log::{debug, warn};
 use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
-use crate::server::core::{self, Query};
 use crate::server::journal::{self, JournalFiles};
 use crate::server::model::ServiceState;
+use crate::server::msg::{self, Query, Upgraded};
 use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
 use crate::wire::{truncate_chars, unix_seconds};
 use hosts_cache::{HostsCache, Served};
@@ -114,7 +114,7 @@ pub fn spawn(
     bound: Bound,
     settings: HttpSettings,
     to_core: Sender<Query>,
-    to_ws: Sender<front::Upgraded>,
+    to_ws: Sender<Upgraded>,
     stop: Receiver<()>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let started = SystemTime::now();
@@ -514,7 +514,7 @@ fn journal_tail(files: Option<&JournalFiles>, query: &str, events: bool) -> Repl
 impl Api {
     /// Asks the core; a core that does not answer is a 503.
     fn ask<T>(&self, query: impl FnOnce(Sender<T>) -> Query) -> Result<T, Reply> {
-        core::ask(&self.to_core, query).map_err(|e| Reply::error(503, e.to_string()))
+        msg::ask(&self.to_core, query).map_err(|e| Reply::error(503, e.to_string()))
     }
 
     fn healthz(&self, notify: &[ServiceState]) -> Reply {

@@ -34,19 +34,12 @@ use crossbeam_channel::{after, bounded, never, select, Receiver, Sender};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::server::core::CoreMsg;
 use crate::server::files::write_json_atomically;
 use crate::server::model::{AlertChange, Level, NotifyReport, ServiceStats};
+use crate::server::msg::{CoreMsg, NotifyMsg};
 use crate::wire::unix_seconds;
 use config::{NotifySettings, ServiceSettings, Unusable, SERVICES};
 use send::{Failure, Outgoing};
-
-/// What the notifier receives.
-#[derive(Debug)]
-pub enum NotifyMsg {
-    /// An alert changed level or reminds (at `at`, Unix seconds).
-    Alert { at: f64, change: AlertChange },
-}
 
 const QUEUE_FORMAT: u32 = 1;
 const FIRST_RETRY: Duration = Duration::from_secs(5);

@@ -22,8 +22,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 use super::{ClientMsg, Refusals, CLIENT_QUEUE};
-use crate::server::core::{self, Query};
-use crate::server::http::front::Upgraded;
+use crate::server::msg::{self, Query, Upgraded};
 use crate::server::views::snapshot_body;
 use crate::wire::unix_seconds;
 
@@ -240,7 +239,7 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
     let (queue, updates) = unbounded();
     let (ready, joined) = bounded(1);
     if clients.to_hub.send(ClientMsg::Joined { id, queue, ready }).is_err()
-        || joined.recv_timeout(core::ASK_TIMEOUT).is_err()
+        || joined.recv_timeout(msg::ASK_TIMEOUT).is_err()
     {
         return;
     }
@@ -259,7 +258,7 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
 }
 
 fn snapshot(to_core: &Sender<Query>) -> Result<String, String> {
-    let hosts = core::ask(to_core, Query::Hosts).map_err(|e| e.to_string())?;
+    let hosts = msg::ask(to_core, Query::Hosts).map_err(|e| e.to_string())?;
     snapshot_body(&hosts, unix_seconds(SystemTime::now())).map_err(|e| e.to_string())
 }
 

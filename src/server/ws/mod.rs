@@ -22,16 +22,14 @@ use log::{info, warn};
 use serde_json::{json, Map, Value};
 use tungstenite::Utf8Bytes;
 
-use crate::server::core::{CoreMsg, Query};
-use crate::server::http::front::Upgraded;
-use crate::server::model::{Event, Host, Sample};
+use crate::server::msg::{CoreMsg, Query, Update, Upgraded};
 use crate::server::views::{event_fields, host_json, round3, sample_json};
 use accept::{Acceptor, Clients};
 pub use tls::{load_tls, Tls};
 
 mod accept;
 mod tls;
-use crate::wire::{unix_seconds, PluginKind};
+use crate::wire::unix_seconds;
 
 /// Updates a client may have waiting before it counts as too slow: enough
 /// to cover the time a browser takes to receive the snapshot of thousands of
@@ -53,17 +51,6 @@ pub struct WsSettings {
     pub page_ports: Vec<u16>,
     /// WSS: where to listen, and the certificate chain and key files.
     pub wss: Option<(SocketAddr, PathBuf, PathBuf)>,
-}
-
-/// What `core` tells the hub.
-#[derive(Debug)]
-pub enum Update {
-    /// A heartbeat (or plugin data) arrived; the host without plugin data.
-    Heartbeat(Host),
-    /// A host changed state.
-    Event { at: f64, event: Event },
-    /// A plugin sample arrived.
-    Plugin { host: String, plugin: String, kind: PluginKind, sample: Sample },
 }
 
 /// What client threads tell the hub.

@@ -1,0 +1,274 @@
+//! The messages that cross threads: one enum per channel (each component
+//! has exactly one inbound enum), with its channel's capacity and what its
+//! senders do when it is full or its receiver is gone. ARCHITECTURE.md's
+//! channel table is this file; `server::run` makes the channels with these
+//! capacities. Capacities are in messages; udp's carry batches of up to 64
+//! datagrams. A bounded channel allocates all its slots up front: they are
+//! idle memory.
+//!
+//! Payload types that are data rather than messages (hosts, events, alerts,
+//! the stats components report) live in `model`; the plugin store's types
+//! in `store`. This module imports no component, and every component may
+//! import it.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{bounded, Sender};
+use log::warn;
+
+use crate::server::model::{
+    Alert, AlertChange, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, NotifyReport,
+    PluginSeries, Sample, ServiceStats, UdpStats,
+};
+use crate::server::store::{LatestData, Record};
+use crate::wire::PluginKind;
+
+// ── core: its inbox and its queries ──────────────────────────────────────
+
+/// udp, ws hub, journal, notify, dns, parent → core. Full: udp blocks and
+/// the kernel's socket buffer takes the burst (its once-a-second counters,
+/// like the journal's stats, are skipped instead: the next carry the same
+/// totals); the hub waits up to 5 s; dns and notify wait. The core only does
+/// in-memory work, so this clears in microseconds.
+/// Disconnected: core saves state and exits (it normally ends on
+/// `Shutdown`, since the hub holds a sender too).
+pub const CORE_CAPACITY: usize = 64;
+
+/// Everything the core is told that is not a question.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// Accepted messages from `udp`, in arrival order (batched: see `udp::BATCH`).
+    Heartbeats(Vec<Heartbeat>),
+    /// `udp`'s counters, sent once a second when they changed.
+    UdpStats(UdpStats),
+    /// From the journal: its totals of dropped lines and failed writes,
+    /// sent once a second when they changed (for `/metrics`).
+    JournalStats(JournalStats),
+    /// From the ws hub: how many browsers watch live updates now. Updates
+    /// are prepared and sent only while some do.
+    LiveClients(usize),
+    /// From the notifier: a delivery attempt's outcome, to be journaled.
+    Notified(NotifyReport),
+    /// From the notifier: its counters, when they change.
+    NotifyStats(Vec<ServiceStats>),
+    /// From `dns`: how one update of `name.domain` to `address` ended.
+    DnsResult { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
+    /// From the parent once `udp` has stopped: send the final snapshot and end.
+    /// (The inbox has several senders, so it cannot end by disconnection.)
+    Shutdown,
+}
+
+/// http, ws → core. Full: the request waits (up to 5 s, then 503); queries
+/// are answered in microseconds, so this only fills if the core is stuck.
+/// Disconnected: core has stopped; the requester answers 503.
+pub const QUERY_CAPACITY: usize = 64;
+
+/// How long a requester waits for the core to take and to answer a query.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What others (`http`, `ws`) ask the core. Each carries a channel of
+/// capacity 1 for the answer, so answering never blocks the core. Ask with [`ask`].
+#[derive(Debug)]
+pub enum Query {
+    /// Every host; plugins listed by kind, without samples.
+    Hosts(Sender<Vec<Host>>),
+    /// One host with its plugins' latest samples.
+    Host { name: String, reply: Sender<Option<Host>> },
+    /// One plugin's newest `limit` samples: None for an unknown host,
+    /// Some(None) for an unknown plugin.
+    History { name: String, plugin: String, limit: usize, reply: Sender<Option<Option<PluginSeries>>> },
+    /// How many hosts there are (`/healthz`).
+    HostCount(Sender<usize>),
+    /// What `/metrics` shows.
+    Metrics(Sender<MetricsSnapshot>),
+    /// Alert states: with a host, all of that host's (None for an unknown
+    /// host); without, every alert that is not OK. Worst first.
+    Alerts { host: Option<String>, reply: Sender<Option<AlertList>> },
+}
+
+/// The figures `/metrics` exports, gathered in one turn of the core.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    /// Without plugin data, sorted by name.
+    pub hosts: Vec<Host>,
+    /// Each plugin's latest data, by host and plugin name.
+    pub plugins: LatestData,
+    pub udp: UdpStats,
+    pub inbound_queue: usize,
+    pub journal_queue: usize,
+    pub dropped_hosts: u64,
+    pub dropped_plugins: u64,
+    pub ws_dropped: u64,
+    /// What the journal could not write.
+    pub journal: JournalStats,
+    /// Every alert state, worst first.
+    pub alerts: Vec<Alert>,
+    pub notify: Vec<ServiceStats>,
+    /// Alert changes the notifier could not take (it was stuck).
+    pub notify_dropped: u64,
+    pub dns: DnsStats,
+}
+
+/// The core did not take or answer a query within [`ASK_TIMEOUT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnswering;
+
+impl std::fmt::Display for NotAnswering {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("hbd's core is not answering")
+    }
+}
+
+/// Sends a query built around a fresh reply channel and waits for the
+/// answer: the one round trip `http` and `ws` share.
+pub fn ask<T>(to_core: &Sender<Query>, query: impl FnOnce(Sender<T>) -> Query) -> Result<T, NotAnswering> {
+    let (reply, answer) = bounded(1);
+    to_core.send_timeout(query(reply), ASK_TIMEOUT).map_err(|_| NotAnswering)?;
+    answer.recv_timeout(ASK_TIMEOUT).map_err(|_| {
+        warn!("core did not answer a query within {ASK_TIMEOUT:?}");
+        NotAnswering
+    })
+}
+
+// ── journal ───────────────────────────────────────────────────────────────
+
+/// udp, core → journal. Full: senders block, because no line may be lost;
+/// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
+/// Disconnected: the journal flushes what it holds and exits.
+pub const JOURNAL_CAPACITY: usize = 256;
+
+/// What the journal receives.
+#[derive(Debug)]
+pub enum JournalMsg {
+    /// Messages accepted by `udp`, in arrival order (batched: see `udp::BATCH`).
+    Received(ReceivedBatch),
+    /// A state change decided by `core`.
+    Event { at: f64, event: Event },
+    /// Reopen the file after an outside rotation (SIGHUP from logrotate).
+    Reopen,
+}
+
+/// Messages accepted by `udp`, each as compact JSON. Their texts share one
+/// buffer, so a batch costs two allocations however many messages it holds
+/// (the udp thread makes none per datagram).
+#[derive(Debug, Default)]
+pub struct ReceivedBatch {
+    text: Vec<u8>,
+    /// When and from where each message came, and where its text ends.
+    entries: Vec<(SystemTime, SocketAddr, usize)>,
+}
+
+impl ReceivedBatch {
+    pub fn with_capacity(messages: usize, bytes: usize) -> ReceivedBatch {
+        ReceivedBatch { text: Vec::with_capacity(bytes), entries: Vec::with_capacity(messages) }
+    }
+
+    pub fn push(&mut self, at: SystemTime, source: SocketAddr, json: &[u8]) {
+        self.text.extend_from_slice(json);
+        self.entries.push((at, source, self.text.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Each message with when and from where it came, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (SystemTime, SocketAddr, &[u8])> {
+        let mut start = 0;
+        self.entries.iter().map(move |&(at, source, end)| {
+            let json = &self.text[start..end];
+            start = end;
+            (at, source, json)
+        })
+    }
+}
+
+// ── dns ───────────────────────────────────────────────────────────────────
+
+/// core → dns. Full: core keeps the host and offers it again each tick (the
+/// worker coalesces per record, so nothing is lost and nothing waits).
+/// Disconnected: dns kills its running nsupdates and ends; what was not confirmed stays pending in the state file.
+pub const DNS_CAPACITY: usize = 256;
+
+/// What the dns thread receives.
+#[derive(Debug)]
+pub enum DnsMsg {
+    /// Point `name.domain` at `address` for each of `domains` (some of
+    /// `dyndomains`). Replaces an update of the same record that is still
+    /// waiting: only the newest address matters.
+    Update { name: String, address: IpAddr, domains: Vec<String> },
+}
+
+// ── notify ────────────────────────────────────────────────────────────────
+
+/// core → notify. Full: core drops the alert change and counts it; the
+/// notifier only groups and queues on its thread, so this fills only if it
+/// is stuck.
+/// Disconnected: the notifier closes its group window into the queue file, waits up to 3 s for deliveries under way, and exits.
+pub const NOTIFY_CAPACITY: usize = 256;
+
+/// What the notifier receives.
+#[derive(Debug)]
+pub enum NotifyMsg {
+    /// An alert changed level or reminds (at `at`, Unix seconds).
+    Alert { at: f64, change: AlertChange },
+}
+
+// ── state ─────────────────────────────────────────────────────────────────
+
+/// core → state. Full: the core skips that periodic save (the queued one is
+/// as good); the final save at shutdown waits.
+/// Disconnected: state exits after writing the newest snapshot.
+pub const STATE_CAPACITY: usize = 1;
+
+/// What the state writer receives.
+#[derive(Debug)]
+pub enum StateMsg {
+    /// Write this snapshot of what core knows.
+    Save(Saved),
+}
+
+/// What hbd keeps across restarts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Saved {
+    pub hosts: Vec<Record>,
+    /// Alert states, so that a restart does not fire them again.
+    pub alerts: Vec<Alert>,
+}
+
+// ── ws: the hub's updates and the HTTP front's upgrades ───────────────────
+
+/// core → ws. Full: the core drops the update and counts it
+/// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
+/// Disconnected: the hub stops and drops every client's queue.
+pub const WS_CAPACITY: usize = 1024;
+
+/// What `core` tells the hub.
+#[derive(Debug)]
+pub enum Update {
+    /// A heartbeat (or plugin data) arrived; the host without plugin data.
+    Heartbeat(Host),
+    /// A host changed state.
+    Event { at: f64, event: Event },
+    /// A plugin sample arrived.
+    Plugin { host: String, plugin: String, kind: PluginKind, sample: Sample },
+}
+
+/// http-front → ws acceptor: `/ws` connections on the HTTP port. Full: the
+/// front answers 503 (the acceptor takes one within 200 ms at worst).
+/// Disconnected: the front answers 503.
+pub const UPGRADE_CAPACITY: usize = 16;
+
+/// A connection that asked for a WebSocket on `/ws`, with the bytes of its
+/// request read so far, for the ws acceptor to answer.
+#[derive(Debug)]
+pub struct Upgraded {
+    pub stream: TcpStream,
+    pub head: Vec<u8>,
+    pub peer: SocketAddr,
+}
