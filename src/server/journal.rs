@@ -36,7 +36,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 use serde_json::Value;
 
-use crate::server::config::JournalSettings;
 use crate::server::model::{Event, JournalStats};
 use crate::server::msg::{CoreMsg, JournalMsg};
 use crate::server::views::{event_fields, round3};
@@ -52,6 +51,15 @@ const MAX_UNWRITTEN: usize = 16 << 20;
 const ERROR_REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How often a refusing disk is tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What the journal runs on, made by `Config::check` (config/mod.rs).
+#[derive(Debug, Clone)]
+pub struct JournalSettings {
+    /// `journal_dir` joined with `journal_file` and `journal_events_file`.
+    pub files: JournalFiles,
+    pub max_size: u64,
+    pub max_backups: u32,
+}
 
 /// Where the journal's two files are: `journal_dir` joined with
 /// `journal_file` (received messages) and `journal_events_file` (events).

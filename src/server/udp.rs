@@ -24,11 +24,10 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use log::{info, trace, warn};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::server::config::UdpSettings;
 use crate::server::model::{Heartbeat, UdpStats};
 use crate::server::msg::{CoreMsg, JournalMsg, ReceivedBatch};
-use crate::wire::auth::ReplayGuard;
-use crate::wire::decode::{Decoder, RejectReason, Rejection};
+use crate::wire::auth::{Keyring, ReplayGuard};
+use crate::wire::decode::{Decoder, PluginLimits, RejectReason, Rejection};
 
 /// The most datagrams taken from the socket (and handed on) at once: one
 /// `recvmmsg(2)` returns what is waiting, up to this many, and blocks only
@@ -47,6 +46,17 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// datagrams were written to become resident (a 222-byte heartbeat touches
 /// one page per slot).
 const RECV_BUFFER: usize = 65536;
+
+/// What the udp thread runs on, made by `Config::check` (config/mod.rs).
+#[derive(Debug, Clone)]
+pub struct UdpSettings {
+    pub bind: SocketAddr,
+    pub recv_buffer_size: usize,
+    pub max_message_size: usize,
+    pub default_interval: f64,
+    pub keyring: Option<Keyring>,
+    pub plugin_limits: PluginLimits,
+}
 
 /// Binds the heartbeat socket: dual-stack when bound to `::`, with the
 /// configured receive buffer so bursts queue in the kernel, not drop there.

@@ -17,11 +17,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
-use crate::server::core::alerts::Rules;
+use crate::server::core::CoreSettings;
 use crate::server::dns::{self, DnsSettings};
 use crate::server::http::HttpSettings;
-use crate::server::journal::JournalFiles;
+use crate::server::journal::{JournalFiles, JournalSettings};
 use crate::server::notify::{self, config::redact_block, config::NotifySettings};
+use crate::server::udp::UdpSettings;
 use crate::server::ws::WsSettings;
 use crate::wire::auth::{HostPattern, Key, Keyring};
 use crate::wire::decode::PluginLimits;
@@ -235,38 +236,6 @@ impl Default for Config {
             dns_timeout: 30.0,
         }
     }
-}
-
-/// The components' own sections, derived once from a checked [`Config`].
-#[derive(Debug, Clone)]
-pub struct UdpSettings {
-    pub bind: SocketAddr,
-    pub recv_buffer_size: usize,
-    pub max_message_size: usize,
-    pub default_interval: f64,
-    pub keyring: Option<Keyring>,
-    pub plugin_limits: PluginLimits,
-}
-
-#[derive(Debug, Clone)]
-pub struct CoreSettings {
-    pub grace: Duration,
-    pub state_save_interval: Duration,
-    pub max_hosts: usize,
-    pub plugin_history: usize,
-    pub max_plugins_per_host: usize,
-    /// `thresholds`, `threshold_renotify_interval` and `plugin_stale_intervals`, compiled.
-    pub rules: Rules,
-    /// `dyndomains`, checked: empty when dynamic DNS is off.
-    pub dyndomains: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct JournalSettings {
-    /// `journal_dir` joined with `journal_file` and `journal_events_file`.
-    pub files: JournalFiles,
-    pub max_size: u64,
-    pub max_backups: u32,
 }
 
 /// Everything hbd's threads need, checked and in their own types; made only

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
-use crate::server::config::CoreSettings;
 use crate::server::model::{
     summarize, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport, ServiceStats, UdpStats,
 };
@@ -37,6 +36,20 @@ use table::HostTable;
 const TICK: Duration = Duration::from_secs(1);
 /// At most one warning about refused hosts or plugins in this long.
 const DROP_REPORT_EVERY: f64 = 60.0;
+
+/// What the core runs on, made by `Config::check` (config/mod.rs).
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    pub grace: Duration,
+    pub state_save_interval: Duration,
+    pub max_hosts: usize,
+    pub plugin_history: usize,
+    pub max_plugins_per_host: usize,
+    /// `thresholds`, `threshold_renotify_interval` and `plugin_stale_intervals`, compiled.
+    pub rules: alerts::Rules,
+    /// `dyndomains`, checked: empty when dynamic DNS is off.
+    pub dyndomains: Vec<String>,
+}
 
 /// Where the core sends what it decides, and what it does when a channel is
 /// full. A new consumer of events is one field here and one line in

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde_json::Value;
 
 use super::alerts::UpHosts;
-use crate::server::config::CoreSettings;
+use super::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::server::store::{History, LatestData, Layouts, Names, Plugins, Record, Series};
 use crate::wire::{unix_seconds, PluginKind};
