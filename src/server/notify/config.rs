@@ -337,15 +337,8 @@ pub fn compile(raw: Raw, cwd: &Path, problems: &mut Vec<String>, warnings: &mut 
             Built::Wrong => {}
         }
     }
-    if !(raw.group_window >= 0.0 && raw.group_window <= 3600.0) {
-        problems.push(format!("notify_group_window: {} is not a number of seconds from 0 to 3600", raw.group_window));
-    }
-    if !(1..=1_000_000).contains(&raw.queue_max) {
-        problems.push(format!("notify_queue_max: {} is outside 1 to 1000000", raw.queue_max));
-    }
-    if !(raw.max_age >= 60.0 && raw.max_age <= 30.0 * 86400.0) {
-        problems.push(format!("notify_max_age: {} is not a number of seconds from 60 to 2592000", raw.max_age));
-    }
+    // notify_group_window, notify_queue_max and notify_max_age are checked
+    // against their ranges with hbd's other keys (config::KEY_SPECS).
     let queue_file = if raw.queue_file.is_relative() { cwd.join(&raw.queue_file) } else { raw.queue_file };
     NotifySettings {
         services,
