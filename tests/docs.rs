@@ -323,6 +323,11 @@ fn hbd_yaml_5_states_the_range_of_every_key_as_hbd_has_it() {
     assert_states_the_ranges("man/hbd.yaml.5", hbd::server::config::KEY_SPECS);
 }
 
+#[test]
+fn hbc_yaml_5_states_the_range_of_every_key_as_hbc_has_it() {
+    assert_states_the_ranges("man/hbc.yaml.5", hbd::client::config::KEY_SPECS);
+}
+
 /// The configuration `hbd --check-config` prints for `config`, without its
 /// first line (which names the file).
 fn hbd_effective_config(config: &std::path::Path) -> String {
