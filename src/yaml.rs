@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, DeserializeOwned, Deserializer, Unexpected};
-use serde::Serializer;
+use serde::{Serialize, Serializer};
 
 /// A configuration that cannot be used; the programs exit with status 78.
 #[derive(Debug)]
@@ -57,6 +57,194 @@ impl std::error::Error for ConfigError {}
 pub struct Keys {
     pub keys: &'static [&'static str],
     pub later: &'static [(&'static str, &'static str)],
+}
+
+/// A top-level key of a configuration file: its name and, for a number,
+/// the range its value must lie in and what it counts. Each program lists
+/// its keys as `KEY_SPECS`, in the order of its man page: the loader's key
+/// names ([`names`]), the range checks ([`range_problems`]) and the man
+/// page's test (which looks for [`KeySpec::sentence`]) all read that list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeySpec {
+    pub name: &'static str,
+    pub range: Option<Range>,
+    /// What the number counts (`seconds`, `bytes`), in messages and the man page.
+    pub unit: Option<&'static str>,
+}
+
+impl KeySpec {
+    /// A key with no range.
+    pub const fn new(name: &'static str) -> KeySpec {
+        KeySpec { name, range: None, unit: None }
+    }
+
+    pub const fn range(self, range: Range) -> KeySpec {
+        KeySpec { range: Some(range), ..self }
+    }
+
+    pub const fn unit(self, unit: &'static str) -> KeySpec {
+        KeySpec { unit: Some(unit), ..self }
+    }
+
+    /// What is wrong with `value`, the key's value as the configuration
+    /// serializes it: `0 is not a number of seconds from above 0 to 86400`,
+    /// `0 is outside 1 to 100000`. None when it is in range, when the key
+    /// has no range, or when it has no number (an optional key not given).
+    pub fn problem(&self, value: &serde_yaml::Value) -> Option<String> {
+        let (range, serde_yaml::Value::Number(number)) = (self.range?, value) else { return None };
+        // A whole number is shown as it was written, even past 2^53.
+        let (shown, value) = match (number.as_u64(), number.as_i64(), number.as_f64()) {
+            (Some(n), _, _) => (n.to_string(), n as f64),
+            (None, Some(n), _) => (n.to_string(), n as f64),
+            (None, None, Some(x)) => (x.to_string(), x),
+            (None, None, None) => return None,
+        };
+        if range.contains(value) {
+            return None;
+        }
+        let unit = self.unit.map(|u| format!(" {u}")).unwrap_or_default();
+        let of_unit = self.unit.map(|u| format!(" of {u}")).unwrap_or_default();
+        Some(match range.form() {
+            Form::IntegerBetween => format!("{shown} is outside {} to {}{unit}", range.min, range.max),
+            Form::Unbounded if range.min_inclusive => format!("{shown} is less than {}{unit}", range.min),
+            Form::Unbounded => format!("{shown} is not above {}{unit}", range.min),
+            Form::Between => format!("{shown} is not {}{of_unit} {}", range.kind(), range.words()),
+        })
+    }
+
+    /// The sentence a man page states the key's range in, None without a
+    /// range: `An integer from 1 to 100000.`, `A number of seconds from
+    /// above 0 to 86400.`, `An integer, at least 1.`
+    pub fn sentence(&self) -> Option<String> {
+        let range = self.range?;
+        let unit = self.unit.map(|u| format!(" {u}")).unwrap_or_default();
+        let of_unit = self.unit.map(|u| format!(" of {u}")).unwrap_or_default();
+        let mut kind = range.kind().to_string();
+        kind[..1].make_ascii_uppercase();
+        Some(match range.form() {
+            Form::IntegerBetween => format!("{kind} {}{unit}.", range.words()),
+            Form::Unbounded => format!("{kind}, {}{unit}.", range.words()),
+            Form::Between => format!("{kind}{of_unit} {}.", range.words()),
+        })
+    }
+}
+
+/// The numbers a key accepts: from `min` to `max`, each end included or
+/// not; `integer` when the key takes whole numbers only (its field is an
+/// integer type, so serde has already refused anything else).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    pub min: f64,
+    /// `f64::INFINITY` for no upper end.
+    pub max: f64,
+    pub min_inclusive: bool,
+    pub max_inclusive: bool,
+    pub integer: bool,
+}
+
+/// How a range is put in words: whole numbers between two included ends
+/// (`outside 1 to 100000`, as most messages always said it), a lower end
+/// only (`at least 1`), or anything else (`a number from above 0 to 86400`).
+enum Form {
+    IntegerBetween,
+    Unbounded,
+    Between,
+}
+
+impl Range {
+    /// Whole numbers from `min` to `max`, both included.
+    pub const fn int(min: u64, max: u64) -> Range {
+        Range { min: min as f64, max: max as f64, min_inclusive: true, max_inclusive: true, integer: true }
+    }
+
+    /// Whole numbers from `min` up.
+    pub const fn at_least(min: u64) -> Range {
+        Range { max: f64::INFINITY, ..Range::int(min, 0) }
+    }
+
+    /// Numbers from `min` to `max`, both included.
+    pub const fn number(min: f64, max: f64) -> Range {
+        Range { min, max, min_inclusive: true, max_inclusive: true, integer: false }
+    }
+
+    /// The same range without `min` itself: "from above 0".
+    pub const fn above(self) -> Range {
+        Range { min_inclusive: false, ..self }
+    }
+
+    /// The same range without `max` itself: "to below 1".
+    pub const fn below(self) -> Range {
+        Range { max_inclusive: false, ..self }
+    }
+
+    /// Whether `value` is in the range; NaN never is.
+    pub fn contains(&self, value: f64) -> bool {
+        let above_min = if self.min_inclusive { value >= self.min } else { value > self.min };
+        let below_max = if self.max_inclusive { value <= self.max } else { value < self.max };
+        above_min && below_max
+    }
+
+    fn form(&self) -> Form {
+        if self.max.is_infinite() {
+            Form::Unbounded
+        } else if self.integer && self.min_inclusive && self.max_inclusive {
+            Form::IntegerBetween
+        } else {
+            Form::Between
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.integer {
+            "an integer"
+        } else {
+            "a number"
+        }
+    }
+
+    /// The ends in words: `from 1 to 100000`, `from above 0 to 86400`,
+    /// `from 0 to below 1`, `at least 1`, `above 0`.
+    fn words(&self) -> String {
+        let above = if self.min_inclusive { "" } else { "above " };
+        match (self.max.is_infinite(), self.min_inclusive) {
+            (true, true) => format!("at least {}", self.min),
+            (true, false) => format!("above {}", self.min),
+            (false, _) => {
+                let below = if self.max_inclusive { "" } else { "below " };
+                format!("from {above}{} to {below}{}", self.min, self.max)
+            }
+        }
+    }
+}
+
+/// The names of `specs`, for [`Keys`]:
+/// `pub const KEYS: &[&str] = &yaml::names::<{ KEY_SPECS.len() }>(KEY_SPECS);`
+pub const fn names<const N: usize>(specs: &[KeySpec]) -> [&'static str; N] {
+    assert!(specs.len() == N, "N is the number of specs");
+    let mut names = [""; N];
+    let mut i = 0;
+    while i < N {
+        names[i] = specs[i].name;
+        i += 1;
+    }
+    names
+}
+
+/// Every top-level value of `config` that lies outside its key's range,
+/// as (key, what is wrong), in the order of `specs`. The values are read
+/// from `config` serialized, so each is the one the file names with the key.
+pub fn range_problems<T: Serialize>(config: &T, specs: &[KeySpec]) -> Vec<(&'static str, String)> {
+    let values = match serde_yaml::to_value(config) {
+        Ok(values) => values,
+        Err(e) => return vec![("configuration", format!("cannot be checked: {e}"))],
+    };
+    specs
+        .iter()
+        .filter_map(|spec| {
+            let value = values.get(spec.name)?;
+            spec.problem(value).map(|text| (spec.name, text))
+        })
+        .collect()
 }
 
 /// A configuration file format: its keys and the checks serde cannot make.
@@ -262,11 +450,11 @@ pub fn yaml11_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
+    use serde::{Deserialize, Serialize};
 
     use super::*;
 
-    #[derive(Debug, Default, Deserialize)]
+    #[derive(Debug, Default, Deserialize, Serialize)]
     #[serde(deny_unknown_fields, default)]
     struct Sample {
         port: u16,
@@ -276,7 +464,7 @@ mod tests {
         nested: Nested,
     }
 
-    #[derive(Debug, Default, Deserialize)]
+    #[derive(Debug, Default, Deserialize, Serialize)]
     #[serde(deny_unknown_fields, default)]
     struct Nested {
         size: u64,
@@ -321,6 +509,55 @@ mod tests {
         assert_eq!((s.port, s.nested.size), (5, 3));
         let s: Sample = parse("# only a comment\n", "t.yaml", KEYS).unwrap().value;
         assert_eq!(s.port, 0);
+    }
+
+    #[test]
+    fn ranges_in_messages_and_sentences() {
+        let spec = |range, unit| KeySpec { name: "k", range: Some(range), unit };
+        let problem = |spec: KeySpec, yaml: &str| spec.problem(&serde_yaml::from_str(yaml).unwrap());
+        let count = spec(Range::int(1, 100_000), None);
+        assert_eq!(problem(count, "0"), Some("0 is outside 1 to 100000".into()));
+        assert_eq!((problem(count, "1"), problem(count, "100000")), (None, None));
+        assert_eq!(count.sentence().as_deref(), Some("An integer from 1 to 100000."));
+        let big = spec(Range::int(1, 86400), Some("seconds"));
+        let huge = problem(big, "18446744073709551615");
+        assert_eq!(huge.as_deref(), Some("18446744073709551615 is outside 1 to 86400 seconds"), "shown as written");
+        assert_eq!(big.sentence().as_deref(), Some("An integer from 1 to 86400 seconds."));
+        let interval = spec(Range::number(0.0, 86400.0).above(), Some("seconds"));
+        assert_eq!(problem(interval, "0.0"), Some("0 is not a number of seconds from above 0 to 86400".into()));
+        assert!(problem(interval, ".nan").is_some() && problem(interval, "86400.5").is_some());
+        assert_eq!((problem(interval, "0.001"), problem(interval, "86400")), (None, None));
+        assert_eq!(interval.sentence().as_deref(), Some("A number of seconds from above 0 to 86400."));
+        let fraction = spec(Range::number(0.0, 1.0).below(), None);
+        assert_eq!(problem(fraction, "1.0"), Some("1 is not a number from 0 to below 1".into()));
+        assert_eq!(fraction.sentence().as_deref(), Some("A number from 0 to below 1."));
+        let window = spec(Range::at_least(1), None);
+        assert_eq!(problem(window, "0"), Some("0 is less than 1".into()));
+        assert_eq!(problem(window, "18446744073709551615"), None);
+        assert_eq!(window.sentence().as_deref(), Some("An integer, at least 1."));
+        assert_eq!(problem(KeySpec::new("k"), "-1"), None, "no range, nothing to check");
+        assert_eq!((problem(count, "null"), KeySpec::new("k").sentence()), (None, None));
+    }
+
+    #[test]
+    fn range_problems_read_the_values_by_key() {
+        const SPECS: &[KeySpec] = &[
+            KeySpec::new("port").range(Range::int(1, 65535)),
+            KeySpec::new("grace").range(Range::number(0.0, 10.0)).unit("seconds"),
+            KeySpec::new("enabled"),
+            KeySpec::new("nested"),
+        ];
+        const NAMES: [&str; 4] = names::<{ SPECS.len() }>(SPECS);
+        assert_eq!(NAMES, KEYS.keys);
+        let sample = Sample { port: 0, grace: 11.5, ..Sample::default() };
+        assert_eq!(
+            range_problems(&sample, SPECS),
+            [
+                ("port", "0 is outside 1 to 65535".to_string()),
+                ("grace", "11.5 is not a number of seconds from 0 to 10".to_string())
+            ]
+        );
+        assert_eq!(range_problems(&Sample { port: 1, ..Sample::default() }, SPECS), []);
     }
 
     #[test]

@@ -176,17 +176,16 @@ fn protocol_md_python_sender_is_accepted_by_hbd() {
     });
 }
 
-/// The default each top-level entry of the KEYS section of `page` states,
-/// by key, as YAML: `Some(yaml)` for a literal default ("If not specified,
-/// it defaults to 50003.", or a value set in a macro such as `.Ql ::`),
-/// `None` for one said in words ("If not specified, there is no secure
-/// WebSocket.", "... it defaults to this system's host name"). Sentences of
-/// nested entries (the members of `keys`) are not the top-level key's.
-fn documented_defaults(page: &str) -> Vec<(String, Option<String>)> {
-    // Macro arguments are kept between these two marks, so that a value
-    // such as `::` or `/usr/local/etc/ssl/` is taken whole.
-    const OPEN: char = '\u{1}';
-    const CLOSE: char = '\u{2}';
+// Macro arguments are kept between these two marks, so that a value
+// such as `::` or `/usr/local/etc/ssl/` is taken whole.
+const OPEN: char = '\u{1}';
+const CLOSE: char = '\u{2}';
+
+/// The top-level entries of the KEYS section of `page` as (key, text), the
+/// text's lines joined with spaces, macro arguments between [`OPEN`] and
+/// [`CLOSE`]. Sentences of nested entries (the members of `keys`) are not
+/// the top-level key's.
+fn top_level_entries(page: &str) -> Vec<(String, String)> {
     let mut entries: Vec<(String, String)> = Vec::new();
     let mut depth = 0;
     for line in section(page, "KEYS") {
@@ -215,6 +214,15 @@ fn documented_defaults(page: &str) -> Vec<(String, Option<String>)> {
         }
     }
     entries
+}
+
+/// The default each top-level entry of the KEYS section of `page` states,
+/// by key, as YAML: `Some(yaml)` for a literal default ("If not specified,
+/// it defaults to 50003.", or a value set in a macro such as `.Ql ::`),
+/// `None` for one said in words ("If not specified, there is no secure
+/// WebSocket.", "... it defaults to this system's host name").
+fn documented_defaults(page: &str) -> Vec<(String, Option<String>)> {
+    top_level_entries(page)
         .into_iter()
         .map(|(key, text)| {
             let sentence = text
@@ -241,6 +249,83 @@ fn documented_defaults(page: &str) -> Vec<(String, Option<String>)> {
             (key, default)
         })
         .collect()
+}
+
+/// The first statement of a range in `text`, if any: `from N to N` (also
+/// `from above N`, `to below N`), `at least N`, `above N`, the way the
+/// pages write ranges. Other numbers (`counted from 0`, `up to 604800`,
+/// `at most 63 characters` of a name) are not ranges of the key.
+fn stated_range(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let is_number = |w: &str| w.trim_end_matches(['.', ',', ';', ')']).parse::<f64>().is_ok();
+    // The words from `at` that state a range: `from [above] N to [below] N`.
+    let from_to = |at: usize| {
+        let mut i = at + 1;
+        i += usize::from(words.get(i) == Some(&"above"));
+        if !words.get(i).is_some_and(|w| is_number(w)) || words.get(i + 1) != Some(&"to") {
+            return None;
+        }
+        i += 2;
+        i += usize::from(words.get(i) == Some(&"below"));
+        words.get(i).is_some_and(|w| is_number(w)).then_some(i)
+    };
+    (0..words.len()).find_map(|at| {
+        let end = match words[at].to_ascii_lowercase().as_str() {
+            "from" => from_to(at)?,
+            "least" if at > 0 && words[at - 1].eq_ignore_ascii_case("at") => at + 1,
+            "above" => at + 1,
+            _ => return None,
+        };
+        words.get(end).filter(|w| is_number(w))?;
+        Some(words[at.saturating_sub(1)..=end].join(" "))
+    })
+}
+
+/// Every top-level entry of `page` states the range its key has in `specs`,
+/// in the words of `KeySpec::sentence`, and no entry states another range
+/// (or one its key does not have).
+fn assert_states_the_ranges(page: &str, specs: &[hbd::yaml::KeySpec]) {
+    for (key, text) in top_level_entries(page) {
+        let spec = specs.iter().find(|s| s.name == key).unwrap_or_else(|| panic!("{page}: {key} is no key"));
+        let mut rest = text.clone();
+        if let Some(sentence) = spec.sentence() {
+            assert_eq!(text.matches(&sentence).count(), 1, "{page}: {key} should say {sentence:?} once:\n{text}");
+            rest = text.replacen(&sentence, "", 1);
+        }
+        if let Some(range) = stated_range(&rest) {
+            match spec.sentence() {
+                Some(sentence) => panic!("{page}: {key} states `{range}` besides its range ({sentence:?})"),
+                None => panic!("{page}: {key} states `{range}`, but the code has no range for it (KEY_SPECS)"),
+            }
+        }
+    }
+}
+
+#[test]
+fn stated_ranges_are_found() {
+    for (text, range) in [
+        ("From 1 to 100000.", Some("From 1 to 100000.")),
+        ("A number of seconds from above 0 to 3600.", Some("seconds from above 0 to 3600.")),
+        ("A number from 0 to below 1.", Some("number from 0 to below 1.")),
+        ("An integer, at least 1.", Some("at least 1.")),
+        ("A number above 0 and at most 86400.", Some("number above 0")),
+        ("its position, counted from 0, as in", None),
+        ("may itself announce up to 604800 seconds", None),
+        ("each at most 63 characters, 253 in all", None),
+        ("With at least one key,", None),
+    ] {
+        assert_eq!(stated_range(text).as_deref(), range, "{text:?}");
+    }
+}
+
+#[test]
+fn hbd_yaml_5_states_the_range_of_every_key_as_hbd_has_it() {
+    assert_states_the_ranges("man/hbd.yaml.5", hbd::server::config::KEY_SPECS);
+}
+
+#[test]
+fn hbc_yaml_5_states_the_range_of_every_key_as_hbc_has_it() {
+    assert_states_the_ranges("man/hbc.yaml.5", hbd::client::config::KEY_SPECS);
 }
 
 /// The configuration `hbd --check-config` prints for `config`, without its

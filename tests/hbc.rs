@@ -220,7 +220,9 @@ fn command_line_and_configuration_errors() {
     let out = hbc(&dir, &["-c", &config, "--once", "--print"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
-    for expected in ["unknown key `sever` (did you mean `server`?)", "interval: 0 is not from 1 to 86400", "enabled"] {
+    for expected in
+        ["unknown key `sever` (did you mean `server`?)", "interval: 0 is outside 1 to 86400 seconds", "enabled"]
+    {
         assert_eq!(stderr.matches(expected).count(), 1, "{expected:?} once in:\n{stderr}");
     }
     let config = write_config(&dir, "plugins:\n  os_info:\n    enabled: no\n  cpu_monitor:\n    enabled: off\n");

@@ -10,10 +10,24 @@ use crate::client::plugins::PluginsConfig;
 use crate::client::sender::{ClientSettings, Target};
 use crate::wire::auth::Key;
 use crate::wire::is_valid_host_name;
-use crate::yaml::{self, redact, ConfigError, ConfigFile};
+use crate::yaml::{self, redact, ConfigError, ConfigFile, KeySpec, Range};
 
-/// Every top-level key `hbc.yaml` accepts, in the order of `man 5 hbc.yaml`.
-pub const KEYS: &[&str] = &["server", "port", "interval", "name", "key", "max_datagram_size", "plugins"];
+/// Every top-level key `hbc.yaml` accepts, in the order of `man 5 hbc.yaml`,
+/// with the range of each number: [`ClientConfig::check`] checks the values
+/// against them, and an integration test keeps the man page's keys and
+/// ranges equal to these.
+pub const KEY_SPECS: &[KeySpec] = &[
+    KeySpec::new("server"),
+    KeySpec::new("port").range(Range::int(0, 65535)),
+    KeySpec::new("interval").range(Range::int(1, 86400)).unit("seconds"),
+    KeySpec::new("name"),
+    KeySpec::new("key"),
+    KeySpec::new("max_datagram_size").range(Range::int(512, 65000)).unit("bytes"),
+    KeySpec::new("plugins"),
+];
+
+/// The names of [`KEY_SPECS`].
+pub const KEYS: &[&str] = &yaml::names::<{ KEY_SPECS.len() }>(KEY_SPECS);
 
 /// `server:` takes one name or a list.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -82,13 +96,8 @@ impl ClientConfig {
     }
 
     fn settings(&self) -> Result<ClientSettings, Vec<String>> {
-        let mut problems = Vec::new();
-        if self.interval == 0 || self.interval > 86400 {
-            problems.push(format!("interval: {} is not from 1 to 86400 seconds", self.interval));
-        }
-        if !(512..=65000).contains(&self.max_datagram_size) {
-            problems.push(format!("max_datagram_size: {} is outside 512 to 65000 bytes", self.max_datagram_size));
-        }
+        let mut problems: Vec<String> =
+            yaml::range_problems(self, KEY_SPECS).into_iter().map(|(key, text)| format!("{key}: {text}")).collect();
         let name = self.host_name().map_err(|problem| problems.push(problem)).unwrap_or_default();
         let key = match &self.key {
             Some(key) => Key::new(&key.id, key.secret.as_bytes(), Vec::new())
@@ -192,6 +201,8 @@ mod tests {
                 "plugins.exec[0]: timeout: 99999999 is outside",
             ),
             ("dyndomains: [a]\n", "unknown key `dyndomains`"),
+            ("interval: 0\n", "interval: 0 is outside 1 to 86400 seconds"),
+            ("max_datagram_size: 65001\n", "max_datagram_size: 65001 is outside 512 to 65000 bytes"),
             (
                 "plugins:\n  nagios_runner:\n    commands:\n      - {name: x, command: y, timout: 5}\n",
                 "plugins.nagios_runner.commands: unknown key `timout`",
@@ -214,6 +225,16 @@ mod tests {
         assert_eq!(t("2001:db8::1"), Ok(("2001:db8::1".into(), 50003)));
         assert!(t("[::1").is_err());
         assert!(t(":5").is_err());
+    }
+
+    #[test]
+    fn every_key_with_a_range_is_a_number_in_range_by_default() {
+        let values = serde_yaml::to_value(ClientConfig::default()).unwrap();
+        for spec in KEY_SPECS.iter().filter(|s| s.range.is_some()) {
+            let value = &values[spec.name];
+            assert!(value.is_number(), "{} has a range but is {value:?}, never checked", spec.name);
+            assert_eq!(spec.problem(value), None, "the default of {}", spec.name);
+        }
     }
 
     #[test]

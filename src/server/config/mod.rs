@@ -27,67 +27,72 @@ use crate::server::ws::WsSettings;
 use crate::wire::auth::{HostPattern, Key, Keyring};
 use crate::wire::decode::PluginLimits;
 use crate::wire::is_valid_host_name;
-use crate::yaml::{self, redact, yaml11_bool, ConfigError, ConfigFile};
+use crate::yaml::{self, redact, yaml11_bool, ConfigError, ConfigFile, KeySpec, Range};
 
-/// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`.
-/// A unit test keeps this list equal to the fields of [`Config`], and an
-/// integration test keeps the man page equal to this list.
-pub const KEYS: &[&str] = &[
-    "hb_host",
-    "hb_port",
-    "recv_buffer_size",
-    "max_message_size",
-    "hbd_host",
-    "hbd_port",
-    "cors_origins",
-    "http_max_connections",
-    "ws_port",
-    "ws_max_clients",
-    "wss_port",
-    "cert_path",
-    "wss_pem",
-    "wss_key",
-    "templates_dir",
-    "interval",
-    "grace",
-    "keys",
-    "auth_window",
-    "max_hosts",
-    "plugin_history",
-    "max_plugins_per_host",
-    "max_plugin_keys",
-    "max_plugin_size",
-    "thresholds",
-    "threshold_renotify_interval",
-    "plugin_stale_intervals",
-    "pushsrv",
-    "email",
-    "pushover",
-    "mattermost",
-    "signal",
-    "notify_group_window",
-    "notify_queue_max",
-    "notify_max_age",
-    "notify_queue_file",
-    "pickfile",
-    "state_save_interval",
-    "pidfile",
-    "logfile",
-    "logfmt",
-    "journal_enabled",
-    "journal_dir",
-    "journal_file",
-    "journal_events_file",
-    "journal_max_size",
-    "journal_max_backups",
-    "dyndomains",
-    "nsupdate_bin",
-    "dns_server",
-    "dns_port",
-    "dns_key_file",
-    "dns_ttl",
-    "dns_timeout",
+/// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`,
+/// with the range of each number: [`Config::settings`] checks the values
+/// against them, and an integration test keeps the man page's keys and
+/// ranges equal to these. A unit test keeps the names equal to the fields
+/// of [`Config`].
+pub const KEY_SPECS: &[KeySpec] = &[
+    KeySpec::new("hb_host"),
+    KeySpec::new("hb_port").range(Range::int(0, 65535)),
+    KeySpec::new("recv_buffer_size"),
+    KeySpec::new("max_message_size").range(Range::int(1024, 64 << 20)).unit("bytes"),
+    KeySpec::new("hbd_host"),
+    KeySpec::new("hbd_port").range(Range::int(0, 65535)),
+    KeySpec::new("cors_origins"),
+    KeySpec::new("http_max_connections").range(Range::int(1, 100_000)),
+    KeySpec::new("ws_port").range(Range::int(0, 65535)),
+    KeySpec::new("ws_max_clients").range(Range::int(1, 10_000)),
+    KeySpec::new("wss_port").range(Range::int(0, 65535)),
+    KeySpec::new("cert_path"),
+    KeySpec::new("wss_pem"),
+    KeySpec::new("wss_key"),
+    KeySpec::new("templates_dir"),
+    KeySpec::new("interval").range(Range::number(0.0, 86400.0).above()).unit("seconds"),
+    KeySpec::new("grace").range(Range::number(0.0, 86400.0)).unit("seconds"),
+    KeySpec::new("keys"),
+    KeySpec::new("auth_window").range(Range::at_least(1)),
+    KeySpec::new("max_hosts").range(Range::int(1, 100_000_000)),
+    KeySpec::new("plugin_history").range(Range::int(1, 10_000)),
+    KeySpec::new("max_plugins_per_host").range(Range::int(1, 1000)),
+    KeySpec::new("max_plugin_keys").range(Range::int(1, 1_000_000)),
+    KeySpec::new("max_plugin_size").range(Range::int(1, 64 << 20)).unit("bytes"),
+    KeySpec::new("thresholds"),
+    KeySpec::new("threshold_renotify_interval").range(Range::number(0.0, 7.0 * 86400.0)).unit("seconds"),
+    KeySpec::new("plugin_stale_intervals").range(Range::number(0.0, 1000.0)).unit("intervals"),
+    KeySpec::new("pushsrv"),
+    KeySpec::new("email"),
+    KeySpec::new("pushover"),
+    KeySpec::new("mattermost"),
+    KeySpec::new("signal"),
+    KeySpec::new("notify_group_window").range(Range::number(0.0, 3600.0)).unit("seconds"),
+    KeySpec::new("notify_queue_max").range(Range::int(1, 1_000_000)),
+    KeySpec::new("notify_max_age").range(Range::number(60.0, 30.0 * 86400.0)).unit("seconds"),
+    KeySpec::new("notify_queue_file"),
+    KeySpec::new("pickfile"),
+    KeySpec::new("state_save_interval").range(Range::int(1, 86400)).unit("seconds"),
+    KeySpec::new("pidfile"),
+    KeySpec::new("logfile"),
+    KeySpec::new("logfmt"),
+    KeySpec::new("journal_enabled"),
+    KeySpec::new("journal_dir"),
+    KeySpec::new("journal_file"),
+    KeySpec::new("journal_events_file"),
+    KeySpec::new("journal_max_size"),
+    KeySpec::new("journal_max_backups"),
+    KeySpec::new("dyndomains"),
+    KeySpec::new("nsupdate_bin"),
+    KeySpec::new("dns_server"),
+    KeySpec::new("dns_port").range(Range::int(1, 65535)),
+    KeySpec::new("dns_key_file"),
+    KeySpec::new("dns_ttl").range(Range::int(0, i32::MAX as u64)).unit("seconds"),
+    KeySpec::new("dns_timeout").range(Range::number(0.0, 3600.0).above()).unit("seconds"),
 ];
+
+/// The names of [`KEY_SPECS`].
+pub const KEYS: &[&str] = &yaml::names::<{ KEY_SPECS.len() }>(KEY_SPECS);
 
 /// Keys of the Python hbd that belong to features this version does not have
 /// yet; named in the error so a user switching over knows why their file fails.
@@ -300,33 +305,8 @@ impl Config {
         if let Some(dir) = templates_dir.as_ref().filter(|d| !d.is_dir()) {
             problem("templates_dir", format!("{} is not a directory", dir.display()));
         }
-        if !(1024..=64 << 20).contains(&self.max_message_size) {
-            problem("max_message_size", format!("{} is outside 1024 to 67108864 bytes", self.max_message_size));
-        }
-        if !(self.interval > 0.0 && self.interval <= 86400.0) {
-            problem("interval", format!("{} is not a number of seconds from above 0 to 86400", self.interval));
-        }
-        if !(self.grace >= 0.0 && self.grace <= 86400.0) {
-            problem("grace", format!("{} is not a number of seconds from 0 to 86400", self.grace));
-        }
-        for (key, value, max) in [
-            ("plugin_history", self.plugin_history, 10_000),
-            ("max_plugins_per_host", self.max_plugins_per_host, 1000),
-            ("max_plugin_keys", self.max_plugin_keys, 1_000_000),
-            ("max_plugin_size", self.max_plugin_size, 64 << 20),
-            ("max_hosts", self.max_hosts, 100_000_000),
-            ("ws_max_clients", self.ws_max_clients, 10_000),
-            ("http_max_connections", self.http_max_connections, 100_000),
-        ] {
-            if !(1..=max).contains(&value) {
-                problem(key, format!("{value} is outside 1 to {max}"));
-            }
-        }
-        if self.auth_window == 0 {
-            problem("auth_window", "must be at least 1 second".into());
-        }
-        if !(1..=86400).contains(&self.state_save_interval) {
-            problem("state_save_interval", format!("{} is outside 1 to 86400 seconds", self.state_save_interval));
+        for (key, text) in yaml::range_problems(self, KEY_SPECS) {
+            problem(key, text);
         }
         for (key, name) in [("journal_file", &self.journal_file), ("journal_events_file", &self.journal_events_file)] {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
@@ -345,21 +325,6 @@ impl Config {
             None
         });
         let dyndomains = self.dns_problems(&absolute, &mut problem);
-        if !(self.threshold_renotify_interval >= 0.0 && self.threshold_renotify_interval <= 7.0 * 86400.0) {
-            problem(
-                "threshold_renotify_interval",
-                format!(
-                    "{} is not a number of seconds from 0 (no reminders) to 604800",
-                    self.threshold_renotify_interval
-                ),
-            );
-        }
-        if !(self.plugin_stale_intervals >= 0.0 && self.plugin_stale_intervals <= 1000.0) {
-            problem(
-                "plugin_stale_intervals",
-                format!("{} is not a number of intervals from 0 (never stale) to 1000", self.plugin_stale_intervals),
-            );
-        }
         let mut warnings = Vec::new();
         let rules = thresholds::compile(
             &self.thresholds,
@@ -480,18 +445,13 @@ impl Config {
             }
         }
         match (self.dns_port, &self.dns_server) {
-            (0, _) => problem("dns_port", "0 is not a port".into()),
+            // Outside dns_port's range, said once by the range check.
+            (0, _) => {}
             // Without a server nsupdate finds the zone's primary on port 53.
             (port, None) if port != 53 => {
                 problem("dns_port", "needs dns_server (the server to send updates to)".into())
             }
             _ => {}
-        }
-        if self.dns_ttl > i32::MAX as u32 {
-            problem("dns_ttl", format!("{} is outside 0 to 2147483647 seconds", self.dns_ttl));
-        }
-        if !(self.dns_timeout > 0.0 && self.dns_timeout <= 3600.0) {
-            problem("dns_timeout", format!("{} is not a number of seconds from above 0 to 3600", self.dns_timeout));
         }
         if let Some(key_file) = self.dns_key_file.as_deref().map(absolute) {
             if let Err(e) = std::fs::File::open(&key_file) {
@@ -567,6 +527,17 @@ mod tests {
     }
 
     #[test]
+    fn every_key_with_a_range_is_a_number_in_range_by_default() {
+        // wss_port is None by default, which the check passes over.
+        let values = serde_yaml::to_value(Config { wss_port: Some(0), ..Config::default() }).unwrap();
+        for spec in KEY_SPECS.iter().filter(|s| s.range.is_some()) {
+            let value = &values[spec.name];
+            assert!(value.is_number(), "{} has a range but is {value:?}, never checked", spec.name);
+            assert_eq!(spec.problem(value), None, "the default of {}", spec.name);
+        }
+    }
+
+    #[test]
     fn empty_and_comment_only_files_are_defaults() {
         for text in ["", "\n", "# nothing here\n"] {
             let c = Config::parse(text, "t.yaml").unwrap();
@@ -619,6 +590,7 @@ mod tests {
             ("dyndomains: [a.example]\nnsupdate_bin: /nonexistent/nsupdate\n", "nsupdate_bin", "bind9-dnsutils"),
             ("dns_server: \"ns1 ; x\"\n", "dns_server", "is neither an IP address nor a DNS name"),
             ("dns_port: 5353\n", "dns_port", "needs dns_server"),
+            ("dns_port: 0\n", "dns_port", "0 is outside 1 to 65535"),
             ("dns_ttl: 2147483648\n", "dns_ttl", "outside 0 to 2147483647"),
             ("dns_timeout: 0\n", "dns_timeout", "from above 0 to 3600"),
             ("dns_key_file: /nonexistent/key\n", "dns_key_file", "cannot read /nonexistent/key"),
@@ -650,6 +622,13 @@ mod tests {
             ("max_message_size: 10\n", "max_message_size"),
             ("state_save_interval: 18446744073709551615\n", "state_save_interval"),
             ("max_hosts: 0\n", "max_hosts"),
+            ("auth_window: 0\n", "auth_window"),
+            ("threshold_renotify_interval: 604801\n", "threshold_renotify_interval"),
+            ("plugin_stale_intervals: -1\n", "plugin_stale_intervals"),
+            ("notify_queue_max: 0\n", "notify_queue_max"),
+            ("notify_group_window: .nan\n", "notify_group_window"),
+            ("notify_max_age: .nan\n", "notify_max_age"),
+            ("pushover: {timeout: .nan}\n", "pushover.timeout"),
             ("keys: [{id: a, secret: short}]\n", "keys[0]"),
             ("keys: [{id: a, secret: 0123456789abcdef}, {id: a, secret: 0123456789abcdef}]\n", "keys[1]"),
             ("keys: [{id: a, secret: 0123456789abcdef, hosts: ['bad name']}]\n", "keys[0]"),

@@ -329,22 +329,15 @@ pub fn compile(raw: Raw, cwd: &Path, problems: &mut Vec<String>, warnings: &mut 
             Built::Wrong => {}
         }
     }
-    if !(raw.group_window >= 0.0 && raw.group_window <= 3600.0) {
-        problems.push(format!("notify_group_window: {} is not a number of seconds from 0 to 3600", raw.group_window));
-    }
-    if !(1..=1_000_000).contains(&raw.queue_max) {
-        problems.push(format!("notify_queue_max: {} is outside 1 to 1000000", raw.queue_max));
-    }
-    if !(raw.max_age >= 60.0 && raw.max_age <= 30.0 * 86400.0) {
-        problems.push(format!("notify_max_age: {} is not a number of seconds from 60 to 2592000", raw.max_age));
-    }
+    // notify_group_window, notify_queue_max and notify_max_age are checked
+    // against their ranges with hbd's other keys (config::KEY_SPECS).
     let queue_file = if raw.queue_file.is_relative() { cwd.join(&raw.queue_file) } else { raw.queue_file };
     NotifySettings {
         services,
         unusable,
-        group_window: Duration::from_secs_f64(raw.group_window.clamp(0.0, 3600.0)),
+        group_window: clamped_seconds(raw.group_window, 0.0, 3600.0),
         queue_max: raw.queue_max,
-        max_age: Duration::from_secs_f64(raw.max_age.clamp(60.0, 30.0 * 86400.0)),
+        max_age: clamped_seconds(raw.max_age, 60.0, 30.0 * 86400.0),
         queue_file,
     }
 }
@@ -486,7 +479,14 @@ fn common(
         problems.push(format!("{name}.timeout: {timeout} is not a number of seconds from above 0 to 300"));
     }
     let hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-    (Filter { min_level, hosts }, max_per_hour, Duration::from_secs_f64(timeout.clamp(0.001, 300.0)))
+    (Filter { min_level, hosts }, max_per_hour, clamped_seconds(timeout, 0.001, 300.0))
+}
+
+/// `seconds` brought into `min..=max`, as a Duration; NaN (`.nan` in YAML,
+/// already reported as a problem) is `min`. The settings are built before
+/// the problems end the check, so this must not panic on any value.
+fn clamped_seconds(seconds: f64, min: f64, max: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.clamp(min, max)).unwrap_or(Duration::from_secs_f64(min))
 }
 
 /// An http:// or https:// URL with a host, as the services take them.
