@@ -18,6 +18,7 @@ const SERVER_LAYERS: &[&[&str]] = &[
     &["http"],
     &["ws"],
     &["config"],
+    &["ctl"],
 ];
 
 /// hbc's modules, likewise (its parent, `client/mod.rs`, is above them all).

@@ -670,6 +670,12 @@ fn recent_events_come_from_the_journal_on_load_then_live() {
     let stream = TcpStream::connect(hbd.ws).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{}/", hbd.ws), stream).expect("ws handshake");
+    // Its snapshot first: from then on it is among the hub's clients, and
+    // no update can pass it by.
+    wait_for("the snapshot", || match ws.read() {
+        Ok(Message::Text(text)) => text.contains("\"snapshot\"").then_some(()),
+        _ => None,
+    });
     heartbeat(&client("127.0.0.1:0"), hbd.addr, "late-comer", 30.0, 3);
     browser.wait_true("the live event", "document.getElementById('feed').textContent.includes('new host late-comer')");
     let live = wait_for("host_new over the WebSocket", || match ws.read() {

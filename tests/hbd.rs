@@ -116,7 +116,9 @@ fn usage_errors_exit_2_and_help_and_version_exit_0() {
     for (args, says) in [
         (&["--bogus"][..], "hbd: unknown option --bogus\n"),
         (&["-c"], "hbd: option -c needs a value\n"),
-        (&["extra"], "hbd: unexpected argument extra\n"),
+        (&["extra"], "hbd: unknown subcommand extra (hbd takes: forget)\n"),
+        (&["forget"], "hbd: forget needs a HOST\n"),
+        (&["forget", "a", "b"], "hbd: unexpected argument b\n"),
     ] {
         let (code, _, stderr) = run_hbd(args, &dir);
         assert_eq!(code, 2, "{args:?}");

@@ -5,12 +5,14 @@ use std::process::ExitCode;
 
 use hbd::cli::{self, EX_CONFIG};
 use hbd::server::config::Config;
+use hbd::server::ctl::{self, CtlError};
 use hbd::yaml::ConfigFile;
 use hbd::{logging, server};
 
 const USAGE: &str = "\
 usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]
            [--test-notify] [-V|--version] [-h|--help]
+       hbd [-c|--config FILE] forget HOST
 
   -c, --config FILE   read FILE (default: ~/.hb.yaml if it exists, else built-in defaults)
   -f, --foreground    stay in the foreground; log to standard error unless logfile is set
@@ -21,6 +23,10 @@ usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-confi
   -V, --version       print the version and exit
   -h, --help          print this help and exit
 
+Subcommands ask the running hbd, through its API with an admin token of
+api_tokens_file:
+  forget HOST         forget the host: its state, history and alerts
+
 See hbd(8) and hbd.yaml(5).";
 
 struct Options {
@@ -28,6 +34,8 @@ struct Options {
     foreground: bool,
     check_config: bool,
     test_notify: bool,
+    /// A subcommand for the running daemon.
+    command: Option<ctl::Command>,
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
@@ -40,7 +48,25 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         foreground: args.contains(["-f", "--foreground"]),
         check_config: args.contains("--check-config"),
         test_notify: args.contains("--test-notify"),
+        command: None,
     };
+    // The subcommand and its operands come last, after every option.
+    let command = match args.opt_free_from_str::<String>()?.as_deref() {
+        None => None,
+        Some("forget") => match args.opt_free_from_str()? {
+            Some(host) => Some(ctl::Command::Forget { host }),
+            None => return Err(pico_args::Error::ArgumentParsingFailed { cause: "forget needs a HOST".into() }),
+        },
+        Some(option) if option.starts_with('-') && option.len() > 1 => {
+            return Err(pico_args::Error::ArgumentParsingFailed { cause: format!("unknown option {option}") })
+        }
+        Some(other) => {
+            return Err(pico_args::Error::ArgumentParsingFailed {
+                cause: format!("unknown subcommand {other} (hbd takes: forget)"),
+            })
+        }
+    };
+    let options = Options { command, ..options };
     cli::no_leftovers(args)?;
     Ok(Some(options))
 }
@@ -61,6 +87,16 @@ fn main() -> ExitCode {
         Ok(cwd) => cwd,
         Err(e) => return cli::fail("hbd", 1, format!("current directory: {e}")),
     };
+    if let Some(command) = &options.command {
+        return match ctl::run(&config, &cwd, command) {
+            Ok(done) => {
+                println!("hbd: {done}");
+                ExitCode::SUCCESS
+            }
+            Err(e @ CtlError::Config(_)) => cli::fail("hbd", EX_CONFIG, format!("{origin}: {e}")),
+            Err(e) => cli::fail("hbd", 1, e),
+        };
+    }
     let settings = match config.check(&origin, &cwd) {
         Ok(settings) => settings,
         Err(e) => return cli::fail("hbd", EX_CONFIG, e),

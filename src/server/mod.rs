@@ -36,6 +36,7 @@ use udp::UdpOutputs;
 
 pub mod config;
 pub mod core;
+pub mod ctl;
 pub mod daemon;
 pub mod dns;
 pub mod files;

@@ -238,6 +238,9 @@ pub enum Event {
     Notification(NotifyReport),
     /// The DNS worker tried to point `name.domain` at `address`.
     DnsUpdate { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
+    /// hbd forgot a host (its state, history and alerts): `by` the token
+    /// that asked, or `host_expire_after` when it was silent that long.
+    HostForgotten { name: String, by: String, last_seen: f64 },
 }
 
 /// How one DNS update ended.
@@ -263,6 +266,7 @@ impl std::fmt::Display for Event {
                 write!(f, "host {name} moved from {old} to {new}")
             }
             Event::Alert(change) => f.write_str(&change.text),
+            Event::HostForgotten { name, by, .. } => write!(f, "host {name} forgotten (by {by})"),
             Event::Notification(r) => match &r.error {
                 None => write!(f, "{} delivered: {}", r.service, r.subject),
                 Some(error) => write!(f, "{} failed: {error}: {}", r.service, r.subject),

@@ -85,6 +85,9 @@ pub enum Query {
     /// Alert states: with a host, all of that host's (None for an unknown
     /// host); without, every alert that is not OK. Worst first.
     Alerts { host: Option<String>, reply: Sender<Option<AlertList>> },
+    /// Forget a host (an admin's write, `by` the token's name): false when
+    /// hbd does not know it.
+    Forget { name: String, by: String, reply: Sender<bool> },
 }
 
 /// The figures `/metrics` exports, gathered in one turn of the core.

@@ -127,8 +127,17 @@ pub fn latest_json(series: &PluginSeries) -> Option<Value> {
 }
 
 /// Every `type` [`event_fields`] gives, as `/api/0/events?type=` takes them.
-pub const EVENT_TYPES: &[&str] =
-    &["host_new", "host_up", "host_down", "address_changed", "dns_update", "alert", "alert_reminder", "notification"];
+pub const EVENT_TYPES: &[&str] = &[
+    "host_new",
+    "host_up",
+    "host_down",
+    "address_changed",
+    "dns_update",
+    "alert",
+    "alert_reminder",
+    "notification",
+    "host_forgotten",
+];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
 /// and live updates show it. No field is named `message`, which on a
@@ -192,6 +201,9 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
                 }
             }
             ("dns_update", fields)
+        }
+        Event::HostForgotten { name, by, last_seen } => {
+            ("host_forgotten", json!({"name": name, "by": by, "last_seen": round3(*last_seen)}))
         }
     }
 }

@@ -54,6 +54,7 @@
       case 'host_up': return { text: `${m.name} is up after ${hbd.duration(m.down_for)} down` };
       case 'host_down': return { text: `${m.name} is down, silent for ${hbd.duration(m.silent_for)}` };
       case 'address_changed': return { text: `${m.name} moved from ${m.old_address} to ${m.address}` };
+      case 'host_forgotten': return { text: `${m.name} forgotten (by ${m.by})` };
       case 'alert': return { text: m.text };
       case 'dns_update': return { text: m.outcome === 'updated' ? `${m.name}.${m.domain} ${m.record} set to ${m.address}` : `${m.name}.${m.domain} ${m.record} not set: ${m.error}` };
       case 'notification': return { text: m.delivered ? `${m.service}: sent ${m.subject}` : `${m.service}: failed: ${m.error}` };
@@ -62,7 +63,7 @@
     }
   }
   const feed = hbd.feed(document.getElementById('feed'), FEED_LENGTH, describe);
-  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification`;
+  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification,host_forgotten`;
 
   async function load() {
     // The feed's recent events come from the journal, beside the hosts.
@@ -223,6 +224,7 @@
       }
       case 'host_up': setStatus(m.name, 'up', m.at); feed.add(m); break;
       case 'host_down': setStatus(m.name, 'down', m.at); feed.add(m); break;
+      case 'host_forgotten': hosts.delete(m.name); dirty = true; reloadAlerts(); feed.add(m); break;
       case 'alert': feed.add(m); reloadAlerts(); break;
       case 'plugin': break;
       default: feed.add(m); break;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::logging::LogFormat;
 use crate::server::core::CoreSettings;
 use crate::server::dns::{self, DnsSettings};
+use crate::server::http::auth::{self, Tokens};
 use crate::server::http::HttpSettings;
 use crate::server::journal::{JournalFiles, JournalSettings};
 use crate::server::notify::{self, config::redact_block, config::NotifySettings};
@@ -43,6 +44,8 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("hbd_port").range(Range::int(0, 65535)),
     KeySpec::new("cors_origins"),
     KeySpec::new("http_max_connections").range(Range::int(1, 100_000)),
+    KeySpec::new("api_tokens_file"),
+    KeySpec::new("api_reads_need_token"),
     KeySpec::new("ws_port").range(Range::int(0, 65535)),
     KeySpec::new("ws_max_clients").range(Range::int(1, 10_000)),
     KeySpec::new("wss_port").range(Range::int(0, 65535)),
@@ -52,6 +55,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("templates_dir"),
     KeySpec::new("interval").range(Range::number(0.0, 86400.0).above()).unit("seconds"),
     KeySpec::new("grace").range(Range::number(0.0, 86400.0)).unit("seconds"),
+    KeySpec::new("host_expire_after").range(Range::number(0.0, 10.0 * 365.0 * 86400.0)).unit("seconds"),
     KeySpec::new("keys"),
     KeySpec::new("auth_window").range(Range::at_least(1)),
     KeySpec::new("max_hosts").range(Range::int(1, 100_000_000)),
@@ -126,6 +130,10 @@ pub struct Config {
     pub hbd_port: u16,
     pub cors_origins: Vec<String>,
     pub http_max_connections: usize,
+    /// `NAME ROLE SECRET` lines: who may read and write the API.
+    pub api_tokens_file: Option<PathBuf>,
+    #[serde(deserialize_with = "yaml11_bool")]
+    pub api_reads_need_token: bool,
     pub ws_port: u16,
     pub ws_max_clients: usize,
     pub wss_port: Option<u16>,
@@ -135,6 +143,8 @@ pub struct Config {
     pub templates_dir: Option<PathBuf>,
     pub interval: f64,
     pub grace: f64,
+    /// Seconds of silence after which a host is forgotten; 0: never.
+    pub host_expire_after: f64,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
     pub max_hosts: usize,
@@ -193,6 +203,8 @@ impl Default for Config {
             hbd_port: 50004,
             cors_origins: Vec::new(),
             http_max_connections: 512,
+            api_tokens_file: None,
+            api_reads_need_token: false,
             ws_port: 50005,
             ws_max_clients: 64,
             wss_port: None,
@@ -202,6 +214,7 @@ impl Default for Config {
             templates_dir: None,
             interval: 30.0,
             grace: 30.0,
+            host_expire_after: 0.0,
             keys: Vec::new(),
             auth_window: 300,
             max_hosts: 100_000,
@@ -308,6 +321,16 @@ impl Config {
         for (key, text) in yaml::range_problems(self, KEY_SPECS) {
             problem(key, text);
         }
+        let tokens = match self.api_tokens_file.as_deref().map(absolute) {
+            Some(path) => auth::load(&path).unwrap_or_else(|why| {
+                problem("api_tokens_file", why);
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        if self.api_reads_need_token && self.api_tokens_file.is_none() {
+            problem("api_reads_need_token", "needs api_tokens_file (the tokens reads would need)".into());
+        }
         for (key, name) in [("journal_file", &self.journal_file), ("journal_events_file", &self.journal_events_file)] {
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 problem(key, format!("`{name}` must be a plain file name (the directory is journal_dir)"));
@@ -383,6 +406,7 @@ impl Config {
                 max_plugins_per_host: self.max_plugins_per_host,
                 rules,
                 dyndomains: dyndomains.clone(),
+                host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
             },
             journal: journal_files.clone().map(|files| JournalSettings {
                 files,
@@ -397,6 +421,7 @@ impl Config {
                 max_connections: self.http_max_connections,
                 private_dir: private_dir(&absolute(&self.pickfile)),
                 notify: notify.states(),
+                tokens: Tokens::new(tokens, self.api_reads_need_token),
                 journal: journal_files,
             },
             ws: WsSettings {

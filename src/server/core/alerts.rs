@@ -348,6 +348,12 @@ impl AlertTable {
         changes
     }
 
+    /// Forgets every alert of a host hbd forgets.
+    pub fn forget(&mut self, host: &str) {
+        self.alerts.retain(|key, _| key.host != host);
+        self.down.remove(host);
+    }
+
     /// The host stopped sending: its host-down alert becomes CRITICAL, with
     /// its silence as value, and its other alerts are held under it.
     pub fn host_down(&mut self, host: &str, silent_for: f64, now: f64) -> Option<AlertChange> {

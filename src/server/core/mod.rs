@@ -49,6 +49,8 @@ pub struct CoreSettings {
     pub rules: alerts::Rules,
     /// `dyndomains`, checked: empty when dynamic DNS is off.
     pub dyndomains: Vec<String>,
+    /// Hosts silent longer than this are forgotten (`host_expire_after`); None: never.
+    pub host_expire_after: Option<f64>,
 }
 
 /// Where the core sends what it decides, and what it does when a channel is
@@ -119,6 +121,7 @@ pub fn run(
     let mut core = Core {
         table: HostTable::new(saved.hosts, &settings, now),
         rules: settings.rules.clone(),
+        host_expire_after: settings.host_expire_after,
         alerts: AlertTable::new(saved.alerts),
         outputs,
         events: Vec::new(),
@@ -155,7 +158,7 @@ pub fn run(
                 Ok(CoreMsg::Shutdown) | Err(_) => break,
             },
             recv(queries) -> query => match query {
-                Ok(query) => core.handle_query(query, inbox.len()),
+                Ok(query) => core.handle_query(query, inbox.len(), clock.now()),
                 // No one asks any more (http has stopped): stop listening.
                 Err(_) => queries = never(),
             },
@@ -176,6 +179,7 @@ pub fn run(
 struct Core {
     table: HostTable,
     rules: alerts::Rules,
+    host_expire_after: Option<f64>,
     alerts: AlertTable,
     outputs: CoreOutputs,
     /// Reused buffer for the events of one message or tick.
@@ -243,6 +247,11 @@ impl Core {
     }
 
     fn handle_tick(&mut self, now: f64) {
+        if let Some(after) = self.host_expire_after {
+            for name in self.table.silent_longer_than(after, now) {
+                self.forget(&name, "host_expire_after", now);
+            }
+        }
         self.table.expire(now, &mut self.events);
         let changes = self.alerts.tick(&self.rules, &self.table, now);
         self.events.extend(changes.into_iter().map(Event::Alert));
@@ -250,7 +259,18 @@ impl Core {
         self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
     }
 
-    fn handle_query(&mut self, query: Query, inbound_queue: usize) {
+    /// Forgets a host: its state, history and alerts, journaled. What DNS
+    /// holds for it is left as it is.
+    fn forget(&mut self, name: &str, by: &str, now: f64) -> bool {
+        let Some(record) = self.table.remove(name) else { return false };
+        self.alerts.forget(name);
+        let event =
+            Event::HostForgotten { name: name.to_string(), by: by.to_string(), last_seen: record.host.last_seen };
+        self.route(now, event);
+        true
+    }
+
+    fn handle_query(&mut self, query: Query, inbound_queue: usize, now: f64) {
         // A requester that gave up has dropped its receiver; nothing to do then.
         match query {
             Query::Hosts(reply) => {
@@ -272,6 +292,9 @@ impl Core {
             }
             Query::Alerts { host, reply } => {
                 let _ = reply.send(self.alert_list(host.as_deref()));
+            }
+            Query::Forget { name, by, reply } => {
+                let _ = reply.send(self.forget(&name.to_ascii_lowercase(), &by, now));
             }
             Query::Metrics(reply) => {
                 let (hosts, plugins) = self.table.latest();
@@ -468,11 +491,15 @@ mod tests {
             max_plugins_per_host: 4,
             rules: alerts::Rules::default(),
             dyndomains,
+            host_expire_after: None,
         }
     }
 
     fn start_with_dns(dyndomains: Vec<String>, to_dns: Option<Sender<DnsMsg>>) -> Harness {
-        let settings = settings(dyndomains);
+        start_with(settings(dyndomains), to_dns)
+    }
+
+    fn start_with(settings: CoreSettings, to_dns: Option<Sender<DnsMsg>>) -> Harness {
         // Rendezvous channels: once a send returns, the core has taken the
         // message, so the answer to a later query comes after it was handled.
         let (inbox, core_inbox) = bounded(0);
@@ -501,6 +528,48 @@ mod tests {
             Ok(JournalMsg::Event { event, .. }) => event,
             other => panic!("expected an event for the journal, got {other:?}"),
         }
+    }
+
+    /// A host forgotten by hand or by `host_expire_after` is gone from the
+    /// table, its alerts and the next snapshot, and the journal says who.
+    #[test]
+    fn forgotten_hosts_are_gone_and_journaled() {
+        let h = start_with(CoreSettings { host_expire_after: Some(100.0), ..settings(Vec::new()) }, None);
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0), heartbeat("b", 1000.0)])).unwrap();
+        next_event(&h.journal);
+        next_event(&h.journal);
+        let forget =
+            |name: &str| ask(&h.queries, |reply| Query::Forget { name: name.into(), by: "alice".into(), reply });
+        assert!(forget("A").unwrap(), "names are case-insensitive");
+        assert!(
+            matches!(next_event(&h.journal), Event::HostForgotten { name, by, .. } if name == "a" && by == "alice")
+        );
+        assert!(!forget("a").unwrap());
+        // b is down at 1016 and forgotten once silent for more than 100 s.
+        h.clock.set(1016.0);
+        h.ticks.send(Instant::now()).unwrap();
+        assert!(matches!(next_event(&h.journal), Event::HostDown { name, .. } if name == "b"));
+        next_event(&h.journal);
+        h.clock.set(1100.0);
+        h.ticks.send(Instant::now()).unwrap();
+        assert_eq!(ask(&h.queries, Query::HostCount).unwrap(), 1, "silent for 100 s, not more");
+        h.clock.set(1100.5);
+        h.ticks.send(Instant::now()).unwrap();
+        assert!(
+            matches!(next_event(&h.journal), Event::HostForgotten { name, by, .. } if name == "b" && by == "host_expire_after")
+        );
+        let alerts = ask(&h.queries, |reply| Query::Alerts { host: None, reply }).unwrap().unwrap();
+        assert!(alerts.alerts.is_empty(), "b's host-down alert went with it");
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        // A periodic save (at 1060) may wait before the final one; the
+        // channel disconnects once the core has ended.
+        let mut last = None;
+        while let Ok(StateMsg::Save(saved)) = h.state.recv_timeout(DEADLINE) {
+            last = Some(saved);
+        }
+        h.core.join().unwrap();
+        let saved = last.expect("a final snapshot");
+        assert!(saved.hosts.is_empty() && saved.alerts.is_empty());
     }
 
     #[test]

@@ -129,6 +129,22 @@ impl HostTable {
 
     /// Every host and its store, for the state file: plugin history is
     /// shared by `Arc`, not copied.
+    /// Forgets a host: what it was, if hbd knew it.
+    pub fn remove(&mut self, name: &str) -> Option<Record> {
+        self.hosts.remove(name).map(|record| *record)
+    }
+
+    /// Hosts not heard from for longer than `after` seconds (and not since
+    /// this run started), for `host_expire_after`.
+    pub fn silent_longer_than(&self, after: f64, now: f64) -> Vec<String> {
+        let started = self.started;
+        self.hosts
+            .values()
+            .filter(|r| now - r.host.last_seen.max(started) > after)
+            .map(|r| r.host.name.clone())
+            .collect()
+    }
+
     pub fn snapshot(&self) -> Vec<Record> {
         self.hosts.values().map(|r| (**r).clone()).collect()
     }
@@ -322,6 +338,7 @@ mod tests {
             max_plugins_per_host: 2,
             rules: Default::default(),
             dyndomains: Vec::new(),
+            host_expire_after: None,
         }
     }
 

@@ -31,9 +31,11 @@
 //! gzip-compressed, since compressing takes milliseconds this loop must
 //! not spend.
 //!
-//! Each connection carries one request (`Connection: close`); request bodies
-//! are not forwarded (hbd takes none: every method but GET, HEAD and OPTIONS
-//! is a 405). Ends when the parent's `stop` channel disconnects.
+//! Each connection carries one request (`Connection: close`). A request
+//! body (the API's writes) is read whole, within [`MAX_BODY`] bytes and the
+//! head's deadline, and forwarded with its `Content-Length`; a chunked one
+//! is refused (411), as nginx did for years: every client sends the length
+//! of a small JSON body. Ends when the parent's `stop` channel disconnects.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
@@ -58,6 +60,9 @@ pub const MAX_REQUEST_LINE: usize = 8 << 10;
 pub const MAX_HEADER_BYTES: usize = 8 << 10;
 /// Header lines: 431 beyond.
 pub const MAX_HEADERS: usize = 100;
+/// A request body (a silence, an acknowledgement: a few hundred bytes of
+/// JSON): 413 beyond.
+pub const MAX_BODY: usize = 64 << 10;
 /// The whole head must arrive within this long of the connection (slow or
 /// idle clients are closed).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,7 +84,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 pub enum Head {
     /// More bytes are needed.
     Incomplete,
-    /// A whole head, rewritten for tiny_http: `Connection: close`, no body.
+    /// A whole request, rewritten for tiny_http: the head with
+    /// `Connection: close` (and the body's `Content-Length`), then the body.
     Complete(Vec<u8>),
     /// Refused with this status and reason.
     Refused(u16, &'static str),
@@ -104,6 +110,7 @@ pub fn check_head(bytes: &[u8]) -> Head {
     forward.extend_from_slice(b"\r\n");
     let mut at = line_end + 1;
     let mut n_headers = 0;
+    let mut body_len: Option<usize> = None;
     loop {
         if at - line_end - 1 > MAX_HEADER_BYTES {
             return Head::Refused(431, "request headers too large");
@@ -121,7 +128,13 @@ pub fn check_head(bytes: &[u8]) -> Head {
             if at - line_end - 1 > MAX_HEADER_BYTES {
                 return Head::Refused(431, "request headers too large");
             }
+            let body_len = body_len.unwrap_or(0);
+            let Some(body) = bytes.get(at..at + body_len) else { return Head::Incomplete };
+            if body_len > 0 {
+                forward.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
+            }
             forward.extend_from_slice(b"Connection: close\r\n\r\n");
+            forward.extend_from_slice(body);
             return Head::Complete(forward);
         }
         n_headers += 1;
@@ -129,7 +142,18 @@ pub fn check_head(bytes: &[u8]) -> Head {
             return Head::Refused(431, "too many request headers");
         }
         let name = line.split(|&b| b == b':').next().unwrap_or_default();
-        // The connection is ours to manage, and no body is forwarded.
+        let value = line.get(name.len() + 1..).unwrap_or_default().trim_ascii();
+        if name.trim_ascii().eq_ignore_ascii_case(b"transfer-encoding") {
+            return Head::Refused(411, "a request body needs a Content-Length (chunked bodies are not taken)");
+        }
+        if name.trim_ascii().eq_ignore_ascii_case(b"content-length") {
+            match std::str::from_utf8(value).ok().and_then(|v| v.parse::<usize>().ok()) {
+                Some(n) if n > MAX_BODY => return Head::Refused(413, "request body too large"),
+                Some(n) if body_len.is_none_or(|first| first == n) => body_len = Some(n),
+                _ => return Head::Refused(400, "bad Content-Length"),
+            }
+        }
+        // The connection is ours to manage; the body's length is set again.
         let dropped =
             [&b"connection"[..], b"keep-alive", b"content-length", b"transfer-encoding", b"expect", b"upgrade"];
         if !dropped.iter().any(|d| name.trim_ascii().eq_ignore_ascii_case(d)) {
@@ -147,6 +171,8 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 pub fn canned(status: u16, reason: &str) -> Vec<u8> {
     let phrase = match status {
         400 => "Bad Request",
+        411 => "Length Required",
+        413 => "Content Too Large",
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",
@@ -226,6 +252,9 @@ pub struct Front {
     pub hosts: Arc<HostsCache>,
     /// Origins that may read answers from a browser (`cors_origins`).
     pub cors_origins: Vec<String>,
+    /// Reads need no token (`api_reads_need_token` is off): only then may
+    /// the front answer `/api/0/hosts` itself; otherwise the workers check.
+    pub reads_open: bool,
 }
 
 /// Whether a complete request head asks for a WebSocket on `/ws`.
@@ -464,7 +493,7 @@ fn dispatch(front: &Front, conns: &mut [Conn], queue: &mut VecDeque<usize>, now:
         let Some(i) = queue.pop_front() else { return };
         let conn = &mut conns[i];
         let head = std::mem::take(&mut conn.head);
-        // The head is at most 16 KiB and fits the socket buffer, so the
+        // Head and body are at most 80 KiB and fit the socket buffer, so the
         // blocking write returns at once.
         let connected = UnixStream::connect(&front.backend)
             .and_then(|mut s| s.write_all(&head).and_then(|()| s.set_nonblocking(true)).map(|()| s));
@@ -553,6 +582,9 @@ type HeadAndBody = (Vec<u8>, Option<Arc<[u8]>>);
 /// its body. None for any other request, or when the list must be built
 /// first (tiny_http does that).
 fn answer_hosts(front: &Front, head: &[u8]) -> Option<HeadAndBody> {
+    if !front.reads_open {
+        return None;
+    }
     let request = std::str::from_utf8(head).ok()?;
     let mut lines = request.split("\r\n");
     let mut request_line = lines.next()?.split(' ');
@@ -585,12 +617,29 @@ mod tests {
     fn heads_are_rewritten_for_the_backend() {
         let head = b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello";
         let Head::Complete(forward) = check_head(head) else { panic!() };
-        assert_eq!(forward, b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        assert_eq!(forward, b"GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
         assert_eq!(
             check_head(b"GET / HTTP/1.1\nHost: a\n\n"),
             Head::Complete(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_vec())
         );
         assert_eq!(check_head(b"GET / HTTP/1.1\r\nHost: a\r\n"), Head::Incomplete);
+    }
+
+    /// A body is waited for, whole, within its limit; chunked ones and
+    /// lengths that do not parse or disagree are refused.
+    #[test]
+    fn bodies_come_whole_with_their_length() {
+        let post = b"POST /api/0/silences HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"a\":1";
+        assert_eq!(check_head(post), Head::Incomplete, "one byte of the body is still to come");
+        let mut whole = post.to_vec();
+        whole.extend_from_slice(b"}trailing");
+        let Head::Complete(forward) = check_head(&whole) else { panic!() };
+        assert!(forward.ends_with(b"Content-Length: 7\r\nConnection: close\r\n\r\n{\"a\":1}"));
+        let head = |extra: &str| format!("POST / HTTP/1.1\r\n{extra}\r\n\r\n");
+        assert_eq!(check_head(head(&format!("Content-Length: {}", MAX_BODY + 1)).as_bytes()).status(), Some(413));
+        assert_eq!(check_head(head("Transfer-Encoding: chunked").as_bytes()).status(), Some(411));
+        assert_eq!(check_head(head("Content-Length: -1").as_bytes()).status(), Some(400));
+        assert_eq!(check_head(head("Content-Length: 1\r\nContent-Length: 2").as_bytes()).status(), Some(400));
     }
 
     #[test]

@@ -171,8 +171,13 @@ pub fn render(s: &MetricsSnapshot) -> String {
     for (level, n) in summarize(&s.alerts) {
         sample(&mut out, "hbd_alerts", &[("level", &level.as_str().to_ascii_lowercase())], n as f64);
     }
-    family(&mut out, "hbd_alerts_held", "gauge", "Alerts of down hosts, held under their host-down alert.");
-    sample(&mut out, "hbd_alerts_held", &[], s.alerts.iter().filter(|a| a.held).count() as f64);
+    family(
+        &mut out,
+        "hbd_alerts_held",
+        "gauge",
+        "Alerts of down hosts that are not OK, held under their host-down alert.",
+    );
+    sample(&mut out, "hbd_alerts_held", &[], s.alerts.iter().filter(|a| a.held && a.level != Level::Ok).count() as f64);
     family(
         &mut out,
         "hbd_alert_level",

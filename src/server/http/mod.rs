@@ -33,8 +33,10 @@ use crate::server::model::ServiceState;
 use crate::server::msg::{self, Query, Upgraded};
 use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
 use crate::wire::{truncate_chars, unix_seconds};
+use auth::{Denied, Tokens};
 use hosts_cache::{HostsCache, Served};
 
+pub mod auth;
 pub mod front;
 pub mod hosts_cache;
 pub mod metrics;
@@ -66,6 +68,8 @@ pub struct HttpSettings {
     /// The journal's files, whose ends `/api/0/journal` and `/api/0/events`
     /// answer; None with `journal_enabled: false`.
     pub journal: Option<JournalFiles>,
+    /// Who may read and write (`api_tokens_file`, `api_reads_need_token`).
+    pub tokens: Tokens,
 }
 
 /// The bound sockets: the public one for the front, tiny_http behind.
@@ -127,6 +131,7 @@ pub fn spawn(
         to_ws,
         hosts: hosts.clone(),
         cors_origins: settings.cors_origins.clone(),
+        reads_open: !settings.tokens.reads_need_token,
     };
     let settings = Arc::new(settings);
     let mut handles = vec![front::spawn(front, stop)?];
@@ -157,6 +162,8 @@ struct Reply {
     cache: &'static str,
     allow: Option<&'static str>,
     location: Option<&'static str>,
+    /// A 401: the answer says how to authenticate (`WWW-Authenticate`).
+    authenticate: bool,
     /// Pages get a Content-Security-Policy that allows only hbd's own
     /// scripts and styles, so even injected markup could not run script.
     page: bool,
@@ -166,7 +173,17 @@ struct Reply {
 
 impl Reply {
     fn new(status: u16, body: String, content_type: &'static str) -> Reply {
-        Reply { status, body, content_type, cache: "no-store", allow: None, location: None, page: false, shared: None }
+        Reply {
+            status,
+            body,
+            content_type,
+            cache: "no-store",
+            allow: None,
+            location: None,
+            authenticate: false,
+            page: false,
+            shared: None,
+        }
     }
 
     fn json(status: u16, value: &Value) -> Reply {
@@ -179,6 +196,10 @@ impl Reply {
 }
 
 const ALLOWED: &str = "GET, HEAD, OPTIONS";
+/// What a known host's path takes: `DELETE` forgets the host.
+const HOST_ALLOWED: &str = "GET, HEAD, DELETE, OPTIONS";
+/// Every method some path takes, for CORS preflights.
+const CORS_METHODS: &str = "GET, HEAD, POST, DELETE, OPTIONS";
 const PAGE_POLICY: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -186,6 +207,9 @@ fn handle(api: &Api, settings: &HttpSettings, request: Request) {
     let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
     let origin = origin.filter(|o| cors_allows(&settings.cors_origins, o));
     let mut reply = route(api, settings, request.method(), request.url(), request.headers());
+    if reply.status == 401 {
+        reply.authenticate = true;
+    }
     debug!("http: {} {} -> {}", request.method(), request.url(), reply.status);
     let hosts_list = reply.shared.is_some();
     let (data, extra) = match reply.shared.take() {
@@ -223,14 +247,17 @@ fn reply_headers<'a>(reply: &'a Reply, origin: Option<&'a str>) -> Vec<(&'static
     ];
     headers.extend(reply.allow.map(|allow| ("Allow", allow)));
     headers.extend(reply.location.map(|location| ("Location", location)));
+    if reply.authenticate {
+        headers.push(("WWW-Authenticate", "Bearer realm=\"hbd\""));
+    }
     if reply.page {
         headers.extend([("Content-Security-Policy", PAGE_POLICY), ("Referrer-Policy", "no-referrer")]);
     }
     if let Some(origin) = origin {
         headers.extend([
             ("Access-Control-Allow-Origin", origin),
-            ("Access-Control-Allow-Methods", ALLOWED),
-            ("Access-Control-Allow-Headers", "Content-Type"),
+            ("Access-Control-Allow-Methods", CORS_METHODS),
+            ("Access-Control-Allow-Headers", "Content-Type, Authorization"),
             ("Vary", "Origin"),
         ]);
     }
@@ -310,6 +337,13 @@ fn cors_allows(allowed: &[String], origin: &str) -> bool {
     allowed.iter().any(|a| a == "*" || a == origin)
 }
 
+/// Whether `origin` (`http://host:port`) is hbd's own, as the request's
+/// `Host` names it: a page hbd served.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let origin_host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    origin_host.is_some_and(|o| host.is_some_and(|h| h.eq_ignore_ascii_case(o)))
+}
+
 /// Everything hbd answers at; any other path is a 404.
 enum Target<'a> {
     Page(&'static www::File),
@@ -356,12 +390,43 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
     let Some(target) = target(&segments) else {
         return Reply::error(404, format!("no such path: {}", truncate(path)));
     };
-    match method {
-        Method::Get | Method::Head => {}
-        Method::Options => return Reply { allow: Some(ALLOWED), ..Reply::new(204, String::new(), "text/plain") },
+    let allowed = match target {
+        Target::Host(_) => HOST_ALLOWED,
+        _ => ALLOWED,
+    };
+    let write = match method {
+        Method::Get | Method::Head => false,
+        Method::Options => return Reply { allow: Some(allowed), ..Reply::new(204, String::new(), "text/plain") },
+        other if allowed.split(", ").any(|m| m == other.as_str()) => true,
         other => {
-            return Reply { allow: Some(ALLOWED), ..Reply::error(405, format!("method {other} not allowed; use GET")) }
+            return Reply {
+                allow: Some(allowed),
+                ..Reply::error(405, format!("method {other} not allowed; use {allowed}"))
+            }
         }
+    };
+    let header = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str());
+    // Pages, their assets and /healthz stay open: a browser loads them
+    // before it can send any token, and a health check has none.
+    let open = matches!(target, Target::Page(_) | Target::Asset(_) | Target::Healthz);
+    let by = match settings.tokens.allow(header("Authorization"), write) {
+        _ if open && !write => None,
+        Ok(name) => name,
+        Err(Denied::Unauthorized(why)) => return Reply::error(401, why),
+        Err(Denied::Forbidden(why)) => return Reply::error(403, why),
+    };
+    if write {
+        if let Some(origin) =
+            header("Origin").filter(|o| !same_origin(o, header("Host")) && !cors_allows(&settings.cors_origins, o))
+        {
+            return Reply::error(403, format!("a write from another site ({}) is refused", truncate(origin)));
+        }
+        // Only an admin token's holder gets here.
+        let by = by.unwrap_or_default();
+        return match target {
+            Target::Host(name) => api.forget(name, by),
+            _ => Reply::error(405, "no writes here"),
+        };
     }
     match target {
         Target::Page(file) => {
@@ -419,6 +484,8 @@ fn limit_in(query: &str, default: usize, max: usize) -> Result<usize, Reply> {
     let mut limit = default;
     for (key, value) in query_pairs(query) {
         if key == "limit" {
+            let value = percent_decode(value).unwrap_or_else(|| value.to_string());
+            let value = value.as_str();
             limit = value.parse::<usize>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
                 Reply::error(400, format!("limit must be an integer from 1 to {max}, not {:?}", truncate(value)))
             })?;
@@ -543,6 +610,15 @@ impl Api {
                 let status = served.status;
                 Reply { shared: Some(Box::new(served)), ..hosts_reply(status) }
             }
+            Err(reply) => reply,
+        }
+    }
+
+    /// `DELETE /api/0/hosts/NAME`: forget the host, `by` the token's holder.
+    fn forget(&self, name: &str, by: &str) -> Reply {
+        match self.ask(|reply| Query::Forget { name: name.to_string(), by: by.to_string(), reply }) {
+            Ok(true) => Reply::json(200, &json!({"forgotten": name.to_ascii_lowercase(), "by": by})),
+            Ok(false) => unknown_host(name),
             Err(reply) => reply,
         }
     }

@@ -495,8 +495,13 @@ fn clamped_seconds(seconds: f64, min: f64, max: f64) -> Duration {
 fn check_url(key: &str, url: &str, problems: &mut Vec<String>) {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
-    let ok =
-        host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace)) && !url.contains(['\n', '\r', ' ']);
+    // `host[:port]`, the port (if any) a number from 1 to 65535.
+    let port_ok = |h: &str| match h.rsplit_once(':') {
+        Some((_, port)) if !h.ends_with(']') => port.parse::<u16>().is_ok_and(|p| p > 0),
+        _ => true,
+    };
+    let ok = host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace) && port_ok(h))
+        && !url.contains(['\n', '\r', ' ']);
     if !ok {
         let field = key.rsplit('.').next().unwrap_or(key);
         match SECRET_KEYS.contains(&field) {
@@ -843,6 +848,10 @@ mod tests {
             ),
             ("email: {server: 'a b', from: a@example.com, to: b@example.com}\n", "email.server: `a b` is not"),
             ("pushover: {token: t, user: u, url: 'ftp://x'}\n", "pushover.url: `ftp://x` is not an http"),
+            (
+                "pushover: {token: t, user: u, url: 'https://x:99999/m'}\n",
+                "pushover.url: `https://x:99999/m` is not an http",
+            ),
             ("pushover: {tokn: t}\n", "pushover: unknown key `tokn`"),
             ("pushover: {token: [t], user: u}\n", "pushover: invalid type: sequence, expected a string"),
             ("pushover: yes\n", "pushover: invalid type"),
