@@ -180,21 +180,7 @@ if [ "$CRITICAL" -gt 0 ]; then
 fi"#;
     let out = Command::new("bash").args(["-c", bash]).env("URL", &url).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "CRITICAL: 1 critical alerts detected!");
-    let python = format!(
-        r#"import requests
-response = requests.get('{url}')
-alerts = response.json()
-if alerts['summary']['critical'] > 0:
-    print(f"⚠️ {{alerts['summary']['critical']}} CRITICAL alerts!")
-    for alert in alerts['alerts']:
-        if alert['level'] == 'CRITICAL':
-            print(f"  {{alert['hostname']}}: {{alert['metric_path']}} = {{alert['last_value']}}")
-"#
-    );
-    // Debian's python3, where tests/run installs python3-requests.
-    let out = Command::new("/usr/bin/python3").args(["-c", &python]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "⚠️ 1 CRITICAL alerts!\n  webserver01: value = 96.0\n");
+    assert_eq!(readme_python(&url), "⚠️ 1 CRITICAL alerts!\n  webserver01: value = 96.0\n");
 
     // /metrics: promtool-clean, with the alert's level (2 = CRITICAL).
     let (_, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -203,18 +202,7 @@ fn metrics_pass_promtool_and_carry_hosts_rejections_and_plugin_values() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (tests/run installs Debian's prometheus)");
-    use std::io::Write;
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+    assert_promtool_clean(&text);
 }
 
 #[test]
