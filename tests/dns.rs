@@ -269,3 +269,48 @@ fn a_hung_nsupdate_is_killed_at_the_timeout_and_retried_while_others_go_through(
     assert!(hbd.log().contains("(attempt 2)"), "{}", hbd.log());
     assert_eq!(named.dig("hung.example.test", "A"), "");
 }
+
+/// `DELETE /api/0/hosts/NAME?dns=1` (`hbd forget --dns`): the host is
+/// forgotten and its A and AAAA records leave every zone, for real in BIND.
+#[test]
+fn a_host_forgotten_with_its_dns_records_leaves_every_zone() {
+    let dir = TempDir::new("dns-forget");
+    let named = Named::start(dir.path());
+    let tokens = dir.join("tokens");
+    fs::write(&tokens, "ops admin ops-secret-0123456789\n").unwrap();
+    fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let hbd = start_hbd(&dir, &named, &named.key, &format!("api_tokens_file: {}\n", tokens.display()));
+    beat(&hbd, "127.0.0.1", "gone4");
+    beat(&hbd, "::1", "gone4");
+    beat(&hbd, "127.0.0.1", "stays");
+    for zone in ZONES {
+        named.wait_record(&format!("gone4.{zone}"), "A", "127.0.0.1");
+        named.wait_record(&format!("gone4.{zone}"), "AAAA", "::1");
+        named.wait_record(&format!("stays.{zone}"), "A", "127.0.0.1");
+    }
+    let (status, _, body) = http_request(
+        hbd.http,
+        "DELETE",
+        "/api/0/hosts/gone4?dns=1",
+        &[("Authorization", "Bearer ops-secret-0123456789")],
+    );
+    assert_eq!(status, 200, "{body}");
+    for zone in ZONES {
+        named.wait_record(&format!("gone4.{zone}"), "A", "");
+        named.wait_record(&format!("gone4.{zone}"), "AAAA", "");
+        assert_eq!(named.dig(&format!("stays.{zone}"), "A"), "127.0.0.1", "only the forgotten host's records go");
+    }
+    let removed = wait_for("both removals journaled", || {
+        let lines: Vec<Value> =
+            hbd.journal().into_iter().filter(|v| event_of(v, "dns_removed", "gone4").is_some()).collect();
+        (lines.len() == ZONES.len()).then_some(lines)
+    });
+    assert!(removed.iter().all(|l| l["outcome"] == "removed"), "{removed:?}");
+    let (status, _, _) = http_request(
+        hbd.http,
+        "DELETE",
+        "/api/0/hosts/stays?dns=maybe",
+        &[("Authorization", "Bearer ops-secret-0123456789")],
+    );
+    assert_eq!(status, 400, "a flag that is neither 1 nor 0");
+}

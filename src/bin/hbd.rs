@@ -12,7 +12,7 @@ use hbd::{logging, server};
 const USAGE: &str = "\
 usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]
            [--test-notify] [-V|--version] [-h|--help]
-       hbd [-c|--config FILE] forget HOST
+       hbd [-c|--config FILE] forget [--dns] HOST
 
   -c, --config FILE   read FILE (default: ~/.hb.yaml if it exists, else built-in defaults)
   -f, --foreground    stay in the foreground; log to standard error unless logfile is set
@@ -25,7 +25,8 @@ usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-confi
 
 Subcommands ask the running hbd, through its API with an admin token of
 api_tokens_file:
-  forget HOST         forget the host: its state, history and alerts
+  forget [--dns] HOST forget the host: its state, history and alerts (--dns: and
+                      its DNS records in every domain of dyndomains)
 
 See hbd(8) and hbd.yaml(5).";
 
@@ -36,6 +37,8 @@ struct Options {
     test_notify: bool,
     /// A subcommand for the running daemon.
     command: Option<ctl::Command>,
+    /// `forget --dns`: remove the host's DNS records too.
+    dns: bool,
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
@@ -49,12 +52,13 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         check_config: args.contains("--check-config"),
         test_notify: args.contains("--test-notify"),
         command: None,
+        dns: args.contains("--dns"),
     };
     // The subcommand and its operands come last, after every option.
     let command = match args.opt_free_from_str::<String>()?.as_deref() {
         None => None,
         Some("forget") => match args.opt_free_from_str()? {
-            Some(host) => Some(ctl::Command::Forget { host }),
+            Some(host) => Some(ctl::Command::Forget { host, dns: options.dns }),
             None => return Err(pico_args::Error::ArgumentParsingFailed { cause: "forget needs a HOST".into() }),
         },
         Some(option) if option.starts_with('-') && option.len() > 1 => {

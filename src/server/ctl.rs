@@ -20,8 +20,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Forget a host: its state, history and alerts.
-    Forget { host: String },
+    /// Forget a host: its state, history and alerts; with `dns`, its DNS records.
+    Forget { host: String, dns: bool },
 }
 
 /// Why a subcommand did not do what it was asked; each says what to do.
@@ -56,7 +56,13 @@ pub fn run(config: &Config, cwd: &Path, command: &Command) -> Result<String, Ctl
         ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).http_status_as_error(false).build().into();
     let bearer = format!("Bearer {secret}");
     let (url, done) = match command {
-        Command::Forget { host } => (format!("{base}/api/0/hosts/{}", encode(host)), format!("forgot {host}")),
+        Command::Forget { host, dns: false } => {
+            (format!("{base}/api/0/hosts/{}", encode(host)), format!("forgot {host}"))
+        }
+        Command::Forget { host, dns: true } => (
+            format!("{base}/api/0/hosts/{}?dns=1", encode(host)),
+            format!("forgot {host}; its DNS records are being removed"),
+        ),
     };
     let mut response = agent
         .delete(&url)
@@ -120,7 +126,8 @@ mod tests {
 
     #[test]
     fn without_a_tokens_file_nothing_is_sent() {
-        let error = run(&Config::default(), Path::new("/"), &Command::Forget { host: "db1".into() }).unwrap_err();
+        let error =
+            run(&Config::default(), Path::new("/"), &Command::Forget { host: "db1".into(), dns: false }).unwrap_err();
         assert!(matches!(error, CtlError::Config(ref why) if why.contains("api_tokens_file is not set")), "{error}");
     }
 }

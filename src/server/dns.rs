@@ -84,11 +84,30 @@ pub fn is_executable(path: &Path) -> bool {
 /// digits, hyphens and dots (a newline, a space, a semicolon) is refused, so
 /// no text can become a command of its own.
 pub fn script(settings: &DnsSettings, name: &str, domain: &str, address: IpAddr) -> Result<String, String> {
+    let (mut script, fqdn) = script_start(settings, name, domain)?;
+    let record = if address.is_ipv4() { "A" } else { "AAAA" };
+    let _ = writeln!(script, "update delete {fqdn}. {record}");
+    let _ = writeln!(script, "update add {fqdn}. {} {record} {address}", settings.ttl);
+    script.push_str("send\n");
+    Ok(script)
+}
+
+/// nsupdate's script that removes the A and AAAA records of `name.domain`
+/// (its host was forgotten), checked as [`script`]'s.
+pub fn removal_script(settings: &DnsSettings, name: &str, domain: &str) -> Result<String, String> {
+    let (mut script, fqdn) = script_start(settings, name, domain)?;
+    let _ = writeln!(script, "update delete {fqdn}. A");
+    let _ = writeln!(script, "update delete {fqdn}. AAAA");
+    script.push_str("send\n");
+    Ok(script)
+}
+
+/// The checked name and the script's `server` line, if one is configured.
+fn script_start(settings: &DnsSettings, name: &str, domain: &str) -> Result<(String, String), String> {
     let fqdn = format!("{name}.{domain}");
     if !is_valid_host_name(name) || !is_valid_host_name(domain) || !is_valid_host_name(&fqdn) {
         return Err(format!("`{}` is not a valid DNS name", truncate_chars(&fqdn, 300).escape_debug()));
     }
-    let record = if address.is_ipv4() { "A" } else { "AAAA" };
     let mut script = String::with_capacity(256);
     if let Some((server, port)) = &settings.server {
         if server.parse::<IpAddr>().is_err() && !is_valid_host_name(server) {
@@ -96,10 +115,7 @@ pub fn script(settings: &DnsSettings, name: &str, domain: &str, address: IpAddr)
         }
         let _ = writeln!(script, "server {server} {port}");
     }
-    let _ = writeln!(script, "update delete {fqdn}. {record}");
-    let _ = writeln!(script, "update add {fqdn}. {} {record} {address}", settings.ttl);
-    script.push_str("send\n");
-    Ok(script)
+    Ok((script, fqdn))
 }
 
 fn run(settings: DnsSettings, inbox: Receiver<DnsMsg>, to_core: Sender<CoreMsg>) {
@@ -130,16 +146,19 @@ fn run(settings: DnsSettings, inbox: Receiver<DnsMsg>, to_core: Sender<CoreMsg>)
 /// The record an update is for: host name and domain.
 type Record = (String, String);
 
+/// What a record is to hold: an address, or nothing (its host was forgotten).
+type Wanted = Option<IpAddr>;
+
 struct Job {
     record: Record,
-    address: IpAddr,
+    address: Wanted,
     attempt: u32,
     child: Running,
 }
 
 struct Worker {
     settings: DnsSettings,
-    queue: Queue,
+    queue: Queue<Wanted>,
     running: Vec<Job>,
     to_core: Sender<CoreMsg>,
 }
@@ -147,11 +166,12 @@ struct Worker {
 impl Worker {
     fn handle(&mut self, msg: DnsMsg, now: Instant) {
         match msg {
-            DnsMsg::Update { name, address, domains } => self.handle_update(name, address, domains, now),
+            DnsMsg::Update { name, address, domains } => self.handle_update(name, Some(address), domains, now),
+            DnsMsg::Remove { name, domains } => self.handle_update(name, None, domains, now),
         }
     }
 
-    fn handle_update(&mut self, name: String, address: IpAddr, domains: Vec<String>, now: Instant) {
+    fn handle_update(&mut self, name: String, address: Wanted, domains: Vec<String>, now: Instant) {
         for domain in domains {
             self.queue.update((name.clone(), domain), address, now);
         }
@@ -161,7 +181,11 @@ impl Worker {
     fn start_due(&mut self, now: Instant) {
         while self.running.len() < MAX_RUNNING {
             let Some((record, address, attempt)) = self.queue.next_due(now) else { break };
-            let started = script(&self.settings, &record.0, &record.1, address).and_then(|script| {
+            let script = match address {
+                Some(address) => script(&self.settings, &record.0, &record.1, address),
+                None => removal_script(&self.settings, &record.0, &record.1),
+            };
+            let started = script.and_then(|script| {
                 let mut args: Vec<&std::ffi::OsStr> = Vec::new();
                 if let Some(key_file) = &self.settings.key_file {
                     args.extend(["-k".as_ref(), key_file.as_os_str()]);
@@ -191,13 +215,14 @@ impl Worker {
     }
 
     /// Logs the end of one update, schedules its retry and tells core.
-    fn report(&mut self, record: Record, address: IpAddr, attempt: u32, result: Result<(), String>, now: Instant) {
+    fn report(&mut self, record: Record, address: Wanted, attempt: u32, result: Result<(), String>, now: Instant) {
         let (name, domain) = &record;
+        let what = address.map_or_else(|| "removal of its records".to_string(), |a| format!("update to {a}"));
         let outcome = match result {
             Ok(()) => {
                 self.queue.finished(&record, true, now);
                 // core logs the event at info; this only adds the attempt.
-                debug!("dns: {name}.{domain} now points at {address} (attempt {attempt})");
+                debug!("dns: {name}.{domain}: {what} done (attempt {attempt})");
                 DnsOutcome::Updated
             }
             Err(error) => {
@@ -206,13 +231,17 @@ impl Worker {
                     Some(delay) => format!("retrying in {} s", delay.as_secs()),
                     None => "a newer address replaces it".into(),
                 };
-                warn!("dns: host {name}, domain {domain}: update to {address} failed (attempt {attempt}): {error}; {then}");
+                warn!("dns: host {name}, domain {domain}: {what} failed (attempt {attempt}): {error}; {then}");
                 DnsOutcome::Failed { error, retry_in: retry_in.map(|d| d.as_secs_f64()) }
             }
         };
         let (name, domain) = record;
+        let result = match address {
+            Some(address) => CoreMsg::DnsResult { name, domain, address, outcome },
+            None => CoreMsg::DnsRemoved { name, domain, outcome },
+        };
         // Core gone means hbd is stopping; the loop ends on its disconnection.
-        let _ = self.to_core.send(CoreMsg::DnsResult { name, domain, address, outcome });
+        let _ = self.to_core.send(result);
     }
 }
 
@@ -237,29 +266,42 @@ fn outcome(finished: &Finished, timeout: Duration) -> Result<(), String> {
     Err(truncate_chars(&lines.join("; "), ERROR_CHARS).to_string())
 }
 
-/// One record's waiting and running update.
-#[derive(Debug, Default)]
-struct Slot {
+/// One record's waiting and running update: `T` is what the record is to
+/// hold (an address, or nothing once its host is forgotten).
+#[derive(Debug)]
+struct Slot<T> {
     /// The newest address to set, and when it may start.
-    pending: Option<(IpAddr, Instant)>,
+    pending: Option<(T, Instant)>,
     /// The address an nsupdate is setting now.
-    running: Option<IpAddr>,
+    running: Option<T>,
     /// Failed attempts at the pending address in a row.
     failures: u32,
 }
 
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot { pending: None, running: None, failures: 0 }
+    }
+}
+
 /// The coalescing queue and its retry schedule; it knows nothing of
 /// processes and takes the time as an argument, so it is tested without sleeps.
-#[derive(Debug, Default)]
-struct Queue {
-    slots: HashMap<Record, Slot>,
+#[derive(Debug)]
+struct Queue<T> {
+    slots: HashMap<Record, Slot<T>>,
     /// Records with a pending update and nothing running, by start time.
     due: BTreeSet<(Instant, Record)>,
 }
 
-impl Queue {
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue { slots: HashMap::new(), due: BTreeSet::new() }
+    }
+}
+
+impl<T: Copy + PartialEq> Queue<T> {
     /// A newer address for `record`: it replaces the waiting one.
-    fn update(&mut self, record: Record, address: IpAddr, now: Instant) {
+    fn update(&mut self, record: Record, address: T, now: Instant) {
         let slot = self.slots.entry(record.clone()).or_default();
         let mut at = now;
         if let Some((waiting, since)) = slot.pending.take() {
@@ -282,7 +324,7 @@ impl Queue {
     }
 
     /// The next update due at `now`, marked as running, with its attempt number.
-    fn next_due(&mut self, now: Instant) -> Option<(Record, IpAddr, u32)> {
+    fn next_due(&mut self, now: Instant) -> Option<(Record, T, u32)> {
         if self.due.first().is_none_or(|(at, _)| *at > now) {
             return None;
         }
@@ -392,6 +434,16 @@ mod tests {
         assert!(script(&s, &name[..242], "example.com", ip("192.0.2.7")).is_err(), "over 253 in all");
         let bad_server = DnsSettings { server: Some(("ns1\nupdate delete x".into(), 53)), ..s };
         assert!(script(&bad_server, "web1", "example.com", ip("192.0.2.7")).is_err());
+    }
+
+    #[test]
+    fn removal_scripts_delete_both_families_and_check_the_name() {
+        let s = settings(Path::new("/usr/bin/nsupdate"));
+        assert_eq!(
+            removal_script(&s, "gone", "example.com").unwrap(),
+            "server 127.0.0.1 5353\nupdate delete gone.example.com. A\nupdate delete gone.example.com. AAAA\nsend\n"
+        );
+        assert!(removal_script(&s, "a\nsend", "example.com").is_err());
     }
 
     #[test]

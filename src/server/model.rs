@@ -238,6 +238,8 @@ pub enum Event {
     Notification(NotifyReport),
     /// The DNS worker tried to point `name.domain` at `address`.
     DnsUpdate { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
+    /// The DNS worker tried to remove the records of a forgotten host.
+    DnsRemoved { name: String, domain: String, outcome: DnsOutcome },
     /// hbd forgot a host (its state, history and alerts): `by` the token
     /// that asked, or `host_expire_after` when it was silent that long.
     HostForgotten { name: String, by: String, last_seen: f64 },
@@ -276,6 +278,12 @@ impl std::fmt::Display for Event {
             }
             Event::DnsUpdate { name, domain, address, outcome: DnsOutcome::Failed { error, .. } } => {
                 write!(f, "dns record {name}.{domain} not set to {address}: {error}")
+            }
+            Event::DnsRemoved { name, domain, outcome: DnsOutcome::Updated } => {
+                write!(f, "dns records of {name}.{domain} removed")
+            }
+            Event::DnsRemoved { name, domain, outcome: DnsOutcome::Failed { error, .. } } => {
+                write!(f, "dns records of {name}.{domain} not removed: {error}")
             }
         }
     }

@@ -54,6 +54,8 @@ pub enum CoreMsg {
     NotifyStats(Vec<ServiceStats>),
     /// From `dns`: how one update of `name.domain` to `address` ended.
     DnsResult { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
+    /// From `dns`: how removing the records of a forgotten host ended.
+    DnsRemoved { name: String, domain: String, outcome: DnsOutcome },
     /// From the parent once `udp` has stopped: send the final snapshot and end.
     /// (The inbox has several senders, so it cannot end by disconnection.)
     Shutdown,
@@ -85,9 +87,9 @@ pub enum Query {
     /// Alert states: with a host, all of that host's (None for an unknown
     /// host); without, every alert that is not OK. Worst first.
     Alerts { host: Option<String>, reply: Sender<Option<AlertList>> },
-    /// Forget a host (an admin's write, `by` the token's name): false when
-    /// hbd does not know it.
-    Forget { name: String, by: String, reply: Sender<bool> },
+    /// Forget a host (an admin's write, `by` the token's name), and with
+    /// `dns` remove its records too: false when hbd does not know it.
+    Forget { name: String, by: String, dns: bool, reply: Sender<bool> },
 }
 
 /// The figures `/metrics` exports, gathered in one turn of the core.
@@ -205,6 +207,9 @@ pub enum DnsMsg {
     /// `dyndomains`). Replaces an update of the same record that is still
     /// waiting: only the newest address matters.
     Update { name: String, address: IpAddr, domains: Vec<String> },
+    /// Remove the A and AAAA records of `name.domain` for each of `domains`
+    /// (the host was forgotten). Replaces a waiting update of the same record.
+    Remove { name: String, domains: Vec<String> },
 }
 
 // ── notify ────────────────────────────────────────────────────────────────

@@ -137,6 +137,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "alert_reminder",
     "notification",
     "host_forgotten",
+    "dns_removed",
 ];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
@@ -201,6 +202,22 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
                 }
             }
             ("dns_update", fields)
+        }
+        Event::DnsRemoved { name, domain, outcome } => {
+            let mut fields = json!({"name": name, "domain": domain});
+            if let Some(map) = fields.as_object_mut() {
+                match outcome {
+                    DnsOutcome::Updated => {
+                        map.insert("outcome".into(), json!("removed"));
+                    }
+                    DnsOutcome::Failed { error, retry_in } => {
+                        map.insert("outcome".into(), json!("failed"));
+                        map.insert("error".into(), json!(error));
+                        map.insert("retry_in".into(), json!(retry_in.map(round3)));
+                    }
+                }
+            }
+            ("dns_removed", fields)
         }
         Event::HostForgotten { name, by, last_seen } => {
             ("host_forgotten", json!({"name": name, "by": by, "last_seen": round3(*last_seen)}))

@@ -84,15 +84,26 @@ impl DnsWanted {
 
     /// Records what the worker reports; an update is confirmed in the host.
     pub fn result(&mut self, table: &mut HostTable, name: &str, domain: &str, address: IpAddr, outcome: &DnsOutcome) {
+        self.count(outcome);
+        if let (DnsOutcome::Updated, Some(host)) = (outcome, table.get_mut(name)) {
+            host.dns.insert(domain.to_string(), address);
+        }
+    }
+
+    /// Counts an nsupdate's outcome (an update or a removal).
+    pub fn count(&mut self, outcome: &DnsOutcome) {
         match outcome {
-            DnsOutcome::Updated => {
-                self.updates += 1;
-                if let Some(host) = table.get_mut(name) {
-                    host.dns.insert(domain.to_string(), address);
-                }
-            }
+            DnsOutcome::Updated => self.updates += 1,
             DnsOutcome::Failed { .. } => self.failures += 1,
         }
+    }
+
+    /// Asks the worker to remove a forgotten host's records in every
+    /// domain; false when it had no room (the records then stay).
+    pub fn remove(&mut self, name: &str, to_dns: &Option<Sender<DnsMsg>>) -> bool {
+        self.unsent.remove(name);
+        let Some(to_dns) = to_dns.as_ref().filter(|_| !self.domains.is_empty()) else { return false };
+        to_dns.try_send(DnsMsg::Remove { name: name.to_string(), domains: self.domains.clone() }).is_ok()
     }
 
     pub fn stats(&self, table: &HostTable) -> DnsStats {
@@ -125,6 +136,7 @@ mod tests {
     fn next(rx: &Receiver<DnsMsg>) -> (String, IpAddr, Vec<String>) {
         match rx.try_recv() {
             Ok(DnsMsg::Update { name, address, domains }) => (name, address, domains),
+            Ok(other) => panic!("expected an update, not {other:?}"),
             Err(e) => panic!("expected an update: {e}"),
         }
     }

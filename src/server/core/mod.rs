@@ -155,6 +155,10 @@ pub fn run(
                 Ok(CoreMsg::DnsResult { name, domain, address, outcome }) => {
                     core.handle_dns_result(clock.now(), name, domain, address, outcome)
                 }
+                Ok(CoreMsg::DnsRemoved { name, domain, outcome }) => {
+                    core.dns.count(&outcome);
+                    core.route(clock.now(), Event::DnsRemoved { name, domain, outcome });
+                }
                 Ok(CoreMsg::Shutdown) | Err(_) => break,
             },
             recv(queries) -> query => match query {
@@ -249,7 +253,7 @@ impl Core {
     fn handle_tick(&mut self, now: f64) {
         if let Some(after) = self.host_expire_after {
             for name in self.table.silent_longer_than(after, now) {
-                self.forget(&name, "host_expire_after", now);
+                self.forget(&name, "host_expire_after", false, now);
             }
         }
         self.table.expire(now, &mut self.events);
@@ -259,11 +263,14 @@ impl Core {
         self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
     }
 
-    /// Forgets a host: its state, history and alerts, journaled. What DNS
-    /// holds for it is left as it is.
-    fn forget(&mut self, name: &str, by: &str, now: f64) -> bool {
+    /// Forgets a host: its state, history and alerts, journaled; with
+    /// `dns`, its records in every `dyndomains` domain go too.
+    fn forget(&mut self, name: &str, by: &str, dns: bool, now: f64) -> bool {
         let Some(record) = self.table.remove(name) else { return false };
         self.alerts.forget(name);
+        if dns && !self.dns.remove(name, &self.outputs.to_dns) {
+            warn!("core: the DNS records of {name} are not removed: no dyndomains, or the DNS worker is stuck");
+        }
         let event =
             Event::HostForgotten { name: name.to_string(), by: by.to_string(), last_seen: record.host.last_seen };
         self.route(now, event);
@@ -293,8 +300,8 @@ impl Core {
             Query::Alerts { host, reply } => {
                 let _ = reply.send(self.alert_list(host.as_deref()));
             }
-            Query::Forget { name, by, reply } => {
-                let _ = reply.send(self.forget(&name.to_ascii_lowercase(), &by, now));
+            Query::Forget { name, by, dns, reply } => {
+                let _ = reply.send(self.forget(&name.to_ascii_lowercase(), &by, dns, now));
             }
             Query::Metrics(reply) => {
                 let (hosts, plugins) = self.table.latest();
@@ -538,8 +545,9 @@ mod tests {
         h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0), heartbeat("b", 1000.0)])).unwrap();
         next_event(&h.journal);
         next_event(&h.journal);
-        let forget =
-            |name: &str| ask(&h.queries, |reply| Query::Forget { name: name.into(), by: "alice".into(), reply });
+        let forget = |name: &str| {
+            ask(&h.queries, |reply| Query::Forget { name: name.into(), by: "alice".into(), dns: false, reply })
+        };
         assert!(forget("A").unwrap(), "names are case-insensitive");
         assert!(
             matches!(next_event(&h.journal), Event::HostForgotten { name, by, .. } if name == "a" && by == "alice")
@@ -640,6 +648,7 @@ mod tests {
         h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0)])).unwrap();
         let update = |dns: &Receiver<DnsMsg>| match dns.recv_timeout(DEADLINE) {
             Ok(DnsMsg::Update { name, address, domains }) => (name, address.to_string(), domains),
+            Ok(other) => panic!("expected a DNS update, not {other:?}"),
             Err(e) => panic!("expected a DNS update: {e}"),
         };
         assert_eq!(update(&dns), ("a".into(), "10.0.0.1".into(), vec!["example.test".into()]));

@@ -424,7 +424,10 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         // Only an admin token's holder gets here.
         let by = by.unwrap_or_default();
         return match target {
-            Target::Host(name) => api.forget(name, by),
+            Target::Host(name) => match query_flag(query, "dns") {
+                Ok(dns) => api.forget(name, by, dns),
+                Err(reply) => reply,
+            },
             _ => Reply::error(405, "no writes here"),
         };
     }
@@ -492,6 +495,19 @@ fn limit_in(query: &str, default: usize, max: usize) -> Result<usize, Reply> {
         }
     }
     Ok(limit)
+}
+
+/// A yes/no query parameter (`dns=1`, `dns=true`, `dns=no`); absent: no.
+fn query_flag(query: &str, name: &str) -> Result<bool, Reply> {
+    let mut flag = false;
+    for (key, value) in query_pairs(query).filter(|(key, _)| *key == name) {
+        flag = match value {
+            "" | "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            other => return Err(Reply::error(400, format!("{key} must be 1 or 0, not {:?}", truncate(other)))),
+        };
+    }
+    Ok(flag)
 }
 
 /// `/healthz`'s `notify`: each named service, usable or not and why.
@@ -614,10 +630,13 @@ impl Api {
         }
     }
 
-    /// `DELETE /api/0/hosts/NAME`: forget the host, `by` the token's holder.
-    fn forget(&self, name: &str, by: &str) -> Reply {
-        match self.ask(|reply| Query::Forget { name: name.to_string(), by: by.to_string(), reply }) {
-            Ok(true) => Reply::json(200, &json!({"forgotten": name.to_ascii_lowercase(), "by": by})),
+    /// `DELETE /api/0/hosts/NAME[?dns=1]`: forget the host (and its DNS
+    /// records), `by` the token's holder.
+    fn forget(&self, name: &str, by: &str, dns: bool) -> Reply {
+        match self.ask(|reply| Query::Forget { name: name.to_string(), by: by.to_string(), dns, reply }) {
+            Ok(true) => {
+                Reply::json(200, &json!({"forgotten": name.to_ascii_lowercase(), "by": by, "dns_removed": dns}))
+            }
             Ok(false) => unknown_host(name),
             Err(reply) => reply,
         }
