@@ -365,6 +365,13 @@ fn a_burst_of_samples_does_not_shorten_the_wait_for_the_next() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{text}"));
     assert!(silent >= 6.0, "3 host intervals of 2 s, not 3 × 0.5 s: {text}");
+    // It reports again (no rule watches it): the alert recovers.
+    let entry = json!({"burst": {"kind": "monitor", "at": taken + 60.0, "data": {"v": 9}}});
+    wait_for("an ACK", || send_recv(&udp, hbd.addr, message(99, entry.clone()).as_bytes()));
+    let line = wait_for("burst reporting again", || {
+        alert_lines(&hbd).into_iter().find(|l| l["level"] == "OK" && l["plugin"] == "burst")
+    });
+    assert!(line.to_string().contains("burst reporting again (UNKNOWN -> OK)"), "{line}");
 }
 
 #[test]

@@ -144,6 +144,24 @@ fn reads_can_need_a_token_too() {
         let (status, _, _) = http_request(hbd.http, "GET", path, &[("Authorization", &format!("Bearer {BOB}"))]);
         assert_eq!(status, 200, "{path}");
     }
+    // The WebSocket's snapshot and updates are reads too.
+    let handshake = |token: Option<&str>| {
+        use tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/", hbd.ws).into_client_request().unwrap();
+        if let Some(token) = token {
+            request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let stream = std::net::TcpStream::connect(hbd.ws).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        // The handshake's status: 101 when it is accepted.
+        match tungstenite::client(request, stream) {
+            Ok((_, response)) => response.status().as_u16(),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => response.status().as_u16(),
+            Err(e) => panic!("handshake: {e}"),
+        }
+    };
+    assert_eq!(handshake(None), 401, "a WebSocket without a token");
+    assert_eq!(handshake(Some(BOB)), 101, "a WebSocket with a read token");
     // Health checks and the pages stay open.
     assert_eq!(http_request(hbd.http, "GET", "/healthz", &[]).0, 200);
     assert_eq!(http_request(hbd.http, "GET", "/", &[]).0, 200);

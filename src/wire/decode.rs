@@ -182,10 +182,13 @@ struct WireMessage<'a> {
 /// passed over (the data still counts, and hbd estimates that plugin's
 /// spacing itself); so is the whole member if it is not an object.
 fn declared_intervals(raw: &RawValue, plugins: &mut [PluginSample]) {
-    let Ok(declared) = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(raw.get()) else { return };
+    // Borrowed from the datagram: keys as they are, values parsed one by one.
+    let Ok(declared) = serde_json::from_str::<BTreeMap<Cow<str>, &RawValue>>(raw.get()) else { return };
     for plugin in plugins {
-        plugin.interval =
-            declared.get(&plugin.name).and_then(serde_json::Value::as_f64).filter(|s| *s > 0.0 && *s <= MAX_INTERVAL_S);
+        plugin.interval = declared
+            .get(plugin.name.as_str())
+            .and_then(|value| serde_json::from_str::<f64>(value.get()).ok())
+            .filter(|s| *s > 0.0 && *s <= MAX_INTERVAL_S);
     }
 }
 

@@ -283,7 +283,10 @@ impl ConfigFile for Config {
     const KEYS: yaml::Keys = yaml::Keys { keys: KEYS, later: NOT_YET_SUPPORTED };
 
     fn problems(&self) -> Vec<String> {
-        self.settings(Path::new("/")).err().unwrap_or_default()
+        // Relative paths (api_tokens_file, templates_dir, ...) mean what they
+        // will mean to `check`: the current directory's files.
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        self.settings(&cwd).err().unwrap_or_default()
     }
 }
 
@@ -385,6 +388,7 @@ impl Config {
         let wss = self
             .wss_port
             .map(|port| (SocketAddr::new(hbd_ip, port), cert_path.join(&self.wss_pem), cert_path.join(&self.wss_key)));
+        let api_tokens = Tokens::new(tokens, self.api_reads_need_token);
         Ok(Settings {
             udp: UdpSettings {
                 bind: SocketAddr::new(hb_ip, self.hb_port),
@@ -421,7 +425,7 @@ impl Config {
                 max_connections: self.http_max_connections,
                 private_dir: private_dir(&absolute(&self.pickfile)),
                 notify: notify.states(),
-                tokens: Tokens::new(tokens, self.api_reads_need_token),
+                tokens: api_tokens.clone(),
                 journal: journal_files,
             },
             ws: WsSettings {
@@ -431,6 +435,7 @@ impl Config {
                 // Filled in by the parent once the ports are bound.
                 page_ports: Vec::new(),
                 wss,
+                tokens: api_tokens,
             },
             dns: (!dyndomains.is_empty()).then(|| DnsSettings {
                 nsupdate_bin: absolute(&self.nsupdate_bin),

@@ -444,6 +444,11 @@ impl AlertTable {
         Some(self.transition(&key, Level::Unknown, None, None, now, text))
     }
 
+    /// A monitor plugin sent a sample: if it was "stopped reporting", it recovers.
+    pub fn reported(&mut self, host: &str, plugin: &str, now: f64) -> Option<AlertChange> {
+        self.recover_stale(host, plugin, now)
+    }
+
     fn recover_stale(&mut self, host: &str, plugin: &str, now: f64) -> Option<AlertChange> {
         let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path: String::new() };
         let from = self.alerts.get(&key).map(|a| a.level).filter(|l| *l != Level::Ok)?;

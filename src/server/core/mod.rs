@@ -27,7 +27,7 @@ use crate::server::model::{
     summarize, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport, ServiceStats, UdpStats,
 };
 use crate::server::msg::{CoreMsg, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update};
-use crate::wire::unix_seconds;
+use crate::wire::{unix_seconds, PluginKind};
 use alerts::AlertTable;
 use dns_wanted::DnsWanted;
 use table::HostTable;
@@ -217,6 +217,10 @@ impl Core {
         self.table.heartbeat(hb, &mut self.events, &mut stored);
         // The samples just stored, parsed once: the rules see them as they came.
         for s in &stored {
+            // Any sample, with or without a rule (or an `error`), ends "stopped reporting".
+            if s.kind == PluginKind::Monitor {
+                self.events.extend(self.alerts.reported(&name, &s.plugin, at).map(Event::Alert));
+            }
             if let Some(data) = s.data.as_ref().filter(|_| self.rules.watches(&s.plugin)) {
                 let changes = self.alerts.observe(&self.rules, &name, &s.plugin, data, at);
                 self.events.extend(changes.into_iter().map(Event::Alert));

@@ -127,24 +127,25 @@ impl HostTable {
         self.hosts.values().map(|r| &r.host)
     }
 
-    /// Every host and its store, for the state file: plugin history is
-    /// shared by `Arc`, not copied.
     /// Forgets a host: what it was, if hbd knew it.
     pub fn remove(&mut self, name: &str) -> Option<Record> {
         self.hosts.remove(name).map(|record| *record)
     }
 
-    /// Hosts not heard from for longer than `after` seconds (and not since
-    /// this run started), for `host_expire_after`.
+    /// Down hosts not heard from for longer than `after` seconds (and not
+    /// since this run started), for `host_expire_after`: a host still up
+    /// (a long interval) is never forgotten between two heartbeats.
     pub fn silent_longer_than(&self, after: f64, now: f64) -> Vec<String> {
         let started = self.started;
         self.hosts
             .values()
-            .filter(|r| now - r.host.last_seen.max(started) > after)
+            .filter(|r| r.host.status == Status::Down && now - r.host.last_seen.max(started) > after)
             .map(|r| r.host.name.clone())
             .collect()
     }
 
+    /// Every host and its store, for the state file: plugin history is
+    /// shared by `Arc`, not copied.
     pub fn snapshot(&self) -> Vec<Record> {
         self.hosts.values().map(|r| (**r).clone()).collect()
     }
@@ -424,6 +425,19 @@ mod tests {
         send(&mut t, &mut ev, 1000.0, Some(300.0));
         send(&mut t, &mut ev, 1001.0, Some(300.0));
         assert_eq!(spacing(&mut t), 300.0);
+    }
+
+    /// `host_expire_after` forgets only hosts that are down: one with an
+    /// interval longer than the expiry is not forgotten between heartbeats.
+    #[test]
+    fn only_down_hosts_expire() {
+        let (mut t, mut ev) = (table(), Vec::new());
+        let mut slow = hb("slow", "10.0.0.1", 1000.0);
+        slow.interval = 600.0;
+        t.heartbeat(slow, &mut ev, &mut Vec::new());
+        t.heartbeat(hb("quick", "10.0.0.2", 1000.0), &mut ev, &mut Vec::new());
+        t.expire(1100.0, &mut ev);
+        assert_eq!(t.silent_longer_than(60.0, 1100.0), ["quick"], "slow is silent as long, but up");
     }
 
     #[test]

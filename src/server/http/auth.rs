@@ -71,7 +71,11 @@ impl Tokens {
 
     /// Who sent `authorization` (the header's value), if it names a token.
     fn holder(&self, authorization: Option<&str>) -> Option<&Token> {
-        let secret = authorization?.strip_prefix("Bearer ")?.trim();
+        let (scheme, secret) = authorization?.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let secret = secret.trim();
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         // Every token is compared, each in constant time: how long this
         // takes says nothing of which secret came close.
@@ -116,23 +120,33 @@ pub fn load(path: &Path) -> Result<Vec<Token>, String> {
     parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The file's text, if only its owner (and group) may read it.
+/// The file's text, if only its owner may change it and only its owner
+/// (and group) read it. Checked on the file opened, not on its name, so a
+/// file swapped in between cannot pass.
 fn read_private(path: &Path) -> Result<String, String> {
-    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o007 != 0 {
+    let annotate = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = fs::File::open(path).map_err(annotate)?;
+    let mode = file.metadata().map_err(annotate)?.permissions().mode() & 0o777;
+    if mode & 0o027 != 0 {
         return Err(format!(
-            "{} is open to others (mode {mode:04o}): it holds API secrets; chmod o-rwx {}",
+            "{} is open to others (mode {mode:04o}): it holds API secrets; chmod go-w,o-rwx {}",
             path.display(),
             path.display()
         ));
     }
-    fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(annotate)?;
+    Ok(text)
 }
 
 /// `NAME ROLE SECRET` lines; each problem names its line.
 pub fn parse(text: &str) -> Result<Vec<Token>, String> {
-    let mut tokens: Vec<Token> = Vec::new();
+    Ok(parse_with_secrets(text)?.into_iter().map(|(token, _)| token).collect())
+}
+
+/// The tokens with their secrets as the file gives them.
+fn parse_with_secrets(text: &str) -> Result<Vec<(Token, &str)>, String> {
+    let mut tokens: Vec<(Token, &str)> = Vec::new();
     for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
         let line = line.split('#').next().unwrap_or_default().trim();
         if line.is_empty() {
@@ -142,25 +156,27 @@ pub fn parse(text: &str) -> Result<Vec<Token>, String> {
         let [name, role, secret] = fields[..] else {
             return Err(format!("line {number}: expected NAME ROLE SECRET"));
         };
-        if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-@".contains(c)) {
-            return Err(format!("line {number}: the name is 1 to 64 of A-Z a-z 0-9 _ . - @"));
-        }
+        // The messages name fields, never their values: a line with its
+        // columns swapped would otherwise print a secret.
         let role = match role {
             "read" => Role::Read,
             "admin" => Role::Admin,
-            _ => return Err(format!("line {number}: role `{}` is neither read nor admin", role.escape_debug())),
+            _ => return Err(format!("line {number}: the second field is neither read nor admin")),
         };
+        if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-@".contains(c)) {
+            return Err(format!("line {number}: the name is 1 to 64 of A-Z a-z 0-9 _ . - @"));
+        }
         if secret.chars().count() < MIN_SECRET {
             return Err(format!("line {number}: the secret of {name} is shorter than {MIN_SECRET} characters"));
         }
-        if tokens.iter().any(|t| t.name == name) {
+        if tokens.iter().any(|(t, _)| t.name == name) {
             return Err(format!("line {number}: the name {name} is given twice"));
         }
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        if tokens.iter().any(|t| t.digest == digest) {
+        if tokens.iter().any(|(t, _)| t.digest == digest) {
             return Err(format!("line {number}: {name} has the secret of another token"));
         }
-        tokens.push(Token { name: name.to_string(), role, digest });
+        tokens.push((Token { name: name.to_string(), role, digest }, secret));
     }
     Ok(tokens)
 }
@@ -169,11 +185,11 @@ pub fn parse(text: &str) -> Result<Vec<Token>, String> {
 /// subcommands, which talk to the running daemon as its operator.
 pub fn admin_secret(path: &Path) -> Result<String, String> {
     let text = read_private(path)?;
-    parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or_default().split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() == 3 && f[1] == "admin")
-        .map(|f| f[2].to_string())
+    let tokens = parse_with_secrets(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    tokens
+        .into_iter()
+        .find(|(token, _)| token.role == Role::Admin)
+        .map(|(_, secret)| secret.to_string())
         .ok_or_else(|| format!("{} has no admin token", path.display()))
 }
 
@@ -194,7 +210,8 @@ mod tests {
         assert!(!format!("{tokens:?}").contains("secret"), "no secret in Debug");
         for (text, problem) in [
             ("alice admin\n", "line 1: expected NAME ROLE SECRET"),
-            ("alice root alice-secret-0123456789\n", "role `root`"),
+            ("alice root alice-secret-0123456789\n", "line 1: the second field is neither read nor admin"),
+            ("alice alice-secret-0123456789 admin\n", "line 1: the second field is neither read nor admin"),
             ("alice admin short\n", "shorter than 16"),
             ("a admin 0123456789abcdef\na read 0123456789abcdeg\n", "line 2: the name a is given twice"),
             ("a admin 0123456789abcdef\nb read 0123456789abcdef\n", "b has the secret of another token"),
@@ -213,6 +230,11 @@ mod tests {
         assert!(matches!(tokens.allow(None, true), Err(Denied::Unauthorized(_))));
         assert!(matches!(tokens.allow(Some(&bearer("nope-nope-nope-nope")), true), Err(Denied::Unauthorized(_))));
         assert!(matches!(tokens.allow(Some("Basic YWxpY2U6eA=="), true), Err(Denied::Unauthorized(_))));
+        assert_eq!(
+            tokens.allow(Some("bearer  alice-secret-0123456789 "), true),
+            Ok(Some("alice")),
+            "the scheme in any case"
+        );
         assert!(matches!(tokens.allow(Some(&bearer("bob-secret-0123456789")), true), Err(Denied::Forbidden(_))));
         assert_eq!(tokens.allow(Some(&bearer("alice-secret-0123456789")), true), Ok(Some("alice")));
         let strict = Tokens::new(parse(FILE).unwrap(), true);
@@ -230,7 +252,9 @@ mod tests {
         fs::write(&path, FILE).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let problem = load(&path).unwrap_err();
-        assert!(problem.contains("open to others (mode 0644)") && problem.contains("chmod o-rwx"), "{problem}");
+        assert!(problem.contains("open to others (mode 0644)") && problem.contains("chmod go-w,o-rwx"), "{problem}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
+        assert!(load(&path).unwrap_err().contains("mode 0660"), "the group may not write it");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(load(&path).unwrap().len(), 2);
         assert_eq!(admin_secret(&path).unwrap(), "alice-secret-0123456789");

@@ -57,6 +57,8 @@ pub(super) struct Clients {
     pub(super) slots: Receiver<()>,
     /// `cors_origins` and the ports of hbd's pages, for [`origin_allowed`].
     pub(super) origins: Arc<(Vec<String>, Vec<u16>)>,
+    /// Who may read (`api_reads_need_token`): the snapshot and live updates are reads.
+    pub(super) tokens: Arc<crate::server::http::auth::Tokens>,
 }
 
 impl Acceptor {
@@ -215,6 +217,12 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let (allowed, ports) = &*clients.origins;
         let origin = header("origin");
+        if clients.tokens.allow(header("authorization"), false).is_err() {
+            let mut answer =
+                ErrorResponse::new(Some(r#"{"error":"a token is needed: Authorization: Bearer TOKEN"}"#.to_string()));
+            *answer.status_mut() = tungstenite::http::StatusCode::UNAUTHORIZED;
+            return Err(answer);
+        }
         if origin_allowed(origin, header("host"), ports, allowed) {
             return Ok(response);
         }

@@ -51,6 +51,8 @@ pub struct WsSettings {
     pub page_ports: Vec<u16>,
     /// WSS: where to listen, and the certificate chain and key files.
     pub wss: Option<(SocketAddr, PathBuf, PathBuf)>,
+    /// With `api_reads_need_token`, a handshake needs a token as the API's reads do.
+    pub tokens: crate::server::http::auth::Tokens,
 }
 
 /// What client threads tell the hub.
@@ -139,6 +141,7 @@ pub fn spawn(
             take_slot: take_slot.clone(),
             slots: slots.clone(),
             origins: std::sync::Arc::new((settings.allowed_origins.clone(), settings.page_ports.clone())),
+            tokens: std::sync::Arc::new(settings.tokens.clone()),
         };
         let stop = stop.clone();
         let handle = std::thread::Builder::new()
