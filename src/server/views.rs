@@ -189,38 +189,32 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         Event::DnsUpdate { name, domain, address, outcome } => {
             let record = if address.is_ipv4() { "A" } else { "AAAA" };
             let mut fields = json!({"name": name, "domain": domain, "record": record, "address": address.to_string()});
-            if let Some(map) = fields.as_object_mut() {
-                match outcome {
-                    DnsOutcome::Updated => {
-                        map.insert("outcome".into(), json!("updated"));
-                    }
-                    DnsOutcome::Failed { error, retry_in } => {
-                        map.insert("outcome".into(), json!("failed"));
-                        map.insert("error".into(), json!(error));
-                        map.insert("retry_in".into(), json!(retry_in.map(round3)));
-                    }
-                }
-            }
+            add_dns_outcome(&mut fields, outcome, "updated");
             ("dns_update", fields)
         }
         Event::DnsRemoved { name, domain, outcome } => {
             let mut fields = json!({"name": name, "domain": domain});
-            if let Some(map) = fields.as_object_mut() {
-                match outcome {
-                    DnsOutcome::Updated => {
-                        map.insert("outcome".into(), json!("removed"));
-                    }
-                    DnsOutcome::Failed { error, retry_in } => {
-                        map.insert("outcome".into(), json!("failed"));
-                        map.insert("error".into(), json!(error));
-                        map.insert("retry_in".into(), json!(retry_in.map(round3)));
-                    }
-                }
-            }
+            add_dns_outcome(&mut fields, outcome, "removed");
             ("dns_removed", fields)
         }
         Event::HostForgotten { name, by, last_seen } => {
             ("host_forgotten", json!({"name": name, "by": by, "last_seen": round3(*last_seen)}))
+        }
+    }
+}
+
+/// An nsupdate's outcome among an event's fields: `done` when it
+/// succeeded, else `failed` with nsupdate's error and when it is retried.
+fn add_dns_outcome(fields: &mut Value, outcome: &DnsOutcome, done: &str) {
+    let Some(map) = fields.as_object_mut() else { return };
+    match outcome {
+        DnsOutcome::Updated => {
+            map.insert("outcome".into(), json!(done));
+        }
+        DnsOutcome::Failed { error, retry_in } => {
+            map.insert("outcome".into(), json!("failed"));
+            map.insert("error".into(), json!(error));
+            map.insert("retry_in".into(), json!(retry_in.map(round3)));
         }
     }
 }
