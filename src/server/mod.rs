@@ -17,7 +17,7 @@ use std::io;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, select, Sender};
+use crossbeam_channel::{bounded, never, select, Sender};
 use log::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -29,9 +29,10 @@ use core::CoreOutputs;
 use daemon::PidFile;
 use journal::Journal;
 use msg::{
-    CoreMsg, JournalMsg, CORE_CAPACITY, DNS_CAPACITY, JOURNAL_CAPACITY, NOTIFY_CAPACITY, QUERY_CAPACITY,
-    STATE_CAPACITY, UPGRADE_CAPACITY, WS_CAPACITY,
+    CoreMsg, JournalMsg, Query, ALIVE_CAPACITY, CORE_CAPACITY, DNS_CAPACITY, JOURNAL_CAPACITY, NOTIFY_CAPACITY,
+    QUERY_CAPACITY, STATE_CAPACITY, UPGRADE_CAPACITY, WS_CAPACITY,
 };
+use systemd::Systemd;
 use udp::UdpOutputs;
 
 pub mod config;
@@ -48,6 +49,7 @@ pub mod notify;
 pub mod pattern;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod udp;
 pub mod views;
 pub mod ws;
@@ -146,7 +148,14 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         }
         None => None,
     };
-    let core_outputs = CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws), to_notify, to_dns };
+    let mut systemd = Systemd::from_env();
+    let (to_parent, mut alive) = bounded(ALIVE_CAPACITY);
+    let to_parent = systemd.is_some().then_some(to_parent);
+    if to_parent.is_none() {
+        alive = never();
+    }
+    let core_outputs =
+        CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws), to_notify, to_dns, to_parent };
     downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
@@ -162,9 +171,19 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     let mut ws_handles = ws_handles.into_iter();
     downstream.extend(ws_handles.next().map(|hub| ("ws", hub)));
     inputs.extend(ws_handles.map(|acceptor| ("ws", acceptor)));
+    let ready_probe = to_core_queries.clone();
     for handle in http::spawn(http_bound, http, to_core_queries, to_ws_upgrades, listeners_stop)? {
         inputs.push(("http", handle));
     }
+    if let Some(systemd) = &mut systemd {
+        // Every port is bound and every thread spawned; the core answering
+        // a question shows its loop runs.
+        match msg::ask(&ready_probe, Query::HostCount) {
+            Ok(_) => systemd.ready(),
+            Err(_) => warn!("systemd: the core did not answer at start-up; not telling systemd we are ready"),
+        }
+    }
+    drop(ready_probe);
 
     // Whether the pages start-up alone touched were let go (memory.rs):
     // done on the first turn, once every thread has had a second to start.
@@ -185,6 +204,11 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
                 }
                 Err(_) => break Some("signal"),
             },
+            recv(alive) -> status => match (status, &mut systemd) {
+                (Ok(status), Some(systemd)) => systemd.alive(&status),
+                // The core has ended; the supervision below finds out.
+                _ => alive = never(),
+            },
             default(SUPERVISE_EVERY) => {
                 if !std::mem::replace(&mut released, true) {
                     crate::memory::release_startup_pages();
@@ -202,6 +226,9 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     };
     if let Some(name) = lost {
         error!("lost component: {name}; shutting down");
+    }
+    if let Some(systemd) = &mut systemd {
+        systemd.stopping();
     }
     // http first, so no request waits on a core that is finishing.
     for _ in 0..http::THREADS {

@@ -11,6 +11,7 @@
 //! in `store`. This module imports no component, and every component may
 //! import it.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +19,7 @@ use crossbeam_channel::{bounded, Sender};
 use log::warn;
 
 use crate::server::model::{
-    Alert, AlertChange, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, NotifyReport,
+    Alert, AlertChange, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
     PluginSeries, Sample, ServiceStats, UdpStats,
 };
 use crate::server::store::{LatestData, Record};
@@ -279,4 +280,22 @@ pub struct Upgraded {
     pub stream: TcpStream,
     pub head: Vec<u8>,
     pub peer: SocketAddr,
+}
+
+// ── parent: the core's proof of life ──────────────────────────────────────
+
+/// core → parent, once a tick, only under systemd (`$NOTIFY_SOCKET`). Full:
+/// the core skips it (the parent has not read the last one yet; the next is
+/// as good). The parent pings systemd's watchdog only when one arrives, so a
+/// core that stops turning is restarted (systemd.rs).
+/// Disconnected: the core has ended; the parent is shutting down.
+pub const ALIVE_CAPACITY: usize = 1;
+
+/// What the core counts, for `systemctl status hbd`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreStatus {
+    pub hosts: usize,
+    pub down: usize,
+    /// Alerts counted as in `/api/0/alerts`' summary.
+    pub alerts: BTreeMap<Level, usize>,
 }

@@ -24,9 +24,12 @@ use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
 use crate::server::model::{
-    summarize, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport, ServiceStats, UdpStats,
+    summarize, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport, ServiceStats, Status,
+    UdpStats,
 };
-use crate::server::msg::{CoreMsg, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update};
+use crate::server::msg::{
+    CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update,
+};
 use crate::wire::{unix_seconds, PluginKind};
 use alerts::AlertTable;
 use dns_wanted::DnsWanted;
@@ -76,6 +79,10 @@ pub struct CoreOutputs {
     /// again every tick until the worker takes it, so no update is lost. None
     /// without `dyndomains`.
     pub to_dns: Option<Sender<DnsMsg>>,
+    /// Proof of life for the parent, once a tick, which pings systemd's
+    /// watchdog with it. Full: skipped (the parent has the last one). None
+    /// when hbd does not run under systemd.
+    pub to_parent: Option<Sender<CoreStatus>>,
 }
 
 /// Where the core learns the time: the system clock in hbd, a hand-set one in tests.
@@ -265,6 +272,16 @@ impl Core {
         self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
         self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
+        self.report_alive();
+    }
+
+    /// Tells the parent the loop still turns (and what it counts), for
+    /// systemd's watchdog and `systemctl status`.
+    fn report_alive(&self) {
+        if let Some(parent) = &self.outputs.to_parent {
+            let down = self.table.iter().filter(|h| h.status == Status::Down).count();
+            let _ = parent.try_send(CoreStatus { hosts: self.table.len(), down, alerts: self.alerts.summary() });
+        }
     }
 
     /// Forgets a host: its state, history and alerts, journaled; with
@@ -521,8 +538,14 @@ mod tests {
         let (to_ws, ws) = bounded(64);
         let clock = TestClock::default();
         clock.set(1000.0);
-        let outputs =
-            CoreOutputs { to_journal: Some(to_journal), to_state, to_ws: Some(to_ws), to_notify: None, to_dns };
+        let outputs = CoreOutputs {
+            to_journal: Some(to_journal),
+            to_state,
+            to_ws: Some(to_ws),
+            to_notify: None,
+            to_dns,
+            to_parent: None,
+        };
         let run_clock = clock.clone();
         let core = std::thread::spawn(move || {
             run(settings, Saved::default(), core_inbox, core_queries, core_ticks, run_clock, outputs)
