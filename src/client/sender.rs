@@ -21,7 +21,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::wire::auth::Key;
 use crate::wire::decode::parse_ack;
-use crate::wire::{encode, unix_micros, PluginKind};
+use crate::wire::{encode, unix_micros, PluginKind, HBC_CLIENT};
 
 /// How long plugin reports wait for others before they are sent together.
 const BATCH: Duration = Duration::from_millis(200);
@@ -213,8 +213,14 @@ impl Wire {
     }
 
     fn message(&self, heartbeat: bool, seq: u64, latency_ms: Option<f64>, plugins: &[(String, Value)]) -> Value {
-        let header =
-            encode::Header { heartbeat, name: &self.name, interval_s: self.interval.as_secs(), seq, latency_ms };
+        let header = encode::Header {
+            heartbeat,
+            name: &self.name,
+            interval_s: self.interval.as_secs(),
+            seq,
+            latency_ms,
+            client: HBC_CLIENT,
+        };
         encode::message(header, plugins, &self.plugin_intervals)
     }
 

@@ -47,6 +47,7 @@ pub mod model;
 pub mod msg;
 pub mod notify;
 pub mod pattern;
+pub mod peers;
 pub mod state;
 pub mod store;
 pub mod systemd;
@@ -80,6 +81,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         ws: mut ws_settings,
         notify,
         dns: dns_settings,
+        peers: peer_settings,
         ..
     } = settings;
     let socket = udp::bind(&udp_settings)?;
@@ -159,6 +161,9 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
     downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));
+    if let Some(peer_settings) = peer_settings {
+        inputs.push(("peers", peers::spawn(peer_settings, listeners_stop.clone())?));
+    }
     let ws_links = ws::Links {
         updates: ws_updates,
         to_core: to_core.clone(),

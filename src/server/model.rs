@@ -25,6 +25,8 @@ pub struct Heartbeat {
     /// but not counted as a heartbeat.
     pub counts: bool,
     pub latency_ms: Option<f64>,
+    /// Sent by a peer hbd (`peers:`) rather than hbc.
+    pub from_hbd: bool,
     pub plugins: Vec<PluginSample>,
 }
 
@@ -40,6 +42,7 @@ impl Heartbeat {
             signed_at_us: None,
             counts: true,
             latency_ms: None,
+            from_hbd: false,
             plugins: Vec::new(),
         }
     }
@@ -132,6 +135,9 @@ pub struct Host {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, PluginSeries>,
+    /// Another hbd that watches us (its `peers:` name us): its heartbeats say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub peer: bool,
     /// The worst level of the host's alerts; kept by core from the alert
     /// table (which the state file holds), so not saved here.
     #[serde(skip, default = "ok_level")]
@@ -210,6 +216,7 @@ impl Host {
             last_signed_us: self.last_signed_us,
             latency_ms: self.latency_ms,
             plugins: BTreeMap::new(),
+            peer: self.peer,
             alert_level: self.alert_level,
             dns: self.dns.clone(),
             outages: self.outages.clone(),

@@ -380,6 +380,7 @@ mod tests {
             latency_ms: Some(0.25),
             alert_level: Level::Ok,
             plugins: Default::default(),
+            peer: true,
             // What DNS has confirmed survives a restart (no update is sent again).
             dns: [("example.com".to_string(), "192.0.2.7".parse().unwrap())].into(),
             outages: [[1.5, 1.75]].into(),

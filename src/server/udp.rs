@@ -243,6 +243,7 @@ impl Listener {
             signed_at_us: accepted.signed.map(|s| s.timestamp_us),
             counts: accepted.heartbeat,
             latency_ms: accepted.latency_ms,
+            from_hbd: accepted.from_hbd,
             plugins: accepted.plugins,
         });
     }

@@ -35,6 +35,9 @@ struct HostView<'a> {
     /// Percent of the last day and week the host was up.
     availability: Availability,
     plugins: BTreeMap<&'a str, PluginKind>,
+    /// Another hbd (`peers:`); absent for hosts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    peer: bool,
 }
 
 impl<'a> HostView<'a> {
@@ -57,6 +60,7 @@ impl<'a> HostView<'a> {
                 week: host.availability(now, AVAILABILITY_KEPT).map(round3),
             },
             plugins: host.plugins.iter().map(|(name, s)| (name.as_str(), s.kind)).collect(),
+            peer: host.peer,
         }
     }
 }

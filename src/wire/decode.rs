@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::auth::{AuthError, Key, Keyring, ReplayGuard, MAGIC};
 use super::{encode, is_valid_host_name, is_valid_plugin_name, truncate_chars, PluginKind, PluginSample};
-use super::{ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
+use super::{ACK_ID, HBD_CLIENT_PREFIX, HEARTBEAT_ID, PLUGIN_DATA_ID};
 
 /// First byte of a zlib stream with the default window (RFC 1950).
 const ZLIB_FIRST_BYTE: u8 = 0x78;
@@ -124,6 +124,8 @@ pub struct Accepted<'a> {
     pub heartbeat: bool,
     /// The client's last measured round trip to us.
     pub latency_ms: Option<f64>,
+    /// Sent by another hbd (`peers:`), not by hbc: its `client` says `hbd …`.
+    pub from_hbd: bool,
     pub plugins: Vec<PluginSample>,
     /// Plugin entries left out, with why; the rest of the message counts.
     pub dropped_plugins: Vec<String>,
@@ -169,6 +171,9 @@ struct WireMessage<'a> {
     seq: Option<u64>,
     #[serde(default)]
     latency_ms: Option<f64>,
+    /// The sending program and its version (`hbc 0.1.0`, `hbd 0.1.0`).
+    #[serde(borrow, default)]
+    client: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     plugins: Option<BTreeMap<Cow<'a, str>, &'a RawValue>>,
     /// Plugin name → seconds between its samples. Outside the plugin
@@ -318,6 +323,7 @@ impl Decoder {
             signed: signature,
             heartbeat,
             latency_ms: message.latency_ms,
+            from_hbd: message.client.is_some_and(|c| c.starts_with(HBD_CLIENT_PREFIX)),
             plugins,
             dropped_plugins,
         })

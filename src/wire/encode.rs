@@ -22,6 +22,8 @@ pub struct Header<'a> {
     pub interval_s: u64,
     pub seq: u64,
     pub latency_ms: Option<f64>,
+    /// The sending program (`HBC_CLIENT`, or `HBD_CLIENT` to a peer).
+    pub client: &'a str,
 }
 
 /// A message as a JSON object; `plugins` are `(name, entry)` pairs built by
@@ -39,7 +41,7 @@ pub fn message(header: Header, plugins: &[(String, Value)], intervals: &BTreeMap
         m.insert("latency_ms".into(), json!(latency));
     }
     if header.heartbeat {
-        m.insert("client".into(), json!(concat!("hbc ", env!("CARGO_PKG_VERSION"))));
+        m.insert("client".into(), json!(header.client));
     }
     if !plugins.is_empty() {
         m.insert("plugins".into(), Value::Object(plugins.iter().cloned().collect()));

@@ -24,6 +24,13 @@ pub const HEARTBEAT_ID: &str = "HTB";
 pub const PLUGIN_DATA_ID: &str = "PLG";
 /// `ID` of the server's acknowledgement.
 pub const ACK_ID: &str = "ACK";
+/// How a heartbeat's `client` member starts when another hbd sends it
+/// (`peers:`): hbd tells peer hbds from hosts by it.
+pub const HBD_CLIENT_PREFIX: &str = "hbd ";
+/// The `client` member of hbc's heartbeats.
+pub const HBC_CLIENT: &str = concat!("hbc ", env!("CARGO_PKG_VERSION"));
+/// The `client` member of the heartbeats hbd sends its peers.
+pub const HBD_CLIENT: &str = concat!("hbd ", env!("CARGO_PKG_VERSION"));
 
 /// Info plugins are kept until replaced; monitor plugins keep a history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

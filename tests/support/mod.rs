@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod standin;
+
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //! a typo must not turn a setting off. Keys of features this version does not
 //! have yet are unknown keys too, with a message that says so.
 
+pub mod peers;
 pub mod thresholds;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -23,12 +24,14 @@ use crate::server::http::auth::{self, Tokens};
 use crate::server::http::HttpSettings;
 use crate::server::journal::{JournalFiles, JournalSettings};
 use crate::server::notify::{self, config::redact_block, config::NotifySettings};
+use crate::server::peers::PeerSettings;
 use crate::server::udp::UdpSettings;
 use crate::server::ws::WsSettings;
 use crate::wire::auth::{HostPattern, Key, Keyring};
 use crate::wire::decode::PluginLimits;
 use crate::wire::is_valid_host_name;
 use crate::yaml::{self, redact, yaml11_bool, ConfigError, ConfigFile, KeySpec, Range};
+use peers::PeerConfig;
 
 /// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`,
 /// with the range of each number: [`Config::settings`] checks the values
@@ -56,6 +59,9 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("interval").range(Range::number(0.0, 86400.0).above()).unit("seconds"),
     KeySpec::new("grace").range(Range::number(0.0, 86400.0)).unit("seconds"),
     KeySpec::new("host_expire_after").range(Range::number(0.0, 10.0 * 365.0 * 86400.0)).unit("seconds"),
+    KeySpec::new("hbd_name"),
+    KeySpec::new("peers"),
+    KeySpec::new("peer_interval").range(Range::int(1, 86400)).unit("seconds"),
     KeySpec::new("keys"),
     KeySpec::new("auth_window").range(Range::at_least(1)),
     KeySpec::new("max_hosts").range(Range::int(1, 100_000_000)),
@@ -145,6 +151,10 @@ pub struct Config {
     pub grace: f64,
     /// Seconds of silence after which a host is forgotten; 0: never.
     pub host_expire_after: f64,
+    /// This hbd's name as a host (its peers', and its own pages'); None: the system's host name.
+    pub hbd_name: Option<String>,
+    pub peers: Vec<PeerConfig>,
+    pub peer_interval: u64,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
     pub max_hosts: usize,
@@ -215,6 +225,9 @@ impl Default for Config {
             interval: 30.0,
             grace: 30.0,
             host_expire_after: 0.0,
+            hbd_name: None,
+            peers: Vec::new(),
+            peer_interval: 30,
             keys: Vec::new(),
             auth_window: 300,
             max_hosts: 100_000,
@@ -274,6 +287,8 @@ pub struct Settings {
     pub logfile: Option<PathBuf>,
     pub logfmt: LogFormat,
     pub notify: NotifySettings,
+    /// None without `peers:`: no peers thread runs.
+    pub peers: Option<PeerSettings>,
     /// Not wrong, but worth saying at start-up (a threshold path no built-in
     /// plugin has, a notification service that is not usable).
     pub warnings: Vec<String>,
@@ -351,6 +366,16 @@ impl Config {
             None
         });
         let dyndomains = self.dns_problems(&absolute, &mut problem);
+        // A system host name that is no host name matters only to peers.
+        let hbd_name = match peers::hbd_name(self.hbd_name.as_deref(), sysinfo::System::host_name()) {
+            Ok(name) => name,
+            Err(why) if self.hbd_name.is_some() || !self.peers.is_empty() => {
+                problem("hbd_name", why);
+                String::new()
+            }
+            Err(_) => "hbd".into(),
+        };
+        let peers = peers::compile(&hbd_name, &self.peers, self.peer_interval as f64, &mut problem);
         let mut warnings = Vec::new();
         let rules = thresholds::compile(
             &self.thresholds,
@@ -427,6 +452,7 @@ impl Config {
                 notify: notify.states(),
                 tokens: api_tokens.clone(),
                 journal: journal_files,
+                name: hbd_name,
             },
             ws: WsSettings {
                 bind: SocketAddr::new(hbd_ip, self.ws_port),
@@ -450,6 +476,7 @@ impl Config {
             logfile: self.logfile.as_deref().map(absolute),
             logfmt: self.logfmt,
             notify,
+            peers,
             warnings,
         })
     }

@@ -210,6 +210,7 @@ impl HostTable {
                         last_signed_us: None,
                         latency_ms: None,
                         plugins: BTreeMap::new(),
+                        peer: false,
                         alert_level: Level::Ok,
                         dns: BTreeMap::new(),
                         outages: VecDeque::new(),
@@ -240,6 +241,7 @@ impl HostTable {
         if hb.counts {
             host.interval = hb.interval;
             host.count += 1;
+            host.peer = hb.from_hbd;
         }
         if hb.signed_at_us > host.last_signed_us {
             host.last_signed_us = hb.signed_at_us;

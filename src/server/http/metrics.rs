@@ -326,6 +326,7 @@ mod tests {
             latency_ms: Some(1.5),
             alert_level: Level::Ok,
             plugins: BTreeMap::new(),
+            peer: false,
             dns: BTreeMap::new(),
             outages: Default::default(),
             latency_history: Default::default(),

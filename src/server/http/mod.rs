@@ -68,6 +68,8 @@ pub struct HttpSettings {
     /// The journal's files, whose ends `/api/0/journal` and `/api/0/events`
     /// answer; None with `journal_enabled: false`.
     pub journal: Option<JournalFiles>,
+    /// `hbd_name`, for `/healthz`.
+    pub name: String,
     /// Who may read and write (`api_tokens_file`, `api_reads_need_token`).
     pub tokens: Tokens,
 }
@@ -441,7 +443,7 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
             cache: "public, max-age=3600",
             ..Reply::new(200, www::content(file, settings.www_dir.as_deref(), true), file.content_type)
         },
-        Target::Healthz => api.healthz(&settings.notify),
+        Target::Healthz => api.healthz(&settings.name, &settings.notify),
         Target::Metrics => api.metrics(),
         Target::Hosts => {
             let value = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str());
@@ -600,12 +602,12 @@ impl Api {
         msg::ask(&self.to_core, query).map_err(|e| Reply::error(503, e.to_string()))
     }
 
-    fn healthz(&self, notify: &[ServiceState]) -> Reply {
+    fn healthz(&self, name: &str, notify: &[ServiceState]) -> Reply {
         let uptime = SystemTime::now().duration_since(self.started).map(|d| d.as_secs()).unwrap_or(0);
         match self.ask(Query::HostCount) {
             Ok(hosts) => Reply::json(
                 200,
-                &json!({"status": "ok", "hosts": hosts, "uptime_s": uptime, "version": env!("CARGO_PKG_VERSION"), "notify": notify_json(notify)}),
+                &json!({"status": "ok", "name": name, "hosts": hosts, "uptime_s": uptime, "version": env!("CARGO_PKG_VERSION"), "notify": notify_json(notify)}),
             ),
             Err(reply) => reply,
         }

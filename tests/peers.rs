@@ -1,0 +1,104 @@
+//! hbds that watch each other (`peers:`), with the real binary: two that
+//! list each other each track the other as a peer host; when one is killed
+//! with SIGKILL, the other says so through its notifier (a local Mattermost
+//! stand-in) after the dead one's interval plus grace.
+
+mod support;
+
+use std::net::UdpSocket;
+
+use support::standin::StandIn;
+use support::*;
+
+/// A UDP port free on loopback now, for a config that must name it before
+/// its hbd starts (each peer names the other's).
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_peer(dir: &TempDir, name: &str, port: u16, peer_port: u16, mattermost: &str) -> Hbd {
+    let config = dir.join("hbd.yaml");
+    let base = base_config(dir.path(), "127.0.0.1").replace("hb_port: 0\n", &format!("hb_port: {port}\n"));
+    std::fs::write(
+        &config,
+        format!(
+            "{base}hbd_name: {name}\npeers:\n  - host: 127.0.0.1\n    port: {peer_port}\npeer_interval: 1\ngrace: 2\n\
+             notify_group_window: 0\n{mattermost}"
+        ),
+    )
+    .unwrap();
+    Hbd::start_with_config(dir, &config)
+}
+
+fn host(hbd: &Hbd, name: &str) -> Option<serde_json::Value> {
+    let (status, host) = get_json(hbd.http, &format!("/api/0/hosts/{name}"));
+    (status == 200).then_some(host)
+}
+
+#[test]
+fn two_hbds_watch_each_other_and_the_survivor_reports_the_dead_one() {
+    let standin = StandIn::start(false);
+    let mattermost = format!("mattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n", standin.addr);
+    let (port_a, port_b) = (free_udp_port(), free_udp_port());
+    let (dir_a, dir_b) = (TempDir::new("peer-a"), TempDir::new("peer-b"));
+    let mut a = start_peer(&dir_a, "monitor-a", port_a, port_b, &mattermost);
+    let b = start_peer(&dir_b, "monitor-b", port_b, port_a, &mattermost);
+
+    // Each knows the other as an up peer hbd, with the interval it declares.
+    let seen_by_b = wait_for("b to hear a", || host(&b, "monitor-a").filter(|h| h["status"] == "up"));
+    assert_eq!(seen_by_b["peer"], true);
+    assert_eq!(seen_by_b["interval"], 1.0);
+    let seen_by_a = wait_for("a to hear b", || host(&a, "monitor-b").filter(|h| h["status"] == "up"));
+    assert_eq!(seen_by_a["peer"], true);
+    assert_eq!(get_json(a.http, "/healthz").1["name"], "monitor-a");
+
+    a.signal(libc::SIGKILL);
+    let _ = a.child.wait();
+    b.wait_journal("monitor-a down at b", |l| event_of(l, "host_down", "monitor-a").is_some());
+    let message = wait_for("b's message about monitor-a", || {
+        standin
+            .delivered("mattermost")
+            .into_iter()
+            .find(|m| m["text"].as_str().is_some_and(|t| t.contains("monitor-a")))
+    });
+    assert!(message["text"].as_str().unwrap().contains("down"), "{message}");
+    // monitor-a was never told of anything: nothing at the stand-in names b.
+    assert!(standin.delivered("mattermost").iter().all(|m| !m["text"].as_str().unwrap_or("").contains("monitor-b")));
+    standin.assert_no_violations();
+}
+
+#[test]
+fn a_peer_that_takes_only_signed_heartbeats_gets_them_signed() {
+    let secret = "peer-secret-0123456789";
+    let dir_b = TempDir::new("peer-signed-b");
+    let b = Hbd::start(&dir_b, &format!("keys:\n  - id: peers\n    secret: {secret}\n"));
+    let dir_a = TempDir::new("peer-signed-a");
+    let _a = Hbd::start(
+        &dir_a,
+        &format!(
+            "hbd_name: monitor-a\npeer_interval: 1\npeers:\n  - host: 127.0.0.1\n    port: {}\n    key: {{id: peers, secret: {secret}}}\n",
+            b.addr.port()
+        ),
+    );
+    let host = wait_for("b to hear a, signed", || host(&b, "monitor-a"));
+    assert_eq!(host["peer"], true);
+}
+
+#[test]
+fn bad_peers_are_config_errors_naming_them() {
+    let dir = TempDir::new("peer-bad");
+    let config = dir.join("hbd.yaml");
+    std::fs::write(&config, "hbd_name: not_a_name\npeers:\n  - host: ''\n  - {host: a, port: 0}\npeer_interval: 0\n")
+        .unwrap();
+    let out = hbd_command().args(["--check-config", "-c"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for needle in [
+        "hbd_name: `not_a_name` is not an RFC 1123 host name",
+        "peers[0].host: is empty",
+        "peers[1].port:",
+        "peer_interval",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} in {stderr}");
+    }
+}
