@@ -13,7 +13,7 @@ const SERVER_LAYERS: &[&[&str]] = &[
     &["model", "pattern", "files", "daemon"],
     &["store", "views"],
     &["msg"],
-    &["journal", "dns", "notify", "state", "systemd", "peers"],
+    &["journal", "dns", "notify", "state", "systemd", "peers", "alertmanager"],
     &["core", "udp"],
     &["http"],
     &["ws"],

@@ -47,6 +47,8 @@ fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     accepted.extend(["server", "port", "security", "username", "from", "to", "ca_file"].map(String::from));
     // The members of a `peers` entry (`port` is email's too).
     accepted.extend(["host", "key"].map(String::from));
+    // alertmanager's (`timeout` is every service's).
+    accepted.extend(["urls", "resend_interval", "external_url"].map(String::from));
     assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
 

@@ -29,12 +29,13 @@ use core::CoreOutputs;
 use daemon::PidFile;
 use journal::Journal;
 use msg::{
-    CoreMsg, JournalMsg, Query, ALIVE_CAPACITY, CORE_CAPACITY, DNS_CAPACITY, JOURNAL_CAPACITY, NOTIFY_CAPACITY,
-    QUERY_CAPACITY, STATE_CAPACITY, UPGRADE_CAPACITY, WS_CAPACITY,
+    CoreMsg, JournalMsg, Query, ALERTMANAGER_CAPACITY, ALIVE_CAPACITY, CORE_CAPACITY, DNS_CAPACITY, JOURNAL_CAPACITY,
+    NOTIFY_CAPACITY, QUERY_CAPACITY, STATE_CAPACITY, UPGRADE_CAPACITY, WS_CAPACITY,
 };
 use systemd::Systemd;
 use udp::UdpOutputs;
 
+pub mod alertmanager;
 pub mod config;
 pub mod core;
 pub mod ctl;
@@ -82,6 +83,7 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         notify,
         dns: dns_settings,
         peers: peer_settings,
+        alertmanager: alertmanager_settings,
         ..
     } = settings;
     let socket = udp::bind(&udp_settings)?;
@@ -150,14 +152,30 @@ pub fn run(settings: Settings, foreground: bool) -> io::Result<()> {
         }
         None => None,
     };
+    // Alertmanager only with its block; it ends when core drops `to_alertmanager`.
+    let to_alertmanager = match alertmanager_settings {
+        Some(am_settings) => {
+            let (to_alertmanager, am_inbox) = bounded(ALERTMANAGER_CAPACITY);
+            downstream.push(("alertmanager", alertmanager::spawn(am_settings, am_inbox, to_core.clone())?));
+            Some(to_alertmanager)
+        }
+        None => None,
+    };
     let mut systemd = Systemd::from_env();
     let (to_parent, mut alive) = bounded(ALIVE_CAPACITY);
     let to_parent = systemd.is_some().then_some(to_parent);
     if to_parent.is_none() {
         alive = never();
     }
-    let core_outputs =
-        CoreOutputs { to_journal: to_journal.clone(), to_state, to_ws: Some(to_ws), to_notify, to_dns, to_parent };
+    let core_outputs = CoreOutputs {
+        to_journal: to_journal.clone(),
+        to_state,
+        to_ws: Some(to_ws),
+        to_notify,
+        to_dns,
+        to_parent,
+        to_alertmanager,
+    };
     downstream.push(("core", core::spawn(core_settings, saved, core_inbox, core_queries, core_outputs)?));
     let udp_outputs = UdpOutputs { to_core: to_core.clone(), to_journal: to_journal.clone() };
     inputs.push(("udp", udp::spawn(socket, udp_settings, replay, udp_outputs, listeners_stop.clone())?));

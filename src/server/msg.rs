@@ -53,6 +53,8 @@ pub enum CoreMsg {
     Notified(NotifyReport),
     /// From the notifier: its counters, when they change.
     NotifyStats(Vec<ServiceStats>),
+    /// From the alertmanager thread: its counters (service `alertmanager`).
+    AlertmanagerStats(ServiceStats),
     /// From `dns`: how one update of `name.domain` to `address` ended.
     DnsResult { name: String, domain: String, address: IpAddr, outcome: DnsOutcome },
     /// From `dns`: how removing the records of a forgotten host ended.
@@ -226,6 +228,21 @@ pub const NOTIFY_CAPACITY: usize = 256;
 pub enum NotifyMsg {
     /// An alert changed level or reminds (at `at`, Unix seconds).
     Alert { at: f64, change: AlertChange },
+}
+
+// ── alertmanager ──────────────────────────────────────────────────────────
+
+/// core → alertmanager, on the tick after alerts changed (only with an
+/// `alertmanager:` block). Full: the core keeps its "changed" mark and
+/// offers the newer list at the next tick (each list is the whole state,
+/// so nothing is lost). Disconnected: the thread ends.
+pub const ALERTMANAGER_CAPACITY: usize = 4;
+
+/// What the alertmanager thread receives.
+#[derive(Debug)]
+pub enum AlertmanagerMsg {
+    /// Every alert that is not OK, at `at` (held ones marked).
+    Alerts { at: f64, alerts: Vec<Alert> },
 }
 
 // ── state ─────────────────────────────────────────────────────────────────

@@ -8,6 +8,7 @@
 //! a typo must not turn a setting off. Keys of features this version does not
 //! have yet are unknown keys too, with a message that says so.
 
+pub mod alertmanager;
 pub mod peers;
 pub mod thresholds;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::logging::LogFormat;
+use crate::server::alertmanager::AlertmanagerSettings;
 use crate::server::core::CoreSettings;
 use crate::server::dns::{self, DnsSettings};
 use crate::server::http::auth::{self, Tokens};
@@ -31,6 +33,7 @@ use crate::wire::auth::{HostPattern, Key, Keyring};
 use crate::wire::decode::PluginLimits;
 use crate::wire::is_valid_host_name;
 use crate::yaml::{self, redact, yaml11_bool, ConfigError, ConfigFile, KeySpec, Range};
+use alertmanager::AlertmanagerConfig;
 use peers::PeerConfig;
 
 /// Every top-level key `hbd.yaml` accepts, in the order of `man 5 hbd.yaml`,
@@ -77,6 +80,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("pushover"),
     KeySpec::new("mattermost"),
     KeySpec::new("signal"),
+    KeySpec::new("alertmanager"),
     KeySpec::new("notify_group_window").range(Range::number(0.0, 3600.0)).unit("seconds"),
     KeySpec::new("notify_queue_max").range(Range::int(1, 1_000_000)),
     KeySpec::new("notify_max_age").range(Range::number(60.0, 30.0 * 86400.0)).unit("seconds"),
@@ -177,6 +181,7 @@ pub struct Config {
     pub mattermost: serde_yaml::Value,
     #[serde(serialize_with = "redact_block")]
     pub signal: serde_yaml::Value,
+    pub alertmanager: Option<AlertmanagerConfig>,
     pub notify_group_window: f64,
     pub notify_queue_max: usize,
     pub notify_max_age: f64,
@@ -243,6 +248,7 @@ impl Default for Config {
             pushover: serde_yaml::Value::Null,
             mattermost: serde_yaml::Value::Null,
             signal: serde_yaml::Value::Null,
+            alertmanager: None,
             notify_group_window: 10.0,
             notify_queue_max: 1000,
             notify_max_age: 86400.0,
@@ -289,6 +295,8 @@ pub struct Settings {
     pub notify: NotifySettings,
     /// None without `peers:`: no peers thread runs.
     pub peers: Option<PeerSettings>,
+    /// None without `alertmanager:`.
+    pub alertmanager: Option<AlertmanagerSettings>,
     /// Not wrong, but worth saying at start-up (a threshold path no built-in
     /// plugin has, a notification service that is not usable).
     pub warnings: Vec<String>,
@@ -376,6 +384,10 @@ impl Config {
             Err(_) => "hbd".into(),
         };
         let peers = peers::compile(&hbd_name, &self.peers, self.peer_interval as f64, &mut problem);
+        let alertmanager = self.alertmanager.as_ref().and_then(|raw| {
+            let console = format!("http://{hbd_name}:{}", self.hbd_port);
+            alertmanager::compile(raw, console, &mut problems)
+        });
         let mut warnings = Vec::new();
         let rules = thresholds::compile(
             &self.thresholds,
@@ -477,6 +489,7 @@ impl Config {
             logfmt: self.logfmt,
             notify,
             peers,
+            alertmanager,
             warnings,
         })
     }

@@ -28,7 +28,8 @@ use crate::server::model::{
     UdpStats,
 };
 use crate::server::msg::{
-    CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update,
+    AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg,
+    Update,
 };
 use crate::wire::{unix_seconds, PluginKind};
 use alerts::AlertTable;
@@ -83,6 +84,10 @@ pub struct CoreOutputs {
     /// watchdog with it. Full: skipped (the parent has the last one). None
     /// when hbd does not run under systemd.
     pub to_parent: Option<Sender<CoreStatus>>,
+    /// Every alert that is not OK, for Alertmanager, on the tick after any
+    /// changed. Full: offered again at the next tick (each list is the
+    /// whole state). None without `alertmanager:`.
+    pub to_alertmanager: Option<Sender<AlertmanagerMsg>>,
 }
 
 /// Where the core learns the time: the system clock in hbd, a hand-set one in tests.
@@ -140,6 +145,9 @@ pub fn run(
         live_clients: 0,
         notify_stats: Vec::new(),
         notify_dropped: 0,
+        alertmanager_stats: None,
+        // What fires after a restart is told at the first tick.
+        alerts_changed: true,
         dns: DnsWanted::new(settings.dyndomains.clone()),
     };
     for (host, level) in core.alerts.worst_by_host() {
@@ -159,6 +167,7 @@ pub fn run(
                 Ok(CoreMsg::LiveClients(n)) => core.handle_live_clients(n),
                 Ok(CoreMsg::Notified(report)) => core.handle_notified(report, clock.now()),
                 Ok(CoreMsg::NotifyStats(stats)) => core.notify_stats = stats,
+                Ok(CoreMsg::AlertmanagerStats(stats)) => core.alertmanager_stats = Some(stats),
                 Ok(CoreMsg::DnsResult { name, domain, address, outcome }) => {
                     core.handle_dns_result(clock.now(), name, domain, address, outcome)
                 }
@@ -206,6 +215,9 @@ struct Core {
     live_clients: usize,
     notify_stats: Vec<ServiceStats>,
     notify_dropped: u64,
+    alertmanager_stats: Option<ServiceStats>,
+    /// An alert changed (or a host was forgotten) since Alertmanager was told.
+    alerts_changed: bool,
     /// DNS updates the worker has not taken yet, and counts of results.
     dns: DnsWanted,
 }
@@ -272,7 +284,18 @@ impl Core {
         self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
         self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
+        self.tell_alertmanager(now);
         self.report_alive();
+    }
+
+    /// The alerts that are not OK, once per tick after they changed.
+    fn tell_alertmanager(&mut self, now: f64) {
+        let Some(to) = self.outputs.to_alertmanager.as_ref().filter(|_| self.alerts_changed) else { return };
+        let mut alerts = self.alerts.sorted(None);
+        alerts.retain(|a| a.level != Level::Ok);
+        if to.try_send(AlertmanagerMsg::Alerts { at: now, alerts }).is_ok() {
+            self.alerts_changed = false;
+        }
     }
 
     /// Tells the parent the loop still turns (and what it counts), for
@@ -289,6 +312,7 @@ impl Core {
     fn forget(&mut self, name: &str, by: &str, dns: bool, now: f64) -> bool {
         let Some(record) = self.table.remove(name) else { return false };
         self.alerts.forget(name);
+        self.alerts_changed = true;
         if dns && !self.dns.remove(name, &self.outputs.to_dns) {
             warn!("core: the DNS records of {name} are not removed: no dyndomains, or the DNS worker is stuck");
         }
@@ -337,7 +361,7 @@ impl Core {
                     ws_dropped: self.ws_dropped,
                     journal: self.journal_stats,
                     alerts: self.alerts.sorted(None),
-                    notify: self.notify_stats.clone(),
+                    notify: self.notify_stats.iter().chain(&self.alertmanager_stats).cloned().collect(),
                     notify_dropped: self.notify_dropped,
                     dns: self.dns.stats(&self.table),
                 });
@@ -398,6 +422,9 @@ impl Core {
             // The notifier logs its own deliveries and failures.
             Event::Notification(_) => {}
             event => info!("core: {event}"),
+        }
+        if let Event::Alert(_) = &event {
+            self.alerts_changed = true;
         }
         if let (Event::Alert(change), Some(notify)) = (&event, &self.outputs.to_notify) {
             if notify.try_send(NotifyMsg::Alert { at, change: change.clone() }).is_err() {
@@ -545,6 +572,7 @@ mod tests {
             to_notify: None,
             to_dns,
             to_parent: None,
+            to_alertmanager: None,
         };
         let run_clock = clock.clone();
         let core = std::thread::spawn(move || {

@@ -492,7 +492,7 @@ fn clamped_seconds(seconds: f64, min: f64, max: f64) -> Duration {
 /// An http:// or https:// URL with a host, as the services take them.
 /// An http(s) URL with a host. A URL that is a secret (a Mattermost webhook
 /// carries its key in the path) is never repeated in the message.
-fn check_url(key: &str, url: &str, problems: &mut Vec<String>) {
+pub fn check_url(key: &str, url: &str, problems: &mut Vec<String>) {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
     // `host[:port]`, the port (if any) a number from 1 to 65535.
