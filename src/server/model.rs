@@ -243,6 +243,10 @@ pub enum Event {
     /// hbd forgot a host (its state, history and alerts): `by` the token
     /// that asked, or `host_expire_after` when it was silent that long.
     HostForgotten { name: String, by: String, last_seen: f64 },
+    /// An admin acknowledged an alert (`by` the token's name).
+    Acknowledged { key: AlertKey, by: String, comment: String },
+    /// An admin removed an acknowledgement.
+    AckRemoved { key: AlertKey, by: String },
 }
 
 /// How one DNS update ended.
@@ -269,6 +273,12 @@ impl std::fmt::Display for Event {
             }
             Event::Alert(change) => f.write_str(&change.text),
             Event::HostForgotten { name, by, .. } => write!(f, "host {name} forgotten (by {by})"),
+            Event::Acknowledged { key, by, .. } => {
+                write!(f, "alert {}/{}/{} acknowledged by {by}", key.host, key.plugin, key.metric_path)
+            }
+            Event::AckRemoved { key, by } => {
+                write!(f, "acknowledgement of {}/{}/{} removed by {by}", key.host, key.plugin, key.metric_path)
+            }
             Event::Notification(r) => match &r.error {
                 None => write!(f, "{} delivered: {}", r.service, r.subject),
                 Some(error) => write!(f, "{} failed: {error}: {}", r.service, r.subject),
@@ -365,6 +375,19 @@ pub struct Alert {
     /// worked out by the alert table when it lists alerts, never saved.
     #[serde(skip)]
     pub held: bool,
+    /// Someone is on it: no reminders until the alert recovers or changes
+    /// level, which ends the acknowledgement. Saved (older state files
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Ack>,
+}
+
+/// Who acknowledged an alert, when (Unix seconds) and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub by: String,
+    pub at: f64,
+    pub comment: String,
 }
 
 /// Counts alerts by level, every level named (0 included); held alerts

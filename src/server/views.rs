@@ -138,6 +138,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "notification",
     "host_forgotten",
     "dns_removed",
+    "acknowledged",
+    "ack_removed",
 ];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
@@ -200,6 +202,13 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         Event::HostForgotten { name, by, last_seen } => {
             ("host_forgotten", json!({"name": name, "by": by, "last_seen": round3(*last_seen)}))
         }
+        Event::Acknowledged { key, by, comment } => (
+            "acknowledged",
+            json!({"name": key.host, "plugin": key.plugin, "metric_path": key.metric_path, "by": by, "comment": comment}),
+        ),
+        Event::AckRemoved { key, by } => {
+            ("ack_removed", json!({"name": key.host, "plugin": key.plugin, "metric_path": key.metric_path, "by": by}))
+        }
     }
 }
 
@@ -221,7 +230,7 @@ fn add_dns_outcome(fields: &mut Value, outcome: &DnsOutcome, done: &str) {
 
 /// An alert as `/api/0/alerts` shows it: the Python hbd's field names.
 pub fn alert_json(alert: &Alert) -> Value {
-    json!({
+    let mut shown = json!({
         "hostname": alert.key.host,
         "plugin": alert.key.plugin,
         "metric_path": alert.key.metric_path,
@@ -233,7 +242,16 @@ pub fn alert_json(alert: &Alert) -> Value {
         "warning": alert.warning,
         "critical": alert.critical,
         "message": alert.message,
-    })
+    });
+    add_ack(&mut shown, alert);
+    shown
+}
+
+/// `acknowledged: {by, at, comment}` while the alert is acknowledged; absent otherwise.
+fn add_ack(shown: &mut Value, alert: &Alert) {
+    if let (Some(ack), Some(map)) = (&alert.acknowledged, shown.as_object_mut()) {
+        map.insert("acknowledged".into(), json!({"by": ack.by, "at": round3(ack.at), "comment": ack.comment}));
+    }
 }
 
 /// `{"summary":{"ok":…,"warning":…,"critical":…,"unknown":…},"alerts":[…],"count":N}`.

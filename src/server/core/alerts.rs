@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::server::model::{summarize, Alert, AlertChange, AlertKey, Level, HEARTBEAT, SILENT_FOR};
+use crate::server::model::{summarize, Ack, Alert, AlertChange, AlertKey, Level, HEARTBEAT, SILENT_FOR};
+use crate::server::msg::AckRefused;
 use crate::server::pattern::glob_matches;
 
 /// The plugin whose data carries Nagios checks, mapped without rules.
@@ -404,6 +405,8 @@ impl AlertTable {
                 .alerts
                 .values()
                 .filter(|a| a.level != Level::Ok && now - a.last_notified >= rules.renotify)
+                // Someone is on it: no reminders (see `acknowledge`).
+                .filter(|a| a.acknowledged.is_none())
                 .filter(|a| a.key.plugin == HEARTBEAT || hosts.is_up(&a.key.host))
                 .map(|a| a.key.clone())
                 .collect();
@@ -476,7 +479,40 @@ impl AlertTable {
         alert.threshold = threshold;
         alert.pending = None;
         alert.message = text.clone();
+        // What was acknowledged was this level: a new one needs a look again.
+        alert.acknowledged = None;
         AlertChange { key: key.clone(), from, to, value, threshold, reminder: false, ongoing, text }
+    }
+}
+
+/// Acknowledgements: an operator says someone is on an alert. It stops the
+/// alert's reminders (nothing else: it is still listed, counted and shown)
+/// until its next transition, a recovery or another level, which clears
+/// it in [`AlertTable::transition`].
+impl AlertTable {
+    /// Acknowledges the alert at `key` (again: the newer one replaces it).
+    /// The host is known to the caller; the alert must exist and not be OK.
+    pub fn acknowledge(&mut self, key: &AlertKey, by: &str, comment: &str, now: f64) -> Result<Alert, AckRefused> {
+        let held = self.held_key(key);
+        let alert = self.alerts.get_mut(key).ok_or(AckRefused::UnknownAlert)?;
+        if alert.level == Level::Ok {
+            return Err(AckRefused::IsOk);
+        }
+        alert.acknowledged = Some(Ack { by: by.to_string(), at: now, comment: comment.to_string() });
+        Ok(Alert { held, ..alert.clone() })
+    }
+
+    /// Removes the acknowledgement of the alert at `key`: its reminders
+    /// resume, the next one due after `renotify` from the last.
+    pub fn unacknowledge(&mut self, key: &AlertKey) -> Result<Alert, AckRefused> {
+        let held = self.held_key(key);
+        let alert = self.alerts.get_mut(key).ok_or(AckRefused::UnknownAlert)?;
+        alert.acknowledged.take().ok_or(AckRefused::NotAcknowledged)?;
+        Ok(Alert { held, ..alert.clone() })
+    }
+
+    fn held_key(&self, key: &AlertKey) -> bool {
+        key.plugin != HEARTBEAT && self.down.contains(&key.host)
     }
 }
 
@@ -510,6 +546,7 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
         warning: None,
         critical: None,
         held: false,
+        acknowledged: None,
     }
 }
 
@@ -761,6 +798,74 @@ mod tests {
         assert!(t.tick(&r, &up, 5000.0).is_empty(), "next one an interval later");
         let down = HostView::default();
         assert!(t.tick(&r, &down, 9000.0).is_empty(), "no reminders while the host is down");
+    }
+
+    /// An acknowledged alert reminds no more; its next transition (another
+    /// level, or back to OK) ends the acknowledgement, and reminders of the
+    /// new level follow the interval again.
+    #[test]
+    fn an_acknowledged_alert_reminds_no_more_until_its_level_changes() {
+        let r = rules("cpu_monitor:\n  load_1min: {warning: 5, critical: 10}\n");
+        let key = AlertKey { host: "mail".into(), plugin: "cpu_monitor".into(), metric_path: "load_1min".into() };
+        let up = HostView { up_plugins: [("mail", Vec::new())].into(), ..HostView::default() };
+        let mut t = AlertTable::default();
+        assert_eq!(t.acknowledge(&key, "alice", "on it", 999.0), Err(AckRefused::UnknownAlert));
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 2.0}), 999.0);
+        assert_eq!(t.acknowledge(&key, "alice", "on it", 999.0), Err(AckRefused::IsOk));
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 12.5}), 1000.0);
+        let acked = t.acknowledge(&key, "alice", "swapping the disk", 1100.0).unwrap();
+        assert_eq!(
+            acked.acknowledged,
+            Some(Ack { by: "alice".into(), at: 1100.0, comment: "swapping the disk".into() })
+        );
+        assert!(t.tick(&r, &up, 4600.0).is_empty(), "no reminder while acknowledged");
+        assert!(t.tick(&r, &up, 9000.0).is_empty());
+        assert_eq!(t.sorted(None)[0].acknowledged.as_ref().map(|a| a.by.as_str()), Some("alice"));
+        // Saved and loaded with the state file.
+        let mut t = AlertTable::new(t.snapshot());
+        assert!(t.tick(&r, &up, 9500.0).is_empty(), "still acknowledged after a restart");
+        // Another level: the acknowledgement ends, reminders resume.
+        let c = t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 7.0}), 10_000.0);
+        assert_eq!(c[0].to, W);
+        assert_eq!(t.sorted(None)[0].acknowledged, None);
+        assert_eq!(t.tick(&r, &up, 13_600.0).len(), 1, "a reminder of the new level");
+        // Recovery ends it too.
+        t.acknowledge(&key, "bob", "known", 13_700.0).unwrap();
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 1.0}), 13_800.0);
+        assert_eq!(t.sorted(None)[0].acknowledged, None);
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 12.0}), 13_900.0);
+        assert_eq!(t.tick(&r, &up, 17_500.0).len(), 1, "a new problem reminds");
+        // Removing it by hand brings the reminders back.
+        assert_eq!(t.unacknowledge(&key), Err(AckRefused::NotAcknowledged));
+        t.acknowledge(&key, "bob", "known", 17_600.0).unwrap();
+        assert!(t.tick(&r, &up, 21_100.0).is_empty());
+        assert_eq!(t.unacknowledge(&key).unwrap().acknowledged, None);
+        assert_eq!(t.tick(&r, &up, 21_101.0).len(), 1);
+    }
+
+    /// A down host is acknowledged through its host-down alert: no
+    /// reminders of it; back up, the acknowledgement is gone.
+    #[test]
+    fn a_down_host_is_acknowledged_through_its_host_down_alert() {
+        let r = rules("");
+        let mut t = AlertTable::default();
+        t.host_down("web1", 75.0, 100.0).unwrap();
+        let acked = t.acknowledge(&heartbeat_key("web1"), "alice", "decommissioning", 110.0).unwrap();
+        assert!(acked.acknowledged.is_some() && !acked.held);
+        assert!(t.tick(&r, &HostView::default(), 3700.0).is_empty(), "no reminder");
+        t.host_up("web1", 3800.0).unwrap();
+        assert_eq!(t.sorted(Some("web1"))[0].acknowledged, None);
+        t.host_down("web1", 75.0, 4000.0).unwrap();
+        assert_eq!(t.tick(&r, &HostView::default(), 7600.0).len(), 1, "a new outage reminds");
+    }
+
+    /// A state file from before acknowledgements loads as unacknowledged.
+    #[test]
+    fn old_state_files_have_no_acknowledgements() {
+        let old = r#"{"host":"h","plugin":"p","metric_path":"v","level":"CRITICAL","last_value":1.0,"threshold":null,"since":5.0,"last_notified":5.0,"message":"m"}"#;
+        let alert: Alert = serde_json::from_str(old).unwrap();
+        assert_eq!(alert.acknowledged, None);
+        assert!(!serde_json::to_string(&alert).unwrap().contains("acknowledged"));
     }
 
     #[test]

@@ -24,9 +24,12 @@ use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
 use crate::server::model::{
-    summarize, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport, ServiceStats, UdpStats,
+    summarize, Alert, AlertKey, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
+    ServiceStats, UdpStats,
 };
-use crate::server::msg::{CoreMsg, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update};
+use crate::server::msg::{
+    AckRefused, CoreMsg, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update,
+};
 use crate::wire::{unix_seconds, PluginKind};
 use alerts::AlertTable;
 use dns_wanted::DnsWanted;
@@ -281,6 +284,30 @@ impl Core {
         true
     }
 
+    /// Acknowledges an alert (`comment` Some) or removes the
+    /// acknowledgement (None), journaled with who.
+    fn acknowledge(
+        &mut self,
+        mut key: AlertKey,
+        by: String,
+        comment: Option<String>,
+        now: f64,
+    ) -> Result<Alert, AckRefused> {
+        key.host.make_ascii_lowercase();
+        if !self.table.contains(&key.host) {
+            return Err(AckRefused::UnknownHost);
+        }
+        let (alert, event) = match comment {
+            Some(comment) => {
+                let alert = self.alerts.acknowledge(&key, &by, &comment, now)?;
+                (alert, Event::Acknowledged { key, by, comment })
+            }
+            None => (self.alerts.unacknowledge(&key)?, Event::AckRemoved { key, by }),
+        };
+        self.route(now, event);
+        Ok(alert)
+    }
+
     fn handle_query(&mut self, query: Query, inbound_queue: usize, now: f64) {
         // A requester that gave up has dropped its receiver; nothing to do then.
         match query {
@@ -306,6 +333,9 @@ impl Core {
             }
             Query::Forget { name, by, dns, reply } => {
                 let _ = reply.send(self.forget(&name.to_ascii_lowercase(), &by, dns, now));
+            }
+            Query::Ack { key, by, comment, reply } => {
+                let _ = reply.send(self.acknowledge(key, by, comment, now));
             }
             Query::Metrics(reply) => {
                 let (hosts, plugins) = self.table.latest();
