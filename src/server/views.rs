@@ -35,6 +35,11 @@ struct HostView<'a> {
     /// Percent of the last day and week the host was up.
     availability: Availability,
     plugins: BTreeMap<&'a str, PluginKind>,
+    /// `parents:` that apply to it, and while unreachable the ones down.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    parents: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    unreachable_via: &'a [String],
 }
 
 impl<'a> HostView<'a> {
@@ -57,6 +62,8 @@ impl<'a> HostView<'a> {
                 week: host.availability(now, AVAILABILITY_KEPT).map(round3),
             },
             plugins: host.plugins.iter().map(|(name, s)| (name.as_str(), s.kind)).collect(),
+            parents: &host.parents,
+            unreachable_via: &host.unreachable_via,
         }
     }
 }
@@ -140,6 +147,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "dns_removed",
     "acknowledged",
     "ack_removed",
+    "host_unreachable",
+    "host_reachable",
 ];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
@@ -202,6 +211,14 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         Event::HostForgotten { name, by, last_seen } => {
             ("host_forgotten", json!({"name": name, "by": by, "last_seen": round3(*last_seen)}))
         }
+        Event::HostUnreachable { name, via, last_seen, silent_for } => (
+            "host_unreachable",
+            json!({"name": name, "via": via, "last_seen": round3(*last_seen), "silent_for": round3(*silent_for)}),
+        ),
+        Event::HostReachable { name, address, unreachable_for } => (
+            "host_reachable",
+            json!({"name": name, "address": address.ip().to_string(), "port": address.port(), "unreachable_for": round3(*unreachable_for)}),
+        ),
         Event::Acknowledged { key, by, comment } => (
             "acknowledged",
             json!({"name": key.host, "plugin": key.plugin, "metric_path": key.metric_path, "by": by, "comment": comment}),
@@ -244,6 +261,9 @@ pub fn alert_json(alert: &Alert) -> Value {
         "message": alert.message,
     });
     add_ack(&mut shown, alert);
+    if let (Some(behind), Some(map)) = (alert.behind, shown.as_object_mut()) {
+        map.insert("behind".into(), json!(behind));
+    }
     shown
 }
 

@@ -8,6 +8,7 @@
 //! a typo must not turn a setting off. Keys of features this version does not
 //! have yet are unknown keys too, with a message that says so.
 
+pub mod parents;
 pub mod thresholds;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -56,6 +57,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("interval").range(Range::number(0.0, 86400.0).above()).unit("seconds"),
     KeySpec::new("grace").range(Range::number(0.0, 86400.0)).unit("seconds"),
     KeySpec::new("host_expire_after").range(Range::number(0.0, 10.0 * 365.0 * 86400.0)).unit("seconds"),
+    KeySpec::new("parents"),
     KeySpec::new("keys"),
     KeySpec::new("auth_window").range(Range::at_least(1)),
     KeySpec::new("max_hosts").range(Range::int(1, 100_000_000)),
@@ -145,6 +147,8 @@ pub struct Config {
     pub grace: f64,
     /// Seconds of silence after which a host is forgotten; 0: never.
     pub host_expire_after: f64,
+    /// Child host name or pattern → parent host name(s); compiled by check().
+    pub parents: serde_yaml::Value,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
     pub max_hosts: usize,
@@ -215,6 +219,7 @@ impl Default for Config {
             interval: 30.0,
             grace: 30.0,
             host_expire_after: 0.0,
+            parents: serde_yaml::Value::Null,
             keys: Vec::new(),
             auth_window: 300,
             max_hosts: 100_000,
@@ -352,6 +357,7 @@ impl Config {
         });
         let dyndomains = self.dns_problems(&absolute, &mut problem);
         let mut warnings = Vec::new();
+        let parents = parents::compile(&self.parents, &mut problems);
         let rules = thresholds::compile(
             &self.thresholds,
             self.threshold_renotify_interval,
@@ -411,6 +417,7 @@ impl Config {
                 rules,
                 dyndomains: dyndomains.clone(),
                 host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
+                parents,
             },
             journal: journal_files.clone().map(|files| JournalSettings {
                 files,

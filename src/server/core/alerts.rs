@@ -213,6 +213,10 @@ pub struct AlertTable {
     alerts: HashMap<AlertKey, Alert>,
     /// Hosts whose host-down alert is not OK: their other alerts are held.
     down: HashSet<String>,
+    /// Unreachable hosts (`parents:`): their alerts are held as a down host's.
+    unreachable: HashSet<String>,
+    /// Down hosts with hosts unreachable behind them, and how many.
+    behind: HashMap<String, usize>,
 }
 
 impl AlertTable {
@@ -235,7 +239,7 @@ impl AlertTable {
     }
 
     fn is_held(&self, alert: &Alert) -> bool {
-        alert.key.plugin != HEARTBEAT && self.down.contains(&alert.key.host)
+        self.held_key(&alert.key)
     }
 
     /// Every alert state, marked held or not: those that count first,
@@ -245,7 +249,7 @@ impl AlertTable {
             .alerts
             .values()
             .filter(|a| host.is_none_or(|h| a.key.host == h))
-            .map(|a| Alert { held: self.is_held(a), ..a.clone() })
+            .map(|a| Alert { held: self.is_held(a), behind: self.behind_of(&a.key), ..a.clone() })
             .collect();
         alerts.sort_by(|a, b| a.held.cmp(&b.held).then(b.level.cmp(&a.level)).then_with(|| a.key.cmp(&b.key)));
         alerts
@@ -353,6 +357,7 @@ impl AlertTable {
     pub fn forget(&mut self, host: &str) {
         self.alerts.retain(|key, _| key.host != host);
         self.down.remove(host);
+        self.unreachable.remove(host);
     }
 
     /// The host stopped sending: its host-down alert becomes CRITICAL, with
@@ -364,7 +369,9 @@ impl AlertTable {
             return None;
         }
         self.down.insert(host.to_string());
-        let text = format!("CRITICAL: {host} - host down (silent for {silent_for:.0}s)");
+        self.unreachable.remove(host);
+        let behind = self.behind_text(host);
+        let text = format!("CRITICAL: {host} - host down (silent for {silent_for:.0}s){behind}");
         Some(self.transition(&key, Level::Critical, Some(silent_for.round()), None, now, text))
     }
 
@@ -415,8 +422,12 @@ impl AlertTable {
                     alert.last_notified = now;
                     let ongoing = now - alert.since;
                     let what = describe(&key, alert.last_value);
+                    let behind = match key.plugin == HEARTBEAT {
+                        true => behind_text(self.behind.get(&key.host).copied()),
+                        false => String::new(),
+                    };
                     let text = format!(
-                        "REMINDER ({}): {} - {what} (ongoing for {ongoing:.0}s)",
+                        "REMINDER ({}): {} - {what} (ongoing for {ongoing:.0}s){behind}",
                         alert.level.as_str(),
                         key.host
                     );
@@ -493,26 +504,64 @@ impl AlertTable {
     /// Acknowledges the alert at `key` (again: the newer one replaces it).
     /// The host is known to the caller; the alert must exist and not be OK.
     pub fn acknowledge(&mut self, key: &AlertKey, by: &str, comment: &str, now: f64) -> Result<Alert, AckRefused> {
-        let held = self.held_key(key);
+        let (held, behind) = (self.held_key(key), self.behind_of(key));
         let alert = self.alerts.get_mut(key).ok_or(AckRefused::UnknownAlert)?;
         if alert.level == Level::Ok {
             return Err(AckRefused::IsOk);
         }
         alert.acknowledged = Some(Ack { by: by.to_string(), at: now, comment: comment.to_string() });
-        Ok(Alert { held, ..alert.clone() })
+        Ok(Alert { held, behind, ..alert.clone() })
     }
 
     /// Removes the acknowledgement of the alert at `key`: its reminders
     /// resume, the next one due after `renotify` from the last.
     pub fn unacknowledge(&mut self, key: &AlertKey) -> Result<Alert, AckRefused> {
-        let held = self.held_key(key);
+        let (held, behind) = (self.held_key(key), self.behind_of(key));
         let alert = self.alerts.get_mut(key).ok_or(AckRefused::UnknownAlert)?;
         alert.acknowledged.take().ok_or(AckRefused::NotAcknowledged)?;
-        Ok(Alert { held, ..alert.clone() })
+        Ok(Alert { held, behind, ..alert.clone() })
     }
 
     fn held_key(&self, key: &AlertKey) -> bool {
-        key.plugin != HEARTBEAT && self.down.contains(&key.host)
+        key.plugin != HEARTBEAT && (self.down.contains(&key.host) || self.unreachable.contains(&key.host))
+    }
+}
+
+/// Dependencies (`parents:`): an unreachable host's alerts are held as a
+/// down host's, and a down parent's host-down alert says how many hosts
+/// are unreachable behind it.
+impl AlertTable {
+    /// The host is unreachable: its alerts are held until it sends again.
+    pub fn host_unreachable(&mut self, host: &str) {
+        self.unreachable.insert(host.to_string());
+    }
+
+    /// The unreachable host sent again: its alerts count again.
+    pub fn host_reachable(&mut self, host: &str) {
+        self.unreachable.remove(host);
+    }
+
+    /// How many hosts are unreachable behind each down host, for the texts
+    /// of host-down alerts and reminders from now on.
+    pub fn set_behind(&mut self, behind: HashMap<String, usize>) {
+        self.behind = behind;
+    }
+
+    fn behind_of(&self, key: &AlertKey) -> Option<usize> {
+        (key.plugin == HEARTBEAT).then(|| self.behind.get(&key.host).copied()).flatten()
+    }
+
+    fn behind_text(&self, host: &str) -> String {
+        behind_text(self.behind.get(host).copied())
+    }
+}
+
+/// `; 20 hosts behind it are unreachable`, or nothing.
+fn behind_text(behind: Option<usize>) -> String {
+    match behind {
+        None | Some(0) => String::new(),
+        Some(1) => "; 1 host behind it is unreachable".to_string(),
+        Some(n) => format!("; {n} hosts behind it are unreachable"),
     }
 }
 
@@ -547,6 +596,7 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
         critical: None,
         held: false,
         acknowledged: None,
+        behind: None,
     }
 }
 
@@ -857,6 +907,36 @@ mod tests {
         assert_eq!(t.sorted(Some("web1"))[0].acknowledged, None);
         t.host_down("web1", 75.0, 4000.0).unwrap();
         assert_eq!(t.tick(&r, &HostView::default(), 7600.0).len(), 1, "a new outage reminds");
+    }
+
+    /// A down parent's host-down alert says how many hosts are unreachable
+    /// behind it, in its text and its reminders (with the count of then);
+    /// an unreachable host's own alerts are held as a down host's.
+    #[test]
+    fn a_parents_host_down_alert_counts_the_hosts_behind_it() {
+        let r = rules(README);
+        let mut t = AlertTable::default();
+        t.observe(&r, "site1-web", "cpu_monitor", &json!({"cpu_percent": 95.0}), 100.0);
+        t.host_unreachable("site1-web");
+        t.set_behind([("site1-router".to_string(), 20)].into());
+        let c = t.host_down("site1-router", 32.0, 110.0).unwrap();
+        assert_eq!(c.text, "CRITICAL: site1-router - host down (silent for 32s); 20 hosts behind it are unreachable");
+        let listed = t.sorted(None);
+        assert_eq!((listed[0].key.host.as_str(), listed[0].behind), ("site1-router", Some(20)));
+        assert!(listed[1].held, "the unreachable host's cpu alert is held");
+        assert_eq!(t.summary()[&C], 1, "and not counted");
+        t.set_behind([("site1-router".to_string(), 21)].into());
+        let c = t.tick(&r, &HostView::default(), 3710.0);
+        assert_eq!(c.len(), 1, "no reminder of the held cpu alert");
+        assert_eq!(
+            c[0].text,
+            "REMINDER (CRITICAL): site1-router - host down (ongoing for 3600s); 21 hosts behind it are unreachable"
+        );
+        t.host_reachable("site1-web");
+        assert!(!t.sorted(None)[1].held);
+        t.set_behind([("site1-router".to_string(), 1)].into());
+        assert_eq!(behind_text(Some(1)), "; 1 host behind it is unreachable");
+        assert_eq!(behind_text(Some(0)), "");
     }
 
     /// A state file from before acknowledgements loads as unacknowledged.

@@ -12,6 +12,7 @@
 //! `server::model`; what core asks of DNS and hears back in `dns_wanted`.
 
 pub mod alerts;
+pub mod deps;
 mod dns_wanted;
 pub mod table;
 
@@ -25,7 +26,7 @@ use log::{info, warn};
 
 use crate::server::model::{
     summarize, Alert, AlertKey, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
-    ServiceStats, UdpStats,
+    ServiceStats, Status, UdpStats,
 };
 use crate::server::msg::{
     AckRefused, CoreMsg, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg, Update,
@@ -54,6 +55,8 @@ pub struct CoreSettings {
     pub dyndomains: Vec<String>,
     /// Hosts silent longer than this are forgotten (`host_expire_after`); None: never.
     pub host_expire_after: Option<f64>,
+    /// `parents:`, checked: which hosts stand behind which.
+    pub parents: deps::Parents,
 }
 
 /// Where the core sends what it decides, and what it does when a channel is
@@ -125,6 +128,7 @@ pub fn run(
         table: HostTable::new(saved.hosts, &settings, now),
         rules: settings.rules.clone(),
         host_expire_after: settings.host_expire_after,
+        has_parents: !settings.parents.is_empty(),
         alerts: AlertTable::new(saved.alerts),
         outputs,
         events: Vec::new(),
@@ -140,6 +144,9 @@ pub fn run(
     };
     for (host, level) in core.alerts.worst_by_host() {
         core.table.set_alert_level(host, level);
+    }
+    for host in core.table.iter().filter(|h| h.status == Status::Unreachable) {
+        core.alerts.host_unreachable(&host.name);
     }
     info!("core: tracking {} hosts from the state file", core.table.len());
     // Whatever DNS has not confirmed yet (pending or failed before a restart) is asked for again.
@@ -187,6 +194,8 @@ struct Core {
     table: HostTable,
     rules: alerts::Rules,
     host_expire_after: Option<f64>,
+    /// Whether `parents:` is configured: only then are hosts counted behind others.
+    has_parents: bool,
     alerts: AlertTable,
     outputs: CoreOutputs,
     /// Reused buffer for the events of one message or tick.
@@ -264,6 +273,10 @@ impl Core {
             }
         }
         self.table.expire(now, &mut self.events);
+        if self.has_parents {
+            // Before the host-down alerts of this tick are written: they say it.
+            self.alerts.set_behind(self.table.unreachable_behind());
+        }
         let changes = self.alerts.tick(&self.rules, &self.table, now);
         self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
@@ -399,6 +412,14 @@ impl Core {
             .map(|event| match event {
                 Event::HostDown { name, silent_for, .. } => self.alerts.host_down(name, *silent_for, at),
                 Event::HostUp { name, .. } => self.alerts.host_up(name, at),
+                Event::HostUnreachable { name, .. } => {
+                    self.alerts.host_unreachable(name);
+                    None
+                }
+                Event::HostReachable { name, .. } => {
+                    self.alerts.host_reachable(name);
+                    None
+                }
                 _ => None,
             })
             .collect();
@@ -533,6 +554,7 @@ mod tests {
             rules: alerts::Rules::default(),
             dyndomains,
             host_expire_after: None,
+            parents: deps::Parents::default(),
         }
     }
 

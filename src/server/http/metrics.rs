@@ -329,6 +329,9 @@ mod tests {
             dns: BTreeMap::new(),
             outages: Default::default(),
             latency_history: Default::default(),
+            parents: Vec::new(),
+            unreachable_via: Vec::new(),
+            reprieve: None,
         };
         MetricsSnapshot {
             hosts: vec![host],
