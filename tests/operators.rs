@@ -1,7 +1,9 @@
 //! What operators do to a running hbd, with the real binary: API tokens
 //! (reads open, writes for admins only, never from another site), forgetting
 //! a host by hand (`DELETE /api/0/hosts/NAME`, `hbd forget`) and by
-//! `host_expire_after`, each journaled with who did it.
+//! `host_expire_after`, each journaled with who did it; acknowledging an
+//! alert (`POST /api/0/hosts/NAME/ack`, `hbd ack`); hosts behind a parent
+//! (`parents:`) that is down.
 
 mod support;
 
@@ -351,4 +353,81 @@ fn an_acknowledged_alert_sends_no_reminder() {
     let (status, answer) = send_json(&hbd, "POST", "/api/0/hosts/web1/ack", Some(ALICE), "{\"comment\": \"x\"}");
     assert_eq!(status, 409, "{answer}");
     assert_eq!(http_request(hbd.http, "GET", ack, &[]).0, 405);
+}
+
+// ── Dependencies ─────────────────────────────────────────────────────────
+
+/// A router and the 20 hosts behind it stop at once: one message, for the
+/// router, saying 20 hosts are behind it; the hosts are unreachable, not
+/// down. The router comes back, then its hosts, in time: nothing about them.
+#[test]
+fn a_router_down_with_20_hosts_behind_it_is_one_message() {
+    let dir = TempDir::new("parents");
+    let standin = Mattermost::start();
+    let hbd = Hbd::start(&dir, &format!("grace: 2\nparents:\n  \"site1-*\": site1-router\n{}", standin.config()));
+    let udp = client("127.0.0.1:0");
+    let hosts: Vec<String> = (0..20).map(|i| format!("site1-host{i:02}")).collect();
+    heartbeat(&udp, hbd.addr, "site1-router", 1.0, 0);
+    for (i, name) in hosts.iter().enumerate() {
+        heartbeat(&udp, hbd.addr, name, 1.0, 1 + i as u64);
+    }
+    let text = wait_for("the router's message", || {
+        standin.texts().into_iter().find(|t| t.contains("site1-router - host down"))
+    });
+    assert!(text.contains("; 20 hosts behind it are unreachable"), "{text}");
+    let (_, host) = get_json(hbd.http, "/api/0/hosts/site1-host07");
+    assert_eq!(
+        (&host["status"], &host["parents"], &host["unreachable_via"]),
+        (&json!("unreachable"), &json!(["site1-router"]), &json!(["site1-router"])),
+        "{host}"
+    );
+    let (_, router) = get_json(hbd.http, "/api/0/hosts/site1-router");
+    assert_eq!((&router["status"], router.get("parents")), (&json!("down"), None), "not behind itself: {router}");
+    let (_, alerts) = get_json(hbd.http, "/api/0/alerts");
+    assert_eq!(alerts["count"], 1, "{alerts}");
+    assert_eq!(
+        (&alerts["alerts"][0]["hostname"], &alerts["alerts"][0]["behind"]),
+        (&json!("site1-router"), &json!(20))
+    );
+    let lines = wait_for("20 host_unreachable events", || {
+        let lines = events(&hbd);
+        (lines.iter().filter(|l| l["type"] == "host_unreachable").count() == 20).then_some(lines)
+    });
+    let unreachable = lines.iter().find(|l| l["type"] == "host_unreachable").unwrap();
+    assert_eq!(unreachable["via"], json!(["site1-router"]));
+    assert!(!lines.iter().any(|l| l["type"] == "host_down" && l["name"] != "site1-router"), "only the router is down");
+
+    // Back: the router first, then its hosts within their interval plus grace.
+    heartbeat(&udp, hbd.addr, "site1-router", 60.0, 100);
+    for (i, name) in hosts.iter().enumerate() {
+        heartbeat(&udp, hbd.addr, name, 60.0, 101 + i as u64);
+    }
+    // A host behind nothing, sent last, goes down after the hosts' fresh
+    // deadlines would have passed: its message says the time is up.
+    heartbeat(&udp, hbd.addr, "sentinel", 3.0, 200);
+    wait_for("the sentinel's message", || {
+        standin.texts().iter().any(|t| t.contains("sentinel - host down")).then_some(())
+    });
+    let texts = standin.texts();
+    assert_eq!(texts.iter().filter(|t| t.contains("site1-router - host down")).count(), 1, "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("RECOVERED: site1-router - host up")), "{texts:#?}");
+    assert!(!texts.iter().any(|t| t.contains("site1-host")), "nothing about the hosts behind it: {texts:#?}");
+    let reachable = events(&hbd).into_iter().filter(|l| l["type"] == "host_reachable").count();
+    assert_eq!(reachable, 20);
+    let (_, host) = get_json(hbd.http, "/api/0/hosts/site1-host07");
+    assert_eq!(host["status"], "up");
+    assert!(host.get("unreachable_via").is_none(), "{host}");
+    let (_, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);
+    assert_promtool_clean(&metrics);
+}
+
+#[test]
+fn a_cycle_of_parents_stops_start_up_naming_it() {
+    let dir = TempDir::new("parents-cycle");
+    let config = dir.join("hbd.yaml");
+    fs::write(&config, format!("{}parents:\n  \"r?\": r2\n  r2: r1\n", base_config(dir.path(), "127.0.0.1"))).unwrap();
+    let out = hbd_command().args(["--check-config", "-c"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("parents: a cycle: r2 -> r1 -> r2"), "{stderr}");
 }

@@ -20,8 +20,11 @@ pub fn render(s: &MetricsSnapshot) -> String {
     let mut out = String::with_capacity(256 + s.hosts.len() * 512);
     family(&mut out, "hbd_hosts", "gauge", "Hosts hbd knows.");
     sample(&mut out, "hbd_hosts", &[], s.hosts.len() as f64);
+    family(&mut out, "hbd_hosts_unreachable", "gauge", "Hosts silent behind parents that are all down.");
+    let unreachable = s.hosts.iter().filter(|h| h.status == Status::Unreachable).count();
+    sample(&mut out, "hbd_hosts_unreachable", &[], unreachable as f64);
 
-    family(&mut out, "hbd_host_up", "gauge", "Whether the host is up (1) or down (0).");
+    family(&mut out, "hbd_host_up", "gauge", "Whether the host is up (1) or down or unreachable (0).");
     for h in &s.hosts {
         sample(&mut out, "hbd_host_up", &[("host", &h.name)], if h.status == Status::Up { 1.0 } else { 0.0 });
     }
