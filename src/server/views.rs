@@ -308,9 +308,57 @@ pub fn alerts_json(list: &AlertList) -> Value {
         },
         "count": listed.len(),
         "alerts": listed,
+        // Held under no listed host-down alert: an unreachable host's (`parents:`).
+        "held": held.into_values().flatten().collect::<Vec<Value>>(),
     })
 }
 
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::model::{Ack, AlertKey, SILENT_FOR};
+
+    fn alert(host: &str, plugin: &str, path: &str, held: bool) -> Alert {
+        Alert {
+            key: AlertKey { host: host.into(), plugin: plugin.into(), metric_path: path.into() },
+            level: Level::Critical,
+            last_value: Some(1.0),
+            threshold: None,
+            since: 1.0,
+            last_notified: 1.0,
+            warning: None,
+            critical: None,
+            message: String::new(),
+            pending: None,
+            held,
+            acknowledged: None,
+            behind: None,
+        }
+    }
+
+    /// A down host's alerts go under its host-down alert; an unreachable
+    /// host's, with none to go under, into the top-level `held`; the
+    /// acknowledgement and the hosts behind show on the alert.
+    #[test]
+    fn held_alerts_are_listed_under_their_host_down_alert_or_at_the_top() {
+        let mut router = alert("router", HEARTBEAT, SILENT_FOR, false);
+        router.behind = Some(20);
+        router.acknowledged = Some(Ack { by: "alice".into(), at: 5.0, comment: "<b>on it</b>".into() });
+        let list = AlertList {
+            summary: BTreeMap::new(),
+            alerts: vec![router, alert("router", "cpu_monitor", "x", true), alert("web", "cpu_monitor", "x", true)],
+        };
+        let body = alerts_json(&list);
+        assert_eq!(body["count"], 1);
+        let shown = &body["alerts"][0];
+        assert_eq!((&shown["behind"], &shown["acknowledged"]["comment"]), (&json!(20), &json!("<b>on it</b>")));
+        assert_eq!(shown["held"].as_array().map(|h| h[0]["hostname"].clone()), Some(json!("router")));
+        assert_eq!(body["held"].as_array().map(|h| (h.len(), h[0]["hostname"].clone())), Some((1, json!("web"))));
+        let plain = alert_json(&alert("web", "cpu_monitor", "x", false));
+        assert!(plain.get("behind").is_none() && plain.get("acknowledged").is_none(), "{plain}");
+    }
 }

@@ -636,6 +636,40 @@ mod tests {
         assert!(saved.hosts.is_empty() && saved.alerts.is_empty());
     }
 
+    /// Acknowledging through the query: names case-insensitive, refusals
+    /// typed, the journal told who.
+    #[test]
+    fn acknowledgements_are_asked_of_the_core_and_journaled() {
+        let h = start();
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0)])).unwrap();
+        next_event(&h.journal);
+        let host_down = |host: &str| AlertKey {
+            host: host.into(),
+            plugin: "heartbeat".into(),
+            metric_path: "silent_for_seconds".into(),
+        };
+        let ack = |key: AlertKey, comment: Option<&str>| {
+            ask(&h.queries, |reply| Query::Ack { key, by: "alice".into(), comment: comment.map(String::from), reply })
+                .unwrap()
+        };
+        assert_eq!(ack(host_down("nosuch"), Some("x")).unwrap_err(), AckRefused::UnknownHost);
+        assert_eq!(ack(host_down("a"), Some("x")).unwrap_err(), AckRefused::UnknownAlert, "never down: no such alert");
+        h.clock.set(1016.0);
+        h.ticks.send(Instant::now()).unwrap();
+        assert!(matches!(next_event(&h.journal), Event::HostDown { .. }));
+        assert!(matches!(next_event(&h.journal), Event::Alert(_)));
+        let alert = ack(host_down("A"), Some("rebooting")).unwrap();
+        assert_eq!(alert.acknowledged.map(|a| (a.by, a.at)), Some(("alice".to_string(), 1016.0)));
+        assert!(
+            matches!(next_event(&h.journal), Event::Acknowledged { key, by, comment } if key.host == "a" && by == "alice" && comment == "rebooting")
+        );
+        assert!(ack(host_down("a"), None).unwrap().acknowledged.is_none());
+        assert!(matches!(next_event(&h.journal), Event::AckRemoved { .. }));
+        assert_eq!(ack(host_down("a"), None).unwrap_err(), AckRefused::NotAcknowledged);
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        h.core.join().unwrap();
+    }
+
     #[test]
     fn heartbeats_make_hosts_and_silence_makes_them_down() {
         let h = start();

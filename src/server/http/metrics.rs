@@ -178,7 +178,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
         &mut out,
         "hbd_alerts_held",
         "gauge",
-        "Alerts of down hosts that are not OK, held under their host-down alert.",
+        "Alerts of down or unreachable hosts that are not OK, held (under their host-down alert if any).",
     );
     sample(&mut out, "hbd_alerts_held", &[], s.alerts.iter().filter(|a| a.held && a.level != Level::Ok).count() as f64);
     family(
