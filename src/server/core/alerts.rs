@@ -547,8 +547,11 @@ impl AlertTable {
         self.behind = behind;
     }
 
+    /// Only a host-down alert that is not OK has hosts behind it (the count
+    /// is the last tick's: a parent just back is OK already).
     fn behind_of(&self, key: &AlertKey) -> Option<usize> {
-        (key.plugin == HEARTBEAT).then(|| self.behind.get(&key.host).copied()).flatten()
+        let down = key.plugin == HEARTBEAT && self.alerts.get(key).is_some_and(|a| a.level != Level::Ok);
+        down.then(|| self.behind.get(&key.host).copied()).flatten()
     }
 
     fn behind_text(&self, host: &str) -> String {
@@ -934,7 +937,8 @@ mod tests {
         );
         t.host_reachable("site1-web");
         assert!(!t.sorted(None)[1].held);
-        t.set_behind([("site1-router".to_string(), 1)].into());
+        t.host_up("site1-router", 3800.0).unwrap();
+        assert_eq!(t.sorted(Some("site1-router"))[0].behind, None, "back: nobody behind it, whatever the last count");
         assert_eq!(behind_text(Some(1)), "; 1 host behind it is unreachable");
         assert_eq!(behind_text(Some(0)), "");
     }
