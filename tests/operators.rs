@@ -246,7 +246,7 @@ fn an_acknowledged_alert_sends_no_reminder() {
     let dir = TempDir::new("ack");
     let path = tokens(&dir, 0o600);
     let standin = Mattermost::start();
-    let hbd = Hbd::start(
+    let mut hbd = Hbd::start(
         &dir,
         &format!("grace: 0\nthreshold_renotify_interval: 1\napi_tokens_file: {}\n{}", path.display(), standin.config()),
     );
@@ -353,6 +353,16 @@ fn an_acknowledged_alert_sends_no_reminder() {
     let (status, answer) = send_json(&hbd, "POST", "/api/0/hosts/web1/ack", Some(ALICE), "{\"comment\": \"x\"}");
     assert_eq!(status, 409, "{answer}");
     assert_eq!(http_request(hbd.http, "GET", ack, &[]).0, 405);
+
+    // Kept across a restart, with the state file.
+    let (code, _, stderr) = hbd_ack(&["db1", "--comment", "still on it"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(hbd.stop().code(), Some(0));
+    let config = hbd.config.clone();
+    hbd = Hbd::start_with_config(&dir, &config);
+    let (_, listed) = get_json(hbd.http, "/api/0/hosts/db1/alerts");
+    let acked = &listed["alerts"][0]["acknowledged"];
+    assert_eq!((&acked["by"], &acked["comment"]), (&json!("alice"), &json!("still on it")), "{listed}");
 }
 
 // ── Dependencies ─────────────────────────────────────────────────────────
