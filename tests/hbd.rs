@@ -116,7 +116,10 @@ fn usage_errors_exit_2_and_help_and_version_exit_0() {
     for (args, says) in [
         (&["--bogus"][..], "hbd: unknown option --bogus\n"),
         (&["-c"], "hbd: option -c needs a value\n"),
-        (&["extra"], "hbd: unknown subcommand extra (hbd takes: forget)\n"),
+        (&["extra"], "hbd: unknown subcommand extra (hbd takes: forget, ack)\n"),
+        (&["ack"], "hbd: ack needs a HOST or HOST/PLUGIN/METRIC_PATH\n"),
+        (&["ack", "db1", "--comment", "x", "--remove"], "hbd: ack takes --comment TEXT or --remove, not both\n"),
+        (&["forget", "db1", "--comment", "x"], "hbd: --comment and --remove are for ack\n"),
         (&["forget"], "hbd: forget needs a HOST\n"),
         (&["forget", "a", "b"], "hbd: unexpected argument b\n"),
     ] {

@@ -1,7 +1,9 @@
 //! What operators do to a running hbd, with the real binary: API tokens
 //! (reads open, writes for admins only, never from another site), forgetting
 //! a host by hand (`DELETE /api/0/hosts/NAME`, `hbd forget`) and by
-//! `host_expire_after`, each journaled with who did it.
+//! `host_expire_after`, each journaled with who did it; acknowledging an
+//! alert (`POST /api/0/hosts/NAME/ack`, `hbd ack`); hosts behind a parent
+//! (`parents:`) that is down.
 
 mod support;
 
@@ -9,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::*;
 
 const ALICE: &str = "alice-admin-secret-0123";
@@ -165,4 +167,277 @@ fn reads_can_need_a_token_too() {
     // Health checks and the pages stay open.
     assert_eq!(http_request(hbd.http, "GET", "/healthz", &[]).0, 200);
     assert_eq!(http_request(hbd.http, "GET", "/", &[]).0, 200);
+}
+
+// ── Acknowledgements ─────────────────────────────────────────────────────
+
+/// A Mattermost incoming webhook that records the text of every post.
+struct Mattermost {
+    addr: std::net::SocketAddr,
+    texts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    server: std::sync::Arc<tiny_http::Server>,
+}
+
+impl Mattermost {
+    fn start() -> Mattermost {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the stand-in"));
+        let addr = server.server_addr().to_ip().expect("an IP address");
+        let texts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, t) = (server.clone(), texts.clone());
+        std::thread::spawn(move || {
+            for mut request in s.incoming_requests() {
+                let mut body = String::new();
+                let _ = request.as_reader().read_to_string(&mut body);
+                let text = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["text"].as_str().map(String::from));
+                let status = match text {
+                    Some(text) if request.url() == "/hooks/xyz" => {
+                        t.lock().unwrap().push(text);
+                        200
+                    }
+                    _ => 400,
+                };
+                let _ = request.respond(tiny_http::Response::from_string("ok").with_status_code(status));
+            }
+        });
+        Mattermost { addr, texts, server }
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.texts.lock().unwrap().clone()
+    }
+
+    fn config(&self) -> String {
+        format!("notify_group_window: 0.2\nmattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n", self.addr)
+    }
+}
+
+impl Drop for Mattermost {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+/// A request with a JSON body; status and parsed answer.
+fn send_json(hbd: &Hbd, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&hbd.http, DEADLINE).expect("connect to http");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        hbd.http,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, answer) = response.split_once("\r\n\r\n").expect("header/body separator");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    (status, json(answer))
+}
+
+/// Events of the journal of one type (and host), in order.
+fn events(hbd: &Hbd) -> Vec<Value> {
+    hbd.journal().into_iter().filter(|l| l["type"].is_string()).collect()
+}
+
+#[test]
+fn an_acknowledged_alert_sends_no_reminder() {
+    let dir = TempDir::new("ack");
+    let path = tokens(&dir, 0o600);
+    let standin = Mattermost::start();
+    let mut hbd = Hbd::start(
+        &dir,
+        &format!("grace: 0\nthreshold_renotify_interval: 1\napi_tokens_file: {}\n{}", path.display(), standin.config()),
+    );
+    let udp = client("127.0.0.1:0");
+    heartbeat(&udp, hbd.addr, "db1", 1.0, 1);
+    heartbeat(&udp, hbd.addr, "web1", 1.0, 2);
+    wait_for("both host-down messages", || {
+        let texts = standin.texts().concat();
+        (texts.contains("CRITICAL: db1 - host down") && texts.contains("CRITICAL: web1 - host down")).then_some(())
+    });
+
+    let ack = "/api/0/hosts/db1/ack";
+    let hostile = r#"{"comment": "<script>alert('x')</script> swapping the PSU"}"#;
+    assert_eq!(send_json(&hbd, "POST", ack, None, hostile).0, 401);
+    assert_eq!(send_json(&hbd, "POST", ack, Some(BOB), hostile).0, 403);
+    for (path, body, status, error) in [
+        (ack, "{\"comment\": ", 400, "not JSON"),
+        (ack, "{}", 400, "comment is required"),
+        (ack, "{\"comment\": \"x\", \"level\": 1}", 400, "unknown field \"level\""),
+        ("/api/0/hosts/nosuch/ack", hostile, 404, "unknown host nosuch"),
+        (
+            ack,
+            "{\"comment\": \"x\", \"plugin\": \"cpu_monitor\", \"metric_path\": \"x\"}",
+            404,
+            "no alert db1/cpu_monitor/x",
+        ),
+    ] {
+        let (got, answer) = send_json(&hbd, "POST", path, Some(ALICE), body);
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| e.contains(error)), "{body}: {answer}");
+    }
+    assert_eq!(send_json(&hbd, "DELETE", ack, Some(ALICE), "").0, 409, "not acknowledged yet");
+    let (status, alert) = send_json(&hbd, "POST", ack, Some(ALICE), hostile);
+    assert_eq!(status, 200, "{alert}");
+    assert_eq!(
+        (&alert["hostname"], &alert["plugin"], &alert["level"]),
+        (&json!("db1"), &json!("heartbeat"), &json!("CRITICAL"))
+    );
+    assert_eq!(alert["acknowledged"]["by"], "alice");
+    assert_eq!(alert["acknowledged"]["comment"], "<script>alert('x')</script> swapping the PSU", "kept as text");
+    let (_, listed) = get_json(hbd.http, "/api/0/alerts");
+    let db1 = listed["alerts"].as_array().unwrap().iter().find(|a| a["hostname"] == "db1").cloned().unwrap();
+    assert_eq!(db1["acknowledged"], alert["acknowledged"], "{listed}");
+    assert!(listed["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["hostname"] == "web1" && a.get("acknowledged").is_none()));
+
+    // web1 reminds every second; db1, acknowledged, no more.
+    let acked_at = |lines: &[Value]| lines.iter().position(|l| l["type"] == "acknowledged");
+    let lines = wait_for("two reminders of web1 after the acknowledgement", || {
+        let lines = events(&hbd);
+        let after = &lines[acked_at(&lines)?..];
+        let web1 = after.iter().filter(|l| l["type"] == "alert_reminder" && l["name"] == "web1").count();
+        (web1 >= 2).then_some(lines)
+    });
+    let at = acked_at(&lines).unwrap();
+    assert_eq!(
+        (&lines[at]["by"], &lines[at]["name"], &lines[at]["plugin"]),
+        (&json!("alice"), &json!("db1"), &json!("heartbeat"))
+    );
+    assert!(!lines[at..].iter().any(|l| l["type"] == "alert_reminder" && l["name"] == "db1"), "no reminder of db1");
+    wait_for("web1's reminders at the stand-in", || {
+        (standin.texts().iter().filter(|t| t.contains("REMINDER (CRITICAL): web1")).count() >= 2).then_some(())
+    });
+    let db1_reminders = lines[..at].iter().filter(|l| l["type"] == "alert_reminder" && l["name"] == "db1").count();
+    let sent = standin.texts().iter().filter(|t| t.contains("REMINDER (CRITICAL): db1")).count();
+    assert!(sent <= db1_reminders, "the stand-in got only db1's reminders from before: {:?}", standin.texts());
+
+    // Removed, the reminders come back.
+    let (status, alert) = send_json(&hbd, "DELETE", ack, Some(ALICE), "");
+    assert_eq!(status, 200, "{alert}");
+    assert!(alert.get("acknowledged").is_none(), "{alert}");
+    hbd.wait_journal("a reminder of db1 after ack_removed", |l| l["type"] == "alert_reminder" && l["name"] == "db1");
+    let removed = hbd.wait_journal("ack_removed", |l| l["type"] == "ack_removed");
+    assert_eq!((&removed["by"], &removed["name"]), (&json!("alice"), &json!("db1")));
+
+    // hbd ack, as the man page shows it; web1 back up is OK: nothing to acknowledge.
+    let config = dir.join("ctl.yaml");
+    let text =
+        fs::read_to_string(&hbd.config).unwrap().replace("hbd_port: 0", &format!("hbd_port: {}", hbd.http.port()));
+    fs::write(&config, text).unwrap();
+    let hbd_ack = |args: &[&str]| {
+        let out = hbd_command().arg("-c").arg(&config).arg("ack").args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = hbd_ack(&["db1", "--comment", "on it"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "hbd: acknowledged db1 (host down)\n"), "{stderr}");
+    let (code, _, stderr) = hbd_ack(&["db1/cpu_monitor/x", "--comment", "on it"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("hbd: hbd answered 404: no alert db1/cpu_monitor/x"), "{stderr}");
+    let (code, _, stderr) = hbd_ack(&["db1"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("ack needs --comment TEXT (or --remove)"), "{stderr}");
+    let (code, stdout, stderr) = hbd_ack(&["db1", "--remove"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "hbd: removed the acknowledgement of db1 (host down)\n"), "{stderr}");
+    heartbeat(&udp, hbd.addr, "web1", 30.0, 3);
+    wait_for("web1 up", || (get_json(hbd.http, "/api/0/hosts/web1").1["status"] == "up").then_some(()));
+    let (status, answer) = send_json(&hbd, "POST", "/api/0/hosts/web1/ack", Some(ALICE), "{\"comment\": \"x\"}");
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(http_request(hbd.http, "GET", ack, &[]).0, 405);
+
+    // Kept across a restart, with the state file.
+    let (code, _, stderr) = hbd_ack(&["db1", "--comment", "still on it"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(hbd.stop().code(), Some(0));
+    let config = hbd.config.clone();
+    hbd = Hbd::start_with_config(&dir, &config);
+    let (_, listed) = get_json(hbd.http, "/api/0/hosts/db1/alerts");
+    let acked = &listed["alerts"][0]["acknowledged"];
+    assert_eq!((&acked["by"], &acked["comment"]), (&json!("alice"), &json!("still on it")), "{listed}");
+}
+
+// ── Dependencies ─────────────────────────────────────────────────────────
+
+/// A router and the 20 hosts behind it stop at once: one message, for the
+/// router, saying 20 hosts are behind it; the hosts are unreachable, not
+/// down. The router comes back, then its hosts, in time: nothing about them.
+#[test]
+fn a_router_down_with_20_hosts_behind_it_is_one_message() {
+    let dir = TempDir::new("parents");
+    let standin = Mattermost::start();
+    let hbd = Hbd::start(&dir, &format!("grace: 2\nparents:\n  \"site1-*\": site1-router\n{}", standin.config()));
+    let udp = client("127.0.0.1:0");
+    let hosts: Vec<String> = (0..20).map(|i| format!("site1-host{i:02}")).collect();
+    heartbeat(&udp, hbd.addr, "site1-router", 1.0, 0);
+    for (i, name) in hosts.iter().enumerate() {
+        heartbeat(&udp, hbd.addr, name, 1.0, 1 + i as u64);
+    }
+    let text = wait_for("the router's message", || {
+        standin.texts().into_iter().find(|t| t.contains("site1-router - host down"))
+    });
+    assert!(text.contains("; 20 hosts behind it are unreachable"), "{text}");
+    let (_, host) = get_json(hbd.http, "/api/0/hosts/site1-host07");
+    assert_eq!(
+        (&host["status"], &host["parents"], &host["unreachable_via"]),
+        (&json!("unreachable"), &json!(["site1-router"]), &json!(["site1-router"])),
+        "{host}"
+    );
+    let (_, router) = get_json(hbd.http, "/api/0/hosts/site1-router");
+    assert_eq!((&router["status"], router.get("parents")), (&json!("down"), None), "not behind itself: {router}");
+    let (_, alerts) = get_json(hbd.http, "/api/0/alerts");
+    assert_eq!(alerts["count"], 1, "{alerts}");
+    assert_eq!(
+        (&alerts["alerts"][0]["hostname"], &alerts["alerts"][0]["behind"]),
+        (&json!("site1-router"), &json!(20))
+    );
+    let lines = wait_for("20 host_unreachable events", || {
+        let lines = events(&hbd);
+        (lines.iter().filter(|l| l["type"] == "host_unreachable").count() == 20).then_some(lines)
+    });
+    let unreachable = lines.iter().find(|l| l["type"] == "host_unreachable").unwrap();
+    assert_eq!(unreachable["via"], json!(["site1-router"]));
+    assert!(!lines.iter().any(|l| l["type"] == "host_down" && l["name"] != "site1-router"), "only the router is down");
+
+    // Back: the router first, then its hosts within their interval plus grace.
+    heartbeat(&udp, hbd.addr, "site1-router", 60.0, 100);
+    for (i, name) in hosts.iter().enumerate() {
+        heartbeat(&udp, hbd.addr, name, 60.0, 101 + i as u64);
+    }
+    // A host behind nothing, sent last, goes down after the hosts' fresh
+    // deadlines would have passed: its message says the time is up.
+    heartbeat(&udp, hbd.addr, "sentinel", 3.0, 200);
+    wait_for("the sentinel's message", || {
+        standin.texts().iter().any(|t| t.contains("sentinel - host down")).then_some(())
+    });
+    let texts = standin.texts();
+    assert_eq!(texts.iter().filter(|t| t.contains("site1-router - host down")).count(), 1, "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("RECOVERED: site1-router - host up")), "{texts:#?}");
+    assert!(!texts.iter().any(|t| t.contains("site1-host")), "nothing about the hosts behind it: {texts:#?}");
+    let reachable = events(&hbd).into_iter().filter(|l| l["type"] == "host_reachable").count();
+    assert_eq!(reachable, 20);
+    let (_, host) = get_json(hbd.http, "/api/0/hosts/site1-host07");
+    assert_eq!(host["status"], "up");
+    assert!(host.get("unreachable_via").is_none(), "{host}");
+    let (_, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);
+    assert_promtool_clean(&metrics);
+}
+
+#[test]
+fn a_cycle_of_parents_stops_start_up_naming_it() {
+    let dir = TempDir::new("parents-cycle");
+    let config = dir.join("hbd.yaml");
+    fs::write(&config, format!("{}parents:\n  \"r?\": r2\n  r2: r1\n", base_config(dir.path(), "127.0.0.1"))).unwrap();
+    let out = hbd_command().args(["--check-config", "-c"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("parents: a cycle: r2 -> r1 -> r2"), "{stderr}");
 }

@@ -13,6 +13,7 @@ const USAGE: &str = "\
 usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]
            [--test-notify] [-V|--version] [-h|--help]
        hbd [-c|--config FILE] forget [--dns] HOST
+       hbd [-c|--config FILE] ack HOST[/PLUGIN[/METRIC_PATH]] --comment TEXT | --remove
 
   -c, --config FILE   read FILE (default: ~/.hb.yaml if it exists, else built-in defaults)
   -f, --foreground    stay in the foreground; log to standard error unless logfile is set
@@ -27,6 +28,10 @@ Subcommands ask the running hbd, through its API with an admin token of
 api_tokens_file:
   forget [--dns] HOST forget the host: its state, history and alerts (--dns: and
                       its DNS records in every domain of dyndomains)
+  ack TARGET --comment TEXT
+                      acknowledge an alert: no reminders until it recovers or
+                      changes level (HOST alone: its host-down alert)
+  ack TARGET --remove remove the acknowledgement
 
 See hbd(8) and hbd.yaml(5).";
 
@@ -39,6 +44,9 @@ struct Options {
     command: Option<ctl::Command>,
     /// `forget --dns`: remove the host's DNS records too.
     dns: bool,
+    /// `ack --comment TEXT`, and `ack --remove`.
+    comment: Option<String>,
+    remove: bool,
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
@@ -53,6 +61,8 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         test_notify: args.contains("--test-notify"),
         command: None,
         dns: args.contains("--dns"),
+        comment: args.opt_value_from_str("--comment")?,
+        remove: args.contains("--remove"),
     };
     // The subcommand and its operands come last, after every option.
     let command = match args.opt_free_from_str::<String>()?.as_deref() {
@@ -61,15 +71,33 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
             Some(host) => Some(ctl::Command::Forget { host, dns: options.dns }),
             None => return Err(pico_args::Error::ArgumentParsingFailed { cause: "forget needs a HOST".into() }),
         },
+        Some("ack") => {
+            let fail = |cause: &str| Err(pico_args::Error::ArgumentParsingFailed { cause: cause.into() });
+            let Some(target) = args.opt_free_from_str::<String>()? else {
+                return fail("ack needs a HOST or HOST/PLUGIN/METRIC_PATH");
+            };
+            match (&options.comment, options.remove) {
+                (Some(_), true) => return fail("ack takes --comment TEXT or --remove, not both"),
+                (None, false) => return fail("ack needs --comment TEXT (or --remove)"),
+                _ => Some(ctl::Command::Ack { target, comment: options.comment.clone() }),
+            }
+        }
         Some(option) if option.starts_with('-') && option.len() > 1 => {
             return Err(pico_args::Error::ArgumentParsingFailed { cause: format!("unknown option {option}") })
         }
         Some(other) => {
             return Err(pico_args::Error::ArgumentParsingFailed {
-                cause: format!("unknown subcommand {other} (hbd takes: forget)"),
+                cause: format!("unknown subcommand {other} (hbd takes: forget, ack)"),
             })
         }
     };
+    let acking = matches!(command, Some(ctl::Command::Ack { .. }));
+    if !acking && (options.comment.is_some() || options.remove) {
+        return Err(pico_args::Error::ArgumentParsingFailed { cause: "--comment and --remove are for ack".into() });
+    }
+    if options.dns && !matches!(command, Some(ctl::Command::Forget { .. })) {
+        return Err(pico_args::Error::ArgumentParsingFailed { cause: "--dns is for forget".into() });
+    }
     let options = Options { command, ..options };
     cli::no_leftovers(args)?;
     Ok(Some(options))
@@ -98,6 +126,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e @ CtlError::Config(_)) => cli::fail("hbd", EX_CONFIG, format!("{origin}: {e}")),
+            Err(e @ CtlError::Usage(_)) => cli::usage_error("hbd", USAGE, e),
             Err(e) => cli::fail("hbd", 1, e),
         };
     }

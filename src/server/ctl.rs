@@ -22,6 +22,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Command {
     /// Forget a host: its state, history and alerts; with `dns`, its DNS records.
     Forget { host: String, dns: bool },
+    /// Acknowledge an alert of `target` (`HOST`: its host-down alert;
+    /// `HOST/PLUGIN[/METRIC_PATH]`), or with `comment` None remove the
+    /// acknowledgement.
+    Ack { target: String, comment: Option<String> },
 }
 
 /// Why a subcommand did not do what it was asked; each says what to do.
@@ -33,12 +37,14 @@ pub enum CtlError {
     Unreachable(String),
     /// The daemon refused (exit 1): its status and error text.
     Refused(u16, String),
+    /// The command line does not say what to do (exit 2).
+    Usage(String),
 }
 
 impl fmt::Display for CtlError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            CtlError::Config(why) | CtlError::Unreachable(why) => f.write_str(why),
+            CtlError::Config(why) | CtlError::Unreachable(why) | CtlError::Usage(why) => f.write_str(why),
             CtlError::Refused(status, why) => write!(f, "hbd answered {status}: {why}"),
         }
     }
@@ -55,20 +61,58 @@ pub fn run(config: &Config, cwd: &Path, command: &Command) -> Result<String, Ctl
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).http_status_as_error(false).build().into();
     let bearer = format!("Bearer {secret}");
-    let (url, done) = match command {
+    let request = |method: &str, url: &str, body: Option<String>| {
+        let sent = match (method, body) {
+            ("POST", Some(body)) => agent
+                .post(url)
+                .header("Authorization", &bearer)
+                .header("Content-Type", "application/json")
+                .send(body.as_str()),
+            _ => agent.delete(url).header("Authorization", &bearer).call(),
+        };
+        sent.map_err(|e| CtlError::Unreachable(format!("cannot reach hbd at {base}: {e}; is it running?")))
+    };
+    let (mut response, done) = match command {
         Command::Forget { host, dns: false } => {
-            (format!("{base}/api/0/hosts/{}", encode(host)), format!("forgot {host}"))
+            (request("DELETE", &format!("{base}/api/0/hosts/{}", encode(host)), None)?, format!("forgot {host}"))
         }
         Command::Forget { host, dns: true } => (
-            format!("{base}/api/0/hosts/{}?dns=1", encode(host)),
+            request("DELETE", &format!("{base}/api/0/hosts/{}?dns=1", encode(host)), None)?,
             format!("forgot {host}; its DNS records are being removed"),
         ),
+        Command::Ack { target, comment } => {
+            let (host, plugin, metric_path) = split_ack_target(target)?;
+            let url = format!("{base}/api/0/hosts/{}/ack", encode(host));
+            let what = match plugin {
+                None => format!("{host} (host down)"),
+                Some(_) => target.clone(),
+            };
+            match comment {
+                Some(comment) => {
+                    let mut body = serde_json::json!({"comment": comment});
+                    if let Some(plugin) = plugin {
+                        body["plugin"] = plugin.into();
+                        body["metric_path"] = metric_path.unwrap_or_default().into();
+                    }
+                    (request("POST", &url, Some(body.to_string()))?, format!("acknowledged {what}"))
+                }
+                None => {
+                    let query = match plugin {
+                        None => String::new(),
+                        Some(plugin) => format!(
+                            "?plugin={}&metric_path={}",
+                            encode(plugin),
+                            encode(metric_path.unwrap_or_default())
+                        ),
+                    };
+                    (
+                        request("DELETE", &format!("{url}{query}"), None)?,
+                        format!("removed the acknowledgement of {what}"),
+                    )
+                }
+            }
+        }
     };
-    let mut response = agent
-        .delete(&url)
-        .header("Authorization", &bearer)
-        .call()
-        .map_err(|e| CtlError::Unreachable(format!("cannot reach hbd at {base}: {e}; is it running?")))?;
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap_or_default();
     if (200..300).contains(&status) {
@@ -79,6 +123,19 @@ pub fn run(config: &Config, cwd: &Path, command: &Command) -> Result<String, Ctl
         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
         .unwrap_or(body);
     Err(CtlError::Refused(status, error))
+}
+
+/// `HOST`, `HOST/PLUGIN` (its "stopped reporting" alert) or
+/// `HOST/PLUGIN/METRIC_PATH`; a metric path may hold slashes itself
+/// (`disk_monitor/partitions./.percent`).
+fn split_ack_target(target: &str) -> Result<(&str, Option<&str>, Option<&str>), CtlError> {
+    let mut parts = target.splitn(3, '/');
+    let host = parts.next().unwrap_or_default();
+    let (plugin, metric_path) = (parts.next(), parts.next());
+    if host.is_empty() || plugin.is_some_and(str::is_empty) {
+        return Err(CtlError::Usage(format!("ack takes HOST or HOST/PLUGIN/METRIC_PATH, not {target:?}")));
+    }
+    Ok((host, plugin, metric_path))
 }
 
 /// Where to reach the API: `hbd_host`, or loopback when it listens on
@@ -122,6 +179,19 @@ mod tests {
         assert!(api_address(&config("no-such-host.invalid")).is_err());
         assert_eq!(encode("db1.example.com"), "db1.example.com");
         assert_eq!(encode("a/../b c"), "a%2F..%2Fb%20c");
+    }
+
+    #[test]
+    fn ack_targets() {
+        assert_eq!(split_ack_target("db1").unwrap(), ("db1", None, None));
+        assert_eq!(split_ack_target("db1/cpu_monitor").unwrap(), ("db1", Some("cpu_monitor"), None));
+        assert_eq!(
+            split_ack_target("db1/disk_monitor/partitions./.percent").unwrap(),
+            ("db1", Some("disk_monitor"), Some("partitions./.percent"))
+        );
+        for bad in ["", "/cpu_monitor", "db1/", "db1//x"] {
+            assert!(matches!(split_ack_target(bad), Err(CtlError::Usage(_))), "{bad:?}");
+        }
     }
 
     #[test]

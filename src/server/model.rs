@@ -113,6 +113,9 @@ pub struct Sample {
 pub enum Status {
     Up,
     Down,
+    /// Silent while every one of its parents (`parents:`) is down or
+    /// unreachable: not known to be down, so not reported as down.
+    Unreachable,
 }
 
 /// Everything hbd knows about one host. Times are seconds since the Unix
@@ -156,6 +159,17 @@ pub struct Host {
     /// as `plugin_history`: for the host page's latency chart.
     #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
     pub latency_history: VecDeque<[f64; 2]>,
+    /// The parents `parents:` gives it (set by the host table from the
+    /// config, so not saved).
+    #[serde(skip)]
+    pub parents: Vec<String>,
+    /// While unreachable: the parents that are down or unreachable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable_via: Vec<String>,
+    /// An unreachable host whose parent came back has until then to send
+    /// (its interval plus grace from the return); None otherwise.
+    #[serde(skip)]
+    pub reprieve: Option<f64>,
 }
 
 /// Availability is shown over a day and a week; outages older are let go.
@@ -222,6 +236,9 @@ impl Host {
             outages: self.outages.clone(),
             // Only the single-host query needs it (core adds it there).
             latency_history: VecDeque::new(),
+            parents: self.parents.clone(),
+            unreachable_via: self.unreachable_via.clone(),
+            reprieve: self.reprieve,
         }
     }
 }
@@ -250,6 +267,15 @@ pub enum Event {
     /// hbd forgot a host (its state, history and alerts): `by` the token
     /// that asked, or `host_expire_after` when it was silent that long.
     HostForgotten { name: String, by: String, last_seen: f64 },
+    /// Silent past its interval while all its parents are down or
+    /// unreachable (`via`): unreachable, not down.
+    HostUnreachable { name: String, via: Vec<String>, last_seen: f64, silent_for: f64 },
+    /// An unreachable host sent again: up, without having been down.
+    HostReachable { name: String, address: SocketAddr, unreachable_for: f64 },
+    /// An admin acknowledged an alert (`by` the token's name).
+    Acknowledged { key: AlertKey, by: String, comment: String },
+    /// An admin removed an acknowledgement.
+    AckRemoved { key: AlertKey, by: String },
 }
 
 /// How one DNS update ended.
@@ -276,6 +302,18 @@ impl std::fmt::Display for Event {
             }
             Event::Alert(change) => f.write_str(&change.text),
             Event::HostForgotten { name, by, .. } => write!(f, "host {name} forgotten (by {by})"),
+            Event::HostUnreachable { name, via, silent_for, .. } => {
+                write!(f, "host {name} is unreachable behind {}, silent for {silent_for:.0} s", via.join(", "))
+            }
+            Event::HostReachable { name, address, unreachable_for } => {
+                write!(f, "host {name} is reachable at {} after {unreachable_for:.0} s", address.ip())
+            }
+            Event::Acknowledged { key, by, .. } => {
+                write!(f, "alert {}/{}/{} acknowledged by {by}", key.host, key.plugin, key.metric_path)
+            }
+            Event::AckRemoved { key, by } => {
+                write!(f, "acknowledgement of {}/{}/{} removed by {by}", key.host, key.plugin, key.metric_path)
+            }
             Event::Notification(r) => match &r.error {
                 None => write!(f, "{} delivered: {}", r.service, r.subject),
                 Some(error) => write!(f, "{} failed: {error}: {}", r.service, r.subject),
@@ -372,6 +410,23 @@ pub struct Alert {
     /// worked out by the alert table when it lists alerts, never saved.
     #[serde(skip)]
     pub held: bool,
+    /// Someone is on it: no reminders until the alert recovers or changes
+    /// level, which ends the acknowledgement. Saved (older state files
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Ack>,
+    /// A host-down alert: how many hosts are unreachable behind the host
+    /// (`parents:`); worked out when listed, never saved.
+    #[serde(skip)]
+    pub behind: Option<usize>,
+}
+
+/// Who acknowledged an alert, when (Unix seconds) and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub by: String,
+    pub at: f64,
+    pub comment: String,
 }
 
 /// Counts alerts by level, every level named (0 included); held alerts

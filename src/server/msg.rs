@@ -19,7 +19,8 @@ use crossbeam_channel::{bounded, Sender};
 use log::warn;
 
 use crate::server::model::{
-    Alert, AlertChange, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
+    Alert, AlertChange, AlertKey, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level,
+    NotifyReport,
     PluginSeries, Sample, ServiceStats, UdpStats,
 };
 use crate::server::store::{LatestData, Record};
@@ -93,6 +94,22 @@ pub enum Query {
     /// Forget a host (an admin's write, `by` the token's name), and with
     /// `dns` remove its records too: false when hbd does not know it.
     Forget { name: String, by: String, dns: bool, reply: Sender<bool> },
+    /// Acknowledge an alert (`comment` Some) or remove its acknowledgement
+    /// (None), an admin's write `by` the token's name: the alert as it is
+    /// then, or why not.
+    Ack { key: AlertKey, by: String, comment: Option<String>, reply: Sender<Result<Alert, AckRefused>> },
+}
+
+/// Why an acknowledgement (or its removal) was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckRefused {
+    UnknownHost,
+    /// The host has no such alert.
+    UnknownAlert,
+    /// The alert is OK: there is nothing to acknowledge.
+    IsOk,
+    /// Removing: the alert is not acknowledged.
+    NotAcknowledged,
 }
 
 /// The figures `/metrics` exports, gathered in one turn of the core.

@@ -385,6 +385,9 @@ mod tests {
             dns: [("example.com".to_string(), "192.0.2.7".parse().unwrap())].into(),
             outages: [[1.5, 1.75]].into(),
             latency_history: Default::default(),
+            parents: Vec::new(),
+            unreachable_via: Vec::new(),
+            reprieve: None,
         }
     }
 

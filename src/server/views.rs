@@ -38,6 +38,11 @@ struct HostView<'a> {
     /// Another hbd (`peers:`); absent for hosts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     peer: bool,
+    /// `parents:` that apply to it, and while unreachable the ones down.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    parents: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    unreachable_via: &'a [String],
 }
 
 impl<'a> HostView<'a> {
@@ -61,6 +66,8 @@ impl<'a> HostView<'a> {
             },
             plugins: host.plugins.iter().map(|(name, s)| (name.as_str(), s.kind)).collect(),
             peer: host.peer,
+            parents: &host.parents,
+            unreachable_via: &host.unreachable_via,
         }
     }
 }
@@ -142,6 +149,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "notification",
     "host_forgotten",
     "dns_removed",
+    "acknowledged",
+    "ack_removed",
+    "host_unreachable",
+    "host_reachable",
 ];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
@@ -204,6 +215,21 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         Event::HostForgotten { name, by, last_seen } => {
             ("host_forgotten", json!({"name": name, "by": by, "last_seen": round3(*last_seen)}))
         }
+        Event::HostUnreachable { name, via, last_seen, silent_for } => (
+            "host_unreachable",
+            json!({"name": name, "via": via, "last_seen": round3(*last_seen), "silent_for": round3(*silent_for)}),
+        ),
+        Event::HostReachable { name, address, unreachable_for } => (
+            "host_reachable",
+            json!({"name": name, "address": address.ip().to_string(), "port": address.port(), "unreachable_for": round3(*unreachable_for)}),
+        ),
+        Event::Acknowledged { key, by, comment } => (
+            "acknowledged",
+            json!({"name": key.host, "plugin": key.plugin, "metric_path": key.metric_path, "by": by, "comment": comment}),
+        ),
+        Event::AckRemoved { key, by } => {
+            ("ack_removed", json!({"name": key.host, "plugin": key.plugin, "metric_path": key.metric_path, "by": by}))
+        }
     }
 }
 
@@ -225,7 +251,7 @@ fn add_dns_outcome(fields: &mut Value, outcome: &DnsOutcome, done: &str) {
 
 /// An alert as `/api/0/alerts` shows it: the Python hbd's field names.
 pub fn alert_json(alert: &Alert) -> Value {
-    json!({
+    let mut shown = json!({
         "hostname": alert.key.host,
         "plugin": alert.key.plugin,
         "metric_path": alert.key.metric_path,
@@ -237,7 +263,19 @@ pub fn alert_json(alert: &Alert) -> Value {
         "warning": alert.warning,
         "critical": alert.critical,
         "message": alert.message,
-    })
+    });
+    add_ack(&mut shown, alert);
+    if let (Some(behind), Some(map)) = (alert.behind, shown.as_object_mut()) {
+        map.insert("behind".into(), json!(behind));
+    }
+    shown
+}
+
+/// `acknowledged: {by, at, comment}` while the alert is acknowledged; absent otherwise.
+fn add_ack(shown: &mut Value, alert: &Alert) {
+    if let (Some(ack), Some(map)) = (&alert.acknowledged, shown.as_object_mut()) {
+        map.insert("acknowledged".into(), json!({"by": ack.by, "at": round3(ack.at), "comment": ack.comment}));
+    }
 }
 
 /// `{"summary":{"ok":…,"warning":…,"critical":…,"unknown":…},"alerts":[…],"count":N}`.
@@ -274,9 +312,57 @@ pub fn alerts_json(list: &AlertList) -> Value {
         },
         "count": listed.len(),
         "alerts": listed,
+        // Held under no listed host-down alert: an unreachable host's (`parents:`).
+        "held": held.into_values().flatten().collect::<Vec<Value>>(),
     })
 }
 
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::model::{Ack, AlertKey, SILENT_FOR};
+
+    fn alert(host: &str, plugin: &str, path: &str, held: bool) -> Alert {
+        Alert {
+            key: AlertKey { host: host.into(), plugin: plugin.into(), metric_path: path.into() },
+            level: Level::Critical,
+            last_value: Some(1.0),
+            threshold: None,
+            since: 1.0,
+            last_notified: 1.0,
+            warning: None,
+            critical: None,
+            message: String::new(),
+            pending: None,
+            held,
+            acknowledged: None,
+            behind: None,
+        }
+    }
+
+    /// A down host's alerts go under its host-down alert; an unreachable
+    /// host's, with none to go under, into the top-level `held`; the
+    /// acknowledgement and the hosts behind show on the alert.
+    #[test]
+    fn held_alerts_are_listed_under_their_host_down_alert_or_at_the_top() {
+        let mut router = alert("router", HEARTBEAT, SILENT_FOR, false);
+        router.behind = Some(20);
+        router.acknowledged = Some(Ack { by: "alice".into(), at: 5.0, comment: "<b>on it</b>".into() });
+        let list = AlertList {
+            summary: BTreeMap::new(),
+            alerts: vec![router, alert("router", "cpu_monitor", "x", true), alert("web", "cpu_monitor", "x", true)],
+        };
+        let body = alerts_json(&list);
+        assert_eq!(body["count"], 1);
+        let shown = &body["alerts"][0];
+        assert_eq!((&shown["behind"], &shown["acknowledged"]["comment"]), (&json!(20), &json!("<b>on it</b>")));
+        assert_eq!(shown["held"].as_array().map(|h| h[0]["hostname"].clone()), Some(json!("router")));
+        assert_eq!(body["held"].as_array().map(|h| (h.len(), h[0]["hostname"].clone())), Some((1, json!("web"))));
+        let plain = alert_json(&alert("web", "cpu_monitor", "x", false));
+        assert!(plain.get("behind").is_none() && plain.get("acknowledged").is_none(), "{plain}");
+    }
 }

@@ -10,6 +10,7 @@
 
 pub mod alertmanager;
 pub mod peers;
+pub mod parents;
 pub mod thresholds;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -65,6 +66,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("hbd_name"),
     KeySpec::new("peers"),
     KeySpec::new("peer_interval").range(Range::int(1, 86400)).unit("seconds"),
+    KeySpec::new("parents"),
     KeySpec::new("keys"),
     KeySpec::new("auth_window").range(Range::at_least(1)),
     KeySpec::new("max_hosts").range(Range::int(1, 100_000_000)),
@@ -159,6 +161,8 @@ pub struct Config {
     pub hbd_name: Option<String>,
     pub peers: Vec<PeerConfig>,
     pub peer_interval: u64,
+    /// Child host name or pattern → parent host name(s); compiled by check().
+    pub parents: serde_yaml::Value,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
     pub max_hosts: usize,
@@ -233,6 +237,7 @@ impl Default for Config {
             hbd_name: None,
             peers: Vec::new(),
             peer_interval: 30,
+            parents: serde_yaml::Value::Null,
             keys: Vec::new(),
             auth_window: 300,
             max_hosts: 100_000,
@@ -389,6 +394,7 @@ impl Config {
             alertmanager::compile(raw, console, &mut problems)
         });
         let mut warnings = Vec::new();
+        let parents = parents::compile(&self.parents, &mut problems);
         let rules = thresholds::compile(
             &self.thresholds,
             self.threshold_renotify_interval,
@@ -448,6 +454,7 @@ impl Config {
                 rules,
                 dyndomains: dyndomains.clone(),
                 host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
+                parents,
             },
             journal: journal_files.clone().map(|files| JournalSettings {
                 files,

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::server::model::{summarize, Alert, AlertChange, AlertKey, Level, HEARTBEAT, SILENT_FOR};
+use crate::server::model::{summarize, Ack, Alert, AlertChange, AlertKey, Level, HEARTBEAT, SILENT_FOR};
+use crate::server::msg::AckRefused;
 use crate::server::pattern::glob_matches;
 
 /// The plugin whose data carries Nagios checks, mapped without rules.
@@ -212,6 +213,10 @@ pub struct AlertTable {
     alerts: HashMap<AlertKey, Alert>,
     /// Hosts whose host-down alert is not OK: their other alerts are held.
     down: HashSet<String>,
+    /// Unreachable hosts (`parents:`): their alerts are held as a down host's.
+    unreachable: HashSet<String>,
+    /// Down hosts with hosts unreachable behind them, and how many.
+    behind: HashMap<String, usize>,
 }
 
 impl AlertTable {
@@ -234,7 +239,7 @@ impl AlertTable {
     }
 
     fn is_held(&self, alert: &Alert) -> bool {
-        alert.key.plugin != HEARTBEAT && self.down.contains(&alert.key.host)
+        self.held_key(&alert.key)
     }
 
     /// Every alert state, marked held or not: those that count first,
@@ -244,7 +249,7 @@ impl AlertTable {
             .alerts
             .values()
             .filter(|a| host.is_none_or(|h| a.key.host == h))
-            .map(|a| Alert { held: self.is_held(a), ..a.clone() })
+            .map(|a| Alert { held: self.is_held(a), behind: self.behind_of(&a.key), ..a.clone() })
             .collect();
         alerts.sort_by(|a, b| a.held.cmp(&b.held).then(b.level.cmp(&a.level)).then_with(|| a.key.cmp(&b.key)));
         alerts
@@ -352,6 +357,7 @@ impl AlertTable {
     pub fn forget(&mut self, host: &str) {
         self.alerts.retain(|key, _| key.host != host);
         self.down.remove(host);
+        self.unreachable.remove(host);
     }
 
     /// The host stopped sending: its host-down alert becomes CRITICAL, with
@@ -363,7 +369,9 @@ impl AlertTable {
             return None;
         }
         self.down.insert(host.to_string());
-        let text = format!("CRITICAL: {host} - host down (silent for {silent_for:.0}s)");
+        self.unreachable.remove(host);
+        let behind = self.behind_text(host);
+        let text = format!("CRITICAL: {host} - host down (silent for {silent_for:.0}s){behind}");
         Some(self.transition(&key, Level::Critical, Some(silent_for.round()), None, now, text))
     }
 
@@ -404,6 +412,8 @@ impl AlertTable {
                 .alerts
                 .values()
                 .filter(|a| a.level != Level::Ok && now - a.last_notified >= rules.renotify)
+                // Someone is on it: no reminders (see `acknowledge`).
+                .filter(|a| a.acknowledged.is_none())
                 .filter(|a| a.key.plugin == HEARTBEAT || hosts.is_up(&a.key.host))
                 .map(|a| a.key.clone())
                 .collect();
@@ -412,8 +422,12 @@ impl AlertTable {
                     alert.last_notified = now;
                     let ongoing = now - alert.since;
                     let what = describe(&key, alert.last_value);
+                    let behind = match key.plugin == HEARTBEAT {
+                        true => behind_text(self.behind.get(&key.host).copied()),
+                        false => String::new(),
+                    };
                     let text = format!(
-                        "REMINDER ({}): {} - {what} (ongoing for {ongoing:.0}s)",
+                        "REMINDER ({}): {} - {what} (ongoing for {ongoing:.0}s){behind}",
                         alert.level.as_str(),
                         key.host
                     );
@@ -476,7 +490,81 @@ impl AlertTable {
         alert.threshold = threshold;
         alert.pending = None;
         alert.message = text.clone();
+        // What was acknowledged was this level: a new one needs a look again.
+        alert.acknowledged = None;
         AlertChange { key: key.clone(), from, to, value, threshold, reminder: false, ongoing, text }
+    }
+}
+
+/// Acknowledgements: an operator says someone is on an alert. It stops the
+/// alert's reminders (nothing else: it is still listed, counted and shown)
+/// until its next transition, a recovery or another level, which clears
+/// it in [`AlertTable::transition`].
+impl AlertTable {
+    /// Acknowledges the alert at `key` (again: the newer one replaces it).
+    /// The host is known to the caller; the alert must exist and not be OK.
+    pub fn acknowledge(&mut self, key: &AlertKey, by: &str, comment: &str, now: f64) -> Result<Alert, AckRefused> {
+        let (held, behind) = (self.held_key(key), self.behind_of(key));
+        let alert = self.alerts.get_mut(key).ok_or(AckRefused::UnknownAlert)?;
+        if alert.level == Level::Ok {
+            return Err(AckRefused::IsOk);
+        }
+        alert.acknowledged = Some(Ack { by: by.to_string(), at: now, comment: comment.to_string() });
+        Ok(Alert { held, behind, ..alert.clone() })
+    }
+
+    /// Removes the acknowledgement of the alert at `key`: its reminders
+    /// resume, the next one due after `renotify` from the last.
+    pub fn unacknowledge(&mut self, key: &AlertKey) -> Result<Alert, AckRefused> {
+        let (held, behind) = (self.held_key(key), self.behind_of(key));
+        let alert = self.alerts.get_mut(key).ok_or(AckRefused::UnknownAlert)?;
+        alert.acknowledged.take().ok_or(AckRefused::NotAcknowledged)?;
+        Ok(Alert { held, behind, ..alert.clone() })
+    }
+
+    fn held_key(&self, key: &AlertKey) -> bool {
+        key.plugin != HEARTBEAT && (self.down.contains(&key.host) || self.unreachable.contains(&key.host))
+    }
+}
+
+/// Dependencies (`parents:`): an unreachable host's alerts are held as a
+/// down host's, and a down parent's host-down alert says how many hosts
+/// are unreachable behind it.
+impl AlertTable {
+    /// The host is unreachable: its alerts are held until it sends again.
+    pub fn host_unreachable(&mut self, host: &str) {
+        self.unreachable.insert(host.to_string());
+    }
+
+    /// The unreachable host sent again: its alerts count again.
+    pub fn host_reachable(&mut self, host: &str) {
+        self.unreachable.remove(host);
+    }
+
+    /// How many hosts are unreachable behind each down host, for the texts
+    /// of host-down alerts and reminders from now on.
+    pub fn set_behind(&mut self, behind: HashMap<String, usize>) {
+        self.behind = behind;
+    }
+
+    /// Only a host-down alert that is not OK has hosts behind it (the count
+    /// is the last tick's: a parent just back is OK already).
+    fn behind_of(&self, key: &AlertKey) -> Option<usize> {
+        let down = key.plugin == HEARTBEAT && self.alerts.get(key).is_some_and(|a| a.level != Level::Ok);
+        down.then(|| self.behind.get(&key.host).copied()).flatten()
+    }
+
+    fn behind_text(&self, host: &str) -> String {
+        behind_text(self.behind.get(host).copied())
+    }
+}
+
+/// `; 20 hosts behind it are unreachable`, or nothing.
+fn behind_text(behind: Option<usize>) -> String {
+    match behind {
+        None | Some(0) => String::new(),
+        Some(1) => "; 1 host behind it is unreachable".to_string(),
+        Some(n) => format!("; {n} hosts behind it are unreachable"),
     }
 }
 
@@ -510,6 +598,8 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
         warning: None,
         critical: None,
         held: false,
+        acknowledged: None,
+        behind: None,
     }
 }
 
@@ -761,6 +851,105 @@ mod tests {
         assert!(t.tick(&r, &up, 5000.0).is_empty(), "next one an interval later");
         let down = HostView::default();
         assert!(t.tick(&r, &down, 9000.0).is_empty(), "no reminders while the host is down");
+    }
+
+    /// An acknowledged alert reminds no more; its next transition (another
+    /// level, or back to OK) ends the acknowledgement, and reminders of the
+    /// new level follow the interval again.
+    #[test]
+    fn an_acknowledged_alert_reminds_no_more_until_its_level_changes() {
+        let r = rules("cpu_monitor:\n  load_1min: {warning: 5, critical: 10}\n");
+        let key = AlertKey { host: "mail".into(), plugin: "cpu_monitor".into(), metric_path: "load_1min".into() };
+        let up = HostView { up_plugins: [("mail", Vec::new())].into(), ..HostView::default() };
+        let mut t = AlertTable::default();
+        assert_eq!(t.acknowledge(&key, "alice", "on it", 999.0), Err(AckRefused::UnknownAlert));
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 2.0}), 999.0);
+        assert_eq!(t.acknowledge(&key, "alice", "on it", 999.0), Err(AckRefused::IsOk));
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 12.5}), 1000.0);
+        let acked = t.acknowledge(&key, "alice", "swapping the disk", 1100.0).unwrap();
+        assert_eq!(
+            acked.acknowledged,
+            Some(Ack { by: "alice".into(), at: 1100.0, comment: "swapping the disk".into() })
+        );
+        assert!(t.tick(&r, &up, 4600.0).is_empty(), "no reminder while acknowledged");
+        assert!(t.tick(&r, &up, 9000.0).is_empty());
+        assert_eq!(t.sorted(None)[0].acknowledged.as_ref().map(|a| a.by.as_str()), Some("alice"));
+        // Saved and loaded with the state file.
+        let mut t = AlertTable::new(t.snapshot());
+        assert!(t.tick(&r, &up, 9500.0).is_empty(), "still acknowledged after a restart");
+        // Another level: the acknowledgement ends, reminders resume.
+        let c = t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 7.0}), 10_000.0);
+        assert_eq!(c[0].to, W);
+        assert_eq!(t.sorted(None)[0].acknowledged, None);
+        assert_eq!(t.tick(&r, &up, 13_600.0).len(), 1, "a reminder of the new level");
+        // Recovery ends it too.
+        t.acknowledge(&key, "bob", "known", 13_700.0).unwrap();
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 1.0}), 13_800.0);
+        assert_eq!(t.sorted(None)[0].acknowledged, None);
+        t.observe(&r, "mail", "cpu_monitor", &json!({"load_1min": 12.0}), 13_900.0);
+        assert_eq!(t.tick(&r, &up, 17_500.0).len(), 1, "a new problem reminds");
+        // Removing it by hand brings the reminders back.
+        assert_eq!(t.unacknowledge(&key), Err(AckRefused::NotAcknowledged));
+        t.acknowledge(&key, "bob", "known", 17_600.0).unwrap();
+        assert!(t.tick(&r, &up, 21_100.0).is_empty());
+        assert_eq!(t.unacknowledge(&key).unwrap().acknowledged, None);
+        assert_eq!(t.tick(&r, &up, 21_101.0).len(), 1);
+    }
+
+    /// A down host is acknowledged through its host-down alert: no
+    /// reminders of it; back up, the acknowledgement is gone.
+    #[test]
+    fn a_down_host_is_acknowledged_through_its_host_down_alert() {
+        let r = rules("");
+        let mut t = AlertTable::default();
+        t.host_down("web1", 75.0, 100.0).unwrap();
+        let acked = t.acknowledge(&heartbeat_key("web1"), "alice", "decommissioning", 110.0).unwrap();
+        assert!(acked.acknowledged.is_some() && !acked.held);
+        assert!(t.tick(&r, &HostView::default(), 3700.0).is_empty(), "no reminder");
+        t.host_up("web1", 3800.0).unwrap();
+        assert_eq!(t.sorted(Some("web1"))[0].acknowledged, None);
+        t.host_down("web1", 75.0, 4000.0).unwrap();
+        assert_eq!(t.tick(&r, &HostView::default(), 7600.0).len(), 1, "a new outage reminds");
+    }
+
+    /// A down parent's host-down alert says how many hosts are unreachable
+    /// behind it, in its text and its reminders (with the count of then);
+    /// an unreachable host's own alerts are held as a down host's.
+    #[test]
+    fn a_parents_host_down_alert_counts_the_hosts_behind_it() {
+        let r = rules(README);
+        let mut t = AlertTable::default();
+        t.observe(&r, "site1-web", "cpu_monitor", &json!({"cpu_percent": 95.0}), 100.0);
+        t.host_unreachable("site1-web");
+        t.set_behind([("site1-router".to_string(), 20)].into());
+        let c = t.host_down("site1-router", 32.0, 110.0).unwrap();
+        assert_eq!(c.text, "CRITICAL: site1-router - host down (silent for 32s); 20 hosts behind it are unreachable");
+        let listed = t.sorted(None);
+        assert_eq!((listed[0].key.host.as_str(), listed[0].behind), ("site1-router", Some(20)));
+        assert!(listed[1].held, "the unreachable host's cpu alert is held");
+        assert_eq!(t.summary()[&C], 1, "and not counted");
+        t.set_behind([("site1-router".to_string(), 21)].into());
+        let c = t.tick(&r, &HostView::default(), 3710.0);
+        assert_eq!(c.len(), 1, "no reminder of the held cpu alert");
+        assert_eq!(
+            c[0].text,
+            "REMINDER (CRITICAL): site1-router - host down (ongoing for 3600s); 21 hosts behind it are unreachable"
+        );
+        t.host_reachable("site1-web");
+        assert!(!t.sorted(None)[1].held);
+        t.host_up("site1-router", 3800.0).unwrap();
+        assert_eq!(t.sorted(Some("site1-router"))[0].behind, None, "back: nobody behind it, whatever the last count");
+        assert_eq!(behind_text(Some(1)), "; 1 host behind it is unreachable");
+        assert_eq!(behind_text(Some(0)), "");
+    }
+
+    /// A state file from before acknowledgements loads as unacknowledged.
+    #[test]
+    fn old_state_files_have_no_acknowledgements() {
+        let old = r#"{"host":"h","plugin":"p","metric_path":"v","level":"CRITICAL","last_value":1.0,"threshold":null,"since":5.0,"last_notified":5.0,"message":"m"}"#;
+        let alert: Alert = serde_json::from_str(old).unwrap();
+        assert_eq!(alert.acknowledged, None);
+        assert!(!serde_json::to_string(&alert).unwrap().contains("acknowledged"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! `server::model`; what core asks of DNS and hears back in `dns_wanted`.
 
 pub mod alerts;
+pub mod deps;
 mod dns_wanted;
 pub mod table;
 
@@ -24,12 +25,12 @@ use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
 use crate::server::model::{
-    summarize, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport, ServiceStats, Status,
-    UdpStats,
+    summarize, Alert, AlertKey, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
+    ServiceStats, Status, UdpStats,
 };
 use crate::server::msg::{
-    AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved, StateMsg,
-    Update,
+    AckRefused, AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved,
+    StateMsg, Update,
 };
 use crate::wire::{unix_seconds, PluginKind};
 use alerts::AlertTable;
@@ -55,6 +56,8 @@ pub struct CoreSettings {
     pub dyndomains: Vec<String>,
     /// Hosts silent longer than this are forgotten (`host_expire_after`); None: never.
     pub host_expire_after: Option<f64>,
+    /// `parents:`, checked: which hosts stand behind which.
+    pub parents: deps::Parents,
 }
 
 /// Where the core sends what it decides, and what it does when a channel is
@@ -134,6 +137,7 @@ pub fn run(
         table: HostTable::new(saved.hosts, &settings, now),
         rules: settings.rules.clone(),
         host_expire_after: settings.host_expire_after,
+        has_parents: !settings.parents.is_empty(),
         alerts: AlertTable::new(saved.alerts),
         outputs,
         events: Vec::new(),
@@ -152,6 +156,9 @@ pub fn run(
     };
     for (host, level) in core.alerts.worst_by_host() {
         core.table.set_alert_level(host, level);
+    }
+    for host in core.table.iter().filter(|h| h.status == Status::Unreachable) {
+        core.alerts.host_unreachable(&host.name);
     }
     info!("core: tracking {} hosts from the state file", core.table.len());
     // Whatever DNS has not confirmed yet (pending or failed before a restart) is asked for again.
@@ -200,6 +207,8 @@ struct Core {
     table: HostTable,
     rules: alerts::Rules,
     host_expire_after: Option<f64>,
+    /// Whether `parents:` is configured: only then are hosts counted behind others.
+    has_parents: bool,
     alerts: AlertTable,
     outputs: CoreOutputs,
     /// Reused buffer for the events of one message or tick.
@@ -280,6 +289,10 @@ impl Core {
             }
         }
         self.table.expire(now, &mut self.events);
+        if self.has_parents {
+            // Before the host-down alerts of this tick are written: they say it.
+            self.alerts.set_behind(self.table.unreachable_behind());
+        }
         let changes = self.alerts.tick(&self.rules, &self.table, now);
         self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
@@ -322,6 +335,30 @@ impl Core {
         true
     }
 
+    /// Acknowledges an alert (`comment` Some) or removes the
+    /// acknowledgement (None), journaled with who.
+    fn acknowledge(
+        &mut self,
+        mut key: AlertKey,
+        by: String,
+        comment: Option<String>,
+        now: f64,
+    ) -> Result<Alert, AckRefused> {
+        key.host.make_ascii_lowercase();
+        if !self.table.contains(&key.host) {
+            return Err(AckRefused::UnknownHost);
+        }
+        let (alert, event) = match comment {
+            Some(comment) => {
+                let alert = self.alerts.acknowledge(&key, &by, &comment, now)?;
+                (alert, Event::Acknowledged { key, by, comment })
+            }
+            None => (self.alerts.unacknowledge(&key)?, Event::AckRemoved { key, by }),
+        };
+        self.route(now, event);
+        Ok(alert)
+    }
+
     fn handle_query(&mut self, query: Query, inbound_queue: usize, now: f64) {
         // A requester that gave up has dropped its receiver; nothing to do then.
         match query {
@@ -347,6 +384,9 @@ impl Core {
             }
             Query::Forget { name, by, dns, reply } => {
                 let _ = reply.send(self.forget(&name.to_ascii_lowercase(), &by, dns, now));
+            }
+            Query::Ack { key, by, comment, reply } => {
+                let _ = reply.send(self.acknowledge(key, by, comment, now));
             }
             Query::Metrics(reply) => {
                 let (hosts, plugins) = self.table.latest();
@@ -410,6 +450,14 @@ impl Core {
             .map(|event| match event {
                 Event::HostDown { name, silent_for, .. } => self.alerts.host_down(name, *silent_for, at),
                 Event::HostUp { name, .. } => self.alerts.host_up(name, at),
+                Event::HostUnreachable { name, .. } => {
+                    self.alerts.host_unreachable(name);
+                    None
+                }
+                Event::HostReachable { name, .. } => {
+                    self.alerts.host_reachable(name);
+                    None
+                }
                 _ => None,
             })
             .collect();
@@ -547,6 +595,7 @@ mod tests {
             rules: alerts::Rules::default(),
             dyndomains,
             host_expire_after: None,
+            parents: deps::Parents::default(),
         }
     }
 
@@ -633,6 +682,40 @@ mod tests {
         h.core.join().unwrap();
         let saved = last.expect("a final snapshot");
         assert!(saved.hosts.is_empty() && saved.alerts.is_empty());
+    }
+
+    /// Acknowledging through the query: names case-insensitive, refusals
+    /// typed, the journal told who.
+    #[test]
+    fn acknowledgements_are_asked_of_the_core_and_journaled() {
+        let h = start();
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0)])).unwrap();
+        next_event(&h.journal);
+        let host_down = |host: &str| AlertKey {
+            host: host.into(),
+            plugin: "heartbeat".into(),
+            metric_path: "silent_for_seconds".into(),
+        };
+        let ack = |key: AlertKey, comment: Option<&str>| {
+            ask(&h.queries, |reply| Query::Ack { key, by: "alice".into(), comment: comment.map(String::from), reply })
+                .unwrap()
+        };
+        assert_eq!(ack(host_down("nosuch"), Some("x")).unwrap_err(), AckRefused::UnknownHost);
+        assert_eq!(ack(host_down("a"), Some("x")).unwrap_err(), AckRefused::UnknownAlert, "never down: no such alert");
+        h.clock.set(1016.0);
+        h.ticks.send(Instant::now()).unwrap();
+        assert!(matches!(next_event(&h.journal), Event::HostDown { .. }));
+        assert!(matches!(next_event(&h.journal), Event::Alert(_)));
+        let alert = ack(host_down("A"), Some("rebooting")).unwrap();
+        assert_eq!(alert.acknowledged.map(|a| (a.by, a.at)), Some(("alice".to_string(), 1016.0)));
+        assert!(
+            matches!(next_event(&h.journal), Event::Acknowledged { key, by, comment } if key.host == "a" && by == "alice" && comment == "rebooting")
+        );
+        assert!(ack(host_down("a"), None).unwrap().acknowledged.is_none());
+        assert!(matches!(next_event(&h.journal), Event::AckRemoved { .. }));
+        assert_eq!(ack(host_down("a"), None).unwrap_err(), AckRefused::NotAcknowledged);
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        h.core.join().unwrap();
     }
 
     #[test]

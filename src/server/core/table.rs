@@ -5,11 +5,12 @@
 //! samples decoded.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde_json::Value;
 
 use super::alerts::UpHosts;
+use super::deps::Parents;
 use super::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::server::store::{History, LatestData, Layouts, Names, Plugins, Record, Series};
@@ -46,6 +47,8 @@ pub struct HostTable {
     /// When this run started: a host restored from the state file gets its
     /// full interval plus grace from here before it can be declared down.
     started: f64,
+    /// `parents:`, compiled: each host's `Host::parents` comes from here.
+    parents: Parents,
 }
 
 impl HostTable {
@@ -58,6 +61,7 @@ impl HostTable {
                 names.adopt(name);
                 series.history_mut().adopt_layouts(&mut layouts);
             }
+            record.host.parents = settings.parents.of(&record.host.name);
             hosts.insert(record.host.name.clone(), Box::new(record));
         }
         HostTable {
@@ -71,6 +75,7 @@ impl HostTable {
             dropped_plugins: 0,
             dropped_hosts: 0,
             started,
+            parents: settings.parents.clone(),
         }
     }
 
@@ -139,7 +144,7 @@ impl HostTable {
         let started = self.started;
         self.hosts
             .values()
-            .filter(|r| r.host.status == Status::Down && now - r.host.last_seen.max(started) > after)
+            .filter(|r| r.host.status != Status::Up && now - r.host.last_seen.max(started) > after)
             .map(|r| r.host.name.clone())
             .collect()
     }
@@ -195,6 +200,7 @@ impl HostTable {
                 // kept as long as the host it would pin their pages.
                 let sent = new.into_key();
                 let name = sent.as_str().to_owned();
+                let parents = self.parents.of(&name);
                 events.push(Event::HostNew { name: sent, address: hb.source });
                 self.hosts.entry(name.clone()).or_insert(Box::new(Record {
                     host: Host {
@@ -215,6 +221,9 @@ impl HostTable {
                         dns: BTreeMap::new(),
                         outages: VecDeque::new(),
                         latency_history: VecDeque::new(),
+                        parents,
+                        unreachable_via: Vec::new(),
+                        reprieve: None,
                     },
                     plugins: Plugins::default(),
                     latency: History::default(),
@@ -235,6 +244,17 @@ impl HostTable {
             host.record_outage(now);
             host.status = Status::Up;
             host.status_since = now;
+        }
+        if host.status == Status::Unreachable {
+            events.push(Event::HostReachable {
+                name: host.name.clone(),
+                address: hb.source,
+                unreachable_for: now - host.status_since,
+            });
+            host.status = Status::Up;
+            host.status_since = now;
+            host.unreachable_via.clear();
+            host.reprieve = None;
         }
         host.port = hb.source.port();
         host.last_seen = host.last_seen.max(now);
@@ -273,21 +293,157 @@ impl HostTable {
         }
     }
 
-    /// Marks down every up host silent for longer than its interval plus grace.
+    /// Marks down every up host silent for longer than its interval plus
+    /// grace, or unreachable when its parents are down (see [`Self::decide`]).
     pub fn expire(&mut self, now: f64, events: &mut Vec<Event>) {
-        for host in self.hosts.values_mut().map(|r| &mut r.host) {
-            let heard = host.last_seen.max(self.started);
-            if host.status == Status::Up && now - heard > host.interval + self.grace {
-                host.status = Status::Down;
+        let started = self.started;
+        let due = |h: &Host| match h.status {
+            Status::Up if h.parents.is_empty() => now - h.last_seen.max(started) > h.interval + self.grace,
+            // Behind parents, a missed heartbeat is a question already.
+            Status::Up => now - h.last_seen.max(started) > h.interval,
+            Status::Unreachable => true,
+            Status::Down => false,
+        };
+        let mut due: Vec<(usize, String)> =
+            self.hosts.values().filter(|r| due(&r.host)).map(|r| (0, r.host.name.clone())).collect();
+        if due.is_empty() {
+            return;
+        }
+        // Parents before their children (a router behind a router too), so
+        // that a child sees what its parents became in this same tick.
+        for (depth, name) in &mut due {
+            *depth = self.depth(name, 0);
+        }
+        due.sort_unstable();
+        for (_, name) in due {
+            self.decide(&name, now, events);
+        }
+    }
+
+    /// How many parents deep `name` stands (0: none known); bounded, though
+    /// the config has no cycles.
+    fn depth(&self, name: &str, seen: usize) -> usize {
+        let Some(host) = self.host(name).filter(|_| seen < 32) else { return 0 };
+        host.parents.iter().filter(|p| self.contains(p)).map(|p| 1 + self.depth(p, seen + 1)).max().unwrap_or(0)
+    }
+}
+
+/// What a host's parents say about its silence.
+enum Behind {
+    /// No parents, or one is up and has been heard within its interval (an
+    /// unknown parent counts so: hbd cannot say it is down): the host's
+    /// silence is its own.
+    Reachable,
+    /// Some parent is up but missed its own heartbeat: it may be going
+    /// down, which would explain this host's silence; wait for it.
+    Undecided,
+    /// Every parent is down or unreachable.
+    Cut,
+}
+
+/// Dependencies: a host that went silent behind parents that are all down
+/// or unreachable is unreachable, not down.
+impl HostTable {
+    /// Decides one host that missed its interval (or is unreachable).
+    ///
+    /// Up, without parents: down past its interval plus grace. Up with
+    /// parents: unreachable once every parent is down or unreachable (a
+    /// missed heartbeat is enough then); past its interval plus grace, down
+    /// unless some parent is up but itself overdue, in which case the
+    /// decision waits for the parent's. Unreachable: stays so while its
+    /// parents are all down; once one is back, it has its interval plus
+    /// grace from then to send, and is down after that.
+    fn decide(&mut self, name: &str, now: f64, events: &mut Vec<Event>) {
+        let Some(host) = self.host(name) else { return };
+        let behind = self.behind(host, now);
+        let past_deadline = now - host.last_seen.max(self.started) > host.interval + self.grace;
+        let (status, interval) = (host.status, host.interval);
+        let via: Vec<String> =
+            host.parents.iter().filter(|p| self.host(p).is_some_and(|p| p.status != Status::Up)).cloned().collect();
+        let grace = self.grace;
+        let Some(host) = self.get_mut(name) else { return };
+        match (status, behind) {
+            (Status::Up, Behind::Cut) => {
+                host.status = Status::Unreachable;
                 host.status_since = now;
-                events.push(Event::HostDown {
-                    name: host.name.clone(),
+                host.unreachable_via = via.clone();
+                host.reprieve = None;
+                events.push(Event::HostUnreachable {
+                    name: name.to_string(),
+                    via,
                     last_seen: host.last_seen,
                     silent_for: now - host.last_seen,
                 });
             }
+            (Status::Up, Behind::Reachable) if past_deadline => mark_down(host, now, events),
+            (Status::Unreachable, Behind::Cut) => {
+                host.unreachable_via = via;
+                host.reprieve = None;
+            }
+            (Status::Unreachable, _) => match host.reprieve {
+                None => host.reprieve = Some(now + interval + grace),
+                Some(until) if now > until => {
+                    host.unreachable_via.clear();
+                    host.reprieve = None;
+                    mark_down(host, now, events);
+                }
+                Some(_) => {}
+            },
+            _ => {}
         }
     }
+
+    fn behind(&self, host: &Host, now: f64) -> Behind {
+        if host.parents.is_empty() {
+            return Behind::Reachable;
+        }
+        let mut behind = Behind::Cut;
+        for parent in &host.parents {
+            match self.host(parent) {
+                None => return Behind::Reachable,
+                Some(p) if p.status != Status::Up => {}
+                Some(p) if now - p.last_seen.max(self.started) > p.interval => behind = Behind::Undecided,
+                Some(_) => return Behind::Reachable,
+            }
+        }
+        behind
+    }
+
+    /// For each down host with hosts unreachable behind it, how many:
+    /// directly or through other unreachable hosts (a router behind a
+    /// router), each counted once.
+    pub fn unreachable_behind(&self) -> HashMap<String, usize> {
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for host in self.iter().filter(|h| h.status == Status::Unreachable) {
+            for via in &host.unreachable_via {
+                children.entry(via.as_str()).or_default().push(&host.name);
+            }
+        }
+        let mut counts = HashMap::new();
+        for down in self.iter().filter(|h| h.status == Status::Down && children.contains_key(h.name.as_str())) {
+            let mut seen: HashSet<&str> = HashSet::new();
+            let mut next = vec![down.name.as_str()];
+            while let Some(host) = next.pop() {
+                for child in children.get(host).into_iter().flatten() {
+                    if seen.insert(child) {
+                        next.push(child);
+                    }
+                }
+            }
+            counts.insert(down.name.clone(), seen.len());
+        }
+        counts
+    }
+}
+
+fn mark_down(host: &mut Host, now: f64, events: &mut Vec<Event>) {
+    host.status = Status::Down;
+    host.status_since = now;
+    events.push(Event::HostDown {
+        name: host.name.clone(),
+        last_seen: host.last_seen,
+        silent_for: now - host.last_seen,
+    });
 }
 
 /// For alerts: each up host's monitor plugins with ≥ 2 samples, when each
@@ -342,6 +498,7 @@ mod tests {
             rules: Default::default(),
             dyndomains: Vec::new(),
             host_expire_after: None,
+            parents: Parents::default(),
         }
     }
 
@@ -585,5 +742,152 @@ mod tests {
         assert_eq!(h.availability(later, 86400.0), Some(100.0));
         let week = h.availability(later, 7.0 * 86400.0).unwrap();
         assert!((week - 100.0 * (1.0 - 1069.0 / (later - 1000.0))).abs() < 1e-9, "{week}");
+    }
+
+    // ── dependencies ──────────────────────────────────────────────────
+
+    /// A table with `parents:` entries; grace 5, started at 1000.
+    fn behind(entries: &[(&str, &[&str])]) -> HostTable {
+        let parents = Parents::new(
+            entries.iter().map(|(k, v)| (k.to_string(), v.iter().map(|p| p.to_string()).collect())).collect(),
+        );
+        HostTable::new(Vec::new(), &CoreSettings { max_hosts: 100, parents, ..settings() }, 1000.0)
+    }
+
+    fn beat(t: &mut HostTable, name: &str, interval: f64, at: f64) -> Vec<Event> {
+        let (mut events, mut stored) = (Vec::new(), Vec::new());
+        t.heartbeat(Heartbeat { interval, ..hb(name, "10.0.0.1", at) }, &mut events, &mut stored);
+        events
+    }
+
+    fn tick(t: &mut HostTable, now: f64) -> Vec<(String, &'static str)> {
+        let mut events = Vec::new();
+        t.expire(now, &mut events);
+        events
+            .into_iter()
+            .map(|e| match e {
+                Event::HostDown { name, .. } => (name, "down"),
+                Event::HostUnreachable { name, .. } => (name, "unreachable"),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    fn status(t: &HostTable, name: &str) -> Status {
+        t.host(name).map(|h| h.status).unwrap()
+    }
+
+    fn named(events: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
+        events.iter().map(|(n, e)| (n.to_string(), *e)).collect()
+    }
+
+    /// Everything behind two routers stops at once: the outer router is
+    /// down, the inner one and the hosts behind it unreachable, all in the
+    /// tick the outer one is decided, and it has both behind it.
+    #[test]
+    fn a_chain_is_decided_parents_first_in_one_tick() {
+        let mut t = behind(&[("site1-*", &["site1-router"]), ("site1-router", &["core"])]);
+        // Children first, so that the map's order is no help.
+        for name in ["site1-web", "site1-db", "site1-router", "core"] {
+            beat(&mut t, name, 10.0, 1000.0);
+        }
+        assert_eq!(t.host("site1-router").unwrap().parents, ["core"]);
+        assert!(tick(&mut t, 1012.0).is_empty(), "missed a heartbeat, but core is not down yet");
+        let mut events = tick(&mut t, 1015.5);
+        events.sort();
+        assert_eq!(
+            events,
+            named(&[
+                ("core", "down"),
+                ("site1-db", "unreachable"),
+                ("site1-router", "unreachable"),
+                ("site1-web", "unreachable")
+            ])
+        );
+        assert_eq!(t.host("site1-web").unwrap().unreachable_via, ["site1-router"]);
+        assert_eq!(t.unreachable_behind(), [("core".to_string(), 3)].into());
+        assert!(tick(&mut t, 1100.0).is_empty(), "unreachable stays so while core is down");
+        assert_eq!(t.silent_longer_than(50.0, 1100.0).len(), 4, "host_expire_after takes unreachable hosts too");
+    }
+
+    /// Behind two parents a host is unreachable only when both are down.
+    #[test]
+    fn two_parents_both_down_or_it_is_down() {
+        let mut t = behind(&[("dual", &["a", "b"])]);
+        for name in ["dual", "a", "b"] {
+            beat(&mut t, name, 10.0, 1000.0);
+        }
+        beat(&mut t, "b", 10.0, 1010.0);
+        assert_eq!(
+            tick(&mut t, 1015.5),
+            named(&[("a", "down"), ("dual", "down")]),
+            "b is up: dual's silence is its own"
+        );
+
+        let mut t = behind(&[("dual", &["a", "b"])]);
+        for name in ["dual", "a", "b"] {
+            beat(&mut t, name, 10.0, 1000.0);
+        }
+        let mut events = tick(&mut t, 1015.5);
+        events.sort();
+        assert_eq!(events, named(&[("a", "down"), ("b", "down"), ("dual", "unreachable")]));
+        assert_eq!(t.host("dual").unwrap().unreachable_via, ["a", "b"]);
+        assert_eq!(t.unreachable_behind(), [("a".to_string(), 1), ("b".to_string(), 1)].into());
+    }
+
+    /// A child past its deadline waits while its parent is up but has
+    /// itself missed a heartbeat; the parent decides it.
+    #[test]
+    fn a_child_waits_for_an_overdue_parent() {
+        for parent_returns in [false, true] {
+            let mut t = behind(&[("web", &["router"])]);
+            beat(&mut t, "router", 6.0, 1000.0);
+            beat(&mut t, "web", 2.0, 1000.0);
+            assert!(tick(&mut t, 1008.0).is_empty(), "web is past 2 + 5 s, but router is overdue: wait");
+            assert_eq!(status(&t, "web"), Status::Up);
+            if parent_returns {
+                beat(&mut t, "router", 6.0, 1009.0);
+                assert_eq!(tick(&mut t, 1010.0), named(&[("web", "down")]), "router is fine: web is down");
+            } else {
+                let mut events = tick(&mut t, 1011.5);
+                events.sort();
+                assert_eq!(events, named(&[("router", "down"), ("web", "unreachable")]));
+            }
+        }
+        // A parent that has not missed its heartbeat does not hold anyone.
+        let mut t = behind(&[("web", &["router"])]);
+        beat(&mut t, "router", 30.0, 1000.0);
+        beat(&mut t, "web", 2.0, 1000.0);
+        assert_eq!(tick(&mut t, 1007.5), named(&[("web", "down")]));
+        // Nor does a parent hbd has never heard of.
+        let mut t = behind(&[("web", &["nowhere"])]);
+        beat(&mut t, "web", 2.0, 1000.0);
+        assert_eq!(tick(&mut t, 1007.5), named(&[("web", "down")]));
+    }
+
+    /// The parent is back: each unreachable child has its interval plus
+    /// grace from then; one that sends is up without having been down,
+    /// one that does not is down after that.
+    #[test]
+    fn when_the_parent_returns_children_have_their_interval_plus_grace() {
+        let mut t = behind(&[("site-*", &["router"])]);
+        for name in ["router", "site-a", "site-b"] {
+            beat(&mut t, name, 10.0, 1000.0);
+        }
+        assert_eq!(tick(&mut t, 1015.5).len(), 3);
+        assert!(beat(&mut t, "router", 10.0, 1100.0).iter().any(|e| matches!(e, Event::HostUp { .. })));
+        assert!(tick(&mut t, 1100.5).is_empty(), "a fresh deadline: 1115.5");
+        let events = beat(&mut t, "site-a", 10.0, 1105.0);
+        assert!(
+            matches!(events.as_slice(), [Event::HostReachable { name, unreachable_for, .. }] if name == "site-a" && *unreachable_for == 89.5),
+            "{events:?}"
+        );
+        assert_eq!(status(&t, "site-a"), Status::Up);
+        beat(&mut t, "site-a", 10.0, 1112.0);
+        beat(&mut t, "router", 10.0, 1112.0);
+        assert!(tick(&mut t, 1115.0).is_empty());
+        assert_eq!(tick(&mut t, 1116.0), named(&[("site-b", "down")]));
+        assert!(t.host("site-b").unwrap().unreachable_via.is_empty());
+        assert!(t.unreachable_behind().is_empty());
     }
 }

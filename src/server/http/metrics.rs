@@ -20,8 +20,11 @@ pub fn render(s: &MetricsSnapshot) -> String {
     let mut out = String::with_capacity(256 + s.hosts.len() * 512);
     family(&mut out, "hbd_hosts", "gauge", "Hosts hbd knows.");
     sample(&mut out, "hbd_hosts", &[], s.hosts.len() as f64);
+    family(&mut out, "hbd_hosts_unreachable", "gauge", "Hosts silent behind parents that are all down.");
+    let unreachable = s.hosts.iter().filter(|h| h.status == Status::Unreachable).count();
+    sample(&mut out, "hbd_hosts_unreachable", &[], unreachable as f64);
 
-    family(&mut out, "hbd_host_up", "gauge", "Whether the host is up (1) or down (0).");
+    family(&mut out, "hbd_host_up", "gauge", "Whether the host is up (1) or down or unreachable (0).");
     for h in &s.hosts {
         sample(&mut out, "hbd_host_up", &[("host", &h.name)], if h.status == Status::Up { 1.0 } else { 0.0 });
     }
@@ -175,7 +178,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
         &mut out,
         "hbd_alerts_held",
         "gauge",
-        "Alerts of down hosts that are not OK, held under their host-down alert.",
+        "Alerts of down or unreachable hosts that are not OK, held (under their host-down alert if any).",
     );
     sample(&mut out, "hbd_alerts_held", &[], s.alerts.iter().filter(|a| a.held && a.level != Level::Ok).count() as f64);
     family(
@@ -330,6 +333,9 @@ mod tests {
             dns: BTreeMap::new(),
             outages: Default::default(),
             latency_history: Default::default(),
+            parents: Vec::new(),
+            unreachable_via: Vec::new(),
+            reprieve: None,
         };
         MetricsSnapshot {
             hosts: vec![host],

@@ -29,13 +29,14 @@ use serde_json::{json, Map, Value};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::server::journal::{self, JournalFiles};
-use crate::server::model::ServiceState;
-use crate::server::msg::{self, Query, Upgraded};
-use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
+use crate::server::model::{AlertKey, ServiceState};
+use crate::server::msg::{self, AckRefused, Query, Upgraded};
+use crate::server::views::{alert_json, alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
 use crate::wire::{truncate_chars, unix_seconds};
 use auth::{Denied, Tokens};
 use hosts_cache::{HostsCache, Served};
 
+mod ack;
 pub mod auth;
 pub mod front;
 pub mod hosts_cache;
@@ -200,15 +201,24 @@ impl Reply {
 const ALLOWED: &str = "GET, HEAD, OPTIONS";
 /// What a known host's path takes: `DELETE` forgets the host.
 const HOST_ALLOWED: &str = "GET, HEAD, DELETE, OPTIONS";
+/// A host's acknowledgements: `POST` acknowledges, `DELETE` removes.
+const ACK_ALLOWED: &str = "POST, DELETE, OPTIONS";
 /// Every method some path takes, for CORS preflights.
 const CORS_METHODS: &str = "GET, HEAD, POST, DELETE, OPTIONS";
 const PAGE_POLICY: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-fn handle(api: &Api, settings: &HttpSettings, request: Request) {
+fn handle(api: &Api, settings: &HttpSettings, mut request: Request) {
     let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
     let origin = origin.filter(|o| cors_allows(&settings.cors_origins, o));
-    let mut reply = route(api, settings, request.method(), request.url(), request.headers());
+    // The front has read it whole, within `front::MAX_BODY`.
+    let mut body = String::new();
+    let unreadable =
+        io::Read::read_to_string(&mut io::Read::take(request.as_reader(), front::MAX_BODY as u64), &mut body);
+    let mut reply = match unreadable {
+        Ok(_) => route(api, settings, request.method(), request.url(), request.headers(), &body),
+        Err(_) => Reply::error(400, "the request body is not UTF-8"),
+    };
     if reply.status == 401 {
         reply.authenticate = true;
     }
@@ -357,6 +367,7 @@ enum Target<'a> {
     Plugins(&'a str),
     History(&'a str, &'a str),
     Alerts(Option<&'a str>),
+    Ack(&'a str),
     Journal,
     Events,
 }
@@ -374,6 +385,7 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
         ["api", "0", "hosts", name, "plugins"] => Target::Plugins(name),
         ["api", "0", "hosts", name, "plugins", plugin] => Target::History(name, plugin),
         ["api", "0", "hosts", name, "alerts"] => Target::Alerts(Some(name)),
+        ["api", "0", "hosts", name, "ack"] => Target::Ack(name),
         ["api", "0", "alerts"] => Target::Alerts(None),
         ["api", "0", "journal"] => Target::Journal,
         ["api", "0", "events"] => Target::Events,
@@ -383,7 +395,7 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
     })
 }
 
-fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers: &[Header]) -> Reply {
+fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers: &[Header], body: &str) -> Reply {
     let path = url.split_once('?').map_or(url, |(path, _)| path);
     let Some((segments, query)) = split_target(url) else {
         return Reply::error(400, "malformed percent-encoding in the path");
@@ -394,6 +406,7 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
     };
     let allowed = match target {
         Target::Host(_) => HOST_ALLOWED,
+        Target::Ack(_) => ACK_ALLOWED,
         _ => ALLOWED,
     };
     let write = match method {
@@ -430,6 +443,10 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
                 Ok(dns) => api.forget(name, by, dns),
                 Err(reply) => reply,
             },
+            Target::Ack(name) => match ack::parse(*method == Method::Post, body, query) {
+                Ok(ack) => api.ack(name, by, ack),
+                Err(why) => Reply::error(400, why),
+            },
             _ => Reply::error(405, "no writes here"),
         };
     }
@@ -456,6 +473,10 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
             Err(reply) => reply,
         },
         Target::Alerts(host) => api.alerts(host),
+        Target::Ack(_) => Reply {
+            allow: Some(ACK_ALLOWED),
+            ..Reply::error(405, format!("method {method} not allowed; use {ACK_ALLOWED}"))
+        },
         Target::Journal => journal_tail(settings.journal.as_ref(), query, false),
         Target::Events => journal_tail(settings.journal.as_ref(), query, true),
     }
@@ -693,6 +714,24 @@ impl Api {
                 Reply::json(200, &body)
             }
             Ok(None) => unknown_host(host.unwrap_or_default()),
+            Err(reply) => reply,
+        }
+    }
+}
+
+impl Api {
+    /// `POST`/`DELETE /api/0/hosts/NAME/ack`: the alert as it is now, or
+    /// 404 (unknown host or alert), 409 (OK, or not acknowledged).
+    fn ack(&self, name: &str, by: &str, ack: ack::AckRequest) -> Reply {
+        let key = AlertKey { host: name.to_string(), plugin: ack.plugin, metric_path: ack.metric_path };
+        let what = format!("{}/{}/{}", truncate(name), truncate(&key.plugin), truncate(&key.metric_path));
+        let query = |reply| Query::Ack { key, by: by.to_string(), comment: ack.comment, reply };
+        match self.ask(query) {
+            Ok(Ok(alert)) => Reply::json(200, &alert_json(&alert)),
+            Ok(Err(AckRefused::UnknownHost)) => unknown_host(name),
+            Ok(Err(AckRefused::UnknownAlert)) => Reply::error(404, format!("no alert {what}")),
+            Ok(Err(AckRefused::IsOk)) => Reply::error(409, format!("alert {what} is OK: nothing to acknowledge")),
+            Ok(Err(AckRefused::NotAcknowledged)) => Reply::error(409, format!("alert {what} is not acknowledged")),
             Err(reply) => reply,
         }
     }
