@@ -20,8 +20,7 @@ use log::warn;
 
 use crate::server::model::{
     Alert, AlertChange, AlertKey, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level,
-    NotifyReport,
-    PluginSeries, Sample, ServiceStats, UdpStats,
+    NotifyReport, PluginSeries, Sample, ServiceStats, UdpStats,
 };
 use crate::server::store::{LatestData, Record};
 use crate::wire::PluginKind;

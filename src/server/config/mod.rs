@@ -9,8 +9,8 @@
 //! have yet are unknown keys too, with a message that says so.
 
 pub mod alertmanager;
-pub mod peers;
 pub mod parents;
+pub mod peers;
 pub mod thresholds;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
