@@ -71,7 +71,7 @@ fn ready_comes_once_the_ports_answer_and_the_watchdog_follows_the_core() {
     }
     // Three pings half an interval apart take more than one interval.
     assert!(started.elapsed() >= WATCHDOG / 2, "pings come no faster than half the interval");
-    assert_eq!(status.as_deref(), Some("hosts: 1 up, 0 down; alerts: 0 critical, 0 warning, 0 unknown"));
+    assert_eq!(status.as_deref(), Some("hosts: 1 up, 0 down, 0 unreachable; alerts: 0 critical, 0 warning, 0 unknown"));
 
     assert!(hbd.stop().success());
     let stopping = wait_for("STOPPING=1", || next_message(&socket, Duration::from_millis(200)));

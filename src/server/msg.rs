@@ -329,6 +329,7 @@ pub const ALIVE_CAPACITY: usize = 1;
 pub struct CoreStatus {
     pub hosts: usize,
     pub down: usize,
+    pub unreachable: usize,
     /// Alerts counted as in `/api/0/alerts`' summary.
     pub alerts: BTreeMap<Level, usize>,
 }

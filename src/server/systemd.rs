@@ -133,9 +133,10 @@ fn abstract_address(_: &[u8]) -> io::Result<SocketAddr> {
 fn status_line(status: &CoreStatus) -> String {
     let count = |level| status.alerts.get(&level).copied().unwrap_or(0);
     format!(
-        "hosts: {} up, {} down; alerts: {} critical, {} warning, {} unknown",
-        status.hosts - status.down,
+        "hosts: {} up, {} down, {} unreachable; alerts: {} critical, {} warning, {} unknown",
+        status.hosts - status.down - status.unreachable,
         status.down,
+        status.unreachable,
         count(Level::Critical),
         count(Level::Warning),
         count(Level::Unknown)
@@ -166,8 +167,12 @@ mod tests {
 
     #[test]
     fn status_lines_count_hosts_and_alerts() {
-        let status = CoreStatus { hosts: 5, down: 2, alerts: [(Level::Critical, 3)].into_iter().collect() };
-        assert_eq!(status_line(&status), "hosts: 3 up, 2 down; alerts: 3 critical, 0 warning, 0 unknown");
+        let status =
+            CoreStatus { hosts: 6, down: 2, unreachable: 1, alerts: [(Level::Critical, 3)].into_iter().collect() };
+        assert_eq!(
+            status_line(&status),
+            "hosts: 3 up, 2 down, 1 unreachable; alerts: 3 critical, 0 warning, 0 unknown"
+        );
     }
 
     /// Pings follow proofs of life no faster than half the watchdog
@@ -196,13 +201,16 @@ mod tests {
         };
         systemd.ready();
         assert!(receive().starts_with("READY=1\n"));
-        let status = CoreStatus { hosts: 1, down: 0, alerts: Default::default() };
+        let status = CoreStatus { hosts: 1, down: 0, unreachable: 0, alerts: Default::default() };
         systemd.alive(&status);
-        assert_eq!(receive(), "WATCHDOG=1\nSTATUS=hosts: 1 up, 0 down; alerts: 0 critical, 0 warning, 0 unknown");
+        assert_eq!(
+            receive(),
+            "WATCHDOG=1\nSTATUS=hosts: 1 up, 0 down, 0 unreachable; alerts: 0 critical, 0 warning, 0 unknown"
+        );
         // Not due, unchanged: nothing is sent; changed: only the status.
         systemd.alive(&status);
         systemd.alive(&CoreStatus { down: 1, ..status });
-        assert_eq!(receive(), "STATUS=hosts: 0 up, 1 down; alerts: 0 critical, 0 warning, 0 unknown");
+        assert_eq!(receive(), "STATUS=hosts: 0 up, 1 down, 0 unreachable; alerts: 0 critical, 0 warning, 0 unknown");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

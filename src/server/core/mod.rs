@@ -315,8 +315,10 @@ impl Core {
     /// systemd's watchdog and `systemctl status`.
     fn report_alive(&self) {
         if let Some(parent) = &self.outputs.to_parent {
-            let down = self.table.iter().filter(|h| h.status == Status::Down).count();
-            let _ = parent.try_send(CoreStatus { hosts: self.table.len(), down, alerts: self.alerts.summary() });
+            let count = |status| self.table.iter().filter(|h| h.status == status).count();
+            let (down, unreachable) = (count(Status::Down), count(Status::Unreachable));
+            let status = CoreStatus { hosts: self.table.len(), down, unreachable, alerts: self.alerts.summary() };
+            let _ = parent.try_send(status);
         }
     }
 
