@@ -23,8 +23,17 @@
 
   async function loadHosts() {
     const wanted = new URLSearchParams(location.search);
-    hosts = (await hbd.getJSON('/api/0/hosts')).hosts.filter((h) => Object.keys(h.plugins).length);
-    document.getElementById('none').hidden = hosts.length > 0;
+    const none = document.getElementById('none');
+    none.dataset.text = none.dataset.text || none.textContent;
+    try {
+      hosts = (await hbd.getJSON('/api/0/hosts')).hosts.filter((h) => Object.keys(h.plugins).length);
+    } catch (e) {
+      none.textContent = `Cannot load hosts: ${e.message}`;
+      none.hidden = false;
+      return;
+    }
+    none.textContent = none.dataset.text;
+    none.hidden = hosts.length > 0;
     fill(hostSelect, hosts.map((h) => h.name), hostSelect.value || wanted.get('host'));
     hostChanged(pluginSelect.value || wanted.get('plugin'));
   }
