@@ -983,6 +983,16 @@ fn an_admin_token_pasted_into_the_page_forgets_a_host_from_its_page() {
     browser.wait_true("the missing host", "!document.getElementById('missing').hidden");
     browser.eval(open_forget);
     assert_eq!(browser.dialog_error("forget"), "old1 is not known to hbd (forgotten already?)");
+
+    // A hostile name in the address is text on the page and in the dialog.
+    let hostile = "<img src=x onerror=alert(1)>";
+    browser.navigate(&format!("{base}/hosts/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E"));
+    browser.wait_true("the missing host", "!document.getElementById('missing').hidden");
+    assert_eq!(browser.eval("document.getElementById('name').textContent"), json!(hostile));
+    browser.eval(open_forget);
+    assert_eq!(browser.dialog_error("forget"), format!("{hostile} is not known to hbd (forgotten already?)"));
+    assert_eq!(browser.eval("document.querySelector('#forget h2').textContent"), json!(format!("Forget {hostile}?")));
+    assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0), "text, never HTML");
     assert_only_refusals(&browser.errors);
 }
 

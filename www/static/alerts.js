@@ -75,7 +75,7 @@
       unavailable.hidden = false;
       box.hidden = true;
       unavailable.textContent = answer.status === 404 ? 'silences are not available on this hbd'
-        : `cannot load silences: ${hbd.writeError(answer, 'reading silences')}`;
+        : `cannot load silences: ${answer.body.error || `hbd answered ${answer.status}`}`;
       return;
     }
     unavailable.hidden = true;

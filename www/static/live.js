@@ -186,8 +186,11 @@
       else if (level(h) === 'OK') ok += 1;
     }
     document.getElementById('n-down').textContent = down;
-    document.getElementById('n-unreachable').textContent = unreachable;
-    document.getElementById('n-silenced').textContent = silenced;
+    // Tiles a live.html from templates_dir older than them may lack.
+    for (const [id, count] of [['n-unreachable', unreachable], ['n-silenced', silenced]]) {
+      const tile = document.getElementById(id);
+      if (tile) tile.textContent = count;
+    }
     document.getElementById('n-critical').textContent = summary.critical;
     document.getElementById('n-warning').textContent = summary.warning;
     document.getElementById('n-unknown').textContent = summary.unknown;
