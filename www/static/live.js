@@ -260,8 +260,9 @@
         break;
       case 'heartbeat': {
         const known = hosts.get(m.host.name);
-        // A new host, or one whose place in the list moves: sort again.
-        if (!known || known.status !== m.host.status || level(known) !== level(m.host)) dirty = true;
+        // A new host, or one whose place in the list or count moves: sort again.
+        if (!known || known.status !== m.host.status || level(known) !== level(m.host)
+          || Boolean(known.silenced) !== Boolean(m.host.silenced)) dirty = true;
         hosts.set(m.host.name, m.host);
         if (!dirty) {
           const i = positions.get(m.host.name);
@@ -270,7 +271,12 @@
         break;
       }
       case 'host_up': setStatus(m.name, 'up', m.at); feed.add(m); break;
-      case 'host_down': setStatus(m.name, m.status === 'unreachable' ? 'unreachable' : 'down', m.at); feed.add(m); reloadAll(); break;
+      case 'host_down':
+        setStatus(m.name, m.status === 'unreachable' ? 'unreachable' : 'down', m.at);
+        feed.add(m);
+        // Which parents it is behind comes with the host: load it.
+        if (m.status === 'unreachable') reloadAll();
+        break;
       case 'host_unreachable': setStatus(m.name, 'unreachable', m.at); feed.add(m); reloadAll(); break;
       case 'silence_added': case 'silence_ended': case 'maintenance_started': case 'maintenance_ended':
       case 'acknowledged': case 'ack_removed':
