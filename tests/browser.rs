@@ -84,6 +84,14 @@ impl Browser {
     /// Sends a command (to the page once attached) and returns its result,
     /// noting errors from the events that arrive meanwhile.
     fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params) {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// [`Browser::call`], with the error DevTools answered, if any.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut command = json!({"id": id, "method": method, "params": params});
@@ -110,8 +118,10 @@ impl Browser {
                 self.answer_paused(&message["params"]);
             }
             if message["id"] == id {
-                assert!(message.get("error").is_none(), "{method}: {}", message["error"]);
-                return message["result"].clone();
+                return match message.get("error") {
+                    Some(error) => Err(error.clone()),
+                    None => Ok(message["result"].clone()),
+                };
             }
         }
     }
@@ -172,10 +182,14 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Waits until `expression` evaluates to true in the page.
+    /// Waits until `expression` evaluates to true in the page. While the
+    /// page loads (after a reload or a link it followed) there is nothing
+    /// to evaluate in: not yet true.
     fn wait_true(&mut self, what: &str, expression: &str) {
         let deadline = Instant::now() + DEADLINE;
-        while self.eval(expression) != json!(true) {
+        let params = json!({"expression": expression, "returnByValue": true});
+        while self.try_call("Runtime.evaluate", params.clone()).map(|r| r["result"]["value"].clone()) != Ok(json!(true))
+        {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -1158,6 +1172,7 @@ fn silenced_acknowledged_and_unreachable_show_distinctly_on_every_page() {
     let mut shop1 = host("shop1", "unreachable", "OK");
     shop1["parents"] = json!(["router1"]);
     shop1["unreachable_via"] = json!(["router1"]);
+    shop1["plugins"] = json!({"cpu_monitor": "monitor"});
     let alert = |name: &str, plugin: &str, path: &str, level: &str, message: &str| {
         json!({"hostname": name, "plugin": plugin, "metric_path": path, "level": level, "since": t - 100.0,
             "last_value": null, "threshold": null, "message": message})
@@ -1246,6 +1261,8 @@ fn silenced_acknowledged_and_unreachable_show_distinctly_on_every_page() {
         "the answer",
         "document.getElementById('silence-message').textContent === 'no silence s1 (ended already?)'",
     );
+    browser.navigate(&format!("{base}/plugins?host=shop1"));
+    browser.wait_true("shop1 on /plugins", "document.querySelectorAll('#host-marks .mark-unreachable').length === 1");
     assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0), "comments as text, never HTML");
     assert!(
         browser.errors.iter().all(|e| e.contains("WebSocket") || e.contains("status of 404")),

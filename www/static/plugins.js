@@ -44,6 +44,8 @@
     const badge = document.getElementById('alert-level');
     badge.textContent = level;
     badge.className = `level-${level}`;
+    // Silenced or unreachable (a plugins.html from templates_dir may have no place for it).
+    document.getElementById('host-marks')?.replaceChildren(...hbd.marks(host || {}, true));
     fill(pluginSelect, host ? Object.keys(host.plugins) : [], wantedPlugin);
     loadHistory();
   }
