@@ -206,3 +206,56 @@ fn wss_without_a_usable_certificate_is_a_clear_start_up_error() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("garbage.pem: holds no PEM certificate"), "{stderr}");
 }
+
+/// Where reads need a token, a page sends it as the subprotocol
+/// `bearer.TOKEN` (browsers cannot set headers on a WebSocket): hbd takes
+/// it there as in `Authorization`, answers with that same protocol, and
+/// refuses (401) a handshake with no token or an unknown one.
+#[test]
+fn a_token_as_the_subprotocol_opens_the_websocket_where_reads_need_one() {
+    use std::os::unix::fs::PermissionsExt;
+    use tungstenite::client::IntoClientRequest;
+    const READER: &str = "bob-read-secret-0123456";
+    let dir = TempDir::new("ws-token");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("bob read {READER}\n")).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let hbd = Hbd::start(&dir, &format!("api_tokens_file: {}\napi_reads_need_token: yes\n", tokens.display()));
+    // The error type is tungstenite's, not ours to box.
+    #[allow(clippy::result_large_err)]
+    let handshake = |addr: SocketAddr, path: &str, protocol: Option<&str>| {
+        let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+        if let Some(protocol) = protocol {
+            request.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+        }
+        let stream = TcpStream::connect_timeout(&addr, DEADLINE).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        tungstenite::client(request, stream)
+    };
+    // On ws_port and on the pages' own port (/ws, through the HTTP front).
+    for (addr, path) in [(hbd.ws, "/"), (hbd.http, "/ws")] {
+        for refused in [None, Some("bearer.not-a-known-token-0123"), Some("chat")] {
+            match handshake(addr, path, refused) {
+                Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+                    assert_eq!(response.status(), 401, "{refused:?}")
+                }
+                other => panic!("{refused:?} on {addr}{path}: not refused: {:?}", other.map(|(_, r)| r)),
+            }
+        }
+        let offered = format!("bearer.{READER}");
+        let (mut ws, response) = handshake(addr, path, Some(&offered)).expect("the token as the subprotocol");
+        let chosen = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+        assert_eq!(chosen, Some(offered.as_str()), "the same protocol back");
+        ws.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        next_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot");
+    }
+    // The header still works, and with reads open the protocol is echoed too.
+    let open_dir = TempDir::new("ws-token-open");
+    let open = Hbd::start(&open_dir, "");
+    let (_, response) = handshake(open.ws, "/", Some("bearer.anything-at-all")).expect("reads are open");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+        Some("bearer.anything-at-all"),
+        "a browser drops a connection whose answer names no protocol it offered"
+    );
+}

@@ -74,12 +74,88 @@ const hbd = (() => {
     return unit ? `${number(value)} ${unit}` : number(value);
   }
 
-  async function getJSON(path) {
-    const response = await fetch(path, { cache: 'no-store' });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error || `${response.status}`);
-    return body;
+  // The API token a person pasted into the page (localStorage
+  // `hbd_token`): sent as `Authorization: Bearer` on every request and as
+  // the WebSocket's subprotocol `bearer.TOKEN`. There are no cookies, so
+  // no other site's page can send it.
+  const TOKEN_KEY = 'hbd_token';
+  function token() {
+    try { return localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
   }
+  function setToken(value) {
+    try {
+      if (value) localStorage.setItem(TOKEN_KEY, value); else localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage refused: the token lasts as long as the page */ }
+  }
+
+  // The one way the pages talk to the API: `{ok, status, body}`, never an
+  // exception (no answer at all is status 0 with an error in the body).
+  async function request(method, path, body) {
+    const headers = {};
+    const secret = token();
+    if (secret) headers.Authorization = `Bearer ${secret}`;
+    const init = { method, headers, cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try { response = await fetch(path, init); } catch (e) {
+      return { ok: false, status: 0, body: { error: `hbd did not answer (${e.message})` } };
+    }
+    let parsed = null;
+    try { parsed = await response.json(); } catch (e) { parsed = null; }
+    return { ok: response.ok, status: response.status, body: parsed && typeof parsed === 'object' ? parsed : {} };
+  }
+
+  // Why a read was refused (401), in the words a person acts on.
+  const needsTokenText = () => (token()
+    ? 'hbd does not take the token this page has; paste another above, or sign out'
+    : 'this hbd needs a token to read; paste one above');
+
+  function showNeedsToken(on) {
+    const notice = document.getElementById('needs-token');
+    if (!notice) return;
+    notice.hidden = !on;
+    if (on) notice.textContent = needsTokenText();
+  }
+
+  async function getJSON(path) {
+    const answer = await request('GET', path);
+    if (answer.status === 401) {
+      showNeedsToken(true);
+      throw new Error(needsTokenText());
+    }
+    if (!answer.ok) throw new Error(answer.body.error || `hbd answered ${answer.status}`);
+    // /healthz is open: only an answer from the API says the token is taken.
+    if (path.startsWith('/api/')) showNeedsToken(false);
+    return answer.body;
+  }
+
+  // A refused write in words: `what` is what was asked ("forgetting a host").
+  function writeError(answer, what) {
+    if (answer.status === 401) {
+      return token() ? `${what} was refused: ${answer.body.error || 'unknown token'}; paste an admin token above`
+        : `${what} needs an admin token: paste one above`;
+    }
+    if (answer.status === 403) return `${what} was refused: ${answer.body.error || 'forbidden'}`;
+    return answer.body.error || `hbd answered ${answer.status}`;
+  }
+
+  // What an acknowledgement names of an alert: nothing for a host-down
+  // alert, else its plugin and metric path.
+  const alertTarget = (a) => (a.plugin === 'heartbeat' ? {} : { plugin: a.plugin, metric_path: a.metric_path });
+  const hostPath = (name) => `/api/0/hosts/${encodeURIComponent(name)}`;
+
+  // Every write the pages make, one function each (docs/API.md).
+  const api = {
+    forget: (name, dns) => request('DELETE', `${hostPath(name)}${dns ? '?dns=1' : ''}`),
+    silences: () => request('GET', '/api/0/silences'),
+    silence: (silence) => request('POST', '/api/0/silences', silence),
+    endSilence: (id) => request('DELETE', `/api/0/silences/${encodeURIComponent(id)}`),
+    ack: (host, target, comment) => request('POST', `${hostPath(host)}/ack`, { ...target, comment }),
+    unack: (host, target) => request('DELETE', `${hostPath(host)}/ack`, target),
+  };
 
   function flatten(value, path, out, depth) {
     if (value !== null && typeof value === 'object' && depth < 8) {
@@ -95,6 +171,14 @@ const hbd = (() => {
     const text = { live: 'live', reconnecting: 'reconnecting…', polling: 'not live: refreshing every 10 s' }[state];
     badge.textContent = text;
     badge.className = `badge ${state === 'live' ? 'online' : 'offline'}`;
+  }
+
+  // The token as a subprotocol, if it is one: a protocol is an HTTP token
+  // (RFC 6455), and a secret with other characters goes without (where
+  // reads need a token, the page then polls).
+  function wsProtocols() {
+    const secret = token();
+    return secret && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(secret) ? [`bearer.${secret}`] : [];
   }
 
   // Loads the page's data with `load`, then keeps it current over a
@@ -123,7 +207,7 @@ const hbd = (() => {
       const url = urls[attempt % urls.length];
       let opened = false;
       let socket;
-      try { socket = new WebSocket(url); } catch (e) { attempt += 1; setTimeout(open, delay); return; }
+      try { socket = new WebSocket(url, wsProtocols()); } catch (e) { attempt += 1; setTimeout(open, delay); return; }
       socket.onopen = () => { opened = true; everLive = true; delay = 1000; poll(false); setConnection('live'); };
       socket.onmessage = (event) => {
         let message;
@@ -266,5 +350,216 @@ const hbd = (() => {
     return `${a.plugin}${a.metric_path ? `.${a.metric_path}` : ' stopped reporting'}`;
   }
 
-  return { el, link, duration, ago, clock, dateTime, number, bytes, unitOf, withUnit, getJSON, flatten, withHeld, subject, live, feed, chart, now };
+  // The states an operator put a host or an alert in, or its parents did,
+  // each with its own label and mark (not colour alone): silenced (until
+  // when, why, by whom), acknowledged (by whom, when, why), unreachable
+  // (behind which down parents), and how many hosts stand behind a down
+  // one. `compact`: the label only, the rest in its tooltip.
+  function marks(item, compact) {
+    const out = [];
+    const mark = (kind, label, details) => {
+      const full = details ? `${label} ${details}` : label;
+      const node = el('span', compact ? label : full, `mark mark-${kind}`);
+      node.title = full;
+      out.push(node);
+    };
+    const s = item && item.silenced;
+    if (s && typeof s === 'object') {
+      const until = typeof s.until === 'number' ? `until ${dateTime(s.until)}` : '';
+      mark('silenced', 'silenced', `${until}: ${s.comment || ''}${s.by ? ` (by ${s.by})` : ''}`);
+    }
+    const a = item && item.acknowledged;
+    if (a && typeof a === 'object') {
+      const at = typeof a.at === 'number' ? ` ${ago(a.at)}` : '';
+      mark('acknowledged', 'acknowledged', `by ${a.by || '?'}${at}: ${a.comment || ''}`);
+    }
+    if (item && item.status === 'unreachable') {
+      const via = Array.isArray(item.unreachable_via) ? item.unreachable_via.join(', ') : '';
+      mark('unreachable', 'unreachable', via ? `behind ${via} (down)` : 'behind a down parent');
+    }
+    if (item && typeof item.behind === 'number' && item.behind > 0) {
+      mark('behind', `${item.behind} host${item.behind === 1 ? '' : 's'} unreachable behind it`, '');
+    }
+    return out;
+  }
+
+  // A host's status as a word: up, down or unreachable.
+  const statusOf = (h) => (h.status === 'up' || h.status === 'unreachable' ? h.status : 'down');
+
+  function button(text, onClick, className) {
+    const b = el('button', text, className || 'action');
+    b.type = 'button';
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  // A modal form: `fields` (a function filling the form) and `submit`,
+  // which returns an error text to show or nothing when it is done.
+  function dialog(id, title, fields, submitText, submit) {
+    document.getElementById(id)?.remove();
+    const box = el('dialog', null, 'form-dialog');
+    box.id = id;
+    const form = el('form');
+    form.id = `${id}-form`;
+    form.noValidate = true;
+    form.appendChild(el('h2', title));
+    fields(form);
+    const error = el('p', null, 'error');
+    error.id = `${id}-error`;
+    error.setAttribute('role', 'alert');
+    error.hidden = true;
+    form.appendChild(error);
+    const buttons = el('p', null, 'buttons');
+    const go = el('button', submitText);
+    go.type = 'submit';
+    buttons.append(go, button('cancel', () => box.close(), 'secondary'));
+    form.appendChild(buttons);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      go.disabled = true;
+      error.hidden = true;
+      const problem = await submit();
+      go.disabled = false;
+      if (problem) { error.textContent = problem; error.hidden = false; } else box.close();
+    });
+    box.addEventListener('close', () => box.remove());
+    box.appendChild(form);
+    document.body.appendChild(box);
+    box.showModal();
+    return box;
+  }
+
+  function field(form, label, input) {
+    const row = el('label', label, 'field');
+    row.appendChild(input);
+    form.appendChild(row);
+    return input;
+  }
+
+  function input(id, value, type) {
+    const node = el(type === 'textarea' ? 'textarea' : 'input');
+    node.id = id;
+    if (type !== 'textarea') node.type = type || 'text';
+    node.value = value || '';
+    node.autocomplete = 'off';
+    return node;
+  }
+
+  const DURATION = /^(\d+|(\d+[smhd])+)$/;
+
+  // The silence form, prefilled from `what` ({host, plugin, metric_path});
+  // `done(silence)` after hbd took it.
+  function silenceForm(what, done) {
+    const els = {};
+    dialog('silence', 'Silence', (form) => {
+      els.host = field(form, 'Host (name or pattern)', input('silence-host', what.host));
+      els.plugin = field(form, 'Plugin (optional)', input('silence-plugin', what.plugin));
+      els.metric = field(form, 'Metric path (optional)', input('silence-metric', what.metric_path));
+      const choice = el('select');
+      choice.id = 'silence-duration';
+      for (const [value, text] of [['1h', '1 hour'], ['2h', '2 hours'], ['1d', '1 day'], ['custom', 'custom…']]) {
+        const option = el('option', text);
+        option.value = value;
+        choice.appendChild(option);
+      }
+      els.duration = field(form, 'For', choice);
+      els.custom = field(form, 'Custom duration (90m, 1h30m, 3d)', input('silence-custom', ''));
+      els.custom.parentElement.hidden = true;
+      choice.addEventListener('change', () => { els.custom.parentElement.hidden = choice.value !== 'custom'; });
+      els.comment = field(form, 'Comment (why)', input('silence-comment', '', 'textarea'));
+    }, 'silence', async () => {
+      const host = els.host.value.trim();
+      const plugin = els.plugin.value.trim();
+      const metric = els.metric.value.trim();
+      const comment = els.comment.value.trim();
+      const duration = els.duration.value === 'custom' ? els.custom.value.trim() : els.duration.value;
+      if (!host) return 'a host (name or pattern) is required';
+      if (metric && !plugin) return 'a metric path needs its plugin';
+      if (!DURATION.test(duration)) return 'a duration is a number of seconds or like 90m, 2h, 1d, 1h30m';
+      if (!comment) return 'a comment is required: say why';
+      const silence = { host, duration, comment };
+      if (plugin) silence.plugin = plugin;
+      if (metric) silence.metric_path = metric;
+      const answer = await api.silence(silence);
+      if (answer.status === 404) {
+        return `silences are not available on this hbd (${answer.body.error || '404'})`;
+      }
+      if (!answer.ok) return writeError(answer, 'silencing');
+      done(answer.body);
+      return null;
+    });
+  }
+
+  // The acknowledgement form for one alert of `host`.
+  function ackForm(host, alert, done) {
+    let comment;
+    dialog('ack', `Acknowledge: ${host} ${subject(alert)}`, (form) => {
+      comment = field(form, 'Comment (who is on it, what is done)', input('ack-comment', '', 'textarea'));
+    }, 'acknowledge', async () => {
+      const text = comment.value.trim();
+      if (!text) return 'a comment is required: say who is on it';
+      const answer = await api.ack(host, alertTarget(alert), text);
+      if (answer.status === 404 && (answer.body.error || '').startsWith('no such path')) {
+        return `acknowledgements are not available on this hbd (${answer.body.error})`;
+      }
+      if (answer.status === 409) return `${host} ${subject(alert)} is OK again: nothing to acknowledge`;
+      if (!answer.ok) return writeError(answer, 'acknowledging');
+      done(answer.body);
+      return null;
+    });
+  }
+
+  // Removes an acknowledgement; an error text, or null when done.
+  async function unack(host, alert) {
+    const answer = await api.unack(host, alertTarget(alert));
+    return answer.ok ? null : writeError(answer, 'removing the acknowledgement');
+  }
+
+  // Ends a silence; an error text, or null when done.
+  async function endSilence(id) {
+    const answer = await api.endSilence(id);
+    if (answer.status === 404) return `no silence ${id} (ended already?)`;
+    return answer.ok ? null : writeError(answer, 'ending the silence');
+  }
+
+  // The token control in the header, and the notice a refused read shows.
+  function tokenControl() {
+    const header = document.querySelector('header');
+    if (!header) return;
+    const box = el('div', null, 'token');
+    box.id = 'token';
+    if (token()) {
+      box.appendChild(el('span', 'token set', 'token-set'));
+      const out = button('sign out', () => { setToken(''); location.reload(); }, 'secondary');
+      out.id = 'sign-out';
+      box.appendChild(out);
+    } else {
+      const form = el('form');
+      form.id = 'token-form';
+      const secret = input('token-input', '', 'password');
+      secret.placeholder = 'API token';
+      secret.setAttribute('aria-label', 'API token');
+      const use = el('button', 'use token');
+      use.type = 'submit';
+      form.append(secret, use);
+      form.addEventListener('submit', (event) => {
+        event.preventDefault();
+        const value = secret.value.trim();
+        if (!value) return;
+        setToken(value);
+        location.reload();
+      });
+      box.appendChild(form);
+    }
+    header.appendChild(box);
+    const notice = el('p', null, 'notice needs-token');
+    notice.id = 'needs-token';
+    notice.setAttribute('role', 'alert');
+    notice.hidden = true;
+    document.querySelector('main')?.prepend(notice);
+  }
+  tokenControl();
+
+  return { el, link, duration, ago, clock, dateTime, number, bytes, unitOf, withUnit, getJSON, flatten, withHeld, subject, live, feed, chart, now,
+    token, request, api, writeError, marks, statusOf, button, dialog, field, input, silenceForm, ackForm, unack, endSilence };
 })();

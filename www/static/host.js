@@ -2,7 +2,9 @@
 // facts (OS, kernel, architecture, uptime, availability), active alerts,
 // Nagios checks as a status table, each monitor plugin's figures with
 // units and charts of its history with time axes and thresholds; values
-// that do not change are shown as values, not charts.
+// that do not change are shown as values, not charts. With an admin
+// token, a person silences the host or one of its alerts, acknowledges an
+// alert, or forgets the host.
 'use strict';
 
 (() => {
@@ -44,19 +46,58 @@
     list.appendChild(hbd.el('dd', value, className));
   }
 
+  // The host's silence and unreachability, and a silence's end button.
+  function drawMarks() {
+    const box = document.getElementById('marks');
+    box.replaceChildren(...hbd.marks(host));
+    const s = host.silenced;
+    if (s && typeof s.id === 'string' && !s.id.startsWith('maintenance:')) {
+      box.appendChild(hbd.button('end silence', async () => {
+        say(await hbd.endSilence(s.id) || 'silence ended');
+        load();
+      }));
+    }
+  }
+
+  function say(text, isError) {
+    const message = document.getElementById('operator-message');
+    message.textContent = text;
+    message.className = isError ? 'error' : 'muted';
+  }
+
+  // Forgets the host (and, if asked, its DNS records), then goes to the overview.
+  function forget() {
+    let dns;
+    hbd.dialog('forget', `Forget ${name}?`, (form) => {
+      form.appendChild(hbd.el('p', `Its state, history and alerts go. If ${name} sends again, it is a new host.`));
+      const row = hbd.el('label', null, 'check');
+      dns = hbd.input('forget-dns', '', 'checkbox');
+      row.append(dns, document.createTextNode('also remove its DNS records'));
+      form.appendChild(row);
+    }, 'forget', async () => {
+      const answer = await hbd.api.forget(name, dns.checked);
+      if (answer.status === 404) return `${name} is not known to hbd (forgotten already?)`;
+      if (!answer.ok) return hbd.writeError(answer, 'forgetting a host');
+      location.assign('/');
+      return null;
+    });
+    document.querySelector('#forget-form button[type=submit]').classList.add('danger');
+  }
+
   function drawHeader() {
     if (!host) return;
-    const down = host.status !== 'up';
+    const state = hbd.statusOf(host);
     const status = document.getElementById('status');
-    status.textContent = down ? 'down' : 'up';
-    status.className = `pill ${down ? 'status-down' : 'status-up'}`;
+    status.textContent = state;
+    status.className = `pill status-${state}`;
+    drawMarks();
     const level = host.alert_level || 'OK';
     const badge = document.getElementById('level');
     badge.textContent = level;
     badge.className = `pill level-${level}`;
     const facts = document.getElementById('facts');
     facts.replaceChildren();
-    fact(facts, down ? 'Down since' : 'Up since', `${hbd.dateTime(host.status_since)} (${hbd.duration(hbd.now() - host.status_since)})`);
+    fact(facts, `${state[0].toUpperCase()}${state.slice(1)} since`, `${hbd.dateTime(host.status_since)} (${hbd.duration(hbd.now() - host.status_since)})`);
     fact(facts, 'Last seen', hbd.ago(host.last_seen));
     fact(facts, 'Address', `${host.address} port ${host.port}`);
     fact(facts, 'Heartbeat every', `${hbd.number(host.interval)} s`);
@@ -85,6 +126,18 @@
       row.appendChild(hbd.el('td', a.last_value === null ? '–' : hbd.withUnit(a.last_value, hbd.unitOf(a.metric_path))));
       row.appendChild(hbd.el('td', a.threshold === null ? '–' : hbd.withUnit(a.threshold, hbd.unitOf(a.metric_path))));
       row.appendChild(hbd.el('td', `${hbd.dateTime(a.since)} (${hbd.duration(hbd.now() - a.since)})`));
+      const state = hbd.el('td', null, 'marked');
+      state.append(...hbd.marks(a));
+      row.appendChild(state);
+      const actions = hbd.el('td', null, 'actions');
+      if (a.acknowledged) {
+        actions.appendChild(hbd.button('remove ack', async () => { say(await hbd.unack(name, a) || 'acknowledgement removed'); reloadAlerts(); }));
+      } else {
+        actions.appendChild(hbd.button('Acknowledge…', () => hbd.ackForm(name, a, () => { say('acknowledged'); reloadAlerts(); })));
+      }
+      const target = a.plugin === 'heartbeat' ? { host: name } : { host: name, plugin: a.plugin, metric_path: a.metric_path || '' };
+      actions.appendChild(hbd.button('Silence…', () => hbd.silenceForm(target, () => { say('silenced'); load(); })));
+      row.appendChild(actions);
       return row;
     }));
     document.getElementById('no-alerts').hidden = active.length > 0;
@@ -207,13 +260,21 @@
       }
       dirty.add(m.plugin);
       if (m.plugin === 'os_info') dirty.add('host');
-    } else if ((m.type === 'host_down' || m.type === 'host_up') && m.name === name) {
+    } else if (['host_down', 'host_up', 'host_unreachable'].includes(m.type) && m.name === name) {
       load();
+    } else if (m.type === 'host_forgotten' && m.name === name) {
+      location.assign('/');
+    } else if (['silence_added', 'silence_ended', 'maintenance_started', 'maintenance_ended'].includes(m.type)) {
+      load();
+    } else if ((m.type === 'acknowledged' || m.type === 'ack_removed') && (m.host || m.name) === name) {
+      reloadAlerts();
     } else if (m.type === 'alert' && m.name === name) {
       reloadAlerts();
     }
   }
 
+  document.getElementById('silence-this-host').addEventListener('click', () => hbd.silenceForm({ host: name }, () => { say('silenced'); load(); }));
+  document.getElementById('forget').addEventListener('click', forget);
   hbd.live(load, onMessage);
   setInterval(() => { if (dirty.size) draw(); }, 250);
   setInterval(() => { dirty.add('host'); }, 1000);

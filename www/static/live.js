@@ -1,12 +1,13 @@
 // The overview (/ and /live): a notice for each notification service hbd
-// cannot deliver to, then problems (hosts down, then CRITICAL,
+// cannot deliver to, then problems (hosts down, then unreachable, then CRITICAL,
 // WARNING and UNKNOWN alerts), then every host in a filterable list that
 // renders only the rows in view, so 10,000 hosts stay responsive. A
 // heartbeat that changes no host's place only replaces its data; the list
 // is sorted again only when a status, an alert level or the filter
 // changes. The rows in view are drawn four times a second. The feed of
 // recent events comes from the events journal on load, then from the
-// WebSocket.
+// WebSocket. Silenced, acknowledged and unreachable show as marks of
+// their own beside what they are about.
 'use strict';
 
 (() => {
@@ -28,7 +29,10 @@
   const viewport = document.getElementById('hosts');
   const filter = document.getElementById('filter');
 
+  // Not up: down, or unreachable behind a down parent.
   const isDown = (h) => h.status !== 'up';
+  const STATUS_RANK = { down: 2, unreachable: 1, up: 0 };
+  const statusRank = (h) => STATUS_RANK[hbd.statusOf(h)];
   const level = (h) => h.alert_level || 'OK';
   const hostLink = (name) => hbd.link(name, `/hosts/${encodeURIComponent(name)}`);
 
@@ -55,6 +59,13 @@
       case 'host_down': return { text: `${m.name} is down, silent for ${hbd.duration(m.silent_for)}` };
       case 'address_changed': return { text: `${m.name} moved from ${m.old_address} to ${m.address}` };
       case 'host_forgotten': return { text: `${m.name} forgotten (by ${m.by})` };
+      case 'host_unreachable': return { text: `${m.name} is unreachable behind ${(m.unreachable_via || []).join(', ')}` };
+      case 'silence_added': { const x = m.silence || m; return { text: `silence for ${x.host}${x.plugin ? ` ${x.plugin}` : ''} by ${m.by}: ${x.comment}` }; }
+      case 'silence_ended': { const x = m.silence || m; return { text: `silence for ${x.host} ended (${m.by})` }; }
+      case 'maintenance_started': return { text: `maintenance ${m.name} started` };
+      case 'maintenance_ended': return { text: `maintenance ${m.name} ended` };
+      case 'acknowledged': return { text: `${m.host || m.name}${m.plugin ? ` ${m.plugin}` : ''} acknowledged by ${m.by}: ${m.comment}` };
+      case 'ack_removed': return { text: `${m.host || m.name} acknowledgement removed by ${m.by}` };
       case 'alert': return { text: m.text };
       case 'dns_update': return { text: m.outcome === 'updated' ? `${m.name}.${m.domain} ${m.record} set to ${m.address}` : `${m.name}.${m.domain} ${m.record} not set: ${m.error}` };
       case 'notification': return { text: m.delivered ? `${m.service}: sent ${m.subject}` : `${m.service}: failed: ${m.error}` };
@@ -80,6 +91,23 @@
     await recent;
   }
 
+  // What operators did (silences, acknowledgements, maintenance) changes
+  // what hosts and alerts carry: load both again, at most once a second.
+  let allDue = null;
+  function reloadAll() {
+    if (allDue) return;
+    allDue = setTimeout(async () => {
+      allDue = null;
+      try {
+        const [list, active] = await Promise.all([hbd.getJSON('/api/0/hosts'), hbd.getJSON('/api/0/alerts')]);
+        hosts.clear();
+        for (const h of list.hosts) hosts.set(h.name, h);
+        ({ alerts, summary } = active);
+        dirty = true;
+      } catch (e) { /* the next one will */ }
+    }, 1000);
+  }
+
   // Alert changes reload the active alerts, at most once a second.
   function reloadAlerts() {
     if (alertsDue) return;
@@ -94,7 +122,9 @@
     if (text && !h.name.includes(text) && !String(h.address).includes(text)) return false;
     switch (statusFilter) {
       case '': return true;
-      case 'down': return isDown(h);
+      case 'down': return hbd.statusOf(h) === 'down';
+      case 'unreachable': return hbd.statusOf(h) === 'unreachable';
+      case 'silenced': return Boolean(h.silenced);
       case 'ok': return !isDown(h) && level(h) === 'OK';
       default: return level(h) === statusFilter;
     }
@@ -102,18 +132,25 @@
 
   function drawProblems() {
     const rows = [];
-    const heldUnder = new Map(alerts.filter((a) => a.plugin === 'heartbeat').map((a) => [a.hostname, a.held || []]));
-    const down = [...hosts.values()].filter(isDown).sort((a, b) => a.status_since - b.status_since);
+    const downAlerts = new Map(alerts.filter((a) => a.plugin === 'heartbeat').map((a) => [a.hostname, a]));
+    const down = [...hosts.values()].filter(isDown)
+      .sort((a, b) => statusRank(b) - statusRank(a) || a.status_since - b.status_since);
     for (const h of down) {
-      const row = hbd.el('tr', null, 'problem-down');
+      const status = hbd.statusOf(h);
+      const row = hbd.el('tr', null, `problem-${status}`);
       const cell = hbd.el('td'); cell.appendChild(hostLink(h.name)); row.appendChild(cell);
-      row.appendChild(hbd.el('td', 'DOWN', 'status-down'));
+      row.appendChild(hbd.el('td', status.toUpperCase(), `status-${status}`));
       row.appendChild(hbd.el('td', hbd.dateTime(h.status_since)));
       row.appendChild(hbd.el('td', hbd.duration(hbd.now() - h.status_since), 'ticking'));
-      row.appendChild(hbd.el('td', `last seen ${hbd.ago(h.last_seen)} at ${h.address}`));
+      const details = hbd.el('td', `last seen ${hbd.ago(h.last_seen)} at ${h.address}`, 'marked');
+      // The host's own marks (silenced, unreachable), then its host-down
+      // alert's (acknowledged, hosts behind it).
+      const alert = downAlerts.get(h.name) || {};
+      details.append(...hbd.marks(h), ...hbd.marks({ acknowledged: alert.acknowledged, behind: alert.behind, silenced: h.silenced ? null : alert.silenced }));
+      row.appendChild(details);
       rows.push(row);
       // What it said before it went silent: held, not counted.
-      for (const a of heldUnder.get(h.name) || []) {
+      for (const a of alert.held || []) {
         const held = hbd.el('tr', null, 'problem-held');
         held.appendChild(hbd.el('td'));
         held.appendChild(hbd.el('td', `${a.level} (held)`, 'held'));
@@ -131,7 +168,9 @@
       row.appendChild(hbd.el('td', a.level, `level-${a.level}`));
       row.appendChild(hbd.el('td', hbd.dateTime(a.since)));
       row.appendChild(hbd.el('td', hbd.duration(hbd.now() - a.since)));
-      row.appendChild(hbd.el('td', a.message));
+      const details = hbd.el('td', a.message, 'marked');
+      details.append(...hbd.marks(a));
+      row.appendChild(details);
       rows.push(row);
     }
     document.querySelector('#problems tbody').replaceChildren(...rows);
@@ -139,12 +178,19 @@
   }
 
   function drawCounts() {
-    let down = 0; let ok = 0;
+    let down = 0; let unreachable = 0; let silenced = 0; let ok = 0;
     for (const h of hosts.values()) {
-      if (isDown(h)) down += 1;
+      if (h.silenced) silenced += 1;
+      if (hbd.statusOf(h) === 'unreachable') unreachable += 1;
+      else if (isDown(h)) down += 1;
       else if (level(h) === 'OK') ok += 1;
     }
     document.getElementById('n-down').textContent = down;
+    // Tiles a live.html from templates_dir older than them may lack.
+    for (const [id, count] of [['n-unreachable', unreachable], ['n-silenced', silenced]]) {
+      const tile = document.getElementById(id);
+      if (tile) tile.textContent = count;
+    }
     document.getElementById('n-critical').textContent = summary.critical;
     document.getElementById('n-warning').textContent = summary.warning;
     document.getElementById('n-unknown').textContent = summary.unknown;
@@ -155,7 +201,7 @@
   // Problems first in the list too: down, then by alert level, then by name.
   function rebuildList() {
     list = [...hosts.values()].filter(matches).sort((a, b) =>
-      (isDown(b) - isDown(a)) || (RANK[level(b)] - RANK[level(a)]) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      (statusRank(b) - statusRank(a)) || (RANK[level(b)] - RANK[level(a)]) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     positions.clear();
     list.forEach((h, i) => positions.set(h.name, i));
     body.style.height = `${list.length * ROW}px`;
@@ -172,7 +218,8 @@
       row.style.transform = `translateY(${(first + i) * ROW}px)`;
       const cell = (text, className) => { const c = hbd.el('span', text, className); c.setAttribute('role', 'cell'); row.appendChild(c); return c; };
       cell(null).appendChild(hostLink(h.name));
-      cell(isDown(h) ? 'down' : 'up', isDown(h) ? 'status-down' : 'status-up');
+      const status = hbd.statusOf(h);
+      cell(status, `status-${status}`).append(...hbd.marks({ silenced: h.silenced }, true));
       cell(level(h), `level-${level(h)}`);
       cell(hbd.ago(h.last_seen));
       cell(h.latency_ms === null || h.latency_ms === undefined ? '–' : `${hbd.number(h.latency_ms)} ms`);
@@ -213,8 +260,9 @@
         break;
       case 'heartbeat': {
         const known = hosts.get(m.host.name);
-        // A new host, or one whose place in the list moves: sort again.
-        if (!known || known.status !== m.host.status || level(known) !== level(m.host)) dirty = true;
+        // A new host, or one whose place in the list or count moves: sort again.
+        if (!known || known.status !== m.host.status || level(known) !== level(m.host)
+          || Boolean(known.silenced) !== Boolean(m.host.silenced)) dirty = true;
         hosts.set(m.host.name, m.host);
         if (!dirty) {
           const i = positions.get(m.host.name);
@@ -223,7 +271,16 @@
         break;
       }
       case 'host_up': setStatus(m.name, 'up', m.at); feed.add(m); break;
-      case 'host_down': setStatus(m.name, 'down', m.at); feed.add(m); break;
+      case 'host_down':
+        setStatus(m.name, m.status === 'unreachable' ? 'unreachable' : 'down', m.at);
+        feed.add(m);
+        // Which parents it is behind comes with the host: load it.
+        if (m.status === 'unreachable') reloadAll();
+        break;
+      case 'host_unreachable': setStatus(m.name, 'unreachable', m.at); feed.add(m); reloadAll(); break;
+      case 'silence_added': case 'silence_ended': case 'maintenance_started': case 'maintenance_ended':
+      case 'acknowledged': case 'ack_removed':
+        feed.add(m); reloadAll(); break;
       case 'host_forgotten': hosts.delete(m.name); dirty = true; reloadAlerts(); feed.add(m); break;
       case 'alert': feed.add(m); reloadAlerts(); break;
       case 'plugin': break;

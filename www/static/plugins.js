@@ -23,8 +23,17 @@
 
   async function loadHosts() {
     const wanted = new URLSearchParams(location.search);
-    hosts = (await hbd.getJSON('/api/0/hosts')).hosts.filter((h) => Object.keys(h.plugins).length);
-    document.getElementById('none').hidden = hosts.length > 0;
+    const none = document.getElementById('none');
+    none.dataset.text = none.dataset.text || none.textContent;
+    try {
+      hosts = (await hbd.getJSON('/api/0/hosts')).hosts.filter((h) => Object.keys(h.plugins).length);
+    } catch (e) {
+      none.textContent = `Cannot load hosts: ${e.message}`;
+      none.hidden = false;
+      return;
+    }
+    none.textContent = none.dataset.text;
+    none.hidden = hosts.length > 0;
     fill(hostSelect, hosts.map((h) => h.name), hostSelect.value || wanted.get('host'));
     hostChanged(pluginSelect.value || wanted.get('plugin'));
   }
@@ -35,6 +44,8 @@
     const badge = document.getElementById('alert-level');
     badge.textContent = level;
     badge.className = `level-${level}`;
+    // Silenced or unreachable (a plugins.html from templates_dir may have no place for it).
+    document.getElementById('host-marks')?.replaceChildren(...hbd.marks(host || {}, true));
     fill(pluginSelect, host ? Object.keys(host.plugins) : [], wantedPlugin);
     loadHistory();
   }

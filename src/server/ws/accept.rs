@@ -6,7 +6,11 @@
 //! The handshake refuses (403) a browser page from another site: its
 //! `Origin` must name the host it connects to and one of hbd's ports, or be
 //! listed in `cors_origins`; clients that send no `Origin` (scripts, not
-//! browsers) are served. What a browser sends is capped at [`MAX_MESSAGE`]:
+//! browsers) are served. Where reads need a token, the handshake needs one
+//! too (401 without): in `Authorization: Bearer TOKEN`, or, from a page
+//! (browsers cannot set headers on a WebSocket), as the subprotocol
+//! `bearer.TOKEN`, which the answer then names as the protocol chosen.
+//! What a browser sends is capped at [`MAX_MESSAGE`]:
 //! hbd reads nothing of substance from it.
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -217,13 +221,27 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let (allowed, ports) = &*clients.origins;
         let origin = header("origin");
-        if clients.tokens.allow(header("authorization"), false).is_err() {
+        // A browser cannot set headers on a WebSocket: its token comes as
+        // the subprotocol `bearer.TOKEN`, and the answer must name the
+        // same protocol or the browser drops the connection.
+        let offered =
+            bearer_protocol(request.headers().get_all("sec-websocket-protocol").iter().filter_map(|v| v.to_str().ok()));
+        let authorization = match (header("authorization"), offered) {
+            (Some(given), _) => Some(given.to_string()),
+            (None, Some(protocol)) => Some(format!("Bearer {}", &protocol[BEARER_PROTOCOL.len()..])),
+            (None, None) => None,
+        };
+        if clients.tokens.allow(authorization.as_deref(), false).is_err() {
             let mut answer =
                 ErrorResponse::new(Some(r#"{"error":"a token is needed: Authorization: Bearer TOKEN"}"#.to_string()));
             *answer.status_mut() = tungstenite::http::StatusCode::UNAUTHORIZED;
             return Err(answer);
         }
         if origin_allowed(origin, header("host"), ports, allowed) {
+            let mut response = response;
+            if let Some(value) = offered.and_then(|p| tungstenite::http::HeaderValue::from_str(p).ok()) {
+                response.headers_mut().insert("sec-websocket-protocol", value);
+            }
             return Ok(response);
         }
         refused.set(Some(format!("Origin {:?} is not this site's", origin.unwrap_or_default())));
@@ -311,6 +329,18 @@ fn forward<S: Read + Write>(socket: &mut WebSocket<S>, updates: &Receiver<Utf8By
     }
 }
 
+/// The prefix of the subprotocol that carries a page's token.
+const BEARER_PROTOCOL: &str = "bearer.";
+
+/// The first `bearer.TOKEN` among the offered subprotocols (each header
+/// value a comma-separated list), as offered.
+fn bearer_protocol<'a>(values: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    values
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .find(|p| p.len() > BEARER_PROTOCOL.len() && p.starts_with(BEARER_PROTOCOL))
+}
+
 /// Whether a handshake's `Origin` may open a socket: absent (not a browser),
 /// listed in `cors_origins` (or `*` there), or naming the host the browser
 /// connected to (its `Host`) on one of hbd's own ports.
@@ -352,6 +382,16 @@ fn split_authority(text: &str, default: u16) -> Option<(&str, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_comes_as_a_subprotocol() {
+        assert_eq!(bearer_protocol(["bearer.s3cret-0123456789"].into_iter()), Some("bearer.s3cret-0123456789"));
+        assert_eq!(bearer_protocol(["chat, bearer.abc"].into_iter()), Some("bearer.abc"));
+        assert_eq!(bearer_protocol(["chat", " bearer.abc "].into_iter()), Some("bearer.abc"));
+        assert_eq!(bearer_protocol(["bearer.", "chat"].into_iter()), None, "no token in it");
+        assert_eq!(bearer_protocol(["Bearer.abc"].into_iter()), None, "the prefix as the contract writes it");
+        assert_eq!(bearer_protocol([].into_iter()), None);
+    }
 
     #[test]
     fn origins() {
