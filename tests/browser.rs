@@ -1120,12 +1120,15 @@ fn silence_and_acknowledge_forms_validate_and_show_what_hbd_answers() {
         "its title names the alert, as text"
     );
     assert_eq!(browser.dialog_error("ack"), "a comment is required: say who is on it");
+    // Acknowledged by alice (the pasted token's name), the comment as text.
     browser.eval(&format!("document.getElementById('ack-comment').value = {}", json!(hostile)));
-    assert_eq!(
-        browser.dialog_error("ack"),
-        "acknowledgements are not available on this hbd (no such path: /api/0/hosts/web1/ack)"
+    browser.eval("document.getElementById('ack-form').requestSubmit()");
+    browser.wait_true(
+        "the acknowledgement on the alert's row",
+        "[...document.querySelectorAll('#alerts tbody .mark-acknowledged')].some(m => m.textContent.includes('by alice') && m.textContent.includes('<img'))",
     );
-    browser.eval("document.getElementById('ack').close()");
+    assert_eq!(browser.eval("!document.getElementById('ack')?.open"), json!(true), "the form closed");
+    hbd.wait_journal("the acknowledgement, by alice", |l| l["type"] == "acknowledged" && l["by"] == "alice");
 
     // The same forms on the host page, for the host and for each alert.
     browser.navigate(&format!("{base}/hosts/web1"));
@@ -1141,7 +1144,14 @@ fn silence_and_acknowledge_forms_validate_and_show_what_hbd_answers() {
         "silences are not available on this hbd (no such path: /api/0/silences)"
     );
     browser.eval("document.getElementById('silence').close()");
-    browser.eval("document.querySelector('#alerts tbody button').click()");
+    // Acknowledged on the alerts page: the host page offers to remove it.
+    browser.eval(&button("remove ack"));
+    hbd.wait_journal("the acknowledgement removed, by alice", |l| l["type"] == "ack_removed" && l["by"] == "alice");
+    browser.wait_true(
+        "the alert to be acknowledgeable again",
+        "[...document.querySelectorAll('#alerts tbody button')].some(b => b.textContent === 'Acknowledge…')",
+    );
+    browser.eval(&button("Acknowledge…"));
     browser.wait_true("the acknowledgement form", "document.getElementById('ack').open");
     assert_eq!(browser.dialog_error("ack"), "a comment is required: say who is on it");
     assert_eq!(browser.eval("document.querySelectorAll('img').length"), json!(0), "text, never HTML");

@@ -377,6 +377,9 @@ const hbd = (() => {
       const via = Array.isArray(item.unreachable_via) ? item.unreachable_via.join(', ') : '';
       mark('unreachable', 'unreachable', via ? `behind ${via} (down)` : 'behind a down parent');
     }
+    if (item && item.peer === true) {
+      mark('peer', 'hbd peer', 'another hbd that watches this one (its peers: name this hbd)');
+    }
     if (item && typeof item.behind === 'number' && item.behind > 0) {
       mark('behind', `${item.behind} host${item.behind === 1 ? '' : 's'} unreachable behind it`, '');
     }

@@ -59,7 +59,8 @@
       case 'host_down': return { text: `${m.name} is down, silent for ${hbd.duration(m.silent_for)}` };
       case 'address_changed': return { text: `${m.name} moved from ${m.old_address} to ${m.address}` };
       case 'host_forgotten': return { text: `${m.name} forgotten (by ${m.by})` };
-      case 'host_unreachable': return { text: `${m.name} is unreachable behind ${(m.unreachable_via || []).join(', ')}` };
+      case 'host_unreachable': return { text: `${m.name} is unreachable behind ${(m.via || []).join(', ')}` };
+      case 'host_reachable': return { text: `${m.name} is reachable again after ${hbd.duration(m.unreachable_for)}` };
       case 'silence_added': { const x = m.silence || m; return { text: `silence for ${x.host}${x.plugin ? ` ${x.plugin}` : ''} by ${m.by}: ${x.comment}` }; }
       case 'silence_ended': { const x = m.silence || m; return { text: `silence for ${x.host} ended (${m.by})` }; }
       case 'maintenance_started': return { text: `maintenance ${m.name} started` };
@@ -74,7 +75,7 @@
     }
   }
   const feed = hbd.feed(document.getElementById('feed'), FEED_LENGTH, describe);
-  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification,host_forgotten`;
+  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification,host_forgotten,host_unreachable,host_reachable,acknowledged,ack_removed`;
 
   async function load() {
     // The feed's recent events come from the journal, beside the hosts.
@@ -270,7 +271,7 @@
         }
         break;
       }
-      case 'host_up': setStatus(m.name, 'up', m.at); feed.add(m); break;
+      case 'host_up': case 'host_reachable': setStatus(m.name, 'up', m.at); feed.add(m); break;
       case 'host_down':
         setStatus(m.name, m.status === 'unreachable' ? 'unreachable' : 'down', m.at);
         feed.add(m);
