@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{PluginKind, PluginSample};
+use crate::wire::{JobEvent, JobSignal, PluginKind, PluginSample};
 
 /// An accepted message, as `udp` hands it to `core`.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct Heartbeat {
     /// Sent by a peer hbd (`peers:`) rather than hbc.
     pub from_hbd: bool,
     pub plugins: Vec<PluginSample>,
+    /// A job's signal (`JOB`): only a success is a sign of life.
+    pub job: Option<JobSignal>,
 }
 
 #[cfg(test)]
@@ -44,6 +46,7 @@ impl Heartbeat {
             latency_ms: None,
             from_hbd: false,
             plugins: Vec::new(),
+            job: None,
         }
     }
 }
@@ -170,6 +173,65 @@ pub struct Host {
     /// (its interval plus grace from the return); None otherwise.
     #[serde(skip)]
     pub reprieve: Option<f64>,
+    /// Set for a job (a check fed by `JOB` signals, `hbc run`): its
+    /// settings and recent runs. Saved with the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<Job>>,
+}
+
+/// Runs a job keeps, newest last: enough to see a pattern, small enough
+/// (at most 20 × 4 KiB of output) for thousands of jobs.
+pub const MAX_RUNS: usize = 20;
+
+/// What hbd knows of a job beyond what it knows of any host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Seconds after its interval before it is down; None: hbd's `grace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<f64>,
+    /// A run not finished this long (plus grace) after its start is CRITICAL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// The last [`MAX_RUNS`] runs, oldest first.
+    #[serde(default)]
+    pub runs: VecDeque<Run>,
+}
+
+impl Job {
+    /// The job with only its last run, and that without output.
+    pub fn summary(&self) -> Job {
+        let last = self.runs.back().map(|run| Run { output: None, ..run.clone() });
+        Job { grace: self.grace, timeout: self.timeout, runs: last.into_iter().collect() }
+    }
+}
+
+/// How a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    /// Started, not ended yet.
+    Running,
+    Ok,
+    Failed,
+    /// Started, but another run started before it ended.
+    Unfinished,
+}
+
+/// One run of a job. Times are hbd's (Unix seconds); `duration_s` is the
+/// sender's measure when it gave one, else hbd's from start to end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub outcome: RunOutcome,
+    pub started: Option<f64>,
+    pub ended: Option<f64>,
+    pub duration_s: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The tail of its output (at most `wire::JOB_OUTPUT_MAX` bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Availability is shown over a day and a week; outages older are let go.
@@ -184,6 +246,12 @@ impl Host {
         while self.outages.len() > MAX_OUTAGES || self.outages.front().is_some_and(|o| o[1] < now - AVAILABILITY_KEPT) {
             self.outages.pop_front();
         }
+    }
+
+    /// Seconds after its interval before the host is down: a job's own
+    /// `grace`, or hbd's (`default`).
+    pub fn grace_or(&self, default: f64) -> f64 {
+        self.job.as_ref().and_then(|j| j.grace).unwrap_or(default)
     }
 
     /// Percent of the last `window` seconds the host was up, counted from
@@ -239,6 +307,9 @@ impl Host {
             parents: self.parents.clone(),
             unreachable_via: self.unreachable_via.clone(),
             reprieve: self.reprieve,
+            // Lists show a job's last run without its output; only the
+            // single-host query has them all (core adds them there).
+            job: self.job.as_ref().map(|job| Box::new(job.summary())),
         }
     }
 }
@@ -276,6 +347,8 @@ pub enum Event {
     Acknowledged { key: AlertKey, by: String, comment: String },
     /// An admin removed an acknowledgement.
     AckRemoved { key: AlertKey, by: String },
+    /// A job's run started or ended (`event`), as it now stands.
+    JobRun { name: String, event: JobEvent, run: Box<Run> },
 }
 
 /// How one DNS update ended.
@@ -313,6 +386,17 @@ impl std::fmt::Display for Event {
             }
             Event::AckRemoved { key, by } => {
                 write!(f, "acknowledgement of {}/{}/{} removed by {by}", key.host, key.plugin, key.metric_path)
+            }
+            Event::JobRun { name, event: JobEvent::Start, .. } => write!(f, "job {name} started"),
+            Event::JobRun { name, run, .. } => {
+                let how = match (run.exit_code, run.signal) {
+                    (_, Some(signal)) => format!("killed by signal {signal}"),
+                    (Some(code), None) => format!("exit code {code}"),
+                    (None, None) => "no exit code".to_string(),
+                };
+                let took = run.duration_s.map_or_else(String::new, |d| format!(" after {d:.1} s"));
+                let outcome = if run.outcome == RunOutcome::Ok { "succeeded" } else { "failed" };
+                write!(f, "job {name} {outcome}{took} ({how})")
             }
             Event::Notification(r) => match &r.error {
                 None => write!(f, "{} delivered: {}", r.service, r.subject),

@@ -388,6 +388,7 @@ mod tests {
             parents: Vec::new(),
             unreachable_via: Vec::new(),
             reprieve: None,
+            job: None,
         }
     }
 

@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::server::model::{
-    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT, HEARTBEAT,
+    Alert, AlertList, DnsOutcome, Event, Host, Job, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT, HEARTBEAT,
 };
-use crate::wire::PluginKind;
+use crate::wire::{JobEvent, PluginKind};
 
 /// A host as the API shows it. `uptime` counts seconds since it last came
 /// up, and is null while it is down. Serialized straight from the host's
@@ -43,6 +43,11 @@ struct HostView<'a> {
     parents: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     unreachable_via: &'a [String],
+    /// `host`, or `job` for a check fed by `JOB` signals (`hbc run`).
+    kind: &'static str,
+    /// A job's settings and runs (in lists only the last, without output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<&'a Job>,
 }
 
 impl<'a> HostView<'a> {
@@ -68,6 +73,8 @@ impl<'a> HostView<'a> {
             peer: host.peer,
             parents: &host.parents,
             unreachable_via: &host.unreachable_via,
+            kind: if host.job.is_some() { "job" } else { "host" },
+            job: host.job.as_deref(),
         }
     }
 }
@@ -153,6 +160,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "ack_removed",
     "host_unreachable",
     "host_reachable",
+    "job_start",
+    "job_ok",
+    "job_fail",
 ];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
@@ -229,6 +239,22 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         ),
         Event::AckRemoved { key, by } => {
             ("ack_removed", json!({"name": key.host, "plugin": key.plugin, "metric_path": key.metric_path, "by": by}))
+        }
+        Event::JobRun { name, event, run } => {
+            let kind = match event {
+                JobEvent::Start => "job_start",
+                JobEvent::Ok => "job_ok",
+                JobEvent::Fail => "job_fail",
+            };
+            let mut fields = serde_json::to_value(run).unwrap_or_else(|_| json!({}));
+            if let Some(map) = fields.as_object_mut() {
+                map.insert("name".into(), json!(name));
+                // `message` is a received message's key on a journal line.
+                if let Some(message) = map.remove("message") {
+                    map.insert("note".into(), message);
+                }
+            }
+            (kind, fields)
         }
     }
 }

@@ -19,13 +19,17 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::auth::{AuthError, Key, Keyring, ReplayGuard, MAGIC};
-use super::{encode, is_valid_host_name, is_valid_plugin_name, truncate_chars, PluginKind, PluginSample};
-use super::{ACK_ID, HBD_CLIENT_PREFIX, HEARTBEAT_ID, PLUGIN_DATA_ID};
+use super::{encode, is_valid_host_name, is_valid_plugin_name, tail_chars, truncate_chars, PluginKind, PluginSample};
+use super::{JobEvent, JobSignal, JOB_MESSAGE_MAX, JOB_OUTPUT_MAX};
+use super::{ACK_ID, HBD_CLIENT_PREFIX, HEARTBEAT_ID, JOB_ID, PLUGIN_DATA_ID};
 
 /// First byte of a zlib stream with the default window (RFC 1950).
 const ZLIB_FIRST_BYTE: u8 = 0x78;
 /// Longest interval a heartbeat may announce: a week.
 const MAX_INTERVAL_S: f64 = 7.0 * 86400.0;
+/// The interval of a job whose first signal declares none: a day, the
+/// cron job's usual period (a later signal's `interval` replaces it).
+pub const DEFAULT_JOB_INTERVAL_S: f64 = 86400.0;
 
 /// Why a datagram was not accepted; each has a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +133,8 @@ pub struct Accepted<'a> {
     pub plugins: Vec<PluginSample>,
     /// Plugin entries left out, with why; the rest of the message counts.
     pub dropped_plugins: Vec<String>,
+    /// A job's signal (`JOB`): then `heartbeat` is false and `plugins` empty.
+    pub job: Option<JobSignal>,
 }
 
 /// Bounds on what one message may make hbd store.
@@ -180,6 +186,50 @@ struct WireMessage<'a> {
     /// entries, whose members are closed: older hbds ignore it.
     #[serde(borrow, default)]
     plugin_intervals: Option<&'a RawValue>,
+    // A job's signal (`JOB`); other messages ignore them.
+    #[serde(default)]
+    event: Option<JobEvent>,
+    #[serde(default)]
+    exit_code: Option<i32>,
+    #[serde(default)]
+    signal: Option<i32>,
+    #[serde(default)]
+    duration_s: Option<f64>,
+    #[serde(borrow, default)]
+    output: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default)]
+    grace: Option<f64>,
+    #[serde(default)]
+    timeout: Option<f64>,
+}
+
+/// The job fields of a `JOB` message, checked: a number out of range is a
+/// bad field (the whole signal is refused, as a bad interval is); output
+/// and message are cut to their bounds.
+fn job_signal(message: &WireMessage) -> Result<JobSignal, Rejection> {
+    let event = message.event.ok_or_else(|| reject(RejectReason::BadField, "JOB without `event`"))?;
+    let seconds = |name: &str, value: Option<f64>, min_exclusive: bool| match value {
+        Some(v) if !(v.is_finite() && (v > 0.0 || (!min_exclusive && v == 0.0)) && v <= MAX_INTERVAL_S) => {
+            Err(reject(RejectReason::BadField, format!("{name} {v} is not a number of seconds up to 604800")))
+        }
+        _ => Ok(value),
+    };
+    if let Some(signal) = message.signal.filter(|s| !(1..=64).contains(s)) {
+        return Err(reject(RejectReason::BadField, format!("signal {signal} is not from 1 to 64")));
+    }
+    Ok(JobSignal {
+        event,
+        exit_code: message.exit_code,
+        signal: message.signal,
+        duration_s: seconds("duration_s", message.duration_s, false)?,
+        output: message.output.as_deref().map(|o| tail_chars(o, JOB_OUTPUT_MAX).to_string()),
+        message: message.message.as_deref().map(|m| truncate_chars(m, JOB_MESSAGE_MAX).to_string()),
+        interval_given: message.interval.is_some(),
+        grace: seconds("grace", message.grace, false)?,
+        timeout: seconds("timeout", message.timeout, true)?,
+    })
 }
 
 /// Gives each plugin the interval `plugin_intervals` declares for it. A
@@ -262,7 +312,8 @@ impl Decoder {
         })?;
 
         let heartbeat = message.id == HEARTBEAT_ID;
-        if !heartbeat && message.id != PLUGIN_DATA_ID {
+        let is_job = message.id == JOB_ID;
+        if !heartbeat && !is_job && message.id != PLUGIN_DATA_ID {
             return Err(reject(RejectReason::UnknownId, format!("unknown message ID {:?}", truncate(&message.id))));
         }
         if !is_valid_host_name(&message.name) {
@@ -272,7 +323,8 @@ impl Decoder {
             ));
         }
         let name = message.name.to_ascii_lowercase();
-        let interval = message.interval.unwrap_or(self.default_interval);
+        let default_interval = if is_job { DEFAULT_JOB_INTERVAL_S } else { self.default_interval };
+        let interval = message.interval.unwrap_or(default_interval);
         if !(interval > 0.0 && interval <= MAX_INTERVAL_S) {
             return Err(reject(
                 RejectReason::BadInterval,
@@ -284,6 +336,9 @@ impl Decoder {
                 return Err(reject(RejectReason::BadField, format!("latency_ms {latency} is not from 0 to 3600000")));
             }
         }
+        // Checked before the replay memory takes the timestamp: a refused
+        // signal leaves the sender's next one acceptable.
+        let job = if is_job { Some(job_signal(&message)?) } else { None };
         if let Some(signature) = &signature {
             let allowed =
                 self.keyring.as_ref().and_then(|ring| ring.key(&signature.key_id)).is_some_and(|k| k.allows(&name));
@@ -311,7 +366,8 @@ impl Decoder {
         } else {
             json.clone()
         };
-        let (mut plugins, dropped_plugins) = self.plugins(message.plugins.unwrap_or_default());
+        let entries = if is_job { BTreeMap::new() } else { message.plugins.unwrap_or_default() };
+        let (mut plugins, dropped_plugins) = self.plugins(entries);
         if let Some(raw) = message.plugin_intervals {
             declared_intervals(raw, &mut plugins);
         }
@@ -326,6 +382,7 @@ impl Decoder {
             from_hbd: message.client.is_some_and(|c| c.starts_with(HBD_CLIENT_PREFIX)),
             plugins,
             dropped_plugins,
+            job,
         })
     }
 

@@ -108,3 +108,66 @@ pub struct PluginSample {
     /// (`plugin_intervals`); None: hbd estimates the spacing itself.
     pub interval: Option<f64>,
 }
+
+/// `ID` of a job's signal (`hbc run`, `hbc signal`, or a shell script with
+/// `nc -u`): a run started, succeeded or failed (docs/PROTOCOL.md).
+pub const JOB_ID: &str = "JOB";
+/// Bytes of a run's output a signal may carry: its tail, what a person
+/// reads first when a job fails. Longer output is cut at the front.
+pub const JOB_OUTPUT_MAX: usize = 4096;
+/// Characters of a signal's `message`.
+pub const JOB_MESSAGE_MAX: usize = 512;
+
+/// What a job's signal says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobEvent {
+    Start,
+    Ok,
+    Fail,
+}
+
+impl JobEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobEvent::Start => "start",
+            JobEvent::Ok => "ok",
+            JobEvent::Fail => "fail",
+        }
+    }
+}
+
+/// A job's signal, checked by the decoder: every number in range, the
+/// output and message bounded and valid UTF-8.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSignal {
+    pub event: JobEvent,
+    /// The command's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// Its run time, as the sender measured it.
+    pub duration_s: Option<f64>,
+    /// The tail of its output, at most [`JOB_OUTPUT_MAX`] bytes.
+    pub output: Option<String>,
+    /// A short text from the sender (`hbc signal --message`).
+    pub message: Option<String>,
+    /// Whether the signal declared `interval` (else the job keeps its own).
+    pub interval_given: bool,
+    /// Seconds after `interval` before the job counts as down; None: hbd's `grace`.
+    pub grace: Option<f64>,
+    /// A started run not finished this long (plus grace) after its start is CRITICAL.
+    pub timeout: Option<f64>,
+}
+
+/// The last at most `max` bytes of `s`, cut at a character boundary.
+pub fn tail_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}

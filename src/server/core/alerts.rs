@@ -353,6 +353,27 @@ impl AlertTable {
         changes
     }
 
+    /// Sets an alert no rule decides (a job's run: `core::jobs`) to
+    /// `level`: a transition when the level changes. An alert that does
+    /// not exist yet is made only when it is not OK.
+    pub fn set(
+        &mut self,
+        key: AlertKey,
+        level: Level,
+        value: Option<f64>,
+        text: String,
+        now: f64,
+    ) -> Option<AlertChange> {
+        match self.alerts.get_mut(&key) {
+            None if level == Level::Ok => None,
+            Some(alert) if alert.level == level => {
+                alert.last_value = value.or(alert.last_value);
+                None
+            }
+            _ => Some(self.transition(&key, level, value, None, now, text)),
+        }
+    }
+
     /// Forgets every alert of a host hbd forgets.
     pub fn forget(&mut self, host: &str) {
         self.alerts.retain(|key, _| key.host != host);

@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod deps;
 mod dns_wanted;
+pub mod jobs;
 pub mod table;
 
 use std::io;
@@ -238,11 +239,18 @@ impl Core {
         }
     }
 
-    fn handle_heartbeat(&mut self, hb: Heartbeat) {
+    fn handle_heartbeat(&mut self, mut hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
         let name = hb.name.clone();
+        let signal = hb.job.clone();
+        if signal.is_some() {
+            jobs::add_sample(&mut hb, &self.table, at);
+        }
         let mut stored = Vec::new();
         self.table.heartbeat(hb, &mut self.events, &mut stored);
+        if let Some(signal) = signal {
+            jobs::record(&mut self.table, &mut self.alerts, &name, signal, at, &mut self.events);
+        }
         // The samples just stored, parsed once: the rules see them as they came.
         for s in &stored {
             // Any sample, with or without a rule (or an `error`), ends "stopped reporting".
@@ -294,6 +302,8 @@ impl Core {
             self.alerts.set_behind(self.table.unreachable_behind());
         }
         let changes = self.alerts.tick(&self.rules, &self.table, now);
+        self.events.extend(changes.into_iter().map(Event::Alert));
+        let changes = jobs::tick(&self.table, &mut self.alerts, now);
         self.events.extend(changes.into_iter().map(Event::Alert));
         self.route_events(now);
         self.dns.retry_unsent(&self.table, &self.outputs.to_dns);
@@ -368,11 +378,15 @@ impl Core {
                 let _ = reply.send(self.table.hosts_with(0));
             }
             Query::Host { name, reply } => {
-                // One host gets its latency history too; lists of hosts do not.
-                let host = self
-                    .table
-                    .get(&name.to_ascii_lowercase(), 1)
-                    .map(|h| Host { latency_history: self.table.latency_history(&name.to_ascii_lowercase()), ..h });
+                // One host gets its latency history (and a job all its
+                // runs) too; lists of hosts do not.
+                let name = name.to_ascii_lowercase();
+                let job = self.table.host(&name).and_then(|h| h.job.clone());
+                let host = self.table.get(&name, 1).map(|h| Host {
+                    latency_history: self.table.latency_history(&name),
+                    job,
+                    ..h
+                });
                 let _ = reply.send(host);
             }
             Query::History { name, plugin, limit, reply } => {

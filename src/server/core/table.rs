@@ -14,7 +14,7 @@ use super::deps::Parents;
 use super::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::server::store::{History, LatestData, Layouts, Names, Plugins, Record, Series};
-use crate::wire::{unix_seconds, PluginKind};
+use crate::wire::{unix_seconds, JobEvent, PluginKind};
 
 /// A plugin sample the table has just stored, for alerts and live updates.
 #[derive(Debug)]
@@ -77,6 +77,11 @@ impl HostTable {
             started,
             parents: settings.parents.clone(),
         }
+    }
+
+    /// hbd's `grace`, in seconds (a job may have its own: `Host::grace_or`).
+    pub fn grace(&self) -> f64 {
+        self.grace
     }
 
     pub fn len(&self) -> usize {
@@ -224,6 +229,7 @@ impl HostTable {
                         parents,
                         unreachable_via: Vec::new(),
                         reprieve: None,
+                        job: hb.job.as_ref().map(|_| Box::default()),
                     },
                     plugins: Plugins::default(),
                     latency: History::default(),
@@ -231,11 +237,14 @@ impl HostTable {
             }
         };
         let host = &mut record.host;
+        // A job's start or failure is no sign of life: only a success
+        // keeps it up (it is down when none came within interval + grace).
+        let alive = hb.job.as_ref().is_none_or(|job| job.event == JobEvent::Ok);
         if host.address != hb.source.ip() {
             events.push(Event::AddressChanged { name: host.name.clone(), old: host.address, new: hb.source.ip() });
             host.address = hb.source.ip();
         }
-        if host.status == Status::Down {
+        if host.status == Status::Down && alive {
             events.push(Event::HostUp {
                 name: host.name.clone(),
                 address: hb.source,
@@ -245,7 +254,7 @@ impl HostTable {
             host.status = Status::Up;
             host.status_since = now;
         }
-        if host.status == Status::Unreachable {
+        if host.status == Status::Unreachable && alive {
             events.push(Event::HostReachable {
                 name: host.name.clone(),
                 address: hb.source,
@@ -257,7 +266,16 @@ impl HostTable {
             host.reprieve = None;
         }
         host.port = hb.source.port();
-        host.last_seen = host.last_seen.max(now);
+        if alive {
+            host.last_seen = host.last_seen.max(now);
+        }
+        if let Some(job) = &hb.job {
+            if job.interval_given {
+                host.interval = hb.interval;
+            }
+            host.count += 1;
+            host.job.get_or_insert_with(Box::default);
+        }
         if hb.counts {
             host.interval = hb.interval;
             host.count += 1;
@@ -298,7 +316,7 @@ impl HostTable {
     pub fn expire(&mut self, now: f64, events: &mut Vec<Event>) {
         let started = self.started;
         let due = |h: &Host| match h.status {
-            Status::Up if h.parents.is_empty() => now - h.last_seen.max(started) > h.interval + self.grace,
+            Status::Up if h.parents.is_empty() => now - h.last_seen.max(started) > h.interval + h.grace_or(self.grace),
             // Behind parents, a missed heartbeat is a question already.
             Status::Up => now - h.last_seen.max(started) > h.interval,
             Status::Unreachable => true,
@@ -356,11 +374,11 @@ impl HostTable {
     fn decide(&mut self, name: &str, now: f64, events: &mut Vec<Event>) {
         let Some(host) = self.host(name) else { return };
         let behind = self.behind(host, now);
-        let past_deadline = now - host.last_seen.max(self.started) > host.interval + self.grace;
+        let grace = host.grace_or(self.grace);
+        let past_deadline = now - host.last_seen.max(self.started) > host.interval + grace;
         let (status, interval) = (host.status, host.interval);
         let via: Vec<String> =
             host.parents.iter().filter(|p| self.host(p).is_some_and(|p| p.status != Status::Up)).cloned().collect();
-        let grace = self.grace;
         let Some(host) = self.get_mut(name) else { return };
         match (status, behind) {
             (Status::Up, Behind::Cut) => {

@@ -336,6 +336,7 @@ mod tests {
             parents: Vec::new(),
             unreachable_via: Vec::new(),
             reprieve: None,
+            job: None,
         };
         MetricsSnapshot {
             hosts: vec![host],
