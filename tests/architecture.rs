@@ -22,7 +22,7 @@ const SERVER_LAYERS: &[&[&str]] = &[
 ];
 
 /// hbc's modules, likewise (its parent, `client/mod.rs`, is above them all).
-const CLIENT_LAYERS: &[&[&str]] = &[&["nagios"], &["plugins", "sender"], &["config"]];
+const CLIENT_LAYERS: &[&[&str]] = &[&["nagios"], &["plugins", "sender"], &["config", "run"]];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {

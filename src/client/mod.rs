@@ -17,6 +17,7 @@ use sender::{ClientSettings, PluginReport, SenderMsg};
 pub mod config;
 pub mod nagios;
 pub mod plugins;
+pub mod run;
 pub mod sender;
 
 /// Runs hbc until SIGTERM/SIGINT; returns when the sender has stopped.

@@ -432,6 +432,78 @@ pub fn send_once(settings: ClientSettings, print: bool, reports: Vec<PluginRepor
     Err(format!("no ACK from {}", silent.join(", ")))
 }
 
+/// Sends one job signal (`hbc run`, `hbc signal`): `message` is a `JOB`
+/// object without `seq`, in the name of `settings.name`. Waits for every
+/// target's ACK, sending again after 0.25, 0.5, 1 s … within `wait` in all,
+/// then gives up: a job must never hang on an unreachable server. The
+/// `seq` is the signal's first send time in µs, the same in every repeat,
+/// so that hbd takes a repeat whose first copy arrived (its ACK was lost)
+/// as the same signal. An `output` too long for `max_datagram_size` once
+/// compressed is cut at its front until it fits.
+pub fn send_signal(settings: ClientSettings, print: bool, mut message: Value, wait: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + wait;
+    let mut wire = Wire::new(settings, print).map_err(|e| format!("open socket: {e}"))?;
+    let seq = unix_micros(SystemTime::now());
+    if let Some(map) = message.as_object_mut() {
+        map.insert("seq".into(), json!(seq));
+        map.insert("client".into(), json!(HBC_CLIENT));
+    }
+    while wire.encoded_len(&message) > wire.max_datagram_size {
+        let Some(output) = message.get("output").and_then(Value::as_str).filter(|o| !o.is_empty()) else { break };
+        let kept = crate::wire::tail_chars(output, output.len() / 2).to_string();
+        message["output"] = json!(kept);
+    }
+    if wire.print {
+        println!("{message}");
+        return Ok(());
+    }
+    let socket = wire.socket.as_ref().ok_or("no socket")?.try_clone().map_err(|e| e.to_string())?;
+    let mut acked = vec![false; wire.targets.len()];
+    let mut pause = Duration::from_millis(250);
+    let mut buf = [0u8; 2048];
+    loop {
+        let datagram = wire.encode(&message);
+        for index in 0..wire.targets.len() {
+            if acked[index] {
+                continue;
+            }
+            wire.resolve_if_needed(index);
+            if let Some(addr) = wire.targets[index].addr {
+                if let Err(e) = socket.send_to(&datagram, addr) {
+                    debug!("sender: send to {addr}: {e}");
+                }
+            }
+        }
+        let until = (Instant::now() + pause).min(deadline);
+        while acked.iter().any(|a| !a) && Instant::now() < until {
+            let _ = socket
+                .set_read_timeout(Some(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))));
+            let Ok((len, from)) = socket.recv_from(&mut buf) else { continue };
+            if parse_ack(&buf[..len], wire.key.as_ref(), &wire.name) != Some(seq) {
+                continue;
+            }
+            if let Some(index) = wire.targets.iter().position(|t| t.addr.is_some_and(|a| same_endpoint(a, from))) {
+                acked[index] = true;
+            }
+        }
+        if acked.iter().all(|a| *a) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        pause *= 2;
+    }
+    let silent: Vec<String> = wire
+        .targets
+        .iter()
+        .zip(&acked)
+        .filter(|(_, a)| !**a)
+        .map(|(t, _)| format!("{}:{}", t.target.host, t.target.port))
+        .collect();
+    Err(format!("no ACK from {} within {:.1} s", silent.join(", "), wait.as_secs_f64()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

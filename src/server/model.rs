@@ -195,13 +195,16 @@ pub struct Job {
     /// The last [`MAX_RUNS`] runs, oldest first.
     #[serde(default)]
     pub runs: VecDeque<Run>,
+    /// The `seq` of the last signal taken: a repeat is not a new run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
 }
 
 impl Job {
     /// The job with only its last run, and that without output.
     pub fn summary(&self) -> Job {
         let last = self.runs.back().map(|run| Run { output: None, ..run.clone() });
-        Job { grace: self.grace, timeout: self.timeout, runs: last.into_iter().collect() }
+        Job { grace: self.grace, timeout: self.timeout, runs: last.into_iter().collect(), last_seq: self.last_seq }
     }
 }
 

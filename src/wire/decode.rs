@@ -229,6 +229,7 @@ fn job_signal(message: &WireMessage) -> Result<JobSignal, Rejection> {
         interval_given: message.interval.is_some(),
         grace: seconds("grace", message.grace, false)?,
         timeout: seconds("timeout", message.timeout, true)?,
+        seq: message.seq,
     })
 }
 
@@ -557,6 +558,46 @@ mod tests {
 
     fn reason(d: &mut Decoder, datagram: &[u8]) -> RejectReason {
         d.decode(datagram, now()).unwrap_err().reason
+    }
+
+    /// A job's signal: fields checked, output cut to its tail, no plugins;
+    /// what is out of range refuses the signal.
+    #[test]
+    fn job_signals() {
+        let mut d = plain();
+        let output = format!("{}end", "x".repeat(5000));
+        let message = serde_json::json!({
+            "ID": "JOB", "name": "Backup", "event": "fail", "exit_code": 3, "duration_s": 1.5,
+            "output": output, "message": "disk full", "grace": 60, "timeout": 3600, "seq": 4,
+            "plugins": {"cpu": {"kind": "monitor", "at": 1.0, "data": {}}},
+        });
+        let mut d4 = Decoder::new(8192, 30.0, None, ReplayGuard::default(), LIMITS);
+        let text = message.to_string();
+        let a = d4.decode(text.as_bytes(), now()).unwrap();
+        assert_eq!((a.name.as_str(), a.seq, a.heartbeat, a.plugins.len()), ("backup", Some(4), false, 0));
+        assert_eq!(a.interval, DEFAULT_JOB_INTERVAL_S, "no interval: a day");
+        let job = a.job.unwrap();
+        assert_eq!((job.event, job.exit_code, job.duration_s), (JobEvent::Fail, Some(3), Some(1.5)));
+        assert_eq!((job.grace, job.timeout, job.interval_given), (Some(60.0), Some(3600.0), false));
+        let output = job.output.unwrap();
+        assert!(output.len() == JOB_OUTPUT_MAX && output.ends_with("end"), "{}", output.len());
+        let ok = d.decode(br#"{"ID":"JOB","name":"b","event":"ok","interval":3600}"#, now()).unwrap();
+        assert_eq!((ok.interval, ok.job.map(|j| j.interval_given)), (3600.0, Some(true)));
+        assert!(d.decode(br#"{"ID":"HTB","name":"a","event":"ok"}"#, now()).unwrap().job.is_none());
+        for bad in [
+            r#"{"ID":"JOB","name":"b"}"#,
+            r#"{"ID":"JOB","name":"b","event":"maybe"}"#,
+            r#"{"ID":"JOB","name":"b","event":"fail","exit_code":"3"}"#,
+            r#"{"ID":"JOB","name":"b","event":"fail","exit_code":99999999999}"#,
+            r#"{"ID":"JOB","name":"b","event":"fail","signal":99}"#,
+            r#"{"ID":"JOB","name":"b","event":"start","timeout":0}"#,
+            r#"{"ID":"JOB","name":"b","event":"ok","duration_s":-1}"#,
+            r#"{"ID":"JOB","name":"b","event":"ok","grace":1e300}"#,
+            r#"{"ID":"JOB","name":"b","event":"ok","output":5}"#,
+        ] {
+            assert_eq!(reason(&mut d, bad.as_bytes()), RejectReason::BadField, "{bad}");
+        }
+        assert_eq!(reason(&mut d, br#"{"ID":"JOB","name":"<b>","event":"ok"}"#), RejectReason::BadName);
     }
 
     #[test]

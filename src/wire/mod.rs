@@ -158,6 +158,9 @@ pub struct JobSignal {
     pub grace: Option<f64>,
     /// A started run not finished this long (plus grace) after its start is CRITICAL.
     pub timeout: Option<f64>,
+    /// The message's `seq`: a repeat of the last signal (its ACK was lost)
+    /// carries the same and is taken once.
+    pub seq: Option<u64>,
 }
 
 /// The last at most `max` bytes of `s`, cut at a character boundary.

@@ -65,6 +65,13 @@ pub fn add_sample(hb: &mut Heartbeat, table: &HostTable, now: f64) {
     });
 }
 
+/// Whether the signal `hb` carries repeats the last one its job took
+/// (same `seq`: hbc sent it again because the ACK was lost).
+pub fn is_repeat(hb: &Heartbeat, table: &HostTable) -> bool {
+    let Some(seq) = hb.job.as_ref().and_then(|s| s.seq) else { return false };
+    table.host(&hb.name).and_then(|h| h.job.as_ref()).is_some_and(|j| j.last_seq == Some(seq))
+}
+
 /// When `run` started, if it is still running.
 fn running_since(run: Option<&Run>) -> Option<f64> {
     run.filter(|r| r.outcome == RunOutcome::Running).and_then(|r| r.started)
@@ -89,6 +96,7 @@ pub fn record(
     if signal.timeout.is_some() {
         job.timeout = signal.timeout;
     }
+    job.last_seq = signal.seq.or(job.last_seq);
     let event = signal.event;
     if event == JobEvent::Start {
         if let Some(last) = job.runs.back_mut().filter(|r| r.outcome == RunOutcome::Running) {
@@ -218,6 +226,7 @@ mod tests {
             interval_given: true,
             grace: None,
             timeout: None,
+            seq: None,
         }
     }
 
@@ -268,6 +277,10 @@ mod tests {
         assert_eq!(alert_levels(&events), [(EXIT_CODE.to_string(), Level::Ok)]);
         assert_eq!(table.host("backup").unwrap().last_seen, 1100.0);
         assert!(alert_levels(&send(&mut table, &mut alerts, ok.clone(), 1200.0)).is_empty(), "nothing to clear");
+        let repeated = JobSignal { seq: Some(7), ..ok.clone() };
+        send(&mut table, &mut alerts, repeated.clone(), 1201.0);
+        let hb = Heartbeat { job: Some(repeated), ..Heartbeat::for_test("backup", "10.0.0.1", 1201.5) };
+        assert!(is_repeat(&hb, &table), "the same seq again is the same signal");
         for i in 0..30 {
             send(&mut table, &mut alerts, ok.clone(), 1300.0 + f64::from(i));
         }

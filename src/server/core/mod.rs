@@ -242,6 +242,9 @@ impl Core {
     fn handle_heartbeat(&mut self, mut hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
         let name = hb.name.clone();
+        if jobs::is_repeat(&hb, &self.table) {
+            return;
+        }
         let signal = hb.job.clone();
         if signal.is_some() {
             jobs::add_sample(&mut hb, &self.table, at);
