@@ -463,10 +463,7 @@ pub fn send_signal(settings: ClientSettings, print: bool, mut message: Value, wa
     let mut buf = [0u8; 2048];
     loop {
         let datagram = wire.encode(&message);
-        for index in 0..wire.targets.len() {
-            if acked[index] {
-                continue;
-            }
+        for (index, _) in acked.iter().enumerate().filter(|(_, acked)| !**acked) {
             wire.resolve_if_needed(index);
             if let Some(addr) = wire.targets[index].addr {
                 if let Err(e) = socket.send_to(&datagram, addr) {

@@ -4,7 +4,8 @@
 // units and charts of its history with time axes and thresholds; values
 // that do not change are shown as values, not charts. With an admin
 // token, a person silences the host or one of its alerts, acknowledges an
-// alert, or forgets the host.
+// alert, or forgets the host. A job (`hbc run`) shows its recent runs,
+// newest first, each run's output as text.
 'use strict';
 
 (() => {
@@ -100,7 +101,13 @@
     fact(facts, `${state[0].toUpperCase()}${state.slice(1)} since`, `${hbd.dateTime(host.status_since)} (${hbd.duration(hbd.now() - host.status_since)})`);
     fact(facts, 'Last seen', hbd.ago(host.last_seen));
     fact(facts, 'Address', `${host.address} port ${host.port}`);
-    fact(facts, 'Heartbeat every', `${hbd.number(host.interval)} s`);
+    if (host.job) {
+      fact(facts, 'Kind', 'job');
+      fact(facts, 'Runs every', `${hbd.number(host.interval)} s${typeof host.job.grace === 'number' ? ` (grace ${hbd.number(host.job.grace)} s)` : ''}`);
+      if (typeof host.job.timeout === 'number') fact(facts, 'Timeout', `${hbd.number(host.job.timeout)} s`);
+    } else {
+      fact(facts, 'Heartbeat every', `${hbd.number(host.interval)} s`);
+    }
     fact(facts, 'Latency', host.latency_ms === null || host.latency_ms === undefined ? '–' : `${hbd.number(host.latency_ms)} ms`);
     const pct = (v) => (v === null || v === undefined ? '–' : `${v.toFixed(v === 100 ? 0 : 3)} %`);
     fact(facts, 'Availability', `${pct(host.availability['24h'])} (24 h), ${pct(host.availability['7d'])} (7 d)`);
@@ -115,6 +122,28 @@
     const latency = document.getElementById('latency');
     const points = (host.latency_history || []).map((p) => [p[0], p[1]]);
     latency.replaceChildren(points.length > 1 ? hbd.chart('round trip', points, 'ms', []) : hbd.el('p', 'Not measured by this client.', 'muted'));
+  }
+
+  // A job's runs: the API gives them oldest first; output only as text.
+  function drawRuns() {
+    const job = host && host.job;
+    document.getElementById('runs-section').hidden = !job;
+    if (!job) return;
+    const runs = (Array.isArray(job.runs) ? job.runs : []).slice().reverse();
+    document.querySelector('#runs tbody').replaceChildren(...runs.map((r) => {
+      const row = hbd.el('tr', null, 'run');
+      const level = { ok: 'OK', failed: 'CRITICAL', unfinished: 'UNKNOWN', running: 'WARNING' }[r.outcome] || 'UNKNOWN';
+      row.appendChild(hbd.el('td', typeof r.started === 'number' ? hbd.dateTime(r.started) : '–'));
+      row.appendChild(hbd.el('td', typeof r.duration_s === 'number' ? `${hbd.number(r.duration_s)} s` : r.outcome === 'running' ? `running for ${hbd.duration(hbd.now() - r.started)}` : '–'));
+      row.appendChild(hbd.el('td', String(r.outcome), `level-${level}`));
+      const exit = typeof r.signal === 'number' ? `signal ${r.signal}` : typeof r.exit_code === 'number' ? String(r.exit_code) : '–';
+      row.appendChild(hbd.el('td', exit));
+      const output = hbd.el('td', null, 'wrap');
+      if (typeof r.message === 'string' && r.message) output.appendChild(hbd.el('p', r.message, 'run-message'));
+      if (typeof r.output === 'string' && r.output) output.appendChild(hbd.el('pre', r.output, 'run-output'));
+      row.appendChild(output);
+      return row;
+    }));
   }
 
   function drawAlerts() {
@@ -232,6 +261,7 @@
   function draw() {
     const all = dirty.has('all');
     if (all || dirty.has('host')) drawHeader();
+    if (all || dirty.has('runs')) drawRuns();
     if (all || dirty.has('alerts')) drawAlerts();
     if (all || dirty.has('nagios_runner')) drawNagios();
     for (const [plugin, sample] of Object.entries(latest)) {
@@ -247,7 +277,10 @@
 
   function onMessage(m) {
     if (m.type === 'heartbeat' && m.host.name === name) {
+      // A live update carries a job's last run only: keep the runs loaded.
+      const job = host && host.job;
       host = { ...m.host, latency_history: host ? host.latency_history : [] };
+      if (job) host.job = job;
       if (typeof m.host.latency_ms === 'number' && host.latency_history) {
         host.latency_history = host.latency_history.concat([[m.host.last_seen, m.host.latency_ms]]).slice(-HISTORY);
       }
@@ -261,6 +294,8 @@
       dirty.add(m.plugin);
       if (m.plugin === 'os_info') dirty.add('host');
     } else if (['host_down', 'host_up', 'host_unreachable'].includes(m.type) && m.name === name) {
+      load();
+    } else if (['job_start', 'job_ok', 'job_fail'].includes(m.type) && m.name === name) {
       load();
     } else if (m.type === 'host_forgotten' && m.name === name) {
       location.assign('/');

@@ -320,6 +320,8 @@ const BUILT_IN_PATHS: &[(&str, &[&str])] = &[
     ),
     ("filesystem_info", &["count"]),
     ("os_info", &["cpu_count", "boot_time"]),
+    // hbd's own, for jobs (`hbc run`): each run's time.
+    ("job", &["duration_seconds"]),
 ];
 
 fn warn_unknown_path(placed: &Placed, section: &str, warnings: &mut Vec<String>) {
