@@ -33,9 +33,8 @@ usage: hbc [-c FILE] [-s|--server HOST[:PORT]]... [-p|--port N] [-i|--interval S
   -V, --version             print the version and exit
   -h, --help                print this help and exit
 
-  hbc run [--name NAME] [--interval S] [--grace S] [--timeout S] [OPTIONS] -- CMD [ARGS...]
-  hbc signal --name NAME --start|--ok|--fail[=CODE] [--message TEXT] [OPTIONS]
-                            run or signal a job (hbc run --help, hbc signal --help)
+  hbc run [OPTIONS] CMD [ARGS...]  run CMD as a job hbd watches: hbc run --help
+  hbc signal OPTIONS               send one signal of a job: hbc signal --help
 
 See hbc(8) and hbc.yaml(5).";
 
