@@ -1280,3 +1280,39 @@ fn silenced_acknowledged_and_unreachable_show_distinctly_on_every_page() {
         browser.errors
     );
 }
+
+/// A job's hostile output (ANSI escapes, HTML, invalid UTF-8, 10 MB of
+/// random bytes) reaches hbd bounded to its tail and shows on the job's
+/// page as text, in the runs table.
+#[test]
+fn a_jobs_hostile_output_is_bounded_and_shown_as_text() {
+    let dir = TempDir::new("job-output");
+    let hbd = Hbd::start(&dir, "");
+    let script = "printf '\\033[31m<img src=x onerror=alert(1)>\\n'; head -c 10000000 /dev/urandom; \
+                  printf '\\n\\033[0m<img src=y onerror=alert(2)><script>alert(3)</script>\\n\\377\\376 end\\n'; exit 4";
+    let out = Command::new(env!("CARGO_BIN_EXE_hbc"))
+        .env("HOME", dir.path())
+        .args(["run", "-s", &hbd.addr.to_string(), "--name", "hostile", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = wait_for("the failed run", || {
+        let (_, host) = get_json(hbd.http, "/api/0/hosts/hostile");
+        host["job"]["runs"].as_array()?.last().filter(|r| r["outcome"] == "failed").cloned()
+    });
+    let output = run["output"].as_str().unwrap();
+    assert!(output.len() <= 4096 && output.ends_with("\u{fffd}\u{fffd} end\n"), "bounded tail: {}", output.len());
+
+    let mut browser = Browser::launch();
+    browser.navigate(&format!("http://{}/hosts/hostile", hbd.http));
+    browser.wait_true("the run", "document.querySelectorAll('#runs tbody tr').length === 1");
+    let shown = browser.eval("document.querySelector('#runs pre.run-output').textContent");
+    assert!(shown.as_str().unwrap().contains("<img src=y onerror=alert(2)><script>alert(3)</script>"), "{shown}");
+    assert_eq!(browser.eval("document.querySelectorAll('main img, main script').length"), json!(0), "text, never HTML");
+    assert_eq!(browser.eval("document.querySelector('#runs tbody td:nth-child(4)').textContent"), json!("4"));
+    assert_eq!(browser.eval("document.getElementById('runs-section').hidden"), json!(false));
+    browser.screenshot("job.png");
+    assert!(browser.errors.is_empty(), "the page logged errors: {:#?}", browser.errors);
+}

@@ -144,6 +144,8 @@
       row.appendChild(output);
       return row;
     }));
+    // A tail is read from its end: the last lines say why a run failed.
+    document.querySelectorAll('#runs pre.run-output').forEach((pre) => { pre.scrollTop = pre.scrollHeight; });
   }
 
   function drawAlerts() {
