@@ -261,3 +261,28 @@ fn a_rule_on_run_time_warns_about_slow_runs() {
     let alert = alert_when(&hbd, "report", "duration_seconds", "WARNING");
     assert_eq!(alert["last_value"].as_f64(), Some(250.0));
 }
+
+/// With `keys:`, hbc signs a job's signals with the key of hbc.yaml like
+/// heartbeats; an unsigned datagram, or a name the key may not speak for,
+/// is refused (the job still runs and exits with its status).
+#[test]
+fn signed_signals() {
+    let dir = TempDir::new("jobs-signed");
+    let hbd = Hbd::start(&dir, "keys:\n  - {id: site1, secret: a-long-enough-secret, hosts: [\"*.jobs\"]}\n");
+    let config = dir.join("hbc.yaml");
+    std::fs::write(&config, format!("server: \"{}\"\nkey: {{id: site1, secret: a-long-enough-secret}}\n", hbd.addr))
+        .unwrap();
+    let run = |name: &str| {
+        hbc().arg("run").arg("-c").arg(&config).args(["--name", name, "--", "sh", "-c", "exit 6"]).output().unwrap()
+    };
+    let out = run("backup.jobs");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_when(&hbd, "backup.jobs", |r| r["outcome"] == "failed" && r["exit_code"] == 6);
+    let out = run("backup.elsewhere");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not reported to hbd"));
+    let socket = client("127.0.0.1:0");
+    assert!(send_recv(&socket, hbd.addr, br#"{"ID":"JOB","name":"backup.jobs","event":"ok"}"#).is_none(), "unsigned");
+    assert_eq!(last_run(&hbd, "backup.jobs")["outcome"], "failed");
+}

@@ -735,6 +735,20 @@ mod tests {
                 address: address.ip(),
                 outcome: DnsOutcome::Failed { error: "NOTAUTH".into(), retry_in: Some(5.0) },
             },
+            Event::JobRun {
+                name: "backup".into(),
+                event: crate::wire::JobEvent::Fail,
+                run: Box::new(crate::server::model::Run {
+                    outcome: crate::server::model::RunOutcome::Failed,
+                    started: Some(1.0),
+                    ended: Some(2.0),
+                    duration_s: Some(1.0),
+                    exit_code: Some(3),
+                    signal: None,
+                    output: Some("hi\n".into()),
+                    message: Some("disk full".into()),
+                }),
+            },
         ]
     }
 
@@ -871,10 +885,11 @@ mod tests {
         assert_eq!(written[2]["name"], "a");
         assert_eq!(written[2]["silent_for"], json!(4.0));
         assert_eq!(written[4]["text"], "CRITICAL: h1 - cpu_monitor.cpu_percent = 95.0");
+        assert_eq!((written[8]["exit_code"].as_i64(), written[8]["note"].as_str()), (Some(3), Some("disk full")));
         fs::remove_dir_all(dir).unwrap();
     }
 
-    const EVENT_KINDS_IN_ORDER: [&str; 8] = [
+    const EVENT_KINDS_IN_ORDER: [&str; 9] = [
         "host_new",
         "host_up",
         "host_down",
@@ -883,6 +898,7 @@ mod tests {
         "alert_reminder",
         "notification",
         "dns_update",
+        "job_fail",
     ];
 
     #[test]
