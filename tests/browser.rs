@@ -1314,5 +1314,9 @@ fn a_jobs_hostile_output_is_bounded_and_shown_as_text() {
     assert_eq!(browser.eval("document.querySelector('#runs tbody td:nth-child(4)').textContent"), json!("4"));
     assert_eq!(browser.eval("document.getElementById('runs-section').hidden"), json!(false));
     browser.screenshot("job.png");
+    browser.navigate(&format!("http://{}/", hbd.http));
+    browser.wait_true("the job marked in the overview", "document.querySelector('#hosts-body .mark-job') !== null");
+    let mark = browser.eval("document.querySelector('#hosts-body .mark-job').title");
+    assert_eq!(mark, json!("job last run: failed"));
     assert!(browser.errors.is_empty(), "the page logged errors: {:#?}", browser.errors);
 }

@@ -380,6 +380,10 @@ const hbd = (() => {
     if (item && item.peer === true) {
       mark('peer', 'hbd peer', 'another hbd that watches this one (its peers: name this hbd)');
     }
+    if (item && item.kind === 'job') {
+      const last = item.job && Array.isArray(item.job.runs) ? item.job.runs[item.job.runs.length - 1] : null;
+      mark('job', 'job', last && typeof last.outcome === 'string' ? `last run: ${last.outcome}` : '(hbc run)');
+    }
     if (item && typeof item.behind === 'number' && item.behind > 0) {
       mark('behind', `${item.behind} host${item.behind === 1 ? '' : 's'} unreachable behind it`, '');
     }

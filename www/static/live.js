@@ -220,7 +220,7 @@
       const cell = (text, className) => { const c = hbd.el('span', text, className); c.setAttribute('role', 'cell'); row.appendChild(c); return c; };
       cell(null).appendChild(hostLink(h.name));
       const status = hbd.statusOf(h);
-      cell(status, `status-${status}`).append(...hbd.marks({ silenced: h.silenced }, true));
+      cell(status, `status-${status}`).append(...hbd.marks({ silenced: h.silenced, kind: h.kind, job: h.job }, true));
       cell(level(h), `level-${level(h)}`);
       cell(hbd.ago(h.last_seen));
       cell(h.latency_ms === null || h.latency_ms === undefined ? '–' : `${hbd.number(h.latency_ms)} ms`);
