@@ -286,3 +286,22 @@ fn signed_signals() {
     assert!(send_recv(&socket, hbd.addr, br#"{"ID":"JOB","name":"backup.jobs","event":"ok"}"#).is_none(), "unsigned");
     assert_eq!(last_run(&hbd, "backup.jobs")["outcome"], "failed");
 }
+
+/// A run that started and never ended (the machine died with it) is
+/// CRITICAL once its timeout plus grace have passed, and OK when a run ends.
+#[test]
+fn a_run_that_never_ends_is_critical_after_its_timeout() {
+    let dir = TempDir::new("jobs-hung");
+    let hbd = Hbd::start(&dir, "");
+    let socket = client("127.0.0.1:0");
+    let start = br#"{"ID":"JOB","name":"hung","event":"start","timeout":1,"grace":0,"interval":3600,"seq":1}"#;
+    assert!(send_recv(&socket, hbd.addr, start).is_some());
+    let alert = alert_when(&hbd, "hung", "running_seconds", "CRITICAL");
+    assert!(alert["message"].as_str().unwrap_or("").contains("job run not finished after"), "{alert}");
+    assert_eq!(last_run(&hbd, "hung")["outcome"], "running");
+    let ok = br#"{"ID":"JOB","name":"hung","event":"ok","seq":2}"#;
+    assert!(send_recv(&socket, hbd.addr, ok).is_some());
+    alert_when(&hbd, "hung", "running_seconds", "OK");
+    let run = run_when(&hbd, "hung", |r| r["outcome"] == "ok");
+    assert!(run["duration_s"].as_f64().unwrap() >= 1.0, "hbd's own measure from the start: {run}");
+}
