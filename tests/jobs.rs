@@ -305,3 +305,29 @@ fn a_run_that_never_ends_is_critical_after_its_timeout() {
     let run = run_when(&hbd, "hung", |r| r["outcome"] == "ok");
     assert!(run["duration_s"].as_f64().unwrap() >= 1.0, "hbd's own measure from the start: {run}");
 }
+
+/// SIGTERM to `hbc run` (cron stopping, a person's kill) reaches the
+/// command's process group, and the run is reported with how it ended.
+#[test]
+fn signals_to_hbc_run_reach_the_command() {
+    let dir = TempDir::new("jobs-sigterm");
+    let hbd = Hbd::start(&dir, "");
+    let mut child = hbc()
+        .args(["run", "-s", &hbd.addr.to_string(), "--name", "stoppable", "--"])
+        .args(["sh", "-c", "trap 'echo stopped; exit 9' TERM; echo ready; sleep 300 & wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The trap is set once the command says so (passed through by hbc).
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready, "ready\n");
+    run_when(&hbd, "stoppable", |r| r["outcome"] == "running");
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = wait_for("hbc run to end", || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(9));
+    let run = run_when(&hbd, "stoppable", |r| r["outcome"] == "failed");
+    assert_eq!(run["exit_code"], 9);
+    assert!(run["output"].as_str().unwrap().contains("stopped"), "{run}");
+}
