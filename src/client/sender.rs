@@ -42,6 +42,8 @@ pub struct ClientSettings {
     pub interval: Duration,
     pub key: Option<Key>,
     pub max_datagram_size: usize,
+    /// `tags`, checked and sorted: sent in each heartbeat.
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +100,7 @@ struct Wire {
     in_flight: HashMap<(usize, u64), Instant>,
     /// Each plugin's interval as it last reported it, declared to hbd.
     plugin_intervals: BTreeMap<String, f64>,
+    tags: Vec<String>,
 }
 
 impl Wire {
@@ -121,6 +124,7 @@ impl Wire {
             targets,
             in_flight: HashMap::new(),
             plugin_intervals: BTreeMap::new(),
+            tags: settings.tags,
         })
     }
 
@@ -221,7 +225,9 @@ impl Wire {
             latency_ms,
             client: HBC_CLIENT,
         };
-        encode::message(header, plugins, &self.plugin_intervals)
+        let mut message = encode::message(header, plugins, &self.plugin_intervals);
+        encode::add_tags(&mut message, &self.tags);
+        message
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -443,6 +449,7 @@ mod tests {
             targets: vec![],
             key,
             max_datagram_size: max,
+            tags: vec!["db".into()],
         };
         Wire::new(settings, true).unwrap()
     }

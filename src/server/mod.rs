@@ -52,6 +52,7 @@ pub mod peers;
 pub mod state;
 pub mod store;
 pub mod systemd;
+pub mod tags;
 pub mod udp;
 pub mod views;
 pub mod ws;

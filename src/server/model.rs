@@ -28,6 +28,9 @@ pub struct Heartbeat {
     /// Sent by a peer hbd (`peers:`) rather than hbc.
     pub from_hbd: bool,
     pub plugins: Vec<PluginSample>,
+    /// The tags the client sent (checked, sorted); empty from clients that
+    /// send none. Only a heartbeat (`counts`) sets a host's.
+    pub tags: Vec<String>,
 }
 
 #[cfg(test)]
@@ -44,6 +47,7 @@ impl Heartbeat {
             latency_ms: None,
             from_hbd: false,
             plugins: Vec::new(),
+            tags: Vec::new(),
         }
     }
 }
@@ -170,6 +174,13 @@ pub struct Host {
     /// (its interval plus grace from the return); None otherwise.
     #[serde(skip)]
     pub reprieve: Option<f64>,
+    /// The tags its client sent last (saved, so a restart keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_tags: Vec<String>,
+    /// Its tags: `sent_tags` and those `tags:` of hbd.yaml give it, sorted
+    /// (set by the host table, so not saved).
+    #[serde(skip)]
+    pub tags: Vec<String>,
 }
 
 /// Availability is shown over a day and a week; outages older are let go.
@@ -239,6 +250,8 @@ impl Host {
             parents: self.parents.clone(),
             unreachable_via: self.unreachable_via.clone(),
             reprieve: self.reprieve,
+            sent_tags: self.sent_tags.clone(),
+            tags: self.tags.clone(),
         }
     }
 }

@@ -242,8 +242,9 @@ pub const NOTIFY_CAPACITY: usize = 256;
 /// What the notifier receives.
 #[derive(Debug)]
 pub enum NotifyMsg {
-    /// An alert changed level or reminds (at `at`, Unix seconds).
-    Alert { at: f64, change: AlertChange },
+    /// An alert changed level or reminds (at `at`, Unix seconds); `tags`
+    /// are its host's then, for the services' `tags` routes.
+    Alert { at: f64, change: AlertChange, tags: Vec<String> },
 }
 
 // ── alertmanager ──────────────────────────────────────────────────────────

@@ -388,6 +388,8 @@ mod tests {
             parents: Vec::new(),
             unreachable_via: Vec::new(),
             reprieve: None,
+            sent_tags: Vec::new(),
+            tags: Vec::new(),
         }
     }
 

@@ -43,6 +43,10 @@ struct HostView<'a> {
     parents: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     unreachable_via: &'a [String],
+    /// Its tags (from its client and hbd.yaml); absent when none, so that
+    /// hosts without tags look as they did.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
 }
 
 impl<'a> HostView<'a> {
@@ -68,6 +72,7 @@ impl<'a> HostView<'a> {
             peer: host.peer,
             parents: &host.parents,
             unreachable_via: &host.unreachable_via,
+            tags: &host.tags,
         }
     }
 }

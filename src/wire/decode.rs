@@ -19,7 +19,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::auth::{AuthError, Key, Keyring, ReplayGuard, MAGIC};
-use super::{encode, is_valid_host_name, is_valid_plugin_name, truncate_chars, PluginKind, PluginSample};
+use super::MAX_TAGS;
+use super::{encode, is_valid_host_name, is_valid_plugin_name, is_valid_tag, truncate_chars, PluginKind, PluginSample};
 use super::{ACK_ID, HBD_CLIENT_PREFIX, HEARTBEAT_ID, PLUGIN_DATA_ID};
 
 /// First byte of a zlib stream with the default window (RFC 1950).
@@ -129,6 +130,9 @@ pub struct Accepted<'a> {
     pub plugins: Vec<PluginSample>,
     /// Plugin entries left out, with why; the rest of the message counts.
     pub dropped_plugins: Vec<String>,
+    /// The client's `tags`, checked, sorted, at most [`MAX_TAGS`]; empty
+    /// when it sends none (the Python hbc, older hbcs).
+    pub tags: Vec<String>,
 }
 
 /// Bounds on what one message may make hbd store.
@@ -180,6 +184,27 @@ struct WireMessage<'a> {
     /// entries, whose members are closed: older hbds ignore it.
     #[serde(borrow, default)]
     plugin_intervals: Option<&'a RawValue>,
+    /// The client's tags (`tags: [db, eu]` in hbc.yaml). A member of its
+    /// own, read leniently: older hbds ignore it.
+    #[serde(borrow, default)]
+    tags: Option<&'a RawValue>,
+}
+
+/// The tags a heartbeat declares: a list of tag names, each valid one kept
+/// (sorted, once each, at most [`MAX_TAGS`]); anything else is passed over,
+/// never the message.
+fn declared_tags(raw: &RawValue) -> Vec<String> {
+    let Ok(listed) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else { return Vec::new() };
+    let mut tags: Vec<String> = listed
+        .iter()
+        .filter_map(|value| serde_json::from_str::<Cow<str>>(value.get()).ok())
+        .filter(|tag| is_valid_tag(tag))
+        .map(Cow::into_owned)
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags.truncate(MAX_TAGS);
+    tags
 }
 
 /// Gives each plugin the interval `plugin_intervals` declares for it. A
@@ -326,6 +351,7 @@ impl Decoder {
             from_hbd: message.client.is_some_and(|c| c.starts_with(HBD_CLIENT_PREFIX)),
             plugins,
             dropped_plugins,
+            tags: message.tags.map(declared_tags).unwrap_or_default(),
         })
     }
 
@@ -683,6 +709,27 @@ mod tests {
         let text = message.to_string();
         let a = d.decode(text.as_bytes(), now()).unwrap();
         assert_eq!((a.plugins.len(), a.plugins[0].interval), (1, None));
+    }
+
+    /// `tags` keeps the valid tags, sorted and bounded; a bad member or
+    /// a bad tag never costs the message.
+    #[test]
+    fn declared_tags_are_checked_one_by_one() {
+        let mut d = plain();
+        let many: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+        let cases = [
+            (serde_json::json!(["eu", "db", "db", "Bad Tag", "<b>", 5, "x".repeat(33)]), vec!["db", "eu"]),
+            (serde_json::json!("db"), vec![]),
+            (serde_json::json!({"db": 1}), vec![]),
+            (serde_json::json!(many), many.iter().take(MAX_TAGS).map(String::as_str).collect()),
+        ];
+        for (tags, expected) in cases {
+            let text = serde_json::json!({"ID": "HTB", "name": "a", "tags": tags}).to_string();
+            let a = d.decode(text.as_bytes(), now()).unwrap();
+            assert_eq!(a.tags, expected, "{tags}");
+        }
+        let a = d.decode(br#"{"ID":"HTB","name":"a"}"#, now()).unwrap();
+        assert!(a.tags.is_empty());
     }
 
     #[test]

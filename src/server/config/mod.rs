@@ -11,6 +11,7 @@
 pub mod alertmanager;
 pub mod parents;
 pub mod peers;
+pub mod tags;
 pub mod thresholds;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -67,6 +68,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("peers"),
     KeySpec::new("peer_interval").range(Range::int(1, 86400)).unit("seconds"),
     KeySpec::new("parents"),
+    KeySpec::new("tags"),
     KeySpec::new("keys"),
     KeySpec::new("auth_window").range(Range::at_least(1)),
     KeySpec::new("max_hosts").range(Range::int(1, 100_000_000)),
@@ -163,6 +165,8 @@ pub struct Config {
     pub peer_interval: u64,
     /// Child host name or pattern → parent host name(s); compiled by check().
     pub parents: serde_yaml::Value,
+    /// Tag → host name patterns; compiled by check().
+    pub tags: serde_yaml::Value,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
     pub max_hosts: usize,
@@ -238,6 +242,7 @@ impl Default for Config {
             peers: Vec::new(),
             peer_interval: 30,
             parents: serde_yaml::Value::Null,
+            tags: serde_yaml::Value::Null,
             keys: Vec::new(),
             auth_window: 300,
             max_hosts: 100_000,
@@ -395,6 +400,7 @@ impl Config {
         });
         let mut warnings = Vec::new();
         let parents = parents::compile(&self.parents, &mut problems);
+        let tags = tags::compile(&self.tags, &mut problems);
         let rules = thresholds::compile(
             &self.thresholds,
             self.threshold_renotify_interval,
@@ -455,6 +461,7 @@ impl Config {
                 dyndomains: dyndomains.clone(),
                 host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
                 parents,
+                tags,
             },
             journal: journal_files.clone().map(|files| JournalSettings {
                 files,

@@ -58,6 +58,8 @@ pub struct CoreSettings {
     pub host_expire_after: Option<f64>,
     /// `parents:`, checked: which hosts stand behind which.
     pub parents: deps::Parents,
+    /// `tags:`, checked: the tags hbd.yaml gives hosts by name.
+    pub tags: crate::server::tags::TagRules,
 }
 
 /// Where the core sends what it decides, and what it does when a channel is
@@ -477,7 +479,8 @@ impl Core {
             self.alerts_changed = true;
         }
         if let (Event::Alert(change), Some(notify)) = (&event, &self.outputs.to_notify) {
-            if notify.try_send(NotifyMsg::Alert { at, change: change.clone() }).is_err() {
+            let tags = self.table.host(&change.key.host).map(|h| h.tags.clone()).unwrap_or_default();
+            if notify.try_send(NotifyMsg::Alert { at, change: change.clone(), tags }).is_err() {
                 self.notify_dropped += 1;
                 if self.notify_dropped.is_power_of_two() {
                     warn!("core: the notifier is not taking alerts; {} dropped so far", self.notify_dropped);
@@ -598,6 +601,7 @@ mod tests {
             dyndomains,
             host_expire_after: None,
             parents: deps::Parents::default(),
+            tags: Default::default(),
         }
     }
 

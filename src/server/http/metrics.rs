@@ -51,6 +51,13 @@ pub fn render(s: &MetricsSnapshot) -> String {
             sample(&mut out, "hbd_host_latency_seconds", &[("host", &h.name)], ms / 1000.0);
         }
     }
+    // An info metric, as Prometheus users join it: `* on(host) group_left(tag)`.
+    family(&mut out, "hbd_host_tags", "gauge", "A tag of the host (from its client or hbd.yaml): always 1.");
+    for h in &s.hosts {
+        for tag in &h.tags {
+            sample(&mut out, "hbd_host_tags", &[("host", &h.name), ("tag", tag)], 1.0);
+        }
+    }
 
     family(&mut out, "hbd_datagrams_received_total", "counter", "UDP datagrams received.");
     sample(&mut out, "hbd_datagrams_received_total", &[], s.udp.received as f64);
@@ -336,6 +343,8 @@ mod tests {
             parents: Vec::new(),
             unreachable_via: Vec::new(),
             reprieve: None,
+            sent_tags: Vec::new(),
+            tags: vec!["db".into(), "eu".into()],
         };
         MetricsSnapshot {
             hosts: vec![host],
@@ -363,6 +372,8 @@ mod tests {
             "hbd_host_up{host=\"web-1\"} 1",
             "hbd_host_heartbeats_total{host=\"web-1\"} 7",
             "hbd_host_latency_seconds{host=\"web-1\"} 0.0015",
+            "hbd_host_tags{host=\"web-1\",tag=\"db\"} 1",
+            "hbd_host_tags{host=\"web-1\",tag=\"eu\"} 1",
             "hbd_datagrams_received_total 10",
             "hbd_datagrams_rejected_total{reason=\"not_json\"} 3",
             "hbd_datagrams_rejected_total{reason=\"host_not_allowed\"} 0",

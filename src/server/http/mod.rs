@@ -31,13 +31,16 @@ use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 use crate::server::journal::{self, JournalFiles};
 use crate::server::model::{AlertKey, ServiceState};
 use crate::server::msg::{self, AckRefused, Query, Upgraded};
-use crate::server::views::{alert_json, alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
+use crate::server::views::{
+    alert_json, alerts_json, host_detail_json, hosts_body, latest_json, sample_json, EVENT_TYPES,
+};
 use crate::wire::{truncate_chars, unix_seconds};
 use auth::{Denied, Tokens};
 use hosts_cache::{HostsCache, Served};
 
 mod ack;
 pub mod auth;
+pub mod badge;
 pub mod front;
 pub mod hosts_cache;
 pub mod metrics;
@@ -172,6 +175,8 @@ struct Reply {
     page: bool,
     /// A shared body with its own headers (`/api/0/hosts`), sent instead of `body`.
     shared: Option<Box<Served>>,
+    /// An ETag of the body (badges).
+    etag: Option<Box<str>>,
 }
 
 impl Reply {
@@ -186,6 +191,7 @@ impl Reply {
             authenticate: false,
             page: false,
             shared: None,
+            etag: None,
         }
     }
 
@@ -259,6 +265,7 @@ fn reply_headers<'a>(reply: &'a Reply, origin: Option<&'a str>) -> Vec<(&'static
     ];
     headers.extend(reply.allow.map(|allow| ("Allow", allow)));
     headers.extend(reply.location.map(|location| ("Location", location)));
+    headers.extend(reply.etag.as_deref().map(|etag| ("ETag", etag)));
     if reply.authenticate {
         headers.push(("WWW-Authenticate", "Bearer realm=\"hbd\""));
     }
@@ -370,6 +377,10 @@ enum Target<'a> {
     Ack(&'a str),
     Journal,
     Events,
+    /// `/badge/NAME.svg`
+    Badge(&'a str),
+    /// `/badge/tag/TAG.svg`
+    TagBadge(&'a str),
 }
 
 fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
@@ -389,6 +400,8 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
         ["api", "0", "alerts"] => Target::Alerts(None),
         ["api", "0", "journal"] => Target::Journal,
         ["api", "0", "events"] => Target::Events,
+        ["badge", "tag", file] => Target::TagBadge(file.strip_suffix(".svg")?),
+        ["badge", file] => Target::Badge(file.strip_suffix(".svg")?),
         // host.html is a host's page only: /hosts/NAME.
         [name] if name != "host" => Target::Page(www::page(name)?),
         _ => return None,
@@ -462,6 +475,10 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         },
         Target::Healthz => api.healthz(&settings.name, &settings.notify),
         Target::Metrics => api.metrics(),
+        Target::Hosts if query_pairs(query).any(|(key, _)| key == "tag") => match query_tags(query) {
+            Ok(tags) => api.tagged_hosts(&tags),
+            Err(reply) => reply,
+        },
         Target::Hosts => {
             let value = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str());
             api.hosts(value("If-None-Match"), value("Accept-Encoding"))
@@ -479,7 +496,28 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         },
         Target::Journal => journal_tail(settings.journal.as_ref(), query, false),
         Target::Events => journal_tail(settings.journal.as_ref(), query, true),
+        Target::Badge(name) => api.badge(name, false, header("If-None-Match")),
+        Target::TagBadge(tag) => api.badge(tag, true, header("If-None-Match")),
     }
+}
+
+/// The tags of `?tag=db&tag=eu` (or `tag=db,eu`): any of them. A value
+/// that is not a tag is a 400.
+fn query_tags(query: &str) -> Result<Vec<String>, Reply> {
+    let mut tags = Vec::new();
+    for value in query_pairs(query).filter_map(|(key, value)| (key == "tag").then_some(value)) {
+        let value = percent_decode(value).unwrap_or_default();
+        for tag in value.split(',') {
+            if !crate::wire::is_valid_tag(tag) {
+                return Err(Reply::error(
+                    400,
+                    format!("tag {:?} is not a tag (1 to 32 of a-z 0-9 _ - .)", truncate(tag)),
+                ));
+            }
+            tags.push(tag.to_string());
+        }
+    }
+    Ok(tags)
 }
 
 /// A request target's decoded path segments and its query; None when the
@@ -651,6 +689,38 @@ impl Api {
             }
             Err(reply) => reply,
         }
+    }
+
+    /// `/api/0/hosts?tag=…`: the hosts with any of `tags`, built for the
+    /// request (the shared, unfiltered body stays as it is).
+    fn tagged_hosts(&self, tags: &[String]) -> Reply {
+        match self.ask(Query::Hosts) {
+            Ok(mut hosts) => {
+                hosts.retain(|h| crate::server::tags::any_of(tags, &h.tags));
+                match hosts_body(&hosts, unix_seconds(SystemTime::now())) {
+                    Ok(body) => Reply::new(200, body, "application/json"),
+                    Err(e) => Reply::error(500, format!("cannot encode the hosts: {e}")),
+                }
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    /// A badge ([`badge`]): of a host (or job), or with `of_tag` of a tag.
+    /// A matching `If-None-Match` is a 304 without a body.
+    fn badge(&self, name: &str, of_tag: bool, if_none_match: Option<&str>) -> Reply {
+        let made = if of_tag {
+            self.ask(Query::Hosts).map(|hosts| badge::tag(name, &hosts))
+        } else {
+            self.ask(|reply| Query::Host { name: name.to_string(), reply }).map(|host| badge::host(name, host.as_ref()))
+        };
+        let made = match made {
+            Ok(made) => made,
+            Err(reply) => return reply,
+        };
+        let fresh = if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == made.etag || t.trim() == "*"));
+        let (status, body) = if fresh && made.status == 200 { (304, String::new()) } else { (made.status, made.svg) };
+        Reply { cache: badge::CACHE, etag: Some(made.etag.into_boxed_str()), ..Reply::new(status, body, "image/svg+xml") }
     }
 
     /// `DELETE /api/0/hosts/NAME[?dns=1]`: forget the host (and its DNS
