@@ -720,7 +720,11 @@ impl Api {
         };
         let fresh = if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == made.etag || t.trim() == "*"));
         let (status, body) = if fresh && made.status == 200 { (304, String::new()) } else { (made.status, made.svg) };
-        Reply { cache: badge::CACHE, etag: Some(made.etag.into_boxed_str()), ..Reply::new(status, body, "image/svg+xml") }
+        Reply {
+            cache: badge::CACHE,
+            etag: Some(made.etag.into_boxed_str()),
+            ..Reply::new(status, body, "image/svg+xml")
+        }
     }
 
     /// `DELETE /api/0/hosts/NAME[?dns=1]`: forget the host (and its DNS
