@@ -438,7 +438,7 @@ fn hbd_8_describes_every_page_and_endpoint_hbd_serves() {
     let page = read("man/hbd.8");
     // The routes of src/http.rs; pages and assets come from src/www.rs.
     let mut paths: Vec<String> =
-        ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts", "/api/0/journal", "/api/0/events"]
+        ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts", "/api/0/journal", "/api/0/events", "/badge/"]
             .into_iter()
             .map(String::from)
             .collect();
