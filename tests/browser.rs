@@ -1280,3 +1280,46 @@ fn silenced_acknowledged_and_unreachable_show_distinctly_on_every_page() {
         browser.errors
     );
 }
+
+/// Issue 24: tags beside each host's name, the overview's tag picker (and
+/// `/?tag=`), the host page's tags; a hostile tag shows as text.
+#[test]
+fn tags_show_on_the_overview_and_the_host_page_and_filter_the_list() {
+    let dir = TempDir::new("console-tags");
+    let hbd = Hbd::start(&dir, "tags:\n  db: 'db*'\n");
+    send(&hbd, json!({"ID": "HTB", "name": "db1", "interval": 600, "seq": 1}));
+    send(&hbd, json!({"ID": "HTB", "name": "web1", "interval": 600, "seq": 2, "tags": ["web", "eu"]}));
+    send(&hbd, json!({"ID": "HTB", "name": "plain", "interval": 600, "seq": 3}));
+    let mut browser = Browser::launch();
+    browser.navigate(&format!("http://{}/", hbd.http));
+    browser.wait_true("three hosts", "document.querySelectorAll('#hosts-body .vrow').length === 3");
+    let tags_of = "(name) => [...document.querySelectorAll('#hosts-body .vrow')].find(r => r.querySelector('a').textContent === name).querySelectorAll('.mark-tag')";
+    assert_eq!(browser.eval(&format!("[...({tags_of})('web1')].map(m => m.textContent)")), json!(["eu", "web"]));
+    assert_eq!(browser.eval(&format!("[...({tags_of})('db1')].map(m => m.getAttribute('href'))")), json!(["/?tag=db"]));
+    assert_eq!(browser.eval(&format!("({tags_of})('plain').length")), json!(0));
+    assert_eq!(
+        browser.eval("[...document.getElementById('tag-filter').options].map(o => o.value)"),
+        json!(["", "db", "eu", "web"])
+    );
+    browser.eval("(() => { const p = document.getElementById('tag-filter'); p.value = 'db'; p.dispatchEvent(new Event('change')); })()");
+    browser.wait_true("only db1", "document.querySelectorAll('#hosts-body .vrow').length === 1");
+    assert_eq!(browser.eval("document.querySelector('#hosts-body .vrow a').textContent"), json!("db1"));
+    assert_eq!(browser.eval("location.search"), json!("?tag=db"));
+    browser.navigate(&format!("http://{}/?tag=web", hbd.http));
+    browser.wait_true("only web1", "document.querySelectorAll('#hosts-body .vrow').length === 1 && document.querySelector('#hosts-body .vrow a').textContent === 'web1'");
+    assert_eq!(browser.eval("document.getElementById('tag-filter').value"), json!("web"));
+    browser.screenshot("overview-tags.png");
+
+    // The host page, its tags from a hostile answer: text, never HTML.
+    let (_, mut web1) = get_json(hbd.http, "/api/0/hosts/web1");
+    web1["tags"] = json!(["<img src=x id=injected>", "web"]);
+    browser.fake("/api/0/hosts/web1", web1);
+    browser.navigate(&format!("http://{}/hosts/web1", hbd.http));
+    browser.wait_true("the tags", "document.querySelectorAll('#marks .mark-tag').length === 2");
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('#marks .mark-tag')].map(m => m.textContent)"),
+        json!(["<img src=x id=injected>", "web"])
+    );
+    assert_eq!(browser.eval("document.getElementById('injected') === null"), json!(true), "text, never HTML");
+    assert!(browser.errors.is_empty(), "{:#?}", browser.errors);
+}

@@ -7,7 +7,8 @@
 // changes. The rows in view are drawn four times a second. The feed of
 // recent events comes from the events journal on load, then from the
 // WebSocket. Silenced, acknowledged and unreachable show as marks of
-// their own beside what they are about.
+// their own beside what they are about. Tags show beside each host's
+// name; the tag picker (or /?tag=TAG) lists only the hosts with that tag.
 'use strict';
 
 (() => {
@@ -28,6 +29,9 @@
   const body = document.getElementById('hosts-body');
   const viewport = document.getElementById('hosts');
   const filter = document.getElementById('filter');
+  // A live.html from templates_dir older than tags has no picker.
+  const tagPicker = document.getElementById('tag-filter');
+  let tagFilter = new URLSearchParams(location.search).get('tag') || '';
 
   // Not up: down, or unreachable behind a down parent.
   const isDown = (h) => h.status !== 'up';
@@ -119,6 +123,7 @@
   }
 
   function matches(h) {
+    if (tagFilter && !(h.tags || []).includes(tagFilter)) return false;
     const text = filter.value.trim().toLowerCase();
     if (text && !h.name.includes(text) && !String(h.address).includes(text)) return false;
     switch (statusFilter) {
@@ -201,12 +206,28 @@
 
   // Problems first in the list too: down, then by alert level, then by name.
   function rebuildList() {
+    drawTagPicker();
     list = [...hosts.values()].filter(matches).sort((a, b) =>
       (statusRank(b) - statusRank(a)) || (RANK[level(b)] - RANK[level(a)]) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     positions.clear();
     list.forEach((h, i) => positions.set(h.name, i));
     body.style.height = `${list.length * ROW}px`;
     document.getElementById('shown').textContent = list.length === hosts.size ? `${hosts.size}` : `${list.length} of ${hosts.size}`;
+  }
+
+  // The picker offers every tag some host has (and the one asked for).
+  function drawTagPicker() {
+    if (!tagPicker) return;
+    const tags = new Set(tagFilter ? [tagFilter] : []);
+    for (const h of hosts.values()) for (const t of h.tags || []) tags.add(String(t));
+    const sorted = [...tags].sort();
+    const shown = [...tagPicker.options].slice(1).map((o) => o.value);
+    if (shown.join('\n') !== sorted.join('\n')) {
+      const all = hbd.el('option', 'all');
+      all.value = '';
+      tagPicker.replaceChildren(all, ...sorted.map((t) => { const o = hbd.el('option', t); o.value = t; return o; }));
+    }
+    tagPicker.value = tagFilter;
   }
 
   // Only the rows in view (and a few around) exist in the page.
@@ -218,7 +239,7 @@
       row.setAttribute('role', 'row');
       row.style.transform = `translateY(${(first + i) * ROW}px)`;
       const cell = (text, className) => { const c = hbd.el('span', text, className); c.setAttribute('role', 'cell'); row.appendChild(c); return c; };
-      cell(null).appendChild(hostLink(h.name));
+      cell(null, 'host-cell').append(hostLink(h.name), ...hbd.tagMarks(h));
       const status = hbd.statusOf(h);
       cell(status, `status-${status}`).append(...hbd.marks({ silenced: h.silenced }, true));
       cell(level(h), `level-${level(h)}`);
@@ -263,7 +284,8 @@
         const known = hosts.get(m.host.name);
         // A new host, or one whose place in the list or count moves: sort again.
         if (!known || known.status !== m.host.status || level(known) !== level(m.host)
-          || Boolean(known.silenced) !== Boolean(m.host.silenced)) dirty = true;
+          || Boolean(known.silenced) !== Boolean(m.host.silenced)
+          || String(known.tags || '') !== String(m.host.tags || '')) dirty = true;
         hosts.set(m.host.name, m.host);
         if (!dirty) {
           const i = positions.get(m.host.name);
@@ -298,6 +320,15 @@
     });
   }
   filter.addEventListener('input', () => { dirty = true; draw(); });
+  if (tagPicker) {
+    tagPicker.addEventListener('change', () => {
+      tagFilter = tagPicker.value;
+      // The address says which tag, so it can be bookmarked and shared.
+      history.replaceState(null, '', tagFilter ? `${location.pathname}?tag=${encodeURIComponent(tagFilter)}` : location.pathname);
+      dirty = true;
+      draw();
+    });
+  }
   viewport.addEventListener('scroll', drawRows, { passive: true });
   hbd.live(load, onMessage);
   setInterval(draw, 250);
