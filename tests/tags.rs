@@ -107,6 +107,30 @@ fn tags_from_hbc_yaml_and_hbd_yaml_show_filter_and_export() {
     let (status, bad) = get_json(hbd.http, "/api/0/hosts?tag=%3Cb%3E");
     assert_eq!(status, 400, "{bad}");
 
+    // The WebSocket shows them too: in the snapshot and in each heartbeat.
+    let stream = std::net::TcpStream::connect(hbd.ws).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{}/", hbd.ws), stream).expect("websocket handshake");
+    let read = |ws: &mut tungstenite::WebSocket<std::net::TcpStream>| -> Value {
+        loop {
+            if let tungstenite::Message::Text(text) = ws.read().expect("a websocket message") {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    };
+    let snapshot = read(&mut ws);
+    assert_eq!(snapshot["type"], "snapshot");
+    let db1 = snapshot["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "db1").unwrap().clone();
+    assert_eq!(db1["tags"], json!(["db"]));
+    tagged(&udp, &hbd, "db1", 30.0, 4, json!(["new"]));
+    let update = loop {
+        let m = read(&mut ws);
+        if m["type"] == "heartbeat" && m["host"]["name"] == "db1" {
+            break m;
+        }
+    };
+    assert_eq!(update["host"]["tags"], json!(["db", "new"]));
+
     let (_, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);
     for line in [
         "hbd_host_tags{host=\"web1.eu\",tag=\"prod\"} 1",

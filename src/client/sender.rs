@@ -527,6 +527,24 @@ mod tests {
         assert_eq!(declared, expected);
     }
 
+    /// The heartbeat carries the tags, hbd reads them back; `PLG`
+    /// messages (the rest of the plugin data) do not repeat them.
+    #[test]
+    fn the_heartbeat_carries_the_tags() {
+        let mut w = wire(1400, None);
+        let plugins: Vec<_> = (0..6).map(|i| report(&format!("p{i}"), 900)).collect();
+        let messages = w.messages(None, &plugins);
+        assert!(messages.len() > 1);
+        let limits = crate::wire::decode::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
+        let mut decoder = crate::wire::decode::Decoder::new(65536, 30.0, None, Default::default(), limits);
+        for (i, (_, m)) in messages.iter().enumerate() {
+            assert_eq!(m.get("tags").is_some(), i == 0, "{m}");
+            let text = m.to_string();
+            let accepted = decoder.decode(text.as_bytes(), SystemTime::now()).unwrap();
+            assert_eq!(accepted.tags, if i == 0 { vec!["db".to_string()] } else { vec![] });
+        }
+    }
+
     #[test]
     fn a_plugin_too_large_for_any_datagram_becomes_an_error() {
         let mut w = wire(1400, None);
