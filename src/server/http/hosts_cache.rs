@@ -233,6 +233,7 @@ fn fingerprint(hosts: &[Host]) -> u64 {
             x.to_bits().hash(&mut h);
         }
         host.latency_ms.map(f64::to_bits).hash(&mut h);
+        host.tags.hash(&mut h);
         for (name, series) in &host.plugins {
             name.hash(&mut h);
             (series.kind as u8).hash(&mut h);
