@@ -45,6 +45,8 @@ fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     // The keys every notification service block takes, and email's own.
     accepted.extend(["min_level", "max_per_hour", "timeout"].map(String::from));
     accepted.extend(["server", "port", "security", "username", "from", "to", "ca_file"].map(String::from));
+    // A maintenance window's keys (`plugin, metric_path` on one line).
+    accepted.extend(["name", "plugin", "days", "start", "end", "comment"].map(String::from));
     assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
 

@@ -13,6 +13,10 @@ const USAGE: &str = "\
 usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-config]
            [--test-notify] [-V|--version] [-h|--help]
        hbd [-c|--config FILE] forget [--dns] HOST
+       hbd [-c|--config FILE] silence add --host PATTERN [--plugin P] [--metric M]
+           (--for DURATION | --until TIME) [--start TIME] --comment TEXT
+       hbd [-c|--config FILE] silence list
+       hbd [-c|--config FILE] silence expire ID
 
   -c, --config FILE   read FILE (default: ~/.hb.yaml if it exists, else built-in defaults)
   -f, --foreground    stay in the foreground; log to standard error unless logfile is set
@@ -27,6 +31,12 @@ Subcommands ask the running hbd, through its API with an admin token of
 api_tokens_file:
   forget [--dns] HOST forget the host: its state, history and alerts (--dns: and
                       its DNS records in every domain of dyndomains)
+  silence add         hold the notifications of the hosts PATTERN names (* and ?),
+                      or only of plugin P (and metric path M), for DURATION (90m,
+                      2h, 1d, 1h30m) or until TIME (Unix seconds, HH:MM or
+                      YYYY-MM-DD HH:MM, local time), from --start (default now)
+  silence list        the silences not ended and the maintenance windows
+  silence expire ID   end a silence now
 
 See hbd(8) and hbd.yaml(5).";
 
@@ -39,6 +49,73 @@ struct Options {
     command: Option<ctl::Command>,
     /// `forget --dns`: remove the host's DNS records too.
     dns: bool,
+    /// `silence add`'s options.
+    silence: SilenceOptions,
+}
+
+#[derive(Default)]
+struct SilenceOptions {
+    host: Option<String>,
+    plugin: Option<String>,
+    metric: Option<String>,
+    duration: Option<String>,
+    until: Option<String>,
+    start: Option<String>,
+    comment: Option<String>,
+}
+
+fn silence_options(args: &mut pico_args::Arguments) -> Result<SilenceOptions, pico_args::Error> {
+    Ok(SilenceOptions {
+        host: args.opt_value_from_str("--host")?,
+        plugin: args.opt_value_from_str("--plugin")?,
+        metric: args.opt_value_from_str("--metric")?,
+        duration: args.opt_value_from_str("--for")?,
+        until: args.opt_value_from_str("--until")?,
+        start: args.opt_value_from_str("--start")?,
+        comment: args.opt_value_from_str("--comment")?,
+    })
+}
+
+fn failed(cause: impl Into<String>) -> pico_args::Error {
+    pico_args::Error::ArgumentParsingFailed { cause: cause.into() }
+}
+
+/// `silence add|list|expire …`.
+fn silence_command(args: &mut pico_args::Arguments, o: SilenceOptions) -> Result<ctl::Command, pico_args::Error> {
+    let adding = args.opt_free_from_str::<String>()?;
+    if adding.as_deref() != Some("add")
+        && [&o.host, &o.plugin, &o.metric, &o.duration, &o.until, &o.start, &o.comment].iter().any(|x| x.is_some())
+    {
+        return Err(failed("--host, --plugin, --metric, --for, --until, --start and --comment go with silence add"));
+    }
+    match adding.as_deref() {
+        Some("add") => {
+            let host = o.host.ok_or_else(|| failed("silence add needs --host PATTERN"))?;
+            let comment = o.comment.ok_or_else(|| failed("silence add needs --comment TEXT (say why)"))?;
+            if o.metric.is_some() && o.plugin.is_none() {
+                return Err(failed("--metric needs --plugin"));
+            }
+            if o.duration.is_some() == o.until.is_some() {
+                return Err(failed("silence add needs --for DURATION or --until TIME (one of them)"));
+            }
+            Ok(ctl::Command::SilenceAdd {
+                host,
+                plugin: o.plugin,
+                metric: o.metric,
+                duration: o.duration,
+                until: o.until,
+                start: o.start,
+                comment,
+            })
+        }
+        Some("list") => Ok(ctl::Command::SilenceList),
+        Some("expire") => match args.opt_free_from_str()? {
+            Some(id) => Ok(ctl::Command::SilenceExpire { id }),
+            None => Err(failed("silence expire needs an ID (see hbd silence list)")),
+        },
+        Some(other) => Err(failed(format!("unknown silence command {other} (add, list or expire)"))),
+        None => Err(failed("silence needs add, list or expire")),
+    }
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
@@ -46,13 +123,14 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
     let Some(common) = cli::common(&mut args, "hbd", USAGE)? else {
         return Ok(None);
     };
-    let options = Options {
+    let mut options = Options {
         common,
         foreground: args.contains(["-f", "--foreground"]),
         check_config: args.contains("--check-config"),
         test_notify: args.contains("--test-notify"),
         command: None,
         dns: args.contains("--dns"),
+        silence: silence_options(&mut args)?,
     };
     // The subcommand and its operands come last, after every option.
     let command = match args.opt_free_from_str::<String>()?.as_deref() {
@@ -61,12 +139,13 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
             Some(host) => Some(ctl::Command::Forget { host, dns: options.dns }),
             None => return Err(pico_args::Error::ArgumentParsingFailed { cause: "forget needs a HOST".into() }),
         },
+        Some("silence") => Some(silence_command(&mut args, std::mem::take(&mut options.silence))?),
         Some(option) if option.starts_with('-') && option.len() > 1 => {
             return Err(pico_args::Error::ArgumentParsingFailed { cause: format!("unknown option {option}") })
         }
         Some(other) => {
             return Err(pico_args::Error::ArgumentParsingFailed {
-                cause: format!("unknown subcommand {other} (hbd takes: forget)"),
+                cause: format!("unknown subcommand {other} (hbd takes: forget, silence)"),
             })
         }
     };
@@ -93,11 +172,16 @@ fn main() -> ExitCode {
     };
     if let Some(command) = &options.command {
         return match ctl::run(&config, &cwd, command) {
+            Ok(done) if *command == ctl::Command::SilenceList => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
             Ok(done) => {
                 println!("hbd: {done}");
                 ExitCode::SUCCESS
             }
             Err(e @ CtlError::Config(_)) => cli::fail("hbd", EX_CONFIG, format!("{origin}: {e}")),
+            Err(CtlError::Usage(why)) => cli::usage_error("hbd", USAGE, why),
             Err(e) => cli::fail("hbd", 1, e),
         };
     }

@@ -46,6 +46,7 @@ pub mod model;
 pub mod msg;
 pub mod notify;
 pub mod pattern;
+pub mod silence;
 pub mod state;
 pub mod store;
 pub mod udp;

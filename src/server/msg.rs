@@ -19,8 +19,9 @@ use log::warn;
 
 use crate::server::model::{
     Alert, AlertChange, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, NotifyReport,
-    PluginSeries, Sample, ServiceStats, UdpStats,
+    PluginSeries, Sample, ServiceStats, Silence, UdpStats,
 };
+use crate::server::silence::{Held, NewSilence, SilenceList};
 use crate::server::store::{LatestData, Record};
 use crate::wire::PluginKind;
 
@@ -90,6 +91,12 @@ pub enum Query {
     /// Forget a host (an admin's write, `by` the token's name), and with
     /// `dns` remove its records too: false when hbd does not know it.
     Forget { name: String, by: String, dns: bool, reply: Sender<bool> },
+    /// Add a silence (checked by `silence::parse_new`): the silence made.
+    AddSilence { silence: NewSilence, reply: Sender<Silence> },
+    /// The silences not ended and the maintenance windows.
+    Silences(Sender<SilenceList>),
+    /// End a silence early, `by` the token's name: None for an unknown id.
+    EndSilence { id: String, by: String, reply: Sender<Option<Silence>> },
 }
 
 /// The figures `/metrics` exports, gathered in one turn of the core.
@@ -113,6 +120,9 @@ pub struct MetricsSnapshot {
     /// Alert changes the notifier could not take (it was stuck).
     pub notify_dropped: u64,
     pub dns: DnsStats,
+    /// Silences holding now, and those still to come.
+    pub silences_active: usize,
+    pub silences_pending: usize,
 }
 
 /// The core did not take or answer a query within [`ASK_TIMEOUT`].
@@ -247,6 +257,10 @@ pub struct Saved {
     pub hosts: Vec<Record>,
     /// Alert states, so that a restart does not fire them again.
     pub alerts: Vec<Alert>,
+    /// Silences not ended, so that a restart keeps holding.
+    pub silences: Vec<Silence>,
+    /// The level each alert held by a silence was last notified at.
+    pub silence_held: Vec<Held>,
 }
 
 // ── ws: the hub's updates and the HTTP front's upgrades ───────────────────

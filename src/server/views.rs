@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::server::model::{
-    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT, HEARTBEAT,
+    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Silence, Silenced, Status,
+    AVAILABILITY_KEPT, HEARTBEAT,
 };
 use crate::wire::PluginKind;
 
@@ -35,6 +36,17 @@ struct HostView<'a> {
     /// Percent of the last day and week the host was up.
     availability: Availability,
     plugins: BTreeMap<&'a str, PluginKind>,
+    /// What silences the whole host now; absent when nothing does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silenced: Option<SilencedView<'a>>,
+}
+
+#[derive(Serialize)]
+struct SilencedView<'a> {
+    id: &'a str,
+    until: f64,
+    comment: &'a str,
+    by: &'a str,
 }
 
 impl<'a> HostView<'a> {
@@ -57,6 +69,12 @@ impl<'a> HostView<'a> {
                 week: host.availability(now, AVAILABILITY_KEPT).map(round3),
             },
             plugins: host.plugins.iter().map(|(name, s)| (name.as_str(), s.kind)).collect(),
+            silenced: host.silenced.as_ref().map(|s| SilencedView {
+                id: &s.id,
+                until: s.until,
+                comment: &s.comment,
+                by: &s.by,
+            }),
         }
     }
 }
@@ -138,6 +156,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "notification",
     "host_forgotten",
     "dns_removed",
+    "silence_added",
+    "silence_ended",
+    "maintenance_started",
+    "maintenance_ended",
 ];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
@@ -200,6 +222,36 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         Event::HostForgotten { name, by, last_seen } => {
             ("host_forgotten", json!({"name": name, "by": by, "last_seen": round3(*last_seen)}))
         }
+        Event::SilenceAdded(s) => ("silence_added", silence_fields(s, &s.by)),
+        Event::SilenceEnded { silence, by } => ("silence_ended", silence_fields(silence, by)),
+        Event::MaintenanceStarted { name, starts_at, ends_at, comment } => (
+            "maintenance_started",
+            json!({"name": name, "starts_at": round3(*starts_at), "ends_at": round3(*ends_at), "comment": comment}),
+        ),
+        Event::MaintenanceEnded { name } => ("maintenance_ended", json!({"name": name})),
+    }
+}
+
+/// A silence's fields in its events; `by` who added it (`silence_added`)
+/// or ended it (`silence_ended`: a token's name, or `expired`).
+fn silence_fields(s: &Silence, by: &str) -> Value {
+    json!({
+        "id": s.id,
+        "host": s.host,
+        "plugin": s.plugin,
+        "metric_path": s.metric_path,
+        "starts_at": s.starts_at,
+        "ends_at": s.ends_at,
+        "comment": s.comment,
+        "by": by,
+    })
+}
+
+/// `"silenced": {"id", "until", "comment", "by"}` on an alert or host
+/// object while something covers it; absent otherwise.
+fn add_silenced(value: &mut Value, silenced: Option<&Silenced>) {
+    if let (Some(s), Some(map)) = (silenced, value.as_object_mut()) {
+        map.insert("silenced".into(), json!({"id": s.id, "until": s.until, "comment": s.comment, "by": s.by}));
     }
 }
 
@@ -221,7 +273,7 @@ fn add_dns_outcome(fields: &mut Value, outcome: &DnsOutcome, done: &str) {
 
 /// An alert as `/api/0/alerts` shows it: the Python hbd's field names.
 pub fn alert_json(alert: &Alert) -> Value {
-    json!({
+    let mut value = json!({
         "hostname": alert.key.host,
         "plugin": alert.key.plugin,
         "metric_path": alert.key.metric_path,
@@ -233,7 +285,9 @@ pub fn alert_json(alert: &Alert) -> Value {
         "warning": alert.warning,
         "critical": alert.critical,
         "message": alert.message,
-    })
+    });
+    add_silenced(&mut value, alert.silenced.as_ref());
+    value
 }
 
 /// `{"summary":{"ok":…,"warning":…,"critical":…,"unknown":…},"alerts":[…],"count":N}`.

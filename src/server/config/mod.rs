@@ -8,6 +8,7 @@
 //! a typo must not turn a setting off. Keys of features this version does not
 //! have yet are unknown keys too, with a message that says so.
 
+pub mod maintenance;
 pub mod thresholds;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -66,6 +67,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("thresholds"),
     KeySpec::new("threshold_renotify_interval").range(Range::number(0.0, 7.0 * 86400.0)).unit("seconds"),
     KeySpec::new("plugin_stale_intervals").range(Range::number(0.0, 1000.0)).unit("intervals"),
+    KeySpec::new("maintenance"),
     KeySpec::new("pushsrv"),
     KeySpec::new("email"),
     KeySpec::new("pushover"),
@@ -156,6 +158,8 @@ pub struct Config {
     pub thresholds: serde_yaml::Value,
     pub threshold_renotify_interval: f64,
     pub plugin_stale_intervals: f64,
+    /// Recurring maintenance windows; compiled by check().
+    pub maintenance: serde_yaml::Value,
     /// Push services to use: `pushover`, `mattermost`, `all` or `none`;
     /// not given, each of the two that has a block.
     pub pushsrv: Option<String>,
@@ -225,6 +229,7 @@ impl Default for Config {
             thresholds: serde_yaml::Value::Null,
             threshold_renotify_interval: 3600.0,
             plugin_stale_intervals: 3.0,
+            maintenance: serde_yaml::Value::Null,
             pushsrv: None,
             email: serde_yaml::Value::Null,
             pushover: serde_yaml::Value::Null,
@@ -359,6 +364,7 @@ impl Config {
             &mut problems,
             &mut warnings,
         );
+        let maintenance = maintenance::compile(&self.maintenance, &mut problems);
         let notify = notify::config::compile(
             notify::config::Raw {
                 pushsrv: self.pushsrv.as_deref(),
@@ -411,6 +417,7 @@ impl Config {
                 rules,
                 dyndomains: dyndomains.clone(),
                 host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
+                maintenance,
             },
             journal: journal_files.clone().map(|files| JournalSettings {
                 files,

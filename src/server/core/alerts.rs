@@ -510,6 +510,7 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
         warning: None,
         critical: None,
         held: false,
+        silenced: None,
     }
 }
 

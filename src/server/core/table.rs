@@ -214,6 +214,7 @@ impl HostTable {
                         dns: BTreeMap::new(),
                         outages: VecDeque::new(),
                         latency_history: VecDeque::new(),
+                        silenced: None,
                     },
                     plugins: Plugins::default(),
                     latency: History::default(),
@@ -340,6 +341,7 @@ mod tests {
             rules: Default::default(),
             dyndomains: Vec::new(),
             host_expire_after: None,
+            maintenance: Vec::new(),
         }
     }
 

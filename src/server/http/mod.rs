@@ -31,6 +31,7 @@ use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 use crate::server::journal::{self, JournalFiles};
 use crate::server::model::ServiceState;
 use crate::server::msg::{self, Query, Upgraded};
+use crate::server::silence;
 use crate::server::views::{alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
 use crate::wire::{truncate_chars, unix_seconds};
 use auth::{Denied, Tokens};
@@ -198,15 +199,21 @@ impl Reply {
 const ALLOWED: &str = "GET, HEAD, OPTIONS";
 /// What a known host's path takes: `DELETE` forgets the host.
 const HOST_ALLOWED: &str = "GET, HEAD, DELETE, OPTIONS";
+/// `/api/0/silences`: `POST` adds one.
+const SILENCES_ALLOWED: &str = "GET, HEAD, POST, OPTIONS";
 /// Every method some path takes, for CORS preflights.
 const CORS_METHODS: &str = "GET, HEAD, POST, DELETE, OPTIONS";
 const PAGE_POLICY: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-fn handle(api: &Api, settings: &HttpSettings, request: Request) {
+fn handle(api: &Api, settings: &HttpSettings, mut request: Request) {
     let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
     let origin = origin.filter(|o| cors_allows(&settings.cors_origins, o));
-    let mut reply = route(api, settings, request.method(), request.url(), request.headers());
+    // The front has checked its length (MAX_BODY); a read that fails
+    // leaves the body short, which the write's checks refuse.
+    let mut body = Vec::new();
+    let _ = io::Read::read_to_end(&mut io::Read::take(request.as_reader(), front::MAX_BODY as u64), &mut body);
+    let mut reply = route(api, settings, request.method(), request.url(), request.headers(), &body);
     if reply.status == 401 {
         reply.authenticate = true;
     }
@@ -357,6 +364,8 @@ enum Target<'a> {
     Alerts(Option<&'a str>),
     Journal,
     Events,
+    Silences,
+    Silence(&'a str),
 }
 
 fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
@@ -375,13 +384,15 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
         ["api", "0", "alerts"] => Target::Alerts(None),
         ["api", "0", "journal"] => Target::Journal,
         ["api", "0", "events"] => Target::Events,
+        ["api", "0", "silences"] => Target::Silences,
+        ["api", "0", "silences", id] => Target::Silence(id),
         // host.html is a host's page only: /hosts/NAME.
         [name] if name != "host" => Target::Page(www::page(name)?),
         _ => return None,
     })
 }
 
-fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers: &[Header]) -> Reply {
+fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers: &[Header], body: &[u8]) -> Reply {
     let path = url.split_once('?').map_or(url, |(path, _)| path);
     let Some((segments, query)) = split_target(url) else {
         return Reply::error(400, "malformed percent-encoding in the path");
@@ -391,7 +402,8 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         return Reply::error(404, format!("no such path: {}", truncate(path)));
     };
     let allowed = match target {
-        Target::Host(_) => HOST_ALLOWED,
+        Target::Host(_) | Target::Silence(_) => HOST_ALLOWED,
+        Target::Silences => SILENCES_ALLOWED,
         _ => ALLOWED,
     };
     let write = match method {
@@ -428,6 +440,8 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
                 Ok(dns) => api.forget(name, by, dns),
                 Err(reply) => reply,
             },
+            Target::Silences => api.add_silence(body, by),
+            Target::Silence(id) => api.end_silence(id, by),
             _ => Reply::error(405, "no writes here"),
         };
     }
@@ -456,6 +470,8 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         Target::Alerts(host) => api.alerts(host),
         Target::Journal => journal_tail(settings.journal.as_ref(), query, false),
         Target::Events => journal_tail(settings.journal.as_ref(), query, true),
+        Target::Silences => api.silences(None),
+        Target::Silence(id) => api.silences(Some(id)),
     }
 }
 
@@ -694,6 +710,54 @@ impl Api {
             Err(reply) => reply,
         }
     }
+}
+
+/// Silences (docs/API.md, "Silences"): the body is checked here
+/// (`silence::parse_new`), core keeps them.
+impl Api {
+    fn add_silence(&self, body: &[u8], by: &str) -> Reply {
+        let now = unix_seconds(SystemTime::now());
+        let new = match silence::parse_new(body, by, now) {
+            Ok(new) => new,
+            Err(why) => return Reply::error(400, why),
+        };
+        match self.ask(|reply| Query::AddSilence { silence: new, reply }) {
+            Ok(added) => {
+                // The next /api/0/hosts shows it at once.
+                self.hosts.clear();
+                Reply::json(201, &silence::silence_json(&added, Some(now)))
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    fn end_silence(&self, id: &str, by: &str) -> Reply {
+        match self.ask(|reply| Query::EndSilence { id: id.to_string(), by: by.to_string(), reply }) {
+            Ok(Some(ended)) => {
+                self.hosts.clear();
+                Reply::json(200, &silence::silence_json(&ended, Some(unix_seconds(SystemTime::now()))))
+            }
+            Ok(None) => unknown_silence(id),
+            Err(reply) => reply,
+        }
+    }
+
+    /// The list, or with an id the one silence.
+    fn silences(&self, id: Option<&str>) -> Reply {
+        let now = unix_seconds(SystemTime::now());
+        match (self.ask(Query::Silences), id) {
+            (Ok(list), None) => Reply::json(200, &list.json(now)),
+            (Ok(list), Some(id)) => match list.silences.iter().find(|s| s.id == id) {
+                Some(found) => Reply::json(200, &silence::silence_json(found, Some(now))),
+                None => unknown_silence(id),
+            },
+            (Err(reply), _) => reply,
+        }
+    }
+}
+
+fn unknown_silence(id: &str) -> Reply {
+    Reply::error(404, format!("no silence {} (ended, or never added)", truncate(id)))
 }
 
 fn unknown_host(name: &str) -> Reply {
