@@ -83,11 +83,6 @@ fn failed(cause: impl Into<String>) -> pico_args::Error {
 /// `silence add|list|expire …`.
 fn silence_command(args: &mut pico_args::Arguments, o: SilenceOptions) -> Result<ctl::Command, pico_args::Error> {
     let adding = args.opt_free_from_str::<String>()?;
-    if adding.as_deref() != Some("add")
-        && [&o.host, &o.plugin, &o.metric, &o.duration, &o.until, &o.start, &o.comment].iter().any(|x| x.is_some())
-    {
-        return Err(failed("--host, --plugin, --metric, --for, --until, --start and --comment go with silence add"));
-    }
     match adding.as_deref() {
         Some("add") => {
             let host = o.host.ok_or_else(|| failed("silence add needs --host PATTERN"))?;
@@ -132,6 +127,10 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         dns: args.contains("--dns"),
         silence: silence_options(&mut args)?,
     };
+    let silence_option = {
+        let o = &options.silence;
+        [&o.host, &o.plugin, &o.metric, &o.duration, &o.until, &o.start, &o.comment].iter().any(|x| x.is_some())
+    };
     // The subcommand and its operands come last, after every option.
     let command = match args.opt_free_from_str::<String>()?.as_deref() {
         None => None,
@@ -149,6 +148,9 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
             })
         }
     };
+    if silence_option && !matches!(command, Some(ctl::Command::SilenceAdd { .. })) {
+        return Err(failed("--host, --plugin, --metric, --for, --until, --start and --comment go with silence add"));
+    }
     let options = Options { command, ..options };
     cli::no_leftovers(args)?;
     Ok(Some(options))

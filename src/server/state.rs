@@ -410,6 +410,49 @@ mod tests {
         d
     }
 
+    /// Silences and the levels they hold come back; a file without them
+    /// (written before silences) has none.
+    #[test]
+    fn silences_load_back_and_older_files_have_none() {
+        let d = dir("silences");
+        let path = d.join("s.json");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let handle = spawn(path.clone(), rx).unwrap();
+        let silence = Silence {
+            id: "19ad7c3e2f1".into(),
+            host: "db*".into(),
+            plugin: Some("disk_monitor".into()),
+            metric_path: None,
+            starts_at: 10.0,
+            ends_at: 20.0,
+            comment: "<b>why</b>".into(),
+            by: "alice".into(),
+            created_at: 9.5,
+        };
+        let key = crate::server::model::AlertKey {
+            host: "db1".into(),
+            plugin: "heartbeat".into(),
+            metric_path: "silent_for_seconds".into(),
+        };
+        let held = vec![Held { key, notified: Level::Ok }];
+        tx.send(StateMsg::Save(Saved {
+            silences: vec![silence.clone()],
+            silence_held: held.clone(),
+            ..Saved::default()
+        }))
+        .unwrap();
+        drop(tx);
+        handle.join().unwrap();
+        let loaded = load(&path);
+        assert_eq!((loaded.silences, loaded.silence_held), (vec![silence], held));
+        let mut older: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        older.as_object_mut().unwrap().retain(|k, _| !k.starts_with("silence"));
+        fs::write(&path, older.to_string()).unwrap();
+        let loaded = load(&path);
+        assert!(loaded.silences.is_empty() && loaded.silence_held.is_empty());
+        fs::remove_dir_all(d).unwrap();
+    }
+
     #[test]
     fn saved_state_loads_back() {
         let d = dir("roundtrip");

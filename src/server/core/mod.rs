@@ -337,6 +337,8 @@ impl Core {
                 let silence = self.silences.add(silence, now);
                 self.route(now, Event::SilenceAdded(silence.clone()));
                 let _ = reply.send(silence);
+                // An operator's write is kept at once, not at the next periodic save.
+                self.save(false);
             }
             Query::Silences(reply) => {
                 let _ = reply.send(self.silences.list());
@@ -347,7 +349,11 @@ impl Core {
                     self.route(now, Event::SilenceEnded { silence: silence.clone(), by });
                     self.release_held(now);
                 }
+                let ended_one = ended.is_some();
                 let _ = reply.send(ended);
+                if ended_one {
+                    self.save(false);
+                }
             }
             Query::Forget { name, by, dns, reply } => {
                 let _ = reply.send(self.forget(&name.to_ascii_lowercase(), &by, dns, now));
