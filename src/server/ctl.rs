@@ -316,6 +316,51 @@ mod tests {
     }
 
     #[test]
+    fn times_are_unix_seconds_or_local_clock_times() {
+        use crate::server::journal::local_datetime;
+        assert_eq!(parse_time("1796000000", 0.0), Ok(1_796_000_000.0));
+        let at = parse_time("2026-12-03 14:05", 0.0).unwrap();
+        assert_eq!(local_datetime(at as i64), "2026-12-03T14:05:00");
+        assert_eq!(parse_time("2026-12-03T14:05", 0.0), Ok(at));
+        // A time of day is the next one: later today, or tomorrow.
+        let next = parse_time("14:05", at - 60.0).unwrap();
+        assert_eq!(next, at);
+        let tomorrow = parse_time("14:05", at).unwrap();
+        assert_eq!(local_datetime(tomorrow as i64), "2026-12-04T14:05:00");
+        for bad in ["", "soon", "25:00", "2026-13-01 10:00", "2026-12 10:00", "14:05 tomorrow", "NaN"] {
+            assert!(parse_time(bad, at).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn silence_add_sends_the_documented_body() {
+        let add = |duration: Option<&str>, until: Option<&str>| Command::SilenceAdd {
+            host: "db*".into(),
+            plugin: Some("disk_monitor".into()),
+            metric: None,
+            duration: duration.map(String::from),
+            until: until.map(String::from),
+            start: None,
+            comment: "kernel".into(),
+        };
+        let body = silence_body(&add(Some("2h"), None), 1000.0).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"host": "db*", "plugin": "disk_monitor", "duration": "2h", "comment": "kernel"})
+        );
+        let body = silence_body(&add(None, Some("5000")), 1000.0).unwrap();
+        assert_eq!(body["ends_at"], 5000.0);
+        for (duration, until) in [(Some("2x"), None), (None, None), (Some("2h"), Some("5000")), (None, Some("later"))] {
+            assert!(
+                matches!(silence_body(&add(duration, until), 1000.0), Err(CtlError::Usage(_))),
+                "{duration:?} {until:?}"
+            );
+        }
+        let list = serde_json::json!({"silences": [], "maintenance": [{"name": "k", "hosts": ["db*"], "active": false, "starts_at": null, "comment": "c"}]});
+        assert_eq!(list_text(&list), "no silences\nmaintenance k db* (next) from never: c");
+    }
+
+    #[test]
     fn without_a_tokens_file_nothing_is_sent() {
         let error =
             run(&Config::default(), Path::new("/"), &Command::Forget { host: "db1".into(), dns: false }).unwrap_err();
