@@ -180,6 +180,13 @@ fn silences_survive_a_restart_and_are_listed_and_ended_by_api_and_hbd_silence() 
     let ids: Vec<&Value> = list["silences"].as_array().unwrap().iter().map(|s| &s["id"]).collect();
     assert_eq!(ids, [&json!(first), &second["id"]]);
     assert_eq!(list["silences"][0]["comment"], hostile, "kept as text");
+    let (status, one) = get_json(hbd.http, &format!("/api/0/silences/{first}"));
+    assert_eq!((status, &one["host"]), (200, &json!("web*")));
+    assert_eq!(get_json(hbd.http, "/api/0/silences/nosuch").0, 404);
+    let (status, head, _) =
+        http_request(hbd.http, "PUT", "/api/0/silences", &[("Authorization", &format!("Bearer {ALICE}"))]);
+    assert_eq!(status, 405);
+    assert!(head.iter().any(|(k, v)| k == "allow" && v == "GET, HEAD, POST, OPTIONS"), "{head:?}");
     let ends = list["silences"][0]["ends_at"].as_f64().unwrap() - list["silences"][0]["starts_at"].as_f64().unwrap();
     assert_eq!(ends, 5400.0);
     let metrics = http_request(hbd.http, "GET", "/metrics", &[]).2;
@@ -233,7 +240,7 @@ fn silences_survive_a_restart_and_are_listed_and_ended_by_api_and_hbd_silence() 
     assert!(stderr.starts_with("hbd: hbd answered 404: "), "{stderr}");
     let path = format!("/api/0/silences/{}", second["id"].as_str().unwrap());
     let (status, ended) = send(&hbd, "DELETE", &path, Some(ALICE), "");
-    assert_eq!((status, &ended["id"]), (200, &second["id"]));
+    assert_eq!((status, &ended["id"], &ended["active"]), (200, &second["id"], &json!(false)));
     let (_, list) = get_json(hbd.http, "/api/0/silences");
     assert_eq!(list["silences"], json!([]));
     let (_, host) = get_json(hbd.http, "/api/0/hosts/web1");

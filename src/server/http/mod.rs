@@ -735,7 +735,10 @@ impl Api {
         match self.ask(|reply| Query::EndSilence { id: id.to_string(), by: by.to_string(), reply }) {
             Ok(Some(ended)) => {
                 self.hosts.clear();
-                Reply::json(200, &silence::silence_json(&ended, Some(unix_seconds(SystemTime::now()))))
+                // Ended now, whatever its times said.
+                let mut shown = silence::silence_json(&ended, None);
+                shown["active"] = json!(false);
+                Reply::json(200, &shown)
             }
             Ok(None) => unknown_silence(id),
             Err(reply) => reply,
