@@ -116,7 +116,7 @@ fn a_silence_holds_a_host_down_and_one_message_follows_only_if_it_is_still_down(
     let dir = TempDir::new("silence-holds");
     let mattermost = Mattermost::start();
     let hbd = Hbd::start(&dir, &format!("{}api_tokens_file: {}\n", mattermost.config(), tokens(&dir).display()));
-    let (status, silence) = post(&hbd, &json!({"host": "db*", "duration": "4s", "comment": "kernel <b>update</b>"}));
+    let (status, silence) = post(&hbd, &json!({"host": "db*", "duration": "6s", "comment": "kernel <b>update</b>"}));
     assert_eq!(status, 201, "{silence}");
     assert_eq!((&silence["by"], &silence["active"], &silence["plugin"]), (&json!("alice"), &json!(true), &Value::Null));
     let udp = client("127.0.0.1:0");
