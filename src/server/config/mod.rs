@@ -9,6 +9,7 @@
 //! have yet are unknown keys too, with a message that says so.
 
 pub mod alertmanager;
+pub mod maintenance;
 pub mod parents;
 pub mod peers;
 pub mod thresholds;
@@ -77,6 +78,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("thresholds"),
     KeySpec::new("threshold_renotify_interval").range(Range::number(0.0, 7.0 * 86400.0)).unit("seconds"),
     KeySpec::new("plugin_stale_intervals").range(Range::number(0.0, 1000.0)).unit("intervals"),
+    KeySpec::new("maintenance"),
     KeySpec::new("pushsrv"),
     KeySpec::new("email"),
     KeySpec::new("pushover"),
@@ -174,6 +176,8 @@ pub struct Config {
     pub thresholds: serde_yaml::Value,
     pub threshold_renotify_interval: f64,
     pub plugin_stale_intervals: f64,
+    /// Recurring maintenance windows; compiled by check().
+    pub maintenance: serde_yaml::Value,
     /// Push services to use: `pushover`, `mattermost`, `all` or `none`;
     /// not given, each of the two that has a block.
     pub pushsrv: Option<String>,
@@ -248,6 +252,7 @@ impl Default for Config {
             thresholds: serde_yaml::Value::Null,
             threshold_renotify_interval: 3600.0,
             plugin_stale_intervals: 3.0,
+            maintenance: serde_yaml::Value::Null,
             pushsrv: None,
             email: serde_yaml::Value::Null,
             pushover: serde_yaml::Value::Null,
@@ -402,6 +407,7 @@ impl Config {
             &mut problems,
             &mut warnings,
         );
+        let maintenance = maintenance::compile(&self.maintenance, &mut problems);
         let notify = notify::config::compile(
             notify::config::Raw {
                 pushsrv: self.pushsrv.as_deref(),
@@ -455,6 +461,7 @@ impl Config {
                 dyndomains: dyndomains.clone(),
                 host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
                 parents,
+                maintenance,
             },
             journal: journal_files.clone().map(|files| JournalSettings {
                 files,

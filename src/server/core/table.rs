@@ -224,6 +224,7 @@ impl HostTable {
                         parents,
                         unreachable_via: Vec::new(),
                         reprieve: None,
+                        silenced: None,
                     },
                     plugins: Plugins::default(),
                     latency: History::default(),
@@ -499,6 +500,7 @@ mod tests {
             dyndomains: Vec::new(),
             host_expire_after: None,
             parents: Parents::default(),
+            maintenance: Vec::new(),
         }
     }
 
