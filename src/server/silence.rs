@@ -164,8 +164,13 @@ fn pattern(map: &Map<String, Value>, field: &str) -> Result<Option<String>, Stri
     if text.chars().count() > MAX_PATTERN {
         return Err(format!("{field} is longer than {MAX_PATTERN} characters"));
     }
-    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("{field} has spaces or control characters"));
+    // Host names have no spaces; a metric path is made of the plugin's own
+    // JSON keys, which may (a Nagios check's name, an interface's).
+    if text.chars().any(|c| c.is_control() || (field == "host" && c.is_whitespace())) {
+        return Err(format!(
+            "{field} has {}",
+            if field == "host" { "spaces or control characters" } else { "control characters" }
+        ));
     }
     Ok(Some(if field == "host" { text.to_ascii_lowercase() } else { text.clone() }))
 }
