@@ -67,6 +67,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("hbd_name"),
     KeySpec::new("peers"),
     KeySpec::new("peer_interval").range(Range::int(1, 86400)).unit("seconds"),
+    KeySpec::new("standby_for"),
     KeySpec::new("parents"),
     KeySpec::new("keys"),
     KeySpec::new("auth_window").range(Range::at_least(1)),
@@ -163,6 +164,8 @@ pub struct Config {
     pub hbd_name: Option<String>,
     pub peers: Vec<PeerConfig>,
     pub peer_interval: u64,
+    /// The primary hbd's name: hold notifications while it is up here.
+    pub standby_for: Option<String>,
     /// Child host name or pattern → parent host name(s); compiled by check().
     pub parents: serde_yaml::Value,
     pub keys: Vec<KeyConfig>,
@@ -241,6 +244,7 @@ impl Default for Config {
             hbd_name: None,
             peers: Vec::new(),
             peer_interval: 30,
+            standby_for: None,
             parents: serde_yaml::Value::Null,
             keys: Vec::new(),
             auth_window: 300,
@@ -394,6 +398,16 @@ impl Config {
             Err(_) => "hbd".into(),
         };
         let peers = peers::compile(&hbd_name, &self.peers, self.peer_interval as f64, &mut problem);
+        let standby_for = self.standby_for.as_deref().map(str::to_ascii_lowercase);
+        match standby_for.as_deref() {
+            Some(primary) if !is_valid_host_name(primary) => {
+                problem("standby_for", format!("`{primary}` is not an RFC 1123 host name (the primary's hbd_name)"))
+            }
+            Some(primary) if primary == hbd_name => {
+                problem("standby_for", format!("`{primary}` is this hbd's own name: name the primary's hbd_name"))
+            }
+            _ => {}
+        }
         let alertmanager = self.alertmanager.as_ref().and_then(|raw| {
             let console = format!("http://{hbd_name}:{}", self.hbd_port);
             alertmanager::compile(raw, console, &mut problems)
@@ -460,6 +474,7 @@ impl Config {
                 rules,
                 dyndomains: dyndomains.clone(),
                 host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
+                standby_for,
                 parents,
                 maintenance,
             },

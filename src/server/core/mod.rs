@@ -60,6 +60,9 @@ pub struct CoreSettings {
     pub dyndomains: Vec<String>,
     /// Hosts silent longer than this are forgotten (`host_expire_after`); None: never.
     pub host_expire_after: Option<f64>,
+    /// `standby_for`: the primary hbd's name; while it is up here, this hbd
+    /// holds its notifications as a silence would.
+    pub standby_for: Option<String>,
     /// `parents:`, checked: which hosts stand behind which.
     pub parents: deps::Parents,
     /// `maintenance`, checked: the recurring windows.
@@ -149,6 +152,7 @@ pub fn run(
         table: HostTable::new(saved.hosts, &settings, now),
         rules: settings.rules.clone(),
         host_expire_after: settings.host_expire_after,
+        standby_for: settings.standby_for.clone(),
         has_parents: !settings.parents.is_empty(),
         alerts: AlertTable::new(saved.alerts),
         outputs,
@@ -223,6 +227,7 @@ struct Core {
     table: HostTable,
     rules: alerts::Rules,
     host_expire_after: Option<f64>,
+    standby_for: Option<String>,
     /// Whether `parents:` is configured: only then are hosts counted behind others.
     has_parents: bool,
     alerts: AlertTable,
@@ -608,12 +613,21 @@ impl Core {
         if self.outputs.to_notify.is_none() {
             return;
         }
-        if self.silences.covering(&change.key, at).is_some() {
+        if self.silences.covering(&change.key, at).is_some() || self.standing_by(&change.key) {
             self.silences.hold(&change.key, change.from);
             return;
         }
         self.silences.sent(&change.key);
         self.send_to_notifier(at, change.clone());
+    }
+
+    /// A standby (`standby_for`) holds what its primary hbd notifies while
+    /// it hears the primary; never the primary's own alerts, since the
+    /// primary cannot say that it is down (or back).
+    fn standing_by(&self, key: &AlertKey) -> bool {
+        self.standby_for.as_deref().is_some_and(|primary| {
+            key.host != primary && self.table.host(primary).is_some_and(|h| h.status == Status::Up)
+        })
     }
 
     fn send_to_notifier(&mut self, at: f64, change: AlertChange) {
@@ -640,13 +654,22 @@ impl Core {
     /// it meanwhile. An alert held under its host's host-down alert waits
     /// until the host is back.
     fn release_held(&mut self, now: f64) {
+        // A standby's primary that is not up (or never was) has left it
+        // what it held; anything else was a silence's.
+        let why = match self.standby_for.as_deref() {
+            Some(primary) => format!("held while {primary} watched; it is silent now"),
+            None => "held by a silence until now".to_string(),
+        };
         for (key, notified) in self.silences.uncovered(now) {
+            if self.standing_by(&key) {
+                continue;
+            }
             let alert = self.alerts.sorted(Some(&key.host)).into_iter().find(|a| a.key == key);
             match alert {
                 Some(alert) if alert.held => continue,
                 Some(alert) if alert.level != notified => {
                     info!(
-                        "core: {}/{}/{}: silence over, notifying {}",
+                        "core: {}/{}/{}: no longer held, notifying {}",
                         key.host,
                         key.plugin,
                         key.metric_path,
@@ -660,7 +683,7 @@ impl Core {
                         threshold: alert.threshold,
                         reminder: false,
                         ongoing: (now - alert.since).max(0.0),
-                        text: format!("{} (held by a silence until now)", alert.message),
+                        text: format!("{} ({why})", alert.message),
                     };
                     self.send_to_notifier(now, change);
                 }
@@ -737,6 +760,7 @@ mod tests {
             rules: alerts::Rules::default(),
             dyndomains,
             host_expire_after: None,
+            standby_for: None,
             parents: deps::Parents::default(),
             maintenance: Vec::new(),
         }

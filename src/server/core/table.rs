@@ -499,6 +499,7 @@ mod tests {
             rules: Default::default(),
             dyndomains: Vec::new(),
             host_expire_after: None,
+            standby_for: None,
             parents: Parents::default(),
             maintenance: Vec::new(),
         }
