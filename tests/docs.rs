@@ -49,6 +49,8 @@ fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     accepted.extend(["host", "key"].map(String::from));
     // alertmanager's (`timeout` is every service's).
     accepted.extend(["urls", "resend_interval", "external_url"].map(String::from));
+    // A maintenance window's keys (`plugin, metric_path` on one line).
+    accepted.extend(["name", "plugin", "days", "start", "end", "comment"].map(String::from));
     assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
 

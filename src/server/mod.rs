@@ -49,6 +49,7 @@ pub mod msg;
 pub mod notify;
 pub mod pattern;
 pub mod peers;
+pub mod silence;
 pub mod state;
 pub mod store;
 pub mod systemd;

@@ -181,6 +181,10 @@ pub struct Host {
     /// (set by the host table, so not saved).
     #[serde(skip)]
     pub tags: Vec<String>,
+    /// The silence or maintenance window that covers the whole host now:
+    /// set by core on the copies it hands out, never saved.
+    #[serde(skip)]
+    pub silenced: Option<Silenced>,
 }
 
 /// Availability is shown over a day and a week; outages older are let go.
@@ -252,6 +256,7 @@ impl Host {
             reprieve: self.reprieve,
             sent_tags: self.sent_tags.clone(),
             tags: self.tags.clone(),
+            silenced: self.silenced.clone(),
         }
     }
 }
@@ -289,6 +294,44 @@ pub enum Event {
     Acknowledged { key: AlertKey, by: String, comment: String },
     /// An admin removed an acknowledgement.
     AckRemoved { key: AlertKey, by: String },
+    /// An admin added a silence (`Silence::by` names the token).
+    SilenceAdded(Silence),
+    /// A silence ended: `by` the token that ended it early, or `expired`.
+    SilenceEnded { silence: Silence, by: String },
+    /// A maintenance window of the config began an occurrence, until `ends_at`.
+    MaintenanceStarted { name: String, starts_at: f64, ends_at: f64, comment: String },
+    /// A maintenance window's occurrence is over.
+    MaintenanceEnded { name: String },
+}
+
+/// A silence: while it holds (from `starts_at` to `ends_at`), the alerts
+/// it covers are tracked and shown but not notified. It covers the alerts
+/// of the hosts `host` names (a name or a `*`/`?` pattern), and with
+/// `plugin` (and `metric_path`, patterns too) only those alerts; without a
+/// plugin the host-down alert as well. Kept by core, saved in the state
+/// file, shown by the API as it is here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: String,
+    pub host: String,
+    pub plugin: Option<String>,
+    pub metric_path: Option<String>,
+    pub starts_at: f64,
+    pub ends_at: f64,
+    pub comment: String,
+    /// The token's name that added it.
+    pub by: String,
+    pub created_at: f64,
+}
+
+/// What covers an alert or a host now: a silence (`id` its id) or a
+/// maintenance window (`id` `maintenance:NAME`, `by` `maintenance`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silenced {
+    pub id: String,
+    pub until: f64,
+    pub comment: String,
+    pub by: String,
 }
 
 /// How one DNS update ended.
@@ -327,6 +370,10 @@ impl std::fmt::Display for Event {
             Event::AckRemoved { key, by } => {
                 write!(f, "acknowledgement of {}/{}/{} removed by {by}", key.host, key.plugin, key.metric_path)
             }
+            Event::SilenceAdded(s) => write!(f, "silence {} added by {} for {}", s.id, s.by, s.host),
+            Event::SilenceEnded { silence, by } => write!(f, "silence {} ended ({by})", silence.id),
+            Event::MaintenanceStarted { name, .. } => write!(f, "maintenance window {name} started"),
+            Event::MaintenanceEnded { name } => write!(f, "maintenance window {name} ended"),
             Event::Notification(r) => match &r.error {
                 None => write!(f, "{} delivered: {}", r.service, r.subject),
                 Some(error) => write!(f, "{} failed: {error}: {}", r.service, r.subject),
@@ -432,6 +479,10 @@ pub struct Alert {
     /// (`parents:`); worked out when listed, never saved.
     #[serde(skip)]
     pub behind: Option<usize>,
+    /// The silence or maintenance window that covers it now: set by core
+    /// on the copies it hands out, never saved.
+    #[serde(skip)]
+    pub silenced: Option<Silenced>,
 }
 
 /// Who acknowledged an alert, when (Unix seconds) and why.

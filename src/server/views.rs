@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::server::model::{
-    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT, HEARTBEAT,
+    Alert, AlertList, DnsOutcome, Event, Host, Level, PluginSeries, Sample, Silence, Silenced, Status,
+    AVAILABILITY_KEPT, HEARTBEAT,
 };
 use crate::wire::PluginKind;
 
@@ -47,6 +48,17 @@ struct HostView<'a> {
     /// hosts without tags look as they did.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tags: &'a [String],
+    /// What silences the whole host now; absent when nothing does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silenced: Option<SilencedView<'a>>,
+}
+
+#[derive(Serialize)]
+struct SilencedView<'a> {
+    id: &'a str,
+    until: f64,
+    comment: &'a str,
+    by: &'a str,
 }
 
 impl<'a> HostView<'a> {
@@ -73,6 +85,12 @@ impl<'a> HostView<'a> {
             parents: &host.parents,
             unreachable_via: &host.unreachable_via,
             tags: &host.tags,
+            silenced: host.silenced.as_ref().map(|s| SilencedView {
+                id: &s.id,
+                until: s.until,
+                comment: &s.comment,
+                by: &s.by,
+            }),
         }
     }
 }
@@ -158,6 +176,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "ack_removed",
     "host_unreachable",
     "host_reachable",
+    "silence_added",
+    "silence_ended",
+    "maintenance_started",
+    "maintenance_ended",
 ];
 
 /// An event's type name and fields, as the events journal, `/api/0/events`
@@ -235,6 +257,36 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
         Event::AckRemoved { key, by } => {
             ("ack_removed", json!({"name": key.host, "plugin": key.plugin, "metric_path": key.metric_path, "by": by}))
         }
+        Event::SilenceAdded(s) => ("silence_added", silence_fields(s, &s.by)),
+        Event::SilenceEnded { silence, by } => ("silence_ended", silence_fields(silence, by)),
+        Event::MaintenanceStarted { name, starts_at, ends_at, comment } => (
+            "maintenance_started",
+            json!({"name": name, "starts_at": round3(*starts_at), "ends_at": round3(*ends_at), "comment": comment}),
+        ),
+        Event::MaintenanceEnded { name } => ("maintenance_ended", json!({"name": name})),
+    }
+}
+
+/// A silence's fields in its events; `by` who added it (`silence_added`)
+/// or ended it (`silence_ended`: a token's name, or `expired`).
+fn silence_fields(s: &Silence, by: &str) -> Value {
+    json!({
+        "id": s.id,
+        "host": s.host,
+        "plugin": s.plugin,
+        "metric_path": s.metric_path,
+        "starts_at": s.starts_at,
+        "ends_at": s.ends_at,
+        "comment": s.comment,
+        "by": by,
+    })
+}
+
+/// `"silenced": {"id", "until", "comment", "by"}` on an alert or host
+/// object while something covers it; absent otherwise.
+fn add_silenced(value: &mut Value, silenced: Option<&Silenced>) {
+    if let (Some(s), Some(map)) = (silenced, value.as_object_mut()) {
+        map.insert("silenced".into(), json!({"id": s.id, "until": s.until, "comment": s.comment, "by": s.by}));
     }
 }
 
@@ -270,6 +322,7 @@ pub fn alert_json(alert: &Alert) -> Value {
         "message": alert.message,
     });
     add_ack(&mut shown, alert);
+    add_silenced(&mut shown, alert.silenced.as_ref());
     if let (Some(behind), Some(map)) = (alert.behind, shown.as_object_mut()) {
         map.insert("behind".into(), json!(behind));
     }
@@ -346,6 +399,7 @@ mod tests {
             held,
             acknowledged: None,
             behind: None,
+            silenced: None,
         }
     }
 

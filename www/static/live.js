@@ -79,7 +79,7 @@
     }
   }
   const feed = hbd.feed(document.getElementById('feed'), FEED_LENGTH, describe);
-  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification,host_forgotten,host_unreachable,host_reachable,acknowledged,ack_removed`;
+  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification,host_forgotten,host_unreachable,host_reachable,acknowledged,ack_removed,silence_added,silence_ended,maintenance_started,maintenance_ended`;
 
   async function load() {
     // The feed's recent events come from the journal, beside the hosts.

@@ -232,6 +232,7 @@ impl HostTable {
                         reprieve: None,
                         sent_tags: Vec::new(),
                         tags,
+                        silenced: None,
                     },
                     plugins: Plugins::default(),
                     latency: History::default(),
@@ -510,8 +511,10 @@ mod tests {
             rules: Default::default(),
             dyndomains: Vec::new(),
             host_expire_after: None,
+            standby_for: None,
             parents: Parents::default(),
             tags: TagRules::default(),
+            maintenance: Vec::new(),
         }
     }
 

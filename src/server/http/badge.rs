@@ -168,6 +168,7 @@ mod tests {
             reprieve: None,
             sent_tags: Vec::new(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            silenced: None,
         }
     }
 

@@ -190,6 +190,22 @@ pub fn render(s: &MetricsSnapshot) -> String {
     sample(&mut out, "hbd_alerts_held", &[], s.alerts.iter().filter(|a| a.held && a.level != Level::Ok).count() as f64);
     family(
         &mut out,
+        "hbd_alerts_silenced",
+        "gauge",
+        "Alerts that are not OK (held ones aside) covered by a silence or a maintenance window: not notified.",
+    );
+    let silenced = s.alerts.iter().filter(|a| !a.held && a.level != Level::Ok && a.silenced.is_some()).count();
+    sample(&mut out, "hbd_alerts_silenced", &[], silenced as f64);
+    family(
+        &mut out,
+        "hbd_silences",
+        "gauge",
+        "Silences holding now (active) and still to come (pending); maintenance windows are not counted.",
+    );
+    sample(&mut out, "hbd_silences", &[("state", "active")], s.silences_active as f64);
+    sample(&mut out, "hbd_silences", &[("state", "pending")], s.silences_pending as f64);
+    family(
+        &mut out,
         "hbd_alert_level",
         "gauge",
         "Each alert's level as Nagios numbers it: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
@@ -345,6 +361,7 @@ mod tests {
             reprieve: None,
             sent_tags: Vec::new(),
             tags: vec!["db".into(), "eu".into()],
+            silenced: None,
         };
         MetricsSnapshot {
             hosts: vec![host],
@@ -360,6 +377,8 @@ mod tests {
             ws_dropped: 0,
             dns: DnsStats { updates: 4, failures: 1, pending: 2 },
             journal: Default::default(),
+            silences_active: 1,
+            silences_pending: 2,
         }
     }
 
@@ -381,6 +400,9 @@ mod tests {
             "hbd_dns_updates_total 4",
             "hbd_dns_failures_total 1",
             "hbd_dns_pending 2",
+            "hbd_silences{state=\"active\"} 1",
+            "hbd_silences{state=\"pending\"} 2",
+            "hbd_alerts_silenced 0",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"partitions./.percent\"} 41.5",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"per_core.1\"} 2",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"ok\"} 1",
