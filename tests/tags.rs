@@ -168,6 +168,13 @@ fn each_service_gets_only_its_tags_messages() {
     let web_text = web["text"].as_str().unwrap();
     assert!(web_text.contains("web1"), "{web_text}");
     assert!(!web_text.contains("db1") && !web_text.contains("backup") && !web_text.contains("other"), "{web_text}");
+    // The alerts carry their hosts' tags.
+    let (_, alerts) = get_json(hbd.http, "/api/0/alerts");
+    let tags_of = |host: &str| {
+        alerts["alerts"].as_array().unwrap().iter().find(|a| a["hostname"] == host).map(|a| a["tags"].clone())
+    };
+    assert_eq!(tags_of("backup"), Some(json!(["db"])), "{alerts}");
+    assert_eq!(tags_of("other"), Some(Value::Null), "no tags, no member: {alerts}");
     // Nothing else went to either, nor to the other's service.
     hbd.wait_journal("both deliveries", |l| l["type"] == "notification" && l["service"] == "mattermost");
     assert_eq!(delivered(&db_team, "pushover").len(), 1);

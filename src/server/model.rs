@@ -509,6 +509,8 @@ pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<Le
 pub struct AlertList {
     pub summary: BTreeMap<Level, usize>,
     pub alerts: Vec<Alert>,
+    /// The tags of the alerts' hosts (those with any), shown with each alert.
+    pub tags: BTreeMap<String, Vec<String>>,
 }
 
 /// A transition or reminder of an alert, with the text a person reads.

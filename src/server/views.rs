@@ -342,6 +342,14 @@ fn add_ack(shown: &mut Value, alert: &Alert) {
 /// inside that alert's `held`, not beside it: the Python README's loop over
 /// `alerts` then prints as many CRITICAL lines as `summary.critical` says.
 pub fn alerts_json(list: &AlertList) -> Value {
+    // Each alert with its host's tags, when it has any.
+    let alert_json = |alert: &Alert| {
+        let mut shown = alert_json(alert);
+        if let (Some(tags), Some(map)) = (list.tags.get(&alert.key.host), shown.as_object_mut()) {
+            map.insert("tags".into(), json!(tags));
+        }
+        shown
+    };
     let mut held: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for alert in list.alerts.iter().filter(|a| a.held) {
         held.entry(alert.key.host.as_str()).or_default().push(alert_json(alert));
@@ -414,6 +422,7 @@ mod tests {
         let list = AlertList {
             summary: BTreeMap::new(),
             alerts: vec![router, alert("router", "cpu_monitor", "x", true), alert("web", "cpu_monitor", "x", true)],
+            tags: [("router".to_string(), vec!["net".to_string()])].into(),
         };
         let body = alerts_json(&list);
         assert_eq!(body["count"], 1);
@@ -421,6 +430,8 @@ mod tests {
         assert_eq!((&shown["behind"], &shown["acknowledged"]["comment"]), (&json!(20), &json!("<b>on it</b>")));
         assert_eq!(shown["held"].as_array().map(|h| h[0]["hostname"].clone()), Some(json!("router")));
         assert_eq!(body["held"].as_array().map(|h| (h.len(), h[0]["hostname"].clone())), Some((1, json!("web"))));
+        assert_eq!((&shown["tags"], &shown["held"][0]["tags"]), (&json!(["net"]), &json!(["net"])));
+        assert!(body["held"][0].get("tags").is_none(), "web has no tags");
         let plain = alert_json(&alert("web", "cpu_monitor", "x", false));
         assert!(plain.get("behind").is_none() && plain.get("acknowledged").is_none(), "{plain}");
     }

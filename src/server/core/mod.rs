@@ -480,14 +480,22 @@ impl Core {
             Some(host) => {
                 self.table.contains(&host).then_some(())?;
                 let alerts = self.alerts.sorted(Some(&host));
-                Some(AlertList { summary: summarize(&alerts), alerts })
+                Some(AlertList { summary: summarize(&alerts), tags: self.host_tags(&alerts), alerts })
             }
             None => {
                 let mut alerts = self.alerts.sorted(None);
                 alerts.retain(|a| a.level != Level::Ok);
-                Some(AlertList { summary: self.alerts.summary(), alerts })
+                Some(AlertList { summary: self.alerts.summary(), tags: self.host_tags(&alerts), alerts })
             }
         }
+    }
+
+    /// The tags of the hosts of `alerts`, for the alert objects' context.
+    fn host_tags(&self, alerts: &[Alert]) -> std::collections::BTreeMap<String, Vec<String>> {
+        let hosts = alerts.iter().map(|a| &a.key.host);
+        hosts
+            .filter_map(|h| Some((h.clone(), self.table.host(h)?.tags.clone())).filter(|(_, t)| !t.is_empty()))
+            .collect()
     }
 
     /// True while some browser watches: only then are live updates prepared.
