@@ -1318,6 +1318,15 @@ fn tags_show_on_the_overview_and_the_host_page_and_filter_the_list() {
         browser.eval("[...document.getElementById('tag-filter').options].map(o => o.value)"),
         json!(["", "db", "eu", "web"])
     );
+    // A tile per tag; a click filters by it, a second shows every host again.
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('#tag-tiles li')].map(t => t.textContent)"),
+        json!(["1/1 db up", "1/1 eu up", "1/1 web up"])
+    );
+    browser.eval("document.querySelector('#tag-tiles button').click()");
+    browser.wait_true("db1 by its tile", "document.querySelectorAll('#hosts-body .vrow').length === 1");
+    browser.eval("document.querySelector('#tag-tiles button').click()");
+    browser.wait_true("every host again", "document.querySelectorAll('#hosts-body .vrow').length === 3");
     browser.eval("(() => { const p = document.getElementById('tag-filter'); p.value = 'db'; p.dispatchEvent(new Event('change')); })()");
     browser.wait_true("only db1", "document.querySelectorAll('#hosts-body .vrow').length === 1");
     assert_eq!(browser.eval("document.querySelector('#hosts-body .vrow a').textContent"), json!("db1"));

@@ -202,6 +202,7 @@
     document.getElementById('n-unknown').textContent = summary.unknown;
     document.getElementById('n-ok').textContent = ok;
     document.getElementById('empty').hidden = hosts.size > 0;
+    drawTagTiles();
   }
 
   // Problems first in the list too: down, then by alert level, then by name.
@@ -213,6 +214,35 @@
     list.forEach((h, i) => positions.set(h.name, i));
     body.style.height = `${list.length * ROW}px`;
     document.getElementById('shown').textContent = list.length === hosts.size ? `${hosts.size}` : `${list.length} of ${hosts.size}`;
+  }
+
+  // A tile per tag, `up/all` of its hosts (as its badge says); a click
+  // filters the list by it, a second click shows every host again.
+  function drawTagTiles() {
+    const box = document.getElementById('tag-tiles');
+    if (!box) return;
+    const counts = new Map();
+    for (const h of hosts.values()) {
+      for (const t of h.tags || []) {
+        const c = counts.get(String(t)) || { up: 0, all: 0 };
+        c.all += 1;
+        if (!isDown(h)) c.up += 1;
+        counts.set(String(t), c);
+      }
+    }
+    const tiles = [...counts.keys()].sort().map((tag) => {
+      const { up, all } = counts.get(tag);
+      const tile = hbd.el('li', null, `tile tile-${up === all ? 'ok' : 'down'}`);
+      const button = hbd.el('button');
+      button.type = 'button';
+      button.setAttribute('aria-pressed', String(tag === tagFilter));
+      button.append(hbd.el('b', `${up}/${all}`), document.createTextNode(` ${tag} up`));
+      button.addEventListener('click', () => setTagFilter(tag === tagFilter ? '' : tag));
+      tile.appendChild(button);
+      return tile;
+    });
+    box.replaceChildren(...tiles);
+    box.hidden = tiles.length === 0;
   }
 
   // The picker offers every tag some host has (and the one asked for).
@@ -320,15 +350,14 @@
     });
   }
   filter.addEventListener('input', () => { dirty = true; draw(); });
-  if (tagPicker) {
-    tagPicker.addEventListener('change', () => {
-      tagFilter = tagPicker.value;
-      // The address says which tag, so it can be bookmarked and shared.
-      history.replaceState(null, '', tagFilter ? `${location.pathname}?tag=${encodeURIComponent(tagFilter)}` : location.pathname);
-      dirty = true;
-      draw();
-    });
+  // The address says which tag, so it can be bookmarked and shared.
+  function setTagFilter(tag) {
+    tagFilter = tag;
+    history.replaceState(null, '', tagFilter ? `${location.pathname}?tag=${encodeURIComponent(tagFilter)}` : location.pathname);
+    dirty = true;
+    draw();
   }
+  if (tagPicker) tagPicker.addEventListener('change', () => setTagFilter(tagPicker.value));
   viewport.addEventListener('scroll', drawRows, { passive: true });
   hbd.live(load, onMessage);
   setInterval(draw, 250);
