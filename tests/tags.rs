@@ -193,7 +193,10 @@ fn each_service_gets_only_its_tags_messages() {
 #[test]
 fn badges_are_svg_follow_the_state_and_escape_hostile_names() {
     let dir = TempDir::new("badges");
-    let hbd = Hbd::start(&dir, "grace: 0\ntags:\n  db: 'db*'\n");
+    let hbd = Hbd::start(
+        &dir,
+        "grace: 0\ntags:\n  db: 'db*'\nthresholds:\n  cpu_monitor:\n    cpu_percent: {warning: 80, critical: 90}\n",
+    );
     let udp = client("127.0.0.1:0");
     tagged(&udp, &hbd, "db1", 1.0, 1, json!([]));
     tagged(&udp, &hbd, "db2", 600.0, 2, json!([]));
@@ -216,6 +219,16 @@ fn badges_are_svg_follow_the_state_and_escape_hostile_names() {
     tagged(&udp, &hbd, "db1", 600.0, 3, json!([]));
     let (_, _, texts) = badge(&hbd, "/badge/tag/db.svg");
     assert_eq!(texts[1], "2/2 up");
+
+    // Up, but with a CRITICAL alert (as a job whose last run failed): said so.
+    let hot = json!({"ID": "HTB", "name": "hot", "interval": 600, "seq": 9,
+        "plugins": {"cpu_monitor": {"kind": "monitor", "at": 1.0, "data": {"cpu_percent": 96.5}}}});
+    send_once(&udp, hbd.addr, &hot);
+    let (status, _, texts) = wait_for("hot's badge to say critical", || {
+        let b = badge(&hbd, "/badge/hot.svg");
+        (b.2[1] == "critical").then_some(b)
+    });
+    assert_eq!((status, texts[0].as_str()), (200, "hot"));
 
     // Unknown host or tag: an "unknown" badge with 404.
     let (status, _, texts) = badge(&hbd, "/badge/nosuch.svg");

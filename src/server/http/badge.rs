@@ -7,7 +7,7 @@
 //! XML cannot carry at all), so a hostile name in the URL shows as text.
 //! Badges are cacheable (`max-age`) and carry an ETag of their bytes.
 
-use crate::server::model::{Host, Status};
+use crate::server::model::{Host, Level, Status};
 use crate::wire::truncate_chars;
 
 /// How long a wiki or a proxy may keep a badge before asking again.
@@ -18,6 +18,7 @@ const MAX_TEXT: usize = 64;
 const GREEN: &str = "#4c1";
 const RED: &str = "#e05d44";
 const ORANGE: &str = "#fe7d37";
+const YELLOW: &str = "#dfb317";
 const GREY: &str = "#9f9f9f";
 
 /// A rendered badge: its status code (404 for what hbd does not know), SVG and ETag.
@@ -29,14 +30,18 @@ pub struct Badge {
 }
 
 /// The badge of host (or job) `name`: its state, or `unknown` (404) when
-/// hbd does not know it.
+/// hbd does not know it. An up host (or job) with a CRITICAL or WARNING
+/// alert says so instead of `up`: a job whose last run failed is up (it
+/// ran in time) but not well.
 pub fn host(name: &str, host: Option<&Host>) -> Badge {
     match host {
         Some(h) => {
-            let (value, colour) = match h.status {
-                Status::Up => ("up", GREEN),
-                Status::Down => ("down", RED),
-                Status::Unreachable => ("unreachable", ORANGE),
+            let (value, colour) = match (h.status, h.alert_level) {
+                (Status::Up, Level::Critical) => ("critical", RED),
+                (Status::Up, Level::Warning) => ("warning", YELLOW),
+                (Status::Up, _) => ("up", GREEN),
+                (Status::Down, _) => ("down", RED),
+                (Status::Unreachable, _) => ("unreachable", ORANGE),
             };
             badge(200, &h.name, value, colour)
         }
@@ -45,17 +50,18 @@ pub fn host(name: &str, host: Option<&Host>) -> Badge {
 }
 
 /// The badge of `tag`: `N/M up` over the hosts that carry it (green when
-/// all are up, red when none is, orange between), `unknown` (404) when no
-/// host does.
+/// all are up without a CRITICAL alert, red when none is up, orange
+/// between), `unknown` (404) when no host does.
 pub fn tag(tag: &str, hosts: &[Host]) -> Badge {
     let tagged: Vec<&Host> = hosts.iter().filter(|h| h.tags.iter().any(|t| t == tag)).collect();
     if tagged.is_empty() {
         return badge(404, tag, "unknown", GREY);
     }
     let up = tagged.iter().filter(|h| h.status == Status::Up).count();
+    let critical = tagged.iter().any(|h| h.alert_level == Level::Critical);
     let colour = match up {
         0 => RED,
-        n if n == tagged.len() => GREEN,
+        n if n == tagged.len() && !critical => GREEN,
         _ => ORANGE,
     };
     badge(200, tag, &format!("{up}/{} up", tagged.len()), colour)
@@ -141,7 +147,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::model::Level;
     use std::collections::BTreeMap;
 
     fn host_with(name: &str, status: Status, tags: &[&str]) -> Host {
@@ -180,6 +185,12 @@ mod tests {
         let down = host("web1", Some(&host_with("web1", Status::Down, &[])));
         assert!(down.svg.contains(">down</text>") && down.svg.contains(RED));
         assert_ne!(up.etag, down.etag, "the ETag follows the bytes");
+        let mut failing = host_with("backup", Status::Up, &[]);
+        failing.alert_level = Level::Critical;
+        let b = host("backup", Some(&failing));
+        assert!(b.svg.contains(">critical</text>") && b.svg.contains(RED), "a failed job's run: {}", b.svg);
+        failing.alert_level = Level::Warning;
+        assert!(host("backup", Some(&failing)).svg.contains(">warning</text>"));
         let unknown = host("nosuch", None);
         assert_eq!(unknown.status, 404);
         assert!(unknown.svg.contains(">unknown</text>"));
@@ -195,6 +206,9 @@ mod tests {
         let b = tag("db", &hosts);
         assert!(b.svg.contains(">1/2 up</text>") && b.svg.contains(ORANGE), "{}", b.svg);
         assert!(tag("web", &hosts).svg.contains(GREEN));
+        let mut hosts = hosts;
+        hosts[2].alert_level = Level::Critical;
+        assert!(tag("web", &hosts).svg.contains(ORANGE), "all up, one critical");
         assert_eq!(tag("nosuch", &hosts).status, 404);
     }
 
