@@ -49,6 +49,8 @@ fn hbd_yaml_5_documents_exactly_the_keys_hbd_accepts() {
     accepted.extend(["host", "key"].map(String::from));
     // alertmanager's (`timeout` is every service's).
     accepted.extend(["urls", "resend_interval", "external_url"].map(String::from));
+    // A maintenance window's keys (`plugin, metric_path` on one line).
+    accepted.extend(["name", "plugin", "days", "start", "end", "comment"].map(String::from));
     assert_eq!(documented, accepted, "man/hbd.yaml.5 and config::KEYS differ");
 }
 
@@ -438,7 +440,7 @@ fn hbd_8_describes_every_page_and_endpoint_hbd_serves() {
     let page = read("man/hbd.8");
     // The routes of src/http.rs; pages and assets come from src/www.rs.
     let mut paths: Vec<String> =
-        ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts", "/api/0/journal", "/api/0/events"]
+        ["/", "/healthz", "/metrics", "/api/0/hosts", "/api/0/alerts", "/api/0/journal", "/api/0/events", "/badge/"]
             .into_iter()
             .map(String::from)
             .collect();

@@ -116,11 +116,30 @@ fn usage_errors_exit_2_and_help_and_version_exit_0() {
     for (args, says) in [
         (&["--bogus"][..], "hbd: unknown option --bogus\n"),
         (&["-c"], "hbd: option -c needs a value\n"),
-        (&["extra"], "hbd: unknown subcommand extra (hbd takes: forget, ack)\n"),
+        (&["extra"], "hbd: unknown subcommand extra (hbd takes: forget, ack, silence)\n"),
         (&["ack"], "hbd: ack needs a HOST or HOST/PLUGIN/METRIC_PATH\n"),
         (&["ack", "db1", "--comment", "x", "--remove"], "hbd: ack takes --comment TEXT or --remove, not both\n"),
-        (&["forget", "db1", "--comment", "x"], "hbd: --comment and --remove are for ack\n"),
+        (&["forget", "db1", "--comment", "x"], "hbd: --comment goes with ack and silence add\n"),
+        (&["forget", "db1", "--remove"], "hbd: --remove goes with ack\n"),
         (&["forget"], "hbd: forget needs a HOST\n"),
+        (&["silence"], "hbd: silence needs add, list or expire\n"),
+        (&["silence", "mute"], "hbd: unknown silence command mute (add, list or expire)\n"),
+        (&["silence", "add", "--for", "1h", "--comment", "c"], "hbd: silence add needs --host PATTERN\n"),
+        (&["silence", "add", "--host", "a", "--for", "1h"], "hbd: silence add needs --comment TEXT (say why)\n"),
+        (
+            &["silence", "add", "--host", "a", "--comment", "c"],
+            "hbd: silence add needs --for DURATION or --until TIME (one of them)\n",
+        ),
+        (
+            &["silence", "add", "--host", "a", "--metric", "m", "--for", "1h", "--comment", "c"],
+            "hbd: --metric needs --plugin\n",
+        ),
+        (&["silence", "expire"], "hbd: silence expire needs an ID (see hbd silence list)\n"),
+        (
+            &["silence", "list", "--host", "a"],
+            "hbd: --host, --plugin, --metric, --for, --until and --start go with silence add\n",
+        ),
+        (&["forget", "--for", "1h", "a"], "hbd: --host, --plugin"),
         (&["forget", "a", "b"], "hbd: unexpected argument b\n"),
     ] {
         let (code, _, stderr) = run_hbd(args, &dir);

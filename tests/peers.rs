@@ -88,8 +88,11 @@ fn a_peer_that_takes_only_signed_heartbeats_gets_them_signed() {
 fn bad_peers_are_config_errors_naming_them() {
     let dir = TempDir::new("peer-bad");
     let config = dir.join("hbd.yaml");
-    std::fs::write(&config, "hbd_name: not_a_name\npeers:\n  - host: ''\n  - {host: a, port: 0}\npeer_interval: 0\n")
-        .unwrap();
+    std::fs::write(
+        &config,
+        "hbd_name: not_a_name\npeers:\n  - host: ''\n  - {host: a, port: 0}\npeer_interval: 0\nstandby_for: 'x y'\n",
+    )
+    .unwrap();
     let out = hbd_command().args(["--check-config", "-c"]).arg(&config).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
@@ -98,7 +101,53 @@ fn bad_peers_are_config_errors_naming_them() {
         "peers[0].host: is empty",
         "peers[1].port:",
         "peer_interval",
+        "standby_for: `x y` is not an RFC 1123 host name",
     ] {
         assert!(stderr.contains(needle), "{needle:?} in {stderr}");
     }
+}
+
+/// A primary and its standby (`standby_for`) receive the same heartbeats:
+/// while both run a host going down gives one message (the primary's);
+/// once the primary is killed, the standby sends what is outstanding (the
+/// host still down, and the primary itself) once.
+#[test]
+fn a_standby_holds_while_its_primary_runs_and_sends_the_outstanding_once_it_dies() {
+    let standin = StandIn::start(false);
+    let mattermost = format!("mattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n", standin.addr);
+    let (port_a, port_b) = (free_udp_port(), free_udp_port());
+    let (dir_a, dir_b) = (TempDir::new("primary"), TempDir::new("standby"));
+    let mut primary = start_peer(&dir_a, "monitor-a", port_a, port_b, &mattermost);
+    let standby = start_peer(&dir_b, "monitor-b", port_b, port_a, &format!("standby_for: monitor-a\n{mattermost}"));
+    wait_for("the standby to hear its primary", || host(&standby, "monitor-a").filter(|h| h["status"] == "up"));
+
+    // db1 talks to both, then stops: both see it down.
+    let udp = client("127.0.0.1:0");
+    heartbeat(&udp, primary.addr, "db1", 1.0, 1);
+    heartbeat(&udp, standby.addr, "db1", 1.0, 1);
+    for hbd in [&primary, &standby] {
+        hbd.wait_journal("db1 down", |l| event_of(l, "host_down", "db1").is_some());
+    }
+    let about_db1 = || -> Vec<String> {
+        let texts = standin.delivered("mattermost").into_iter().filter_map(|m| m["text"].as_str().map(String::from));
+        texts.filter(|t| t.contains("db1")).collect()
+    };
+    wait_for("the primary's message", || (!about_db1().is_empty()).then_some(()));
+    // The standby has seen db1 down too, and held it: its journal says
+    // nothing was sent by it.
+    assert!(standby.journal().iter().all(|l| l["type"] != "notification"), "the standby sent nothing");
+    assert_eq!(about_db1().len(), 1, "one message while both run");
+
+    primary.signal(libc::SIGKILL);
+    let _ = primary.child.wait();
+    let outstanding = wait_for("the standby's message", || {
+        standin.delivered("mattermost").into_iter().find_map(|m| {
+            let text = m["text"].as_str()?.to_string();
+            (text.contains("monitor-a") && text.contains("db1")).then_some(text)
+        })
+    });
+    assert!(outstanding.contains("held while monitor-a watched"), "{outstanding}");
+    standby.wait_journal("the standby's delivery", |l| l["type"] == "notification" && l["delivered"] == true);
+    assert_eq!(about_db1().len(), 2, "the primary's, then the standby's once: {:#?}", about_db1());
+    standin.assert_no_violations();
 }

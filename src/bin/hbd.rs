@@ -14,6 +14,10 @@ usage: hbd [-c|--config FILE] [-f|--foreground] [-v|--verbose]... [--check-confi
            [--test-notify] [-V|--version] [-h|--help]
        hbd [-c|--config FILE] forget [--dns] HOST
        hbd [-c|--config FILE] ack HOST[/PLUGIN[/METRIC_PATH]] --comment TEXT | --remove
+       hbd [-c|--config FILE] silence add --host PATTERN [--plugin P] [--metric M]
+           (--for DURATION | --until TIME) [--start TIME] --comment TEXT
+       hbd [-c|--config FILE] silence list
+       hbd [-c|--config FILE] silence expire ID
 
   -c, --config FILE   read FILE (default: ~/.hb.yaml if it exists, else built-in defaults)
   -f, --foreground    stay in the foreground; log to standard error unless logfile is set
@@ -32,6 +36,12 @@ api_tokens_file:
                       acknowledge an alert: no reminders until it recovers or
                       changes level (HOST alone: its host-down alert)
   ack TARGET --remove remove the acknowledgement
+  silence add         hold the notifications of the hosts PATTERN names (* and ?),
+                      or only of plugin P (and metric path M), for DURATION (90m,
+                      2h, 1d, 1h30m) or until TIME (Unix seconds, HH:MM or
+                      YYYY-MM-DD HH:MM, local time), from --start (default now)
+  silence list        the silences not ended and the maintenance windows
+  silence expire ID   end a silence now
 
 See hbd(8) and hbd.yaml(5).";
 
@@ -47,6 +57,70 @@ struct Options {
     /// `ack --comment TEXT`, and `ack --remove`.
     comment: Option<String>,
     remove: bool,
+    /// `silence add`'s options.
+    silence: SilenceOptions,
+}
+
+#[derive(Default)]
+struct SilenceOptions {
+    host: Option<String>,
+    plugin: Option<String>,
+    metric: Option<String>,
+    duration: Option<String>,
+    until: Option<String>,
+    start: Option<String>,
+}
+
+fn silence_options(args: &mut pico_args::Arguments) -> Result<SilenceOptions, pico_args::Error> {
+    Ok(SilenceOptions {
+        host: args.opt_value_from_str("--host")?,
+        plugin: args.opt_value_from_str("--plugin")?,
+        metric: args.opt_value_from_str("--metric")?,
+        duration: args.opt_value_from_str("--for")?,
+        until: args.opt_value_from_str("--until")?,
+        start: args.opt_value_from_str("--start")?,
+    })
+}
+
+fn failed(cause: impl Into<String>) -> pico_args::Error {
+    pico_args::Error::ArgumentParsingFailed { cause: cause.into() }
+}
+
+/// `silence add|list|expire …`.
+fn silence_command(
+    args: &mut pico_args::Arguments,
+    o: SilenceOptions,
+    comment: Option<String>,
+) -> Result<ctl::Command, pico_args::Error> {
+    let adding = args.opt_free_from_str::<String>()?;
+    match adding.as_deref() {
+        Some("add") => {
+            let host = o.host.ok_or_else(|| failed("silence add needs --host PATTERN"))?;
+            let comment = comment.ok_or_else(|| failed("silence add needs --comment TEXT (say why)"))?;
+            if o.metric.is_some() && o.plugin.is_none() {
+                return Err(failed("--metric needs --plugin"));
+            }
+            if o.duration.is_some() == o.until.is_some() {
+                return Err(failed("silence add needs --for DURATION or --until TIME (one of them)"));
+            }
+            Ok(ctl::Command::SilenceAdd {
+                host,
+                plugin: o.plugin,
+                metric: o.metric,
+                duration: o.duration,
+                until: o.until,
+                start: o.start,
+                comment,
+            })
+        }
+        Some("list") => Ok(ctl::Command::SilenceList),
+        Some("expire") => match args.opt_free_from_str()? {
+            Some(id) => Ok(ctl::Command::SilenceExpire { id }),
+            None => Err(failed("silence expire needs an ID (see hbd silence list)")),
+        },
+        Some(other) => Err(failed(format!("unknown silence command {other} (add, list or expire)"))),
+        None => Err(failed("silence needs add, list or expire")),
+    }
 }
 
 fn parse_args() -> Result<Option<Options>, pico_args::Error> {
@@ -54,7 +128,7 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
     let Some(common) = cli::common(&mut args, "hbd", USAGE)? else {
         return Ok(None);
     };
-    let options = Options {
+    let mut options = Options {
         common,
         foreground: args.contains(["-f", "--foreground"]),
         check_config: args.contains("--check-config"),
@@ -63,6 +137,11 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
         dns: args.contains("--dns"),
         comment: args.opt_value_from_str("--comment")?,
         remove: args.contains("--remove"),
+        silence: silence_options(&mut args)?,
+    };
+    let silence_option = {
+        let o = &options.silence;
+        [&o.host, &o.plugin, &o.metric, &o.duration, &o.until, &o.start].iter().any(|x| x.is_some())
     };
     // The subcommand and its operands come last, after every option.
     let command = match args.opt_free_from_str::<String>()?.as_deref() {
@@ -82,21 +161,31 @@ fn parse_args() -> Result<Option<Options>, pico_args::Error> {
                 _ => Some(ctl::Command::Ack { target, comment: options.comment.clone() }),
             }
         }
+        Some("silence") => {
+            Some(silence_command(&mut args, std::mem::take(&mut options.silence), options.comment.clone())?)
+        }
         Some(option) if option.starts_with('-') && option.len() > 1 => {
             return Err(pico_args::Error::ArgumentParsingFailed { cause: format!("unknown option {option}") })
         }
         Some(other) => {
             return Err(pico_args::Error::ArgumentParsingFailed {
-                cause: format!("unknown subcommand {other} (hbd takes: forget, ack)"),
+                cause: format!("unknown subcommand {other} (hbd takes: forget, ack, silence)"),
             })
         }
     };
     let acking = matches!(command, Some(ctl::Command::Ack { .. }));
-    if !acking && (options.comment.is_some() || options.remove) {
-        return Err(pico_args::Error::ArgumentParsingFailed { cause: "--comment and --remove are for ack".into() });
+    let silencing = matches!(command, Some(ctl::Command::SilenceAdd { .. }));
+    if options.remove && !acking {
+        return Err(failed("--remove goes with ack"));
+    }
+    if options.comment.is_some() && !acking && !silencing {
+        return Err(failed("--comment goes with ack and silence add"));
+    }
+    if silence_option && !silencing {
+        return Err(failed("--host, --plugin, --metric, --for, --until and --start go with silence add"));
     }
     if options.dns && !matches!(command, Some(ctl::Command::Forget { .. })) {
-        return Err(pico_args::Error::ArgumentParsingFailed { cause: "--dns is for forget".into() });
+        return Err(failed("--dns is for forget"));
     }
     let options = Options { command, ..options };
     cli::no_leftovers(args)?;
@@ -121,12 +210,16 @@ fn main() -> ExitCode {
     };
     if let Some(command) = &options.command {
         return match ctl::run(&config, &cwd, command) {
+            Ok(done) if *command == ctl::Command::SilenceList => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
             Ok(done) => {
                 println!("hbd: {done}");
                 ExitCode::SUCCESS
             }
             Err(e @ CtlError::Config(_)) => cli::fail("hbd", EX_CONFIG, format!("{origin}: {e}")),
-            Err(e @ CtlError::Usage(_)) => cli::usage_error("hbd", USAGE, e),
+            Err(CtlError::Usage(why)) => cli::usage_error("hbd", USAGE, why),
             Err(e) => cli::fail("hbd", 1, e),
         };
     }

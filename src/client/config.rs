@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::plugins::PluginsConfig;
 use crate::client::sender::{ClientSettings, Target};
 use crate::wire::auth::Key;
-use crate::wire::is_valid_host_name;
+use crate::wire::{is_valid_host_name, is_valid_tag, MAX_TAGS};
 use crate::yaml::{self, redact, ConfigError, ConfigFile, KeySpec, Range};
 
 /// Every top-level key `hbc.yaml` accepts, in the order of `man 5 hbc.yaml`,
@@ -23,6 +23,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("name"),
     KeySpec::new("key"),
     KeySpec::new("max_datagram_size").range(Range::int(512, 65000)).unit("bytes"),
+    KeySpec::new("tags"),
     KeySpec::new("plugins"),
 ];
 
@@ -63,6 +64,8 @@ pub struct ClientConfig {
     pub name: Option<String>,
     pub key: Option<ClientKey>,
     pub max_datagram_size: usize,
+    /// Groups the host belongs to (`[db, eu]`), sent in each heartbeat.
+    pub tags: Vec<String>,
     pub plugins: PluginsConfig,
 }
 
@@ -75,6 +78,7 @@ impl Default for ClientConfig {
             name: None,
             key: None,
             max_datagram_size: 1400,
+            tags: Vec::new(),
             plugins: PluginsConfig::default(),
         }
     }
@@ -113,6 +117,7 @@ impl ClientConfig {
             }
         }
         problems.extend(self.plugins.check());
+        let tags = self.checked_tags().map_err(|p| problems.extend(p)).unwrap_or_default();
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -122,7 +127,30 @@ impl ClientConfig {
             interval: Duration::from_secs(self.interval),
             key,
             max_datagram_size: self.max_datagram_size,
+            tags,
         })
+    }
+
+    /// `tags`, sorted: each a tag name as hbd accepts it, at most
+    /// `MAX_TAGS` of them (hbd would pass over the rest).
+    fn checked_tags(&self) -> Result<Vec<String>, Vec<String>> {
+        let mut problems: Vec<String> = self
+            .tags
+            .iter()
+            .filter(|t| !is_valid_tag(t))
+            .map(|t| format!("tags: `{t}` is not a tag (1 to 32 of a-z 0-9 _ - .)"))
+            .collect();
+        let mut tags = self.tags.clone();
+        tags.sort_unstable();
+        tags.dedup();
+        if tags.len() > MAX_TAGS {
+            problems.push(format!("tags: {} tags, more than {MAX_TAGS}", tags.len()));
+        }
+        if problems.is_empty() {
+            Ok(tags)
+        } else {
+            Err(problems)
+        }
     }
 
     /// The name hbc reports: `name`, else the system's host name.
@@ -201,6 +229,8 @@ mod tests {
                 "plugins.exec[0]: timeout: 99999999 is outside",
             ),
             ("dyndomains: [a]\n", "unknown key `dyndomains`"),
+            ("tags: [db, 'Bad Tag']\n", "tags: `Bad Tag` is not a tag"),
+            ("tags: db\n", "tags"),
             ("interval: 0\n", "interval: 0 is outside 1 to 86400 seconds"),
             ("max_datagram_size: 65001\n", "max_datagram_size: 65001 is outside 512 to 65000 bytes"),
             (

@@ -42,6 +42,8 @@ pub struct ClientSettings {
     pub interval: Duration,
     pub key: Option<Key>,
     pub max_datagram_size: usize,
+    /// `tags`, checked and sorted: sent in each heartbeat.
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +100,7 @@ struct Wire {
     in_flight: HashMap<(usize, u64), Instant>,
     /// Each plugin's interval as it last reported it, declared to hbd.
     plugin_intervals: BTreeMap<String, f64>,
+    tags: Vec<String>,
 }
 
 impl Wire {
@@ -121,6 +124,7 @@ impl Wire {
             targets,
             in_flight: HashMap::new(),
             plugin_intervals: BTreeMap::new(),
+            tags: settings.tags,
         })
     }
 
@@ -221,7 +225,9 @@ impl Wire {
             latency_ms,
             client: HBC_CLIENT,
         };
-        encode::message(header, plugins, &self.plugin_intervals)
+        let mut message = encode::message(header, plugins, &self.plugin_intervals);
+        encode::add_tags(&mut message, &self.tags);
+        message
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -512,6 +518,7 @@ mod tests {
             targets: vec![],
             key,
             max_datagram_size: max,
+            tags: vec!["db".into()],
         };
         Wire::new(settings, true).unwrap()
     }
@@ -587,6 +594,24 @@ mod tests {
         declared.sort_by(|a, b| a.0.cmp(&b.0));
         let expected: Vec<_> = (0..6).map(|i| (format!("p{i}"), (i < 5).then(|| f64::from(i + 1) * 10.0))).collect();
         assert_eq!(declared, expected);
+    }
+
+    /// The heartbeat carries the tags, hbd reads them back; `PLG`
+    /// messages (the rest of the plugin data) do not repeat them.
+    #[test]
+    fn the_heartbeat_carries_the_tags() {
+        let mut w = wire(1400, None);
+        let plugins: Vec<_> = (0..6).map(|i| report(&format!("p{i}"), 900)).collect();
+        let messages = w.messages(None, &plugins);
+        assert!(messages.len() > 1);
+        let limits = crate::wire::decode::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
+        let mut decoder = crate::wire::decode::Decoder::new(65536, 30.0, None, Default::default(), limits);
+        for (i, (_, m)) in messages.iter().enumerate() {
+            assert_eq!(m.get("tags").is_some(), i == 0, "{m}");
+            let text = m.to_string();
+            let accepted = decoder.decode(text.as_bytes(), SystemTime::now()).unwrap();
+            assert_eq!(accepted.tags, if i == 0 { vec!["db".to_string()] } else { vec![] });
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Heartbeat {
     /// Sent by a peer hbd (`peers:`) rather than hbc.
     pub from_hbd: bool,
     pub plugins: Vec<PluginSample>,
+    /// The tags the client sent (checked, sorted); empty from clients that
+    /// send none. Only a heartbeat (`counts`) sets a host's.
+    pub tags: Vec<String>,
     /// A job's signal (`JOB`): only a success is a sign of life.
     pub job: Option<JobSignal>,
 }
@@ -46,6 +49,7 @@ impl Heartbeat {
             latency_ms: None,
             from_hbd: false,
             plugins: Vec::new(),
+            tags: Vec::new(),
             job: None,
         }
     }
@@ -173,6 +177,17 @@ pub struct Host {
     /// (its interval plus grace from the return); None otherwise.
     #[serde(skip)]
     pub reprieve: Option<f64>,
+    /// The tags its client sent last (saved, so a restart keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_tags: Vec<String>,
+    /// Its tags: `sent_tags` and those `tags:` of hbd.yaml give it, sorted
+    /// (set by the host table, so not saved).
+    #[serde(skip)]
+    pub tags: Vec<String>,
+    /// The silence or maintenance window that covers the whole host now:
+    /// set by core on the copies it hands out, never saved.
+    #[serde(skip)]
+    pub silenced: Option<Silenced>,
     /// Set for a job (a check fed by `JOB` signals, `hbc run`): its
     /// settings and recent runs. Saved with the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +325,9 @@ impl Host {
             parents: self.parents.clone(),
             unreachable_via: self.unreachable_via.clone(),
             reprieve: self.reprieve,
+            sent_tags: self.sent_tags.clone(),
+            tags: self.tags.clone(),
+            silenced: self.silenced.clone(),
             // Lists show a job's last run without its output; only the
             // single-host query has them all (core adds them there).
             job: self.job.as_ref().map(|job| Box::new(job.summary())),
@@ -350,8 +368,46 @@ pub enum Event {
     Acknowledged { key: AlertKey, by: String, comment: String },
     /// An admin removed an acknowledgement.
     AckRemoved { key: AlertKey, by: String },
+    /// An admin added a silence (`Silence::by` names the token).
+    SilenceAdded(Silence),
+    /// A silence ended: `by` the token that ended it early, or `expired`.
+    SilenceEnded { silence: Silence, by: String },
+    /// A maintenance window of the config began an occurrence, until `ends_at`.
+    MaintenanceStarted { name: String, starts_at: f64, ends_at: f64, comment: String },
+    /// A maintenance window's occurrence is over.
+    MaintenanceEnded { name: String },
     /// A job's run started or ended (`event`), as it now stands.
     JobRun { name: String, event: JobEvent, run: Box<Run> },
+}
+
+/// A silence: while it holds (from `starts_at` to `ends_at`), the alerts
+/// it covers are tracked and shown but not notified. It covers the alerts
+/// of the hosts `host` names (a name or a `*`/`?` pattern), and with
+/// `plugin` (and `metric_path`, patterns too) only those alerts; without a
+/// plugin the host-down alert as well. Kept by core, saved in the state
+/// file, shown by the API as it is here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: String,
+    pub host: String,
+    pub plugin: Option<String>,
+    pub metric_path: Option<String>,
+    pub starts_at: f64,
+    pub ends_at: f64,
+    pub comment: String,
+    /// The token's name that added it.
+    pub by: String,
+    pub created_at: f64,
+}
+
+/// What covers an alert or a host now: a silence (`id` its id) or a
+/// maintenance window (`id` `maintenance:NAME`, `by` `maintenance`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silenced {
+    pub id: String,
+    pub until: f64,
+    pub comment: String,
+    pub by: String,
 }
 
 /// How one DNS update ended.
@@ -390,6 +446,10 @@ impl std::fmt::Display for Event {
             Event::AckRemoved { key, by } => {
                 write!(f, "acknowledgement of {}/{}/{} removed by {by}", key.host, key.plugin, key.metric_path)
             }
+            Event::SilenceAdded(s) => write!(f, "silence {} added by {} for {}", s.id, s.by, s.host),
+            Event::SilenceEnded { silence, by } => write!(f, "silence {} ended ({by})", silence.id),
+            Event::MaintenanceStarted { name, .. } => write!(f, "maintenance window {name} started"),
+            Event::MaintenanceEnded { name } => write!(f, "maintenance window {name} ended"),
             Event::JobRun { name, event: JobEvent::Start, .. } => write!(f, "job {name} started"),
             Event::JobRun { name, run, .. } => {
                 let how = match (run.exit_code, run.signal) {
@@ -506,6 +566,10 @@ pub struct Alert {
     /// (`parents:`); worked out when listed, never saved.
     #[serde(skip)]
     pub behind: Option<usize>,
+    /// The silence or maintenance window that covers it now: set by core
+    /// on the copies it hands out, never saved.
+    #[serde(skip)]
+    pub silenced: Option<Silenced>,
 }
 
 /// Who acknowledged an alert, when (Unix seconds) and why.
@@ -532,6 +596,8 @@ pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> BTreeMap<Le
 pub struct AlertList {
     pub summary: BTreeMap<Level, usize>,
     pub alerts: Vec<Alert>,
+    /// The tags of the alerts' hosts (those with any), shown with each alert.
+    pub tags: BTreeMap<String, Vec<String>>,
 }
 
 /// A transition or reminder of an alert, with the text a person reads.

@@ -20,8 +20,9 @@ use log::warn;
 
 use crate::server::model::{
     Alert, AlertChange, AlertKey, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level,
-    NotifyReport, PluginSeries, Sample, ServiceStats, UdpStats,
+    NotifyReport, PluginSeries, Sample, ServiceStats, Silence, UdpStats,
 };
+use crate::server::silence::{Held, NewSilence, SilenceList};
 use crate::server::store::{LatestData, Record};
 use crate::wire::PluginKind;
 
@@ -97,6 +98,12 @@ pub enum Query {
     /// (None), an admin's write `by` the token's name: the alert as it is
     /// then, or why not.
     Ack { key: AlertKey, by: String, comment: Option<String>, reply: Sender<Result<Alert, AckRefused>> },
+    /// Add a silence (checked by `silence::parse_new`): the silence made.
+    AddSilence { silence: NewSilence, reply: Sender<Silence> },
+    /// The silences not ended and the maintenance windows.
+    Silences(Sender<SilenceList>),
+    /// End a silence early, `by` the token's name: None for an unknown id.
+    EndSilence { id: String, by: String, reply: Sender<Option<Silence>> },
 }
 
 /// Why an acknowledgement (or its removal) was not done.
@@ -132,6 +139,9 @@ pub struct MetricsSnapshot {
     /// Alert changes the notifier could not take (it was stuck).
     pub notify_dropped: u64,
     pub dns: DnsStats,
+    /// Silences holding now, and those still to come.
+    pub silences_active: usize,
+    pub silences_pending: usize,
 }
 
 /// The core did not take or answer a query within [`ASK_TIMEOUT`].
@@ -242,8 +252,9 @@ pub const NOTIFY_CAPACITY: usize = 256;
 /// What the notifier receives.
 #[derive(Debug)]
 pub enum NotifyMsg {
-    /// An alert changed level or reminds (at `at`, Unix seconds).
-    Alert { at: f64, change: AlertChange },
+    /// An alert changed level or reminds (at `at`, Unix seconds); `tags`
+    /// are its host's then, for the services' `tags` routes.
+    Alert { at: f64, change: AlertChange, tags: Vec<String> },
 }
 
 // ── alertmanager ──────────────────────────────────────────────────────────
@@ -281,6 +292,10 @@ pub struct Saved {
     pub hosts: Vec<Record>,
     /// Alert states, so that a restart does not fire them again.
     pub alerts: Vec<Alert>,
+    /// Silences not ended, so that a restart keeps holding.
+    pub silences: Vec<Silence>,
+    /// The level each alert held by a silence was last notified at.
+    pub silence_held: Vec<Held>,
 }
 
 // ── ws: the hub's updates and the HTTP front's upgrades ───────────────────
@@ -293,8 +308,9 @@ pub const WS_CAPACITY: usize = 1024;
 /// What `core` tells the hub.
 #[derive(Debug)]
 pub enum Update {
-    /// A heartbeat (or plugin data) arrived; the host without plugin data.
-    Heartbeat(Host),
+    /// A heartbeat (or plugin data) arrived; the host without plugin data
+    /// (boxed: a host is several times larger than the other updates).
+    Heartbeat(Box<Host>),
     /// A host changed state.
     Event { at: f64, event: Event },
     /// A plugin sample arrived.

@@ -13,6 +13,10 @@
 //! numbers in `hosts`) and version 1 (hbd before the compact store: every
 //! sample as JSON inside `hosts`).
 //!
+//! `silences` (not ended yet) and `silence_held` (the level each alert a
+//! silence held was last notified at) are optional members of any version:
+//! a file without them, written before silences, reads as none.
+//!
 //! Receives [`StateMsg::Save`] snapshots from `core` and writes the newest one
 //! atomically: temporary file, fsync, rename, fsync of the directory, so a
 //! crash leaves either the old or the new file, never a mix. [`load`] runs in
@@ -32,8 +36,9 @@ use log::{error, info, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::server::files::{temp_path, write_json_atomically};
-use crate::server::model::{Alert, Host, Sample};
+use crate::server::model::{Alert, Host, Sample, Silence};
 use crate::server::msg::{Saved, StateMsg};
+use crate::server::silence::Held;
 use crate::server::store::{Block, History, Layout, Layouts, Plugins, Record, Series, Shape};
 use crate::wire::{unix_seconds, PluginKind};
 
@@ -51,6 +56,8 @@ struct StateOut<'a> {
     saved_at: f64,
     hosts: Vec<&'a Host>,
     alerts: &'a [Alert],
+    silences: &'a [Silence],
+    silence_held: &'a [Held],
     layouts: Vec<&'a [Shape]>,
     plugins: Vec<BTreeMap<&'a str, PluginOut<'a>>>,
     latency: Vec<Vec<BlockOut<'a>>>,
@@ -80,6 +87,10 @@ struct StateIn<'a> {
     hosts: Vec<Host>,
     #[serde(default)]
     alerts: Vec<Alert>,
+    #[serde(default)]
+    silences: Vec<Silence>,
+    #[serde(default)]
+    silence_held: Vec<Held>,
     #[serde(default)]
     layouts: Vec<Vec<Shape>>,
     #[serde(default)]
@@ -171,12 +182,14 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
             while let Ok(StateMsg::Save(newer)) = inbox.try_recv() {
                 saved = newer;
             }
-            let Saved { mut hosts, mut alerts } = saved;
+            let Saved { mut hosts, mut alerts, silences, silence_held } = saved;
             hosts.sort_by(|a, b| a.host.name.cmp(&b.host.name));
             alerts.sort_by(|a, b| a.key.cmp(&b.key));
             let n = hosts.len();
             let saved_at = unix_seconds(SystemTime::now());
-            match write_json_atomically(&path, &state_out(saved_at, &hosts, &alerts)) {
+            let out =
+                StateOut { silences: &silences, silence_held: &silence_held, ..state_out(saved_at, &hosts, &alerts) };
+            match write_json_atomically(&path, &out) {
                 Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
@@ -227,6 +240,8 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
         saved_at,
         hosts: hosts.iter().map(|r| &r.host).collect(),
         alerts,
+        silences: &[],
+        silence_held: &[],
         layouts,
         plugins,
         latency,
@@ -282,7 +297,7 @@ fn restore(state: StateIn<'_>) -> Result<Saved, String> {
         }
         hosts.push(Record { host, plugins, latency });
     }
-    Ok(Saved { hosts, alerts: state.alerts })
+    Ok(Saved { hosts, alerts: state.alerts, silences: state.silences, silence_held: state.silence_held })
 }
 
 /// An info plugin's series holding `sample`.
@@ -388,6 +403,9 @@ mod tests {
             parents: Vec::new(),
             unreachable_via: Vec::new(),
             reprieve: None,
+            sent_tags: Vec::new(),
+            tags: Vec::new(),
+            silenced: None,
             job: None,
         }
     }
@@ -397,6 +415,49 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// Silences and the levels they hold come back; a file without them
+    /// (written before silences) has none.
+    #[test]
+    fn silences_load_back_and_older_files_have_none() {
+        let d = dir("silences");
+        let path = d.join("s.json");
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let handle = spawn(path.clone(), rx).unwrap();
+        let silence = Silence {
+            id: "19ad7c3e2f1".into(),
+            host: "db*".into(),
+            plugin: Some("disk_monitor".into()),
+            metric_path: None,
+            starts_at: 10.0,
+            ends_at: 20.0,
+            comment: "<b>why</b>".into(),
+            by: "alice".into(),
+            created_at: 9.5,
+        };
+        let key = crate::server::model::AlertKey {
+            host: "db1".into(),
+            plugin: "heartbeat".into(),
+            metric_path: "silent_for_seconds".into(),
+        };
+        let held = vec![Held { key, notified: Level::Ok }];
+        tx.send(StateMsg::Save(Saved {
+            silences: vec![silence.clone()],
+            silence_held: held.clone(),
+            ..Saved::default()
+        }))
+        .unwrap();
+        drop(tx);
+        handle.join().unwrap();
+        let loaded = load(&path);
+        assert_eq!((loaded.silences, loaded.silence_held), (vec![silence], held));
+        let mut older: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        older.as_object_mut().unwrap().retain(|k, _| !k.starts_with("silence"));
+        fs::write(&path, older.to_string()).unwrap();
+        let loaded = load(&path);
+        assert!(loaded.silences.is_empty() && loaded.silence_held.is_empty());
+        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -410,7 +471,7 @@ mod tests {
             latency.push_number(&mut Layouts::default(), 50, 1.5, 0.25).unwrap();
             Record { host: host(name), plugins: Default::default(), latency }
         };
-        tx.send(StateMsg::Save(Saved { hosts: vec![record("b"), record("a")], alerts: Vec::new() })).unwrap();
+        tx.send(StateMsg::Save(Saved { hosts: vec![record("b"), record("a")], ..Saved::default() })).unwrap();
         drop(tx);
         handle.join().unwrap();
         let loaded = load(&path);

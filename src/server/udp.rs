@@ -245,6 +245,7 @@ impl Listener {
             latency_ms: accepted.latency_ms,
             from_hbd: accepted.from_hbd,
             plugins: accepted.plugins,
+            tags: accepted.tags,
             job: accepted.job,
         });
     }

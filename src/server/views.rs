@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::server::model::{
-    Alert, AlertList, DnsOutcome, Event, Host, Job, Level, PluginSeries, Sample, Status, AVAILABILITY_KEPT, HEARTBEAT,
+    Alert, AlertList, DnsOutcome, Event, Host, Job, Level, PluginSeries, Sample, Silence, Silenced, Status,
+    AVAILABILITY_KEPT, HEARTBEAT,
 };
 use crate::wire::{JobEvent, PluginKind};
 
@@ -43,11 +44,26 @@ struct HostView<'a> {
     parents: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     unreachable_via: &'a [String],
+    /// Its tags (from its client and hbd.yaml); absent when none, so that
+    /// hosts without tags look as they did.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    /// What silences the whole host now; absent when nothing does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silenced: Option<SilencedView<'a>>,
     /// `host`, or `job` for a check fed by `JOB` signals (`hbc run`).
     kind: &'static str,
     /// A job's settings and runs (in lists only the last, without output).
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<&'a Job>,
+}
+
+#[derive(Serialize)]
+struct SilencedView<'a> {
+    id: &'a str,
+    until: f64,
+    comment: &'a str,
+    by: &'a str,
 }
 
 impl<'a> HostView<'a> {
@@ -73,6 +89,13 @@ impl<'a> HostView<'a> {
             peer: host.peer,
             parents: &host.parents,
             unreachable_via: &host.unreachable_via,
+            tags: &host.tags,
+            silenced: host.silenced.as_ref().map(|s| SilencedView {
+                id: &s.id,
+                until: s.until,
+                comment: &s.comment,
+                by: &s.by,
+            }),
             kind: if host.job.is_some() { "job" } else { "host" },
             job: host.job.as_deref(),
         }
@@ -160,6 +183,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "ack_removed",
     "host_unreachable",
     "host_reachable",
+    "silence_added",
+    "silence_ended",
+    "maintenance_started",
+    "maintenance_ended",
     "job_start",
     "job_ok",
     "job_fail",
@@ -256,6 +283,36 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
             }
             (kind, fields)
         }
+        Event::SilenceAdded(s) => ("silence_added", silence_fields(s, &s.by)),
+        Event::SilenceEnded { silence, by } => ("silence_ended", silence_fields(silence, by)),
+        Event::MaintenanceStarted { name, starts_at, ends_at, comment } => (
+            "maintenance_started",
+            json!({"name": name, "starts_at": round3(*starts_at), "ends_at": round3(*ends_at), "comment": comment}),
+        ),
+        Event::MaintenanceEnded { name } => ("maintenance_ended", json!({"name": name})),
+    }
+}
+
+/// A silence's fields in its events; `by` who added it (`silence_added`)
+/// or ended it (`silence_ended`: a token's name, or `expired`).
+fn silence_fields(s: &Silence, by: &str) -> Value {
+    json!({
+        "id": s.id,
+        "host": s.host,
+        "plugin": s.plugin,
+        "metric_path": s.metric_path,
+        "starts_at": s.starts_at,
+        "ends_at": s.ends_at,
+        "comment": s.comment,
+        "by": by,
+    })
+}
+
+/// `"silenced": {"id", "until", "comment", "by"}` on an alert or host
+/// object while something covers it; absent otherwise.
+fn add_silenced(value: &mut Value, silenced: Option<&Silenced>) {
+    if let (Some(s), Some(map)) = (silenced, value.as_object_mut()) {
+        map.insert("silenced".into(), json!({"id": s.id, "until": s.until, "comment": s.comment, "by": s.by}));
     }
 }
 
@@ -291,6 +348,7 @@ pub fn alert_json(alert: &Alert) -> Value {
         "message": alert.message,
     });
     add_ack(&mut shown, alert);
+    add_silenced(&mut shown, alert.silenced.as_ref());
     if let (Some(behind), Some(map)) = (alert.behind, shown.as_object_mut()) {
         map.insert("behind".into(), json!(behind));
     }
@@ -310,6 +368,14 @@ fn add_ack(shown: &mut Value, alert: &Alert) {
 /// inside that alert's `held`, not beside it: the Python README's loop over
 /// `alerts` then prints as many CRITICAL lines as `summary.critical` says.
 pub fn alerts_json(list: &AlertList) -> Value {
+    // Each alert with its host's tags, when it has any.
+    let alert_json = |alert: &Alert| {
+        let mut shown = alert_json(alert);
+        if let (Some(tags), Some(map)) = (list.tags.get(&alert.key.host), shown.as_object_mut()) {
+            map.insert("tags".into(), json!(tags));
+        }
+        shown
+    };
     let mut held: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for alert in list.alerts.iter().filter(|a| a.held) {
         held.entry(alert.key.host.as_str()).or_default().push(alert_json(alert));
@@ -367,6 +433,7 @@ mod tests {
             held,
             acknowledged: None,
             behind: None,
+            silenced: None,
         }
     }
 
@@ -381,6 +448,7 @@ mod tests {
         let list = AlertList {
             summary: BTreeMap::new(),
             alerts: vec![router, alert("router", "cpu_monitor", "x", true), alert("web", "cpu_monitor", "x", true)],
+            tags: [("router".to_string(), vec!["net".to_string()])].into(),
         };
         let body = alerts_json(&list);
         assert_eq!(body["count"], 1);
@@ -388,6 +456,8 @@ mod tests {
         assert_eq!((&shown["behind"], &shown["acknowledged"]["comment"]), (&json!(20), &json!("<b>on it</b>")));
         assert_eq!(shown["held"].as_array().map(|h| h[0]["hostname"].clone()), Some(json!("router")));
         assert_eq!(body["held"].as_array().map(|h| (h.len(), h[0]["hostname"].clone())), Some((1, json!("web"))));
+        assert_eq!((&shown["tags"], &shown["held"][0]["tags"]), (&json!(["net"]), &json!(["net"])));
+        assert!(body["held"][0].get("tags").is_none(), "web has no tags");
         let plain = alert_json(&alert("web", "cpu_monitor", "x", false));
         assert!(plain.get("behind").is_none() && plain.get("acknowledged").is_none(), "{plain}");
     }

@@ -19,7 +19,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::auth::{AuthError, Key, Keyring, ReplayGuard, MAGIC};
-use super::{encode, is_valid_host_name, is_valid_plugin_name, tail_chars, truncate_chars, PluginKind, PluginSample};
+use super::MAX_TAGS;
+use super::{
+    encode, is_valid_host_name, is_valid_plugin_name, is_valid_tag, tail_chars, truncate_chars, PluginKind,
+    PluginSample,
+};
 use super::{JobEvent, JobSignal, JOB_MESSAGE_MAX, JOB_OUTPUT_MAX};
 use super::{ACK_ID, HBD_CLIENT_PREFIX, HEARTBEAT_ID, JOB_ID, PLUGIN_DATA_ID};
 
@@ -133,6 +137,9 @@ pub struct Accepted<'a> {
     pub plugins: Vec<PluginSample>,
     /// Plugin entries left out, with why; the rest of the message counts.
     pub dropped_plugins: Vec<String>,
+    /// The client's `tags`, checked, sorted, at most [`MAX_TAGS`]; empty
+    /// when it sends none (the Python hbc, older hbcs).
+    pub tags: Vec<String>,
     /// A job's signal (`JOB`): then `heartbeat` is false and `plugins` empty.
     pub job: Option<JobSignal>,
 }
@@ -186,6 +193,10 @@ struct WireMessage<'a> {
     /// entries, whose members are closed: older hbds ignore it.
     #[serde(borrow, default)]
     plugin_intervals: Option<&'a RawValue>,
+    /// The client's tags (`tags: [db, eu]` in hbc.yaml). A member of its
+    /// own, read leniently: older hbds ignore it.
+    #[serde(borrow, default)]
+    tags: Option<&'a RawValue>,
     // A job's signal (`JOB`); other messages ignore them.
     #[serde(default)]
     event: Option<JobEvent>,
@@ -231,6 +242,23 @@ fn job_signal(message: &WireMessage) -> Result<JobSignal, Rejection> {
         timeout: seconds("timeout", message.timeout, true)?,
         seq: message.seq,
     })
+}
+
+/// The tags a heartbeat declares: a list of tag names, each valid one kept
+/// (sorted, once each, at most [`MAX_TAGS`]); anything else is passed over,
+/// never the message.
+fn declared_tags(raw: &RawValue) -> Vec<String> {
+    let Ok(listed) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else { return Vec::new() };
+    let mut tags: Vec<String> = listed
+        .iter()
+        .filter_map(|value| serde_json::from_str::<Cow<str>>(value.get()).ok())
+        .filter(|tag| is_valid_tag(tag))
+        .map(Cow::into_owned)
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags.truncate(MAX_TAGS);
+    tags
 }
 
 /// Gives each plugin the interval `plugin_intervals` declares for it. A
@@ -384,6 +412,7 @@ impl Decoder {
             plugins,
             dropped_plugins,
             job,
+            tags: message.tags.map(declared_tags).unwrap_or_default(),
         })
     }
 
@@ -781,6 +810,27 @@ mod tests {
         let text = message.to_string();
         let a = d.decode(text.as_bytes(), now()).unwrap();
         assert_eq!((a.plugins.len(), a.plugins[0].interval), (1, None));
+    }
+
+    /// `tags` keeps the valid tags, sorted and bounded; a bad member or
+    /// a bad tag never costs the message.
+    #[test]
+    fn declared_tags_are_checked_one_by_one() {
+        let mut d = plain();
+        let many: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+        let cases = [
+            (serde_json::json!(["eu", "db", "db", "Bad Tag", "<b>", 5, "x".repeat(33)]), vec!["db", "eu"]),
+            (serde_json::json!("db"), vec![]),
+            (serde_json::json!({"db": 1}), vec![]),
+            (serde_json::json!(many), many.iter().take(MAX_TAGS).map(String::as_str).collect()),
+        ];
+        for (tags, expected) in cases {
+            let text = serde_json::json!({"ID": "HTB", "name": "a", "tags": tags}).to_string();
+            let a = d.decode(text.as_bytes(), now()).unwrap();
+            assert_eq!(a.tags, expected, "{tags}");
+        }
+        let a = d.decode(br#"{"ID":"HTB","name":"a"}"#, now()).unwrap();
+        assert!(a.tags.is_empty());
     }
 
     #[test]

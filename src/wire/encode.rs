@@ -54,6 +54,17 @@ pub fn message(header: Header, plugins: &[(String, Value)], intervals: &BTreeMap
     Value::Object(m)
 }
 
+/// Adds the client's `tags` to a heartbeat built by [`message`] (not to
+/// `PLG` messages, and not when there are none): a member of its own, which
+/// older hbds ignore.
+pub fn add_tags(message: &mut Value, tags: &[String]) {
+    if let (Some(m), false) = (message.as_object_mut(), tags.is_empty()) {
+        if m.get("ID").and_then(Value::as_str) == Some(HEARTBEAT_ID) {
+            m.insert("tags".into(), json!(tags));
+        }
+    }
+}
+
 /// One plugin's entry: its data object, or the error it reported instead.
 pub fn plugin_entry(kind: PluginKind, at: f64, result: &Result<Value, String>) -> Value {
     let mut m = Map::new();

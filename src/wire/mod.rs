@@ -49,6 +49,16 @@ pub fn is_valid_plugin_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
 }
 
+/// Most tags one host may carry from its client (`tags` of a heartbeat);
+/// hbd passes over the rest.
+pub const MAX_TAGS: usize = 16;
+
+/// A tag (`tags: [db, eu]`): 1 to 32 of a-z 0-9 _ - . as plugin names, so
+/// it is safe in URLs, metric labels, SVG and HTML without escaping.
+pub fn is_valid_tag(tag: &str) -> bool {
+    tag.len() <= 32 && is_valid_plugin_name(tag)
+}
+
 /// RFC 1123 host name: dot-separated labels of 1 to 63 letters, digits and
 /// hyphens, not starting or ending with a hyphen, 253 characters at most.
 /// Such a name is safe in DNS updates, file names and HTML.

@@ -22,6 +22,13 @@ const hbd = (() => {
     return a;
   }
 
+  // A host's tags as marks, each a link to the overview filtered by it
+  // (text only: a tag is a-z 0-9 _ - . anyway).
+  function tagMarks(host) {
+    return (Array.isArray(host && host.tags) ? host.tags : []).map((tag) =>
+      link(String(tag), `/?tag=${encodeURIComponent(String(tag))}`, 'mark mark-tag'));
+  }
+
   function duration(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds)) return '–';
     const s = Math.max(0, Math.floor(seconds));
@@ -568,5 +575,5 @@ const hbd = (() => {
   tokenControl();
 
   return { el, link, duration, ago, clock, dateTime, number, bytes, unitOf, withUnit, getJSON, flatten, withHeld, subject, live, feed, chart, now,
-    token, request, api, writeError, marks, statusOf, button, dialog, field, input, silenceForm, ackForm, unack, endSilence };
+    token, request, api, writeError, marks, tagMarks, statusOf, button, dialog, field, input, silenceForm, ackForm, unack, endSilence };
 })();

@@ -50,7 +50,7 @@
   // The host's silence and unreachability, and a silence's end button.
   function drawMarks() {
     const box = document.getElementById('marks');
-    box.replaceChildren(...hbd.marks(host));
+    box.replaceChildren(...hbd.marks(host), ...hbd.tagMarks(host));
     const s = host.silenced;
     if (s && typeof s.id === 'string' && !s.id.startsWith('maintenance:')) {
       box.appendChild(hbd.button('end silence', async () => {

@@ -7,7 +7,8 @@
 // changes. The rows in view are drawn four times a second. The feed of
 // recent events comes from the events journal on load, then from the
 // WebSocket. Silenced, acknowledged and unreachable show as marks of
-// their own beside what they are about.
+// their own beside what they are about. Tags show beside each host's
+// name; the tag picker (or /?tag=TAG) lists only the hosts with that tag.
 'use strict';
 
 (() => {
@@ -28,6 +29,9 @@
   const body = document.getElementById('hosts-body');
   const viewport = document.getElementById('hosts');
   const filter = document.getElementById('filter');
+  // A live.html from templates_dir older than tags has no picker.
+  const tagPicker = document.getElementById('tag-filter');
+  let tagFilter = new URLSearchParams(location.search).get('tag') || '';
 
   // Not up: down, or unreachable behind a down parent.
   const isDown = (h) => h.status !== 'up';
@@ -75,7 +79,7 @@
     }
   }
   const feed = hbd.feed(document.getElementById('feed'), FEED_LENGTH, describe);
-  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification,host_forgotten,host_unreachable,host_reachable,acknowledged,ack_removed`;
+  const FEED_QUERY = `limit=${FEED_LENGTH}&type=host_new,host_up,host_down,address_changed,alert,dns_update,notification,host_forgotten,host_unreachable,host_reachable,acknowledged,ack_removed,silence_added,silence_ended,maintenance_started,maintenance_ended`;
 
   async function load() {
     // The feed's recent events come from the journal, beside the hosts.
@@ -119,6 +123,7 @@
   }
 
   function matches(h) {
+    if (tagFilter && !(h.tags || []).includes(tagFilter)) return false;
     const text = filter.value.trim().toLowerCase();
     if (text && !h.name.includes(text) && !String(h.address).includes(text)) return false;
     switch (statusFilter) {
@@ -197,16 +202,62 @@
     document.getElementById('n-unknown').textContent = summary.unknown;
     document.getElementById('n-ok').textContent = ok;
     document.getElementById('empty').hidden = hosts.size > 0;
+    drawTagTiles();
   }
 
   // Problems first in the list too: down, then by alert level, then by name.
   function rebuildList() {
+    drawTagPicker();
     list = [...hosts.values()].filter(matches).sort((a, b) =>
       (statusRank(b) - statusRank(a)) || (RANK[level(b)] - RANK[level(a)]) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     positions.clear();
     list.forEach((h, i) => positions.set(h.name, i));
     body.style.height = `${list.length * ROW}px`;
     document.getElementById('shown').textContent = list.length === hosts.size ? `${hosts.size}` : `${list.length} of ${hosts.size}`;
+  }
+
+  // A tile per tag, `up/all` of its hosts (as its badge says); a click
+  // filters the list by it, a second click shows every host again.
+  function drawTagTiles() {
+    const box = document.getElementById('tag-tiles');
+    if (!box) return;
+    const counts = new Map();
+    for (const h of hosts.values()) {
+      for (const t of h.tags || []) {
+        const c = counts.get(String(t)) || { up: 0, all: 0 };
+        c.all += 1;
+        if (!isDown(h)) c.up += 1;
+        counts.set(String(t), c);
+      }
+    }
+    const tiles = [...counts.keys()].sort().map((tag) => {
+      const { up, all } = counts.get(tag);
+      const tile = hbd.el('li', null, `tile tile-${up === all ? 'ok' : 'down'}`);
+      const button = hbd.el('button');
+      button.type = 'button';
+      button.setAttribute('aria-pressed', String(tag === tagFilter));
+      button.append(hbd.el('b', `${up}/${all}`), document.createTextNode(` ${tag} up`));
+      button.addEventListener('click', () => setTagFilter(tag === tagFilter ? '' : tag));
+      tile.appendChild(button);
+      return tile;
+    });
+    box.replaceChildren(...tiles);
+    box.hidden = tiles.length === 0;
+  }
+
+  // The picker offers every tag some host has (and the one asked for).
+  function drawTagPicker() {
+    if (!tagPicker) return;
+    const tags = new Set(tagFilter ? [tagFilter] : []);
+    for (const h of hosts.values()) for (const t of h.tags || []) tags.add(String(t));
+    const sorted = [...tags].sort();
+    const shown = [...tagPicker.options].slice(1).map((o) => o.value);
+    if (shown.join('\n') !== sorted.join('\n')) {
+      const all = hbd.el('option', 'all');
+      all.value = '';
+      tagPicker.replaceChildren(all, ...sorted.map((t) => { const o = hbd.el('option', t); o.value = t; return o; }));
+    }
+    tagPicker.value = tagFilter;
   }
 
   // Only the rows in view (and a few around) exist in the page.
@@ -218,7 +269,7 @@
       row.setAttribute('role', 'row');
       row.style.transform = `translateY(${(first + i) * ROW}px)`;
       const cell = (text, className) => { const c = hbd.el('span', text, className); c.setAttribute('role', 'cell'); row.appendChild(c); return c; };
-      cell(null).appendChild(hostLink(h.name));
+      cell(null, 'host-cell').append(hostLink(h.name), ...hbd.tagMarks(h));
       const status = hbd.statusOf(h);
       cell(status, `status-${status}`).append(...hbd.marks({ silenced: h.silenced, kind: h.kind, job: h.job }, true));
       cell(level(h), `level-${level(h)}`);
@@ -263,7 +314,8 @@
         const known = hosts.get(m.host.name);
         // A new host, or one whose place in the list or count moves: sort again.
         if (!known || known.status !== m.host.status || level(known) !== level(m.host)
-          || Boolean(known.silenced) !== Boolean(m.host.silenced)) dirty = true;
+          || Boolean(known.silenced) !== Boolean(m.host.silenced)
+          || String(known.tags || '') !== String(m.host.tags || '')) dirty = true;
         hosts.set(m.host.name, m.host);
         if (!dirty) {
           const i = positions.get(m.host.name);
@@ -298,6 +350,14 @@
     });
   }
   filter.addEventListener('input', () => { dirty = true; draw(); });
+  // The address says which tag, so it can be bookmarked and shared.
+  function setTagFilter(tag) {
+    tagFilter = tag;
+    history.replaceState(null, '', tagFilter ? `${location.pathname}?tag=${encodeURIComponent(tagFilter)}` : location.pathname);
+    dirty = true;
+    draw();
+  }
+  if (tagPicker) tagPicker.addEventListener('change', () => setTagFilter(tagPicker.value));
   viewport.addEventListener('scroll', drawRows, { passive: true });
   hbd.live(load, onMessage);
   setInterval(draw, 250);

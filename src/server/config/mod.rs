@@ -9,8 +9,10 @@
 //! have yet are unknown keys too, with a message that says so.
 
 pub mod alertmanager;
+pub mod maintenance;
 pub mod parents;
 pub mod peers;
+pub mod tags;
 pub mod thresholds;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -66,7 +68,9 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("hbd_name"),
     KeySpec::new("peers"),
     KeySpec::new("peer_interval").range(Range::int(1, 86400)).unit("seconds"),
+    KeySpec::new("standby_for"),
     KeySpec::new("parents"),
+    KeySpec::new("tags"),
     KeySpec::new("keys"),
     KeySpec::new("auth_window").range(Range::at_least(1)),
     KeySpec::new("max_hosts").range(Range::int(1, 100_000_000)),
@@ -77,6 +81,7 @@ pub const KEY_SPECS: &[KeySpec] = &[
     KeySpec::new("thresholds"),
     KeySpec::new("threshold_renotify_interval").range(Range::number(0.0, 7.0 * 86400.0)).unit("seconds"),
     KeySpec::new("plugin_stale_intervals").range(Range::number(0.0, 1000.0)).unit("intervals"),
+    KeySpec::new("maintenance"),
     KeySpec::new("pushsrv"),
     KeySpec::new("email"),
     KeySpec::new("pushover"),
@@ -161,8 +166,12 @@ pub struct Config {
     pub hbd_name: Option<String>,
     pub peers: Vec<PeerConfig>,
     pub peer_interval: u64,
+    /// The primary hbd's name: hold notifications while it is up here.
+    pub standby_for: Option<String>,
     /// Child host name or pattern → parent host name(s); compiled by check().
     pub parents: serde_yaml::Value,
+    /// Tag → host name patterns; compiled by check().
+    pub tags: serde_yaml::Value,
     pub keys: Vec<KeyConfig>,
     pub auth_window: u64,
     pub max_hosts: usize,
@@ -174,6 +183,8 @@ pub struct Config {
     pub thresholds: serde_yaml::Value,
     pub threshold_renotify_interval: f64,
     pub plugin_stale_intervals: f64,
+    /// Recurring maintenance windows; compiled by check().
+    pub maintenance: serde_yaml::Value,
     /// Push services to use: `pushover`, `mattermost`, `all` or `none`;
     /// not given, each of the two that has a block.
     pub pushsrv: Option<String>,
@@ -237,7 +248,9 @@ impl Default for Config {
             hbd_name: None,
             peers: Vec::new(),
             peer_interval: 30,
+            standby_for: None,
             parents: serde_yaml::Value::Null,
+            tags: serde_yaml::Value::Null,
             keys: Vec::new(),
             auth_window: 300,
             max_hosts: 100_000,
@@ -248,6 +261,7 @@ impl Default for Config {
             thresholds: serde_yaml::Value::Null,
             threshold_renotify_interval: 3600.0,
             plugin_stale_intervals: 3.0,
+            maintenance: serde_yaml::Value::Null,
             pushsrv: None,
             email: serde_yaml::Value::Null,
             pushover: serde_yaml::Value::Null,
@@ -389,12 +403,23 @@ impl Config {
             Err(_) => "hbd".into(),
         };
         let peers = peers::compile(&hbd_name, &self.peers, self.peer_interval as f64, &mut problem);
+        let standby_for = self.standby_for.as_deref().map(str::to_ascii_lowercase);
+        match standby_for.as_deref() {
+            Some(primary) if !is_valid_host_name(primary) => {
+                problem("standby_for", format!("`{primary}` is not an RFC 1123 host name (the primary's hbd_name)"))
+            }
+            Some(primary) if primary == hbd_name => {
+                problem("standby_for", format!("`{primary}` is this hbd's own name: name the primary's hbd_name"))
+            }
+            _ => {}
+        }
         let alertmanager = self.alertmanager.as_ref().and_then(|raw| {
             let console = format!("http://{hbd_name}:{}", self.hbd_port);
             alertmanager::compile(raw, console, &mut problems)
         });
         let mut warnings = Vec::new();
         let parents = parents::compile(&self.parents, &mut problems);
+        let tags = tags::compile(&self.tags, &mut problems);
         let rules = thresholds::compile(
             &self.thresholds,
             self.threshold_renotify_interval,
@@ -402,6 +427,7 @@ impl Config {
             &mut problems,
             &mut warnings,
         );
+        let maintenance = maintenance::compile(&self.maintenance, &mut problems);
         let notify = notify::config::compile(
             notify::config::Raw {
                 pushsrv: self.pushsrv.as_deref(),
@@ -454,7 +480,10 @@ impl Config {
                 rules,
                 dyndomains: dyndomains.clone(),
                 host_expire_after: (self.host_expire_after > 0.0).then_some(self.host_expire_after),
+                standby_for,
                 parents,
+                tags,
+                maintenance,
             },
             journal: journal_files.clone().map(|files| JournalSettings {
                 files,

@@ -621,6 +621,7 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
         held: false,
         acknowledged: None,
         behind: None,
+        silenced: None,
     }
 }
 

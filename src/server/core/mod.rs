@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod deps;
 mod dns_wanted;
 pub mod jobs;
+mod silences;
 pub mod table;
 
 use std::io;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
+use crate::server::model::AlertChange;
 use crate::server::model::{
     summarize, Alert, AlertKey, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
     ServiceStats, Status, UdpStats,
@@ -33,9 +35,11 @@ use crate::server::msg::{
     AckRefused, AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved,
     StateMsg, Update,
 };
+use crate::server::silence::{self, Window};
 use crate::wire::{unix_seconds, PluginKind};
 use alerts::AlertTable;
 use dns_wanted::DnsWanted;
+use silences::Silences;
 use table::HostTable;
 
 /// How often the core looks for hosts that fell silent.
@@ -57,8 +61,15 @@ pub struct CoreSettings {
     pub dyndomains: Vec<String>,
     /// Hosts silent longer than this are forgotten (`host_expire_after`); None: never.
     pub host_expire_after: Option<f64>,
+    /// `standby_for`: the primary hbd's name; while it is up here, this hbd
+    /// holds its notifications as a silence would.
+    pub standby_for: Option<String>,
     /// `parents:`, checked: which hosts stand behind which.
     pub parents: deps::Parents,
+    /// `tags:`, checked: the tags hbd.yaml gives hosts by name.
+    pub tags: crate::server::tags::TagRules,
+    /// `maintenance`, checked: the recurring windows.
+    pub maintenance: Vec<Window>,
 }
 
 /// Where the core sends what it decides, and what it does when a channel is
@@ -98,6 +109,12 @@ pub struct CoreOutputs {
 pub trait Clock: Send + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> f64;
+
+    /// Seconds east of UTC of local time at `t` (Unix seconds), for the
+    /// maintenance windows: the system's zone (`TZ`) unless a test says.
+    fn utc_offset_at(&self, t: i64) -> i64 {
+        silence::local_utc_offset(t)
+    }
 }
 
 pub struct SystemClock;
@@ -138,6 +155,7 @@ pub fn run(
         table: HostTable::new(saved.hosts, &settings, now),
         rules: settings.rules.clone(),
         host_expire_after: settings.host_expire_after,
+        standby_for: settings.standby_for.clone(),
         has_parents: !settings.parents.is_empty(),
         alerts: AlertTable::new(saved.alerts),
         outputs,
@@ -154,6 +172,7 @@ pub fn run(
         // What fires after a restart is told at the first tick.
         alerts_changed: true,
         dns: DnsWanted::new(settings.dyndomains.clone()),
+        silences: Silences::new(saved.silences, saved.silence_held, settings.maintenance.clone()),
     };
     for (host, level) in core.alerts.worst_by_host() {
         core.table.set_alert_level(host, level);
@@ -164,6 +183,8 @@ pub fn run(
     info!("core: tracking {} hosts from the state file", core.table.len());
     // Whatever DNS has not confirmed yet (pending or failed before a restart) is asked for again.
     core.dns.start(&mut core.table, &core.outputs.to_dns);
+    // A maintenance window in force now holds from the start.
+    core.tick_silences(now, &|t| clock.utc_offset_at(t));
     let save_every = settings.state_save_interval.as_secs_f64();
     let mut next_save = now + save_every;
     loop {
@@ -193,6 +214,7 @@ pub fn run(
             recv(ticks) -> _ => {
                 let now = clock.now();
                 core.handle_tick(now);
+                core.tick_silences(now, &|t| clock.utc_offset_at(t));
                 if now >= next_save {
                     core.save(false);
                     next_save = now + save_every;
@@ -208,6 +230,7 @@ struct Core {
     table: HostTable,
     rules: alerts::Rules,
     host_expire_after: Option<f64>,
+    standby_for: Option<String>,
     /// Whether `parents:` is configured: only then are hosts counted behind others.
     has_parents: bool,
     alerts: AlertTable,
@@ -230,6 +253,8 @@ struct Core {
     alerts_changed: bool,
     /// DNS updates the worker has not taken yet, and counts of results.
     dns: DnsWanted,
+    /// Silences, maintenance windows, and the alerts whose notifications they hold.
+    silences: Silences,
 }
 
 impl Core {
@@ -318,7 +343,8 @@ impl Core {
     fn tell_alertmanager(&mut self, now: f64) {
         let Some(to) = self.outputs.to_alertmanager.as_ref().filter(|_| self.alerts_changed) else { return };
         let mut alerts = self.alerts.sorted(None);
-        alerts.retain(|a| a.level != Level::Ok);
+        // What a silence or maintenance window holds is not told either.
+        alerts.retain(|a| a.level != Level::Ok && self.silences.covering(&a.key, now).is_none());
         if to.try_send(AlertmanagerMsg::Alerts { at: now, alerts }).is_ok() {
             self.alerts_changed = false;
         }
@@ -341,6 +367,7 @@ impl Core {
         let Some(record) = self.table.remove(name) else { return false };
         self.alerts.forget(name);
         self.alerts_changed = true;
+        self.silences.forget_host(name);
         if dns && !self.dns.remove(name, &self.outputs.to_dns) {
             warn!("core: the DNS records of {name} are not removed: no dyndomains, or the DNS worker is stuck");
         }
@@ -378,18 +405,23 @@ impl Core {
         // A requester that gave up has dropped its receiver; nothing to do then.
         match query {
             Query::Hosts(reply) => {
-                let _ = reply.send(self.table.hosts_with(0));
+                let mut hosts = self.table.hosts_with(0);
+                hosts.iter_mut().for_each(|h| self.mark_host(h, now));
+                let _ = reply.send(hosts);
             }
             Query::Host { name, reply } => {
                 // One host gets its latency history (and a job all its
                 // runs) too; lists of hosts do not.
                 let name = name.to_ascii_lowercase();
                 let job = self.table.host(&name).and_then(|h| h.job.clone());
-                let host = self.table.get(&name, 1).map(|h| Host {
-                    latency_history: self.table.latency_history(&name),
-                    job,
-                    ..h
-                });
+                let host = self
+                    .table
+                    .get(&name, 1)
+                    .map(|h| Host { latency_history: self.table.latency_history(&name), job, ..h })
+                    .map(|mut h| {
+                        self.mark_host(&mut h, now);
+                        h
+                    });
                 let _ = reply.send(host);
             }
             Query::History { name, plugin, limit, reply } => {
@@ -399,7 +431,33 @@ impl Core {
                 let _ = reply.send(self.table.len());
             }
             Query::Alerts { host, reply } => {
-                let _ = reply.send(self.alert_list(host.as_deref()));
+                let mut list = self.alert_list(host.as_deref());
+                if let Some(list) = list.as_mut() {
+                    list.alerts.iter_mut().for_each(|a| a.silenced = self.silences.covering(&a.key, now));
+                }
+                let _ = reply.send(list);
+            }
+            Query::AddSilence { silence, reply } => {
+                let silence = self.silences.add(silence, now);
+                self.route(now, Event::SilenceAdded(silence.clone()));
+                let _ = reply.send(silence);
+                // An operator's write is kept at once, not at the next periodic save.
+                self.save(false);
+            }
+            Query::Silences(reply) => {
+                let _ = reply.send(self.silences.list());
+            }
+            Query::EndSilence { id, by, reply } => {
+                let ended = self.silences.end(&id);
+                if let Some(silence) = &ended {
+                    self.route(now, Event::SilenceEnded { silence: silence.clone(), by });
+                    self.release_held(now);
+                }
+                let ended_one = ended.is_some();
+                let _ = reply.send(ended);
+                if ended_one {
+                    self.save(false);
+                }
             }
             Query::Forget { name, by, dns, reply } => {
                 let _ = reply.send(self.forget(&name.to_ascii_lowercase(), &by, dns, now));
@@ -409,6 +467,9 @@ impl Core {
             }
             Query::Metrics(reply) => {
                 let (hosts, plugins) = self.table.latest();
+                let (silences_active, silences_pending) = self.silences.counts(now);
+                let mut alerts = self.alerts.sorted(None);
+                alerts.iter_mut().for_each(|a| a.silenced = self.silences.covering(&a.key, now));
                 let _ = reply.send(MetricsSnapshot {
                     hosts,
                     plugins,
@@ -419,10 +480,12 @@ impl Core {
                     dropped_plugins: self.table.dropped_plugins,
                     ws_dropped: self.ws_dropped,
                     journal: self.journal_stats,
-                    alerts: self.alerts.sorted(None),
+                    alerts,
                     notify: self.notify_stats.iter().chain(&self.alertmanager_stats).cloned().collect(),
                     notify_dropped: self.notify_dropped,
                     dns: self.dns.stats(&self.table),
+                    silences_active,
+                    silences_pending,
                 });
             }
         }
@@ -433,14 +496,22 @@ impl Core {
             Some(host) => {
                 self.table.contains(&host).then_some(())?;
                 let alerts = self.alerts.sorted(Some(&host));
-                Some(AlertList { summary: summarize(&alerts), alerts })
+                Some(AlertList { summary: summarize(&alerts), tags: self.host_tags(&alerts), alerts })
             }
             None => {
                 let mut alerts = self.alerts.sorted(None);
                 alerts.retain(|a| a.level != Level::Ok);
-                Some(AlertList { summary: self.alerts.summary(), alerts })
+                Some(AlertList { summary: self.alerts.summary(), tags: self.host_tags(&alerts), alerts })
             }
         }
+    }
+
+    /// The tags of the hosts of `alerts`, for the alert objects' context.
+    fn host_tags(&self, alerts: &[Alert]) -> std::collections::BTreeMap<String, Vec<String>> {
+        let hosts = alerts.iter().map(|a| &a.key.host);
+        hosts
+            .filter_map(|h| Some((h.clone(), self.table.host(h)?.tags.clone())).filter(|(_, t)| !t.is_empty()))
+            .collect()
     }
 
     /// True while some browser watches: only then are live updates prepared.
@@ -490,16 +561,9 @@ impl Core {
             Event::Notification(_) => {}
             event => info!("core: {event}"),
         }
-        if let Event::Alert(_) = &event {
+        if let Event::Alert(change) = &event {
             self.alerts_changed = true;
-        }
-        if let (Event::Alert(change), Some(notify)) = (&event, &self.outputs.to_notify) {
-            if notify.try_send(NotifyMsg::Alert { at, change: change.clone() }).is_err() {
-                self.notify_dropped += 1;
-                if self.notify_dropped.is_power_of_two() {
-                    warn!("core: the notifier is not taking alerts; {} dropped so far", self.notify_dropped);
-                }
-            }
+            self.notify_unless_silenced(at, change);
         }
         if let Event::HostNew { name, .. } | Event::AddressChanged { name, .. } = &event {
             self.dns.want(&self.table, name, &self.outputs.to_dns);
@@ -515,8 +579,11 @@ impl Core {
 
     /// Tells browsers about the heartbeat and each plugin sample it carried.
     fn publish_heartbeat(&mut self, name: &str, stored: Vec<table::Stored>) {
-        let Some(host) = self.table.get(name, 0) else { return };
-        self.publish(Update::Heartbeat(host));
+        let Some(mut host) = self.table.get(name, 0) else { return };
+        // The heartbeat's time: the core's clock says no other.
+        let at = host.last_seen;
+        self.mark_host(&mut host, at);
+        self.publish(Update::Heartbeat(Box::new(host)));
         for s in stored {
             self.publish(Update::Plugin { host: name.to_string(), plugin: s.plugin, kind: s.kind, sample: s.sample });
         }
@@ -547,7 +614,13 @@ impl Core {
     /// Periodic saves are skipped while the writer is still busy with the last
     /// one (a stalled disk must not stall the core); the final one waits.
     fn save(&mut self, last: bool) {
-        let msg = StateMsg::Save(Saved { hosts: self.table.snapshot(), alerts: self.alerts.snapshot() });
+        let (silences, silence_held) = self.silences.snapshot();
+        let msg = StateMsg::Save(Saved {
+            hosts: self.table.snapshot(),
+            alerts: self.alerts.snapshot(),
+            silences,
+            silence_held,
+        });
         if last {
             if self.outputs.to_state.send(msg).is_err() {
                 warn!("core: state writer is gone; final state not saved");
@@ -555,6 +628,102 @@ impl Core {
         } else if let Err(TrySendError::Disconnected(_)) = self.outputs.to_state.try_send(msg) {
             warn!("core: state writer is gone; state not saved");
         }
+    }
+}
+
+/// Silences and maintenance windows: what the notifier is not told.
+impl Core {
+    /// Hands an alert change to the notifier, unless a silence or window
+    /// covers the alert: then it is held, and the level last notified kept.
+    fn notify_unless_silenced(&mut self, at: f64, change: &AlertChange) {
+        if self.outputs.to_notify.is_none() {
+            return;
+        }
+        if self.silences.covering(&change.key, at).is_some() || self.standing_by(&change.key) {
+            self.silences.hold(&change.key, change.from);
+            return;
+        }
+        self.silences.sent(&change.key);
+        self.send_to_notifier(at, change.clone());
+    }
+
+    /// A standby (`standby_for`) holds what its primary hbd notifies while
+    /// it hears the primary; never the primary's own alerts, since the
+    /// primary cannot say that it is down (or back).
+    fn standing_by(&self, key: &AlertKey) -> bool {
+        self.standby_for.as_deref().is_some_and(|primary| {
+            key.host != primary && self.table.host(primary).is_some_and(|h| h.status == Status::Up)
+        })
+    }
+
+    fn send_to_notifier(&mut self, at: f64, change: AlertChange) {
+        let Some(notify) = &self.outputs.to_notify else { return };
+        // The host's tags go along, for the services' `tags` routes.
+        let tags = self.table.host(&change.key.host).map(|h| h.tags.clone()).unwrap_or_default();
+        if notify.try_send(NotifyMsg::Alert { at, change, tags }).is_err() {
+            self.notify_dropped += 1;
+            if self.notify_dropped.is_power_of_two() {
+                warn!("core: the notifier is not taking alerts; {} dropped so far", self.notify_dropped);
+            }
+        }
+    }
+
+    /// Expires silences, follows the windows, journals what ended or
+    /// began, and makes up for what nothing holds any more.
+    fn tick_silences(&mut self, now: f64, offset: &dyn Fn(i64) -> i64) {
+        for event in self.silences.tick(now, offset) {
+            self.route(now, event);
+        }
+        self.release_held(now);
+    }
+
+    /// Held alerts nothing covers any more: one notification each whose
+    /// level is not the one last notified; none for one that came back to
+    /// it meanwhile. An alert held under its host's host-down alert waits
+    /// until the host is back.
+    fn release_held(&mut self, now: f64) {
+        // A standby's primary that is not up (or never was) has left it
+        // what it held; anything else was a silence's.
+        let why = match self.standby_for.as_deref() {
+            Some(primary) => format!("held while {primary} watched; it is silent now"),
+            None => "held by a silence until now".to_string(),
+        };
+        for (key, notified) in self.silences.uncovered(now) {
+            if self.standing_by(&key) {
+                continue;
+            }
+            let alert = self.alerts.sorted(Some(&key.host)).into_iter().find(|a| a.key == key);
+            match alert {
+                Some(alert) if alert.held => continue,
+                Some(alert) if alert.level != notified => {
+                    info!(
+                        "core: {}/{}/{}: no longer held, notifying {}",
+                        key.host,
+                        key.plugin,
+                        key.metric_path,
+                        alert.level.as_str()
+                    );
+                    let change = AlertChange {
+                        key: key.clone(),
+                        from: notified,
+                        to: alert.level,
+                        value: alert.last_value,
+                        threshold: alert.threshold,
+                        reminder: false,
+                        ongoing: (now - alert.since).max(0.0),
+                        text: format!("{} ({why})", alert.message),
+                    };
+                    self.send_to_notifier(now, change);
+                }
+                _ => {}
+            }
+            self.silences.sent(&key);
+        }
+    }
+
+    /// Marks a copy of a host with what silences it as a whole.
+    fn mark_host(&self, host: &mut Host, now: f64) {
+        host.silenced = self.silences.covering_host(&host.name, now);
     }
 }
 
@@ -583,6 +752,11 @@ mod tests {
     impl Clock for TestClock {
         fn now(&self) -> f64 {
             f64::from_bits(self.0.load(Ordering::SeqCst))
+        }
+
+        /// The tests' local time is UTC, whatever the machine's zone.
+        fn utc_offset_at(&self, _: i64) -> i64 {
+            0
         }
     }
 
@@ -614,7 +788,10 @@ mod tests {
             rules: alerts::Rules::default(),
             dyndomains,
             host_expire_after: None,
+            standby_for: None,
             parents: deps::Parents::default(),
+            tags: Default::default(),
+            maintenance: Vec::new(),
         }
     }
 
@@ -834,5 +1011,167 @@ mod tests {
         assert!(dns.try_recv().is_err());
         h.inbox.send(CoreMsg::Shutdown).unwrap();
         h.core.join().unwrap();
+    }
+
+    mod silencing {
+        //! Silences and windows through the loop: what reaches the notifier.
+
+        use super::*;
+        use crate::server::model::SILENT_FOR;
+        use crate::server::silence::{NewSilence, WindowEnd};
+
+        struct Silenced {
+            inbox: Sender<CoreMsg>,
+            queries: Sender<Query>,
+            ticks: Sender<Instant>,
+            clock: TestClock,
+            notify: Receiver<NotifyMsg>,
+            state: Receiver<StateMsg>,
+            core: JoinHandle<()>,
+        }
+
+        fn start(settings: CoreSettings, saved: Saved) -> Silenced {
+            let (inbox, core_inbox) = bounded(0);
+            let (queries, core_queries) = bounded(0);
+            let (ticks, core_ticks) = bounded(0);
+            let (to_state, state) = bounded(1);
+            let (to_notify, notify) = bounded(64);
+            let clock = TestClock::default();
+            clock.set(1000.0);
+            let outputs = CoreOutputs {
+                to_journal: None,
+                to_state,
+                to_ws: None,
+                to_notify: Some(to_notify),
+                to_dns: None,
+                to_parent: None,
+                to_alertmanager: None,
+            };
+            let run_clock = clock.clone();
+            let core = std::thread::spawn(move || {
+                run(settings, saved, core_inbox, core_queries, core_ticks, run_clock, outputs)
+            });
+            Silenced { inbox, queries, ticks, clock, notify, state, core }
+        }
+
+        impl Silenced {
+            fn tick_at(&self, at: f64) {
+                self.clock.set(at);
+                self.ticks.send(Instant::now()).unwrap();
+                // A query after the tick: answered once the tick is done.
+                ask(&self.queries, Query::HostCount).unwrap();
+            }
+
+            fn silence(&self, host: &str, from: f64, to: f64) -> String {
+                let silence = NewSilence {
+                    host: host.into(),
+                    plugin: None,
+                    metric_path: None,
+                    starts_at: from,
+                    ends_at: to,
+                    comment: "<b>kernel</b>".into(),
+                    by: "alice".into(),
+                };
+                ask(&self.queries, |reply| Query::AddSilence { silence, reply }).unwrap().id
+            }
+
+            fn notified(&self) -> Vec<(String, Level)> {
+                self.notify.try_iter().map(|NotifyMsg::Alert { change, .. }| (change.key.host, change.to)).collect()
+            }
+
+            fn stop(self) -> Saved {
+                self.inbox.send(CoreMsg::Shutdown).unwrap();
+                let mut last = None;
+                while let Ok(StateMsg::Save(saved)) = self.state.recv_timeout(DEADLINE) {
+                    last = Some(saved);
+                }
+                self.core.join().unwrap();
+                last.expect("a final snapshot")
+            }
+        }
+
+        #[test]
+        fn a_silence_holds_and_one_notification_follows_if_the_problem_stayed() {
+            let h = start(settings(Vec::new()), Saved::default());
+            h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0), heartbeat("b", 1000.0)])).unwrap();
+            h.silence("a", 1000.0, 1100.0);
+            let b = h.silence("b", 1000.0, 1100.0);
+            h.tick_at(1016.0);
+            assert!(h.notified().is_empty(), "both host-down alerts held");
+            let alerts = ask(&h.queries, |reply| Query::Alerts { host: None, reply }).unwrap().unwrap();
+            let marks: Vec<_> =
+                alerts.alerts.iter().map(|a| a.silenced.as_ref().map(|s| (s.until, s.by.as_str()))).collect();
+            assert_eq!(marks, [Some((1100.0, "alice")), Some((1100.0, "alice"))]);
+            let hosts = ask(&h.queries, Query::Hosts).unwrap();
+            assert!(hosts.iter().all(|host| host.silenced.as_ref().is_some_and(|s| s.comment == "<b>kernel</b>")));
+            let metrics = ask(&h.queries, Query::Metrics).unwrap();
+            assert_eq!((metrics.silences_active, metrics.silences_pending), (2, 0));
+            // b comes back while silenced: nothing to say when its silence ends.
+            h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("b", 1095.0)])).unwrap();
+            // Ended early by hand: b was notified OK, is OK: nothing.
+            let ended = ask(&h.queries, |reply| Query::EndSilence { id: b.clone(), by: "bob".into(), reply });
+            assert_eq!(ended.unwrap().map(|s| s.id), Some(b.clone()));
+            assert!(ask(&h.queries, |reply| Query::EndSilence { id: b, by: "bob".into(), reply }).unwrap().is_none());
+            h.tick_at(1099.0);
+            assert_eq!(h.notified(), []);
+            // a is still down when its silence runs out: one message, CRITICAL.
+            h.tick_at(1100.0);
+            assert_eq!(h.notified(), [("a".to_string(), Level::Critical)]);
+            h.tick_at(1101.0);
+            assert!(h.notified().is_empty(), "exactly one");
+            assert!(ask(&h.queries, |reply| Query::Alerts { host: None, reply }).unwrap().unwrap().alerts[0]
+                .silenced
+                .is_none());
+            h.stop();
+        }
+
+        #[test]
+        fn a_restart_in_the_middle_of_a_silence_keeps_holding() {
+            let h = start(settings(Vec::new()), Saved::default());
+            h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1000.0)])).unwrap();
+            let id = h.silence("a", 1000.0, 1200.0);
+            h.tick_at(1016.0);
+            assert!(h.notified().is_empty());
+            let saved = h.stop();
+            assert_eq!(saved.silences.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+            assert_eq!(saved.silence_held[0].key.metric_path, SILENT_FOR);
+
+            let h = start(settings(Vec::new()), saved);
+            h.tick_at(1100.0);
+            assert!(h.notified().is_empty(), "still held after the restart");
+            h.tick_at(1200.0);
+            assert_eq!(h.notified(), [("a".to_string(), Level::Critical)]);
+            h.stop();
+        }
+
+        #[test]
+        fn a_window_in_force_at_start_up_holds_and_comes_back_to_nothing() {
+            // Daily 00:00 for 200 s; the clock starts at 1000 s after midnight
+            // (1970-01-01), so: 86400 → 86600 tomorrow. Start the core inside one.
+            let window = Window {
+                name: "nightly".into(),
+                hosts: vec!["a*".into()],
+                plugin: None,
+                metric_path: None,
+                days: [true; 7],
+                start: 900,
+                end: WindowEnd::For(200.0),
+                comment: "backups".into(),
+            };
+            let h = start(CoreSettings { maintenance: vec![window], ..settings(Vec::new()) }, Saved::default());
+            h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a1", 1000.0)])).unwrap();
+            h.tick_at(1016.0);
+            assert!(h.notified().is_empty(), "held by the window (900 to 1100)");
+            let host = ask(&h.queries, |reply| Query::Host { name: "a1".into(), reply }).unwrap().unwrap();
+            assert_eq!(host.silenced.map(|s| (s.id, s.until)), Some(("maintenance:nightly".into(), 1100.0)));
+            let list = ask(&h.queries, Query::Silences).unwrap();
+            assert_eq!(list.maintenance[0].1, Some((900.0, 1100.0)));
+            // Back before the window ends: nothing, then or later.
+            h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a1", 1095.0)])).unwrap();
+            h.tick_at(1100.0);
+            h.tick_at(1101.0);
+            assert_eq!(h.notified(), []);
+            h.stop();
+        }
     }
 }

@@ -14,6 +14,7 @@ use super::deps::Parents;
 use super::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
 use crate::server::store::{History, LatestData, Layouts, Names, Plugins, Record, Series};
+use crate::server::tags::TagRules;
 use crate::wire::{unix_seconds, JobEvent, PluginKind};
 
 /// A plugin sample the table has just stored, for alerts and live updates.
@@ -49,6 +50,8 @@ pub struct HostTable {
     started: f64,
     /// `parents:`, compiled: each host's `Host::parents` comes from here.
     parents: Parents,
+    /// `tags:`, compiled: with what clients send, each host's `Host::tags`.
+    tag_rules: TagRules,
 }
 
 impl HostTable {
@@ -62,6 +65,7 @@ impl HostTable {
                 series.history_mut().adopt_layouts(&mut layouts);
             }
             record.host.parents = settings.parents.of(&record.host.name);
+            record.host.tags = settings.tags.of(&record.host.name, &record.host.sent_tags);
             hosts.insert(record.host.name.clone(), Box::new(record));
         }
         HostTable {
@@ -76,6 +80,7 @@ impl HostTable {
             dropped_hosts: 0,
             started,
             parents: settings.parents.clone(),
+            tag_rules: settings.tags.clone(),
         }
     }
 
@@ -206,6 +211,7 @@ impl HostTable {
                 let sent = new.into_key();
                 let name = sent.as_str().to_owned();
                 let parents = self.parents.of(&name);
+                let tags = self.tag_rules.of(&name, &[]);
                 events.push(Event::HostNew { name: sent, address: hb.source });
                 self.hosts.entry(name.clone()).or_insert(Box::new(Record {
                     host: Host {
@@ -229,6 +235,9 @@ impl HostTable {
                         parents,
                         unreachable_via: Vec::new(),
                         reprieve: None,
+                        sent_tags: Vec::new(),
+                        tags,
+                        silenced: None,
                         job: hb.job.as_ref().map(|_| Box::default()),
                     },
                     plugins: Plugins::default(),
@@ -280,6 +289,10 @@ impl HostTable {
             host.interval = hb.interval;
             host.count += 1;
             host.peer = hb.from_hbd;
+            if host.sent_tags != hb.tags {
+                host.tags = self.tag_rules.of(&host.name, &hb.tags);
+                host.sent_tags = hb.tags;
+            }
         }
         if hb.signed_at_us > host.last_signed_us {
             host.last_signed_us = hb.signed_at_us;
@@ -516,8 +529,36 @@ mod tests {
             rules: Default::default(),
             dyndomains: Vec::new(),
             host_expire_after: None,
+            standby_for: None,
             parents: Parents::default(),
+            tags: TagRules::default(),
+            maintenance: Vec::new(),
         }
+    }
+
+    /// A host's tags: what its client sends (a heartbeat replaces them, a
+    /// plugin-data message does not) joined with hbd.yaml's patterns; kept
+    /// across a restart.
+    #[test]
+    fn tags_from_the_client_and_the_config() {
+        let rules = TagRules::new(vec![("db".into(), vec!["db*".into()])]);
+        let settings = CoreSettings { tags: rules, ..settings() };
+        let mut t = HostTable::new(Vec::new(), &settings, 1000.0);
+        let (mut events, mut stored) = (Vec::new(), Vec::new());
+        let tagged = |tags: &[&str], at| Heartbeat {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..hb("db1", "10.0.0.1", at)
+        };
+        t.heartbeat(tagged(&["eu"], 1000.0), &mut events, &mut stored);
+        assert_eq!(t.host("db1").unwrap().tags, ["db", "eu"]);
+        t.heartbeat(Heartbeat { counts: false, ..tagged(&[], 1001.0) }, &mut events, &mut stored);
+        assert_eq!(t.host("db1").unwrap().tags, ["db", "eu"], "PLG carries no tags");
+        t.heartbeat(tagged(&["prod"], 1002.0), &mut events, &mut stored);
+        assert_eq!(t.host("db1").unwrap().tags, ["db", "prod"]);
+        let restored = HostTable::new(t.snapshot(), &settings, 2000.0);
+        assert_eq!(restored.host("db1").unwrap().tags, ["db", "prod"]);
+        t.heartbeat(tagged(&[], 1003.0), &mut events, &mut stored);
+        assert_eq!(t.host("db1").unwrap().tags, ["db"]);
     }
 
     fn sample(name: &str, kind: PluginKind, at: f64) -> PluginSample {

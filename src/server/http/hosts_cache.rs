@@ -132,6 +132,12 @@ impl HostsCache {
         Some(body)
     }
 
+    /// Drops the current list, so that the next request builds one: after
+    /// a write that changes what hosts show (a silence added or ended).
+    pub fn clear(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     fn younger_than(&self, age: Duration) -> Option<Arc<Body>> {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         current.as_ref().filter(|b| b.built.elapsed() < age).cloned()
@@ -233,6 +239,10 @@ fn fingerprint(hosts: &[Host]) -> u64 {
             x.to_bits().hash(&mut h);
         }
         host.latency_ms.map(f64::to_bits).hash(&mut h);
+        host.tags.hash(&mut h);
+        if let Some(s) = &host.silenced {
+            (&s.id, s.until.to_bits(), &s.comment, &s.by).hash(&mut h);
+        }
         for (name, series) in &host.plugins {
             name.hash(&mut h);
             (series.kind as u8).hash(&mut h);

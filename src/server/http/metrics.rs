@@ -51,6 +51,13 @@ pub fn render(s: &MetricsSnapshot) -> String {
             sample(&mut out, "hbd_host_latency_seconds", &[("host", &h.name)], ms / 1000.0);
         }
     }
+    // An info metric, as Prometheus users join it: `* on(host) group_left(tag)`.
+    family(&mut out, "hbd_host_tags", "gauge", "A tag of the host (from its client or hbd.yaml): always 1.");
+    for h in &s.hosts {
+        for tag in &h.tags {
+            sample(&mut out, "hbd_host_tags", &[("host", &h.name), ("tag", tag)], 1.0);
+        }
+    }
 
     family(&mut out, "hbd_datagrams_received_total", "counter", "UDP datagrams received.");
     sample(&mut out, "hbd_datagrams_received_total", &[], s.udp.received as f64);
@@ -181,6 +188,22 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "Alerts of down or unreachable hosts that are not OK, held (under their host-down alert if any).",
     );
     sample(&mut out, "hbd_alerts_held", &[], s.alerts.iter().filter(|a| a.held && a.level != Level::Ok).count() as f64);
+    family(
+        &mut out,
+        "hbd_alerts_silenced",
+        "gauge",
+        "Alerts that are not OK (held ones aside) covered by a silence or a maintenance window: not notified.",
+    );
+    let silenced = s.alerts.iter().filter(|a| !a.held && a.level != Level::Ok && a.silenced.is_some()).count();
+    sample(&mut out, "hbd_alerts_silenced", &[], silenced as f64);
+    family(
+        &mut out,
+        "hbd_silences",
+        "gauge",
+        "Silences holding now (active) and still to come (pending); maintenance windows are not counted.",
+    );
+    sample(&mut out, "hbd_silences", &[("state", "active")], s.silences_active as f64);
+    sample(&mut out, "hbd_silences", &[("state", "pending")], s.silences_pending as f64);
     family(
         &mut out,
         "hbd_alert_level",
@@ -336,6 +359,9 @@ mod tests {
             parents: Vec::new(),
             unreachable_via: Vec::new(),
             reprieve: None,
+            sent_tags: Vec::new(),
+            tags: vec!["db".into(), "eu".into()],
+            silenced: None,
             job: None,
         };
         MetricsSnapshot {
@@ -352,6 +378,8 @@ mod tests {
             ws_dropped: 0,
             dns: DnsStats { updates: 4, failures: 1, pending: 2 },
             journal: Default::default(),
+            silences_active: 1,
+            silences_pending: 2,
         }
     }
 
@@ -364,6 +392,8 @@ mod tests {
             "hbd_host_up{host=\"web-1\"} 1",
             "hbd_host_heartbeats_total{host=\"web-1\"} 7",
             "hbd_host_latency_seconds{host=\"web-1\"} 0.0015",
+            "hbd_host_tags{host=\"web-1\",tag=\"db\"} 1",
+            "hbd_host_tags{host=\"web-1\",tag=\"eu\"} 1",
             "hbd_datagrams_received_total 10",
             "hbd_datagrams_rejected_total{reason=\"not_json\"} 3",
             "hbd_datagrams_rejected_total{reason=\"host_not_allowed\"} 0",
@@ -371,6 +401,9 @@ mod tests {
             "hbd_dns_updates_total 4",
             "hbd_dns_failures_total 1",
             "hbd_dns_pending 2",
+            "hbd_silences{state=\"active\"} 1",
+            "hbd_silences{state=\"pending\"} 2",
+            "hbd_alerts_silenced 0",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"partitions./.percent\"} 41.5",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"per_core.1\"} 2",
             "hbd_plugin_metric{host=\"web-1\",plugin=\"disk_monitor\",metric=\"ok\"} 1",

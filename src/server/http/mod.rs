@@ -31,13 +31,17 @@ use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 use crate::server::journal::{self, JournalFiles};
 use crate::server::model::{AlertKey, ServiceState};
 use crate::server::msg::{self, AckRefused, Query, Upgraded};
-use crate::server::views::{alert_json, alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
+use crate::server::silence;
+use crate::server::views::{
+    alert_json, alerts_json, host_detail_json, hosts_body, latest_json, sample_json, EVENT_TYPES,
+};
 use crate::wire::{truncate_chars, unix_seconds};
 use auth::{Denied, Tokens};
 use hosts_cache::{HostsCache, Served};
 
 mod ack;
 pub mod auth;
+pub mod badge;
 pub mod front;
 pub mod hosts_cache;
 pub mod metrics;
@@ -172,6 +176,8 @@ struct Reply {
     page: bool,
     /// A shared body with its own headers (`/api/0/hosts`), sent instead of `body`.
     shared: Option<Box<Served>>,
+    /// An ETag of the body (badges).
+    etag: Option<Box<str>>,
 }
 
 impl Reply {
@@ -186,6 +192,7 @@ impl Reply {
             authenticate: false,
             page: false,
             shared: None,
+            etag: None,
         }
     }
 
@@ -203,6 +210,8 @@ const ALLOWED: &str = "GET, HEAD, OPTIONS";
 const HOST_ALLOWED: &str = "GET, HEAD, DELETE, OPTIONS";
 /// A host's acknowledgements: `POST` acknowledges, `DELETE` removes.
 const ACK_ALLOWED: &str = "POST, DELETE, OPTIONS";
+/// `/api/0/silences`: `POST` adds one.
+const SILENCES_ALLOWED: &str = "GET, HEAD, POST, OPTIONS";
 /// Every method some path takes, for CORS preflights.
 const CORS_METHODS: &str = "GET, HEAD, POST, DELETE, OPTIONS";
 const PAGE_POLICY: &str =
@@ -211,14 +220,11 @@ const PAGE_POLICY: &str =
 fn handle(api: &Api, settings: &HttpSettings, mut request: Request) {
     let origin = request.headers().iter().find(|h| h.field.equiv("Origin")).map(|h| h.value.to_string());
     let origin = origin.filter(|o| cors_allows(&settings.cors_origins, o));
-    // The front has read it whole, within `front::MAX_BODY`.
-    let mut body = String::new();
-    let unreadable =
-        io::Read::read_to_string(&mut io::Read::take(request.as_reader(), front::MAX_BODY as u64), &mut body);
-    let mut reply = match unreadable {
-        Ok(_) => route(api, settings, request.method(), request.url(), request.headers(), &body),
-        Err(_) => Reply::error(400, "the request body is not UTF-8"),
-    };
+    // The front has checked its length (MAX_BODY); a read that fails
+    // leaves the body short, which the write's checks refuse.
+    let mut body = Vec::new();
+    let _ = io::Read::read_to_end(&mut io::Read::take(request.as_reader(), front::MAX_BODY as u64), &mut body);
+    let mut reply = route(api, settings, request.method(), request.url(), request.headers(), &body);
     if reply.status == 401 {
         reply.authenticate = true;
     }
@@ -259,6 +265,7 @@ fn reply_headers<'a>(reply: &'a Reply, origin: Option<&'a str>) -> Vec<(&'static
     ];
     headers.extend(reply.allow.map(|allow| ("Allow", allow)));
     headers.extend(reply.location.map(|location| ("Location", location)));
+    headers.extend(reply.etag.as_deref().map(|etag| ("ETag", etag)));
     if reply.authenticate {
         headers.push(("WWW-Authenticate", "Bearer realm=\"hbd\""));
     }
@@ -370,6 +377,12 @@ enum Target<'a> {
     Ack(&'a str),
     Journal,
     Events,
+    /// `/badge/NAME.svg`
+    Badge(&'a str),
+    /// `/badge/tag/TAG.svg`
+    TagBadge(&'a str),
+    Silences,
+    Silence(&'a str),
 }
 
 fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
@@ -389,13 +402,17 @@ fn target<'a>(segments: &[&'a str]) -> Option<Target<'a>> {
         ["api", "0", "alerts"] => Target::Alerts(None),
         ["api", "0", "journal"] => Target::Journal,
         ["api", "0", "events"] => Target::Events,
+        ["badge", "tag", file] => Target::TagBadge(file.strip_suffix(".svg")?),
+        ["badge", file] => Target::Badge(file.strip_suffix(".svg")?),
+        ["api", "0", "silences"] => Target::Silences,
+        ["api", "0", "silences", id] => Target::Silence(id),
         // host.html is a host's page only: /hosts/NAME.
         [name] if name != "host" => Target::Page(www::page(name)?),
         _ => return None,
     })
 }
 
-fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers: &[Header], body: &str) -> Reply {
+fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers: &[Header], body: &[u8]) -> Reply {
     let path = url.split_once('?').map_or(url, |(path, _)| path);
     let Some((segments, query)) = split_target(url) else {
         return Reply::error(400, "malformed percent-encoding in the path");
@@ -405,8 +422,9 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         return Reply::error(404, format!("no such path: {}", truncate(path)));
     };
     let allowed = match target {
-        Target::Host(_) => HOST_ALLOWED,
+        Target::Host(_) | Target::Silence(_) => HOST_ALLOWED,
         Target::Ack(_) => ACK_ALLOWED,
+        Target::Silences => SILENCES_ALLOWED,
         _ => ALLOWED,
     };
     let write = match method {
@@ -443,10 +461,17 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
                 Ok(dns) => api.forget(name, by, dns),
                 Err(reply) => reply,
             },
-            Target::Ack(name) => match ack::parse(*method == Method::Post, body, query) {
-                Ok(ack) => api.ack(name, by, ack),
-                Err(why) => Reply::error(400, why),
-            },
+            Target::Ack(name) => {
+                match std::str::from_utf8(body).map_err(|_| "the request body is not UTF-8".to_string()) {
+                    Ok(body) => match ack::parse(*method == Method::Post, body, query) {
+                        Ok(ack) => api.ack(name, by, ack),
+                        Err(why) => Reply::error(400, why),
+                    },
+                    Err(why) => Reply::error(400, why),
+                }
+            }
+            Target::Silences => api.add_silence(body, by),
+            Target::Silence(id) => api.end_silence(id, by),
             _ => Reply::error(405, "no writes here"),
         };
     }
@@ -462,6 +487,10 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         },
         Target::Healthz => api.healthz(&settings.name, &settings.notify),
         Target::Metrics => api.metrics(),
+        Target::Hosts if query_pairs(query).any(|(key, _)| key == "tag") => match query_tags(query) {
+            Ok(tags) => api.tagged_hosts(&tags),
+            Err(reply) => reply,
+        },
         Target::Hosts => {
             let value = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str());
             api.hosts(value("If-None-Match"), value("Accept-Encoding"))
@@ -479,7 +508,30 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         },
         Target::Journal => journal_tail(settings.journal.as_ref(), query, false),
         Target::Events => journal_tail(settings.journal.as_ref(), query, true),
+        Target::Badge(name) => api.badge(name, false, header("If-None-Match")),
+        Target::TagBadge(tag) => api.badge(tag, true, header("If-None-Match")),
+        Target::Silences => api.silences(None),
+        Target::Silence(id) => api.silences(Some(id)),
     }
+}
+
+/// The tags of `?tag=db&tag=eu` (or `tag=db,eu`): any of them. A value
+/// that is not a tag is a 400.
+fn query_tags(query: &str) -> Result<Vec<String>, Reply> {
+    let mut tags = Vec::new();
+    for value in query_pairs(query).filter_map(|(key, value)| (key == "tag").then_some(value)) {
+        let value = percent_decode(value).unwrap_or_default();
+        for tag in value.split(',') {
+            if !crate::wire::is_valid_tag(tag) {
+                return Err(Reply::error(
+                    400,
+                    format!("tag {:?} is not a tag (1 to 32 of a-z 0-9 _ - .)", truncate(tag)),
+                ));
+            }
+            tags.push(tag.to_string());
+        }
+    }
+    Ok(tags)
 }
 
 /// A request target's decoded path segments and its query; None when the
@@ -653,6 +705,42 @@ impl Api {
         }
     }
 
+    /// `/api/0/hosts?tag=…`: the hosts with any of `tags`, built for the
+    /// request (the shared, unfiltered body stays as it is).
+    fn tagged_hosts(&self, tags: &[String]) -> Reply {
+        match self.ask(Query::Hosts) {
+            Ok(mut hosts) => {
+                hosts.retain(|h| crate::server::tags::any_of(tags, &h.tags));
+                match hosts_body(&hosts, unix_seconds(SystemTime::now())) {
+                    Ok(body) => Reply::new(200, body, "application/json"),
+                    Err(e) => Reply::error(500, format!("cannot encode the hosts: {e}")),
+                }
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    /// A badge ([`badge`]): of a host (or job), or with `of_tag` of a tag.
+    /// A matching `If-None-Match` is a 304 without a body.
+    fn badge(&self, name: &str, of_tag: bool, if_none_match: Option<&str>) -> Reply {
+        let made = if of_tag {
+            self.ask(Query::Hosts).map(|hosts| badge::tag(name, &hosts))
+        } else {
+            self.ask(|reply| Query::Host { name: name.to_string(), reply }).map(|host| badge::host(name, host.as_ref()))
+        };
+        let made = match made {
+            Ok(made) => made,
+            Err(reply) => return reply,
+        };
+        let fresh = if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == made.etag || t.trim() == "*"));
+        let (status, body) = if fresh && made.status == 200 { (304, String::new()) } else { (made.status, made.svg) };
+        Reply {
+            cache: badge::CACHE,
+            etag: Some(made.etag.into_boxed_str()),
+            ..Reply::new(status, body, "image/svg+xml")
+        }
+    }
+
     /// `DELETE /api/0/hosts/NAME[?dns=1]`: forget the host (and its DNS
     /// records), `by` the token's holder.
     fn forget(&self, name: &str, by: &str, dns: bool) -> Reply {
@@ -735,6 +823,57 @@ impl Api {
             Err(reply) => reply,
         }
     }
+}
+
+/// Silences (docs/API.md, "Silences"): the body is checked here
+/// (`silence::parse_new`), core keeps them.
+impl Api {
+    fn add_silence(&self, body: &[u8], by: &str) -> Reply {
+        let now = unix_seconds(SystemTime::now());
+        let new = match silence::parse_new(body, by, now) {
+            Ok(new) => new,
+            Err(why) => return Reply::error(400, why),
+        };
+        match self.ask(|reply| Query::AddSilence { silence: new, reply }) {
+            Ok(added) => {
+                // The next /api/0/hosts shows it at once.
+                self.hosts.clear();
+                Reply::json(201, &silence::silence_json(&added, Some(now)))
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    fn end_silence(&self, id: &str, by: &str) -> Reply {
+        match self.ask(|reply| Query::EndSilence { id: id.to_string(), by: by.to_string(), reply }) {
+            Ok(Some(ended)) => {
+                self.hosts.clear();
+                // Ended now, whatever its times said.
+                let mut shown = silence::silence_json(&ended, None);
+                shown["active"] = json!(false);
+                Reply::json(200, &shown)
+            }
+            Ok(None) => unknown_silence(id),
+            Err(reply) => reply,
+        }
+    }
+
+    /// The list, or with an id the one silence.
+    fn silences(&self, id: Option<&str>) -> Reply {
+        let now = unix_seconds(SystemTime::now());
+        match (self.ask(Query::Silences), id) {
+            (Ok(list), None) => Reply::json(200, &list.json(now)),
+            (Ok(list), Some(id)) => match list.silences.iter().find(|s| s.id == id) {
+                Some(found) => Reply::json(200, &silence::silence_json(found, Some(now))),
+                None => unknown_silence(id),
+            },
+            (Err(reply), _) => reply,
+        }
+    }
+}
+
+fn unknown_silence(id: &str) -> Reply {
+    Reply::error(404, format!("no silence {} (ended, or never added)", truncate(id)))
 }
 
 fn unknown_host(name: &str) -> Reply {

@@ -14,8 +14,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::server::model::{Level, ServiceState};
+use super::severity;
+use crate::server::model::{AlertChange, Level, ServiceState};
 use crate::server::pattern::glob_matches;
+use crate::server::tags::any_of;
+use crate::wire::is_valid_tag;
 
 /// Keys of service blocks whose values are secrets.
 const SECRET_KEYS: [&str; 4] = ["password", "token", "user", "webhook_url"];
@@ -36,18 +39,37 @@ pub fn redact_block<S: Serializer>(block: &serde_yaml::Value, s: S) -> Result<S:
     shown.serialize(s)
 }
 
-/// Which messages a service gets: a minimum level and host patterns.
+/// Which messages a service gets: a minimum level, host patterns and tags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     pub min_level: Level,
     /// Host name patterns (`*`, `?`); empty: every host.
     pub hosts: Vec<String>,
+    /// Tags (`tags: [db]`): only hosts with one of them; empty: every host.
+    pub tags: Vec<String>,
 }
 
 impl Filter {
-    pub fn wants(&self, level: Level, host: &str) -> bool {
-        level >= self.min_level && (self.hosts.is_empty() || self.hosts.iter().any(|p| glob_matches(p, host)))
+    /// Whether a message of `level` about `host`, whose tags are `tags`, is one for the service.
+    pub fn wants(&self, level: Level, host: &str, tags: &[String]) -> bool {
+        level >= self.min_level
+            && (self.hosts.is_empty() || self.hosts.iter().any(|p| glob_matches(p, host)))
+            && any_of(&self.tags, tags)
     }
+
+    /// The events of a group window (each with its host's tags) the service wants.
+    pub fn wanted<'a>(&self, events: &'a [(AlertChange, Vec<String>)]) -> Vec<&'a AlertChange> {
+        events.iter().filter(|(c, tags)| self.wants(severity(c), &c.key.host, tags)).map(|(c, _)| c).collect()
+    }
+}
+
+/// A service's `tags:`, checked as tag names (none: every host).
+fn route_tags(name: &str, tags: Option<Vec<String>>, problems: &mut Vec<String>) -> Vec<String> {
+    let tags = tags.unwrap_or_default();
+    for tag in tags.iter().filter(|t| !is_valid_tag(t)) {
+        problems.push(format!("{name}.tags: `{tag}` is not a tag (1 to 32 of a-z 0-9 _ - .)"));
+    }
+    tags
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -208,6 +230,7 @@ struct EmailBlock {
     ca_file: Option<PathBuf>,
     min_level: Option<String>,
     hosts: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
     max_per_hour: Option<usize>,
     timeout: Option<f64>,
 }
@@ -243,6 +266,7 @@ struct PushoverBlock {
     sound: Option<String>,
     min_level: Option<String>,
     hosts: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
     max_per_hour: Option<usize>,
     timeout: Option<f64>,
 }
@@ -257,6 +281,7 @@ struct MattermostBlock {
     username: Option<String>,
     min_level: Option<String>,
     hosts: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
     max_per_hour: Option<usize>,
     timeout: Option<f64>,
 }
@@ -269,6 +294,7 @@ struct SignalBlock {
     recipients: Option<Recipients>,
     min_level: Option<String>,
     hosts: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
     max_per_hour: Option<usize>,
     timeout: Option<f64>,
 }
@@ -479,7 +505,7 @@ fn common(
         problems.push(format!("{name}.timeout: {timeout} is not a number of seconds from above 0 to 300"));
     }
     let hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-    (Filter { min_level, hosts }, max_per_hour, clamped_seconds(timeout, 0.001, 300.0))
+    (Filter { min_level, hosts, tags: Vec::new() }, max_per_hour, clamped_seconds(timeout, 0.001, 300.0))
 }
 
 /// `seconds` brought into `min..=max`, as a Duration; NaN (`.nan` in YAML,
@@ -522,8 +548,9 @@ fn check_address(key: &str, address: &str, problems: &mut Vec<String>) {
 fn email(value: &serde_yaml::Value, check: &mut Check) -> Built {
     let Some(b) = block::<EmailBlock>("email", value, check.problems) else { return Built::Wrong };
     let before = check.problems.len();
-    let (filter, max_per_hour, timeout) =
+    let (mut filter, max_per_hour, timeout) =
         common("email", b.min_level, b.hosts, b.max_per_hour, b.timeout, 60, check.problems);
+    filter.tags = route_tags("email", b.tags, check.problems);
     let server = check.needs("email", "server", "SMTP server", b.server);
     if let Some(server) = server.as_ref().filter(|s| s.is_empty() || s.contains(char::is_whitespace)) {
         check.problems.push(format!("email.server: `{server}` is not a host name or address"));
@@ -571,8 +598,9 @@ fn email(value: &serde_yaml::Value, check: &mut Check) -> Built {
 fn pushover(value: &serde_yaml::Value, check: &mut Check) -> Built {
     let Some(b) = block::<PushoverBlock>("pushover", value, check.problems) else { return Built::Wrong };
     let before = check.problems.len();
-    let (filter, max_per_hour, timeout) =
+    let (mut filter, max_per_hour, timeout) =
         common("pushover", b.min_level, b.hosts, b.max_per_hour, b.timeout, 60, check.problems);
+    filter.tags = route_tags("pushover", b.tags, check.problems);
     let url = b.url.unwrap_or_else(|| PUSHOVER_URL.to_string());
     check_url("pushover.url", &url, check.problems);
     let token = check.secret("pushover.token", b.token, b.token_file, b.token_env);
@@ -593,8 +621,9 @@ fn pushover(value: &serde_yaml::Value, check: &mut Check) -> Built {
 fn mattermost(value: &serde_yaml::Value, check: &mut Check) -> Built {
     let Some(b) = block::<MattermostBlock>("mattermost", value, check.problems) else { return Built::Wrong };
     let before = check.problems.len();
-    let (filter, max_per_hour, timeout) =
+    let (mut filter, max_per_hour, timeout) =
         common("mattermost", b.min_level, b.hosts, b.max_per_hour, b.timeout, 120, check.problems);
+    filter.tags = route_tags("mattermost", b.tags, check.problems);
     let webhook_url = check.secret("mattermost.webhook_url", b.webhook_url, b.webhook_url_file, b.webhook_url_env);
     if let Some(url) = &webhook_url {
         check_url("mattermost.webhook_url", url, check.problems);
@@ -612,8 +641,9 @@ fn mattermost(value: &serde_yaml::Value, check: &mut Check) -> Built {
 fn signal(value: &serde_yaml::Value, check: &mut Check) -> Built {
     let Some(b) = block::<SignalBlock>("signal", value, check.problems) else { return Built::Wrong };
     let before = check.problems.len();
-    let (filter, max_per_hour, timeout) =
+    let (mut filter, max_per_hour, timeout) =
         common("signal", b.min_level, b.hosts, b.max_per_hour, b.timeout, 30, check.problems);
+    filter.tags = route_tags("signal", b.tags, check.problems);
     let url = check.needs("signal", "url", "signal-cli REST API url", b.url);
     if let Some(url) = &url {
         check_url("signal.url", url, check.problems);
@@ -889,9 +919,13 @@ mod tests {
 
     #[test]
     fn filters_take_level_and_host_patterns() {
-        let f = Filter { min_level: Level::Warning, hosts: vec!["web*".into()] };
-        assert!(f.wants(Level::Critical, "web1"));
-        assert!(!f.wants(Level::Unknown, "web1"));
-        assert!(!f.wants(Level::Critical, "db1"));
+        let f = Filter { min_level: Level::Warning, hosts: vec!["web*".into()], tags: Vec::new() };
+        assert!(f.wants(Level::Critical, "web1", &[]));
+        assert!(!f.wants(Level::Unknown, "web1", &[]));
+        assert!(!f.wants(Level::Critical, "db1", &[]));
+        let f = Filter { min_level: Level::Unknown, hosts: Vec::new(), tags: vec!["db".into(), "backup".into()] };
+        assert!(f.wants(Level::Critical, "x", &["backup".into()]));
+        assert!(!f.wants(Level::Critical, "db1", &[]), "tags are the host's, not its name");
+        assert!(!f.wants(Level::Critical, "x", &["web".into()]));
     }
 }

@@ -122,8 +122,9 @@ struct Notifier {
     settings: NotifySettings,
     services: Vec<Service>,
     unusable: Vec<Undeliverable>,
-    /// Events of the group window under way, and when it closes.
-    window: Vec<AlertChange>,
+    /// Events of the group window under way, each with its host's tags,
+    /// and when it closes.
+    window: Vec<(AlertChange, Vec<String>)>,
     window_closes: Option<Instant>,
     next_id: u64,
     to_core: Sender<CoreMsg>,
@@ -227,7 +228,7 @@ impl Notifier {
             let wake = self.next_wake().map_or_else(never, |at| after(at.saturating_duration_since(Instant::now())));
             select! {
                 recv(inbox) -> msg => match msg {
-                    Ok(NotifyMsg::Alert { change, .. }) => self.handle_alert(change),
+                    Ok(NotifyMsg::Alert { change, tags, .. }) => self.handle_alert(change, tags),
                     Err(_) => break,
                 },
                 recv(results) -> result => {
@@ -254,8 +255,8 @@ impl Notifier {
         info!("notify: stopped with {pending} undelivered messages kept in {}", self.settings.queue_file.display());
     }
 
-    fn handle_alert(&mut self, change: AlertChange) {
-        self.window.push(change);
+    fn handle_alert(&mut self, change: AlertChange, tags: Vec<String>) {
+        self.window.push((change, tags));
         if self.window_closes.is_none() {
             self.window_closes = Some(Instant::now() + self.settings.group_window);
         }
@@ -388,8 +389,7 @@ impl Notifier {
         let events = std::mem::take(&mut self.window);
         let created = unix_seconds(SystemTime::now());
         for service in &mut self.unusable {
-            let wanted: Vec<&AlertChange> =
-                events.iter().filter(|c| service.settings.filter.wants(severity(c), &c.key.host)).collect();
+            let wanted = service.settings.filter.wanted(&events);
             let Some(message) = compose(&wanted, service.settings.name, 0, created) else { continue };
             service.count(&message.subject);
             let report = NotifyReport {
@@ -404,8 +404,7 @@ impl Notifier {
         }
         let mut dropped = 0;
         for service in &mut self.services {
-            let wanted: Vec<&AlertChange> =
-                events.iter().filter(|c| service.settings.filter.wants(severity(c), &c.key.host)).collect();
+            let wanted = service.settings.filter.wanted(&events);
             let Some(message) = compose(&wanted, service.settings.name, self.next_id, created) else { continue };
             self.next_id += 1;
             if service.queue.len() >= self.settings.queue_max {
