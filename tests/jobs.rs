@@ -270,8 +270,8 @@ fn signed_signals() {
     let dir = TempDir::new("jobs-signed");
     let hbd = Hbd::start(&dir, "keys:\n  - {id: site1, secret: a-long-enough-secret, hosts: [\"*.jobs\"]}\n");
     let config = dir.join("hbc.yaml");
-    std::fs::write(&config, format!("server: \"{}\"\nkey: {{id: site1, secret: a-long-enough-secret}}\n", hbd.addr))
-        .unwrap();
+    let hbc_yaml = format!("server: \"{}\"\nkey: {{id: site1, secret: a-long-enough-secret}}\ntags: [db]\n", hbd.addr);
+    std::fs::write(&config, hbc_yaml).unwrap();
     let run = |name: &str| {
         hbc().arg("run").arg("-c").arg(&config).args(["--name", name, "--", "sh", "-c", "exit 6"]).output().unwrap()
     };
@@ -279,12 +279,15 @@ fn signed_signals() {
     assert_eq!(out.status.code(), Some(6));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     run_when(&hbd, "backup.jobs", |r| r["outcome"] == "failed" && r["exit_code"] == 6);
+    assert_eq!(host(&hbd, "backup.jobs")["tags"], json!(["db"]), "hbc.yaml's tags go with the signals");
+    assert_eq!(host(&hbd, "backup.jobs")["tags"], json!(["db"]), "hbc.yaml's tags go with the signals");
     let out = run("backup.elsewhere");
     assert_eq!(out.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not reported to hbd"));
     let socket = client("127.0.0.1:0");
     assert!(send_recv(&socket, hbd.addr, br#"{"ID":"JOB","name":"backup.jobs","event":"ok"}"#).is_none(), "unsigned");
     assert_eq!(last_run(&hbd, "backup.jobs")["outcome"], "failed");
+    assert_eq!(host(&hbd, "backup.jobs")["tags"], json!(["db"]), "kept");
 }
 
 /// A run that started and never ended (the machine died with it) is

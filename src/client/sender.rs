@@ -451,6 +451,10 @@ pub fn send_signal(settings: ClientSettings, print: bool, mut message: Value, wa
     let mut wire = Wire::new(settings, print).map_err(|e| format!("open socket: {e}"))?;
     let seq = unix_micros(SystemTime::now());
     if let Some(map) = message.as_object_mut() {
+        // As a heartbeat carries them (`encode::add_tags` is for those).
+        if !wire.tags.is_empty() {
+            map.insert("tags".into(), json!(wire.tags));
+        }
         map.insert("seq".into(), json!(seq));
         map.insert("client".into(), json!(HBC_CLIENT));
     }

@@ -284,6 +284,12 @@ impl HostTable {
             }
             host.count += 1;
             host.job.get_or_insert_with(Box::default);
+            // hbc sends its tags with each signal; a bare datagram (a
+            // script's) sends none and leaves the job's as they are.
+            if !hb.tags.is_empty() && host.sent_tags != hb.tags {
+                host.tags = self.tag_rules.of(&host.name, &hb.tags);
+                host.sent_tags = hb.tags.clone();
+            }
         }
         if hb.counts {
             host.interval = hb.interval;
