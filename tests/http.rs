@@ -403,3 +403,35 @@ fn journal_lines_of(path: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
+
+/// Issue 25: the part of the host list a user needs, through real HTTP:
+/// filters, fields and pages that follow a cursor; the plain list unchanged.
+#[test]
+fn the_host_list_takes_filters_fields_and_pages() {
+    let dir = TempDir::new("host-query");
+    let hbd = Hbd::start(&dir, "");
+    let udp = client("127.0.0.1:0");
+    for (seq, name) in ["db1", "db2", "db3", "web1", "web2"].iter().enumerate() {
+        heartbeat(&udp, hbd.addr, name, 30.0, seq as u64);
+    }
+    let (_, plain) = get_json(hbd.http, "/api/0/hosts");
+    assert!(plain.get("total").is_none() && plain["count"] == 5, "the plain list as before: {plain}");
+    let (status, first) = get_json(hbd.http, "/api/0/hosts?name=db*&status=up&fields=name,status&limit=2");
+    assert_eq!(status, 200);
+    assert_eq!(first["hosts"], serde_json::json!([{"name": "db1", "status": "up"}, {"name": "db2", "status": "up"}]));
+    assert_eq!((&first["total"], &first["next"]), (&serde_json::json!(3), &serde_json::json!("db2")));
+    let (_, second) = get_json(hbd.http, "/api/0/hosts?name=db*&status=up&fields=name,status&limit=2&after=db2");
+    assert_eq!(second["hosts"], serde_json::json!([{"name": "db3", "status": "up"}]));
+    assert!(second.get("next").is_none());
+    let (_, down) = get_json(hbd.http, "/api/0/hosts?status=down");
+    assert_eq!((&down["count"], &down["total"]), (&serde_json::json!(0), &serde_json::json!(0)));
+    for (query, says) in [
+        ("status=asleep", "status \"asleep\" is not up, down or unreachable"),
+        ("fields=name,%3Cb%3E", "no field \"<b>\": hosts have "),
+        ("limit=100000", "limit must be an integer from 1 to 10000"),
+    ] {
+        let (status, error) = get_json(hbd.http, &format!("/api/0/hosts?{query}"));
+        assert_eq!(status, 400, "{query}");
+        assert!(error["error"].as_str().unwrap().starts_with(says), "{query}: {error}");
+    }
+}

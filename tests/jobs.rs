@@ -89,6 +89,8 @@ fn a_failed_run_is_critical_at_once_and_a_successful_run_clears_it() {
     let listed = list["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "backup").cloned().unwrap();
     assert_eq!(listed["kind"], "job");
     assert!(listed["job"]["runs"][0].get("output").is_none(), "lists carry no output: {listed}");
+    let (_, picked) = get_json(hbd.http, "/api/0/hosts?fields=name,kind&status=up");
+    assert_eq!(picked["hosts"], json!([{"name": "backup", "kind": "job"}]));
     hbd.wait_journal("job_fail", |l| l["type"] == "job_fail" && l["name"] == "backup" && l["exit_code"] == 3);
     assert!(hbd.journal().iter().any(|l| l["type"] == "job_start" && l["name"] == "backup"));
     wait_for("the failure on Mattermost", || {

@@ -32,17 +32,17 @@ use crate::server::journal::{self, JournalFiles};
 use crate::server::model::{AlertKey, ServiceState};
 use crate::server::msg::{self, AckRefused, Query, Upgraded};
 use crate::server::silence;
-use crate::server::views::{
-    alert_json, alerts_json, host_detail_json, hosts_body, latest_json, sample_json, EVENT_TYPES,
-};
+use crate::server::views::{alert_json, alerts_json, host_detail_json, latest_json, sample_json, EVENT_TYPES};
 use crate::wire::{truncate_chars, unix_seconds};
 use auth::{Denied, Tokens};
+use host_query::HostQuery;
 use hosts_cache::{HostsCache, Served};
 
 mod ack;
 pub mod auth;
 pub mod badge;
 pub mod front;
+mod host_query;
 pub mod hosts_cache;
 pub mod metrics;
 pub mod www;
@@ -487,13 +487,13 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         },
         Target::Healthz => api.healthz(&settings.name, &settings.notify),
         Target::Metrics => api.metrics(),
-        Target::Hosts if query_pairs(query).any(|(key, _)| key == "tag") => match query_tags(query) {
-            Ok(tags) => api.tagged_hosts(&tags),
-            Err(reply) => reply,
-        },
         Target::Hosts => {
-            let value = |name: &'static str| headers.iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str());
-            api.hosts(value("If-None-Match"), value("Accept-Encoding"))
+            let pairs = query_pairs(query).map(|(key, value)| (key, percent_decode(value).unwrap_or_default()));
+            match HostQuery::parse(pairs) {
+                Ok(Some(asked)) => api.queried_hosts(&asked),
+                Ok(None) => api.hosts(header("If-None-Match"), header("Accept-Encoding")),
+                Err(why) => Reply::error(400, why),
+            }
         }
         Target::Host(name) => api.host(name),
         Target::Plugins(name) => api.plugins(name),
@@ -513,25 +513,6 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         Target::Silences => api.silences(None),
         Target::Silence(id) => api.silences(Some(id)),
     }
-}
-
-/// The tags of `?tag=db&tag=eu` (or `tag=db,eu`): any of them. A value
-/// that is not a tag is a 400.
-fn query_tags(query: &str) -> Result<Vec<String>, Reply> {
-    let mut tags = Vec::new();
-    for value in query_pairs(query).filter_map(|(key, value)| (key == "tag").then_some(value)) {
-        let value = percent_decode(value).unwrap_or_default();
-        for tag in value.split(',') {
-            if !crate::wire::is_valid_tag(tag) {
-                return Err(Reply::error(
-                    400,
-                    format!("tag {:?} is not a tag (1 to 32 of a-z 0-9 _ - .)", truncate(tag)),
-                ));
-            }
-            tags.push(tag.to_string());
-        }
-    }
-    Ok(tags)
 }
 
 /// A request target's decoded path segments and its query; None when the
@@ -705,17 +686,12 @@ impl Api {
         }
     }
 
-    /// `/api/0/hosts?tag=…`: the hosts with any of `tags`, built for the
-    /// request (the shared, unfiltered body stays as it is).
-    fn tagged_hosts(&self, tags: &[String]) -> Reply {
-        match self.ask(Query::Hosts) {
-            Ok(mut hosts) => {
-                hosts.retain(|h| crate::server::tags::any_of(tags, &h.tags));
-                match hosts_body(&hosts, unix_seconds(SystemTime::now())) {
-                    Ok(body) => Reply::new(200, body, "application/json"),
-                    Err(e) => Reply::error(500, format!("cannot encode the hosts: {e}")),
-                }
-            }
+    /// `/api/0/hosts` with filters, fields or a page ([`host_query`]),
+    /// built for the request (the shared, unfiltered body stays as it is).
+    fn queried_hosts(&self, asked: &HostQuery) -> Reply {
+        match self.ask(Query::Hosts).map(|hosts| asked.answer(&hosts, unix_seconds(SystemTime::now()))) {
+            Ok(Ok(answer)) => Reply::json(200, &answer),
+            Ok(Err(why)) => Reply::error(400, why),
             Err(reply) => reply,
         }
     }
