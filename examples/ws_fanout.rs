@@ -72,12 +72,21 @@ fn main() {
                         Ok(v) => v,
                         Err(_) => continue,
                     };
-                    if v["type"] == "heartbeat" && v["host"]["name"] == name.as_str() {
-                        let count = v["host"]["count"].as_u64().unwrap_or(0);
-                        arrivals.push((count, at));
-                        if count >= total {
-                            break;
+                    // A burst comes as one batch of updates.
+                    let updates = match v["type"].as_str() {
+                        Some("batch") => v["updates"].as_array().cloned().unwrap_or_default(),
+                        _ => vec![v],
+                    };
+                    let done = updates.iter().any(|u| {
+                        if u["type"] != "heartbeat" || u["host"]["name"] != name.as_str() {
+                            return false;
                         }
+                        let count = u["host"]["count"].as_u64().unwrap_or(0);
+                        arrivals.push((count, at));
+                        count >= total
+                    });
+                    if done {
+                        break;
                     }
                 }
             }

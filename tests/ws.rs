@@ -259,3 +259,37 @@ fn a_token_as_the_subprotocol_opens_the_websocket_where_reads_need_one() {
         "a browser drops a connection whose answer names no protocol it offered"
     );
 }
+
+/// Issue 25: a mass outage reaches a live browser as batches (one message
+/// for a turn of the core with many updates), every event in it, and
+/// drops nobody.
+#[test]
+fn a_mass_outage_arrives_as_batches_and_drops_no_browser() {
+    let dir = TempDir::new("ws-burst");
+    let hbd = Hbd::start(&dir, "grace: 1\n");
+    let udp = client("127.0.0.1:0");
+    const HOSTS: usize = 300;
+    for i in 0..HOSTS {
+        heartbeat(&udp, hbd.addr, &format!("h{i}"), 1.0, i as u64);
+    }
+    let mut ws = connect(hbd.ws);
+    next_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot");
+    let mut down = std::collections::BTreeSet::new();
+    let mut batches = 0;
+    while down.len() < HOSTS {
+        let message = next_matching(&mut ws, "host_down events", |v| v["type"] == "batch" || v["type"] == "host_down");
+        let updates = match message["type"].as_str() {
+            Some("batch") => {
+                batches += 1;
+                message["updates"].as_array().cloned().unwrap_or_default()
+            }
+            _ => vec![message],
+        };
+        down.extend(
+            updates.iter().filter(|u| u["type"] == "host_down").filter_map(|u| u["name"].as_str().map(String::from)),
+        );
+    }
+    assert!(batches > 0, "the outage came in batches");
+    let (_, _, metrics) = http_request(hbd.http, "GET", "/metrics", &[]);
+    assert!(metrics.lines().any(|l| l == "hbd_ws_updates_dropped_total 0"), "no update dropped");
+}

@@ -315,7 +315,15 @@ pub enum Update {
     Event { at: f64, event: Event },
     /// A plugin sample arrived.
     Plugin { host: String, plugin: String, kind: PluginKind, sample: Sample },
+    /// More than [`BATCH_ABOVE`] updates of one turn of the core (a mass
+    /// outage, a large heartbeat batch), in order: one slot here, one
+    /// message and one queue slot per browser, so a burst drops nobody.
+    Batch(Vec<Update>),
 }
+
+/// A turn of the core with more updates than this sends them as one
+/// [`Update::Batch`]; fewer go one by one.
+pub const BATCH_ABOVE: usize = 32;
 
 /// http-front → ws acceptor: `/ws` connections on the HTTP port. Full: the
 /// front answers 503 (the acceptor takes one within 200 ms at worst).

@@ -219,9 +219,12 @@ const hbd = (() => {
       socket.onmessage = (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch (e) { return; }
-        if (message.type === 'snapshot') reload(message);
-        else if (loading) queued.push(message);
-        else onMessage(message);
+        // A burst (a mass outage) comes as one batch: its updates in order.
+        for (const m of message.type === 'batch' && Array.isArray(message.updates) ? message.updates : [message]) {
+          if (m.type === 'snapshot') reload(m);
+          else if (loading) queued.push(m);
+          else onMessage(m);
+        }
       };
       socket.onclose = () => {
         if (!opened) attempt += 1;

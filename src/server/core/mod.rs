@@ -33,7 +33,7 @@ use crate::server::model::{
 };
 use crate::server::msg::{
     AckRefused, AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved,
-    StateMsg, Update,
+    StateMsg, Update, BATCH_ABOVE,
 };
 use crate::server::silence::{self, Window};
 use crate::wire::{unix_seconds, PluginKind};
@@ -160,6 +160,7 @@ pub fn run(
         alerts: AlertTable::new(saved.alerts),
         outputs,
         events: Vec::new(),
+        outbox: Vec::new(),
         reported_drops: (0, 0),
         last_drop_report: None,
         udp_stats: UdpStats::default(),
@@ -221,6 +222,7 @@ pub fn run(
                 }
             },
         }
+        core.flush_updates();
     }
     core.save(true);
     info!("core: stopped with {} hosts", core.table.len());
@@ -237,6 +239,8 @@ struct Core {
     outputs: CoreOutputs,
     /// Reused buffer for the events of one message or tick.
     events: Vec<Event>,
+    /// Live updates of this turn of the loop, sent at its end.
+    outbox: Vec<Update>,
     /// Refusals (full table, too many plugins) already reported, and when.
     reported_drops: (u64, u64),
     last_drop_report: Option<f64>,
@@ -589,12 +593,32 @@ impl Core {
         }
     }
 
+    /// Kept for the end of this turn of the loop ([`Core::flush_updates`]).
     fn publish(&mut self, update: Update) {
-        if let Some(ws) = &self.outputs.to_ws {
+        if self.outputs.to_ws.is_some() {
+            self.outbox.push(update);
+        }
+    }
+
+    /// The turn's updates for the hub: one by one, or past
+    /// [`BATCH_ABOVE`] as one batch, so that a burst takes one slot.
+    fn flush_updates(&mut self) {
+        let Some(ws) = &self.outputs.to_ws else { return };
+        let mut updates = std::mem::take(&mut self.outbox);
+        let count = updates.len() as u64;
+        if updates.len() > BATCH_ABOVE {
+            if ws.try_send(Update::Batch(updates)).is_err() {
+                self.ws_dropped += count;
+            }
+            return;
+        }
+        for update in updates.drain(..) {
             if ws.try_send(update).is_err() {
                 self.ws_dropped += 1;
             }
         }
+        // The buffer's room is kept for the next turn.
+        self.outbox = updates;
     }
 
     fn report_drops(&mut self, now: f64) {

@@ -233,5 +233,8 @@ pub fn update_json(update: &Update) -> Value {
         Update::Plugin { host, plugin, kind, sample } => {
             json!({"type": "plugin", "name": host, "plugin": plugin, "kind": kind, "sample": sample_json(sample)})
         }
+        Update::Batch(updates) => {
+            json!({"type": "batch", "updates": updates.iter().map(update_json).collect::<Vec<_>>()})
+        }
     }
 }
