@@ -257,6 +257,19 @@ pub const AVAILABILITY_KEPT: f64 = 7.0 * 86400.0;
 /// A host that flaps all week keeps at most this many outages (a few KiB).
 pub const MAX_OUTAGES: usize = 500;
 
+#[cfg(test)]
+impl Host {
+    /// An up host at 192.0.2.1:1 (interval 30, first seen at 1, last at
+    /// 2), every other field at its default: tests set what they check.
+    pub fn for_test(name: &str) -> Host {
+        let fields = serde_json::json!({
+            "name": name, "address": "192.0.2.1", "port": 1, "interval": 30.0, "first_seen": 1.0,
+            "last_seen": 2.0, "count": 1, "status": "up", "status_since": 1.0,
+        });
+        serde_json::from_value(fields).unwrap_or_else(|e| panic!("a test host: {e}"))
+    }
+}
+
 impl Host {
     /// The host came back up at `now` after being down since `status_since`.
     pub fn record_outage(&mut self, now: f64) {

@@ -399,14 +399,7 @@ mod tests {
             // What DNS has confirmed survives a restart (no update is sent again).
             dns: [("example.com".to_string(), "192.0.2.7".parse().unwrap())].into(),
             outages: [[1.5, 1.75]].into(),
-            latency_history: Default::default(),
-            parents: Vec::new(),
-            unreachable_via: Vec::new(),
-            reprieve: None,
-            sent_tags: Vec::new(),
-            tags: Vec::new(),
-            silenced: None,
-            job: None,
+            ..Host::for_test(name)
         }
     }
 

@@ -147,35 +147,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn host_with(name: &str, status: Status, tags: &[&str]) -> Host {
-        Host {
-            name: name.into(),
-            address: "192.0.2.1".parse().unwrap(),
-            port: 1,
-            interval: 30.0,
-            first_seen: 1.0,
-            last_seen: 2.0,
-            count: 1,
-            status,
-            status_since: 1.0,
-            last_signed_us: None,
-            latency_ms: None,
-            plugins: BTreeMap::new(),
-            peer: false,
-            alert_level: Level::Ok,
-            dns: BTreeMap::new(),
-            outages: Default::default(),
-            latency_history: Default::default(),
-            parents: Vec::new(),
-            unreachable_via: Vec::new(),
-            reprieve: None,
-            sent_tags: Vec::new(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            silenced: None,
-            job: None,
-        }
+        Host { status, tags: tags.iter().map(|t| t.to_string()).collect(), ..Host::for_test(name) }
     }
 
     #[test]

@@ -318,10 +318,9 @@ fn format_value(value: f64) -> String {
 mod tests {
     use super::*;
     use crate::server::model::DnsStats;
-    use crate::server::model::{Host, Json, Level, Sample, UdpStats};
+    use crate::server::model::{Host, Json, Sample, UdpStats};
     use crate::server::store::{History, Layouts, Series};
     use crate::wire::PluginKind;
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     /// `data` as the latest sample of a monitor plugin (from the store, as
@@ -339,30 +338,11 @@ mod tests {
             ("web-1".to_string(), Arc::from("os_info"), info.latest().unwrap()),
         ];
         let host = Host {
-            name: "web-1".into(),
-            address: "192.0.2.1".parse().unwrap(),
-            port: 1,
-            interval: 30.0,
-            first_seen: 1.0,
             last_seen: 2.5,
             count: 7,
-            status: Status::Up,
-            status_since: 1.0,
-            last_signed_us: None,
             latency_ms: Some(1.5),
-            alert_level: Level::Ok,
-            plugins: BTreeMap::new(),
-            peer: false,
-            dns: BTreeMap::new(),
-            outages: Default::default(),
-            latency_history: Default::default(),
-            parents: Vec::new(),
-            unreachable_via: Vec::new(),
-            reprieve: None,
-            sent_tags: Vec::new(),
             tags: vec!["db".into(), "eu".into()],
-            silenced: None,
-            job: None,
+            ..Host::for_test("web-1")
         };
         MetricsSnapshot {
             hosts: vec![host],
