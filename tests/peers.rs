@@ -140,12 +140,27 @@ fn a_standby_holds_while_its_primary_runs_and_sends_the_outstanding_once_it_dies
 
     primary.signal(libc::SIGKILL);
     let _ = primary.child.wait();
-    let outstanding = wait_for("the standby's message", || {
-        standin.delivered("mattermost").into_iter().find_map(|m| {
-            let text = m["text"].as_str()?.to_string();
-            (text.contains("monitor-a") && text.contains("db1")).then_some(text)
-        })
+    // The primary's machine keeps running its hbc, under the same name:
+    // that is not the primary hbd watching, and must not keep the standby quiet.
+    let machine_runs = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (running, to) = (machine_runs.clone(), standby.addr);
+    let hbc = std::thread::spawn(move || {
+        let socket = client("127.0.0.1:0");
+        for seq in 100.. {
+            if !running.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let beat = format!(
+                "{{\"ID\":\"HTB\",\"name\":\"monitor-a\",\"interval\":1,\"seq\":{seq},\"client\":\"hbc 0.1.0\"}}"
+            );
+            let _ = send_recv(&socket, to, beat.as_bytes());
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     });
+    // The primary's message about db1, then the standby's.
+    let outstanding = wait_for("the standby's message", || about_db1().get(1).cloned());
+    machine_runs.store(false, std::sync::atomic::Ordering::SeqCst);
+    hbc.join().unwrap();
     assert!(outstanding.contains("held while monitor-a watched"), "{outstanding}");
     standby.wait_journal("the standby's delivery", |l| l["type"] == "notification" && l["delivered"] == true);
     assert_eq!(about_db1().len(), 2, "the primary's, then the standby's once: {:#?}", about_db1());

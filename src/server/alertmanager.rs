@@ -63,6 +63,8 @@ struct Posted {
 /// Each URL's own progress: URLs fail independently.
 struct Target {
     url: String,
+    /// `url` without a `user:password@`, for the log and the journal.
+    shown: String,
     /// The state last delivered here had these alerts firing / resolved.
     delivered: Option<(Vec<Labels>, Vec<Labels>)>,
     retry_at: Option<Instant>,
@@ -97,7 +99,13 @@ pub fn spawn(
         let targets = settings
             .urls
             .iter()
-            .map(|url| Target { url: url.clone(), delivered: None, retry_at: None, failures: 0 })
+            .map(|url| Target {
+                url: url.clone(),
+                shown: without_userinfo(url),
+                delivered: None,
+                retry_at: None,
+                failures: 0,
+            })
             .collect();
         let mut poster = Poster {
             stats: ServiceStats { service: SERVICE.into(), usable: true, ..ServiceStats::default() },
@@ -109,7 +117,8 @@ pub fn spawn(
             targets,
             to_core,
         };
-        info!("alertmanager: posting alerts to {}", poster.settings.urls.join(", "));
+        let shown: Vec<&str> = poster.targets.iter().map(|t| t.shown.as_str()).collect();
+        info!("alertmanager: posting alerts to {}", shown.join(", "));
         poster.run(&inbox);
     })
 }
@@ -196,7 +205,7 @@ impl Poster {
                 Ok(()) => {
                     self.stats.sent += 1;
                     if std::mem::take(&mut target.failures) > 0 {
-                        info!("alertmanager: {} takes alerts again", target.url);
+                        info!("alertmanager: {} takes alerts again", target.shown);
                     }
                     target.retry_at = None;
                     target.delivered = Some((firing.clone(), resolved.clone()));
@@ -205,7 +214,7 @@ impl Poster {
                             "[hbd] {} alerts firing, {} resolved, to {}",
                             firing.len(),
                             resolved.len(),
-                            target.url
+                            target.shown
                         );
                         self.report(subject, None, 1);
                     }
@@ -218,11 +227,15 @@ impl Poster {
                         .min(self.settings.resend_interval);
                     target.retry_at = Some(instant + backoff);
                     let attempt = target.failures;
-                    let subject =
-                        format!("[hbd] {} alerts firing, {} resolved, to {}", firing.len(), resolved.len(), target.url);
+                    let subject = format!(
+                        "[hbd] {} alerts firing, {} resolved, to {}",
+                        firing.len(),
+                        resolved.len(),
+                        target.shown
+                    );
                     warn!(
                         "alertmanager: {} failed (attempt {attempt}, next in {} s): {error}",
-                        target.url,
+                        target.shown,
                         backoff.as_secs()
                     );
                     // Journaled at the first failure of a streak, not at each retry.
@@ -264,6 +277,16 @@ impl Poster {
             "endsAt": rfc3339(ends_at),
             "generatorURL": format!("{}/hosts/{}", self.settings.external_url, posted.host),
         })
+    }
+}
+
+/// A URL as the log may show it: without the `user:password@` it may carry.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }
 
@@ -311,6 +334,13 @@ pub fn rfc3339(unix: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_a_url_are_not_shown() {
+        assert_eq!(without_userinfo("http://alice:s3cret@am1:9093"), "http://am1:9093");
+        assert_eq!(without_userinfo("https://am1:9093/x@y"), "https://am1:9093/x@y");
+        assert_eq!(without_userinfo("http://am1:9093"), "http://am1:9093");
+    }
 
     #[test]
     fn times_are_rfc3339_in_utc() {

@@ -29,7 +29,7 @@ use log::{info, warn};
 use crate::server::model::AlertChange;
 use crate::server::model::{
     summarize, Alert, AlertKey, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
-    ServiceStats, Status, UdpStats,
+    ServiceStats, Status, UdpStats, HEARTBEAT,
 };
 use crate::server::msg::{
     AckRefused, AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved,
@@ -172,6 +172,9 @@ pub fn run(
         alertmanager_stats: None,
         // What fires after a restart is told at the first tick.
         alerts_changed: true,
+        save_pending: false,
+        primary_heard: None,
+        grace: settings.grace.as_secs_f64(),
         dns: DnsWanted::new(settings.dyndomains.clone()),
         silences: Silences::new(saved.silences, saved.silence_held, settings.maintenance.clone()),
     };
@@ -214,9 +217,11 @@ pub fn run(
             },
             recv(ticks) -> _ => {
                 let now = clock.now();
-                core.handle_tick(now);
+                // Windows first: a host that goes down in the second a
+                // window opens is held by it.
                 core.tick_silences(now, &|t| clock.utc_offset_at(t));
-                if now >= next_save {
+                core.handle_tick(now);
+                if now >= next_save || std::mem::take(&mut core.save_pending) {
                     core.save(false);
                     next_save = now + save_every;
                 }
@@ -255,6 +260,12 @@ struct Core {
     alertmanager_stats: Option<ServiceStats>,
     /// An alert changed (or a host was forgotten) since Alertmanager was told.
     alerts_changed: bool,
+    /// An operator's write could not be saved at once (the writer was busy).
+    save_pending: bool,
+    /// When the primary hbd (`standby_for`) last sent its own heartbeat,
+    /// and the interval plus grace it has before it counts as silent.
+    primary_heard: Option<(f64, f64)>,
+    grace: f64,
     /// DNS updates the worker has not taken yet, and counts of results.
     dns: DnsWanted,
     /// Silences, maintenance windows, and the alerts whose notifications they hold.
@@ -271,6 +282,11 @@ impl Core {
     fn handle_heartbeat(&mut self, mut hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
         let name = hb.name.clone();
+        // Only the primary hbd's own heartbeat says it watches: its
+        // machine's hbc goes by the same name and outlives a dead hbd.
+        if hb.from_hbd && hb.counts && self.standby_for.as_deref() == Some(name.as_str()) {
+            self.primary_heard = Some((at, hb.interval + self.grace));
+        }
         if jobs::is_repeat(&hb, &self.table) {
             return;
         }
@@ -402,7 +418,8 @@ impl Core {
             None => (self.alerts.unacknowledge(&key)?, Event::AckRemoved { key, by }),
         };
         self.route(now, event);
-        Ok(alert)
+        let silenced = self.silences.covering(&alert.key, now);
+        Ok(Alert { silenced, ..alert })
     }
 
     fn handle_query(&mut self, query: Query, inbound_queue: usize, now: f64) {
@@ -565,6 +582,18 @@ impl Core {
             Event::Notification(_) => {}
             event => info!("core: {event}"),
         }
+        // What Alertmanager is told depends on alerts, holds and silences.
+        if matches!(
+            event,
+            Event::HostUnreachable { .. }
+                | Event::HostReachable { .. }
+                | Event::SilenceAdded(_)
+                | Event::SilenceEnded { .. }
+                | Event::MaintenanceStarted { .. }
+                | Event::MaintenanceEnded { .. }
+        ) {
+            self.alerts_changed = true;
+        }
         if let Event::Alert(change) = &event {
             self.alerts_changed = true;
             self.notify_unless_silenced(at, change);
@@ -649,8 +678,13 @@ impl Core {
             if self.outputs.to_state.send(msg).is_err() {
                 warn!("core: state writer is gone; final state not saved");
             }
-        } else if let Err(TrySendError::Disconnected(_)) = self.outputs.to_state.try_send(msg) {
-            warn!("core: state writer is gone; state not saved");
+        } else {
+            match self.outputs.to_state.try_send(msg) {
+                // The writer is busy with the last one: this save is owed at the next tick.
+                Err(TrySendError::Full(_)) => self.save_pending = true,
+                Err(TrySendError::Disconnected(_)) => warn!("core: state writer is gone; state not saved"),
+                Ok(()) => {}
+            }
         }
     }
 }
@@ -663,7 +697,7 @@ impl Core {
         if self.outputs.to_notify.is_none() {
             return;
         }
-        if self.silences.covering(&change.key, at).is_some() || self.standing_by(&change.key) {
+        if self.silences.covering(&change.key, at).is_some() || self.standing_by(&change.key, at) {
             self.silences.hold(&change.key, change.from);
             return;
         }
@@ -674,10 +708,10 @@ impl Core {
     /// A standby (`standby_for`) holds what its primary hbd notifies while
     /// it hears the primary; never the primary's own alerts, since the
     /// primary cannot say that it is down (or back).
-    fn standing_by(&self, key: &AlertKey) -> bool {
-        self.standby_for.as_deref().is_some_and(|primary| {
-            key.host != primary && self.table.host(primary).is_some_and(|h| h.status == Status::Up)
-        })
+    fn standing_by(&self, key: &AlertKey, now: f64) -> bool {
+        let primary_alive = self.primary_heard.is_some_and(|(at, allowed)| now - at <= allowed);
+        let primarys_own = self.standby_for.as_deref() == Some(key.host.as_str()) && key.plugin == HEARTBEAT;
+        self.standby_for.is_some() && primary_alive && !primarys_own
     }
 
     fn send_to_notifier(&mut self, at: f64, change: AlertChange) {
@@ -713,7 +747,7 @@ impl Core {
             None => "held by a silence until now".to_string(),
         };
         for (key, notified) in self.silences.uncovered(now) {
-            if self.standing_by(&key) {
+            if self.standing_by(&key, now) {
                 continue;
             }
             let alert = self.alerts.sorted(Some(&key.host)).into_iter().find(|a| a.key == key);

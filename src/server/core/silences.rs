@@ -52,7 +52,7 @@ impl Silences {
     pub fn add(&mut self, new: NewSilence, now: f64) -> Silence {
         // Hex milliseconds: unique, growing, and unlike any earlier id
         // after a restart.
-        self.last_id = ((now * 1000.0) as u64).max(self.last_id + 1);
+        self.last_id = ((now * 1000.0) as u64).max(self.last_id.saturating_add(1));
         let silence = Silence {
             id: format!("{:x}", self.last_id),
             host: new.host,

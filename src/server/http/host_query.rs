@@ -129,6 +129,9 @@ impl HostQuery {
         let (Some(fields), Value::Object(mut all)) = (&self.fields, host.clone()) else { return Ok(host) };
         let mut kept = Map::new();
         for field in fields {
+            if kept.contains_key(field) {
+                continue;
+            }
             match all.remove(field) {
                 Some(value) => {
                     kept.insert(field.clone(), value);

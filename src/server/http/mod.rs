@@ -488,8 +488,10 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
         Target::Healthz => api.healthz(&settings.name, &settings.notify),
         Target::Metrics => api.metrics(),
         Target::Hosts => {
-            let pairs = query_pairs(query).map(|(key, value)| (key, percent_decode(value).unwrap_or_default()));
-            match HostQuery::parse(pairs) {
+            let decoded: Option<Vec<(&str, String)>> =
+                query_pairs(query).map(|(key, value)| Some((key, percent_decode(value)?))).collect();
+            let Some(pairs) = decoded else { return Reply::error(400, "the query has a malformed %-escape") };
+            match HostQuery::parse(pairs.into_iter()) {
                 Ok(Some(asked)) => api.queried_hosts(&asked),
                 Ok(None) => api.hosts(header("If-None-Match"), header("Accept-Encoding")),
                 Err(why) => Reply::error(400, why),
