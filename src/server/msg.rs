@@ -99,12 +99,17 @@ pub enum Query {
     /// then, or why not.
     Ack { key: AlertKey, by: String, comment: Option<String>, reply: Sender<Result<Alert, AckRefused>> },
     /// Add a silence (checked by `silence::parse_new`): the silence made.
-    AddSilence { silence: NewSilence, reply: Sender<Silence> },
+    /// None when [`MAX_SILENCES`] are not yet ended.
+    AddSilence { silence: NewSilence, reply: Sender<Option<Silence>> },
     /// The silences not ended and the maintenance windows.
     Silences(Sender<SilenceList>),
     /// End a silence early, `by` the token's name: None for an unknown id.
     EndSilence { id: String, by: String, reply: Sender<Option<Silence>> },
 }
+
+/// Silences not ended that hbd keeps at most: each alert change is looked
+/// up in all of them, on the core thread.
+pub const MAX_SILENCES: usize = 10_000;
 
 /// Why an acknowledgement (or its removal) was not done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,7 +33,7 @@ use crate::server::model::{
 };
 use crate::server::msg::{
     AckRefused, AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved,
-    StateMsg, Update, BATCH_ABOVE,
+    StateMsg, Update, BATCH_ABOVE, MAX_SILENCES,
 };
 use crate::server::silence::{self, Window};
 use crate::wire::{unix_seconds, PluginKind};
@@ -459,9 +459,13 @@ impl Core {
                 let _ = reply.send(list);
             }
             Query::AddSilence { silence, reply } => {
+                if self.silences.list().silences.len() >= MAX_SILENCES {
+                    let _ = reply.send(None);
+                    return;
+                }
                 let silence = self.silences.add(silence, now);
                 self.route(now, Event::SilenceAdded(silence.clone()));
-                let _ = reply.send(silence);
+                let _ = reply.send(Some(silence));
                 // An operator's write is kept at once, not at the next periodic save.
                 self.save(false);
             }
@@ -1130,7 +1134,7 @@ mod tests {
                     comment: "<b>kernel</b>".into(),
                     by: "alice".into(),
                 };
-                ask(&self.queries, |reply| Query::AddSilence { silence, reply }).unwrap().id
+                ask(&self.queries, |reply| Query::AddSilence { silence, reply }).unwrap().unwrap().id
             }
 
             fn notified(&self) -> Vec<(String, Level)> {

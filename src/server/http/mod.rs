@@ -813,7 +813,11 @@ impl Api {
             Err(why) => return Reply::error(400, why),
         };
         match self.ask(|reply| Query::AddSilence { silence: new, reply }) {
-            Ok(added) => {
+            Ok(None) => Reply::error(
+                409,
+                format!("hbd keeps at most {} silences: end some first (GET /api/0/silences)", msg::MAX_SILENCES),
+            ),
+            Ok(Some(added)) => {
                 // The next /api/0/hosts shows it at once.
                 self.hosts.clear();
                 Reply::json(201, &silence::silence_json(&added, Some(now)))
