@@ -459,7 +459,8 @@ impl Core {
                 let _ = reply.send(list);
             }
             Query::AddSilence { silence, reply } => {
-                if self.silences.list().silences.len() >= MAX_SILENCES {
+                let (active, pending) = self.silences.counts(now);
+                if active + pending >= MAX_SILENCES {
                     let _ = reply.send(None);
                     return;
                 }
