@@ -20,7 +20,9 @@
 # can; default "50000 75000 100000 150000 200000 0"), RUN_SECONDS (per run,
 # default 8), HOSTS (default 10000), SIZE (JSON bytes, default 222),
 # LOADGEN_ARGS (extra loadgen options, e.g. --zlib), SINK_ARGS (extra sink
-# options, e.g. --ack), HBD_CONFIG (extra YAML lines for hbd's config, e.g.
+# options: --ack for one ACK per datagram; "--mmsg --ack" for the ceiling of
+# an ACKed protocol, recvmmsg and sendmmsg in batches of 64 as hbd does
+# them, issue 25), HBD_CONFIG (extra YAML lines for hbd's config, e.g.
 # "journal_enabled: false", when hbd's own "accepted" count is used instead
 # of journal lines), HBD_REV (names the code measured when this is not a
 # git checkout), CARGO_TARGET_DIR, BIN and NO_BUILD=1 (binaries from BIN). Only 127.0.0.1 is used; every process
