@@ -125,45 +125,27 @@ fn main() -> ExitCode {
     let mut ack_errors: u64 = 0;
     let mut batch = options.mmsg.then(MmsgBatch::new);
     loop {
-        if let Some(batch) = batch.as_mut() {
-            match batch.receive(&socket) {
-                Ok(n) => {
-                    count += n as u64;
-                    bytes += batch.bytes(n);
-                    if options.ack && batch.ack(&socket, n).is_err() {
-                        ack_errors += n as u64;
-                    }
-                    last = Instant::now();
-                    first.get_or_insert(last);
-                    continue;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    eprintln!("udp_sink: receive: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            let now = Instant::now();
-            if (first.is_some() && now - last >= idle) || limit.is_some_and(|limit| now - started >= limit) {
-                break;
-            }
-            continue;
-        }
-        match socket.recv_from(&mut buf) {
-            Ok((len, source)) => {
-                count += 1;
-                bytes += len as u64;
-                if options.ack && socket.send_to(ACK, source).is_err() {
-                    ack_errors += 1;
-                }
+        // Datagrams taken, their bytes, and ACKs that could not be sent.
+        let received = match batch.as_mut() {
+            Some(batch) => batch.receive(&socket).map(|n| {
+                let unsent = if options.ack && batch.ack(&socket, n).is_err() { n } else { 0 };
+                (n, batch.bytes(n), unsent)
+            }),
+            None => socket.recv_from(&mut buf).map(|(len, source)| {
+                let unsent = usize::from(options.ack && socket.send_to(ACK, source).is_err());
+                (1, len as u64, unsent)
+            }),
+        };
+        match received {
+            Ok((n, len, unsent)) => {
+                let before = count;
+                count += n as u64;
+                bytes += len;
+                ack_errors += unsent as u64;
                 // The clock is read once every 256 datagrams, not on each:
                 // precise enough for idling and the rate, and it keeps the
                 // loop bare.
-                if count % 256 == 1 {
+                if before == 0 || before / 256 != count / 256 {
                     last = Instant::now();
                     first.get_or_insert(last);
                 }

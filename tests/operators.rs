@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
+use support::standin::StandIn;
 use support::*;
 
 const ALICE: &str = "alice-admin-secret-0123";
@@ -171,49 +172,20 @@ fn reads_can_need_a_token_too() {
 
 // ── Acknowledgements ─────────────────────────────────────────────────────
 
-/// A Mattermost incoming webhook that records the text of every post.
-struct Mattermost {
-    addr: std::net::SocketAddr,
-    texts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    server: std::sync::Arc<tiny_http::Server>,
-}
+/// The notification stand-in, as the acknowledgement and dependency tests read it.
+struct Mattermost(StandIn);
 
 impl Mattermost {
     fn start() -> Mattermost {
-        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the stand-in"));
-        let addr = server.server_addr().to_ip().expect("an IP address");
-        let texts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (s, t) = (server.clone(), texts.clone());
-        std::thread::spawn(move || {
-            for mut request in s.incoming_requests() {
-                let mut body = String::new();
-                let _ = request.as_reader().read_to_string(&mut body);
-                let text = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["text"].as_str().map(String::from));
-                let status = match text {
-                    Some(text) if request.url() == "/hooks/xyz" => {
-                        t.lock().unwrap().push(text);
-                        200
-                    }
-                    _ => 400,
-                };
-                let _ = request.respond(tiny_http::Response::from_string("ok").with_status_code(status));
-            }
-        });
-        Mattermost { addr, texts, server }
+        Mattermost(StandIn::start(false))
     }
 
     fn texts(&self) -> Vec<String> {
-        self.texts.lock().unwrap().clone()
+        self.0.mattermost_texts()
     }
 
     fn config(&self) -> String {
-        format!("notify_group_window: 0.2\nmattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n", self.addr)
-    }
-}
-
-impl Drop for Mattermost {
-    fn drop(&mut self) {
-        self.server.unblock();
+        format!("notify_group_window: 0.2\n{}", self.0.mattermost_config())
     }
 }
 

@@ -38,7 +38,7 @@ fn host(hbd: &Hbd, name: &str) -> Option<serde_json::Value> {
 #[test]
 fn two_hbds_watch_each_other_and_the_survivor_reports_the_dead_one() {
     let standin = StandIn::start(false);
-    let mattermost = format!("mattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n", standin.addr);
+    let mattermost = standin.mattermost_config();
     let (port_a, port_b) = (free_udp_port(), free_udp_port());
     let (dir_a, dir_b) = (TempDir::new("peer-a"), TempDir::new("peer-b"));
     let mut a = start_peer(&dir_a, "monitor-a", port_a, port_b, &mattermost);
@@ -114,7 +114,7 @@ fn bad_peers_are_config_errors_naming_them() {
 #[test]
 fn a_standby_holds_while_its_primary_runs_and_sends_the_outstanding_once_it_dies() {
     let standin = StandIn::start(false);
-    let mattermost = format!("mattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n", standin.addr);
+    let mattermost = standin.mattermost_config();
     let (port_a, port_b) = (free_udp_port(), free_udp_port());
     let (dir_a, dir_b) = (TempDir::new("primary"), TempDir::new("standby"));
     let mut primary = start_peer(&dir_a, "monitor-a", port_a, port_b, &mattermost);

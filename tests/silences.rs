@@ -9,58 +9,31 @@ mod support;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+use support::standin::StandIn;
 use support::*;
 
 const ALICE: &str = "alice-admin-secret-0123";
 const BOB: &str = "bob-read-secret-0123456";
 
-/// Mattermost on a local port: every message's text, in arrival order.
-struct Mattermost {
-    addr: SocketAddr,
-    texts: Arc<Mutex<Vec<String>>>,
-    server: Arc<tiny_http::Server>,
-}
+/// The notification stand-in: every Mattermost message's text, in arrival order.
+struct Mattermost(StandIn);
 
 impl Mattermost {
     fn start() -> Mattermost {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind the stand-in"));
-        let addr = server.server_addr().to_ip().expect("an IP address");
-        let texts = Arc::new(Mutex::new(Vec::new()));
-        let (s, t) = (server.clone(), texts.clone());
-        std::thread::spawn(move || {
-            for mut request in s.incoming_requests() {
-                let mut body = String::new();
-                let _ = request.as_reader().read_to_string(&mut body);
-                let text = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["text"].as_str().map(String::from));
-                t.lock().unwrap().push(text.unwrap_or(body));
-                let _ = request.respond(tiny_http::Response::from_string("ok"));
-            }
-        });
-        Mattermost { addr, texts, server }
+        Mattermost(StandIn::start(false))
     }
 
     fn texts(&self) -> Vec<String> {
-        self.texts.lock().unwrap().clone()
+        self.0.mattermost_texts()
     }
 
     fn config(&self) -> String {
-        format!(
-            "grace: 0\nnotify_group_window: 0.2\nthreshold_renotify_interval: 0\nmattermost: {{webhook_url: 'http://{}/hooks/x', timeout: 2}}\n",
-            self.addr
-        )
-    }
-}
-
-impl Drop for Mattermost {
-    fn drop(&mut self) {
-        self.server.unblock();
+        format!("grace: 0\nnotify_group_window: 0.2\nthreshold_renotify_interval: 0\n{}", self.0.mattermost_config())
     }
 }
 

@@ -428,14 +428,19 @@ pub fn send_once(settings: ClientSettings, print: bool, reports: Vec<PluginRepor
             return Ok(());
         }
     }
+    Err(format!("no ACK from {}", unanswered(&wire, &acked)))
+}
+
+/// The servers whose ACK did not come, as `host:port, …`.
+fn unanswered(wire: &Wire, acked: &[bool]) -> String {
     let silent: Vec<String> = wire
         .targets
         .iter()
-        .zip(&acked)
+        .zip(acked)
         .filter(|(_, a)| !**a)
         .map(|(t, _)| format!("{}:{}", t.target.host, t.target.port))
         .collect();
-    Err(format!("no ACK from {}", silent.join(", ")))
+    silent.join(", ")
 }
 
 /// Sends one job signal (`hbc run`, `hbc signal`): `message` is a `JOB`
@@ -501,14 +506,7 @@ pub fn send_signal(settings: ClientSettings, print: bool, mut message: Value, wa
         }
         pause *= 2;
     }
-    let silent: Vec<String> = wire
-        .targets
-        .iter()
-        .zip(&acked)
-        .filter(|(_, a)| !**a)
-        .map(|(t, _)| format!("{}:{}", t.target.host, t.target.port))
-        .collect();
-    Err(format!("no ACK from {} within {:.1} s", silent.join(", "), wait.as_secs_f64()))
+    Err(format!("no ACK from {} within {:.1} s", unanswered(&wire, &acked), wait.as_secs_f64()))
 }
 
 #[cfg(test)]

@@ -77,6 +77,16 @@ impl StandIn {
         self.delivered.lock().unwrap().iter().filter(|d| d.service == service).map(|d| d.fields.clone()).collect()
     }
 
+    /// The text of every Mattermost post, in arrival order.
+    pub fn mattermost_texts(&self) -> Vec<String> {
+        self.delivered("mattermost").iter().filter_map(|m| m["text"].as_str().map(String::from)).collect()
+    }
+
+    /// hbd.yaml's `mattermost:` block for this stand-in.
+    pub fn mattermost_config(&self) -> String {
+        format!("mattermost: {{webhook_url: 'http://{}/hooks/xyz', timeout: 2}}\n", self.addr)
+    }
+
     pub fn assert_no_violations(&self) {
         let v = self.violations.lock().unwrap();
         assert!(v.is_empty(), "requests not in the services' documented formats: {v:#?}");
