@@ -17,7 +17,10 @@
 //! Plugin times are sixty seconds apart with a random jitter of up to 50 ms,
 //! in milliseconds as hbc sends them; from the second message on, each
 //! carries a round trip (`latency_ms`) as hbc's do (`--no-latency`: not).
-//! A seeded xorshift makes every run send the same data.
+//! A seeded xorshift makes every run send the same data. `--threads N`
+//! splits the hosts between N senders, each with its own socket and seed
+//! (one thread sends what this program always sent), for fleets whose
+//! filling one thread would take most of an hour (100,000 hosts).
 //!
 //!     hbc --once --print > template.json
 //!     cargo run --release --example plugin_load -- --target 127.0.0.1:50003 --template template.json --hosts 10000 --samples 50
@@ -27,6 +30,9 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+const USAGE: &str =
+    "usage: plugin_load --target HOST:PORT --template FILE [--hosts N] [--samples N] [--threads N] [--no-latency]";
 
 fn main() {
     let mut args = pico_args::Arguments::from_env();
@@ -38,42 +44,101 @@ fn main() {
             args.value_from_str::<_, String>("--template")?,
             args.opt_value_from_str("--hosts")?.unwrap_or(10_000u64),
             args.opt_value_from_str("--samples")?.unwrap_or(50u64),
+            args.opt_value_from_str("--threads")?.unwrap_or(1u64),
         ))
     })();
-    let (target, template, hosts, samples) = match parsed {
-        Ok(p) => p,
+    let (target, template, hosts, samples, threads) = match parsed {
+        Ok(p) if (1..=16).contains(&p.4) => p,
+        Ok(_) => {
+            eprintln!("plugin_load: --threads must be from 1 to 16\n{USAGE}");
+            std::process::exit(2);
+        }
         Err(e) => {
-            eprintln!(
-                "plugin_load: {e}\nusage: plugin_load --target HOST:PORT --template FILE [--hosts N] [--samples N] [--no-latency]"
-            );
+            eprintln!("plugin_load: {e}\n{USAGE}");
             std::process::exit(2);
         }
     };
     let text = std::fs::read_to_string(&template).unwrap_or_else(|e| panic!("{template}: {e}"));
     let template: Value = serde_json::from_str(text.lines().next().unwrap_or("")).expect("template is one JSON line");
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    let mut hosts_state: Vec<Vec<f64>> = Vec::with_capacity(hosts as usize);
+    let started = Instant::now();
+    // Each thread sends its own share of the hosts, every sample in turn,
+    // from its own socket and with its own seeded random numbers (one
+    // thread sends exactly what this program always sent).
+    let totals: Vec<Totals> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let first = hosts * t / threads;
+                let end = hosts * (t + 1) / threads;
+                let (template, target) = (&template, &target);
+                scope.spawn(move || send_hosts(template, target, first..end, samples, with_latency, t))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("sender thread")).collect()
+    });
+    let sum = totals.iter().fold(Totals::default(), |a, b| Totals {
+        sent: a.sent + b.sent,
+        bytes: a.bytes + b.bytes,
+        plain_bytes: a.plain_bytes + b.plain_bytes,
+        held_json: a.held_json + b.held_json,
+        held_values: a.held_values + b.held_values,
+    });
+    println!(
+        "sent {} messages ({hosts} hosts x {samples} samples), {:.1} MiB compressed, {:.1} MiB of JSON, in {:.1} s; held_json_bytes={} held_numbers={}",
+        sum.sent,
+        sum.bytes as f64 / 1048576.0,
+        sum.plain_bytes as f64 / 1048576.0,
+        started.elapsed().as_secs_f64(),
+        sum.held_json,
+        sum.held_values
+    );
+}
+
+#[derive(Default)]
+struct Totals {
+    sent: u64,
+    bytes: u64,
+    plain_bytes: u64,
+    held_json: u64,
+    held_values: u64,
+}
+
+/// Sends `samples` rounds for the hosts numbered `hosts`, pacing on ACKs.
+fn send_hosts(
+    template: &Value,
+    target: &str,
+    hosts: std::ops::Range<u64>,
+    samples: u64,
+    with_latency: bool,
+    thread: u64,
+) -> Totals {
+    let leaves = leaves(template);
+    // One message is rewritten in place for every host and sample: every
+    // number in it is set from the host's state (cloning the template per
+    // message cost more than everything else here).
+    let mut message = template.clone();
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d ^ thread.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut hosts_state: Vec<Vec<f64>> = vec![Vec::new(); (hosts.end - hosts.start) as usize];
     let t0 = 1_780_000_000.0 + rng.unit() * 1000.0;
-    let (mut held_json, mut held_values) = (0u64, 0u64);
     let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let started = Instant::now();
-    let (mut sent, mut bytes, mut plain_bytes, mut seq) = (0u64, 0u64, 0u64, 0u64);
+    let mut totals = Totals::default();
+    // Sequence numbers are unique over all threads.
+    let mut seq = hosts.start * samples;
     for sample in 0..samples {
-        for host in 0..hosts {
+        for host in hosts.clone() {
             seq += 1;
-            // From the template each time: decimals and zeros as hbc wrote them.
-            let mut message = template.clone();
             message["name"] = Value::from(format!("host-{host:05}"));
             message["seq"] = Value::from(seq);
-            if sample > 0 && with_latency {
-                // hbc's round trip to hbd, in ms to the microsecond, from its second message on.
-                message["latency_ms"] = Value::from(((0.2 + rng.unit() * 1.5) * 1000.0).round() / 1000.0);
+            if let Some(object) = message.as_object_mut() {
+                if sample > 0 && with_latency {
+                    // hbc's round trip to hbd, in ms to the microsecond, from its second message on.
+                    let latency = ((0.2 + rng.unit() * 1.5) * 1000.0).round() / 1000.0;
+                    object.insert("latency_ms".into(), Value::from(latency));
+                } else {
+                    object.remove("latency_ms");
+                }
             }
-            if hosts_state.len() <= host as usize {
-                hosts_state.push(Vec::new());
-            }
-            let state = &mut hosts_state[host as usize];
+            let state = &mut hosts_state[(host - hosts.start) as usize];
             let mut leaf = 0;
             if let Some(plugins) = message["plugins"].as_object_mut() {
                 for plugin in plugins.values_mut() {
@@ -81,12 +146,12 @@ fn main() {
                         Value::from(((t0 + 60.0 * sample as f64 + rng.unit() * 0.05) * 1000.0).round() / 1000.0);
                     let monitor = plugin["kind"] == "monitor";
                     if let Some(data) = plugin.get_mut("data") {
-                        vary(data, "", state, &mut leaf, &mut rng, sample == 0);
+                        vary(data, &leaves, state, &mut leaf, &mut rng, sample == 0);
                         if monitor {
-                            held_json += data.to_string().len() as u64;
-                            held_values += count_numbers(data);
+                            totals.held_json += data.to_string().len() as u64;
+                            totals.held_values += count_numbers(data);
                         } else if sample + 1 == samples {
-                            held_json += data.to_string().len() as u64;
+                            totals.held_json += data.to_string().len() as u64;
                         }
                     }
                 }
@@ -95,11 +160,11 @@ fn main() {
             let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
             z.write_all(json.as_bytes()).unwrap();
             let datagram = z.finish().unwrap();
-            socket.send_to(&datagram, &target).unwrap();
-            sent += 1;
-            bytes += datagram.len() as u64;
-            plain_bytes += json.len() as u64;
-            if sent % 100 == 0 {
+            socket.send_to(&datagram, target).unwrap();
+            totals.sent += 1;
+            totals.bytes += datagram.len() as u64;
+            totals.plain_bytes += json.len() as u64;
+            if totals.sent % 100 == 0 {
                 // Wait for this one's ACK (earlier ACKs are skipped).
                 let deadline = Instant::now() + Duration::from_secs(2);
                 let mut buf = [0u8; 256];
@@ -113,12 +178,7 @@ fn main() {
             }
         }
     }
-    println!(
-        "sent {sent} messages ({hosts} hosts x {samples} samples), {:.1} MiB compressed, {:.1} MiB of JSON, in {:.1} s; held_json_bytes={held_json} held_numbers={held_values}",
-        bytes as f64 / 1048576.0,
-        plain_bytes as f64 / 1048576.0,
-        started.elapsed().as_secs_f64()
-    );
+    totals
 }
 
 struct XorShift(u64);
@@ -166,36 +226,87 @@ fn volatility(key: &str) -> f64 {
     }
 }
 
-/// Moves every number of `value` one sample on; `state` holds this host's
-/// current values in document order (filled on the first sample).
-fn vary(value: &mut Value, key: &str, state: &mut Vec<f64>, leaf: &mut usize, rng: &mut XorShift, first: bool) {
+fn count_numbers(value: &Value) -> u64 {
     match value {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                vary(v, k, state, leaf, rng, first);
+        Value::Object(map) => map.values().map(count_numbers).sum(),
+        Value::Array(items) => items.iter().map(count_numbers).sum(),
+        Value::Number(_) => 1,
+        _ => 0,
+    }
+}
+
+/// What the template says of one number: how it moves and how it is shown.
+struct Leaf {
+    class: Class,
+    volatility: f64,
+    percent: bool,
+    integer: bool,
+    decimals: i32,
+    template: f64,
+}
+
+/// Every number of the template's plugin data, in the order [`vary`] walks them.
+fn leaves(template: &Value) -> Vec<Leaf> {
+    fn walk(value: &Value, key: &str, out: &mut Vec<Leaf>) {
+        match value {
+            Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, k, out)),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, key, out)),
+            Value::Number(n) => {
+                let integer = n.is_i64() || n.is_u64();
+                let decimals = if integer {
+                    0
+                } else {
+                    let text = n.to_string();
+                    let shown = text.split('.').nth(1).map_or(0, |d| d.len() as i32);
+                    if key.ends_with("_per_s") {
+                        shown.max(2)
+                    } else {
+                        shown.max(1)
+                    }
+                };
+                out.push(Leaf {
+                    class: class(key),
+                    volatility: volatility(key),
+                    percent: key.contains("percent"),
+                    integer,
+                    decimals,
+                    template: n.as_f64().unwrap_or(0.0),
+                });
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(plugins) = template["plugins"].as_object() {
+        for plugin in plugins.values() {
+            if let Some(data) = plugin.get("data") {
+                walk(data, "", &mut out);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| vary(v, key, state, leaf, rng, first)),
-        Value::Number(n) => {
-            let integer = n.is_i64() || n.is_u64();
-            let template = n.as_f64().unwrap_or(0.0);
-            let decimals = if integer {
-                0
-            } else {
-                let text = n.to_string();
-                let shown = text.split('.').nth(1).map_or(0, |d| d.len() as i32);
-                if key.ends_with("_per_s") {
-                    shown.max(2)
-                } else {
-                    shown.max(1)
-                }
-            };
+    }
+    out
+}
+
+/// Moves every number of `value` one sample on; `state` holds this host's
+/// current values in document order (filled on the first sample), `leaves`
+/// what the template says of each.
+fn vary(value: &mut Value, leaves: &[Leaf], state: &mut Vec<f64>, leaf: &mut usize, rng: &mut XorShift, first: bool) {
+    match value {
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                vary(v, leaves, state, leaf, rng, first);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| vary(v, leaves, state, leaf, rng, first)),
+        Value::Number(_) => {
+            let Some(info) = leaves.get(*leaf) else { return };
             if first {
-                let start = match class(key) {
+                let template = info.template;
+                let start = match info.class {
                     Class::Constant => template,
                     Class::Counter => (rng.unit() * 1000.0).floor(),
                     Class::Gauge if template == 0.0 && rng.unit() < 0.5 => 0.0,
-                    Class::Gauge if template == 0.0 => rng.unit() * if integer { 50.0 } else { 5000.0 },
+                    Class::Gauge if template == 0.0 => rng.unit() * if info.integer { 50.0 } else { 5000.0 },
                     Class::Gauge => template * (0.5 + rng.unit()),
                 };
                 state.push(start);
@@ -203,7 +314,7 @@ fn vary(value: &mut Value, key: &str, state: &mut Vec<f64>, leaf: &mut usize, rn
             let Some(current) = state.get_mut(*leaf) else { return };
             *leaf += 1;
             if !first {
-                match class(key) {
+                match info.class {
                     Class::Constant => {}
                     Class::Counter => {
                         if rng.unit() < 0.3 {
@@ -211,27 +322,18 @@ fn vary(value: &mut Value, key: &str, state: &mut Vec<f64>, leaf: &mut usize, rn
                         }
                     }
                     Class::Gauge => {
-                        let step = (rng.unit() - 0.5) * 2.0 * volatility(key);
+                        let step = (rng.unit() - 0.5) * 2.0 * info.volatility;
                         *current = (*current * (1.0 + step)).max(0.0);
-                        if key.contains("percent") {
+                        if info.percent {
                             *current = current.min(100.0);
                         }
                     }
                 }
             }
-            let scale = 10f64.powi(decimals);
+            let scale = 10f64.powi(info.decimals);
             let shown = (*current * scale).round() / scale;
-            *value = if integer { Value::from(shown as i64) } else { Value::from(shown) };
+            *value = if info.integer { Value::from(shown as i64) } else { Value::from(shown) };
         }
         _ => {}
-    }
-}
-
-fn count_numbers(value: &Value) -> u64 {
-    match value {
-        Value::Object(map) => map.values().map(count_numbers).sum(),
-        Value::Array(items) => items.iter().map(count_numbers).sum(),
-        Value::Number(_) => 1,
-        _ => 0,
     }
 }

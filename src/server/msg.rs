@@ -248,18 +248,20 @@ pub enum DnsMsg {
 
 // ── notify ────────────────────────────────────────────────────────────────
 
-/// core → notify. Full: core drops the alert change and counts it; the
-/// notifier only groups and queues on its thread, so this fills only if it
-/// is stuck.
+/// core → notify, one message per turn of core that changed alerts, so
+/// that a mass outage (100,000 hosts down in one tick) takes one slot.
+/// Full: core drops the turn's alert changes and counts them; the notifier
+/// only groups and queues on its thread, so this fills only if it is stuck.
 /// Disconnected: the notifier closes its group window into the queue file, waits up to 3 s for deliveries under way, and exits.
 pub const NOTIFY_CAPACITY: usize = 256;
 
 /// What the notifier receives.
 #[derive(Debug)]
 pub enum NotifyMsg {
-    /// An alert changed level or reminds (at `at`, Unix seconds); `tags`
-    /// are its host's then, for the services' `tags` routes.
-    Alert { at: f64, change: AlertChange, tags: Vec<String> },
+    /// Alerts that changed level or remind, in one turn of core (at `at`,
+    /// Unix seconds), each with its host's tags then, for the services'
+    /// `tags` routes.
+    Alerts { at: f64, changes: Vec<(AlertChange, Vec<String>)> },
 }
 
 // ── alertmanager ──────────────────────────────────────────────────────────

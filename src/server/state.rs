@@ -182,6 +182,7 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
             while let Ok(StateMsg::Save(newer)) = inbox.try_recv() {
                 saved = newer;
             }
+            let started = std::time::Instant::now();
             let Saved { mut hosts, mut alerts, silences, silence_held } = saved;
             hosts.sort_by(|a, b| a.host.name.cmp(&b.host.name));
             alerts.sort_by(|a, b| a.key.cmp(&b.key));
@@ -190,7 +191,12 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
             let out =
                 StateOut { silences: &silences, silence_held: &silence_held, ..state_out(saved_at, &hosts, &alerts) };
             match write_json_atomically(&path, &out) {
-                Ok(()) => log::debug!("state: saved {n} hosts to {}", path.display()),
+                // How long a save takes is what tells whether state_save_interval suits the fleet.
+                Ok(()) => log::debug!(
+                    "state: saved {n} hosts to {} in {:.3} s",
+                    path.display(),
+                    started.elapsed().as_secs_f64()
+                ),
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
             drop((hosts, alerts));

@@ -210,7 +210,10 @@ fn show(value: f64) -> String {
 /// went silent, not what is wrong now).
 #[derive(Debug, Default)]
 pub struct AlertTable {
-    alerts: HashMap<AlertKey, Alert>,
+    /// Ordered by host first, so that one host's alerts are one range:
+    /// a host's worst level is asked on every alert change, and a scan of
+    /// every alert each time made a mass outage quadratic.
+    alerts: BTreeMap<AlertKey, Alert>,
     /// Hosts whose host-down alert is not OK: their other alerts are held.
     down: HashSet<String>,
     /// Unreachable hosts (`parents:`): their alerts are held as a down host's.
@@ -245,12 +248,12 @@ impl AlertTable {
     /// Every alert state, marked held or not: those that count first,
     /// worst first, then by host, plugin and path.
     pub fn sorted(&self, host: Option<&str>) -> Vec<Alert> {
-        let mut alerts: Vec<Alert> = self
-            .alerts
-            .values()
-            .filter(|a| host.is_none_or(|h| a.key.host == h))
-            .map(|a| Alert { held: self.is_held(a), behind: self.behind_of(&a.key), ..a.clone() })
-            .collect();
+        let alerts: Box<dyn Iterator<Item = &Alert>> = match host {
+            Some(host) => Box::new(self.of_host(host)),
+            None => Box::new(self.alerts.values()),
+        };
+        let mut alerts: Vec<Alert> =
+            alerts.map(|a| Alert { held: self.is_held(a), behind: self.behind_of(&a.key), ..a.clone() }).collect();
         alerts.sort_by(|a, b| a.held.cmp(&b.held).then(b.level.cmp(&a.level)).then_with(|| a.key.cmp(&b.key)));
         alerts
     }
@@ -263,7 +266,13 @@ impl AlertTable {
 
     /// The worst level of one host's alerts.
     pub fn worst(&self, host: &str) -> Level {
-        self.alerts.values().filter(|a| a.key.host == host).map(|a| a.level).max().unwrap_or(Level::Ok)
+        self.of_host(host).map(|a| a.level).max().unwrap_or(Level::Ok)
+    }
+
+    /// The alerts of `host`, by plugin and path: one range of the map.
+    fn of_host<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Alert> + 'a {
+        let first = AlertKey { host: host.to_string(), plugin: String::new(), metric_path: String::new() };
+        self.alerts.range(first..).map(|(_, alert)| alert).take_while(move |a| a.key.host == host)
     }
 
     /// The worst level of each host's alerts (hosts with none are OK).
@@ -728,6 +737,25 @@ mod tests {
         let r = rules("p:\n  v: {warning: 10, critical: 5, operator: '<', hysteresis: 0.2}\n");
         assert_eq!(levels(&r, "p", &["v"], &[4.0, 5.5, 11.0]), [C, C, O]);
         assert_eq!(levels(&r, "p", &["v"], &[4.0, 6.5, 11.5, 12.5]), [C, W, W, O]);
+    }
+
+    /// A host's alerts are one range of the map: names that share a
+    /// prefix with it (db1-b, db10) or sort between its keys are not its.
+    #[test]
+    fn a_hosts_worst_level_and_list_are_its_own() {
+        let r = rules(README);
+        let mut t = AlertTable::default();
+        t.observe(&r, "db1", "cpu_monitor", &json!({"cpu_percent": 85.0}), 100.0);
+        t.observe(&r, "db1-b", "cpu_monitor", &json!({"cpu_percent": 95.0}), 100.0);
+        t.observe(&r, "db10", "cpu_monitor", &json!({"cpu_percent": 95.0}), 100.0);
+        t.observe(&r, "db", "cpu_monitor", &json!({"cpu_percent": 95.0}), 100.0);
+        assert_eq!(t.worst("db1"), Level::Warning);
+        assert_eq!(t.worst("db10"), Level::Critical);
+        assert_eq!(t.worst("db2"), Level::Ok);
+        let hosts = |host| t.sorted(Some(host)).into_iter().map(|a| a.key.host).collect::<Vec<_>>();
+        assert_eq!(hosts("db1"), ["db1"]);
+        assert_eq!(hosts("db"), ["db"]);
+        assert_eq!(t.sorted(None).len(), 4);
     }
 
     /// A down host is one CRITICAL alert whose value is its silence; its

@@ -169,6 +169,7 @@ pub fn run(
         live_clients: 0,
         notify_stats: Vec::new(),
         notify_dropped: 0,
+        notify_outbox: NotifyOutbox::default(),
         alertmanager_stats: None,
         // What fires after a restart is told at the first tick.
         alerts_changed: true,
@@ -228,9 +229,17 @@ pub fn run(
             },
         }
         core.flush_updates();
+        core.flush_notifications();
     }
     core.save(true);
     info!("core: stopped with {} hosts", core.table.len());
+}
+
+/// The alert changes of one turn of the loop, sent together.
+#[derive(Default)]
+struct NotifyOutbox {
+    at: f64,
+    changes: Vec<(AlertChange, Vec<String>)>,
 }
 
 struct Core {
@@ -257,6 +266,8 @@ struct Core {
     live_clients: usize,
     notify_stats: Vec<ServiceStats>,
     notify_dropped: u64,
+    /// This turn's alert changes for the notifier.
+    notify_outbox: NotifyOutbox,
     alertmanager_stats: Option<ServiceStats>,
     /// An alert changed (or a host was forgotten) since Alertmanager was told.
     alerts_changed: bool,
@@ -719,13 +730,31 @@ impl Core {
         self.standby_for.is_some() && primary_alive && !primarys_own
     }
 
+    /// Kept for the end of this turn of the loop ([`Core::flush_notifications`]).
     fn send_to_notifier(&mut self, at: f64, change: AlertChange) {
-        let Some(notify) = &self.outputs.to_notify else { return };
+        if self.outputs.to_notify.is_none() {
+            return;
+        }
         // The host's tags go along, for the services' `tags` routes.
         let tags = self.table.host(&change.key.host).map(|h| h.tags.clone()).unwrap_or_default();
-        if notify.try_send(NotifyMsg::Alert { at, change, tags }).is_err() {
-            self.notify_dropped += 1;
-            if self.notify_dropped.is_power_of_two() {
+        self.notify_outbox.changes.push((change, tags));
+        self.notify_outbox.at = at;
+    }
+
+    /// The turn's alert changes for the notifier, as one message.
+    fn flush_notifications(&mut self) {
+        let Some(notify) = &self.outputs.to_notify else { return };
+        if self.notify_outbox.changes.is_empty() {
+            return;
+        }
+        let at = self.notify_outbox.at;
+        let changes = std::mem::take(&mut self.notify_outbox.changes);
+        let count = changes.len() as u64;
+        if notify.try_send(NotifyMsg::Alerts { at, changes }).is_err() {
+            let before = self.notify_dropped;
+            self.notify_dropped += count;
+            // Warned when the total passes a power of two.
+            if before.checked_ilog2() != self.notify_dropped.checked_ilog2() {
                 warn!("core: the notifier is not taking alerts; {} dropped so far", self.notify_dropped);
             }
         }
@@ -1139,7 +1168,11 @@ mod tests {
             }
 
             fn notified(&self) -> Vec<(String, Level)> {
-                self.notify.try_iter().map(|NotifyMsg::Alert { change, .. }| (change.key.host, change.to)).collect()
+                self.notify
+                    .try_iter()
+                    .flat_map(|NotifyMsg::Alerts { changes, .. }| changes)
+                    .map(|(change, _)| (change.key.host, change.to))
+                    .collect()
             }
 
             fn stop(self) -> Saved {
@@ -1151,6 +1184,25 @@ mod tests {
                 self.core.join().unwrap();
                 last.expect("a final snapshot")
             }
+        }
+
+        /// A mass outage in one tick is one message to the notifier: its
+        /// inbox (64 here) would have lost all but the first changes.
+        #[test]
+        fn a_mass_outage_reaches_the_notifier_whole_in_one_message() {
+            let h = start(CoreSettings { max_hosts: 1000, ..settings(Vec::new()) }, Saved::default());
+            let beats: Vec<Heartbeat> = (0..500).map(|i| heartbeat(&format!("h{i:03}"), 1000.0)).collect();
+            for batch in beats.chunks(64) {
+                h.inbox.send(CoreMsg::Heartbeats(batch.to_vec())).unwrap();
+            }
+            h.tick_at(1016.0);
+            assert_eq!(h.notify.len(), 1, "one message for the turn");
+            let notified = h.notified();
+            assert_eq!(notified.len(), 500);
+            assert!(notified.iter().all(|(_, level)| *level == Level::Critical));
+            let metrics = ask(&h.queries, Query::Metrics).unwrap();
+            assert_eq!(metrics.notify_dropped, 0);
+            h.stop();
         }
 
         #[test]

@@ -228,7 +228,11 @@ impl Notifier {
             let wake = self.next_wake().map_or_else(never, |at| after(at.saturating_duration_since(Instant::now())));
             select! {
                 recv(inbox) -> msg => match msg {
-                    Ok(NotifyMsg::Alert { change, tags, .. }) => self.handle_alert(change, tags),
+                    Ok(NotifyMsg::Alerts { changes, .. }) => {
+                        for (change, tags) in changes {
+                            self.handle_alert(change, tags);
+                        }
+                    }
                     Err(_) => break,
                 },
                 recv(results) -> result => {
