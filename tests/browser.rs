@@ -898,6 +898,11 @@ fn ui_benchmark_overview_at_n_hosts() {
         let busy = busy_per_second(&mut browser);
         let (heap, rss, peak) = memory(&mut browser);
         let rows = browser.eval("document.querySelectorAll('#hosts-body .vrow').length");
+        // What the page asked of the API by now (the WebSocket's frames aside).
+        let asked = browser.eval(
+            "(() => { const api = performance.getEntriesByType('resource').filter(r => r.name.includes('/api/0/hosts')); \
+             return [api.length, api.reduce((n, r) => n + r.encodedBodySize, 0), api.reduce((n, r) => n + r.decodedBodySize, 0)]; })()",
+        );
         if let Some(mut steady) = steady {
             let _ = steady.kill();
             let _ = steady.wait();
@@ -905,7 +910,11 @@ fn ui_benchmark_overview_at_n_hosts() {
         figures.push(format!(
             "ui benchmark: {hosts} hosts, {case} ({arriving} heartbeats/s): first contentful paint {paint:.0} ms, \
              first full render {rendered:.0} ms, JS heap {heap:.1} MiB, renderer RSS {rss:.0} MiB (peak {peak:.0}), \
-             main thread busy {busy:.0} ms/s while scrolling, {rows} rows in the page"
+             main thread busy {busy:.0} ms/s while scrolling, {rows} rows in the page, \
+             {} requests to /api/0/hosts ({:.2} MB transferred, {:.2} MB of JSON)",
+            asked[0],
+            asked[1].as_f64().unwrap_or(0.0) / 1e6,
+            asked[2].as_f64().unwrap_or(0.0) / 1e6
         ));
     }
     println!(
