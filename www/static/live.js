@@ -192,45 +192,49 @@
     tagsCounted = Date.now();
   }
 
-  // The page shown, the problems and the counts, from the API: the
-  // unfiltered queries' totals are the tiles' counts (and the page's
-  // totals while no filter is set).
-  async function loadPaged(mine, all) {
-    const [byStatus, silenced, problems] = await Promise.all([
-      Promise.all(IN_ORDER.map((s) => totalOf([s]))),
-      totalOf(['silenced=yes']),
-      hbd.getJSON(hostsQuery(['status=down,unreachable', FIELDS, `limit=${PAGE}`])),
-    ]);
-    countTags();
-    const page = await fetchPage(pageStarts[pageStarts.length - 1], filtered() ? null : byStatus);
-    if (mine !== generation) return;
-    list = page.rows;
-    matching = page.total;
-    nextStart = page.next;
-    problemHosts = problems.hosts;
-    problemTotal = problems.total;
-    counts = { all, down: byStatus[0], unreachable: byStatus[1], ok: byStatus[5], silenced };
-  }
-
-  // The hosts (all of them, or the page shown) and the active alerts. Up
-  // to a page of hosts, the whole list as ever (the same cached bytes for
-  // every page); beyond that, a page at a time.
+  // The hosts (all of them, or the page shown) and the active alerts, in
+  // two rounds of requests (at 100,000 hosts hbd reads its whole host
+  // table for each). The first asks, side by side, for the down and
+  // unreachable hosts (the problems), how many up hosts have each alert
+  // level and how many are silenced: together, how many hosts there are.
+  // Up to a page of them, the second is the whole list as ever (the same
+  // cached bytes for every page); beyond that, the page shown.
   async function fetchHosts() {
     const mine = ++generation;
-    const [all, active] = await Promise.all([totalOf([]), hbd.getJSON('/api/0/alerts')]);
+    const [active, problems, up, silenced] = await Promise.all([
+      hbd.getJSON('/api/0/alerts'),
+      hbd.getJSON(hostsQuery(['status=down,unreachable', FIELDS, `limit=${PAGE}`])),
+      Promise.all(IN_ORDER.slice(2).map((s) => totalOf([s]))),
+      totalOf(['silenced=yes']),
+    ]);
     if (mine !== generation) return;
+    // Down and unreachable hosts are counted among the problems, unless
+    // there are more than a page of them.
+    const [down, unreachable] = problems.hosts.length === problems.total
+      ? ['down', 'unreachable'].map((s) => problems.hosts.filter((h) => hbd.statusOf(h) === s).length)
+      : await Promise.all([totalOf(['status=down']), totalOf(['status=unreachable'])]);
+    const byStatus = [down, unreachable, ...up];
+    const all = byStatus.reduce((a, b) => a + b, 0);
     const whole = all <= PAGE ? await hbd.getJSON('/api/0/hosts') : null;
     if (mine !== generation) return;
     // Hosts that came meanwhile may make it more than a page after all.
     paged = !whole || whole.hosts.length > PAGE;
     hosts.clear();
     if (paged) {
-      await loadPaged(mine, whole ? whole.hosts.length : all);
+      // The unfiltered queries' totals are the page's too while no filter is set.
+      const page = await fetchPage(pageStarts[pageStarts.length - 1], filtered() ? null : byStatus);
+      if (mine !== generation) return;
+      list = page.rows;
+      matching = page.total;
+      nextStart = page.next;
+      problemHosts = problems.hosts;
+      problemTotal = problems.total;
+      counts = { all, down, unreachable, ok: up[3], silenced };
+      countTags();
     } else {
       for (const h of whole.hosts) hosts.set(h.name, h);
       pageStarts = [{ seg: 0, after: null, offset: 0 }];
     }
-    if (mine !== generation) return;
     ({ alerts, summary } = active);
     dirty = true;
   }
