@@ -502,10 +502,17 @@
   }
 
   function setStatus(name, status, at) {
-    const host = paged ? list[positions.get(name)] : hosts.get(name);
+    const host = paged ? onPage(name) : hosts.get(name);
     if (host) { host.status = status; host.status_since = at; dirty = true; }
     // Paged, a host that changes status changes the counts and may move.
     if (paged) reloadAll();
+  }
+
+  // The host of this name on the page shown, if it is there (`positions`
+  // is of the list as last drawn: a page fetched since is not yet in it).
+  function onPage(name) {
+    const host = list[positions.get(name)];
+    return host && host.name === name ? host : undefined;
   }
 
   // Whether a host's new data moves it in the list or changes a count.
@@ -525,10 +532,10 @@
       case 'heartbeat': {
         if (paged) {
           // A host on the page shows its news; the others are not here.
-          const i = positions.get(m.host.name);
-          if (i === undefined) break;
-          if (moves(list[i], m.host)) { dirty = true; reloadAll(); }
-          list[i] = m.host;
+          const known = onPage(m.host.name);
+          if (!known) break;
+          if (moves(known, m.host)) { dirty = true; reloadAll(); }
+          list[positions.get(m.host.name)] = m.host;
           break;
         }
         const known = hosts.get(m.host.name);
