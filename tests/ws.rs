@@ -14,10 +14,15 @@ use tungstenite::{Message, WebSocket};
 type Ws = WebSocket<TcpStream>;
 
 fn connect(addr: SocketAddr) -> Ws {
+    connect_to(addr, "/")
+}
+
+/// A WebSocket on `path` (with its query) at `addr`.
+fn connect_to(addr: SocketAddr, path: &str) -> Ws {
     let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to ws");
     // The handshake gets the whole deadline; reads after it wake every 200 ms.
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let (ws, _) = tungstenite::client(format!("ws://{addr}/"), stream).expect("websocket handshake");
+    let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), stream).expect("websocket handshake");
     ws.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     ws
 }
@@ -76,6 +81,26 @@ fn snapshot_then_live_heartbeats_events_and_plugin_data() {
     assert_eq!(plugin["name"], "late");
     assert_eq!(plugin["plugin"], "cpu_monitor");
     assert_eq!(plugin["sample"]["data"]["cpu_percent"], 42.0);
+}
+
+/// `?snapshot=none` (the console beyond a page of hosts, which reads them
+/// from the API): the snapshot comes without hosts, the updates as ever.
+#[test]
+fn a_snapshot_without_hosts_when_asked() {
+    let dir = TempDir::new("ws-no-snapshot");
+    let hbd = Hbd::start(&dir, "");
+    let udp = client("127.0.0.1:0");
+    heartbeat(&udp, hbd.addr, "early", 30.0, 1);
+    let mut ws = connect_to(hbd.http, "/ws?snapshot=none");
+    let snapshot = next_matching(&mut ws, "snapshot", |v| v["type"] == "snapshot");
+    assert_eq!(snapshot, json!({"type": "snapshot", "hosts": null}));
+    heartbeat(&udp, hbd.addr, "early", 30.0, 2);
+    let beat = next_matching(&mut ws, "heartbeat of early", |v| v["type"] == "heartbeat" && v["host"]["count"] == 2);
+    assert_eq!(beat["host"]["name"], "early");
+    // Without it, the hosts come as before.
+    let mut plain = connect(hbd.ws);
+    let snapshot = next_matching(&mut plain, "snapshot", |v| v["type"] == "snapshot");
+    assert_eq!(snapshot["hosts"][0]["name"], "early");
 }
 
 #[test]

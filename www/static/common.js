@@ -193,8 +193,11 @@ const hbd = (() => {
   // page's own host and port first (/ws, which passes a reverse proxy), then
   // on ws_port; while neither answers, `load` runs every 10 s. Reconnects
   // with backoff (1 s doubling to 15 s); each connection starts with a
-  // snapshot, and the page loads afresh.
-  function live(load, onMessage) {
+  // snapshot, and the page loads afresh. `wsQuery`, if given, is asked
+  // before each connection for the query to open it with (the overview's
+  // `?snapshot=none` once it shows a page at a time), and the first
+  // connection then waits for the first load, which tells what to ask.
+  function live(load, onMessage, wsQuery) {
     let delay = 1000;
     let poller = null;
     let attempt = 0;
@@ -211,7 +214,7 @@ const hbd = (() => {
       if (!on && poller) { clearInterval(poller); poller = null; }
     }
     function open() {
-      const url = urls[attempt % urls.length];
+      const url = `${urls[attempt % urls.length]}${wsQuery ? wsQuery() : ''}`;
       let opened = false;
       let socket;
       try { socket = new WebSocket(url, wsProtocols()); } catch (e) { attempt += 1; setTimeout(open, delay); return; }
@@ -257,7 +260,7 @@ const hbd = (() => {
       });
     }
     reload();
-    open();
+    if (wsQuery) loading.then(() => open(), () => open()); else open();
   }
 
   // A feed of events in `list`, newest first, at most `length` of them:

@@ -1,6 +1,6 @@
 //! `/api/0/hosts` with a query: the part of the host list a user needs.
 //! At 100,000 hosts the whole list is ~30 MB; filters (`status`, `name`,
-//! `tag`, `alert_level`), a projection (`fields`) and pages with a stable
+//! `tag`, `alert_level`, `silenced`), a projection (`fields`) and pages with a stable
 //! cursor (`limit`, `after`) keep an answer to what is asked. Without any
 //! of these parameters the shared, cached body is served unchanged (the
 //! Python users' scripts get exactly what they always got).
@@ -16,7 +16,7 @@ use crate::server::pattern::glob_matches;
 use crate::server::views::host_json;
 
 /// The parameters this module takes; a query without them is the plain list.
-const PARAMETERS: [&str; 7] = ["status", "name", "tag", "alert_level", "fields", "limit", "after"];
+const PARAMETERS: [&str; 8] = ["status", "name", "tag", "alert_level", "silenced", "fields", "limit", "after"];
 /// Most hosts one page may hold.
 pub const MAX_PAGE: usize = 10_000;
 
@@ -28,6 +28,10 @@ pub struct HostQuery {
     names: Vec<String>,
     tags: Vec<String>,
     levels: Vec<Level>,
+    /// Only hosts a silence covers now (or only those none does): the
+    /// console's silenced tile and button count and list them without
+    /// reading every host.
+    silenced: Option<bool>,
     fields: Option<Vec<String>>,
     limit: Option<usize>,
     after: Option<String>,
@@ -76,6 +80,13 @@ impl HostQuery {
                         });
                     }
                 }
+                "silenced" => {
+                    query.silenced = Some(match value.trim().to_ascii_lowercase().as_str() {
+                        "yes" | "true" | "1" => true,
+                        "no" | "false" | "0" => false,
+                        _ => return Err(format!("silenced {:?} is not yes or no", truncate(&value))),
+                    });
+                }
                 "fields" => query.fields.get_or_insert_with(Vec::new).extend(values().map(String::from)),
                 "limit" => {
                     let limit = value.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE).contains(n));
@@ -95,6 +106,7 @@ impl HostQuery {
             && (self.names.is_empty() || self.names.iter().any(|p| glob_matches(p, &host.name)))
             && crate::server::tags::any_of(&self.tags, &host.tags)
             && (self.levels.is_empty() || self.levels.contains(&host.alert_level))
+            && self.silenced.is_none_or(|silenced| silenced == host.silenced.is_some())
     }
 
     /// The answer: `{"hosts": […], "count": N, "total": M}` with `"next"`
@@ -194,7 +206,15 @@ mod tests {
             host("db1", Status::Down, Level::Critical),
             host("db2", Status::Up, Level::Warning),
             host("shop1", Status::Unreachable, Level::Ok),
-            host("web1", Status::Up, Level::Ok),
+            Host {
+                silenced: Some(crate::server::model::Silenced {
+                    id: "s1".into(),
+                    until: 9.0,
+                    comment: "moving racks".into(),
+                    by: "alice".into(),
+                }),
+                ..host("web1", Status::Up, Level::Ok)
+            },
         ]
     }
 
@@ -213,6 +233,8 @@ mod tests {
         assert_eq!(names(&answer("name=db*")), ["db1", "db2"]);
         assert_eq!(names(&answer("name=db*&status=up")), ["db2"]);
         assert_eq!(names(&answer("alert_level=critical,WARNING")), ["db1", "db2"]);
+        assert_eq!(names(&answer("silenced=yes")), ["web1"]);
+        assert_eq!(names(&answer("silenced=no&status=up")), ["db2"]);
         let shown = answer("status=up&fields=name,status,last_seen");
         assert_eq!(shown["hosts"][0], serde_json::json!({"name": "db2", "status": "up", "last_seen": 2.0}));
         assert_eq!((&shown["count"], &shown["total"]), (&serde_json::json!(2), &serde_json::json!(2)));
@@ -237,6 +259,7 @@ mod tests {
     #[test]
     fn bad_values_name_what_is_wrong() {
         assert_eq!(parse("status=sleeping").unwrap_err(), "status \"sleeping\" is not up, down or unreachable");
+        assert_eq!(parse("silenced=maybe").unwrap_err(), "silenced \"maybe\" is not yes or no");
         assert!(parse("alert_level=bad").unwrap_err().starts_with("alert_level \"bad\""));
         assert!(parse("limit=0").unwrap_err().starts_with("limit must be an integer from 1 to 10000"));
         assert!(parse("tag=Not%20A%20Tag").unwrap_err().starts_with("tag "));

@@ -1,7 +1,10 @@
 //! The ws acceptors and client threads: `ws-accept` (and `wss-accept`) take
 //! connections within `ws_max_clients` slots (503 beyond), and one
 //! `ws-client` thread per browser does the handshake, sends the snapshot of
-//! all hosts (asked from `core`), then writes its queue from the hub.
+//! all hosts (asked from `core`), then writes its queue from the hub. A
+//! client that asked for `?snapshot=none` gets the snapshot without hosts:
+//! the console beyond a page of hosts reads the ones it shows from the API,
+//! and at 100,000 hosts the snapshot is ~30 MB that it would parse to drop.
 //!
 //! The handshake refuses (403) a browser page from another site: its
 //! `Origin` must name the host it connects to and one of hbd's ports, or be
@@ -215,10 +218,12 @@ fn serve_client(
 fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: u64, clients: &Clients) {
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
     let refused = std::cell::Cell::new(None);
+    let without_hosts = std::cell::Cell::new(false);
     // The error type is tungstenite's callback contract, not ours to box.
     #[allow(clippy::result_large_err)]
     let check_origin = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        without_hosts.set(request.uri().query().is_some_and(snapshot_without_hosts));
         let (allowed, ports) = &*clients.origins;
         let origin = header("origin");
         // A browser cannot set headers on a WebSocket: its token comes as
@@ -270,7 +275,9 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
         return;
     }
     debug!("ws: client {id} connected from {peer}");
-    let result = snapshot(&clients.to_core_queries)
+    let first =
+        if without_hosts.get() { Ok(SNAPSHOT_WITHOUT_HOSTS.to_string()) } else { snapshot(&clients.to_core_queries) };
+    let result = first
         .and_then(|text| socket.send(Message::text(text)).map_err(|e| e.to_string()))
         .and_then(|()| socket.get_mut().set_read_timeout(Duration::from_millis(1)).map_err(|e| e.to_string()))
         .and_then(|()| forward(&mut socket, &updates));
@@ -281,6 +288,15 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
     let _ = socket.close(None);
     let _ = socket.flush();
     let _ = clients.to_hub.send(ClientMsg::Left { id });
+}
+
+/// What a client that asked for `?snapshot=none` gets first: the message
+/// that says updates follow from here, without the hosts.
+const SNAPSHOT_WITHOUT_HOSTS: &str = r#"{"type":"snapshot","hosts":null}"#;
+
+/// Whether the handshake's query asks for the snapshot without hosts.
+fn snapshot_without_hosts(query: &str) -> bool {
+    query.split('&').any(|pair| pair == "snapshot=none")
 }
 
 fn snapshot(to_core: &Sender<Query>) -> Result<String, String> {
