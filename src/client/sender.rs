@@ -104,6 +104,7 @@ struct Wire {
     /// Each plugin's interval as it last reported it, declared to hbd.
     plugin_intervals: BTreeMap<String, f64>,
     tags: Vec<String>,
+    compressor: encode::Compressor,
 }
 
 impl Wire {
@@ -128,6 +129,7 @@ impl Wire {
             in_flight: HashMap::new(),
             plugin_intervals: BTreeMap::new(),
             tags: settings.tags,
+            compressor: encode::Compressor::new(),
         })
     }
 
@@ -195,7 +197,7 @@ impl Wire {
         while let Some(group) = groups.pop() {
             let seq = self.next_seq();
             let message = self.message(first, seq, latency_ms, group);
-            let bytes = payload(&message);
+            let bytes = payload(&mut self.compressor, &message);
             let len = bytes.len() + encode::envelope_len(self.key.as_ref());
             if group.len() > 1 && len > self.max_datagram_size {
                 // Too big: halve the plugins and try each half (first half first).
@@ -213,7 +215,7 @@ impl Wire {
                 let error =
                     json!({"kind": entry["kind"], "at": entry["at"], "error": "data too large for one datagram"});
                 let message = self.message(first, seq, latency_ms, &[(name.clone(), error)]);
-                let bytes = payload(&message);
+                let bytes = payload(&mut self.compressor, &message);
                 (message, bytes)
             } else {
                 (message, bytes)
@@ -243,15 +245,16 @@ impl Wire {
         self.seq
     }
 
-    fn encoded_len(&self, message: &Value) -> usize {
-        payload(message).len() + encode::envelope_len(self.key.as_ref())
+    fn encoded_len(&mut self, message: &Value) -> usize {
+        payload(&mut self.compressor, message).len() + encode::envelope_len(self.key.as_ref())
     }
 
     fn encode(&mut self, message: &Value) -> Vec<u8> {
-        self.seal(payload(message))
+        let payload = payload(&mut self.compressor, message);
+        self.seal(payload)
     }
 
-    /// The datagram for a payload made by [`encode::compress`].
+    /// The datagram for a payload made by [`payload`].
     fn seal(&mut self, payload: Vec<u8>) -> Vec<u8> {
         // Strictly increasing, as hbd's replay protection requires.
         let timestamp_us = unix_micros(SystemTime::now()).max(self.last_timestamp_us + 1);
@@ -311,9 +314,9 @@ impl Wire {
 /// `message` as JSON text, compressed when that pays. Serialized with
 /// `serde_json::to_vec`: the same text as `Display`, which goes through
 /// `fmt` one piece at a time.
-fn payload(message: &Value) -> Vec<u8> {
+fn payload(compressor: &mut encode::Compressor, message: &Value) -> Vec<u8> {
     let text = serde_json::to_vec(message).unwrap_or_else(|_| message.to_string().into_bytes());
-    encode::compress(&text)
+    compressor.compress(&text)
 }
 
 fn to_v6(addr: SocketAddr) -> SocketAddr {
@@ -594,7 +597,7 @@ mod tests {
         let mut seen: Vec<String> = Vec::new();
         for (_, m, sent) in &messages {
             assert!(w.encoded_len(m) <= 1400, "{} bytes", w.encoded_len(m));
-            assert_eq!(*sent, payload(m), "the payload sent is the message's");
+            assert_eq!(*sent, payload(&mut encode::Compressor::new(), m), "the payload sent is the message's");
             assert_eq!(serde_json::to_vec(m).unwrap(), m.to_string().into_bytes());
             seen.extend(m["plugins"].as_object().unwrap().keys().cloned());
         }
