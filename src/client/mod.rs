@@ -25,8 +25,9 @@ pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> R
     crate::memory::keep_heap_small();
     let (to_sender, inbox) = bounded(64);
     let (stop_tx, stop) = bounded::<()>(0);
+    let origin = Instant::now();
     for scheduled in plugins {
-        spawn_plugin(scheduled, to_sender.clone(), stop.clone())?;
+        spawn_plugin(scheduled, origin, to_sender.clone(), stop.clone())?;
     }
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("signals: {e}"))?;
@@ -49,8 +50,14 @@ pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> R
 
 /// A plugin's thread: sample, report, wait for the next turn. A plugin that
 /// needs a baseline is sampled again after [`WARM_UP`], so its first report
-/// comes at once rather than an interval later.
-fn spawn_plugin(scheduled: Scheduled, to_sender: Sender<SenderMsg>, stop: Receiver<()>) -> Result<(), String> {
+/// comes at once rather than an interval later. Turns fall every `interval`
+/// after `origin` (see [`next_turn`]).
+fn spawn_plugin(
+    scheduled: Scheduled,
+    origin: Instant,
+    to_sender: Sender<SenderMsg>,
+    stop: Receiver<()>,
+) -> Result<(), String> {
     let name = scheduled.plugin.name().to_string();
     std::thread::Builder::new()
         .name(format!("plugin:{name}"))
@@ -62,7 +69,7 @@ fn spawn_plugin(scheduled: Scheduled, to_sender: Sender<SenderMsg>, stop: Receiv
                 if to_sender.send(SenderMsg::Plugin(report)).is_err() {
                     return;
                 }
-                match stop.recv_timeout(interval) {
+                match stop.recv_deadline(next_turn(origin, interval, Instant::now())) {
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
@@ -73,6 +80,18 @@ fn spawn_plugin(scheduled: Scheduled, to_sender: Sender<SenderMsg>, stop: Receiv
 }
 
 const WARM_UP: Duration = Duration::from_secs(1);
+
+/// The first of `origin + k × interval` (k ≥ 1) after `now`: the plugins'
+/// turns, all counted from one origin, so that plugins with the same
+/// interval sample together and their reports share one message (one
+/// compression) however long each takes, rather than drifting apart by
+/// their own durations; a turn missed while a sample ran late is skipped.
+pub fn next_turn(origin: Instant, interval: Duration, now: Instant) -> Instant {
+    let interval = interval.max(Duration::from_millis(1));
+    let passed = now.saturating_duration_since(origin).as_nanos() / interval.as_nanos();
+    let turns = u32::try_from(passed + 1).unwrap_or(u32::MAX);
+    origin + interval * turns
+}
 
 /// One report from `plugin`, taking a second sample after [`WARM_UP`] when
 /// the first was only a baseline.
@@ -112,4 +131,23 @@ pub fn run_once(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool)
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     sender::send_once(settings.clone(), print, reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_keep_to_the_origin() {
+        let origin = Instant::now();
+        let second = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        assert_eq!(next_turn(origin, second, origin), origin + second);
+        assert_eq!(next_turn(origin, second, origin + ms(4)), origin + second, "a sample's duration is not added");
+        assert_eq!(next_turn(origin, second, origin + ms(1004)), origin + 2 * second);
+        assert_eq!(next_turn(origin, second, origin + ms(3500)), origin + 4 * second, "missed turns are skipped");
+        assert_eq!(next_turn(origin, second, origin + second), origin + 2 * second, "never now");
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_turn(origin, hour, origin + ms(1001)), origin + hour, "after a warm-up");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Receives [`SenderMsg`]s: plugin reports (batched for [`BATCH`] so that
 //! plugins finishing together share a datagram), ACKs read by the `acks`
-//! thread, and shutdown. Sends a heartbeat every `interval` to every target,
+//! thread, and shutdown. Sends a heartbeat every `interval` to every target
+//! (with the batch, when one is waiting),
 //! each with that target's last round-trip time; packs plugin data into
 //! datagrams of at most `max_datagram_size` (docs/PROTOCOL.md: the first is an
 //! `HTB`, the rest `PLG`), compresses and signs them. Resolves each target's
@@ -29,6 +30,8 @@ const BATCH: Duration = Duration::from_millis(200);
 const UNANSWERED_LIMIT: u32 = 3;
 /// Resolve names again after this long even when all goes well (DNS changes).
 const RESOLVE_EVERY: Duration = Duration::from_secs(300);
+/// When the first samples (with their warm-ups) have been sent.
+const SETTLE: Duration = Duration::from_secs(3);
 /// The most a single UDP datagram can carry over IPv4.
 const UDP_MAX: usize = 65507;
 
@@ -101,6 +104,7 @@ struct Wire {
     /// Each plugin's interval as it last reported it, declared to hbd.
     plugin_intervals: BTreeMap<String, f64>,
     tags: Vec<String>,
+    compressor: encode::Compressor,
 }
 
 impl Wire {
@@ -125,6 +129,7 @@ impl Wire {
             in_flight: HashMap::new(),
             plugin_intervals: BTreeMap::new(),
             tags: settings.tags,
+            compressor: encode::Compressor::new(),
         })
     }
 
@@ -142,11 +147,11 @@ impl Wire {
         if self.print {
             let messages = self.messages(None, &plugins);
             let mut out = io::stdout().lock();
-            for (_, message) in &messages {
+            for (_, message, _) in &messages {
                 let _ = writeln!(out, "{message}");
             }
             let _ = out.flush();
-            return messages.into_iter().map(|(seq, _)| seq).collect();
+            return messages.into_iter().map(|(seq, _, _)| seq).collect();
         }
         let mut seqs = Vec::new();
         for index in 0..self.targets.len() {
@@ -155,8 +160,8 @@ impl Wire {
                 continue;
             };
             let messages = self.messages(self.targets[index].latency_ms, &plugins);
-            for (seq, message) in messages {
-                let datagram = self.encode(&message);
+            for (seq, _, payload) in messages {
+                let datagram = self.seal(payload);
                 // Taken before sending: the ACK may be read before send_to returns.
                 let sent = Instant::now();
                 match self.socket.as_ref().map(|s| s.send_to(&datagram, addr)) {
@@ -182,15 +187,18 @@ impl Wire {
     }
 
     /// The heartbeat (with as many plugins as fit) and `PLG` messages for the
-    /// rest, each below `max_datagram_size` once encoded.
-    fn messages(&mut self, latency_ms: Option<f64>, plugins: &[(String, Value)]) -> Vec<(u64, Value)> {
+    /// rest, each below `max_datagram_size` once encoded: each with its
+    /// sequence number and its payload (compressed when that pays), which
+    /// had to be made to know its size and is sent as it is.
+    fn messages(&mut self, latency_ms: Option<f64>, plugins: &[(String, Value)]) -> Vec<(u64, Value, Vec<u8>)> {
         let mut groups: Vec<&[(String, Value)]> = vec![plugins];
         let mut out = Vec::new();
         let mut first = true;
         while let Some(group) = groups.pop() {
             let seq = self.next_seq();
             let message = self.message(first, seq, latency_ms, group);
-            let len = self.encoded_len(&message);
+            let bytes = payload(&mut self.compressor, &message);
+            let len = bytes.len() + encode::envelope_len(self.key.as_ref());
             if group.len() > 1 && len > self.max_datagram_size {
                 // Too big: halve the plugins and try each half (first half first).
                 let (a, b) = group.split_at(group.len() / 2);
@@ -199,18 +207,20 @@ impl Wire {
                 self.seq -= 1;
                 continue;
             }
-            let message = if len > UDP_MAX {
+            let (message, bytes) = if len > UDP_MAX {
                 let name = &group[0].0;
                 warn!("sender: data of plugin {name} does not fit into one UDP datagram even compressed; sending an error instead");
                 // Keep the entry's kind and time: hbd needs both to store the error.
                 let entry = &group[0].1;
                 let error =
                     json!({"kind": entry["kind"], "at": entry["at"], "error": "data too large for one datagram"});
-                self.message(first, seq, latency_ms, &[(name.clone(), error)])
+                let message = self.message(first, seq, latency_ms, &[(name.clone(), error)]);
+                let bytes = payload(&mut self.compressor, &message);
+                (message, bytes)
             } else {
-                message
+                (message, bytes)
             };
-            out.push((seq, message));
+            out.push((seq, message, bytes));
             first = false;
         }
         out
@@ -235,12 +245,17 @@ impl Wire {
         self.seq
     }
 
-    fn encoded_len(&self, message: &Value) -> usize {
-        encode::compress(message.to_string().as_bytes()).len() + encode::envelope_len(self.key.as_ref())
+    fn encoded_len(&mut self, message: &Value) -> usize {
+        payload(&mut self.compressor, message).len() + encode::envelope_len(self.key.as_ref())
     }
 
     fn encode(&mut self, message: &Value) -> Vec<u8> {
-        let payload = encode::compress(message.to_string().as_bytes());
+        let payload = payload(&mut self.compressor, message);
+        self.seal(payload)
+    }
+
+    /// The datagram for a payload made by [`payload`].
+    fn seal(&mut self, payload: Vec<u8>) -> Vec<u8> {
         // Strictly increasing, as hbd's replay protection requires.
         let timestamp_us = unix_micros(SystemTime::now()).max(self.last_timestamp_us + 1);
         if self.key.is_some() {
@@ -296,6 +311,14 @@ impl Wire {
     }
 }
 
+/// `message` as JSON text, compressed when that pays. Serialized with
+/// `serde_json::to_vec`: the same text as `Display`, which goes through
+/// `fmt` one piece at a time.
+fn payload(compressor: &mut encode::Compressor, message: &Value) -> Vec<u8> {
+    let text = serde_json::to_vec(message).unwrap_or_else(|_| message.to_string().into_bytes());
+    compressor.compress(&text)
+}
+
 fn to_v6(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port()),
@@ -337,15 +360,21 @@ pub fn spawn(
         let heartbeat = tick(wire.interval);
         let mut batch: Vec<PluginReport> = Vec::new();
         let mut flush_at: Option<Instant> = None;
+        // Code run only by the first samples and sends (warm-ups, first
+        // resolution and connection) stays mapped unless released again
+        // once they are over (memory.rs).
+        let mut settled = crossbeam_channel::after(SETTLE);
         wire.send(&[]);
         loop {
             // Wakes for a pending batch only; heartbeats come from the ticker.
             let flush = flush_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
             select! {
-                recv(heartbeat) -> _ => {
-                    wire.send(&batch);
-                    batch.clear();
-                    flush_at = None;
+                // A heartbeat due while reports are being batched goes with
+                // them (every message starts with one), at most BATCH later:
+                // reports that reach either side of the tick then still share
+                // one message and one compression.
+                recv(heartbeat) -> _ => if flush_at.is_none() {
+                    wire.send(&[]);
                 },
                 recv(inbox) -> msg => match msg {
                     Ok(SenderMsg::Plugin(report)) => {
@@ -355,6 +384,10 @@ pub fn spawn(
                     }
                     Ok(SenderMsg::Ack { from, seq, at }) => wire.handle_ack(from, seq, at),
                     Ok(SenderMsg::Shutdown) | Err(_) => break,
+                },
+                recv(settled) -> _ => {
+                    crate::memory::release_startup_pages();
+                    settled = crossbeam_channel::never();
                 },
                 recv(flush) -> _ => {
                     wire.send(&batch);
@@ -560,15 +593,17 @@ mod tests {
         let messages = w.messages(None, &plugins);
         assert!(messages.len() > 1);
         assert_eq!(messages[0].1["ID"], "HTB");
-        assert!(messages[1..].iter().all(|(_, m)| m["ID"] == "PLG" && m.get("interval").is_none()));
+        assert!(messages[1..].iter().all(|(_, m, _)| m["ID"] == "PLG" && m.get("interval").is_none()));
         let mut seen: Vec<String> = Vec::new();
-        for (_, m) in &messages {
+        for (_, m, sent) in &messages {
             assert!(w.encoded_len(m) <= 1400, "{} bytes", w.encoded_len(m));
+            assert_eq!(*sent, payload(&mut encode::Compressor::new(), m), "the payload sent is the message's");
+            assert_eq!(serde_json::to_vec(m).unwrap(), m.to_string().into_bytes());
             seen.extend(m["plugins"].as_object().unwrap().keys().cloned());
         }
         seen.sort();
         assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4", "p5"]);
-        let seqs: Vec<u64> = messages.iter().map(|(s, _)| *s).collect();
+        let seqs: Vec<u64> = messages.iter().map(|(s, _, _)| *s).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     }
 
@@ -584,7 +619,7 @@ mod tests {
         let limits = crate::wire::decode::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
         let mut decoder = crate::wire::decode::Decoder::new(65536, 30.0, None, Default::default(), limits);
         let mut declared = Vec::new();
-        for (_, m) in &messages {
+        for (_, m, _) in &messages {
             let carried: Vec<&String> = m["plugins"].as_object().unwrap().keys().collect();
             if let Some(intervals) = m.get("plugin_intervals").and_then(Value::as_object) {
                 assert!(intervals.keys().all(|k| carried.contains(&k)), "only its own plugins: {m}");
@@ -608,7 +643,7 @@ mod tests {
         assert!(messages.len() > 1);
         let limits = crate::wire::decode::PluginLimits { max_plugins: 32, max_keys: 1000, max_bytes: 65536 };
         let mut decoder = crate::wire::decode::Decoder::new(65536, 30.0, None, Default::default(), limits);
-        for (i, (_, m)) in messages.iter().enumerate() {
+        for (i, (_, m, _)) in messages.iter().enumerate() {
             assert_eq!(m.get("tags").is_some(), i == 0, "{m}");
             let text = m.to_string();
             let accepted = decoder.decode(text.as_bytes(), SystemTime::now()).unwrap();

@@ -1,7 +1,9 @@
 //! `cpu_monitor`: CPU use between two samples, load averages, frequency and
 //! process counts. The first call only takes the baseline.
 
+use std::fmt::Write;
 use std::fs;
+use std::io::{BufRead, BufReader};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -26,11 +28,13 @@ pub struct CpuMonitor {
     per_core: bool,
     /// The previous sample: the whole machine first, then each core.
     previous: Option<Vec<Times>>,
+    /// The files' text, its allocation kept from sample to sample.
+    text: String,
 }
 
 impl CpuMonitor {
     pub fn new(options: &Options) -> CpuMonitor {
-        CpuMonitor { per_core: options.per_core, previous: None }
+        CpuMonitor { per_core: options.per_core, previous: None, text: String::new() }
     }
 }
 
@@ -112,41 +116,62 @@ pub fn parse_stat(text: &str) -> Vec<Times> {
 /// The cores' highest current frequency in MHz: cpufreq's
 /// `scaling_cur_freq` where the kernel has it, else the first `cpu MHz`
 /// (or like) line of /proc/cpuinfo, as sysinfo reports it for every core;
-/// 0 when neither says.
-fn frequency_mhz(cores: usize) -> u64 {
+/// 0 when neither says. `text` is a buffer to read into.
+fn frequency_mhz(cores: usize, text: &mut String) -> u64 {
     let mut highest = 0;
     // Read once for all cores without cpufreq: it is the same line for each.
     let mut cpuinfo = None;
+    let mut path = String::new();
     for core in 0..cores {
-        let path = format!("/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_cur_freq");
-        let mhz = match fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<u64>().ok()) {
+        path.clear();
+        let _ = write!(path, "/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_cur_freq");
+        let khz = super::read_into(&path, text).ok().and_then(|()| text.trim().parse::<u64>().ok());
+        let mhz = match khz {
             Some(khz) => khz / 1000,
-            None => *cpuinfo.get_or_insert_with(cpuinfo_mhz),
+            None => *cpuinfo.get_or_insert_with(|| cpuinfo_mhz(text)),
         };
         highest = highest.max(mhz);
     }
     highest
 }
 
-fn cpuinfo_mhz() -> u64 {
-    let Ok(text) = fs::read_to_string("/proc/cpuinfo") else {
+/// The first frequency line of /proc/cpuinfo, read only as far as that
+/// line: the kernel makes the text one core at a time as it is read.
+fn cpuinfo_mhz(line: &mut String) -> u64 {
+    let Ok(file) = fs::File::open("/proc/cpuinfo") else {
         return 0;
     };
+    let mut reader = BufReader::with_capacity(4096, file);
+    loop {
+        line.clear();
+        match reader.read_line(line) {
+            Ok(0) | Err(_) => return 0,
+            Ok(_) => {}
+        }
+        if let Some(mhz) = frequency_line(line) {
+            return mhz;
+        }
+    }
+}
+
+/// The MHz a /proc/cpuinfo line gives, if it is one of the lines sysinfo
+/// takes the frequency from.
+fn frequency_line(line: &str) -> Option<u64> {
     let keys = ["cpu MHz\t", "CPU MHz\t", "BogoMIPS", "clock\t", "bogomips per cpu"];
-    text.lines()
-        .find(|line| keys.iter().any(|k| line.starts_with(k)))
-        .and_then(|line| line.rsplit(':').next())
-        .and_then(|value| value.replace("MHz", "").trim().parse::<f64>().ok())
-        .map_or(0, |mhz| mhz as u64)
+    if !keys.iter().any(|k| line.starts_with(k)) {
+        return None;
+    }
+    let value = line.trim_end_matches('\n').rsplit(':').next()?;
+    Some(value.replace("MHz", "").trim().parse::<f64>().map_or(0, |mhz| mhz as u64))
 }
 
 /// Load averages, and `running/total` scheduling entities when given.
 type LoadAvg = ([f64; 3], Option<(u64, u64)>);
 
-/// [`LoadAvg`] from one read of /proc/loadavg: the process counts without
-/// walking /proc.
-fn loadavg() -> Option<LoadAvg> {
-    let text = fs::read_to_string("/proc/loadavg").ok()?;
+/// [`LoadAvg`] from one read of /proc/loadavg (into `text`): the process
+/// counts without walking /proc.
+fn loadavg(text: &mut String) -> Option<LoadAvg> {
+    super::read_into("/proc/loadavg", text).ok()?;
     let f: Vec<&str> = text.split_whitespace().collect();
     let load = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     let counts = f.get(3).and_then(|field| {
@@ -166,8 +191,8 @@ impl Plugin for CpuMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        let text = fs::read_to_string("/proc/stat").map_err(|e| format!("read /proc/stat: {e}"))?;
-        let now = parse_stat(&text);
+        super::read_into("/proc/stat", &mut self.text)?;
+        let now = parse_stat(&self.text);
         if now.is_empty() {
             return Err("no cpu line in /proc/stat".into());
         }
@@ -179,14 +204,14 @@ impl Plugin for CpuMonitor {
             round2(f64::from(now[i].percent_since(&old)))
         };
         let cores = now.len() - 1;
-        let (load, counts) = loadavg().unwrap_or(([0.0; 3], None));
+        let (load, counts) = loadavg(&mut self.text).unwrap_or(([0.0; 3], None));
         let mut data = json!({
             "cpu_percent": percent(0),
             "cpu_count": cores,
             "load_1min": load[0],
             "load_5min": load[1],
             "load_15min": load[2],
-            "frequency_mhz": frequency_mhz(cores),
+            "frequency_mhz": frequency_mhz(cores, &mut self.text),
         });
         if let Some(map) = data.as_object_mut() {
             if let Some((running, total)) = counts {
@@ -217,6 +242,15 @@ mod tests {
         assert_eq!(v["per_core"].as_array().unwrap().len(), v["cpu_count"].as_u64().unwrap() as usize);
         assert!(v["load_1min"].as_f64().is_some());
         assert!(v["processes_total"].as_u64().unwrap() >= v["processes_running"].as_u64().unwrap());
+    }
+
+    #[test]
+    fn frequency_lines() {
+        assert_eq!(frequency_line("cpu MHz\t\t: 2994.374\n"), Some(2994));
+        assert_eq!(frequency_line("BogoMIPS\t: 50.00\n"), Some(50));
+        assert_eq!(frequency_line("clock\t\t: 1200.000000MHz\n"), Some(1200));
+        assert_eq!(frequency_line("cpu MHz\t\t: ?\n"), Some(0), "sysinfo's 0 for a line it cannot read");
+        assert_eq!(frequency_line("model name\t: Intel(R) Xeon(R)\n"), None);
     }
 
     /// The figures sysinfo gives for the same two samples of /proc/stat.

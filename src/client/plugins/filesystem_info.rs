@@ -18,11 +18,12 @@ pub struct Options {
 
 pub struct FilesystemInfo {
     all: bool,
+    mounts: super::Mounts,
 }
 
 impl FilesystemInfo {
     pub fn new(options: &Options) -> FilesystemInfo {
-        FilesystemInfo { all: options.all }
+        FilesystemInfo { all: options.all, mounts: super::Mounts::default() }
     }
 }
 
@@ -79,8 +80,7 @@ impl Plugin for FilesystemInfo {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        let text = std::fs::read_to_string("/proc/self/mounts").map_err(|e| format!("read /proc/self/mounts: {e}"))?;
-        let filesystems = parse_mounts(&text, self.all);
+        let filesystems = parse_mounts(self.mounts.text()?, self.all);
         Ok(Some(json!({"count": filesystems.len(), "filesystems": filesystems})))
     }
 }

@@ -71,7 +71,7 @@ pub const BUILT_IN: [Spec; 7] = [
         kind: Kind::Info,
         default_interval: INFO_INTERVAL,
         common: |c| &c.os_info,
-        build: |_| Ok(Box::new(os_info::OsInfo)),
+        build: |_| Ok(Box::<os_info::OsInfo>::default()),
     },
     Spec {
         name: "cpu_monitor",
@@ -274,6 +274,57 @@ impl Rates {
     }
 }
 
+/// Reads the whole file at `path` into `text`, whose allocation is kept
+/// from sample to sample: /proc files are read once a cycle.
+pub fn read_into(path: &str, text: &mut String) -> Result<(), String> {
+    use std::io::Read;
+    text.clear();
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_to_string(text))
+        .map(drop)
+        .map_err(|e| format!("read {path}: {e}"))
+}
+
+/// /proc/self/mounts, read again only when the mount table changed: the
+/// kernel makes the whole text on each read (one line per mount, paths
+/// resolved), while poll(2) on the open file says whether anything was
+/// mounted or unmounted since the last look (proc(5)).
+#[derive(Debug, Default)]
+pub struct Mounts {
+    file: Option<std::fs::File>,
+    text: String,
+}
+
+impl Mounts {
+    const PATH: &'static str = "/proc/self/mounts";
+
+    /// The mount table's text as it is now.
+    pub fn text(&mut self) -> Result<&str, String> {
+        let unchanged = self.file.as_ref().is_some_and(|file| !Self::changed(file));
+        if !unchanged {
+            use std::io::Read;
+            // A new file: its poll baseline is the table it reads.
+            self.file = None;
+            self.text.clear();
+            let mut file = std::fs::File::open(Self::PATH).map_err(|e| format!("read {}: {e}", Self::PATH))?;
+            file.read_to_string(&mut self.text).map_err(|e| format!("read {}: {e}", Self::PATH))?;
+            self.file = Some(file);
+        }
+        Ok(&self.text)
+    }
+
+    /// Whether the mount table changed since `file` was opened or last
+    /// asked; true when poll(2) fails, so that the file is read again.
+    fn changed(file: &std::fs::File) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut watched = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+        // SAFETY: poll reads and writes the one pollfd it is given; a
+        // timeout of 0 never blocks.
+        let ready = unsafe { libc::poll(&mut watched, 1, 0) };
+        ready != 0 && (ready < 0 || watched.revents & (libc::POLLERR | libc::POLLPRI) != 0)
+    }
+}
+
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -340,6 +391,19 @@ mod tests {
             let expected = if s.plugin.kind() == Kind::Info { 3600 } else { 300 };
             assert_eq!(s.interval.as_secs(), expected, "{}", s.plugin.name());
         }
+    }
+
+    /// The first look reads the table; later ones keep the text until a
+    /// mount changes it (none does during the test: a mount needs
+    /// privileges and would disturb other tests).
+    #[test]
+    fn mounts_are_read_once_until_they_change() {
+        let mut mounts = Mounts::default();
+        let first = mounts.text().unwrap().to_string();
+        assert!(first.lines().any(|line| line.split_whitespace().nth(1) == Some("/")), "{first}");
+        let file = mounts.file.as_ref().unwrap();
+        assert!(!Mounts::changed(file), "nothing was mounted since the read");
+        assert_eq!(mounts.text().unwrap(), first);
     }
 
     #[test]
