@@ -42,6 +42,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod dns;
 pub mod files;
+pub mod host_filter;
 pub mod http;
 pub mod journal;
 pub mod model;

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{bounded, Sender};
 use log::warn;
 
+use crate::server::host_filter::{HostFilter, HostPage};
 use crate::server::model::{
     Alert, AlertChange, AlertKey, AlertList, DnsOutcome, DnsStats, Event, Heartbeat, Host, JournalStats, Level,
     NotifyReport, PluginSeries, Sample, ServiceStats, Silence, UdpStats,
@@ -79,6 +80,8 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Query {
     /// Every host; plugins listed by kind, without samples.
     Hosts(Sender<Vec<Host>>),
+    /// The page of hosts a filter selects, as `Hosts` shows them.
+    HostPage { filter: HostFilter, reply: Sender<HostPage> },
     /// One host with its plugins' latest samples.
     Host { name: String, reply: Sender<Option<Host>> },
     /// One plugin's newest `limit` samples: None for an unknown host,

@@ -29,3 +29,22 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
     }
     p[pi..].iter().all(|c| *c == '*')
 }
+
+/// Whether a host with `tags` is one a filter of `wanted` tags lets
+/// through: any tag in common, or no filter (`wanted` empty).
+pub fn any_of(wanted: &[String], tags: &[String]) -> bool {
+    wanted.is_empty() || wanted.iter().any(|w| tags.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_tag_in_common_or_no_filter() {
+        let s = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert!(any_of(&[], &[]));
+        assert!(any_of(&s(&["db", "x"]), &s(&["db"])));
+        assert!(!any_of(&s(&["db"]), &s(&["eu"])));
+    }
+}

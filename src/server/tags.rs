@@ -36,12 +36,6 @@ impl TagRules {
     }
 }
 
-/// Whether a host with `tags` is one a filter of `wanted` tags lets
-/// through: any tag in common, or no filter (`wanted` empty).
-pub fn any_of(wanted: &[String], tags: &[String]) -> bool {
-    wanted.is_empty() || wanted.iter().any(|w| tags.contains(w))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,8 +50,5 @@ mod tests {
         assert_eq!(rules.of("db1.eu", &s(&["prod", "db"])), s(&["db", "eu", "prod"]));
         assert_eq!(rules.of("backup-db2", &[]), s(&["db"]));
         assert_eq!(rules.of("web1", &[]), Vec::<String>::new());
-        assert!(any_of(&[], &[]));
-        assert!(any_of(&s(&["db", "x"]), &s(&["db"])));
-        assert!(!any_of(&s(&["db"]), &s(&["eu"])));
     }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
+use crate::server::host_filter::HostPage;
 use crate::server::model::AlertChange;
 use crate::server::model::{
     summarize, Alert, AlertKey, AlertList, DnsOutcome, Event, Heartbeat, Host, JournalStats, Level, NotifyReport,
@@ -440,6 +441,19 @@ impl Core {
                 let mut hosts = self.table.hosts_with(0);
                 hosts.iter_mut().for_each(|h| self.mark_host(h, now));
                 let _ = reply.send(hosts);
+            }
+            Query::HostPage { filter, reply } => {
+                let silenced = |h: &Host| self.silences.covering_host(&h.name, now).is_some();
+                let (page, total, more) = filter.select(self.table.iter(), silenced);
+                let hosts = page
+                    .into_iter()
+                    .filter_map(|h| self.table.get(&h.name, 0))
+                    .map(|mut h| {
+                        self.mark_host(&mut h, now);
+                        h
+                    })
+                    .collect();
+                let _ = reply.send(HostPage { hosts, total, more });
             }
             Query::Host { name, reply } => {
                 // One host gets its latency history (and a job all its

@@ -11,8 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::server::model::{Host, Level, Status};
-use crate::server::pattern::glob_matches;
+use crate::server::host_filter::{HostFilter, HostPage};
+use crate::server::model::{Level, Status};
 use crate::server::views::host_json;
 
 /// The parameters this module takes; a query without them is the plain list.
@@ -20,21 +20,12 @@ const PARAMETERS: [&str; 8] = ["status", "name", "tag", "alert_level", "silenced
 /// Most hosts one page may hold.
 pub const MAX_PAGE: usize = 10_000;
 
-/// What a query asks for; every filter given must hold (values within one
-/// filter: any of them).
+/// What a query asks for: which hosts and pages (core applies that to its
+/// table, [`HostFilter`]) and which of their fields (shown here).
 #[derive(Debug, Default, PartialEq)]
 pub struct HostQuery {
-    statuses: Vec<Status>,
-    names: Vec<String>,
-    tags: Vec<String>,
-    levels: Vec<Level>,
-    /// Only hosts a silence covers now (or only those none does): the
-    /// console's silenced tile and button count and list them without
-    /// reading every host.
-    silenced: Option<bool>,
+    pub filter: HostFilter,
     fields: Option<Vec<String>>,
-    limit: Option<usize>,
-    after: Option<String>,
 }
 
 impl HostQuery {
@@ -52,7 +43,7 @@ impl HostQuery {
             match key {
                 "status" => {
                     for v in values() {
-                        query.statuses.push(match v.to_ascii_lowercase().as_str() {
+                        query.filter.statuses.push(match v.to_ascii_lowercase().as_str() {
                             "up" => Status::Up,
                             "down" => Status::Down,
                             "unreachable" => Status::Unreachable,
@@ -60,18 +51,18 @@ impl HostQuery {
                         });
                     }
                 }
-                "name" => query.names.extend(values().map(str::to_ascii_lowercase)),
+                "name" => query.filter.names.extend(values().map(str::to_ascii_lowercase)),
                 "tag" => {
                     for v in values() {
                         if !crate::wire::is_valid_tag(v) {
                             return Err(format!("tag {v:?} is not a tag (1 to 32 of a-z 0-9 _ - .)"));
                         }
-                        query.tags.push(v.to_string());
+                        query.filter.tags.push(v.to_string());
                     }
                 }
                 "alert_level" => {
                     for v in values() {
-                        query.levels.push(match v.to_ascii_uppercase().as_str() {
+                        query.filter.levels.push(match v.to_ascii_uppercase().as_str() {
                             "OK" => Level::Ok,
                             "WARNING" => Level::Warning,
                             "CRITICAL" => Level::Critical,
@@ -81,7 +72,7 @@ impl HostQuery {
                     }
                 }
                 "silenced" => {
-                    query.silenced = Some(match value.trim().to_ascii_lowercase().as_str() {
+                    query.filter.silenced = Some(match value.trim().to_ascii_lowercase().as_str() {
                         "yes" | "true" | "1" => true,
                         "no" | "false" | "0" => false,
                         _ => return Err(format!("silenced {:?} is not yes or no", truncate(&value))),
@@ -90,47 +81,30 @@ impl HostQuery {
                 "fields" => query.fields.get_or_insert_with(Vec::new).extend(values().map(String::from)),
                 "limit" => {
                     let limit = value.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE).contains(n));
-                    query.limit = Some(limit.ok_or_else(|| {
+                    query.filter.limit = Some(limit.ok_or_else(|| {
                         format!("limit must be an integer from 1 to {MAX_PAGE}, not {:?}", truncate(&value))
                     })?);
                 }
-                "after" => query.after = Some(value.to_ascii_lowercase()),
+                "after" => query.filter.after = Some(value.to_ascii_lowercase()),
                 _ => {}
             }
         }
         Ok(any.then_some(query))
     }
 
-    fn wants(&self, host: &Host) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&host.status))
-            && (self.names.is_empty() || self.names.iter().any(|p| glob_matches(p, &host.name)))
-            && crate::server::tags::any_of(&self.tags, &host.tags)
-            && (self.levels.is_empty() || self.levels.contains(&host.alert_level))
-            && self.silenced.is_none_or(|silenced| silenced == host.silenced.is_some())
-    }
-
     /// The answer: `{"hosts": […], "count": N, "total": M}` with `"next"`
-    /// (the cursor of the next page) when more match. `hosts` are sorted
-    /// by name, as core hands them out.
-    pub fn answer(&self, hosts: &[Host], now: f64) -> Result<Value, String> {
-        let matching = hosts.iter().filter(|h| self.wants(h));
-        let total = matching.clone().count();
-        let page: Vec<&Host> = matching
-            .filter(|h| self.after.as_deref().is_none_or(|after| h.name.as_str() > after))
-            .take(self.limit.unwrap_or(usize::MAX))
-            .collect();
-        let more = self.limit.is_some_and(|limit| page.len() == limit)
-            && hosts.iter().filter(|h| self.wants(h)).any(|h| page.last().is_some_and(|last| h.name > last.name));
-        let mut shown = Vec::with_capacity(page.len());
-        for host in &page {
+    /// (the cursor of the next page) when more match.
+    pub fn answer(&self, page: &HostPage, now: f64) -> Result<Value, String> {
+        let mut shown = Vec::with_capacity(page.hosts.len());
+        for host in &page.hosts {
             shown.push(self.project(host_json(host, now))?);
         }
         let mut answer = Map::new();
         answer.insert("count".into(), Value::from(shown.len()));
         answer.insert("hosts".into(), Value::Array(shown));
-        answer.insert("total".into(), Value::from(total));
-        if more {
-            answer.insert("next".into(), Value::from(page.last().map(|h| h.name.as_str())));
+        answer.insert("total".into(), Value::from(page.total));
+        if page.more {
+            answer.insert("next".into(), Value::from(page.hosts.last().map(|h| h.name.as_str())));
         }
         Ok(Value::Object(answer))
     }
@@ -179,6 +153,13 @@ fn truncate(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::model::Host;
+
+    /// What core answers: the page of `hosts` the query's filter selects.
+    fn answer_of(query: &HostQuery, hosts: &[Host], now: f64) -> Result<Value, String> {
+        let (page, total, more) = query.filter.select(hosts.iter(), |h| h.silenced.is_some());
+        query.answer(&HostPage { hosts: page.into_iter().cloned().collect(), total, more }, now)
+    }
 
     fn host(name: &str, status: Status, level: Level) -> Host {
         let mut host: Host = serde_json::from_value(serde_json::json!({
@@ -227,7 +208,7 @@ mod tests {
     #[test]
     fn filters_combine_and_values_within_one_are_alternatives() {
         let hosts = hosts();
-        let answer = |q: &str| parse(q).unwrap().unwrap().answer(&hosts, 10.0).unwrap();
+        let answer = |q: &str| answer_of(&parse(q).unwrap().unwrap(), &hosts, 10.0).unwrap();
         assert_eq!(names(&answer("status=down")), ["db1"]);
         assert_eq!(names(&answer("status=down,unreachable")), ["db1", "shop1"]);
         assert_eq!(names(&answer("name=db*")), ["db1", "db2"]);
@@ -244,14 +225,14 @@ mod tests {
     #[test]
     fn pages_follow_a_cursor_that_host_changes_do_not_shift() {
         let mut hosts = hosts();
-        let first = parse("limit=2").unwrap().unwrap().answer(&hosts, 10.0).unwrap();
+        let first = answer_of(&parse("limit=2").unwrap().unwrap(), &hosts, 10.0).unwrap();
         assert_eq!(
             (names(&first), &first["next"], &first["total"]),
             (vec!["db1", "db2"], &serde_json::json!("db2"), &serde_json::json!(4))
         );
         // A host that sorts before the cursor appears meanwhile: the next page is unmoved.
         hosts.insert(0, host("app1", Status::Up, Level::Ok));
-        let second = parse("limit=2&after=db2").unwrap().unwrap().answer(&hosts, 10.0).unwrap();
+        let second = answer_of(&parse("limit=2&after=db2").unwrap().unwrap(), &hosts, 10.0).unwrap();
         assert_eq!(names(&second), ["shop1", "web1"]);
         assert!(second.get("next").is_none(), "the last page has no next");
     }
@@ -263,7 +244,7 @@ mod tests {
         assert!(parse("alert_level=bad").unwrap_err().starts_with("alert_level \"bad\""));
         assert!(parse("limit=0").unwrap_err().starts_with("limit must be an integer from 1 to 10000"));
         assert!(parse("tag=Not%20A%20Tag").unwrap_err().starts_with("tag "));
-        let error = parse("fields=name,colour").unwrap().unwrap().answer(&hosts(), 1.0).unwrap_err();
+        let error = answer_of(&parse("fields=name,colour").unwrap().unwrap(), &hosts(), 1.0).unwrap_err();
         assert!(error.starts_with("no field \"colour\": hosts have "), "{error}");
         assert!(error.contains("last_seen"), "{error}");
     }

@@ -691,7 +691,11 @@ impl Api {
     /// `/api/0/hosts` with filters, fields or a page ([`host_query`]),
     /// built for the request (the shared, unfiltered body stays as it is).
     fn queried_hosts(&self, asked: &HostQuery) -> Reply {
-        match self.ask(Query::Hosts).map(|hosts| asked.answer(&hosts, unix_seconds(SystemTime::now()))) {
+        let filter = asked.filter.clone();
+        match self
+            .ask(|reply| Query::HostPage { filter, reply })
+            .map(|page| asked.answer(&page, unix_seconds(SystemTime::now())))
+        {
             Ok(Ok(answer)) => Reply::json(200, &answer),
             Ok(Err(why)) => Reply::error(400, why),
             Err(reply) => reply,

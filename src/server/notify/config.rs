@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::severity;
 use crate::server::model::{AlertChange, Level, ServiceState};
+use crate::server::pattern::any_of;
 use crate::server::pattern::glob_matches;
-use crate::server::tags::any_of;
 use crate::wire::is_valid_tag;
 
 /// Keys of service blocks whose values are secrets.
