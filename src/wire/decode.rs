@@ -383,12 +383,16 @@ impl Decoder {
         };
         let text = std::str::from_utf8(&json)
             .map_err(|e| reject(RejectReason::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-        let message: WireMessage = match super::scan::fields(text) {
-            Some(message) => message,
-            None => serde_json::from_str(text).map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => reject(RejectReason::BadField, e.to_string()),
-                _ => reject(RejectReason::BadJson, e.to_string()),
-            })?,
+        // The fast path reads no text with a line break (see scan.rs).
+        let (message, line_break): (WireMessage, bool) = match super::scan::fields(text) {
+            Some(message) => (message, false),
+            None => (
+                serde_json::from_str(text).map_err(|e| match e.classify() {
+                    serde_json::error::Category::Data => reject(RejectReason::BadField, e.to_string()),
+                    _ => reject(RejectReason::BadJson, e.to_string()),
+                })?,
+                has_line_break(&json),
+            ),
         };
 
         let heartbeat = message.id == HEARTBEAT_ID;
@@ -438,7 +442,7 @@ impl Decoder {
                 ));
             }
         }
-        let json = if has_line_break(&json) {
+        let json = if line_break {
             // JSON Lines needs one line per message: re-encode compactly.
             let value: serde_json::Value =
                 serde_json::from_str(text).map_err(|e| reject(RejectReason::BadJson, e.to_string()))?;
