@@ -112,20 +112,24 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters, borrowed from the
-    /// text (as serde_json borrows one). Eight bytes at a time while none of
-    /// them is a quote, a backslash or a control character.
+    /// text (as serde_json borrows one). Eight bytes at a time to the first
+    /// quote, backslash or control character, then that byte decides.
     fn string(&mut self) -> Option<&'a str> {
-        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-        const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-        // Nonzero when a byte of `w` is zero (the classic test; exact as
-        // a yes or no), or below 0x20.
+        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+        const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+        // The high bit of each byte of `w` that is zero, or below 0x20.
+        // Borrows can mark bytes after the first one that is, never before
+        // it: the lowest mark is exact.
         let zero_in = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
         let below_space = |w: u64| w.wrapping_sub(ONES * 0x20) & !w & HIGH;
         self.expect(b'"')?;
         let start = self.at;
         while let Some(word) = self.bytes.get(self.at..self.at + 8) {
-            let w = u64::from_ne_bytes(<[u8; 8]>::try_from(word).ok()?);
-            if zero_in(w ^ (ONES * u64::from(b'"'))) | zero_in(w ^ (ONES * u64::from(b'\\'))) | below_space(w) != 0 {
+            let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).ok()?);
+            let marks = zero_in(w ^ (ONES * u64::from(b'"'))) | zero_in(w ^ (ONES * u64::from(b'\\'))) | below_space(w);
+            if marks != 0 {
+                // Little-endian: the first byte in the text is the lowest.
+                self.at += (marks.trailing_zeros() / 8) as usize;
                 break;
             }
             self.at += 8;
@@ -321,6 +325,28 @@ mod tests {
             r#"{"name":"ä","ID":"XYZ","client":"","":""}"#,
         ] {
             assert!(agrees(text), "{text}");
+        }
+    }
+
+    /// Strings end at their quote wherever it falls in the eight-byte
+    /// steps, and an escape or a control character anywhere in them is
+    /// left to serde_json.
+    #[test]
+    fn strings_of_every_length() {
+        for len in 0..40 {
+            for fill in ["x", "ä", "\u{7f}", "€"] {
+                let value: String = fill.repeat(len);
+                assert!(agrees(&format!(r#"{{"ID":"HTB","name":"a","x":"{value}","y":1}}"#)), "{len} {fill}");
+                for at in 0..=value.len() {
+                    if !value.is_char_boundary(at) {
+                        continue;
+                    }
+                    for odd in ["\\", "\n", "\u{1f}", "\u{0}", "\\\""] {
+                        let text = format!(r#"{{"ID":"HTB","name":"a","x":"{}{odd}{}"}}"#, &value[..at], &value[at..]);
+                        assert!(fields(&text).is_none(), "{text:?}");
+                    }
+                }
+            }
         }
     }
 
