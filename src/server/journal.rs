@@ -80,6 +80,7 @@ pub struct Journal {
     max_backups: u32,
     reports: Reports,
     datetime: DatetimeCache,
+    line_head: LineHead,
     /// The line being formatted; kept to reuse its allocation.
     line: Vec<u8>,
 }
@@ -124,6 +125,7 @@ impl Journal {
             max_backups,
             reports: Reports::default(),
             datetime: DatetimeCache::default(),
+            line_head: LineHead::default(),
             line: Vec::with_capacity(1024),
         })
     }
@@ -153,13 +155,14 @@ impl Journal {
         line.clear();
         let millis = at.duration_since(UNIX_EPOCH).map(|d| (d.as_nanos() + 500_000) / 1_000_000).unwrap_or(0);
         let (second, milli) = ((millis / 1000) as u64, (millis % 1000) as u64);
-        line.extend_from_slice(b"{\"timestamp\":");
-        push_decimal(&mut line, second);
-        line.push(b'.');
-        push_padded(&mut line, milli, 3);
-        line.extend_from_slice(b",\"datetime\":\"");
-        line.extend_from_slice(self.datetime.format(second as f64).as_bytes());
-        line.extend_from_slice(b"\",\"source_ip\":\"");
+        let (before, after) = self.line_head.of(second, &mut self.datetime);
+        line.extend_from_slice(before);
+        line.extend_from_slice(&[
+            b'0' + (milli / 100) as u8,
+            b'0' + (milli / 10 % 10) as u8,
+            b'0' + (milli % 10) as u8,
+        ]);
+        line.extend_from_slice(after);
         match source.ip() {
             IpAddr::V4(ip) => {
                 for (i, octet) in ip.octets().into_iter().enumerate() {
@@ -628,13 +631,30 @@ impl DatetimeCache {
     }
 }
 
-/// Appends `n` in decimal with leading zeros to `width` digits.
-fn push_padded(out: &mut Vec<u8>, n: u64, width: usize) {
-    let start = out.len();
-    push_decimal(out, n);
-    let len = out.len() - start;
-    if len < width {
-        out.splice(start..start, std::iter::repeat_n(b'0', width - len));
+/// What a message line holds before and after its milliseconds, which
+/// changes only once a second: `{"timestamp":SECOND.` and
+/// `,"datetime":"…","source_ip":"`, made once per second instead of per line.
+#[derive(Default)]
+struct LineHead {
+    second: Option<u64>,
+    before: Vec<u8>,
+    after: Vec<u8>,
+}
+
+impl LineHead {
+    fn of(&mut self, second: u64, datetime: &mut DatetimeCache) -> (&[u8], &[u8]) {
+        if self.second != Some(second) {
+            self.second = Some(second);
+            self.before.clear();
+            self.before.extend_from_slice(b"{\"timestamp\":");
+            push_decimal(&mut self.before, second);
+            self.before.push(b'.');
+            self.after.clear();
+            self.after.extend_from_slice(b",\"datetime\":\"");
+            self.after.extend_from_slice(datetime.format(second as f64).as_bytes());
+            self.after.extend_from_slice(b"\",\"source_ip\":\"");
+        }
+        (&self.before, &self.after)
     }
 }
 
@@ -795,6 +815,10 @@ mod tests {
             (1_700_000_000_000, "10.0.0.255:1"),
             (1_700_000_000_007, "[2001:db8::1]:65535"),
             (1_700_000_000_070, "0.0.0.0:0"),
+            // The head made once a second: a new second, then an old one.
+            (1_700_000_001_999, "192.0.2.1:50003"),
+            (1_700_000_000_500, "192.0.2.1:50003"),
+            (1_699_999_999_999, "192.0.2.1:50003"),
         ] {
             let at = SystemTime::UNIX_EPOCH + Duration::from_millis(millis);
             let source: SocketAddr = source.parse().unwrap();

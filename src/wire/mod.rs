@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub mod auth;
 pub mod decode;
 pub mod encode;
+mod scan;
 
 /// `ID` of a heartbeat, as the Python hbc sends it.
 pub const HEARTBEAT_ID: &str = "HTB";
@@ -63,14 +64,16 @@ pub fn is_valid_tag(tag: &str) -> bool {
 /// hyphens, not starting or ending with a hyphen, 253 characters at most.
 /// Such a name is safe in DNS updates, file names and HTML.
 pub fn is_valid_host_name(name: &str) -> bool {
+    // On bytes: a '.' is never part of a multi-byte character, and any
+    // non-ASCII byte fails the label check, as its character would.
     !name.is_empty()
         && name.len() <= 253
-        && name.split('.').all(|label| {
+        && name.as_bytes().split(|&b| b == b'.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with(b"-")
+                && !label.ends_with(b"-")
+                && label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -85,20 +88,36 @@ pub fn truncate_chars(s: &str, n: usize) -> &str {
 
 /// Appends `n` in decimal, without `fmt`: for the lines and datagrams
 /// written once per heartbeat.
+/// Two digits at a time (a u64 has at most 20, so `i` stays in range):
+/// half the divisions of one at a time.
 pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }
+
+/// "00" to "99", for [`push_decimal`].
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 pub fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -183,4 +202,20 @@ pub fn tail_chars(s: &str, max: usize) -> &str {
         start += 1;
     }
     &s[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_decimal_writes_what_display_does() {
+        let mut samples = vec![0, 1, 9, 10, 99, 100, 101, 999, 1000, 65535, 1_780_000_000, u64::MAX - 1, u64::MAX];
+        samples.extend((0..64).map(|shift| 1u64 << shift).flat_map(|p| [p - 1, p, p + 1]));
+        for n in samples {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
 }

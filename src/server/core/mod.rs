@@ -293,10 +293,14 @@ impl Core {
 
     fn handle_heartbeat(&mut self, mut hb: Heartbeat) {
         let at = unix_seconds(hb.received_at);
-        let name = hb.name.clone();
+        // The table takes the heartbeat and its name; a copy is made only
+        // when something below needs the name after that (a job's signal,
+        // plugin samples, a browser watching): not for a plain heartbeat.
+        let name =
+            if hb.job.is_some() || !hb.plugins.is_empty() || self.watched() { hb.name.clone() } else { String::new() };
         // Only the primary hbd's own heartbeat says it watches: its
         // machine's hbc goes by the same name and outlives a dead hbd.
-        if hb.from_hbd && hb.counts && self.standby_for.as_deref() == Some(name.as_str()) {
+        if hb.from_hbd && hb.counts && self.standby_for.as_deref() == Some(hb.name.as_str()) {
             self.primary_heard = Some((at, hb.interval + self.grace));
         }
         if jobs::is_repeat(&hb, &self.table) {
