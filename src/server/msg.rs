@@ -41,7 +41,7 @@ pub const CORE_CAPACITY: usize = 64;
 /// Everything the core is told that is not a question.
 #[derive(Debug)]
 pub enum CoreMsg {
-    /// Accepted messages from `udp`, in arrival order (batched: see `udp::HAND_OVER` and `udp::HOLD`).
+    /// Accepted messages from `udp`, in arrival order (batched: see `udp::BATCH`).
     Heartbeats(Vec<Heartbeat>),
     /// `udp`'s counters, sent once a second when they changed.
     UdpStats(UdpStats),
@@ -183,7 +183,7 @@ pub const JOURNAL_CAPACITY: usize = 256;
 /// What the journal receives.
 #[derive(Debug)]
 pub enum JournalMsg {
-    /// Messages accepted by `udp`, in arrival order (batched: see `udp::HAND_OVER` and `udp::HOLD`).
+    /// Messages accepted by `udp`, in arrival order (batched: see `udp::BATCH`).
     Received(ReceivedBatch),
     /// A state change decided by `core`.
     Event { at: f64, event: Event },

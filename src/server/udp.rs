@@ -3,13 +3,10 @@
 //! Datagrams come in batches of up to [`BATCH`] with one `recvmmsg(2)`. For
 //! each: decode it ([`Decoder`]) and write the ACK of an accepted one into
 //! the batch's ACK buffers; then the batch's ACKs leave with one
-//! `sendmmsg(2)` at once. The accepted messages wait in the thread until
-//! [`HAND_OVER`] of them have gathered or the oldest has waited [`HOLD`];
-//! then they go to the journal and their heartbeats to `core` in one
-//! hand-over each, so that a steady stream wakes those threads once per
-//! [`HAND_OVER`] heartbeats rather than once per `recvmmsg(2)`. Nothing is
-//! allocated per datagram but the heartbeat's host name (and what a signed,
-//! compressed or plugin-carrying message needs).
+//! `sendmmsg(2)`, and its messages go to the journal and its heartbeats to
+//! `core` in one hand-over each. Nothing is allocated per datagram but the
+//! heartbeat's host name (and what a signed, compressed or plugin-carrying
+//! message needs).
 //! A rejected datagram is counted by reason and logged at most once per
 //! reason every [`REJECT_LOG_EVERY`]. Nothing a sender does can stop or slow
 //! this loop beyond the cost of decoding its datagram.
@@ -32,28 +29,15 @@ use crate::server::msg::{CoreMsg, JournalMsg, ReceivedBatch};
 use crate::wire::auth::{Keyring, ReplayGuard};
 use crate::wire::decode::{Decoder, PluginLimits, RejectReason, Rejection};
 
-/// The most datagrams taken from the socket at once: one `recvmmsg(2)`
-/// returns what is waiting, up to this many, and blocks only while nothing
-/// is. One `sendmmsg(2)` of ACKs per batch instead of a `sendto(2)` per
-/// datagram saves the system calls that dominate the cost at high rates, and
-/// adds no delay (a lone datagram is answered at once).
+/// The most datagrams taken from the socket (and handed on) at once: one
+/// `recvmmsg(2)` returns what is waiting, up to this many, and blocks only
+/// while nothing is. One hand-over (and one `sendmmsg(2)` of ACKs) per batch
+/// instead of per datagram saves the wake-ups and system calls that dominate
+/// the cost at high rates, and adds no delay (a lone datagram is passed on
+/// at once).
 const BATCH: usize = 64;
-/// How long `recvmmsg(2)` blocks before the loop looks at `stop`, while
-/// nothing waits to be handed on.
+/// How long `recv_from` blocks before the loop looks at `stop`.
 const POLL: Duration = Duration::from_millis(200);
-/// Accepted messages handed to `core` and the journal at once: a full
-/// hand-over is sent without waiting for [`HOLD`].
-const HAND_OVER: usize = 64;
-/// The longest an accepted message waits in this thread before it is handed
-/// on (while messages wait, `recvmmsg(2)` blocks at most this long). Each
-/// hand-over wakes `core` and the journal, which costs more than their
-/// work on a few heartbeats; holding for a millisecond lets a steady
-/// stream of 64,000/s or more go over in hand-overs of [`HAND_OVER`]. The
-/// ACK is not held: it leaves with its batch. One millisecond, not more:
-/// every browser's live update waits for it too (the WebSocket aims at
-/// 5 ms from datagram to browser), while `core` keeps the time each
-/// datagram arrived and the journal buffers its lines for up to a second.
-const HOLD: Duration = Duration::from_millis(1);
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often the counters go to `core` (for /metrics), when they changed.
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -62,8 +46,6 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// datagrams were written to become resident (a 222-byte heartbeat touches
 /// one page per slot).
 const RECV_BUFFER: usize = 65536;
-/// The room for a sender's address in each receive header.
-const ADDRESS_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
 
 /// What the udp thread runs on, made by `Config::check` (config/mod.rs).
 #[derive(Debug, Clone)]
@@ -130,10 +112,8 @@ pub fn spawn(
             decoder,
             outputs,
             stats: Stats::default(),
-            heartbeats: Vec::with_capacity(HAND_OVER),
-            received: ReceivedBatch::with_capacity(HAND_OVER, HAND_OVER * 256),
-            held_since: None,
-            timeout: POLL,
+            heartbeats: Vec::with_capacity(BATCH),
+            received: ReceivedBatch::with_capacity(BATCH, BATCH * 256),
             acks: Acks::default(),
         };
         match receiver.socket.local_addr() {
@@ -150,14 +130,9 @@ struct Listener {
     decoder: Decoder,
     outputs: UdpOutputs,
     stats: Stats,
-    /// Accepted messages not yet handed on: see [`HAND_OVER`] and [`HOLD`].
+    /// Accepted messages not yet handed on: see [`BATCH`].
     heartbeats: Vec<Heartbeat>,
     received: ReceivedBatch,
-    /// When the oldest message in `heartbeats` was received (None: empty).
-    held_since: Option<Instant>,
-    /// The socket's read timeout now: [`POLL`], or [`HOLD`] while
-    /// messages wait (and until a receive finds the socket quiet).
-    timeout: Duration,
     acks: Acks,
 }
 
@@ -167,7 +142,6 @@ impl Listener {
         let mut next_stats = Instant::now();
         let mut reported = u64::MAX;
         loop {
-            let mut quiet = false;
             match batch.receive(&self.socket) {
                 Ok(n) => {
                     for i in 0..n {
@@ -177,28 +151,16 @@ impl Listener {
                         }
                     }
                     self.send_acks(&mut batch);
+                    if !self.flush() {
+                        return;
+                    }
                 }
                 Err(e)
                     if matches!(
                         e.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    quiet = e.kind() != io::ErrorKind::Interrupted;
-                }
+                    ) => {}
                 Err(e) => self.stats.receive_error(&e),
-            }
-            if let Some(since) = self.held_since {
-                if self.heartbeats.len() >= HAND_OVER || since.elapsed() >= HOLD {
-                    if !self.flush() {
-                        return;
-                    }
-                } else {
-                    self.set_timeout(HOLD);
-                }
-            } else if quiet {
-                // Nothing waits and nothing came: back to the idle timeout.
-                self.set_timeout(POLL);
             }
             if let Err(TryRecvError::Disconnected) = stop.try_recv() {
                 self.flush();
@@ -236,31 +198,17 @@ impl Listener {
         self.acks.len = 0;
     }
 
-    /// Sets the socket's read timeout, unless it is `timeout` already. A
-    /// failure is logged (rate-limited) and changes only how long a message
-    /// may wait: the loop still hands on what is due after every receive.
-    fn set_timeout(&mut self, timeout: Duration) {
-        if self.timeout == timeout {
-            return;
-        }
-        match self.socket.set_read_timeout(Some(timeout)) {
-            Ok(()) => self.timeout = timeout,
-            Err(e) => self.stats.receive_error(&e),
-        }
-    }
-
-    /// Hands what waits to the journal and core. False when `core` is gone,
+    /// Hands the batch to the journal and core. False when `core` is gone,
     /// which only happens if it died.
     fn flush(&mut self) -> bool {
-        self.held_since = None;
         if let Some(journal) = self.outputs.to_journal.as_ref().filter(|_| !self.received.is_empty()) {
-            let batch = ReceivedBatch::with_capacity(HAND_OVER, HAND_OVER * 256);
+            let batch = ReceivedBatch::with_capacity(BATCH, BATCH * 256);
             let _ = journal.send(JournalMsg::Received(std::mem::replace(&mut self.received, batch)));
         }
         if self.heartbeats.is_empty() {
             return true;
         }
-        let batch = std::mem::replace(&mut self.heartbeats, Vec::with_capacity(HAND_OVER));
+        let batch = std::mem::replace(&mut self.heartbeats, Vec::with_capacity(BATCH));
         self.outputs.to_core.send(CoreMsg::Heartbeats(batch)).is_ok()
     }
 
@@ -287,7 +235,6 @@ impl Listener {
         if self.outputs.to_journal.is_some() {
             self.received.push(now, source, &accepted.json);
         }
-        self.held_since.get_or_insert_with(Instant::now);
         self.heartbeats.push(Heartbeat {
             name: accepted.name,
             source,
@@ -327,11 +274,9 @@ impl Acks {
     }
 }
 
-/// Buffers and headers for `recvmmsg(2)` and `sendmmsg(2)`. The receive
-/// headers point into the heap storage of the struct's vectors, which are
-/// never resized, so the pointers stay valid wherever the struct moves; they
-/// are set once, and a receive resets only what the kernel wrote into the
-/// headers the last one used (the address lengths).
+/// Buffers and headers for `recvmmsg(2)` and `sendmmsg(2)`. The headers
+/// point into the buffers; they are filled in again before every call, so
+/// nothing depends on the struct staying in place between calls.
 struct Batch {
     /// [`BATCH`] receive buffers of [`RECV_BUFFER`] bytes, one after the
     /// other. Zeroed by the allocator (calloc: fresh pages), so memory is
@@ -345,8 +290,6 @@ struct Batch {
     send_headers: Vec<libc::mmsghdr>,
     /// Datagrams in the last receive.
     received: usize,
-    /// Headers the kernel may have written since they were last reset.
-    written: usize,
 }
 
 impl Batch {
@@ -360,7 +303,7 @@ impl Batch {
                 std::mem::zeroed::<libc::mmsghdr>(),
             )
         };
-        let mut batch = Batch {
+        Batch {
             buffers: vec![0; BATCH * RECV_BUFFER],
             addresses: vec![address; BATCH],
             iovecs: vec![iovec; BATCH],
@@ -368,38 +311,31 @@ impl Batch {
             send_iovecs: vec![iovec; BATCH],
             send_headers: vec![header; BATCH],
             received: 0,
-            written: 0,
-        };
-        for i in 0..BATCH {
-            batch.iovecs[i] =
-                libc::iovec { iov_base: batch.buffers[i * RECV_BUFFER..].as_mut_ptr().cast(), iov_len: RECV_BUFFER };
-            let header = &mut batch.headers[i];
-            header.msg_hdr.msg_name = (&mut batch.addresses[i] as *mut libc::sockaddr_storage).cast();
-            header.msg_hdr.msg_namelen = ADDRESS_LEN;
-            header.msg_hdr.msg_iov = &mut batch.iovecs[i];
-            header.msg_hdr.msg_iovlen = 1;
         }
-        batch
     }
 
     /// Waits for datagrams (up to the socket's read timeout) and takes all
     /// that are waiting, up to [`BATCH`]; returns how many.
     fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        // recvmmsg(2) wrote the sender's address length (and msg_len,
-        // msg_flags, msg_controllen, which it sets on every call) into the
-        // headers it filled; the pointers and iovecs it only reads.
-        for header in &mut self.headers[..self.written] {
-            header.msg_hdr.msg_namelen = ADDRESS_LEN;
-        }
         self.received = 0;
-        // Should the call fail, all of them next time.
-        self.written = BATCH;
-        // SAFETY: every header points at its own address storage (of
-        // `msg_namelen` bytes) and at one iovec over its own RECV_BUFFER
-        // bytes of `buffers`, set in `new` into vectors never resized since,
-        // all owned by `self` and alive for the call; the kernel writes
-        // within those lengths. MSG_WAITFORONE: block (with SO_RCVTIMEO) for
-        // the first datagram only, then take what is waiting.
+        for i in 0..BATCH {
+            self.iovecs[i] =
+                libc::iovec { iov_base: self.buffers[i * RECV_BUFFER..].as_mut_ptr().cast(), iov_len: RECV_BUFFER };
+            let header = &mut self.headers[i];
+            header.msg_hdr.msg_name = (&mut self.addresses[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_hdr.msg_iov = &mut self.iovecs[i];
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = std::ptr::null_mut();
+            header.msg_hdr.msg_controllen = 0;
+            header.msg_hdr.msg_flags = 0;
+            header.msg_len = 0;
+        }
+        // SAFETY: every header points at its own address storage and at one
+        // iovec over its own RECV_BUFFER bytes of `buffers`, all owned by
+        // `self` and alive for the call; the kernel writes within those
+        // lengths. MSG_WAITFORONE: block (with SO_RCVTIMEO) for the first
+        // datagram only, then take what is waiting.
         let n = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -412,8 +348,7 @@ impl Batch {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.received = (n as usize).min(BATCH);
-        self.written = self.received;
+        self.received = n as usize;
         Ok(self.received)
     }
 
