@@ -275,6 +275,16 @@ impl AlertTable {
         self.alerts.range(first..).map(|(_, alert)| alert).take_while(move |a| a.key.host == host)
     }
 
+    /// Removes the alerts of `host` that `doomed` picks: a walk of the
+    /// host's range, not of every alert (forgetting 10,000 hosts at once,
+    /// or a Nagios result from each, must not cost hosts × alerts).
+    fn remove_of_host(&mut self, host: &str, doomed: impl Fn(&AlertKey) -> bool) {
+        let keys: Vec<AlertKey> = self.of_host(host).map(|a| &a.key).filter(|k| doomed(k)).cloned().collect();
+        for key in keys {
+            self.alerts.remove(&key);
+        }
+    }
+
     /// The worst level of each host's alerts (hosts with none are OK).
     pub fn worst_by_host(&self) -> HashMap<&str, Level> {
         let mut worst: HashMap<&str, Level> = HashMap::new();
@@ -354,10 +364,8 @@ impl AlertTable {
             changes.push(self.transition(&key, level, Some(code as f64), None, now, text));
         }
         // A check no longer configured is no longer an alert.
-        self.alerts.retain(|k, _| {
-            !(k.host == host
-                && k.plugin == NAGIOS_PLUGIN
-                && !checks.keys().any(|c| k.metric_path == format!("checks.{c}.exit_code")))
+        self.remove_of_host(host, |k| {
+            k.plugin == NAGIOS_PLUGIN && !checks.keys().any(|c| k.metric_path == format!("checks.{c}.exit_code"))
         });
         changes
     }
@@ -385,7 +393,7 @@ impl AlertTable {
 
     /// Forgets every alert of a host hbd forgets.
     pub fn forget(&mut self, host: &str) {
-        self.alerts.retain(|key, _| key.host != host);
+        self.remove_of_host(host, |_| true);
         self.down.remove(host);
         self.unreachable.remove(host);
     }
