@@ -573,8 +573,10 @@ pub struct Alert {
     /// Someone is on it: no reminders until the alert recovers or changes
     /// level, which ends the acknowledgement. Saved (older state files
     /// have none).
+    /// (Boxed, as `silenced`: most alerts have neither, and each alert
+    /// of every host is held for the daemon's life.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acknowledged: Option<Ack>,
+    pub acknowledged: Option<Box<Ack>>,
     /// A host-down alert: how many hosts are unreachable behind the host
     /// (`parents:`); worked out when listed, never saved.
     #[serde(skip)]
@@ -582,7 +584,7 @@ pub struct Alert {
     /// The silence or maintenance window that covers it now: set by core
     /// on the copies it hands out, never saved.
     #[serde(skip)]
-    pub silenced: Option<Silenced>,
+    pub silenced: Option<Box<Silenced>>,
 }
 
 /// Who acknowledged an alert, when (Unix seconds) and why.

@@ -348,7 +348,7 @@ pub fn alert_json(alert: &Alert) -> Value {
         "message": alert.message,
     });
     add_ack(&mut shown, alert);
-    add_silenced(&mut shown, alert.silenced.as_ref());
+    add_silenced(&mut shown, alert.silenced.as_deref());
     if let (Some(behind), Some(map)) = (alert.behind, shown.as_object_mut()) {
         map.insert("behind".into(), json!(behind));
     }
@@ -444,7 +444,7 @@ mod tests {
     fn held_alerts_are_listed_under_their_host_down_alert_or_at_the_top() {
         let mut router = alert("router", HEARTBEAT, SILENT_FOR, false);
         router.behind = Some(20);
-        router.acknowledged = Some(Ack { by: "alice".into(), at: 5.0, comment: "<b>on it</b>".into() });
+        router.acknowledged = Some(Box::new(Ack { by: "alice".into(), at: 5.0, comment: "<b>on it</b>".into() }));
         let list = AlertList {
             summary: BTreeMap::new(),
             alerts: vec![router, alert("router", "cpu_monitor", "x", true), alert("web", "cpu_monitor", "x", true)],

@@ -434,7 +434,7 @@ impl Core {
             None => (self.alerts.unacknowledge(&key)?, Event::AckRemoved { key, by }),
         };
         self.route(now, event);
-        let silenced = self.silences.covering(&alert.key, now);
+        let silenced = self.silences.covering(&alert.key, now).map(Box::new);
         Ok(Alert { silenced, ..alert })
     }
 
@@ -483,7 +483,7 @@ impl Core {
             Query::Alerts { host, reply } => {
                 let mut list = self.alert_list(host.as_deref());
                 if let Some(list) = list.as_mut() {
-                    list.alerts.iter_mut().for_each(|a| a.silenced = self.silences.covering(&a.key, now));
+                    list.alerts.iter_mut().for_each(|a| a.silenced = self.silences.covering(&a.key, now).map(Box::new));
                 }
                 let _ = reply.send(list);
             }
@@ -524,7 +524,7 @@ impl Core {
                 let (hosts, plugins) = self.table.latest();
                 let (silences_active, silences_pending) = self.silences.counts(now);
                 let mut alerts = self.alerts.sorted(None);
-                alerts.iter_mut().for_each(|a| a.silenced = self.silences.covering(&a.key, now));
+                alerts.iter_mut().for_each(|a| a.silenced = self.silences.covering(&a.key, now).map(Box::new));
                 let _ = reply.send(MetricsSnapshot {
                     hosts,
                     plugins,
