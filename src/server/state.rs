@@ -65,7 +65,7 @@ struct StateOut<'a> {
 
 /// A block: its layout's index in `layouts`, its rows, its bytes.
 type BlockOut<'a> = (usize, usize, Base64<'a>);
-type BlockIn<'a> = (usize, usize, &'a str);
+type BlockIn = (usize, usize, Base64In);
 
 #[derive(Serialize)]
 struct PluginOut<'a> {
@@ -77,12 +77,13 @@ struct PluginOut<'a> {
     blocks: Vec<BlockOut<'a>>,
 }
 
-/// The file as read: version 3 or 2, or version 1 with the samples in `hosts`.
-/// The blocks' base64 text is borrowed from the file's bytes, not copied:
-/// tens of MiB of short-lived strings between the records being built
-/// would leave the heap fragmented for good.
+/// The file as read, streamed from it: version 3 or 2, or version 1 with
+/// the samples in `hosts`. The file is never held whole (at 100,000 hosts
+/// it is hundreds of MiB), and each block's base64 text is decoded as it
+/// is read ([`Base64In`]), never kept as a string: short-lived strings
+/// between the records being built would leave the heap fragmented for good.
 #[derive(Deserialize)]
-struct StateIn<'a> {
+struct StateIn {
     version: u32,
     hosts: Vec<Host>,
     #[serde(default)]
@@ -94,30 +95,27 @@ struct StateIn<'a> {
     #[serde(default)]
     layouts: Vec<Vec<Shape>>,
     #[serde(default)]
-    #[serde(borrow)]
-    plugins: Vec<BTreeMap<String, PluginIn<'a>>>,
+    plugins: Vec<BTreeMap<String, PluginIn>>,
     /// Since version 3 (a file of version 1 or 2 has the round trips in
     /// `hosts`, as numbers).
-    #[serde(default, borrow)]
-    latency: Vec<Vec<BlockIn<'a>>>,
+    #[serde(default)]
+    latency: Vec<Vec<BlockIn>>,
 }
 
 #[derive(Deserialize)]
-struct PluginIn<'a> {
+struct PluginIn {
     kind: PluginKind,
     #[serde(default)]
     latest: Option<Sample>,
-    /// (Base64 has no character JSON escapes, so the text is always there
-    /// to borrow as it is.)
-    #[serde(default, borrow)]
-    blocks: Vec<BlockIn<'a>>,
+    #[serde(default)]
+    blocks: Vec<BlockIn>,
 }
 
 /// Reads the state file. A missing file is an empty table; an unreadable or
 /// corrupt one is renamed to `<pickfile>.corrupt-<unix time>` and reported.
 pub fn load(path: &Path) -> Saved {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             info!("state: {} does not exist yet; starting with no hosts", path.display());
             return Saved::default();
@@ -127,7 +125,8 @@ pub fn load(path: &Path) -> Saved {
             return Saved::default();
         }
     };
-    let problem = match serde_json::from_slice::<StateIn>(&bytes) {
+    let reader = io::BufReader::with_capacity(256 * 1024, file);
+    let problem = match serde_json::from_reader::<_, StateIn>(reader) {
         Ok(state) if [FORMAT_VERSION, FORMAT_V2, FORMAT_V1].contains(&state.version) => {
             let version = state.version;
             match restore(state) {
@@ -149,6 +148,11 @@ pub fn load(path: &Path) -> Saved {
             }
         }
         Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
+        // The disk, not the file: nothing to move aside.
+        Err(e) if e.is_io() => {
+            warn!("state: read {}: {e}; starting with no hosts", path.display());
+            return Saved::default();
+        }
         Err(e) => e.to_string(),
     };
     let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), unix_seconds(SystemTime::now()) as u64));
@@ -255,17 +259,17 @@ fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> Sta
 }
 
 /// A history's blocks as a file has them.
-fn history_in(shapes: &[Arc<Layout>], blocks: Vec<BlockIn<'_>>, v2: bool) -> Option<History> {
+fn history_in(shapes: &[Arc<Layout>], blocks: Vec<BlockIn>, v2: bool) -> Option<History> {
     let blocks = blocks
         .into_iter()
-        .map(|(id, rows, text)| Block::from_parts(shapes.get(id)?.clone(), rows, base64_decode(text)?, v2).ok())
+        .map(|(id, rows, Base64In(bytes))| Block::from_parts(shapes.get(id)?.clone(), rows, bytes?, v2).ok())
         .collect::<Option<Vec<Block>>>()?;
     History::from_blocks(blocks).ok()
 }
 
 /// The records of a file read: version 3 as it is, version 2 block by
 /// block, version 1 sample by sample into the store.
-fn restore(state: StateIn<'_>) -> Result<Saved, String> {
+fn restore(state: StateIn) -> Result<Saved, String> {
     let mut layouts = Layouts::default();
     let shapes: Vec<Arc<Layout>> = state.layouts.into_iter().map(|shape| layouts.layout(shape)).collect();
     if state.version != FORMAT_V1 && state.plugins.len() != state.hosts.len() {
@@ -346,6 +350,26 @@ impl Serialize for Base64<'_> {
             }
         }
         serializer.serialize_str(&out)
+    }
+}
+
+/// A block's bytes, decoded from base64 as the file is read; None if the
+/// text is not base64 (the host it belongs to is then named as damaged).
+struct Base64In(Option<Vec<u8>>);
+
+impl<'de> Deserialize<'de> for Base64In {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Base64In;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a block's bytes in base64")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Base64In, E> {
+                Ok(Base64In(base64_decode(text)))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -463,16 +487,12 @@ mod tests {
     fn saved_state_loads_back() {
         let d = dir("roundtrip");
         let path = d.join("s.json");
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let handle = spawn(path.clone(), rx).unwrap();
         let record = |name| {
             let mut latency = History::default();
             latency.push_number(&mut Layouts::default(), 50, 1.5, 0.25).unwrap();
             Record { host: host(name), plugins: Default::default(), latency }
         };
-        tx.send(StateMsg::Save(Saved { hosts: vec![record("b"), record("a")], ..Saved::default() })).unwrap();
-        drop(tx);
-        handle.join().unwrap();
+        tx_save(&path, vec![record("b"), record("a")]);
         let loaded = load(&path);
         assert_eq!(loaded.hosts, vec![record("a"), record("b")]);
         assert_eq!(loaded.hosts[0].latency.numbers(), [[1.5, 0.25]]);
@@ -486,7 +506,23 @@ mod tests {
         fs::write(&path, older.to_string()).unwrap();
         assert_eq!(load(&path).hosts, vec![record("a"), record("b")]);
         assert!(!temp_path(&path).exists());
+        // A block that is not base64 makes the file unusable: moved aside.
+        tx_save(&path, vec![record("a")]);
+        let mut damaged: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        damaged["latency"][0][0][2] = "not*base64".into();
+        fs::write(&path, damaged.to_string()).unwrap();
+        assert!(load(&path).hosts.is_empty());
+        assert!(!path.exists(), "moved aside");
         fs::remove_dir_all(d).unwrap();
+    }
+
+    /// Saves `hosts` to `path` through the state thread.
+    fn tx_save(path: &Path, hosts: Vec<Record>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let handle = spawn(path.to_path_buf(), rx).unwrap();
+        tx.send(StateMsg::Save(Saved { hosts, ..Saved::default() })).unwrap();
+        drop(tx);
+        handle.join().unwrap();
     }
 
     #[test]
