@@ -578,7 +578,7 @@ impl AlertTable {
         now: f64,
         text: String,
     ) -> AlertChange {
-        let alert = self.alerts.get_or_insert(&key, now);
+        let alert = self.alerts.get_or_insert(key, now);
         let from = alert.level;
         let ongoing = now - alert.since;
         alert.level = to;
