@@ -163,6 +163,22 @@ fn clients_beyond_the_cap_are_refused() {
     assert!(body.contains("too many websocket clients"));
     let stream = TcpStream::connect(hbd.ws).unwrap();
     assert!(tungstenite::client(format!("ws://{}/", hbd.ws), stream).is_err());
+    // The place is given back when the browser leaves: a close, or the
+    // connection just dropped.
+    first.close(None).unwrap();
+    let _ = first.flush();
+    drop(first);
+    let mut second = wait_for("the place of the client that closed", || {
+        let stream = TcpStream::connect(hbd.ws).ok()?;
+        tungstenite::client(format!("ws://{}/", hbd.ws), stream).ok().map(|(ws, _)| ws)
+    });
+    next_matching(&mut second, "snapshot", |v| v["type"] == "snapshot");
+    drop(second);
+    let mut third = wait_for("the place of the client that dropped its connection", || {
+        let stream = TcpStream::connect(hbd.ws).ok()?;
+        tungstenite::client(format!("ws://{}/", hbd.ws), stream).ok().map(|(ws, _)| ws)
+    });
+    next_matching(&mut third, "snapshot", |v| v["type"] == "snapshot");
 }
 
 /// A self-signed certificate for 127.0.0.1, made with openssl(1).

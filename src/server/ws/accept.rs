@@ -1,7 +1,8 @@
 //! The ws acceptors and client threads: `ws-accept` (and `wss-accept`) take
 //! connections within `ws_max_clients` slots (503 beyond), and one
-//! `ws-client` thread per browser does the handshake, sends the snapshot of
-//! all hosts (asked from `core`), then writes its queue from the hub. A
+//! `ws-client` thread per new browser does the handshake, sends the
+//! snapshot of all hosts (asked from `core`), then hands the socket, made
+//! non-blocking, to the hub, which writes the live updates. A
 //! client that asked for `?snapshot=none` gets the snapshot without hosts:
 //! the console beyond a page of hosts reads the ones it shows from the API,
 //! and at 100,000 hosts the snapshot is ~30 MB that it would parse to drop.
@@ -19,16 +20,16 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use log::{debug, warn};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, Utf8Bytes, WebSocket};
+use tungstenite::{Message, WebSocket};
 
-use super::{ClientMsg, Refusals, CLIENT_QUEUE};
+use super::{ClientMsg, Refusals};
 use crate::server::msg::{self, Query, Upgraded};
 use crate::server::views::snapshot_body;
 use crate::wire::unix_seconds;
@@ -36,10 +37,6 @@ use crate::wire::unix_seconds;
 /// A write that takes longer means the browser is gone or stalled.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pings keep idle connections (and proxies in between) alive.
-const PING_EVERY: Duration = Duration::from_secs(30);
-/// How often a client thread looks for frames from the browser.
-const READ_EVERY: Duration = Duration::from_secs(1);
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
 /// The largest frame and message a browser may send (the library's defaults,
 /// 16 and 64 MiB, would let each client hold that much memory).
@@ -53,6 +50,37 @@ pub(super) struct Acceptor {
     pub(super) id_parity: u64,
     /// Connections the HTTP front took for `/ws` (plain acceptor only).
     pub(super) upgrades: Option<Receiver<Upgraded>>,
+}
+
+/// A browser's connection once its handshake is done, whatever is under it.
+pub(super) type LiveSocket = WebSocket<Box<dyn Socket>>;
+
+/// A plain or TLS stream, and the TCP socket under it.
+pub(super) trait Socket: Read + Write + Send {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Socket for StreamOwned<ServerConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+/// One of the `ws_max_clients` places, given back when dropped: by the
+/// client's thread if the browser never got as far as the hub, else by
+/// the hub when it drops the client.
+pub(super) struct Slot(Receiver<()>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.0.try_recv();
+    }
 }
 
 /// What every client thread needs.
@@ -91,15 +119,15 @@ impl Acceptor {
                     continue;
                 }
                 next_id += 1;
+                let slot = Slot(clients.slots.clone());
                 let (id, tls, client) = (next_id * 2 + self.id_parity, self.tls.clone(), clients.clone());
-                let spawned =
-                    std::thread::Builder::new().name("ws-client".into()).stack_size(256 << 10).spawn(move || {
-                        serve_client(stream, head, tls, peer, id, &client);
-                        let _ = client.slots.try_recv();
-                    });
+                // (If the thread cannot start, the closure and its slot are dropped.)
+                let spawned = std::thread::Builder::new()
+                    .name("ws-client".into())
+                    .stack_size(256 << 10)
+                    .spawn(move || serve_client(stream, head, tls, peer, id, slot, &client));
                 if let Err(e) = spawned {
                     warn!("ws: cannot start a thread for {peer}: {e}");
-                    let _ = clients.slots.try_recv();
                 }
             }
             if let Err(TryRecvError::Disconnected) = stop.try_recv() {
@@ -127,17 +155,6 @@ fn refuse(mut stream: TcpStream, head_read: bool) {
     }
     let _ = stream.write_all(response.as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
-}
-
-/// The read timeout of the TCP socket under a plain or TLS stream.
-trait ReadTimeout {
-    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()>;
-}
-
-impl ReadTimeout for TcpStream {
-    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, Some(timeout))
-    }
 }
 
 /// A connection whose request head the HTTP front read already: those
@@ -170,15 +187,9 @@ impl Write for Replayed {
     }
 }
 
-impl ReadTimeout for Replayed {
-    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(timeout))
-    }
-}
-
-impl ReadTimeout for StreamOwned<ServerConnection, TcpStream> {
-    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.sock.set_read_timeout(Some(timeout))
+impl Socket for Replayed {
+    fn tcp(&self) -> &TcpStream {
+        &self.stream
     }
 }
 
@@ -190,6 +201,7 @@ fn serve_client(
     tls: Option<Arc<ServerConfig>>,
     peer: SocketAddr,
     id: u64,
+    slot: Slot,
     clients: &Clients,
 ) {
     // TCP_NODELAY: an update is one small frame, and with Nagle's
@@ -204,18 +216,19 @@ fn serve_client(
         debug!("ws: {peer}: {e}");
         return;
     }
-    match tls {
-        None if !head.is_empty() => serve_stream(Replayed { head, at: 0, stream }, peer, id, clients),
-        None => serve_stream(stream, peer, id, clients),
+    let stream: Box<dyn Socket> = match tls {
+        None if !head.is_empty() => Box::new(Replayed { head, at: 0, stream }),
+        None => Box::new(stream),
         // The TLS handshake happens within the WebSocket handshake's first read.
         Some(config) => match ServerConnection::new(config) {
-            Ok(connection) => serve_stream(StreamOwned::new(connection, stream), peer, id, clients),
-            Err(e) => debug!("ws: {peer}: TLS: {e}"),
+            Ok(connection) => Box::new(StreamOwned::new(connection, stream)),
+            Err(e) => return debug!("ws: {peer}: TLS: {e}"),
         },
-    }
+    };
+    serve_stream(stream, peer, id, slot, clients);
 }
 
-fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: u64, clients: &Clients) {
+fn serve_stream(stream: Box<dyn Socket>, peer: SocketAddr, id: u64, slot: Slot, clients: &Clients) {
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
     let refused = std::cell::Cell::new(None);
     let without_hosts = std::cell::Cell::new(false);
@@ -267,27 +280,28 @@ fn serve_stream<S: Read + Write + ReadTimeout>(stream: S, peer: SocketAddr, id: 
         }
     };
     // Join before asking for the snapshot, so no update falls in between.
-    let (queue, updates) = unbounded();
     let (ready, joined) = bounded(1);
-    if clients.to_hub.send(ClientMsg::Joined { id, queue, ready }).is_err()
-        || joined.recv_timeout(msg::ASK_TIMEOUT).is_err()
-    {
+    if clients.to_hub.send(ClientMsg::Joined { id, ready }).is_err() || joined.recv_timeout(msg::ASK_TIMEOUT).is_err() {
         return;
     }
     debug!("ws: client {id} connected from {peer}");
     let first =
         if without_hosts.get() { Ok(SNAPSHOT_WITHOUT_HOSTS.to_string()) } else { snapshot(&clients.to_core_queries) };
-    let result = first
+    let sent = first
         .and_then(|text| socket.send(Message::text(text)).map_err(|e| e.to_string()))
-        .and_then(|()| socket.get_mut().set_read_timeout(Duration::from_millis(1)).map_err(|e| e.to_string()))
-        .and_then(|()| forward(&mut socket, &updates));
-    match result {
-        Ok(()) => debug!("ws: client {id} ({peer}) left"),
-        Err(e) => debug!("ws: client {id} ({peer}): {e}"),
+        .and_then(|()| socket.get_ref().tcp().set_nonblocking(true).map_err(|e| e.to_string()));
+    match sent {
+        // From here on the hub writes to it.
+        Ok(()) => {
+            let _ = clients.to_hub.send(ClientMsg::Live { id, socket: Box::new(socket), slot });
+        }
+        Err(e) => {
+            debug!("ws: client {id} ({peer}): {e}");
+            let _ = socket.close(None);
+            let _ = socket.flush();
+            let _ = clients.to_hub.send(ClientMsg::Left { id });
+        }
     }
-    let _ = socket.close(None);
-    let _ = socket.flush();
-    let _ = clients.to_hub.send(ClientMsg::Left { id });
 }
 
 /// What a client that asked for `?snapshot=none` gets first: the message
@@ -304,48 +318,6 @@ fn snapshot(to_core: &Sender<Query>) -> Result<String, String> {
     snapshot_body(&hosts, unix_seconds(SystemTime::now())).map_err(|e| e.to_string())
 }
 
-/// Writes queued updates until the hub drops the queue or the browser goes.
-/// Whatever is queued goes out in one flush; what the browser sends is read
-/// (and answered) once per [`READ_EVERY`], not after every update.
-fn forward<S: Read + Write>(socket: &mut WebSocket<S>, updates: &Receiver<Utf8Bytes>) -> Result<(), String> {
-    let mut last_ping = Instant::now();
-    let mut last_read = Instant::now();
-    loop {
-        match updates.recv_timeout(READ_EVERY) {
-            Ok(text) => {
-                socket.write(Message::Text(text)).map_err(|e| e.to_string())?;
-                for _ in 0..CLIENT_QUEUE {
-                    let Ok(more) = updates.try_recv() else { break };
-                    socket.write(Message::Text(more)).map_err(|e| e.to_string())?;
-                }
-                socket.flush().map_err(|e| e.to_string())?;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
-        }
-        if last_ping.elapsed() >= PING_EVERY {
-            socket.send(Message::Ping(Default::default())).map_err(|e| e.to_string())?;
-            last_ping = Instant::now();
-        }
-        if last_read.elapsed() >= READ_EVERY {
-            last_read = Instant::now();
-            loop {
-                match socket.read() {
-                    Ok(Message::Close(_)) => return Ok(()),
-                    Ok(_) => {}
-                    Err(tungstenite::Error::Io(e))
-                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                    {
-                        break
-                    }
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-        }
-    }
-}
-
-/// The prefix of the subprotocol that carries a page's token.
 const BEARER_PROTOCOL: &str = "bearer.";
 
 /// The first `bearer.TOKEN` among the offered subprotocols (each header
