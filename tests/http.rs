@@ -203,6 +203,20 @@ fn metrics_pass_promtool_and_carry_hosts_rejections_and_plugin_values() {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
     assert_promtool_clean(&text);
+
+    // ?plugins=none: everything but the plugin data (a big fleet's scrape).
+    let (status, _, lean) = http_request(hbd.http, "GET", "/metrics?plugins=none", &[]);
+    assert_eq!(status, 200);
+    assert!(lean.lines().any(|l| l == "hbd_host_up{host=\"web1\"} 1"), "{lean}");
+    assert!(!lean.contains("hbd_plugin_metric"), "{lean}");
+    assert_promtool_clean(&lean);
+    let (_, _, all) = http_request(hbd.http, "GET", "/metrics?plugins=all", &[]);
+    assert!(all.contains("hbd_plugin_metric{host=\"web1\""), "{all}");
+    for (query, named) in [("plugins=some", "plugins="), ("plugin=none", "\\\"plugin\\\"")] {
+        let (status, _, body) = http_request(hbd.http, "GET", &format!("/metrics?{query}"), &[]);
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(named), "{query}: {body}");
+    }
 }
 
 #[test]

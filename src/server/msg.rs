@@ -89,8 +89,9 @@ pub enum Query {
     History { name: String, plugin: String, limit: usize, reply: Sender<Option<Option<PluginSeries>>> },
     /// How many hosts there are (`/healthz`).
     HostCount(Sender<usize>),
-    /// What `/metrics` shows.
-    Metrics(Sender<MetricsSnapshot>),
+    /// What `/metrics` shows; without `plugin_data` (`?plugins=none`), no
+    /// plugin data: at 100,000 hosts that is most of a ~550 MiB answer.
+    Metrics { plugin_data: bool, reply: Sender<MetricsSnapshot> },
     /// Alert states: with a host, all of that host's (None for an unknown
     /// host); without, every alert that is not OK. Worst first.
     Alerts { host: Option<String>, reply: Sender<Option<AlertList>> },
@@ -131,8 +132,8 @@ pub enum AckRefused {
 pub struct MetricsSnapshot {
     /// Without plugin data, sorted by name.
     pub hosts: Vec<Host>,
-    /// Each plugin's latest data, by host and plugin name.
-    pub plugins: LatestData,
+    /// Each plugin's latest data, by host and plugin name; None when not asked for.
+    pub plugins: Option<LatestData>,
     pub udp: UdpStats,
     pub inbound_queue: usize,
     pub journal_queue: usize,

@@ -520,8 +520,8 @@ impl Core {
             Query::Ack { key, by, comment, reply } => {
                 let _ = reply.send(self.acknowledge(key, by, comment, now));
             }
-            Query::Metrics(reply) => {
-                let (hosts, plugins) = self.table.latest();
+            Query::Metrics { plugin_data, reply } => {
+                let (hosts, plugins) = self.table.latest(plugin_data);
                 let (silences_active, silences_pending) = self.silences.counts(now);
                 let mut alerts = self.alerts.sorted(None);
                 alerts.iter_mut().for_each(|a| a.silenced = self.silences.covering(&a.key, now).map(Box::new));
@@ -1072,7 +1072,7 @@ mod tests {
         let h = start();
         let stats = UdpStats { received: 7, rejected: vec![1, 2], dropped_plugins: 3 };
         h.inbox.send(CoreMsg::UdpStats(stats.clone())).unwrap();
-        assert_eq!(ask(&h.queries, Query::Metrics).unwrap().udp, stats);
+        assert_eq!(ask(&h.queries, |reply| Query::Metrics { plugin_data: true, reply }).unwrap().udp, stats);
 
         h.clock.set(1059.0);
         h.ticks.send(Instant::now()).unwrap();
@@ -1107,7 +1107,7 @@ mod tests {
             })
             .unwrap();
         assert!(matches!(next_event(&h.journal), Event::DnsUpdate { outcome: DnsOutcome::Updated, .. }));
-        let metrics = ask(&h.queries, Query::Metrics).unwrap();
+        let metrics = ask(&h.queries, |reply| Query::Metrics { plugin_data: true, reply }).unwrap();
         assert_eq!(metrics.dns, DnsStats { updates: 1, failures: 0, pending: 0 });
         assert_eq!(
             ask(&h.queries, |reply| Query::Host { name: "a".into(), reply }).unwrap().unwrap().dns["example.test"],
@@ -1218,7 +1218,7 @@ mod tests {
             let notified = h.notified();
             assert_eq!(notified.len(), 500);
             assert!(notified.iter().all(|(_, level)| *level == Level::Critical));
-            let metrics = ask(&h.queries, Query::Metrics).unwrap();
+            let metrics = ask(&h.queries, |reply| Query::Metrics { plugin_data: true, reply }).unwrap();
             assert_eq!(metrics.notify_dropped, 0);
             h.stop();
         }
@@ -1237,7 +1237,7 @@ mod tests {
             assert_eq!(marks, [Some((1100.0, "alice")), Some((1100.0, "alice"))]);
             let hosts = ask(&h.queries, Query::Hosts).unwrap();
             assert!(hosts.iter().all(|host| host.silenced.as_ref().is_some_and(|s| s.comment == "<b>kernel</b>")));
-            let metrics = ask(&h.queries, Query::Metrics).unwrap();
+            let metrics = ask(&h.queries, |reply| Query::Metrics { plugin_data: true, reply }).unwrap();
             assert_eq!((metrics.silences_active, metrics.silences_pending), (2, 0));
             // b comes back while silenced: nothing to say when its silence ends.
             h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("b", 1095.0)])).unwrap();

@@ -175,17 +175,21 @@ impl HostTable {
     /// Every host without its plugin data, sorted by name, and each of
     /// their plugins' latest data by host and plugin name: for `/metrics`,
     /// which decodes it outside the core thread.
-    pub fn latest(&self) -> (Vec<Host>, LatestData) {
+    /// Every host without its plugin data, by name, and with `plugin_data`
+    /// each plugin's latest data, by host and plugin name.
+    pub fn latest(&self, plugin_data: bool) -> (Vec<Host>, Option<LatestData>) {
         let mut records: Vec<&Record> = self.hosts.values().map(|r| &**r).collect();
         records.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
-        let latest = records
-            .iter()
-            .flat_map(|r| {
-                r.plugins
-                    .iter()
-                    .filter_map(|(plugin, series)| Some((r.host.name.clone(), plugin.clone(), series.latest()?)))
-            })
-            .collect();
+        let latest = plugin_data.then(|| {
+            records
+                .iter()
+                .flat_map(|r| {
+                    r.plugins
+                        .iter()
+                        .filter_map(|(plugin, series)| Some((r.host.name.clone(), plugin.clone(), series.latest()?)))
+                })
+                .collect()
+        });
         (records.iter().map(|r| r.host.with_newest(0)).collect(), latest)
     }
 

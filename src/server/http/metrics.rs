@@ -222,6 +222,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
         sample(&mut out, "hbd_alert_level", &labels, code);
     }
 
+    let Some(plugins) = &s.plugins else { return out };
     family(
         &mut out,
         "hbd_plugin_metric",
@@ -229,7 +230,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
         "Numeric values of each host's latest plugin data; metric is the dot-joined path.",
     );
     let mut path = String::new();
-    for (host, plugin, latest) in &s.plugins {
+    for (host, plugin, latest) in plugins {
         if let Some(value) = latest.value() {
             path.clear();
             leaves(&mut out, host, plugin, &value, &mut path, 0);
@@ -346,7 +347,7 @@ mod tests {
         };
         MetricsSnapshot {
             hosts: vec![host],
-            plugins,
+            plugins: Some(plugins),
             udp: UdpStats { received: 10, rejected: vec![0, 3], dropped_plugins: 1 },
             alerts: Vec::new(),
             notify: Vec::new(),

@@ -486,7 +486,20 @@ fn route(api: &Api, settings: &HttpSettings, method: &Method, url: &str, headers
             ..Reply::new(200, www::content(file, settings.www_dir.as_deref(), true), file.content_type)
         },
         Target::Healthz => api.healthz(&settings.name, &settings.notify),
-        Target::Metrics => api.metrics(),
+        Target::Metrics => {
+            let mut plugin_data = true;
+            for (key, value) in query_pairs(query) {
+                match (key, value) {
+                    ("plugins", "none") => plugin_data = false,
+                    ("plugins", "all") => plugin_data = true,
+                    ("plugins", _) => return Reply::error(400, "plugins= is `none` or `all`"),
+                    (key, _) => {
+                        return Reply::error(400, format!("/metrics takes no parameter {key:?}, only plugins="))
+                    }
+                }
+            }
+            api.metrics(plugin_data)
+        }
         Target::Hosts => {
             let decoded: Option<Vec<(&str, String)>> =
                 query_pairs(query).map(|(key, value)| Some((key, percent_decode(value)?))).collect();
@@ -669,8 +682,8 @@ impl Api {
         }
     }
 
-    fn metrics(&self) -> Reply {
-        match self.ask(Query::Metrics) {
+    fn metrics(&self, plugin_data: bool) -> Reply {
+        match self.ask(|reply| Query::Metrics { plugin_data, reply }) {
             Ok(snapshot) => Reply::new(200, metrics::render(&snapshot), "text/plain; version=0.0.4; charset=utf-8"),
             Err(reply) => reply,
         }
