@@ -21,6 +21,11 @@
 //! splits the hosts between N senders, each with its own socket and seed
 //! (one thread sends what this program always sent), for fleets whose
 //! filling one thread would take most of an hour (100,000 hosts).
+//! `--skip N` works out N rounds without sending them, then sends
+//! `--samples` more: with the same `--hosts` and `--threads`, what a later
+//! run sends continues each host's series where an earlier run of N
+//! samples stopped (times, values and sequence numbers), as the next
+//! message of a real fleet would.
 //!
 //!     hbc --once --print > template.json
 //!     cargo run --release --example plugin_load -- --target 127.0.0.1:50003 --template template.json --hosts 10000 --samples 50
@@ -32,7 +37,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const USAGE: &str =
-    "usage: plugin_load --target HOST:PORT --template FILE [--hosts N] [--samples N] [--threads N] [--no-latency]";
+    "usage: plugin_load --target HOST:PORT --template FILE [--hosts N] [--samples N] [--skip N] [--threads N] [--no-latency]";
 
 fn main() {
     let mut args = pico_args::Arguments::from_env();
@@ -45,9 +50,10 @@ fn main() {
             args.opt_value_from_str("--hosts")?.unwrap_or(10_000u64),
             args.opt_value_from_str("--samples")?.unwrap_or(50u64),
             args.opt_value_from_str("--threads")?.unwrap_or(1u64),
+            args.opt_value_from_str("--skip")?.unwrap_or(0u64),
         ))
     })();
-    let (target, template, hosts, samples, threads) = match parsed {
+    let (target, template, hosts, samples, threads, skip) = match parsed {
         Ok(p) if (1..=16).contains(&p.4) => p,
         Ok(_) => {
             eprintln!("plugin_load: --threads must be from 1 to 16\n{USAGE}");
@@ -70,7 +76,8 @@ fn main() {
                 let first = hosts * t / threads;
                 let end = hosts * (t + 1) / threads;
                 let (template, target) = (&template, &target);
-                scope.spawn(move || send_hosts(template, target, first..end, samples, with_latency, t))
+                let rounds = Rounds { skip, samples };
+                scope.spawn(move || send_hosts(template, target, first..end, rounds, with_latency, t))
             })
             .collect();
         workers.into_iter().map(|w| w.join().expect("sender thread")).collect()
@@ -102,15 +109,25 @@ struct Totals {
     held_values: u64,
 }
 
-/// Sends `samples` rounds for the hosts numbered `hosts`, pacing on ACKs.
+/// Which rounds a sender works out (`skip + samples`), and which of them
+/// it sends (the last `samples`).
+#[derive(Clone, Copy)]
+struct Rounds {
+    skip: u64,
+    samples: u64,
+}
+
+/// Sends `rounds` for the hosts numbered `hosts`, pacing on ACKs.
 fn send_hosts(
     template: &Value,
     target: &str,
     hosts: std::ops::Range<u64>,
-    samples: u64,
+    rounds: Rounds,
     with_latency: bool,
     thread: u64,
 ) -> Totals {
+    let Rounds { skip, samples } = rounds;
+    let samples = skip + samples;
     let leaves = leaves(template);
     // One message is rewritten in place for every host and sample: every
     // number in it is set from the host's state (cloning the template per
@@ -125,6 +142,9 @@ fn send_hosts(
     // Sequence numbers are unique over all threads.
     let mut seq = hosts.start * samples;
     for sample in 0..samples {
+        // Skipped rounds draw the same random numbers, so what is sent next
+        // continues them; only the message is not made.
+        let sending = sample >= skip;
         for host in hosts.clone() {
             seq += 1;
             message["name"] = Value::from(format!("host-{host:05}"));
@@ -147,6 +167,9 @@ fn send_hosts(
                     let monitor = plugin["kind"] == "monitor";
                     if let Some(data) = plugin.get_mut("data") {
                         vary(data, &leaves, state, &mut leaf, &mut rng, sample == 0);
+                        if !sending {
+                            continue;
+                        }
                         if monitor {
                             totals.held_json += data.to_string().len() as u64;
                             totals.held_values += count_numbers(data);
@@ -155,6 +178,9 @@ fn send_hosts(
                         }
                     }
                 }
+            }
+            if !sending {
+                continue;
             }
             let json = message.to_string();
             let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
