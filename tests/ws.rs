@@ -152,6 +152,37 @@ fn a_stalled_client_does_not_delay_another() {
     drop(stalled);
 }
 
+/// A browser whose socket takes nothing for 5 s is dropped even when few
+/// updates wait for it (far fewer than would make its backlog full).
+#[test]
+fn a_client_that_takes_nothing_is_dropped_after_a_while() {
+    let dir = TempDir::new("ws-stalled-few");
+    let hbd = Hbd::start(&dir, "");
+    let mut stalled = connect(hbd.ws);
+    next_matching(&mut stalled, "snapshot", |v| v["type"] == "snapshot");
+    // 1,000 updates of 16 kB: more than loopback's socket buffers hold,
+    // a quarter of the backlog that counts as too slow.
+    let udp = client("127.0.0.1:0");
+    let blob = "x".repeat(16000);
+    for seq in 1..=1000 {
+        let message = json!({"ID": "HTB", "name": "busy", "interval": 30, "seq": seq,
+            "plugins": {"blob": {"kind": "monitor", "at": now(), "data": {"blob": blob}}}});
+        udp.send_to(message.to_string().as_bytes(), hbd.addr).unwrap();
+        if seq % 100 == 0 {
+            // Let hbd keep up, so that the datagrams are not lost.
+            wait_for(&format!("heartbeat {seq} stored"), || {
+                let (_, _, body) = http_request(hbd.http, "GET", "/api/0/hosts/busy", &[]);
+                let count = serde_json::from_str::<Value>(&body).ok()?["count"].as_u64()?;
+                (count + 10 >= seq).then_some(())
+            });
+        }
+    }
+    wait_for("the stalled client dropped", || {
+        hbd.log().contains("is too slow for live updates; dropping it").then_some(())
+    });
+    drop(stalled);
+}
+
 #[test]
 fn clients_beyond_the_cap_are_refused() {
     let dir = TempDir::new("ws-cap");

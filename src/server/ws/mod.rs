@@ -50,6 +50,10 @@ pub(crate) const CLIENT_QUEUE: usize = 4096;
 const TELL_CORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How soon the hub tries again to write to a socket that took no more.
 const RETRY_BLOCKED: Duration = Duration::from_millis(2);
+/// A socket that takes nothing for this long belongs to a browser that is
+/// gone or stalled: it is dropped as too slow (its backlog may be short
+/// when updates are few).
+const STALLED: Duration = Duration::from_secs(5);
 /// How often the hub reads what browsers sent (close frames, pongs).
 const READ_EVERY: Duration = Duration::from_secs(1);
 /// Pings keep idle connections (and proxies in between) alive.
@@ -189,9 +193,9 @@ struct Client {
     /// Updates not written yet: waiting for the hand-over, or for the
     /// socket to take more.
     backlog: VecDeque<Utf8Bytes>,
-    /// The socket took no more at the last write: a flush must get
-    /// through before anything new is written.
-    blocked: bool,
+    /// Since when the socket has taken no more: a flush must get through
+    /// before anything new is written, and within [`STALLED`].
+    blocked_since: Option<Instant>,
     last_ping: Instant,
 }
 
@@ -206,7 +210,7 @@ impl Hub {
         let mut clients = clients.clone();
         let mut next_read = Instant::now() + READ_EVERY;
         loop {
-            let wait = match self.clients.iter().any(|c| c.blocked) {
+            let wait = match self.clients.iter().any(|c| c.blocked_since.is_some()) {
                 true => RETRY_BLOCKED,
                 false => next_read.saturating_duration_since(Instant::now()),
             };
@@ -240,7 +244,7 @@ impl Hub {
         match msg {
             ClientMsg::Joined { id, ready } => {
                 let client =
-                    Client { id, live: None, backlog: VecDeque::new(), blocked: false, last_ping: Instant::now() };
+                    Client { id, live: None, backlog: VecDeque::new(), blocked_since: None, last_ping: Instant::now() };
                 self.clients.push(client);
                 self.tell_core();
                 let _ = ready.send(());
@@ -289,6 +293,7 @@ impl Hub {
             let result = match result {
                 Err(why) => Err(Gone::Left(why)),
                 Ok(()) if client.backlog.len() >= CLIENT_QUEUE => Err(Gone::TooSlow),
+                Ok(()) if client.blocked_since.is_some_and(|since| since.elapsed() >= STALLED) => Err(Gone::TooSlow),
                 Ok(()) => Ok(()),
             };
             if let Err(why) = result {
@@ -327,10 +332,10 @@ impl Client {
     /// connection is gone.
     fn write(&mut self) -> Result<(), String> {
         let Some((socket, _)) = self.live.as_mut() else { return Ok(()) };
-        if self.blocked {
+        if self.blocked_since.is_some() {
             match would_block(socket.flush())? {
                 true => return Ok(()),
-                false => self.blocked = false,
+                false => self.blocked_since = None,
             }
         }
         if self.backlog.is_empty() {
@@ -340,11 +345,13 @@ impl Client {
         // first on the next flush.
         while let Some(text) = self.backlog.pop_front() {
             if would_block(socket.write(Message::Text(text)))? {
-                self.blocked = true;
+                self.blocked_since = Some(Instant::now());
                 return Ok(());
             }
         }
-        self.blocked = would_block(socket.flush())?;
+        if would_block(socket.flush())? {
+            self.blocked_since = Some(Instant::now());
+        }
         Ok(())
     }
 
@@ -363,7 +370,9 @@ impl Client {
         if self.last_ping.elapsed() >= PING_EVERY {
             self.last_ping = Instant::now();
             let pinged = would_block(socket.write(Message::Ping(Default::default())))?;
-            self.blocked |= pinged || would_block(socket.flush())?;
+            if (pinged || would_block(socket.flush())?) && self.blocked_since.is_none() {
+                self.blocked_since = Some(Instant::now());
+            }
         }
         Ok(())
     }
