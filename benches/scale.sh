@@ -9,12 +9,15 @@
 #   RSS holding the full histories          the plugin JSON held; the bare UDP sink
 #   CPU per plugin message while filling    (all threads; per thread too)
 #   core CPU per plugin message, one more   core CPU per heartbeat (heartbeats only)
-#     round (store + alert evaluation)
+#     round (store + alert evaluation; each
+#     host's series continued: --skip)
 #   a periodic state save (state thread)    cp + fsync of the same file
 #   answers while it saves (probe.py)       the same probe while nothing is saved
 #   SIGTERM to exit, final save included
 #   start-up with that state, to listening  python3's json.load of the file
-#   /metrics: time (median of 3) and size   /healthz
+#     (and the RSS, peak RSS after it)
+#   /metrics: time (median of 3) and size,  /healthz
+#     with and without plugin data
 #   /api/0/hosts: time and size; ?status=down
 #
 # hbd runs with the built-in defaults (state_save_interval 60, plugin_history
@@ -67,9 +70,14 @@ thread_cpu() { # every thread's CPU seconds, "name=s ..."
     done | tr -d '()'
 }
 ms() { printf '%.0f' "$(echo "$1 * 1000" | bc)"; }
-# GET $1: "seconds bytes"
-get() { curl -s -o /dev/null -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$http$1"; }
+# GET $1: "seconds bytes status" (status 000: no answer, e.g. the connection closed)
+get() { curl -s -o /dev/null -w '%{time_total} %{size_download} %{http_code}\n' "http://127.0.0.1:$http$1" || true; }
 median3() { for _ in 1 2 3; do get "$1"; done | sort -n | sed -n 2p; }
+# "seconds bytes status" as a table cell
+answered() {
+    local s=$1 bytes=$2 status=$3
+    if [ "$status" = 200 ]; then echo "$(ms "$s") ms, $((bytes / 1024)) KiB"; else echo "**no answer** (status $status after $(ms "$s") ms)"; fi
+}
 
 "$bin/hbc" --once --print --name template > "$dir/template.json"
 "$bin/examples/udp_sink" --bind 127.0.0.1:0 --idle 600 > /dev/null 2>&1 &
@@ -147,7 +155,7 @@ YAML
     say "$hosts hosts: one more round, core CPU per message"
     core0=$(thread_ns core)
     "$bin/examples/plugin_load" --target "127.0.0.1:$port" --template "$dir/template.json" \
-        --hosts "$hosts" --samples 1 --threads "$THREADS" > /dev/null
+        --hosts "$hosts" --skip "$SAMPLES" --samples 1 --threads "$THREADS" > /dev/null
     sleep 1
     per_sample=$(echo "scale=1; ($(thread_ns core) - $core0) / 1000 / $hosts" | bc)
     core0=$(thread_ns core)
@@ -157,9 +165,10 @@ YAML
     per_beat=$(echo "scale=1; ($(thread_ns core) - $core0) / 1000 / $hosts" | bc)
 
     say "$hosts hosts: HTTP"
-    read -r metrics_s metrics_bytes < <(median3 /metrics)
+    metrics=$(answered $(median3 /metrics))
+    lean=$(answered $(median3 "/metrics?plugins=none"))
     read -r healthz_s _ < <(median3 /healthz)
-    read -r hosts_s hosts_bytes < <(median3 /api/0/hosts)
+    hosts_answer=$(answered $(median3 /api/0/hosts))
     read -r down_s _ < <(median3 "/api/0/hosts?status=down&limit=100")
 
     say "$hosts hosts: heartbeats at their interval; waiting for a periodic save"
@@ -190,16 +199,18 @@ YAML
     started_s=$(since "$t0")
     read -r first_s _ < <(get "/api/0/hosts?limit=1")
     sleep 2
-    restarted=$(rss "$hbd_pid")
+    restarted="$(rss "$hbd_pid") (peak $(hwm "$hbd_pid"))"
     stop_hbd
 
     pick() { echo "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)['$2']; print(f\"{d['p99']} / {d['max']} ms, {d['lost']} lost\")"; }
-    rows+=("| $hosts | $full ($peak peak) | $(echo "scale=1; $held / 1048576" | bc); sink $sink_rss | $fill_cpu | $per_sample | $per_beat | $save_s | $(printf '%.2f' "$cp_s") | ack $(pick "$saving" ack); host $(pick "$saving" host) | ack $(pick "$quiet" ack); host $(pick "$quiet" host) | $stopped | $started_s (first answer +$(ms "$first_s") ms) | $(printf '%.2f' "$json_s") | $restarted | $(ms "$metrics_s") ms, $((metrics_bytes / 1024)) KiB | $(ms "$healthz_s") ms | $(ms "$hosts_s") ms, $((hosts_bytes / 1024)) KiB; down $(ms "$down_s") ms | $state_mb | $fill_s |")
+    rows+=("| $hosts | $full ($peak peak) | $(echo "scale=1; $held / 1048576" | bc); sink $sink_rss | $fill_cpu | $per_sample | $per_beat | $save_s | $(printf '%.2f' "$cp_s") | ack $(pick "$saving" ack); host $(pick "$saving" host) | ack $(pick "$quiet" ack); host $(pick "$quiet" host) | $stopped | $started_s (first answer +$(ms "$first_s") ms) | $(printf '%.2f' "$json_s") | $restarted | $metrics; plugins=none $lean | $(ms "$healthz_s") ms | $hosts_answer; down $(ms "$down_s") ms | $state_mb | $fill_s |")
+    # Each row as soon as it is measured, in case a later host count fails.
+    echo "${rows[-1]}" >&2
     say "$hosts hosts: done (fill $fill_s s; threads' CPU s: $threads)"
 done
 
 echo "# scale: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $SAMPLES samples a plugin, hbd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo
-echo "| hosts | RSS full (MiB) | ref: plugin JSON held (MiB); bare sink | CPU per plugin message while filling (µs) | core CPU per plugin message, rules evaluated (µs) | ref: core CPU per heartbeat (µs) | periodic save (s) | ref: cp + sync of the file (s) | answers during the save: p99 / max | ref: the same with no save | SIGTERM to exit (s) | start-up with the state (s) | ref: json.load of the file (s) | RSS after start (MiB) | /metrics | ref: /healthz | /api/0/hosts | state file (MiB) | fill (s) |"
+echo "| hosts | RSS full (MiB) | ref: plugin JSON held (MiB); bare sink | CPU per plugin message while filling (µs) | core CPU per plugin message, rules evaluated (µs) | ref: core CPU per heartbeat (µs) | periodic save (s) | ref: cp + sync of the file (s) | answers during the save: p99 / max | ref: the same with no save | SIGTERM to exit (s) | start-up with the state (s) | ref: json.load of the file (s) | RSS after start (MiB) | /metrics (all; ?plugins=none) | ref: /healthz | /api/0/hosts | state file (MiB) | fill (s) |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
