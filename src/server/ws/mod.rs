@@ -4,8 +4,8 @@
 //!   into JSON once, and writes it to every browser's socket itself: one
 //!   thread for all of them, its sockets non-blocking, so an update costs
 //!   one write per browser and no thread wake-ups (with one thread per
-//!   browser, 100 browsers were 100 threads woken per update, and the
-//!   p99 of delivery missed 5 ms). What a socket does not take waits in the
+//!   browser, 100 browsers were 100 threads woken per update, and the p99
+//!   of delivery twice as long: BENCHMARKS.md). What a socket does not take waits in the
 //!   client's backlog (shared text, not copies); a client whose backlog
 //!   reaches [`CLIENT_QUEUE`] is too slow: the hub drops it, and nobody
 //!   else waits. It tells `core` how many browsers watch
