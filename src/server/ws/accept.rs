@@ -281,7 +281,12 @@ fn serve_stream(stream: Box<dyn Socket>, peer: SocketAddr, id: u64, slot: Slot, 
     };
     // Join before asking for the snapshot, so no update falls in between.
     let (ready, joined) = bounded(1);
-    if clients.to_hub.send(ClientMsg::Joined { id, ready }).is_err() || joined.recv_timeout(msg::ASK_TIMEOUT).is_err() {
+    if clients.to_hub.send(ClientMsg::Joined { id, ready }).is_err() {
+        return;
+    }
+    if joined.recv_timeout(msg::ASK_TIMEOUT).is_err() {
+        // Not left joined: its backlog would grow until it counted as slow.
+        let _ = clients.to_hub.send(ClientMsg::Left { id });
         return;
     }
     debug!("ws: client {id} connected from {peer}");
