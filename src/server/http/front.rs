@@ -73,7 +73,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IN_FLIGHT: usize = 8;
 /// An answer larger than this is not buffered (the largest, `/api/0/hosts`,
 /// is about 250 bytes per host).
-const MAX_ANSWER: usize = 256 << 20;
+pub const MAX_ANSWER: usize = 256 << 20;
 /// How often the loop looks at its `stop` channel when nothing happens.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// At most one warning about closed or refused connections in this long.

@@ -16,7 +16,10 @@ use crate::wire::decode::RejectReason;
 /// Paths deeper than this are not exported (a hostile nesting costs nothing).
 const MAX_DEPTH: usize = 8;
 
-pub fn render(s: &MetricsSnapshot) -> String {
+/// The text, or Err(bytes so far) once it passes `limit` bytes: at 100,000
+/// hosts with plugin data it would be over 500 MiB, held whole in memory
+/// before the HTTP front can send it (which refuses answers that large).
+pub fn render(s: &MetricsSnapshot, limit: usize) -> Result<String, usize> {
     let mut out = String::with_capacity(256 + s.hosts.len() * 512);
     family(&mut out, "hbd_hosts", "gauge", "Hosts hbd knows.");
     sample(&mut out, "hbd_hosts", &[], s.hosts.len() as f64);
@@ -222,7 +225,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
         sample(&mut out, "hbd_alert_level", &labels, code);
     }
 
-    let Some(plugins) = &s.plugins else { return out };
+    let Some(plugins) = &s.plugins else { return Ok(out) };
     family(
         &mut out,
         "hbd_plugin_metric",
@@ -235,8 +238,11 @@ pub fn render(s: &MetricsSnapshot) -> String {
             path.clear();
             leaves(&mut out, host, plugin, &value, &mut path, 0);
         }
+        if out.len() > limit {
+            return Err(out.len());
+        }
     }
-    out
+    Ok(out)
 }
 
 fn leaves(out: &mut String, host: &str, plugin: &str, value: &Value, path: &mut String, depth: usize) {
@@ -366,9 +372,10 @@ mod tests {
 
     #[test]
     fn hosts_counters_and_plugin_leaves() {
-        let text = render(&snapshot(
-            r#"{"partitions":{"/":{"percent":41.5,"device":"/dev/sda1"}},"per_core":[1,2],"ok":true}"#,
-        ));
+        let full = snapshot(r#"{"partitions":{"/":{"percent":41.5,"device":"/dev/sda1"}},"per_core":[1,2],"ok":true}"#);
+        let text = render(&full, usize::MAX).unwrap();
+        // Past the limit, no text: how far it got.
+        assert!(matches!(render(&full, 100), Err(bytes) if bytes > 100));
         for line in [
             "hbd_host_up{host=\"web-1\"} 1",
             "hbd_host_heartbeats_total{host=\"web-1\"} 7",
@@ -404,7 +411,7 @@ mod tests {
             ServiceStats { service: "email".into(), sent: 2, usable: true, ..ServiceStats::default() },
             ServiceStats { service: "pushover".into(), undeliverable: 3, ..ServiceStats::default() },
         ];
-        let text = render(&s);
+        let text = render(&s, usize::MAX).unwrap();
         for line in [
             "hbd_notifications_sent_total{service=\"email\"} 2",
             "hbd_notifications_undeliverable_total{service=\"email\"} 0",
@@ -419,7 +426,7 @@ mod tests {
 
     #[test]
     fn hostile_keys_are_escaped() {
-        let text = render(&snapshot(r#"{"a\"b\\c\nd":1}"#));
+        let text = render(&snapshot(r#"{"a\"b\\c\nd":1}"#), usize::MAX).unwrap();
         assert!(text.contains(r#"metric="a\"b\\c\nd"} 1"#), "{text}");
         assert_eq!(text.lines().filter(|l| l.starts_with("hbd_plugin_metric{")).count(), 2, "one per plugin");
     }

@@ -683,9 +683,21 @@ impl Api {
     }
 
     fn metrics(&self, plugin_data: bool) -> Reply {
-        match self.ask(|reply| Query::Metrics { plugin_data, reply }) {
-            Ok(snapshot) => Reply::new(200, metrics::render(&snapshot), "text/plain; version=0.0.4; charset=utf-8"),
-            Err(reply) => reply,
+        let snapshot = match self.ask(|reply| Query::Metrics { plugin_data, reply }) {
+            Ok(snapshot) => snapshot,
+            Err(reply) => return reply,
+        };
+        // Headroom for the head and the rest of the answer.
+        match metrics::render(&snapshot, front::MAX_ANSWER - (1 << 20)) {
+            Ok(text) => Reply::new(200, text, "text/plain; version=0.0.4; charset=utf-8"),
+            Err(bytes) => Reply::error(
+                503,
+                format!(
+                    "/metrics would be over {} MiB (the most hbd serves) with every host's plugin data; \
+                     ask /metrics?plugins=none",
+                    bytes >> 20
+                ),
+            ),
         }
     }
 
