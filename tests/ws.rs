@@ -103,6 +103,13 @@ fn a_snapshot_without_hosts_when_asked() {
     assert_eq!(snapshot["hosts"][0]["name"], "early");
 }
 
+/// A heartbeat of host `busy` with 16 kB of plugin data: a 16 kB update.
+fn send_16k_update(udp: &std::net::UdpSocket, hbd: SocketAddr, seq: u64) {
+    let message = json!({"ID": "HTB", "name": "busy", "interval": 30, "seq": seq,
+        "plugins": {"blob": {"kind": "monitor", "at": now(), "data": {"blob": "x".repeat(16000)}}}});
+    udp.send_to(message.to_string().as_bytes(), hbd).unwrap();
+}
+
 #[test]
 fn a_stalled_client_does_not_delay_another() {
     let dir = TempDir::new("ws-stall");
@@ -130,12 +137,9 @@ fn a_stalled_client_does_not_delay_another() {
     // the reader has caught up, so neither the reader nor a small kernel
     // receive buffer falls behind.
     let udp = client("127.0.0.1:0");
-    let blob = "x".repeat(16000);
     for seq in 1.. {
         assert!(seq <= 5000, "50 MiB sent and the stalled client was not dropped");
-        let message = json!({"ID": "HTB", "name": "busy", "interval": 30, "seq": seq,
-            "plugins": {"blob": {"kind": "monitor", "at": now(), "data": {"blob": blob}}}});
-        udp.send_to(message.to_string().as_bytes(), hbd.addr).unwrap();
+        send_16k_update(&udp, hbd.addr, seq);
         if seq % 10 == 0 {
             wait_for(&format!("the reader to see heartbeat {seq}"), || {
                 (progress.load(std::sync::atomic::Ordering::Relaxed) + 10 >= seq).then_some(())
@@ -163,11 +167,8 @@ fn a_client_that_takes_nothing_is_dropped_after_a_while() {
     // 1,000 updates of 16 kB: more than loopback's socket buffers hold,
     // a quarter of the backlog that counts as too slow.
     let udp = client("127.0.0.1:0");
-    let blob = "x".repeat(16000);
     for seq in 1..=1000 {
-        let message = json!({"ID": "HTB", "name": "busy", "interval": 30, "seq": seq,
-            "plugins": {"blob": {"kind": "monitor", "at": now(), "data": {"blob": blob}}}});
-        udp.send_to(message.to_string().as_bytes(), hbd.addr).unwrap();
+        send_16k_update(&udp, hbd.addr, seq);
         if seq % 100 == 0 {
             // Let hbd keep up, so that the datagrams are not lost.
             wait_for(&format!("heartbeat {seq} stored"), || {
