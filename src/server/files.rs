@@ -16,6 +16,14 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// the new one, never a mix: temporary file, fsync, rename, fsync of the
 /// directory. The state file and the notifier's queue file are written so.
 pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    write_atomically(path, |out| {
+        serde_json::to_writer(&mut *out, value).map_err(io::Error::other)?;
+        out.write_all(b"\n")
+    })
+}
+
+/// Writes what `write` writes to `path`, as [`write_json_atomically`] does.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let tmp = temp_path(path);
     let mut file = File::create(&tmp)?;
     // The buffer is flushed explicitly: dropping a BufWriter ignores a
@@ -24,10 +32,7 @@ pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> io::Result
     // 256 KiB at a time: a state file of 100,000 hosts is hundreds of MiB,
     // and the default 8 KiB made that tens of thousands of write(2)s.
     let mut writer = io::BufWriter::with_capacity(256 * 1024, &mut file);
-    let written = serde_json::to_writer(&mut writer, value)
-        .map_err(io::Error::other)
-        .and_then(|()| writer.write_all(b"\n"))
-        .and_then(|()| writer.flush());
+    let written = write(&mut writer).and_then(|()| writer.flush());
     drop(writer);
     let written = written.and_then(|()| file.sync_all());
     if let Err(e) = written {

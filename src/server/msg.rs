@@ -295,6 +295,18 @@ pub const STATE_CAPACITY: usize = 1;
 pub enum StateMsg {
     /// Write this snapshot of what core knows.
     Save(Saved),
+    /// The last snapshot, at shutdown: written with every core.
+    Final(Saved),
+}
+
+impl StateMsg {
+    /// The snapshot, and whether it is the last.
+    pub fn into_parts(self) -> (Saved, bool) {
+        match self {
+            StateMsg::Save(saved) => (saved, false),
+            StateMsg::Final(saved) => (saved, true),
+        }
+    }
 }
 
 /// What hbd keeps across restarts.

@@ -25,17 +25,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{bounded, Receiver};
 use log::{error, info, warn};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::server::files::{temp_path, write_json_atomically};
+use crate::server::files::{temp_path, write_atomically};
 use crate::server::model::{Alert, Host, Sample, Silence};
 use crate::server::msg::{Saved, StateMsg};
 use crate::server::silence::Held;
@@ -48,34 +49,9 @@ const FORMAT_V2: u32 = 2;
 /// hbd before the compact store; read and converted.
 const FORMAT_V1: u32 = 1;
 
-/// The file as written; `plugins[i]` is the store of `hosts[i]` and
-/// `latency[i]` its round trips, blocks as the plugins' are.
-#[derive(Serialize)]
-struct StateOut<'a> {
-    version: u32,
-    saved_at: f64,
-    hosts: Vec<&'a Host>,
-    alerts: &'a [Alert],
-    silences: &'a [Silence],
-    silence_held: &'a [Held],
-    layouts: Vec<&'a [Shape]>,
-    plugins: Vec<BTreeMap<&'a str, PluginOut<'a>>>,
-    latency: Vec<Vec<BlockOut<'a>>>,
-}
-
-/// A block: its layout's index in `layouts`, its rows, its bytes.
-type BlockOut<'a> = (usize, usize, Base64<'a>);
+/// A block as the file has it: its layout's index in `layouts`, its rows,
+/// its bytes in base64.
 type BlockIn = (usize, usize, Base64In);
-
-#[derive(Serialize)]
-struct PluginOut<'a> {
-    kind: PluginKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    /// An info plugin's sample, as JSON text (decoded from the store).
-    latest: Option<Sample>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    blocks: Vec<BlockOut<'a>>,
-}
 
 /// The file as read, streamed from it: version 3 or 2, or version 1 with
 /// the samples in `hosts`. The file is never held whole (at 100,000 hosts
@@ -181,20 +157,19 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
 
 pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("state".into()).spawn(move || {
-        while let Ok(StateMsg::Save(mut saved)) = inbox.recv() {
+        while let Ok(msg) = inbox.recv() {
             // Only the newest snapshot matters.
-            while let Ok(StateMsg::Save(newer)) = inbox.try_recv() {
-                saved = newer;
+            let (mut saved, mut last) = msg.into_parts();
+            while let Ok(newer) = inbox.try_recv() {
+                (saved, last) = newer.into_parts();
             }
             let started = std::time::Instant::now();
-            let Saved { mut hosts, mut alerts, silences, silence_held } = saved;
-            hosts.sort_by(|a, b| a.host.name.cmp(&b.host.name));
-            alerts.sort_by(|a, b| a.key.cmp(&b.key));
-            let n = hosts.len();
-            let saved_at = unix_seconds(SystemTime::now());
-            let out =
-                StateOut { silences: &silences, silence_held: &silence_held, ..state_out(saved_at, &hosts, &alerts) };
-            match write_json_atomically(&path, &out) {
+            let n = saved.hosts.len();
+            // The final save uses every core: nothing else runs by then,
+            // and it is what SIGTERM waits for. A periodic one leaves the
+            // other cores to monitoring.
+            let workers = if last { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
+            match write_state(&path, &saved, workers) {
                 // How long a save takes is what tells whether state_save_interval suits the fleet.
                 Ok(()) => log::debug!(
                     "state: saved {n} hosts to {} in {:.3} s",
@@ -203,58 +178,218 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
                 ),
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
-            drop((hosts, alerts));
-            crate::memory::return_free_heap();
+            if last {
+                // The process ends next and the kernel takes its pages back
+                // at once; freeing 100,000 records one by one took most of a
+                // second of the wait for SIGTERM.
+                std::mem::forget(saved);
+            } else {
+                drop(saved);
+                crate::memory::return_free_heap();
+            }
         }
     })
 }
 
-/// The file's form of a snapshot: borrows it, numbering the layouts.
-fn state_out<'a>(saved_at: f64, hosts: &'a [Record], alerts: &'a [Alert]) -> StateOut<'a> {
-    let mut ids: HashMap<*const Layout, usize> = HashMap::new();
-    let mut layouts = Vec::new();
-    let mut blocks_out = |history: &'a History| -> Vec<BlockOut<'a>> {
-        history
-            .blocks()
-            .map(|block| {
-                let id = *ids.entry(Arc::as_ptr(&block.layout)).or_insert_with(|| {
-                    layouts.push(block.layout.shape());
-                    layouts.len() - 1
-                });
-                (id, block.chunk.rows(), Base64(block.chunk.bytes()))
-            })
-            .collect()
-    };
-    let mut plugins = Vec::with_capacity(hosts.len());
-    let mut latency = Vec::with_capacity(hosts.len());
-    for record in hosts {
-        let mut store = BTreeMap::new();
-        for (name, series) in record.plugins.iter() {
-            let plugin = match series {
-                Series::Info(history) => {
-                    // (None only if its block did not decode: left out.)
-                    let Some(sample) = history.newest(1).pop() else { continue };
-                    PluginOut { kind: PluginKind::Info, latest: Some(sample), blocks: Vec::new() }
+/// Hosts in one piece of the file: about 2 MiB of it with full histories.
+const HOSTS_PER_PIECE: usize = 256;
+
+/// Writes `saved` to `path` (atomically, see [`write_atomically`]). The
+/// file is cut into pieces ([`Piece`]) that `workers` threads serialize
+/// into buffers while this one writes them out in order: at 100,000 hosts
+/// the file is 700 MiB, and on one core its serialization alone took most
+/// of the 7 s that SIGTERM waited. Memory stays bounded: each worker has
+/// two buffers, which come back to it once written.
+fn write_state(path: &Path, saved: &Saved, workers: usize) -> io::Result<()> {
+    let mut hosts: Vec<&Record> = saved.hosts.iter().collect();
+    hosts.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
+    let mut alerts: Vec<&Alert> = saved.alerts.iter().collect();
+    alerts.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let file = FileOut::new(saved, &hosts, &alerts);
+    let pieces = file.pieces();
+    write_atomically(path, |out| {
+        std::thread::scope(|scope| {
+            let mut lanes = Vec::with_capacity(workers);
+            for worker in 0..workers {
+                let (filled_tx, filled) = bounded::<io::Result<Vec<u8>>>(1);
+                let (emptied, empty_rx) = bounded::<Vec<u8>>(2);
+                for _ in 0..2 {
+                    let _ = emptied.send(Vec::new());
                 }
-                Series::Monitor(history) => {
-                    PluginOut { kind: PluginKind::Monitor, latest: None, blocks: blocks_out(history) }
+                let (file, pieces) = (&file, &pieces);
+                std::thread::Builder::new().name("state-json".into()).spawn_scoped(scope, move || {
+                    for piece in pieces.iter().skip(worker).step_by(workers) {
+                        // Closed: the writer has stopped (a write failed).
+                        let Ok(mut buf) = empty_rx.recv() else { return };
+                        buf.clear();
+                        let done = file.write(piece, &mut buf).map(|()| buf);
+                        if filled_tx.send(done).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+                lanes.push((filled, emptied));
+            }
+            for i in 0..pieces.len() {
+                let (filled, emptied) = &lanes[i % workers];
+                let buf = filled.recv().map_err(|_| io::Error::other("a serializing thread ended early"))??;
+                out.write_all(&buf)?;
+                let _ = emptied.send(buf);
+            }
+            Ok(())
+        })
+    })
+}
+
+/// A snapshot as the file has it: hosts and alerts in order, layouts numbered.
+struct FileOut<'a> {
+    saved: &'a Saved,
+    hosts: &'a [&'a Record],
+    alerts: &'a [&'a Alert],
+    layouts: Vec<&'a [Shape]>,
+    /// By address (`Arc::as_ptr` as usize): one layout is shared by every block that has it.
+    layout_ids: HashMap<usize, usize>,
+}
+
+/// One piece of the file, serialized on its own; together, in order, they
+/// are `{"version":3,"saved_at":…,"silences":[…],"silence_held":[…],
+/// "layouts":[…],"alerts":[…],"hosts":[…],"plugins":[…],"latency":[…]}`.
+enum Piece {
+    /// Everything up to the alerts' `[`.
+    Head,
+    Alerts(Range<usize>),
+    Hosts(Range<usize>),
+    Plugins(Range<usize>),
+    Latency(Range<usize>),
+    Text(&'static str),
+}
+
+impl<'a> FileOut<'a> {
+    fn new(saved: &'a Saved, hosts: &'a [&'a Record], alerts: &'a [&'a Alert]) -> FileOut<'a> {
+        let mut layout_ids = HashMap::new();
+        let mut layouts = Vec::new();
+        for record in hosts {
+            let histories = record.plugins.iter().map(|(_, series)| series.history());
+            for history in histories.chain([&record.latency]) {
+                for block in history.blocks() {
+                    layout_ids.entry(Arc::as_ptr(&block.layout) as usize).or_insert_with(|| {
+                        layouts.push(block.layout.shape());
+                        layouts.len() - 1
+                    });
                 }
-            };
-            store.insert(&**name, plugin);
+            }
         }
-        plugins.push(store);
-        latency.push(blocks_out(&record.latency));
+        FileOut { saved, hosts, alerts, layouts, layout_ids }
     }
-    StateOut {
-        version: FORMAT_VERSION,
-        saved_at,
-        hosts: hosts.iter().map(|r| &r.host).collect(),
-        alerts,
-        silences: &[],
-        silence_held: &[],
-        layouts,
-        plugins,
-        latency,
+
+    fn pieces(&self) -> Vec<Piece> {
+        let chunks = |len: usize, per: usize| (0..len).step_by(per).map(move |i| i..(i + per).min(len));
+        let mut pieces = vec![Piece::Head];
+        pieces.extend(chunks(self.alerts.len(), 16 * HOSTS_PER_PIECE).map(Piece::Alerts));
+        pieces.push(Piece::Text("],\"hosts\":["));
+        pieces.extend(chunks(self.hosts.len(), HOSTS_PER_PIECE).map(Piece::Hosts));
+        pieces.push(Piece::Text("],\"plugins\":["));
+        pieces.extend(chunks(self.hosts.len(), HOSTS_PER_PIECE).map(Piece::Plugins));
+        pieces.push(Piece::Text("],\"latency\":["));
+        pieces.extend(chunks(self.hosts.len(), HOSTS_PER_PIECE).map(Piece::Latency));
+        pieces.push(Piece::Text("]}\n"));
+        pieces
+    }
+
+    fn write(&self, piece: &Piece, out: &mut Vec<u8>) -> io::Result<()> {
+        match piece {
+            Piece::Head => {
+                write!(out, "{{\"version\":{FORMAT_VERSION},\"saved_at\":")?;
+                serde_json::to_writer(&mut *out, &unix_seconds(SystemTime::now()))?;
+                out.extend_from_slice(b",\"silences\":");
+                serde_json::to_writer(&mut *out, &self.saved.silences)?;
+                out.extend_from_slice(b",\"silence_held\":");
+                serde_json::to_writer(&mut *out, &self.saved.silence_held)?;
+                out.extend_from_slice(b",\"layouts\":");
+                serde_json::to_writer(&mut *out, &self.layouts)?;
+                out.extend_from_slice(b",\"alerts\":[");
+            }
+            Piece::Alerts(range) => {
+                for i in range.clone() {
+                    comma_before(out, i);
+                    serde_json::to_writer(&mut *out, self.alerts[i])?;
+                }
+            }
+            Piece::Hosts(range) => {
+                for i in range.clone() {
+                    comma_before(out, i);
+                    serde_json::to_writer(&mut *out, &self.hosts[i].host)?;
+                }
+            }
+            Piece::Plugins(range) => {
+                for i in range.clone() {
+                    comma_before(out, i);
+                    self.write_plugins(self.hosts[i], out)?;
+                }
+            }
+            Piece::Latency(range) => {
+                for i in range.clone() {
+                    comma_before(out, i);
+                    self.write_blocks(&self.hosts[i].latency, out);
+                }
+            }
+            Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
+        }
+        Ok(())
+    }
+
+    /// `{"<plugin>":{"kind":"info","latest":<sample>}` or
+    /// `{"kind":"monitor","blocks":[…]}, …}`.
+    fn write_plugins(&self, record: &Record, out: &mut Vec<u8>) -> io::Result<()> {
+        out.push(b'{');
+        let mut first = true;
+        for (name, series) in record.plugins.iter() {
+            let latest = match series {
+                // (None only if its block did not decode: left out.)
+                Series::Info(history) => match history.newest(1).pop() {
+                    Some(sample) => Some(sample),
+                    None => continue,
+                },
+                Series::Monitor(_) => None,
+            };
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, &**name)?;
+            match latest {
+                Some(sample) => {
+                    out.extend_from_slice(b":{\"kind\":\"info\",\"latest\":");
+                    serde_json::to_writer(&mut *out, &sample)?;
+                }
+                None => {
+                    out.extend_from_slice(b":{\"kind\":\"monitor\",\"blocks\":");
+                    self.write_blocks(series.history(), out);
+                }
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// `[[layout, rows, "<bytes in base64>"], …]`: base64 needs no JSON
+    /// escaping, so it is written straight into the buffer.
+    fn write_blocks(&self, history: &History, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, block) in history.blocks().enumerate() {
+            comma_before(out, i);
+            let id = self.layout_ids.get(&(Arc::as_ptr(&block.layout) as usize)).copied().unwrap_or_default();
+            let _ = write!(out, "[{id},{},\"", block.chunk.rows());
+            push_base64(out, block.chunk.bytes());
+            out.extend_from_slice(b"\"]");
+        }
+        out.push(b']');
+    }
+}
+
+fn comma_before(out: &mut Vec<u8>, index: usize) {
+    if index > 0 {
+        out.push(b',');
     }
 }
 
@@ -335,21 +470,22 @@ fn convert_v1(layouts: &mut Layouts, kind: PluginKind, samples: Vec<Sample>) -> 
     }
 }
 
-/// Bytes as standard base64 (RFC 4648, padded) inside a JSON string.
-struct Base64<'a>(&'a [u8]);
-
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-impl Serialize for Base64<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = String::with_capacity(self.0.len().div_ceil(3) * 4);
-        for group in self.0.chunks(3) {
-            let n = group.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..4 {
-                out.push(if i <= group.len() { B64[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-            }
+/// Appends `bytes` as standard base64 (RFC 4648, padded).
+fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len().div_ceil(3) * 4);
+    let mut groups = bytes.chunks_exact(3);
+    for g in &mut groups {
+        let n = u32::from(g[0]) << 16 | u32::from(g[1]) << 8 | u32::from(g[2]);
+        out.extend_from_slice(&[0, 6, 12, 18].map(|shift| B64[(n >> (18 - shift) & 63) as usize]));
+    }
+    let rest = groups.remainder();
+    if !rest.is_empty() {
+        let n = rest.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= rest.len() { B64[(n >> (18 - 6 * i) & 63) as usize] } else { b'=' });
         }
-        serializer.serialize_str(&out)
     }
 }
 
@@ -408,7 +544,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::model::{Level, Status};
+    use crate::server::model::{Json, Level, Status};
 
     fn host(name: &str) -> Host {
         Host {
@@ -516,6 +652,48 @@ mod tests {
         fs::remove_dir_all(d).unwrap();
     }
 
+    /// A file of several pieces reads back whole, and is the same whether
+    /// one thread serialized its pieces or several did.
+    #[test]
+    fn pieces_made_on_several_threads_make_the_same_file() {
+        let d = dir("pieces");
+        let path = d.join("s.json");
+        let mut layouts = Layouts::default();
+        let sample = |i: usize, data: String| Sample {
+            at: 1000.0 + i as f64,
+            received: 1000.5 + i as f64,
+            data: Some(Json::from(Arc::<str>::from(data))),
+            error: None,
+        };
+        let hosts: Vec<Record> = (0..2 * HOSTS_PER_PIECE + 7)
+            .map(|h| {
+                let mut monitor = History::default();
+                for i in 0..5 {
+                    let data = format!("{{\"load\":{}.25,\"name\":\"cpu \\\"{h}\\\"\"}}", i * h);
+                    monitor.push_sample(&mut layouts, 50, &sample(i, data)).unwrap();
+                }
+                let mut info = History::default();
+                info.push_sample(&mut layouts, 1, &sample(0, format!("{{\"os\":\"é{h}\"}}"))).unwrap();
+                let mut plugins = Plugins::default();
+                plugins.insert("cpu_monitor".into(), Series::Monitor(monitor));
+                plugins.insert("os_info".into(), Series::Info(info));
+                let mut latency = History::default();
+                latency.push_number(&mut layouts, 50, 1.5, h as f64 / 8.0).unwrap();
+                Record { host: host(&format!("h{h:04}")), plugins, latency }
+            })
+            .collect();
+        let saved = Saved { hosts: hosts.iter().rev().cloned().collect(), ..Saved::default() };
+        let file_of = |workers| {
+            write_state(&path, &saved, workers).unwrap();
+            let mut file: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+            file.as_object_mut().unwrap().remove("saved_at");
+            file
+        };
+        assert_eq!(file_of(1), file_of(3));
+        assert_eq!(load(&path).hosts, hosts);
+        fs::remove_dir_all(d).unwrap();
+    }
+
     /// Saves `hosts` to `path` through the state thread.
     fn tx_save(path: &Path, hosts: Vec<Record>) {
         let (tx, rx) = crossbeam_channel::bounded(1);
@@ -529,8 +707,9 @@ mod tests {
     fn base64_round_trips_and_refuses_what_is_not() {
         for len in 0..70usize {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
-            let text = serde_json::to_string(&Base64(&bytes)).unwrap();
-            let text: String = serde_json::from_str(&text).unwrap();
+            let mut text = Vec::new();
+            push_base64(&mut text, &bytes);
+            let text = String::from_utf8(text).unwrap();
             assert_eq!(text.len(), len.div_ceil(3) * 4);
             assert_eq!(base64_decode(&text), Some(bytes));
         }

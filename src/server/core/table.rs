@@ -165,6 +165,11 @@ impl HostTable {
         self.hosts.values().map(|r| (**r).clone()).collect()
     }
 
+    /// Every record, leaving the table empty: for the final save.
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.hosts).into_values().map(|record| *record).collect()
+    }
+
     /// Hosts sorted by name, each series cut to its newest `keep` samples.
     pub fn hosts_with(&self, keep: usize) -> Vec<Host> {
         let mut hosts: Vec<Host> = self.hosts.values().map(|r| r.view(keep, self.plugin_history)).collect();
@@ -172,9 +177,6 @@ impl HostTable {
         hosts
     }
 
-    /// Every host without its plugin data, sorted by name, and each of
-    /// their plugins' latest data by host and plugin name: for `/metrics`,
-    /// which decodes it outside the core thread.
     /// Every host without its plugin data, by name, and with `plugin_data`
     /// each plugin's latest data, by host and plugin name.
     pub fn latest(&self, plugin_data: bool) -> (Vec<Host>, Option<LatestData>) {

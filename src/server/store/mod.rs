@@ -255,7 +255,7 @@ impl Series {
         }
     }
 
-    fn history(&self) -> &History {
+    pub fn history(&self) -> &History {
         match self {
             Series::Info(history) | Series::Monitor(history) => history,
         }
