@@ -202,7 +202,12 @@ impl Plugins {
     pub fn insert(&mut self, name: Arc<str>, series: Series) {
         match self.find(&name) {
             Ok(i) => self.0[i].1 = series,
-            Err(i) => self.0.insert(i, (name, series)),
+            Err(i) => {
+                // Exact growth: a host has a handful of plugins for good,
+                // and doubling left room for as many again in every host.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name, series))
+            }
         }
     }
 }
