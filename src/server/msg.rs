@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{bounded, Sender};
@@ -312,7 +313,8 @@ impl StateMsg {
 /// What hbd keeps across restarts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Saved {
-    pub hosts: Vec<Record>,
+    /// Shared with core's table (see `HostTable`).
+    pub hosts: Vec<Arc<Record>>,
     /// Alert states, so that a restart does not fire them again.
     pub alerts: Vec<Alert>,
     /// Silences not ended, so that a restart keeps holding.

@@ -201,7 +201,7 @@ const HOSTS_PER_PIECE: usize = 256;
 /// of the 7 s that SIGTERM waited. Memory stays bounded: each worker has
 /// two buffers, which come back to it once written.
 fn write_state(path: &Path, saved: &Saved, workers: usize) -> io::Result<()> {
-    let mut hosts: Vec<&Record> = saved.hosts.iter().collect();
+    let mut hosts: Vec<&Record> = saved.hosts.iter().map(|r| &**r).collect();
     hosts.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
     let mut alerts: Vec<&Alert> = saved.alerts.iter().collect();
     alerts.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -440,7 +440,7 @@ fn restore(state: StateIn) -> Result<Saved, String> {
             };
             plugins.insert(name.into(), series);
         }
-        hosts.push(Record { host, plugins, latency });
+        hosts.push(Arc::new(Record { host, plugins, latency }));
     }
     Ok(Saved { hosts, alerts: state.alerts, silences: state.silences, silence_held: state.silence_held })
 }
@@ -626,7 +626,7 @@ mod tests {
         let record = |name| {
             let mut latency = History::default();
             latency.push_number(&mut Layouts::default(), 50, 1.5, 0.25).unwrap();
-            Record { host: host(name), plugins: Default::default(), latency }
+            Arc::new(Record { host: host(name), plugins: Default::default(), latency })
         };
         tx_save(&path, vec![record("b"), record("a")]);
         let loaded = load(&path);
@@ -665,7 +665,7 @@ mod tests {
             data: Some(Json::from(Arc::<str>::from(data))),
             error: None,
         };
-        let hosts: Vec<Record> = (0..2 * HOSTS_PER_PIECE + 7)
+        let hosts: Vec<Arc<Record>> = (0..2 * HOSTS_PER_PIECE + 7)
             .map(|h| {
                 let mut monitor = History::default();
                 for i in 0..5 {
@@ -679,7 +679,7 @@ mod tests {
                 plugins.insert("os_info".into(), Series::Info(info));
                 let mut latency = History::default();
                 latency.push_number(&mut layouts, 50, 1.5, h as f64 / 8.0).unwrap();
-                Record { host: host(&format!("h{h:04}")), plugins, latency }
+                Arc::new(Record { host: host(&format!("h{h:04}")), plugins, latency })
             })
             .collect();
         let saved = Saved { hosts: hosts.iter().rev().cloned().collect(), ..Saved::default() };
@@ -695,7 +695,7 @@ mod tests {
     }
 
     /// Saves `hosts` to `path` through the state thread.
-    fn tx_save(path: &Path, hosts: Vec<Record>) {
+    fn tx_save(path: &Path, hosts: Vec<Arc<Record>>) {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = spawn(path.to_path_buf(), rx).unwrap();
         tx.send(StateMsg::Save(Saved { hosts, ..Saved::default() })).unwrap();

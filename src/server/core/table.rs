@@ -6,6 +6,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -32,7 +33,10 @@ pub struct Stored {
 pub struct HostTable {
     /// Boxed: the map keeps a quarter of its slots empty, and a slot is as
     /// large as what it holds.
-    hosts: HashMap<String, Box<Record>>,
+    /// Shared with the state thread while it writes a snapshot: a record
+    /// changed meanwhile is copied then (`Arc::make_mut`), so a snapshot
+    /// costs core a pointer per host, not a copy of every record.
+    hosts: HashMap<String, Arc<Record>>,
     /// The layouts of every host's plugin data and the plugins' names,
     /// shared between hosts.
     layouts: Layouts,
@@ -55,10 +59,11 @@ pub struct HostTable {
 }
 
 impl HostTable {
-    pub fn new(records: Vec<Record>, settings: &CoreSettings, started: f64) -> HostTable {
+    pub fn new(records: Vec<Arc<Record>>, settings: &CoreSettings, started: f64) -> HostTable {
         let (mut layouts, mut names) = (Layouts::default(), Names::default());
         let mut hosts = HashMap::with_capacity(records.len());
-        for mut record in records {
+        for record in records {
+            let mut record = Arc::unwrap_or_clone(record);
             record.latency.adopt_layouts(&mut layouts);
             for (name, series) in record.plugins.iter_mut() {
                 names.adopt(name);
@@ -66,7 +71,7 @@ impl HostTable {
             }
             record.host.parents = settings.parents.of(&record.host.name);
             record.host.tags = settings.tags.of(&record.host.name, &record.host.sent_tags);
-            hosts.insert(record.host.name.clone(), Box::new(record));
+            hosts.insert(record.host.name.clone(), Arc::new(record));
         }
         HostTable {
             hosts,
@@ -129,12 +134,12 @@ impl HostTable {
     /// Notes the worst level of a host's alerts, shown with the host.
     pub fn set_alert_level(&mut self, name: &str, level: Level) {
         if let Some(record) = self.hosts.get_mut(name) {
-            record.host.alert_level = level;
+            Arc::make_mut(record).host.alert_level = level;
         }
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Host> {
-        self.hosts.get_mut(name).map(|r| &mut r.host)
+        self.hosts.get_mut(name).map(|r| &mut Arc::make_mut(r).host)
     }
 
     /// Every host, in no particular order.
@@ -144,7 +149,7 @@ impl HostTable {
 
     /// Forgets a host: what it was, if hbd knew it.
     pub fn remove(&mut self, name: &str) -> Option<Record> {
-        self.hosts.remove(name).map(|record| *record)
+        self.hosts.remove(name).map(Arc::unwrap_or_clone)
     }
 
     /// Down hosts not heard from for longer than `after` seconds (and not
@@ -159,15 +164,14 @@ impl HostTable {
             .collect()
     }
 
-    /// Every host and its store, for the state file: plugin history is
-    /// shared by `Arc`, not copied.
-    pub fn snapshot(&self) -> Vec<Record> {
-        self.hosts.values().map(|r| (**r).clone()).collect()
+    /// Every host and its store, for the state file: shared, not copied.
+    pub fn snapshot(&self) -> Vec<Arc<Record>> {
+        self.hosts.values().cloned().collect()
     }
 
     /// Every record, leaving the table empty: for the final save.
-    pub fn take_records(&mut self) -> Vec<Record> {
-        std::mem::take(&mut self.hosts).into_values().map(|record| *record).collect()
+    pub fn take_records(&mut self) -> Vec<Arc<Record>> {
+        std::mem::take(&mut self.hosts).into_values().collect()
     }
 
     /// Hosts sorted by name, each series cut to its newest `keep` samples.
@@ -205,7 +209,7 @@ impl HostTable {
         let (keep, max_plugins) = (self.plugin_history, self.max_plugins_per_host);
         // One lookup: heartbeats from known hosts are nearly all of them.
         let record = match self.hosts.entry(hb.name) {
-            Entry::Occupied(known) => known.into_mut(),
+            Entry::Occupied(known) => Arc::make_mut(known.into_mut()),
             Entry::Vacant(_) if full => {
                 self.dropped_hosts += 1;
                 return;
@@ -219,7 +223,7 @@ impl HostTable {
                 let parents = self.parents.of(&name);
                 let tags = self.tag_rules.of(&name, &[]);
                 events.push(Event::HostNew { name: sent, address: hb.source });
-                self.hosts.entry(name.clone()).or_insert(Box::new(Record {
+                Arc::make_mut(self.hosts.entry(name.clone()).or_insert(Arc::new(Record {
                     host: Host {
                         name,
                         address: hb.source.ip(),
@@ -248,7 +252,7 @@ impl HostTable {
                     },
                     plugins: Plugins::default(),
                     latency: History::default(),
-                }))
+                })))
             }
         };
         let host = &mut record.host;
