@@ -40,7 +40,7 @@ use crate::server::files::{temp_path, write_atomically};
 use crate::server::model::{Alert, Host, Sample, Silence};
 use crate::server::msg::{Saved, StateMsg};
 use crate::server::silence::Held;
-use crate::server::store::{Block, History, Layout, Layouts, Plugins, Record, Series, Shape};
+use crate::server::store::{Block, History, Layout, Layouts, Names, Plugins, Record, Series, Shape};
 use crate::wire::{unix_seconds, PluginKind};
 
 const FORMAT_VERSION: u32 = 3;
@@ -406,6 +406,9 @@ fn history_in(shapes: &[Arc<Layout>], blocks: Vec<BlockIn>, v2: bool) -> Option<
 /// block, version 1 sample by sample into the store.
 fn restore(state: StateIn) -> Result<Saved, String> {
     let mut layouts = Layouts::default();
+    // Shared from the start: a name per plugin per host, made and then
+    // replaced by core's shared one, would leave that many holes in the heap.
+    let mut names = Names::default();
     let shapes: Vec<Arc<Layout>> = state.layouts.into_iter().map(|shape| layouts.layout(shape)).collect();
     if state.version != FORMAT_V1 && state.plugins.len() != state.hosts.len() {
         return Err(format!("{} hosts but {} plugin stores", state.hosts.len(), state.plugins.len()));
@@ -424,7 +427,7 @@ fn restore(state: StateIn) -> Result<Saved, String> {
         let latency = latency.ok_or_else(|| format!("host {}: damaged round trips", host.name))?;
         let mut plugins = Plugins::default();
         for (name, old) in std::mem::take(&mut host.plugins) {
-            plugins.insert(name.into(), convert_v1(&mut layouts, old.kind, old.samples.into()));
+            plugins.insert(names.name(&name), convert_v1(&mut layouts, old.kind, old.samples.into()));
         }
         for (name, plugin) in stores.next().unwrap_or_default() {
             let series = match (plugin.kind, plugin.latest) {
@@ -438,7 +441,7 @@ fn restore(state: StateIn) -> Result<Saved, String> {
                         .ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?,
                 ),
             };
-            plugins.insert(name.into(), series);
+            plugins.insert(names.name(&name), series);
         }
         hosts.push(Arc::new(Record { host, plugins, latency }));
     }

@@ -62,8 +62,10 @@ impl HostTable {
     pub fn new(records: Vec<Arc<Record>>, settings: &CoreSettings, started: f64) -> HostTable {
         let (mut layouts, mut names) = (Layouts::default(), Names::default());
         let mut hosts = HashMap::with_capacity(records.len());
-        for record in records {
-            let mut record = Arc::unwrap_or_clone(record);
+        for mut shared in records {
+            // In place: moving it out of its Arc would free, on the loading
+            // thread's heap, a hole per host among what stays.
+            let record = Arc::make_mut(&mut shared);
             record.latency.adopt_layouts(&mut layouts);
             for (name, series) in record.plugins.iter_mut() {
                 names.adopt(name);
@@ -71,7 +73,7 @@ impl HostTable {
             }
             record.host.parents = settings.parents.of(&record.host.name);
             record.host.tags = settings.tags.of(&record.host.name, &record.host.sent_tags);
-            hosts.insert(record.host.name.clone(), Arc::new(record));
+            hosts.insert(record.host.name.clone(), shared);
         }
         HostTable {
             hosts,
