@@ -23,7 +23,7 @@
 //! `main` before any thread starts; a file it cannot use is moved aside with
 //! a warning and hbd starts with an empty table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::ops::Range;
@@ -34,6 +34,7 @@ use std::time::SystemTime;
 
 use crossbeam_channel::{bounded, Receiver};
 use log::{error, info, warn};
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::server::files::{temp_path, write_atomically};
@@ -53,29 +54,228 @@ const FORMAT_V1: u32 = 1;
 /// its bytes in base64.
 type BlockIn = (usize, usize, Base64In);
 
-/// The file as read, streamed from it: version 3 or 2, or version 1 with
-/// the samples in `hosts`. The file is never held whole (at 100,000 hosts
-/// it is hundreds of MiB), and each block's base64 text is decoded as it
-/// is read ([`Base64In`]), never kept as a string: short-lived strings
-/// between the records being built would leave the heap fragmented for good.
-#[derive(Deserialize)]
+/// The file as read: version 3 or 2, or version 1 with the samples in
+/// `hosts`.
+///
+/// It is streamed, never held whole (at 100,000 hosts it is hundreds of
+/// MiB), and each host's store is built as its part of the file is read:
+/// names shared from the start, blocks decoded from base64 straight into
+/// the bytes the store keeps. Nothing short-lived is made between what
+/// stays (a tree of plugins per host, a name per plugin, a string per
+/// block, as the file's own shapes would be), because each such piece,
+/// once freed, would be a hole in the heap for the daemon's whole life:
+/// about a tenth of its memory.
 struct StateIn {
     version: u32,
     hosts: Vec<Host>,
-    #[serde(default)]
     alerts: Vec<Alert>,
-    #[serde(default)]
     silences: Vec<Silence>,
-    #[serde(default)]
     silence_held: Vec<Held>,
-    #[serde(default)]
-    layouts: Vec<Vec<Shape>>,
-    #[serde(default)]
-    plugins: Vec<BTreeMap<String, PluginIn>>,
-    /// Since version 3 (a file of version 1 or 2 has the round trips in
-    /// `hosts`, as numbers).
-    #[serde(default)]
-    latency: Vec<Vec<BlockIn>>,
+    /// `plugins`, one per host; since version 2.
+    stores: Vec<Plugins>,
+    /// `latency`, one per host; since version 3 (older files have the
+    /// round trips in `hosts`, as numbers).
+    latency: Vec<History>,
+    layouts: Layouts,
+    names: Names,
+}
+
+/// What reading `plugins` and `latency` needs of the parts read before:
+/// `version` and `layouts`, which come first in every file hbd writes.
+#[derive(Default)]
+struct Context {
+    version: Option<u32>,
+    layouts: Layouts,
+    /// None until `layouts` is read.
+    shapes: Option<Vec<Arc<Layout>>>,
+    names: Names,
+    /// One host's plugins while they are read (reused: see [`StateIn`]).
+    scratch: Vec<(Arc<str>, Series)>,
+}
+
+impl Context {
+    /// Whether `plugins` and `latency` can be read as they come.
+    fn ready(&self) -> bool {
+        self.version.is_some() && self.shapes.is_some()
+    }
+
+    /// Whether the blocks have times as f64 bit patterns (version 2).
+    fn v2(&self) -> bool {
+        self.version == Some(FORMAT_V2)
+    }
+}
+
+impl<'de> Deserialize<'de> for StateIn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct File;
+        impl<'de> Visitor<'de> for File {
+            type Value = StateIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an hbd state file")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StateIn, A::Error> {
+                let mut cx = Context::default();
+                let (mut hosts, mut alerts, mut silences, mut silence_held) = (None, None, None, None);
+                let (mut stores, mut latency) = (None, None);
+                // `plugins` and `latency` of a file whose keys another
+                // program reordered (sorted, say): parsed whole, read last.
+                let (mut late_stores, mut late_latency) = (None, None);
+                while let Some(key) = map.next_key::<std::borrow::Cow<str>>()? {
+                    match &*key {
+                        "version" => cx.version = Some(map.next_value()?),
+                        "hosts" => hosts = Some(map.next_value::<Vec<Host>>()?),
+                        "alerts" => alerts = Some(map.next_value()?),
+                        "silences" => silences = Some(map.next_value()?),
+                        "silence_held" => silence_held = Some(map.next_value()?),
+                        "layouts" => {
+                            let shapes: Vec<Vec<Shape>> = map.next_value()?;
+                            cx.shapes = Some(shapes.into_iter().map(|shape| cx.layouts.layout(shape)).collect());
+                        }
+                        "plugins" if cx.ready() => {
+                            let names = hosts.as_deref().unwrap_or_default();
+                            stores = Some(map.next_value_seed(Each { cx: &mut cx, hosts: names, item: StoreIn })?);
+                        }
+                        "latency" if cx.ready() => {
+                            let names = hosts.as_deref().unwrap_or_default();
+                            latency = Some(map.next_value_seed(Each { cx: &mut cx, hosts: names, item: LatencyIn })?);
+                        }
+                        "plugins" => late_stores = Some(map.next_value::<serde_json::Value>()?),
+                        "latency" => late_latency = Some(map.next_value::<serde_json::Value>()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let version = cx.version.ok_or_else(|| A::Error::missing_field("version"))?;
+                let hosts = hosts.ok_or_else(|| A::Error::missing_field("hosts"))?;
+                cx.shapes.get_or_insert_with(Vec::new);
+                if let Some(late) = late_stores {
+                    let each = Each { cx: &mut cx, hosts: &hosts, item: StoreIn };
+                    stores = Some(each.deserialize(late).map_err(A::Error::custom)?);
+                }
+                if let Some(late) = late_latency {
+                    let each = Each { cx: &mut cx, hosts: &hosts, item: LatencyIn };
+                    latency = Some(each.deserialize(late).map_err(A::Error::custom)?);
+                }
+                Ok(StateIn {
+                    version,
+                    hosts,
+                    alerts: alerts.unwrap_or_default(),
+                    silences: silences.unwrap_or_default(),
+                    silence_held: silence_held.unwrap_or_default(),
+                    stores: stores.unwrap_or_default(),
+                    latency: latency.unwrap_or_default(),
+                    layouts: cx.layouts,
+                    names: cx.names,
+                })
+            }
+        }
+        deserializer.deserialize_map(File)
+    }
+}
+
+/// One host's part of `plugins` or `latency`, read into what the store keeps.
+trait PerHost {
+    type Value;
+    fn read<'de, D: serde::Deserializer<'de>>(
+        &self,
+        cx: &mut Context,
+        host: &str,
+        d: D,
+    ) -> Result<Self::Value, D::Error>;
+}
+
+/// `plugins` or `latency`: an array with an element per host.
+struct Each<'a, T> {
+    cx: &'a mut Context,
+    hosts: &'a [Host],
+    item: T,
+}
+
+impl<'de, T: PerHost> DeserializeSeed<'de> for Each<'_, T> {
+    type Value = Vec<T::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: PerHost> Visitor<'de> for Each<'_, T> {
+    type Value = Vec<T::Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array with an element per host")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(self.hosts.len());
+        loop {
+            let host = self.hosts.get(out.len()).map_or("?", |h| h.name.as_str());
+            let seed = One { cx: &mut *self.cx, host, item: &self.item };
+            match seq.next_element_seed(seed)? {
+                Some(value) => out.push(value),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+struct One<'a, T> {
+    cx: &'a mut Context,
+    host: &'a str,
+    item: &'a T,
+}
+
+impl<'de, T: PerHost> DeserializeSeed<'de> for One<'_, T> {
+    type Value = T::Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<T::Value, D::Error> {
+        self.item.read(self.cx, self.host, d)
+    }
+}
+
+/// A host's round trips: `[block, …]`.
+struct LatencyIn;
+
+impl PerHost for LatencyIn {
+    type Value = History;
+    fn read<'de, D: serde::Deserializer<'de>>(&self, cx: &mut Context, host: &str, d: D) -> Result<History, D::Error> {
+        let blocks = Vec::<BlockIn>::deserialize(d)?;
+        history_in(cx, blocks).map_err(|why| D::Error::custom(format!("host {host}: round trips: {why}")))
+    }
+}
+
+/// A host's plugins: `{"<plugin>": {"kind", "latest" or "blocks"}, …}`.
+struct StoreIn;
+
+impl PerHost for StoreIn {
+    type Value = Plugins;
+    fn read<'de, D: serde::Deserializer<'de>>(&self, cx: &mut Context, host: &str, d: D) -> Result<Plugins, D::Error> {
+        struct Map<'a> {
+            cx: &'a mut Context,
+            host: &'a str,
+        }
+        impl<'de> Visitor<'de> for Map<'_> {
+            type Value = Plugins;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a host's plugins by name")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Plugins, A::Error> {
+                let Map { cx, host } = self;
+                cx.scratch.clear();
+                while let Some(name) = map.next_key_seed(NameIn(&mut cx.names))? {
+                    let plugin: PluginIn = map.next_value()?;
+                    let damaged = |why: String| A::Error::custom(format!("host {host}: plugin {name}: {why}"));
+                    let series = match (plugin.kind, plugin.latest) {
+                        (PluginKind::Info, Some(sample)) => {
+                            info_series(&mut cx.layouts, &sample).ok_or_else(|| damaged("sample not stored".into()))?
+                        }
+                        (PluginKind::Info, None) => return Err(damaged("an info plugin without a sample".into())),
+                        (PluginKind::Monitor, _) => Series::Monitor(history_in(cx, plugin.blocks).map_err(damaged)?),
+                    };
+                    cx.scratch.push((name, series));
+                }
+                Ok(Plugins::from_entries(cx.scratch.drain(..)))
+            }
+        }
+        d.deserialize_map(Map { cx, host })
+    }
 }
 
 #[derive(Deserialize)]
@@ -85,6 +285,26 @@ struct PluginIn {
     latest: Option<Sample>,
     #[serde(default)]
     blocks: Vec<BlockIn>,
+}
+
+/// A plugin's name, shared with every host that has the plugin.
+struct NameIn<'a>(&'a mut Names);
+
+impl<'de> DeserializeSeed<'de> for NameIn<'_> {
+    type Value = Arc<str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Arc<str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for NameIn<'_> {
+    type Value = Arc<str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a plugin name")
+    }
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Arc<str>, E> {
+        Ok(self.0.name(name))
+    }
 }
 
 /// Reads the state file. A missing file is an empty table; an unreadable or
@@ -394,54 +614,40 @@ fn comma_before(out: &mut Vec<u8>, index: usize) {
 }
 
 /// A history's blocks as a file has them.
-fn history_in(shapes: &[Arc<Layout>], blocks: Vec<BlockIn>, v2: bool) -> Option<History> {
-    let blocks = blocks
-        .into_iter()
-        .map(|(id, rows, Base64In(bytes))| Block::from_parts(shapes.get(id)?.clone(), rows, bytes?, v2).ok())
-        .collect::<Option<Vec<Block>>>()?;
-    History::from_blocks(blocks).ok()
+fn history_in(cx: &Context, blocks: Vec<BlockIn>) -> Result<History, String> {
+    let v2 = cx.v2();
+    let mut history = History::default();
+    for (id, rows, Base64In(bytes)) in blocks {
+        let shapes = cx.shapes.as_deref().unwrap_or_default();
+        let layout = shapes.get(id).ok_or_else(|| format!("layout {id} is not among the {} layouts", shapes.len()))?;
+        let bytes = bytes.ok_or("a block that is not base64")?;
+        let block = Block::from_parts(layout.clone(), rows, bytes, v2).map_err(|_| "a damaged block")?;
+        history.push_block(block).map_err(|_| "a damaged block")?;
+    }
+    Ok(history)
 }
 
-/// The records of a file read: version 3 as it is, version 2 block by
-/// block, version 1 sample by sample into the store.
+/// The records of a file read: version 3 and 2 as read, version 1 sample by
+/// sample into the store.
 fn restore(state: StateIn) -> Result<Saved, String> {
-    let mut layouts = Layouts::default();
-    // Shared from the start: a name per plugin per host, made and then
-    // replaced by core's shared one, would leave that many holes in the heap.
-    let mut names = Names::default();
-    let shapes: Vec<Arc<Layout>> = state.layouts.into_iter().map(|shape| layouts.layout(shape)).collect();
-    if state.version != FORMAT_V1 && state.plugins.len() != state.hosts.len() {
-        return Err(format!("{} hosts but {} plugin stores", state.hosts.len(), state.plugins.len()));
+    let StateIn { version, hosts: hosts_in, stores, latency, mut layouts, mut names, .. } = state;
+    if version != FORMAT_V1 && stores.len() != hosts_in.len() {
+        return Err(format!("{} hosts but {} plugin stores", hosts_in.len(), stores.len()));
     }
-    let v2 = state.version == FORMAT_V2;
-    let mut stores = state.plugins.into_iter();
-    let mut latencies = state.latency.into_iter();
-    let mut hosts = Vec::with_capacity(state.hosts.len());
-    for mut host in state.hosts {
+    let mut stores = stores.into_iter();
+    let mut latencies = latency.into_iter();
+    let mut hosts = Vec::with_capacity(hosts_in.len());
+    for mut host in hosts_in {
         // Version 3 keeps them as blocks; older files as numbers in `hosts`.
         let points: Vec<[f64; 2]> = std::mem::take(&mut host.latency_history).into();
         let latency = match latencies.next() {
-            Some(blocks) if points.is_empty() => history_in(&shapes, blocks, v2),
-            _ => History::from_numbers(&mut layouts, &points).ok(),
+            Some(history) if points.is_empty() => history,
+            _ => History::from_numbers(&mut layouts, &points)
+                .map_err(|_| format!("host {}: damaged round trips", host.name))?,
         };
-        let latency = latency.ok_or_else(|| format!("host {}: damaged round trips", host.name))?;
-        let mut plugins = Plugins::default();
+        let mut plugins = stores.next().unwrap_or_default();
         for (name, old) in std::mem::take(&mut host.plugins) {
             plugins.insert(names.name(&name), convert_v1(&mut layouts, old.kind, old.samples.into()));
-        }
-        for (name, plugin) in stores.next().unwrap_or_default() {
-            let series = match (plugin.kind, plugin.latest) {
-                (PluginKind::Info, Some(sample)) => info_series(&mut layouts, &sample)
-                    .ok_or_else(|| format!("host {}: info plugin {name}: sample not stored", host.name))?,
-                (PluginKind::Info, None) => {
-                    return Err(format!("host {}: info plugin {name} without a sample", host.name))
-                }
-                (PluginKind::Monitor, _) => Series::Monitor(
-                    history_in(&shapes, plugin.blocks, v2)
-                        .ok_or_else(|| format!("host {}: plugin {name}: damaged history", host.name))?,
-                ),
-            };
-            plugins.insert(names.name(&name), series);
         }
         hosts.push(Arc::new(Record { host, plugins, latency }));
     }
@@ -693,6 +899,13 @@ mod tests {
             file
         };
         assert_eq!(file_of(1), file_of(3));
+        assert_eq!(load(&path).hosts, hosts);
+        // Its keys sorted by another program (`plugins` and `latency` now
+        // before `layouts` and `version`): the same hosts.
+        let sorted = file_of(1);
+        let keys: Vec<&str> = sorted.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["alerts", "hosts", "latency", "layouts", "plugins", "silence_held", "silences", "version"]);
+        fs::write(&path, sorted.to_string()).unwrap();
         assert_eq!(load(&path).hosts, hosts);
         fs::remove_dir_all(d).unwrap();
     }

@@ -154,6 +154,17 @@ impl Names {
 pub struct Plugins(Vec<(Arc<str>, Series)>);
 
 impl Plugins {
+    /// The plugins read back from a state file, in any order (the last of
+    /// a name counts), in a list of their exact number.
+    pub fn from_entries(entries: impl Iterator<Item = (Arc<str>, Series)>) -> Plugins {
+        let mut list: Vec<(Arc<str>, Series)> = entries.collect();
+        list.reverse();
+        list.sort_by(|(a, _), (b, _)| a.cmp(b));
+        list.dedup_by(|later, earlier| later.0 == earlier.0);
+        list.shrink_to_fit();
+        Plugins(list)
+    }
+
     fn find(&self, name: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(n, _)| (**n).cmp(name))
     }
@@ -461,11 +472,17 @@ impl History {
     pub fn from_blocks(blocks: Vec<Block>) -> Result<History, Corrupt> {
         let mut history = History::default();
         for block in blocks {
-            history.rows += block.chunk.rows();
-            block.chunk.decode(|at, received, _| history.note_times(at, received))?;
-            history.blocks.push(Arc::new(block));
+            history.push_block(block)?;
         }
         Ok(history)
+    }
+
+    /// Adds a block read back from a state file, after the others.
+    pub fn push_block(&mut self, block: Block) -> Result<(), Corrupt> {
+        self.rows += block.chunk.rows();
+        block.chunk.decode(|at, received, _| self.note_times(at, received))?;
+        self.blocks.push(Arc::new(block));
+        Ok(())
     }
 
     pub fn blocks(&self) -> impl Iterator<Item = &Block> {
