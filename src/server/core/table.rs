@@ -31,11 +31,11 @@ pub struct Stored {
 /// The host table and its transition rules.
 #[derive(Debug)]
 pub struct HostTable {
-    /// Boxed: the map keeps a quarter of its slots empty, and a slot is as
-    /// large as what it holds.
-    /// Shared with the state thread while it writes a snapshot: a record
-    /// changed meanwhile is copied then (`Arc::make_mut`), so a snapshot
-    /// costs core a pointer per host, not a copy of every record.
+    /// Behind a pointer, as the map keeps a quarter of its slots empty and
+    /// a slot is as large as what it holds; an `Arc`, shared with the state
+    /// thread while it writes a snapshot: a record changed meanwhile is
+    /// copied then (`Arc::make_mut`), so a snapshot costs core a pointer
+    /// per host, not a copy of every record.
     hosts: HashMap<String, Arc<Record>>,
     /// The layouts of every host's plugin data and the plugins' names,
     /// shared between hosts.
