@@ -315,8 +315,10 @@ impl StateMsg {
 pub struct Saved {
     /// Shared with core's table (see `HostTable`).
     pub hosts: Vec<Arc<Record>>,
-    /// Alert states, so that a restart does not fire them again.
-    pub alerts: Vec<Alert>,
+    /// Alert states, so that a restart does not fire them again: in
+    /// lists shared with core's alert table, one per host (a loaded
+    /// file's come as one list), for the reason the records are shared.
+    pub alerts: Vec<Arc<Vec<Alert>>>,
     /// Silences not ended, so that a restart keeps holding.
     pub silences: Vec<Silence>,
     /// The level each alert held by a silence was last notified at.

@@ -332,7 +332,7 @@ pub fn load(path: &Path) -> Saved {
                     info!(
                         "state: restored {} hosts and {} alert states from {}{}",
                         saved.hosts.len(),
-                        saved.alerts.len(),
+                        saved.alerts.iter().map(|list| list.len()).sum::<usize>(),
                         path.display(),
                         if version == FORMAT_VERSION {
                             String::new()
@@ -425,7 +425,7 @@ const HOSTS_PER_PIECE: usize = 256;
 fn write_state(path: &Path, saved: &Saved, workers: usize) -> io::Result<()> {
     let mut hosts: Vec<&Record> = saved.hosts.iter().map(|r| &**r).collect();
     hosts.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
-    let mut alerts: Vec<&Alert> = saved.alerts.iter().collect();
+    let mut alerts: Vec<&Alert> = saved.alerts.iter().flat_map(|list| list.iter()).collect();
     alerts.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     let file = FileOut::new(saved, &hosts, &alerts);
     let pieces = file.pieces();
@@ -653,7 +653,8 @@ fn restore(state: StateIn) -> Result<Saved, String> {
         }
         hosts.push(Arc::new(Record { host, plugins, latency }));
     }
-    Ok(Saved { hosts, alerts: state.alerts, silences: state.silences, silence_held: state.silence_held })
+    let alerts = vec![Arc::new(state.alerts)];
+    Ok(Saved { hosts, alerts, silences: state.silences, silence_held: state.silence_held })
 }
 
 /// An info plugin's series holding `sample`.
