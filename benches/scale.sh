@@ -27,7 +27,10 @@
 # and a few threshold rules on every host so that samples are evaluated.
 #
 # Usage: benches/scale.sh   Environment: HOSTS_LIST ("1000 10000 100000"),
-# SAMPLES (50), THREADS (plugin_load's senders, 1), CARGO_TARGET_DIR,
+# SAMPLES (50), THREADS (plugin_load's senders, 1), SAVE_INTERVAL (hbd's
+# state_save_interval, 60; 5 makes a 10,000-host fill see as many saves as
+# a 100,000-host one, though its "no save" reference then has saves in it),
+# CARGO_TARGET_DIR,
 # HBD_BIN. Prints a Markdown table on stdout; progress on stderr. On this
 # 2-core machine the 100,000-host step takes about 25 minutes.
 set -euo pipefail
@@ -35,6 +38,7 @@ cd "$(dirname "$0")/.."
 HOSTS_LIST=${HOSTS_LIST:-"1000 10000 100000"}
 SAMPLES=${SAMPLES:-50}
 THREADS=${THREADS:-1}
+SAVE_INTERVAL=${SAVE_INTERVAL:-60}
 target=${CARGO_TARGET_DIR:-target}
 hbd_bin=${HBD_BIN:-$target/release/hbd}
 cargo build --release --quiet --bin hbd --bin hbc --example plugin_load --example loadgen --example udp_sink
@@ -129,6 +133,7 @@ pickfile: $dir/state.json
 journal_enabled: false
 max_plugin_size: 65536
 max_hosts: $((hosts + 10))
+state_save_interval: $SAVE_INTERVAL
 thresholds:
   cpu_monitor:
     cpu_percent: {warning: 80.0, critical: 90.0, hysteresis: 0.1}
