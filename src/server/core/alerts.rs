@@ -468,7 +468,7 @@ impl AlertTable {
 
     /// Forgets every alert of a host hbd forgets.
     pub fn forget(&mut self, host: &str) {
-        self.alerts.retain_of_host(host, |_| false);
+        self.alerts.0.remove(host);
         self.down.remove(host);
         self.unreachable.remove(host);
     }
@@ -563,8 +563,9 @@ impl AlertTable {
 
     fn stale(&mut self, host: &str, plugin: &str, silent: f64, now: f64) -> Option<AlertChange> {
         let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path: String::new() };
-        let alert = self.alerts.get_or_insert(&key, now);
-        if alert.level == Level::Unknown {
+        // Asked every second while the plugin stays silent: a look first,
+        // so that a list a snapshot holds is not copied to change nothing.
+        if self.alerts.get(&key).is_some_and(|alert| alert.level == Level::Unknown) {
             return None;
         }
         let text = format!("UNKNOWN: {host} - {plugin} stopped reporting (no sample for {silent:.0}s)");
