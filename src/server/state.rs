@@ -422,9 +422,10 @@ const HOSTS_PER_PIECE: usize = 256;
 /// at the end of the save: core copies a record (and a block) that gets a
 /// sample while the snapshot holds it, and at 100,000 hosts, with saves of
 /// seconds, those copies left hbd's heap a third larger than its data.
-/// `last` (the final save): nothing is freed, since the process exits next
-/// and the kernel takes its pages back at once (freeing 100,000 records
-/// one by one took most of a second of the wait for SIGTERM).
+/// `last` (the final save): what was written is not freed, since the
+/// process exits next and the kernel takes its pages back at once
+/// (freeing 100,000 records one by one took most of a second of the wait
+/// for SIGTERM); only a save that fails part way frees the rest.
 fn write_state(path: &Path, mut saved: Saved, workers: usize, last: bool) -> io::Result<()> {
     let mut records = std::mem::take(&mut saved.hosts);
     records.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
