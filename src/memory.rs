@@ -24,10 +24,14 @@
 /// mappings as they were.
 #[cfg(target_os = "linux")]
 pub fn release_startup_pages() {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+    use std::io::BufRead;
+    // Read line by line: the whole text is over 100 KiB, which would stay
+    // in the heap's high-water mark.
+    let Ok(smaps) = std::fs::File::open("/proc/self/smaps") else {
         return;
     };
-    for (start, end) in clean_file_mappings(&smaps) {
+    let lines = std::io::BufReader::with_capacity(4096, smaps).lines().map_while(Result::ok);
+    for (start, end) in clean_file_mappings(lines) {
         let (addr, len) = (start as *mut libc::c_void, end - start);
         // SAFETY: the range is a whole mapping of this process that is
         // read-only, file-backed and has no anonymous pages: advice on it
@@ -81,13 +85,13 @@ pub fn keep_heap_small() {
     }
 }
 
-/// Address ranges of the mappings in /proc/PID/smaps text that are backed
-/// by a file, not writable, and hold no anonymous pages.
-fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+/// Address ranges of the mappings in the lines of /proc/PID/smaps that are
+/// backed by a file, not writable, and hold no anonymous pages.
+fn clean_file_mappings(smaps: impl Iterator<Item = impl AsRef<str>>) -> Vec<(usize, usize)> {
     let mut ranges = Vec::new();
     let mut candidate: Option<(usize, usize)> = None;
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
+    for line in smaps {
+        let mut fields = line.as_ref().split_whitespace();
         let first = fields.next().unwrap_or("");
         if let Some((start, end)) = first.split_once('-') {
             // A mapping's header: "start-end perms offset dev inode [path]".
@@ -129,7 +133,10 @@ Anonymous:           136 kB
 7ffd2a5f2000-7ffd2a5f4000 r-xp 00000000 00:00 0 [vdso]
 Anonymous:             0 kB
 ";
-        assert_eq!(clean_file_mappings(smaps), [(0x55e135aab000, 0x55e135bca000), (0x55e135bca000, 0x55e135f70000)]);
+        assert_eq!(
+            clean_file_mappings(smaps.lines()),
+            [(0x55e135aab000, 0x55e135bca000), (0x55e135bca000, 0x55e135f70000)]
+        );
     }
 
     #[test]

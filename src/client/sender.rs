@@ -104,7 +104,6 @@ struct Wire {
     /// Each plugin's interval as it last reported it, declared to hbd.
     plugin_intervals: BTreeMap<String, f64>,
     tags: Vec<String>,
-    compressor: encode::Compressor,
 }
 
 impl Wire {
@@ -129,7 +128,6 @@ impl Wire {
             in_flight: HashMap::new(),
             plugin_intervals: BTreeMap::new(),
             tags: settings.tags,
-            compressor: encode::Compressor::new(),
         })
     }
 
@@ -197,7 +195,7 @@ impl Wire {
         while let Some(group) = groups.pop() {
             let seq = self.next_seq();
             let message = self.message(first, seq, latency_ms, group);
-            let bytes = payload(&mut self.compressor, &message);
+            let bytes = payload(&message);
             let len = bytes.len() + encode::envelope_len(self.key.as_ref());
             if group.len() > 1 && len > self.max_datagram_size {
                 // Too big: halve the plugins and try each half (first half first).
@@ -215,7 +213,7 @@ impl Wire {
                 let error =
                     json!({"kind": entry["kind"], "at": entry["at"], "error": "data too large for one datagram"});
                 let message = self.message(first, seq, latency_ms, &[(name.clone(), error)]);
-                let bytes = payload(&mut self.compressor, &message);
+                let bytes = payload(&message);
                 (message, bytes)
             } else {
                 (message, bytes)
@@ -245,12 +243,12 @@ impl Wire {
         self.seq
     }
 
-    fn encoded_len(&mut self, message: &Value) -> usize {
-        payload(&mut self.compressor, message).len() + encode::envelope_len(self.key.as_ref())
+    fn encoded_len(&self, message: &Value) -> usize {
+        payload(message).len() + encode::envelope_len(self.key.as_ref())
     }
 
     fn encode(&mut self, message: &Value) -> Vec<u8> {
-        let payload = payload(&mut self.compressor, message);
+        let payload = payload(message);
         self.seal(payload)
     }
 
@@ -314,9 +312,9 @@ impl Wire {
 /// `message` as JSON text, compressed when that pays. Serialized with
 /// `serde_json::to_vec`: the same text as `Display`, which goes through
 /// `fmt` one piece at a time.
-fn payload(compressor: &mut encode::Compressor, message: &Value) -> Vec<u8> {
+fn payload(message: &Value) -> Vec<u8> {
     let text = serde_json::to_vec(message).unwrap_or_else(|_| message.to_string().into_bytes());
-    compressor.compress(&text)
+    encode::compress(&text)
 }
 
 fn to_v6(addr: SocketAddr) -> SocketAddr {
@@ -597,7 +595,7 @@ mod tests {
         let mut seen: Vec<String> = Vec::new();
         for (_, m, sent) in &messages {
             assert!(w.encoded_len(m) <= 1400, "{} bytes", w.encoded_len(m));
-            assert_eq!(*sent, payload(&mut encode::Compressor::new(), m), "the payload sent is the message's");
+            assert_eq!(*sent, payload(m), "the payload sent is the message's");
             assert_eq!(serde_json::to_vec(m).unwrap(), m.to_string().into_bytes());
             seen.extend(m["plugins"].as_object().unwrap().keys().cloned());
         }

@@ -2,11 +2,12 @@
 //! ACKs. The decoder's counterpart; docs/PROTOCOL.md is the format.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
 use super::auth::{Key, TAG_LEN};
+use super::deflate;
 use super::{push_decimal, unix_micros, PluginKind, ACK_ID, HEARTBEAT_ID, PLUGIN_DATA_ID};
 
 /// Messages smaller than this are sent uncompressed: zlib would not pay.
@@ -77,75 +78,16 @@ pub fn plugin_entry(kind: PluginKind, at: f64, result: &Result<Value, String>) -
 }
 
 /// `text` zlib-compressed when that makes it smaller, else as it is: the
-/// decoder tells the two apart by the first byte. A [`Compressor`] made
-/// for one message.
+/// decoder tells the two apart by the first byte.
 pub fn compress(text: &[u8]) -> Vec<u8> {
-    Compressor::new().compress(text)
-}
-
-/// A zlib compressor kept from message to message while messages come
-/// often, for hbc: setting one up costs more than compressing a message of
-/// a few KiB (miniz_oxide's state is about 300 KiB, which malloc maps,
-/// faults in and unmaps each time), whereas a reset only clears it. Kept,
-/// the state is resident: it is dropped after a message that follows the
-/// previous one by more than [`Compressor::KEEP`], so that hbc sampling
-/// every few minutes does not hold 300 KiB between samples. Its output
-/// decodes to the same text as [`compress`]'s.
-pub struct Compressor {
-    state: Option<flate2::Compress>,
-    /// When the last message was compressed.
-    last: Option<Instant>,
-}
-
-impl Default for Compressor {
-    fn default() -> Self {
-        Compressor::new()
+    if text.len() <= COMPRESS_ABOVE {
+        return text.to_vec();
     }
-}
-
-impl Compressor {
-    /// Messages at most this far apart share one compressor state.
-    pub const KEEP: Duration = Duration::from_secs(10);
-
-    /// Nothing is allocated until the first message worth compressing.
-    pub fn new() -> Compressor {
-        Compressor { state: None, last: None }
-    }
-
-    /// `text` zlib-compressed when that makes it smaller, else as it is
-    /// (see [`compress`]).
-    pub fn compress(&mut self, text: &[u8]) -> Vec<u8> {
-        self.compress_at(text, Instant::now())
-    }
-
-    fn compress_at(&mut self, text: &[u8], now: Instant) -> Vec<u8> {
-        if text.len() <= COMPRESS_ABOVE {
-            return text.to_vec();
-        }
-        let often = self.last.is_some_and(|last| now.saturating_duration_since(last) <= Self::KEEP);
-        self.last = Some(now);
-        let state = self.state.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::best(), true));
-        state.reset();
-        let zipped = deflate(state, text);
-        if !often {
-            self.state = None;
-        }
-        zipped.filter(|zipped| zipped.len() < text.len()).unwrap_or_else(|| text.to_vec())
-    }
-}
-
-/// `text` through `state` (just reset) as one zlib stream; None when it
-/// would not be smaller or the compressor fails.
-fn deflate(state: &mut flate2::Compress, text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 2 + 64);
-    loop {
-        let consumed = usize::try_from(state.total_in()).unwrap_or(text.len()).min(text.len());
-        match state.compress_vec(&text[consumed..], &mut out, flate2::FlushCompress::Finish) {
-            Ok(flate2::Status::StreamEnd) => return Some(out),
-            Ok(_) if out.len() >= text.len() => return None,
-            Ok(_) => out.reserve(out.capacity().max(256)),
-            Err(_) => return None,
-        }
+    let zipped = deflate::zlib(text);
+    if zipped.len() < text.len() {
+        zipped
+    } else {
+        text.to_vec()
     }
 }
 
@@ -204,21 +146,14 @@ mod tests {
         text
     }
 
-    /// One compressor, many messages: each decodes alone to its text, as
-    /// `compress`'s one-off output does.
     #[test]
-    fn a_kept_compressor_makes_independent_streams() {
-        let mut compressor = Compressor::new();
-        let t0 = Instant::now();
-        for i in 0..3 {
-            let text = format!("{{\"plugins\":{}}}", "{\"cpu_percent\":12.5,\"load_1min\":0.25},".repeat(20 + i));
-            let kept = compressor.compress_at(text.as_bytes(), t0 + Duration::from_secs(i as u64));
-            assert!(kept.len() < text.len());
-            assert_eq!(inflate(&kept), text.as_bytes());
-            assert_eq!(compress(text.as_bytes()), kept, "a kept compressor works as a new one");
-        }
-        assert_eq!(compressor.compress(b"{\"ID\":\"HTB\"}"), b"{\"ID\":\"HTB\"}", "small: as it is");
-        assert!(compressor.state.is_some(), "kept while messages come often");
+    fn only_what_gets_smaller_is_compressed() {
+        let small = b"{\"ID\":\"HTB\",\"name\":\"h\"}";
+        assert_eq!(compress(small), small);
+        let text = "{\"plugins\":{}}".replace("{}", &"{\"cpu_percent\":12.5,\"load_1min\":0.25},".repeat(20));
+        let zipped = compress(text.as_bytes());
+        assert!(zipped.len() < text.len() / 4);
+        assert_eq!(inflate(&zipped), text.as_bytes());
         // Incompressible: as it is.
         let mut x: u32 = 1;
         let noise: Vec<u8> = (0..4096)
@@ -229,21 +164,6 @@ mod tests {
                 x as u8
             })
             .collect();
-        assert_eq!(compressor.compress(&noise), noise);
-    }
-
-    /// The state is kept only between messages at most KEEP apart.
-    #[test]
-    fn the_state_is_kept_only_while_messages_come_often() {
-        let text = "{\"cpu_percent\":12.5,\"load_1min\":0.25}".repeat(20);
-        let mut compressor = Compressor::new();
-        let t0 = Instant::now();
-        let first = compressor.compress_at(text.as_bytes(), t0);
-        assert!(compressor.state.is_none(), "a lone message");
-        assert_eq!(compressor.compress_at(text.as_bytes(), t0 + Duration::from_secs(1)), first);
-        assert!(compressor.state.is_some(), "a second later");
-        let later = t0 + Duration::from_secs(1) + Compressor::KEEP + Duration::from_secs(1);
-        assert_eq!(compressor.compress_at(text.as_bytes(), later), first);
-        assert!(compressor.state.is_none(), "minutes apart");
+        assert_eq!(compress(&noise), noise);
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod auth;
 pub mod decode;
+mod deflate;
 pub mod encode;
 mod scan;
 
