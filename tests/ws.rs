@@ -27,7 +27,8 @@ fn connect_to(addr: SocketAddr, path: &str) -> Ws {
     ws
 }
 
-/// Reads messages until one satisfies `wanted`, failing at the deadline.
+/// Reads messages, and the updates inside batches, until one satisfies
+/// `wanted`, failing at the deadline.
 fn next_matching(ws: &mut Ws, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
     next_matching_within(DEADLINE, ws, what, wanted)
 }
@@ -41,6 +42,15 @@ fn next_matching_within(limit: Duration, ws: &mut Ws, what: &str, wanted: impl F
                 let value: Value = serde_json::from_str(&text).expect("updates are JSON");
                 if wanted(&value) {
                     return value;
+                }
+                // A turn of hbd's core with many updates sends them as one
+                // batch (a busy or loaded machine makes them); a browser
+                // reads each.
+                if value["type"] == "batch" {
+                    let updates = value["updates"].as_array().into_iter().flatten();
+                    if let Some(update) = updates.into_iter().find(|u| wanted(u)) {
+                        return update.clone();
+                    }
                 }
             }
             Ok(_) => {}

@@ -239,6 +239,13 @@ impl Drop for Hbd {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // A failing test shows what hbd said (its temp dir is removed next).
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- the last lines of hbd's log ---");
+            tail.iter().rev().for_each(|line| eprintln!("{line}"));
+        }
     }
 }
 

@@ -321,6 +321,8 @@ impl HostTable {
                 log::warn!("core: round trip of {} not stored", host.name);
             }
         }
+        let new = hb.plugins.iter().filter(|s| !record.plugins.contains_key(&s.name)).count();
+        record.plugins.reserve_exact(new.min(max_plugins.saturating_sub(record.plugins.len())));
         for sample in hb.plugins {
             if !record.plugins.contains_key(&sample.name) && record.plugins.len() >= max_plugins {
                 self.dropped_plugins += 1;
