@@ -68,10 +68,10 @@ pub fn return_free_heap() {
 ///   resident for reuse, and hbc's plugin threads each read a few /proc
 ///   files once a cycle and then sleep;
 /// - a fixed mmap threshold of 64 KiB: glibc raises the threshold to the
-///   size of the largest block freed (zlib's state, about 300 KiB, once per
-///   message), after which such blocks come from the heap and stay
-///   resident between messages; below the threshold they are mapped and
-///   returned to the kernel when freed.
+///   size of the largest mapped block freed (a large plugin output or
+///   /proc file read once a cycle), after which such blocks come from the
+///   heap and stay resident between cycles; above the threshold they are
+///   mapped and returned to the kernel when freed.
 ///
 /// Call before starting threads; a no-op with other C libraries.
 pub fn keep_heap_small() {

@@ -6,8 +6,8 @@
 //! buffer) whatever the input's size, and `reset` zero-fills all of it.
 //! Kept between messages it was the largest thing in hbc's RSS; made anew
 //! for each, it cost more CPU than the rest of the cycle (BENCHMARKS.md,
-//! "Client"). This one allocates 16 KiB of hash heads plus 8 bytes per
-//! input byte, and writes the same kind of stream miniz_oxide's best level
+//! "Client"). This one allocates 16 KiB of hash heads plus up to 8 bytes
+//! per input byte, and writes the same kind of stream miniz_oxide's best level
 //! does: LZ77 over a 32 KiB window with hash chains and lazy matching, then
 //! one block, dynamic or fixed Huffman codes, whichever is shorter. Any
 //! inflater reads it: hbd's (flate2) and the Python hbd's (zlib).
@@ -48,7 +48,8 @@ const DISTANCE_EXTRA: [u8; 30] =
 const CODE_LENGTH_ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
 const END_OF_BLOCK: usize = 256;
 
-/// `text` as one zlib stream.
+/// `text` as one zlib stream. Positions are kept as `u32`: past 4 GiB the
+/// stream stays correct but finds no more matches (hbc's are a few KiB).
 pub fn zlib(text: &[u8]) -> Vec<u8> {
     let tokens = lz77(text);
     let mut bits = BitWriter { out: Vec::with_capacity(text.len() / 2 + 64), pending: 0, count: 0 };
@@ -257,8 +258,9 @@ fn fixed_lengths() -> (Vec<u8>, Vec<u8>) {
     (literal.collect(), vec![5; 30])
 }
 
-/// Makes sure a code has two symbols at least, as zlib does: inflaters
-/// must accept a one-symbol code as a special case, and not all do alike.
+/// Makes sure a code has two symbols at least, as zlib's deflate does:
+/// RFC 1951 describes a one-symbol code only for distances, and some
+/// inflaters reject one elsewhere.
 fn at_least_two_used(freq: &mut [u32]) {
     for symbol in 0..2 {
         if freq.iter().filter(|&&f| f > 0).count() >= 2 {
@@ -442,8 +444,9 @@ struct BitWriter {
 }
 
 impl BitWriter {
-    /// The low `n` (at most 16) bits of `value`.
+    /// `value`, which is below 2^`n`, in `n` (at most 16) bits.
     fn put(&mut self, value: u32, n: u8) {
+        debug_assert!(n <= 16 && u64::from(value) < 1 << n);
         self.pending |= u64::from(value) << self.count;
         self.count += u32::from(n);
         while self.count >= 8 {
