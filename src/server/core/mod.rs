@@ -833,7 +833,7 @@ impl Core {
 
     /// Marks a copy of a host with what silences it as a whole.
     fn mark_host(&self, host: &mut Host, now: f64) {
-        host.silenced = self.silences.covering_host(&host.name, now);
+        host.silenced = self.silences.covering_host(&host.name, now).map(Box::new);
     }
 }
 

@@ -188,12 +188,12 @@ mod tests {
             host("db2", Status::Up, Level::Warning),
             host("shop1", Status::Unreachable, Level::Ok),
             Host {
-                silenced: Some(crate::server::model::Silenced {
+                silenced: Some(Box::new(crate::server::model::Silenced {
                     id: "s1".into(),
                     until: 9.0,
                     comment: "moving racks".into(),
                     by: "alice".into(),
-                }),
+                })),
                 ..host("web1", Status::Up, Level::Ok)
             },
         ]
