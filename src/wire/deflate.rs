@@ -5,8 +5,8 @@
 //! tables (the 32 KiB window, two 64 KiB hash tables, a 64 KiB token
 //! buffer) whatever the input's size, and `reset` zero-fills all of it.
 //! Kept between messages it was the largest thing in hbc's RSS; made anew
-//! for each, it cost more CPU than the rest of the cycle (BENCHMARKS.md,
-//! "Client"). This one allocates 16 KiB of hash heads plus up to 8 bytes
+//! for each, it added 0.55 ms to a cycle of 0.82 (BENCHMARKS.md, "hbc at
+//! 3947d17"). This one allocates 16 KiB of hash heads plus up to 8 bytes
 //! per input byte, and writes the same kind of stream miniz_oxide's best level
 //! does: LZ77 over a 32 KiB window with hash chains and lazy matching, then
 //! one block, dynamic or fixed Huffman codes, whichever is shorter. Any
@@ -199,11 +199,11 @@ fn write_block(bits: &mut BitWriter, tokens: &[Token]) {
     literal_freq[END_OF_BLOCK] = 1;
     for &token in tokens {
         let (literal, distance) = symbols(token);
-        for (freq, coded) in [(&mut literal_freq[..], Some(literal)), (&mut distance_freq[..], distance)] {
-            if let Some(Coded { symbol, extra_bits: n, .. }) = coded {
-                freq[symbol] += 1;
-                extra_bits += u64::from(n);
-            }
+        literal_freq[literal.symbol] += 1;
+        extra_bits += u64::from(literal.extra_bits);
+        if let Some(distance) = distance {
+            distance_freq[distance.symbol] += 1;
+            extra_bits += u64::from(distance.extra_bits);
         }
     }
     at_least_two_used(&mut literal_freq);
@@ -233,15 +233,15 @@ fn write_block(bits: &mut BitWriter, tokens: &[Token]) {
     };
     let literal_codes = canonical_codes(&literal_lengths);
     let distance_codes = canonical_codes(&distance_lengths);
+    let put = |bits: &mut BitWriter, codes: &[u16], lengths: &[u8], coded: Coded| {
+        bits.put(codes[coded.symbol].into(), lengths[coded.symbol]);
+        bits.put(coded.extra, coded.extra_bits);
+    };
     for &token in tokens {
         let (literal, distance) = symbols(token);
-        let tables =
-            [(&literal_codes, &literal_lengths, Some(literal)), (&distance_codes, &distance_lengths, distance)];
-        for (codes, lengths, coded) in tables {
-            if let Some(Coded { symbol, extra, extra_bits }) = coded {
-                bits.put(codes[symbol].into(), lengths[symbol]);
-                bits.put(extra, extra_bits);
-            }
+        put(bits, &literal_codes, &literal_lengths, literal);
+        if let Some(distance) = distance {
+            put(bits, &distance_codes, &distance_lengths, distance);
         }
     }
     bits.put(literal_codes[END_OF_BLOCK].into(), literal_lengths[END_OF_BLOCK]);
