@@ -2,8 +2,8 @@
 //! has exactly one inbound enum), with its channel's capacity and what its
 //! senders do when it is full or its receiver is gone. ARCHITECTURE.md's
 //! channel table is this file; `server::run` makes the channels with these
-//! capacities. Capacities are in messages; udp's carry batches of up to 64
-//! datagrams. A bounded channel allocates all its slots up front: they are
+//! capacities. Capacities are in messages; udp's carry batches of up to 319
+//! datagrams (`udp::HAND_OVER_AT` plus one `recvmmsg(2)`). A bounded channel allocates all its slots up front: they are
 //! idle memory.
 //!
 //! Payload types that are data rather than messages (hosts, events, alerts,
@@ -42,7 +42,7 @@ pub const CORE_CAPACITY: usize = 64;
 /// Everything the core is told that is not a question.
 #[derive(Debug)]
 pub enum CoreMsg {
-    /// Accepted messages from `udp`, in arrival order (batched: see `udp::BATCH`).
+    /// Accepted messages from `udp`, in arrival order (batched: see `udp::HOLD`).
     Heartbeats(Vec<Heartbeat>),
     /// `udp`'s counters, sent once a second when they changed.
     UdpStats(UdpStats),
@@ -179,13 +179,15 @@ pub fn ask<T>(to_core: &Sender<Query>, query: impl FnOnce(Sender<T>) -> Query) -
 
 /// udp, core → journal. Full: senders block, because no line may be lost;
 /// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
+/// 64 of udp's batches are up to 20,000 messages waiting in memory, no more
+/// than the 256 slots of 64 held before batches grew (`udp::HOLD`).
 /// Disconnected: the journal flushes what it holds and exits.
-pub const JOURNAL_CAPACITY: usize = 256;
+pub const JOURNAL_CAPACITY: usize = 64;
 
 /// What the journal receives.
 #[derive(Debug)]
 pub enum JournalMsg {
-    /// Messages accepted by `udp`, in arrival order (batched: see `udp::BATCH`).
+    /// Messages accepted by `udp`, in arrival order (batched: see `udp::HOLD`).
     Received(ReceivedBatch),
     /// A state change decided by `core`.
     Event { at: f64, event: Event },

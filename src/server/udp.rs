@@ -3,8 +3,10 @@
 //! Datagrams come in batches of up to [`BATCH`] with one `recvmmsg(2)`. For
 //! each: decode it ([`Decoder`]) and write the ACK of an accepted one into
 //! the batch's ACK buffers; then the batch's ACKs leave with one
-//! `sendmmsg(2)`, and its messages go to the journal and its heartbeats to
-//! `core` in one hand-over each. Nothing is allocated per datagram but the
+//! `sendmmsg(2)`. The accepted messages go to the journal and their
+//! heartbeats to `core` in one hand-over each, per batch or, while
+//! heartbeats come faster than [`BUSY_RATE`], per [`HOLD`].
+//! Nothing is allocated per datagram but the
 //! heartbeat's host name (and what a signed, compressed or plugin-carrying
 //! message needs).
 //! A rejected datagram is counted by reason and logged at most once per
@@ -29,13 +31,29 @@ use crate::server::msg::{CoreMsg, JournalMsg, ReceivedBatch};
 use crate::wire::auth::{Keyring, ReplayGuard};
 use crate::wire::decode::{Decoder, PluginLimits, RejectReason, Rejection};
 
-/// The most datagrams taken from the socket (and handed on) at once: one
-/// `recvmmsg(2)` returns what is waiting, up to this many, and blocks only
-/// while nothing is. One hand-over (and one `sendmmsg(2)` of ACKs) per batch
-/// instead of per datagram saves the wake-ups and system calls that dominate
-/// the cost at high rates, and adds no delay (a lone datagram is passed on
-/// at once).
+/// The most datagrams taken from the socket at once: one `recvmmsg(2)`
+/// returns what is waiting, up to this many, and blocks only while nothing
+/// is. One `sendmmsg(2)` of ACKs per batch instead of one `sendto` per
+/// datagram saves the system calls that dominate the cost at high rates.
 const BATCH: usize = 64;
+/// While heartbeats come faster than [`BUSY_RATE`], accepted messages wait
+/// in `udp` up to this long for more to join them before they are handed
+/// on. Each hand-over wakes `core` and the journal, and a wake-up (futex,
+/// two context switches) costs as much as decoding a dozen heartbeats:
+/// handed on per `recvmmsg(2)`, as the socket drained every few datagrams,
+/// they took 14 % of hbd's CPU at 200,000 heartbeats/s (BENCHMARKS.md).
+/// A heartbeat's state is then known to `core` up to this much later; its
+/// ACK does not wait.
+const HOLD: Duration = Duration::from_millis(2);
+/// Heartbeats per second above which they are held (see [`HOLD`]). Below
+/// it a hand-over per `recvmmsg(2)` costs little, and a script that sends
+/// a heartbeat and then asks the API about it finds it there.
+const BUSY_RATE: f64 = 10_000.0;
+/// How often the rate is judged.
+const RATE_WINDOW: Duration = Duration::from_millis(100);
+/// Held messages are handed on at once when this many have gathered, so
+/// that a flood is passed on in bounded pieces.
+const HAND_OVER_AT: usize = 256;
 /// How long `recv_from` blocks before the loop looks at `stop`.
 const POLL: Duration = Duration::from_millis(200);
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -141,7 +159,19 @@ impl Listener {
         let mut batch = Batch::new();
         let mut next_stats = Instant::now();
         let mut reported = u64::MAX;
+        let mut rate = Rate::new();
+        // When the oldest message not yet handed on was accepted.
+        let mut held_since: Option<Instant> = None;
         loop {
+            if let Some(since) = held_since {
+                let left = HOLD.saturating_sub(since.elapsed());
+                if left.is_zero() || self.heartbeats.len() >= HAND_OVER_AT || !readable_within(&self.socket, left) {
+                    if !self.flush() {
+                        return;
+                    }
+                    held_since = None;
+                }
+            }
             match batch.receive(&self.socket) {
                 Ok(n) => {
                     for i in 0..n {
@@ -151,8 +181,13 @@ impl Listener {
                         }
                     }
                     self.send_acks(&mut batch);
-                    if !self.flush() {
-                        return;
+                    if held_since.is_none() && !self.heartbeats.is_empty() {
+                        let now = Instant::now();
+                        if rate.busy(now, self.stats.received) {
+                            held_since = Some(now);
+                        } else if !self.flush() {
+                            return;
+                        }
                     }
                 }
                 Err(e)
@@ -198,8 +233,8 @@ impl Listener {
         self.acks.len = 0;
     }
 
-    /// Hands the batch to the journal and core. False when `core` is gone,
-    /// which only happens if it died.
+    /// Hands the held messages to the journal and core. False when `core`
+    /// is gone, which only happens if it died.
     fn flush(&mut self) -> bool {
         if let Some(journal) = self.outputs.to_journal.as_ref().filter(|_| !self.received.is_empty()) {
             let batch = ReceivedBatch::with_capacity(BATCH, BATCH * 256);
@@ -272,6 +307,40 @@ impl Acks {
         self.len += 1;
         &mut self.buffers[self.len - 1]
     }
+}
+
+/// Whether datagrams arrive faster than [`BUSY_RATE`], judged on the last
+/// [`RATE_WINDOW`] (or the longer quiet before it).
+struct Rate {
+    window_start: Instant,
+    received_at_start: u64,
+    busy: bool,
+}
+
+impl Rate {
+    fn new() -> Rate {
+        Rate { window_start: Instant::now(), received_at_start: 0, busy: false }
+    }
+
+    /// `received`: the datagrams received so far, all told.
+    fn busy(&mut self, now: Instant, received: u64) -> bool {
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed >= RATE_WINDOW {
+            let per_second = received.saturating_sub(self.received_at_start) as f64 / elapsed.as_secs_f64();
+            self.busy = per_second > BUSY_RATE;
+            (self.window_start, self.received_at_start) = (now, received);
+        }
+        self.busy
+    }
+}
+
+/// Whether a datagram waits on `socket` or arrives within `timeout`
+/// (rounded up to a millisecond). An interrupted wait counts as "no".
+fn readable_within(socket: &UdpSocket, timeout: Duration) -> bool {
+    let mut poll_fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let millis = timeout.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int;
+    // SAFETY: one pollfd, owned by this frame for the length of the call.
+    unsafe { libc::poll(&mut poll_fd, 1, millis) > 0 }
 }
 
 /// Buffers and headers for `recvmmsg(2)` and `sendmmsg(2)`. The headers
