@@ -208,6 +208,10 @@ fn show(value: f64) -> String {
 /// and silence boxed in `Alert`, cut hbd's RSS by 15 % at 2,000 hosts with
 /// full histories and three watched metrics each.)
 ///
+/// A list grows by one alert at a time: a host keeps the same few alerts
+/// for its life, and doubling left room for a fourth behind three, 224
+/// bytes a host.
+///
 /// Each host's list is behind an `Arc`, as the host records are: a
 /// snapshot for the state file copies one pointer per host, and a list
 /// that changes while the writer still holds it is copied then. Cloning
@@ -239,6 +243,7 @@ impl AlertMap {
     fn get_or_insert(&mut self, key: &AlertKey, now: f64) -> &mut Alert {
         let list = Arc::make_mut(self.0.entry(key.host.clone()).or_default());
         let at = Self::position(list, key).unwrap_or_else(|at| {
+            list.reserve_exact(1);
             list.insert(at, new_alert(key, now));
             at
         });
@@ -250,7 +255,10 @@ impl AlertMap {
         let list = Arc::make_mut(self.0.entry(alert.key.host.clone()).or_default());
         match Self::position(list, &alert.key) {
             Ok(at) => list[at] = alert,
-            Err(at) => list.insert(at, alert),
+            Err(at) => {
+                list.reserve_exact(1);
+                list.insert(at, alert);
+            }
         }
     }
 
