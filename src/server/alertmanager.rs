@@ -294,18 +294,18 @@ fn without_userinfo(url: &str) -> String {
 /// its level (a WARNING that turns CRITICAL is another alert: the warning
 /// ends as the critical one starts).
 fn posted(alert: &Alert) -> Posted {
-    let name = if alert.key.plugin == HEARTBEAT { "HostDown" } else { "PluginAlert" };
+    let name = if &*alert.key.plugin == HEARTBEAT { "HostDown" } else { "PluginAlert" };
     let labels: Labels = [
         ("alertname", name.to_string()),
-        ("host", alert.key.host.clone()),
-        ("plugin", alert.key.plugin.clone()),
-        ("metric", alert.key.metric_path.clone()),
+        ("host", alert.key.host.to_string()),
+        ("plugin", alert.key.plugin.to_string()),
+        ("metric", alert.key.metric_path.to_string()),
         ("severity", alert.level.as_str().to_ascii_lowercase()),
         ("source", "hbd".to_string()),
     ]
     .into_iter()
     .collect();
-    Posted { labels, summary: alert.message.clone(), starts_at: alert.since, host: alert.key.host.clone() }
+    Posted { labels, summary: alert.message.clone(), starts_at: alert.since, host: alert.key.host.to_string() }
 }
 
 /// Unix seconds as RFC 3339 in UTC, to the millisecond: `2026-12-03T13:20:00.125Z`.

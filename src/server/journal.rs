@@ -714,7 +714,11 @@ mod tests {
 
     fn alert(n: usize) -> Event {
         Event::Alert(AlertChange {
-            key: AlertKey { host: format!("h{n}"), plugin: "cpu_monitor".into(), metric_path: "cpu_percent".into() },
+            key: AlertKey {
+                host: format!("h{n}").into(),
+                plugin: "cpu_monitor".into(),
+                metric_path: "cpu_percent".into(),
+            },
             from: Level::Ok,
             to: Level::Critical,
             value: Some(95.0),

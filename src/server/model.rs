@@ -537,9 +537,15 @@ impl Level {
 /// empty metric path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AlertKey {
-    pub host: String,
-    pub plugin: String,
-    pub metric_path: String,
+    pub host: Arc<str>,
+    pub plugin: Arc<str>,
+    pub metric_path: Arc<str>,
+}
+
+impl AlertKey {
+    pub fn new(host: &str, plugin: &str, metric_path: &str) -> AlertKey {
+        AlertKey { host: host.into(), plugin: plugin.into(), metric_path: metric_path.into() }
+    }
 }
 
 /// The state of one alert, as the API shows it and the state file keeps it.

@@ -3,7 +3,7 @@
 //! senders do when it is full or its receiver is gone. ARCHITECTURE.md's
 //! channel table is this file; `server::run` makes the channels with these
 //! capacities. Capacities are in messages; udp's carry batches of up to 319
-//! datagrams (`udp::HAND_OVER_AT` plus one `recvmmsg(2)`). A bounded channel allocates all its slots up front: they are
+//! heartbeats, or 127 messages with plugin data (`udp::HAND_OVER_AT`). A bounded channel allocates all its slots up front: they are
 //! idle memory.
 //!
 //! Payload types that are data rather than messages (hosts, events, alerts,
@@ -179,8 +179,8 @@ pub fn ask<T>(to_core: &Sender<Query>, query: impl FnOnce(Sender<T>) -> Query) -
 
 /// udp, core → journal. Full: senders block, because no line may be lost;
 /// a slow disk thereby shows as kernel drops on the UDP socket, counted there.
-/// 64 of udp's batches are up to 20,000 messages waiting in memory, no more
-/// than the 256 slots of 64 held before batches grew (`udp::HOLD`).
+/// 64 of udp's batches are up to 20,416 messages waiting in memory, about
+/// the 256 slots of up to 64 each before batches grew (`udp::HOLD`).
 /// Disconnected: the journal flushes what it holds and exits.
 pub const JOURNAL_CAPACITY: usize = 64;
 

@@ -51,9 +51,15 @@ const HOLD: Duration = Duration::from_millis(2);
 const BUSY_RATE: f64 = 10_000.0;
 /// How often the rate is judged.
 const RATE_WINDOW: Duration = Duration::from_millis(100);
-/// Held messages are handed on at once when this many have gathered, so
-/// that a flood is passed on in bounded pieces.
+/// Held messages are handed on at once when their weight reaches this: a
+/// heartbeat weighs 1, a message with plugin data [`PLUGIN_WEIGHT`]. With
+/// one `recvmmsg(2)` more, a batch holds at most 319 heartbeats (which
+/// keeps the wake-ups few at the highest rates) but at most 127 messages
+/// with plugin data: what `core`'s 64 slots hold while it lags behind a
+/// flood of those stays within twice what they held before messages were
+/// held (64 a slot).
 const HAND_OVER_AT: usize = 256;
+const PLUGIN_WEIGHT: usize = 4;
 /// How long `recv_from` blocks before the loop looks at `stop`.
 const POLL: Duration = Duration::from_millis(200);
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -133,6 +139,7 @@ pub fn spawn(
             heartbeats: Vec::with_capacity(BATCH),
             received: ReceivedBatch::with_capacity(BATCH, BATCH * 256),
             acks: Acks::default(),
+            held_weight: 0,
         };
         match receiver.socket.local_addr() {
             Ok(addr) => info!("udp: listening on {addr}"),
@@ -152,6 +159,8 @@ struct Listener {
     heartbeats: Vec<Heartbeat>,
     received: ReceivedBatch,
     acks: Acks,
+    /// The weight of `heartbeats` (see [`HAND_OVER_AT`]).
+    held_weight: usize,
 }
 
 impl Listener {
@@ -165,7 +174,7 @@ impl Listener {
         loop {
             if let Some(since) = held_since {
                 let left = HOLD.saturating_sub(since.elapsed());
-                if left.is_zero() || self.heartbeats.len() >= HAND_OVER_AT || !readable_within(&self.socket, left) {
+                if left.is_zero() || self.held_weight >= HAND_OVER_AT || !readable_within(&self.socket, left) {
                     if !self.flush() {
                         return;
                     }
@@ -243,6 +252,7 @@ impl Listener {
         if self.heartbeats.is_empty() {
             return true;
         }
+        self.held_weight = 0;
         let batch = std::mem::replace(&mut self.heartbeats, Vec::with_capacity(BATCH));
         self.outputs.to_core.send(CoreMsg::Heartbeats(batch)).is_ok()
     }
@@ -270,6 +280,7 @@ impl Listener {
         if self.outputs.to_journal.is_some() {
             self.received.push(now, source, &accepted.json);
         }
+        self.held_weight += if accepted.plugins.is_empty() { 1 } else { PLUGIN_WEIGHT };
         self.heartbeats.push(Heartbeat {
             name: accepted.name,
             source,
@@ -542,5 +553,25 @@ impl Stats {
             if by_reason.is_empty() { "" } else { ": " },
             by_reason.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_held_only_while_heartbeats_come_fast() {
+        let start = Instant::now();
+        let mut rate = Rate { window_start: start, received_at_start: 0, busy: false };
+        // Judged once a window: 500 in the first 100 ms is 5,000/s.
+        assert!(!rate.busy(start + RATE_WINDOW / 2, 400));
+        assert!(!rate.busy(start + RATE_WINDOW, 500));
+        // 2,000 in the next 100 ms is 20,000/s: held from then on.
+        assert!(!rate.busy(start + RATE_WINDOW * 3 / 2, 1_500));
+        assert!(rate.busy(start + RATE_WINDOW * 2, 2_500));
+        assert!(rate.busy(start + RATE_WINDOW * 5 / 2, 2_600));
+        // After a quiet second, the next heartbeat goes on at once.
+        assert!(!rate.busy(start + RATE_WINDOW * 12, 2_700));
     }
 }

@@ -371,14 +371,14 @@ pub fn alerts_json(list: &AlertList) -> Value {
     // Each alert with its host's tags, when it has any.
     let alert_json = |alert: &Alert| {
         let mut shown = alert_json(alert);
-        if let (Some(tags), Some(map)) = (list.tags.get(&alert.key.host), shown.as_object_mut()) {
+        if let (Some(tags), Some(map)) = (list.tags.get(&*alert.key.host), shown.as_object_mut()) {
             map.insert("tags".into(), json!(tags));
         }
         shown
     };
     let mut held: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for alert in list.alerts.iter().filter(|a| a.held) {
-        held.entry(alert.key.host.as_str()).or_default().push(alert_json(alert));
+        held.entry(&*alert.key.host).or_default().push(alert_json(alert));
     }
     let listed: Vec<Value> = list
         .alerts
@@ -386,8 +386,8 @@ pub fn alerts_json(list: &AlertList) -> Value {
         .filter(|a| !a.held)
         .map(|alert| {
             let mut shown = alert_json(alert);
-            let under = match alert.key.plugin == HEARTBEAT {
-                true => held.remove(alert.key.host.as_str()).unwrap_or_default(),
+            let under = match &*alert.key.plugin == HEARTBEAT {
+                true => held.remove(&*alert.key.host).unwrap_or_default(),
                 false => Vec::new(),
             };
             shown["held"] = Value::Array(under);

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::server::model::{summarize, Ack, Alert, AlertChange, AlertKey, Level, HEARTBEAT, SILENT_FOR};
 use crate::server::msg::AckRefused;
 use crate::server::pattern::glob_matches;
+use crate::server::store::Names;
 
 /// The plugin whose data carries Nagios checks, mapped without rules.
 const NAGIOS_PLUGIN: &str = "nagios_runner";
@@ -208,9 +209,11 @@ fn show(value: f64) -> String {
 /// and silence boxed in `Alert`, cut hbd's RSS by 15 % at 2,000 hosts with
 /// full histories and three watched metrics each.)
 ///
-/// A list grows by one alert at a time: a host keeps the same few alerts
-/// for its life, and doubling left room for a fourth behind three, 224
-/// bytes a host.
+/// A key's strings are shared: its host with the map's key and the host's
+/// other alerts, its plugin and metric path with every host's alerts of
+/// them ([`Names`]). Each alert held three strings of its own before, 96
+/// bytes of heap, and a list grew by doubling, leaving room for a fourth
+/// alert behind three; together 0.5 KiB a host.
 ///
 /// Each host's list is behind an `Arc`, as the host records are: a
 /// snapshot for the state file copies one pointer per host, and a list
@@ -218,32 +221,49 @@ fn show(value: f64) -> String {
 /// every alert with its strings kept core from answering for 10 ms per
 /// 10,000 hosts at each save.
 #[derive(Debug, Default)]
-struct AlertMap(BTreeMap<String, Arc<Vec<Alert>>>);
+struct AlertMap {
+    lists: BTreeMap<Arc<str>, Arc<Vec<Alert>>>,
+    names: Names,
+}
 
 impl AlertMap {
     /// Where `key` is (or would go) in its host's list.
     fn position(list: &[Alert], key: &AlertKey) -> Result<usize, usize> {
-        list.binary_search_by(|a| {
-            (a.key.plugin.as_str(), a.key.metric_path.as_str()).cmp(&(key.plugin.as_str(), key.metric_path.as_str()))
-        })
+        list.binary_search_by(|a| (&a.key.plugin, &a.key.metric_path).cmp(&(&key.plugin, &key.metric_path)))
     }
 
     fn get(&self, key: &AlertKey) -> Option<&Alert> {
-        let list = self.0.get(&key.host)?;
+        let list = self.lists.get(&*key.host)?;
         Self::position(list, key).ok().map(|i| &list[i])
     }
 
     fn get_mut(&mut self, key: &AlertKey) -> Option<&mut Alert> {
-        let list = self.0.get_mut(&key.host)?;
+        let list = self.lists.get_mut(&*key.host)?;
         let at = Self::position(list, key).ok()?;
         Some(&mut Arc::make_mut(list)[at])
     }
 
+    /// The list of `key`'s host (made empty if it has none), and `key` with
+    /// the strings shared (see [`AlertMap`]).
+    fn list_for(&mut self, key: &AlertKey) -> (&mut Vec<Alert>, AlertKey) {
+        let host = match self.lists.get_key_value(&*key.host) {
+            Some((host, _)) => host.clone(),
+            None => key.host.clone(),
+        };
+        let shared =
+            AlertKey { plugin: self.names.name(&key.plugin), metric_path: self.names.name(&key.metric_path), host };
+        let list = Arc::make_mut(self.lists.entry(shared.host.clone()).or_default());
+        (list, shared)
+    }
+
     /// The alert at `key`, made OK (as of `now`) if there is none yet.
     fn get_or_insert(&mut self, key: &AlertKey, now: f64) -> &mut Alert {
-        let list = Arc::make_mut(self.0.entry(key.host.clone()).or_default());
+        if self.get(key).is_none() {
+            self.insert(new_alert(key, now));
+        }
+        let list = Arc::make_mut(self.lists.entry(key.host.clone()).or_default());
+        // (Found: it was inserted above if it was missing.)
         let at = Self::position(list, key).unwrap_or_else(|at| {
-            list.reserve_exact(1);
             list.insert(at, new_alert(key, now));
             at
         });
@@ -251,8 +271,9 @@ impl AlertMap {
     }
 
     /// Adds `alert`, replacing the one at its key.
-    fn insert(&mut self, alert: Alert) {
-        let list = Arc::make_mut(self.0.entry(alert.key.host.clone()).or_default());
+    fn insert(&mut self, mut alert: Alert) {
+        let (list, key) = self.list_for(&alert.key);
+        alert.key = key;
         match Self::position(list, &alert.key) {
             Ok(at) => list[at] = alert,
             Err(at) => {
@@ -263,13 +284,13 @@ impl AlertMap {
     }
 
     fn of_host(&self, host: &str) -> &[Alert] {
-        self.0.get(host).map_or(&[], |list| list.as_slice())
+        self.lists.get(host).map_or(&[], |list| list.as_slice())
     }
 
     /// Keeps the alerts of `host` that `keep` picks. A list that keeps
     /// them all is left as it is (and shared with a snapshot).
     fn retain_of_host(&mut self, host: &str, keep: impl Fn(&Alert) -> bool) {
-        let Some(list) = self.0.get_mut(host) else {
+        let Some(list) = self.lists.get_mut(host) else {
             return;
         };
         if list.iter().all(&keep) {
@@ -277,18 +298,18 @@ impl AlertMap {
         }
         Arc::make_mut(list).retain(keep);
         if list.is_empty() {
-            self.0.remove(host);
+            self.lists.remove(host);
         }
     }
 
     /// Every alert, by host, plugin and path.
     fn values(&self) -> impl Iterator<Item = &Alert> {
-        self.0.values().flat_map(|list| list.iter())
+        self.lists.values().flat_map(|list| list.iter())
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.0.values().map(|list| list.len()).sum()
+        self.lists.values().map(|list| list.len()).sum()
     }
 }
 
@@ -318,11 +339,11 @@ impl AlertTable {
     pub fn new(saved: Vec<Arc<Vec<Alert>>>) -> AlertTable {
         let mut table = AlertTable::default();
         for mut alert in saved.into_iter().flat_map(Arc::unwrap_or_clone) {
-            if alert.key.plugin == HEARTBEAT && alert.key.metric_path == OLD_HEARTBEAT_METRIC {
-                alert.key.metric_path = SILENT_FOR.to_string();
+            if &*alert.key.plugin == HEARTBEAT && &*alert.key.metric_path == OLD_HEARTBEAT_METRIC {
+                alert.key.metric_path = SILENT_FOR.into();
             }
-            if alert.key.plugin == HEARTBEAT && alert.level != Level::Ok {
-                table.down.insert(alert.key.host.clone());
+            if &*alert.key.plugin == HEARTBEAT && alert.level != Level::Ok {
+                table.down.insert(alert.key.host.to_string());
             }
             table.alerts.insert(alert);
         }
@@ -331,7 +352,7 @@ impl AlertTable {
 
     /// Each host's list, shared (see [`AlertMap`]).
     pub fn snapshot(&self) -> Vec<Arc<Vec<Alert>>> {
-        self.alerts.0.values().cloned().collect()
+        self.alerts.lists.values().cloned().collect()
     }
 
     fn is_held(&self, alert: &Alert) -> bool {
@@ -371,7 +392,7 @@ impl AlertTable {
     pub fn worst_by_host(&self) -> HashMap<&str, Level> {
         let mut worst: HashMap<&str, Level> = HashMap::new();
         for alert in self.alerts.values() {
-            let level = worst.entry(alert.key.host.as_str()).or_insert(Level::Ok);
+            let level = worst.entry(&*alert.key.host).or_insert(Level::Ok);
             *level = (*level).max(alert.level);
         }
         worst
@@ -386,7 +407,7 @@ impl AlertTable {
         }
         for (path, rule) in rules.for_host(host, plugin) {
             for (metric_path, value) in values_at(data, path) {
-                let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path };
+                let key = AlertKey { host: host.into(), plugin: plugin.into(), metric_path: metric_path.into() };
                 changes.extend(self.evaluate(key, value, rule, now));
             }
         }
@@ -427,11 +448,7 @@ impl AlertTable {
         let mut changes = Vec::new();
         for (check, result) in checks {
             let Some(code) = result.get("exit_code").and_then(Value::as_i64) else { continue };
-            let key = AlertKey {
-                host: host.to_string(),
-                plugin: NAGIOS_PLUGIN.to_string(),
-                metric_path: format!("checks.{check}.exit_code"),
-            };
+            let key = AlertKey::new(host, NAGIOS_PLUGIN, &format!("checks.{check}.exit_code"));
             let alert = self.alerts.get_or_insert(&key, now);
             let level = Level::from_nagios(code);
             alert.last_value = Some(code as f64);
@@ -448,7 +465,7 @@ impl AlertTable {
         // A check no longer configured is no longer an alert.
         self.alerts.retain_of_host(host, |alert| {
             let k = &alert.key;
-            k.plugin != NAGIOS_PLUGIN || checks.keys().any(|c| k.metric_path == format!("checks.{c}.exit_code"))
+            &*k.plugin != NAGIOS_PLUGIN || checks.keys().any(|c| *k.metric_path == format!("checks.{c}.exit_code"))
         });
         changes
     }
@@ -476,7 +493,7 @@ impl AlertTable {
 
     /// Forgets every alert of a host hbd forgets.
     pub fn forget(&mut self, host: &str) {
-        self.alerts.0.remove(host);
+        self.alerts.lists.remove(host);
         self.down.remove(host);
         self.unreachable.remove(host);
     }
@@ -535,7 +552,7 @@ impl AlertTable {
                 .filter(|a| a.level != Level::Ok && now - a.last_notified >= rules.renotify)
                 // Someone is on it: no reminders (see `acknowledge`).
                 .filter(|a| a.acknowledged.is_none())
-                .filter(|a| a.key.plugin == HEARTBEAT || hosts.is_up(&a.key.host))
+                .filter(|a| &*a.key.plugin == HEARTBEAT || hosts.is_up(&a.key.host))
                 .map(|a| a.key.clone())
                 .collect();
             for key in due {
@@ -543,8 +560,8 @@ impl AlertTable {
                     alert.last_notified = now;
                     let ongoing = now - alert.since;
                     let what = describe(&key, alert.last_value);
-                    let behind = match key.plugin == HEARTBEAT {
-                        true => behind_text(self.behind.get(&key.host).copied()),
+                    let behind = match &*key.plugin == HEARTBEAT {
+                        true => behind_text(self.behind.get(&*key.host).copied()),
                         false => String::new(),
                     };
                     let text = format!(
@@ -570,7 +587,7 @@ impl AlertTable {
     }
 
     fn stale(&mut self, host: &str, plugin: &str, silent: f64, now: f64) -> Option<AlertChange> {
-        let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path: String::new() };
+        let key = AlertKey { host: host.into(), plugin: plugin.into(), metric_path: "".into() };
         // Asked every second while the plugin stays silent: a look first,
         // so that a list a snapshot holds is not copied to change nothing.
         if self.alerts.get(&key).is_some_and(|alert| alert.level == Level::Unknown) {
@@ -586,7 +603,7 @@ impl AlertTable {
     }
 
     fn recover_stale(&mut self, host: &str, plugin: &str, now: f64) -> Option<AlertChange> {
-        let key = AlertKey { host: host.to_string(), plugin: plugin.to_string(), metric_path: String::new() };
+        let key = AlertKey { host: host.into(), plugin: plugin.into(), metric_path: "".into() };
         let from = self.alerts.get(&key).map(|a| a.level).filter(|l| *l != Level::Ok)?;
         let text = format!("RECOVERED: {host} - {plugin} reporting again ({} -> OK)", from.as_str());
         Some(self.transition(&key, Level::Ok, None, None, now, text))
@@ -645,7 +662,7 @@ impl AlertTable {
     }
 
     fn held_key(&self, key: &AlertKey) -> bool {
-        key.plugin != HEARTBEAT && (self.down.contains(&key.host) || self.unreachable.contains(&key.host))
+        &*key.plugin != HEARTBEAT && (self.down.contains(&*key.host) || self.unreachable.contains(&*key.host))
     }
 }
 
@@ -672,8 +689,8 @@ impl AlertTable {
     /// Only a host-down alert that is not OK has hosts behind it (the count
     /// is the last tick's: a parent just back is OK already).
     fn behind_of(&self, key: &AlertKey) -> Option<usize> {
-        let down = key.plugin == HEARTBEAT && self.alerts.get(key).is_some_and(|a| a.level != Level::Ok);
-        down.then(|| self.behind.get(&key.host).copied()).flatten()
+        let down = &*key.plugin == HEARTBEAT && self.alerts.get(key).is_some_and(|a| a.level != Level::Ok);
+        down.then(|| self.behind.get(&*key.host).copied()).flatten()
     }
 
     fn behind_text(&self, host: &str) -> String {
@@ -704,7 +721,7 @@ pub trait UpHosts {
 }
 
 fn heartbeat_key(host: &str) -> AlertKey {
-    AlertKey { host: host.to_string(), plugin: HEARTBEAT.to_string(), metric_path: SILENT_FOR.to_string() }
+    AlertKey { host: host.into(), plugin: HEARTBEAT.into(), metric_path: SILENT_FOR.into() }
 }
 
 fn new_alert(key: &AlertKey, now: f64) -> Alert {
@@ -728,7 +745,7 @@ fn new_alert(key: &AlertKey, now: f64) -> Alert {
 
 /// `plugin.metric = value`, or what a host-down or stale alert is about.
 fn describe(key: &AlertKey, value: Option<f64>) -> String {
-    if key.plugin == HEARTBEAT {
+    if &*key.plugin == HEARTBEAT {
         return "host down".to_string();
     }
     if key.metric_path.is_empty() {
@@ -736,7 +753,7 @@ fn describe(key: &AlertKey, value: Option<f64>) -> String {
     }
     match value {
         // Exit codes are whole numbers.
-        Some(v) if key.plugin == NAGIOS_PLUGIN => format!("{}.{} = {v}", key.plugin, key.metric_path),
+        Some(v) if &*key.plugin == NAGIOS_PLUGIN => format!("{}.{} = {v}", key.plugin, key.metric_path),
         Some(v) => format!("{}.{} = {}", key.plugin, key.metric_path, show(v)),
         None => format!("{}.{}", key.plugin, key.metric_path),
     }
@@ -793,7 +810,7 @@ mod tests {
                 data = json!({ *segment: data });
             }
             table.observe(rules, "h", plugin, &data, i as f64);
-            let key = AlertKey { host: "h".into(), plugin: plugin.into(), metric_path: path.join(".") };
+            let key = AlertKey { host: "h".into(), plugin: plugin.into(), metric_path: path.join(".").into() };
             out.push(table.alerts.get(&key).map_or(Level::Ok, |a| a.level));
         }
         out
@@ -844,7 +861,7 @@ mod tests {
         assert_eq!(t.worst("db1"), Level::Warning);
         assert_eq!(t.worst("db10"), Level::Critical);
         assert_eq!(t.worst("db2"), Level::Ok);
-        let hosts = |host| t.sorted(Some(host)).into_iter().map(|a| a.key.host).collect::<Vec<_>>();
+        let hosts = |host| t.sorted(Some(host)).into_iter().map(|a| a.key.host.to_string()).collect::<Vec<_>>();
         assert_eq!(hosts("db1"), ["db1"]);
         assert_eq!(hosts("db"), ["db"]);
         assert_eq!(t.sorted(None).len(), 4);
@@ -868,13 +885,10 @@ mod tests {
         assert_eq!((change.to, change.value), (C, Some(75.0)));
         assert_eq!(counts(&t), (1, 1), "db1's host-down alert counts, its cpu alert is held");
         let listed = t.sorted(None);
-        let db1: Vec<_> = listed.iter().filter(|a| a.key.host == "db1").collect();
+        let db1: Vec<_> = listed.iter().filter(|a| &*a.key.host == "db1").collect();
         assert_eq!(db1.len(), 2);
-        assert_eq!(
-            (db1[0].key.plugin.as_str(), db1[0].key.metric_path.as_str(), db1[0].held),
-            (HEARTBEAT, SILENT_FOR, false)
-        );
-        assert_eq!((db1[1].key.plugin.as_str(), db1[1].held), ("cpu_monitor", true));
+        assert_eq!((&*db1[0].key.plugin, &*db1[0].key.metric_path, db1[0].held), (HEARTBEAT, SILENT_FOR, false));
+        assert_eq!((&*db1[1].key.plugin, db1[1].held), ("cpu_monitor", true));
         assert!(listed.last().is_some_and(|a| a.held), "held alerts are listed last");
         assert_eq!(summarize(&t.sorted(Some("db1")))[&C], 1);
         // The silence grows with the clock.
@@ -898,7 +912,7 @@ mod tests {
             new_alert(&AlertKey { host: "db1".into(), plugin: "cpu_monitor".into(), metric_path: "x".into() }, 5.0);
         let mut t = AlertTable::new(vec![Arc::new(vec![saved, Alert { level: W, ..cpu }])]);
         let listed = t.sorted(None);
-        assert_eq!(listed[0].key.metric_path, SILENT_FOR);
+        assert_eq!(&*listed[0].key.metric_path, SILENT_FOR);
         assert!(listed[1].held, "the host is still down after the restart");
         assert!(t.host_down("db1", 10.0, 10.0).is_none(), "still down: not a second time");
     }
@@ -1098,7 +1112,7 @@ mod tests {
         let c = t.host_down("site1-router", 32.0, 110.0).unwrap();
         assert_eq!(c.text, "CRITICAL: site1-router - host down (silent for 32s); 20 hosts behind it are unreachable");
         let listed = t.sorted(None);
-        assert_eq!((listed[0].key.host.as_str(), listed[0].behind), ("site1-router", Some(20)));
+        assert_eq!((&*listed[0].key.host, listed[0].behind), ("site1-router", Some(20)));
         assert!(listed[1].held, "the unreachable host's cpu alert is held");
         assert_eq!(t.summary()[&C], 1, "and not counted");
         t.set_behind([("site1-router".to_string(), 21)].into());

@@ -36,7 +36,7 @@ pub const RUNNING_FOR: &str = "running_seconds";
 pub const DURATION: &str = "duration_seconds";
 
 fn key(host: &str, metric: &str) -> AlertKey {
-    AlertKey { host: host.to_string(), plugin: JOB_PLUGIN.to_string(), metric_path: metric.to_string() }
+    AlertKey { host: host.into(), plugin: JOB_PLUGIN.into(), metric_path: metric.into() }
 }
 
 /// Before the table stores a signal: a run's end becomes a sample of the
@@ -244,7 +244,7 @@ mod tests {
         events
             .iter()
             .filter_map(|e| match e {
-                Event::Alert(c) => Some((c.key.metric_path.clone(), c.to)),
+                Event::Alert(c) => Some((c.key.metric_path.to_string(), c.to)),
                 _ => None,
             })
             .collect()

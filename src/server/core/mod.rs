@@ -423,7 +423,7 @@ impl Core {
         comment: Option<String>,
         now: f64,
     ) -> Result<Alert, AckRefused> {
-        key.host.make_ascii_lowercase();
+        key.host = key.host.to_ascii_lowercase().into();
         if !self.table.contains(&key.host) {
             return Err(AckRefused::UnknownHost);
         }
@@ -566,7 +566,7 @@ impl Core {
     fn host_tags(&self, alerts: &[Alert]) -> std::collections::BTreeMap<String, Vec<String>> {
         let hosts = alerts.iter().map(|a| &a.key.host);
         hosts
-            .filter_map(|h| Some((h.clone(), self.table.host(h)?.tags.clone())).filter(|(_, t)| !t.is_empty()))
+            .filter_map(|h| Some((h.to_string(), self.table.host(h)?.tags.clone())).filter(|(_, t)| !t.is_empty()))
             .collect()
     }
 
@@ -744,7 +744,7 @@ impl Core {
     /// primary cannot say that it is down (or back).
     fn standing_by(&self, key: &AlertKey, now: f64) -> bool {
         let primary_alive = self.primary_heard.is_some_and(|(at, allowed)| now - at <= allowed);
-        let primarys_own = self.standby_for.as_deref() == Some(key.host.as_str()) && key.plugin == HEARTBEAT;
+        let primarys_own = self.standby_for.as_deref() == Some(&*key.host) && &*key.plugin == HEARTBEAT;
         self.standby_for.is_some() && primary_alive && !primarys_own
     }
 
@@ -802,7 +802,7 @@ impl Core {
             if self.standing_by(&key, now) {
                 continue;
             }
-            let alert = self.alerts.sorted(Some(&key.host)).into_iter().find(|a| a.key == key);
+            let alert = self.alerts.sorted(Some(&*key.host)).into_iter().find(|a| a.key == key);
             match alert {
                 Some(alert) if alert.held => continue,
                 Some(alert) if alert.level != notified => {
@@ -1015,7 +1015,7 @@ mod tests {
         let alert = ack(host_down("A"), Some("rebooting")).unwrap();
         assert_eq!(alert.acknowledged.map(|a| (a.by, a.at)), Some(("alice".to_string(), 1016.0)));
         assert!(
-            matches!(next_event(&h.journal), Event::Acknowledged { key, by, comment } if key.host == "a" && by == "alice" && comment == "rebooting")
+            matches!(next_event(&h.journal), Event::Acknowledged { key, by, comment } if &*key.host == "a" && by == "alice" && comment == "rebooting")
         );
         assert!(ack(host_down("a"), None).unwrap().acknowledged.is_none());
         assert!(matches!(next_event(&h.journal), Event::AckRemoved { .. }));
@@ -1189,7 +1189,7 @@ mod tests {
                 self.notify
                     .try_iter()
                     .flat_map(|NotifyMsg::Alerts { changes, .. }| changes)
-                    .map(|(change, _)| (change.key.host, change.to))
+                    .map(|(change, _)| (change.key.host.to_string(), change.to))
                     .collect()
             }
 
@@ -1267,7 +1267,7 @@ mod tests {
             assert!(h.notified().is_empty());
             let saved = h.stop();
             assert_eq!(saved.silences.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
-            assert_eq!(saved.silence_held[0].key.metric_path, SILENT_FOR);
+            assert_eq!(&*saved.silence_held[0].key.metric_path, SILENT_FOR);
 
             let h = start(settings(Vec::new()), saved);
             h.tick_at(1100.0);

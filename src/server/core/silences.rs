@@ -163,7 +163,7 @@ impl Silences {
 
     /// A forgotten host's alerts are gone: nothing of them to make up for.
     pub fn forget_host(&mut self, host: &str) {
-        self.held.retain(|key, _| key.host != host);
+        self.held.retain(|key, _| &*key.host != host);
     }
 
     /// How many silences hold now, how many are to come.

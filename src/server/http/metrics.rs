@@ -221,7 +221,7 @@ pub fn render(s: &MetricsSnapshot, limit: usize) -> Result<String, usize> {
             Level::Unknown => 3.0,
         };
         let k = &alert.key;
-        let labels = [("host", k.host.as_str()), ("plugin", k.plugin.as_str()), ("metric", k.metric_path.as_str())];
+        let labels = [("host", &*k.host), ("plugin", &*k.plugin), ("metric", &*k.metric_path)];
         sample(&mut out, "hbd_alert_level", &labels, code);
     }
 

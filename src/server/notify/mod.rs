@@ -510,7 +510,7 @@ fn compose(events: &[&AlertChange], service: &str, id: u64, created: f64) -> Opt
                     None => counts.push((kind, 1)),
                 }
             }
-            let mut hosts: Vec<&str> = many.iter().map(|c| c.key.host.as_str()).collect();
+            let mut hosts: Vec<&str> = many.iter().map(|c| &*c.key.host).collect();
             hosts.sort_unstable();
             hosts.dedup();
             let more = hosts.len().saturating_sub(NAMED_HOSTS);
