@@ -5,10 +5,9 @@
 //! the batch's ACK buffers; then the batch's ACKs leave with one
 //! `sendmmsg(2)`. The accepted messages go to the journal and their
 //! heartbeats to `core` in one hand-over each, per batch or, while
-//! heartbeats come faster than [`BUSY_RATE`], per [`HOLD`].
-//! Nothing is allocated per datagram but the
-//! heartbeat's host name (and what a signed, compressed or plugin-carrying
-//! message needs).
+//! heartbeats come faster than [`BUSY_RATE`], per [`HOLD`]. Nothing is
+//! allocated per datagram but the heartbeat's host name (and what a
+//! signed, compressed or plugin-carrying message needs).
 //! A rejected datagram is counted by reason and logged at most once per
 //! reason every [`REJECT_LOG_EVERY`]. Nothing a sender does can stop or slow
 //! this loop beyond the cost of decoding its datagram.
