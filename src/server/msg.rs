@@ -3,8 +3,8 @@
 //! senders do when it is full or its receiver is gone. ARCHITECTURE.md's
 //! channel table is this file; `server::run` makes the channels with these
 //! capacities. Capacities are in messages; udp's carry batches of up to 319
-//! heartbeats, or 127 messages with plugin data (`udp::HAND_OVER_AT`). A bounded channel allocates all its slots up front: they are
-//! idle memory.
+//! heartbeats, or 127 messages with plugin data (`udp::HAND_OVER_AT`). A
+//! bounded channel allocates all its slots up front: they are idle memory.
 //!
 //! Payload types that are data rather than messages (hosts, events, alerts,
 //! the stats components report) live in `model`; the plugin store's types

@@ -258,29 +258,28 @@ impl AlertMap {
 
     /// The alert at `key`, made OK (as of `now`) if there is none yet.
     fn get_or_insert(&mut self, key: &AlertKey, now: f64) -> &mut Alert {
-        if self.get(key).is_none() {
-            self.insert(new_alert(key, now));
+        match self.lists.get(&*key.host).map(|list| Self::position(list, key)) {
+            Some(Ok(at)) => &mut Arc::make_mut(self.lists.entry(key.host.clone()).or_default())[at],
+            _ => self.insert(new_alert(key, now)),
         }
-        let list = Arc::make_mut(self.lists.entry(key.host.clone()).or_default());
-        // (Found: it was inserted above if it was missing.)
-        let at = Self::position(list, key).unwrap_or_else(|at| {
-            list.insert(at, new_alert(key, now));
-            at
-        });
-        &mut list[at]
     }
 
     /// Adds `alert`, replacing the one at its key.
-    fn insert(&mut self, mut alert: Alert) {
+    fn insert(&mut self, mut alert: Alert) -> &mut Alert {
         let (list, key) = self.list_for(&alert.key);
         alert.key = key;
-        match Self::position(list, &alert.key) {
-            Ok(at) => list[at] = alert,
+        let at = match Self::position(list, &alert.key) {
+            Ok(at) => {
+                list[at] = alert;
+                at
+            }
             Err(at) => {
                 list.reserve_exact(1);
                 list.insert(at, alert);
+                at
             }
-        }
+        };
+        &mut list[at]
     }
 
     fn of_host(&self, host: &str) -> &[Alert] {
@@ -407,7 +406,7 @@ impl AlertTable {
         }
         for (path, rule) in rules.for_host(host, plugin) {
             for (metric_path, value) in values_at(data, path) {
-                let key = AlertKey { host: host.into(), plugin: plugin.into(), metric_path: metric_path.into() };
+                let key = AlertKey::new(host, plugin, &metric_path);
                 changes.extend(self.evaluate(key, value, rule, now));
             }
         }
@@ -587,7 +586,7 @@ impl AlertTable {
     }
 
     fn stale(&mut self, host: &str, plugin: &str, silent: f64, now: f64) -> Option<AlertChange> {
-        let key = AlertKey { host: host.into(), plugin: plugin.into(), metric_path: "".into() };
+        let key = AlertKey::new(host, plugin, "");
         // Asked every second while the plugin stays silent: a look first,
         // so that a list a snapshot holds is not copied to change nothing.
         if self.alerts.get(&key).is_some_and(|alert| alert.level == Level::Unknown) {
@@ -603,7 +602,7 @@ impl AlertTable {
     }
 
     fn recover_stale(&mut self, host: &str, plugin: &str, now: f64) -> Option<AlertChange> {
-        let key = AlertKey { host: host.into(), plugin: plugin.into(), metric_path: "".into() };
+        let key = AlertKey::new(host, plugin, "");
         let from = self.alerts.get(&key).map(|a| a.level).filter(|l| *l != Level::Ok)?;
         let text = format!("RECOVERED: {host} - {plugin} reporting again ({} -> OK)", from.as_str());
         Some(self.transition(&key, Level::Ok, None, None, now, text))
@@ -721,7 +720,7 @@ pub trait UpHosts {
 }
 
 fn heartbeat_key(host: &str) -> AlertKey {
-    AlertKey { host: host.into(), plugin: HEARTBEAT.into(), metric_path: SILENT_FOR.into() }
+    AlertKey::new(host, HEARTBEAT, SILENT_FOR)
 }
 
 fn new_alert(key: &AlertKey, now: f64) -> Alert {

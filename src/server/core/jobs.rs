@@ -36,7 +36,7 @@ pub const RUNNING_FOR: &str = "running_seconds";
 pub const DURATION: &str = "duration_seconds";
 
 fn key(host: &str, metric: &str) -> AlertKey {
-    AlertKey { host: host.into(), plugin: JOB_PLUGIN.into(), metric_path: metric.into() }
+    AlertKey::new(host, JOB_PLUGIN, metric)
 }
 
 /// Before the table stores a signal: a run's end becomes a sample of the

@@ -818,7 +818,7 @@ impl Api {
     /// `POST`/`DELETE /api/0/hosts/NAME/ack`: the alert as it is now, or
     /// 404 (unknown host or alert), 409 (OK, or not acknowledged).
     fn ack(&self, name: &str, by: &str, ack: ack::AckRequest) -> Reply {
-        let key = AlertKey { host: name.into(), plugin: ack.plugin.into(), metric_path: ack.metric_path.into() };
+        let key = AlertKey::new(name, &ack.plugin, &ack.metric_path);
         let what = format!("{}/{}/{}", truncate(name), truncate(&key.plugin), truncate(&key.metric_path));
         let query = |reply| Query::Ack { key, by: by.to_string(), comment: ack.comment, reply };
         match self.ask(query) {
