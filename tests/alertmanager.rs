@@ -104,10 +104,17 @@ impl Alertmanager {
             None => command.arg("--cluster.listen-address="),
         };
         let child = command.spawn().expect("prometheus-alertmanager is installed (tests/run installs it)");
-        let am = Alertmanager { child, url: format!("http://127.0.0.1:{port}") };
+        let mut am = Alertmanager { child, url: format!("http://127.0.0.1:{port}") };
         let ready = SocketAddr::from(([127, 0, 0, 1], port));
-        // Listening first (http_request wants a server), then ready.
-        wait_for("Alertmanager to listen", || std::net::TcpStream::connect(ready).ok());
+        // Listening first (http_request wants a server), then ready. One
+        // that exits (a port taken meanwhile) is reported with its log.
+        let log = dir.join(&format!("{tag}.log"));
+        wait_for("Alertmanager to listen", || {
+            if let Ok(Some(status)) = am.child.try_wait() {
+                panic!("Alertmanager {tag} exited ({status}):\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::net::TcpStream::connect(ready).ok()
+        });
         wait_for("Alertmanager to be ready", || (http_request(ready, "GET", "/-/ready", &[]).0 == 200).then_some(()));
         am
     }
