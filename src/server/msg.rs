@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +26,7 @@ use crate::server::model::{
     NotifyReport, PluginSeries, Sample, ServiceStats, Silence, UdpStats,
 };
 use crate::server::silence::{Held, NewSilence, SilenceList};
-use crate::server::store::{LatestData, Record};
+use crate::server::store::{LatestData, Layout, Record};
 use crate::wire::PluginKind;
 
 // ── core: its inbox and its queries ──────────────────────────────────────
@@ -288,34 +289,106 @@ pub enum AlertmanagerMsg {
 
 // ── state ─────────────────────────────────────────────────────────────────
 
-/// core → state. Full: the core skips that periodic save (the queued one is
-/// as good); the final save at shutdown waits.
+/// core → state. Full: the core owes that periodic save to the next tick
+/// (as it does while one is at work); the final save at shutdown waits.
 /// Disconnected: state exits after writing the newest snapshot.
 pub const STATE_CAPACITY: usize = 1;
 
 /// What the state writer receives.
 #[derive(Debug)]
 pub enum StateMsg {
-    /// Write this snapshot of what core knows.
-    Save(Saved),
-    /// The last snapshot, at shutdown: written with every core.
-    Final(Saved),
+    /// Write this snapshot of what core knows (its records asked for).
+    Save(Snapshot),
+    /// The last snapshot, at shutdown, its records taken: written with every core.
+    Final(Snapshot),
 }
 
 impl StateMsg {
     /// The snapshot, and whether it is the last.
-    pub fn into_parts(self) -> (Saved, bool) {
+    pub fn into_parts(self) -> (Snapshot, bool) {
         match self {
-            StateMsg::Save(saved) => (saved, false),
-            StateMsg::Final(saved) => (saved, true),
+            StateMsg::Save(snapshot) => (snapshot, false),
+            StateMsg::Final(snapshot) => (snapshot, true),
         }
     }
 }
 
-/// What hbd keeps across restarts.
+/// What a save writes: what core knows when the save starts, and its
+/// records.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Shared with core's alert table, one list per host (see [`Saved`]).
+    pub alerts: Vec<Arc<Vec<Alert>>>,
+    pub silences: Vec<Silence>,
+    pub silence_held: Vec<Held>,
+    pub records: Records,
+}
+
+/// A snapshot of every record, for tests (and a test's final save, back).
+#[cfg(test)]
+impl From<Saved> for Snapshot {
+    fn from(saved: Saved) -> Snapshot {
+        let Saved { hosts, alerts, silences, silence_held } = saved;
+        Snapshot { alerts, silences, silence_held, records: Records::Taken(hosts) }
+    }
+}
+
+#[cfg(test)]
+impl From<Snapshot> for Saved {
+    fn from(snapshot: Snapshot) -> Saved {
+        let Snapshot { alerts, silences, silence_held, records } = snapshot;
+        let Records::Taken(hosts) = records else { panic!("a periodic save's records are asked for") };
+        Saved { hosts, alerts, silences, silence_held }
+    }
+}
+
+/// The hosts of a [`Snapshot`].
+#[derive(Debug)]
+pub enum Records {
+    /// Every record, taken from core's table: the final save's (core ends
+    /// next) and tests'.
+    Taken(Vec<Arc<Record>>),
+    /// A periodic save's: asked from core a piece at a time, as the writer
+    /// gets to them. core copies a record that changes while the writer
+    /// shares it, and at 100,000 hosts a save takes seconds: shared from
+    /// its start, nearly every record was copied, and the copies, freed
+    /// among blocks that stay, left hbd's heap a sixth larger than its data.
+    Asked(RecordsFromCore),
+}
+
+/// A periodic save's way to core's records: `hosts` names, sorted, kept
+/// by core until the save ends (when this is dropped). A host forgotten
+/// meanwhile is still given, as it was when forgotten; a host new since
+/// the save started is in the next one.
+#[derive(Debug)]
+pub struct RecordsFromCore {
+    pub hosts: usize,
+    /// Every layout core's blocks had when the save started: the file
+    /// lists them before any block. A block made since with a new layout
+    /// holds only samples newer than the save, and is left out.
+    pub layouts: Vec<Arc<Layout>>,
+    pub asks: Sender<RecordsWanted>,
+}
+
+/// state → core, one channel per periodic save. Zero: an ask is taken by
+/// core or fails because core has ended; it never waits in a queue that
+/// nobody reads (the writer would wait for its answer forever).
+/// Disconnected: by state when the save ends (core forgets its names); by
+/// core when it ends (the save fails, and the final one is written).
+pub const RECORDS_WANTED_CAPACITY: usize = 0;
+
+/// The records of the save's hosts in `range` (of its sorted names).
+#[derive(Debug)]
+pub struct RecordsWanted {
+    pub range: Range<usize>,
+    pub reply: Sender<Vec<Arc<Record>>>,
+}
+
+/// What hbd keeps across restarts, as the state file gives it back at
+/// start.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Saved {
-    /// Shared with core's table (see `HostTable`).
+    /// Shared with core's table from then on (see `HostTable`).
     pub hosts: Vec<Arc<Record>>,
     /// Alert states, so that a restart does not fire them again: in
     /// lists shared with core's alert table, one per host (a loaded

@@ -22,11 +22,16 @@
 //!
 //! Receives [`StateMsg`] snapshots from `core` and writes the newest one
 //! atomically: temporary file, fsync, rename, fsync of the directory, so a
-//! crash leaves either the old or the new file, never a mix. [`load`] runs in
+//! crash leaves either the old or the new file, never a mix. A periodic
+//! save asks core for its hosts' records a piece at a time
+//! ([`Records::Asked`]): the file has the hosts there were when it started,
+//! each as it was when the writer got to it. The final save, at shutdown,
+//! has every record at once. [`load`] runs in
 //! `main` before any thread starts; a file it cannot use is moved aside with
 //! a warning and hbd starts with an empty table.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::ops::Range;
@@ -42,7 +47,7 @@ use serde::Deserialize;
 
 use crate::server::files::{temp_path, write_atomically};
 use crate::server::model::{Alert, Host, Sample, Silence};
-use crate::server::msg::{Saved, StateMsg};
+use crate::server::msg::{Records, RecordsWanted, Saved, Snapshot, StateMsg};
 use crate::server::silence::Held;
 use crate::server::store::{Block, History, Layout, Layouts, Names, Plugins, Record, Series, Shape};
 use crate::wire::{unix_seconds, PluginKind};
@@ -382,23 +387,26 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
     std::thread::Builder::new().name("state".into()).spawn(move || {
         while let Ok(msg) = inbox.recv() {
             // Only the newest snapshot matters.
-            let (mut saved, mut last) = msg.into_parts();
+            let (mut snapshot, mut last) = msg.into_parts();
             while let Ok(newer) = inbox.try_recv() {
-                (saved, last) = newer.into_parts();
+                (snapshot, last) = newer.into_parts();
             }
             let started = std::time::Instant::now();
-            let n = saved.hosts.len();
             // The final save uses every core: nothing else runs by then,
             // and it is what SIGTERM waits for. A periodic one leaves the
             // other cores to monitoring.
             let workers = if last { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
-            match write_state(&path, saved, workers, last) {
+            match write_state(&path, snapshot, workers, last) {
                 // How long a save takes is what tells whether state_save_interval suits the fleet.
-                Ok(()) => log::debug!(
+                Ok(n) => log::debug!(
                     "state: saved {n} hosts to {} in {:.3} s",
                     path.display(),
                     started.elapsed().as_secs_f64()
                 ),
+                // The final save comes next, and replaces it.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    info!("state: save {} given up: {e}", path.display())
+                }
                 Err(e) => error!("state: save {}: {e}", path.display()),
             }
             if !last {
@@ -410,29 +418,29 @@ pub fn spawn(path: PathBuf, inbox: Receiver<StateMsg>) -> io::Result<JoinHandle<
 
 /// Hosts in one piece of the file: about 2 MiB of it with full histories.
 const HOSTS_PER_PIECE: usize = 256;
+/// Alerts in one piece of the file (at least; a host's are not split): about 1 MiB.
+const ALERTS_PER_PIECE: usize = 4096;
 
-/// Writes `saved` to `path` (atomically, see [`write_atomically`]). The
-/// file is cut into pieces ([`Piece`]) that `workers` threads serialize
-/// into buffers while this one writes them out in order: at 100,000 hosts
-/// the file is 700 MiB, and on one core its serialization alone took most
-/// of the 7 s that SIGTERM waited. Memory stays bounded: each worker has
-/// two buffers, which come back to it once written.
+/// Writes `snapshot` to `path` (atomically, see [`write_atomically`]); the
+/// number of hosts written. The file is cut into pieces ([`Piece`]) that
+/// `workers` threads serialize into buffers while this one writes them out
+/// in order: at 100,000 hosts the file is 700 MiB, and on one core its
+/// serialization alone took most of the 7 s that SIGTERM waited. Memory
+/// stays bounded: each worker has two buffers, which come back to it once
+/// written. A piece of hosts gets their records when it is serialized
+/// ([`Records`]), and lets them go when done.
 ///
-/// Each host's record is let go as soon as its plugins are serialized, not
-/// at the end of the save: core copies a record (and a block) that gets a
-/// sample while the snapshot holds it, and at 100,000 hosts, with saves of
-/// seconds, those copies left hbd's heap a third larger than its data.
-/// `last` (the final save): what was written is not freed, since the
-/// process exits next and the kernel takes its pages back at once
-/// (freeing 100,000 records one by one took most of a second of the wait
-/// for SIGTERM); only a save that fails part way frees the rest.
-fn write_state(path: &Path, mut saved: Saved, workers: usize, last: bool) -> io::Result<()> {
-    let mut records = std::mem::take(&mut saved.hosts);
-    records.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
-    let mut alerts: Vec<&Alert> = saved.alerts.iter().flat_map(|list| list.iter()).collect();
-    alerts.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let file = FileOut::new(&saved, &records, &alerts);
-    let pieces = file.pieces(records);
+/// `last` (the final save): the records are not freed, since the process
+/// exits next and the kernel takes its pages back at once (freeing 100,000
+/// records one by one took most of a second of the wait for SIGTERM).
+fn write_state(path: &Path, snapshot: Snapshot, workers: usize, last: bool) -> io::Result<usize> {
+    let Snapshot { alerts, silences, silence_held, mut records } = snapshot;
+    if let Records::Taken(records) = &mut records {
+        records.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
+    }
+    let file = FileOut::new(&silences, &silence_held, &records);
+    let hosts = file.hosts();
+    let pieces = file.pieces(alerts);
     let count = pieces.len();
     let mut lane_pieces: Vec<Vec<Piece>> = (0..workers).map(|_| Vec::new()).collect();
     for (i, piece) in pieces.into_iter().enumerate() {
@@ -457,7 +465,8 @@ fn write_state(path: &Path, mut saved: Saved, workers: usize, last: bool) -> io:
                         if last {
                             std::mem::forget(piece);
                         }
-                        if filled_tx.send(done).is_err() {
+                        let failed = done.is_err();
+                        if filled_tx.send(done).is_err() || failed {
                             return;
                         }
                     }
@@ -474,18 +483,19 @@ fn write_state(path: &Path, mut saved: Saved, workers: usize, last: bool) -> io:
         })
     });
     drop(file);
-    drop(alerts);
     if last {
-        std::mem::forget(saved);
+        std::mem::forget(records);
     }
-    written
+    written.map(|()| hosts)
 }
 
-/// A snapshot as the file has it (but its records, which its pieces hold):
-/// alerts in order, layouts numbered.
+/// A snapshot as the file has it (but its alerts, which its pieces hold):
+/// layouts numbered.
 struct FileOut<'a> {
-    saved: &'a Saved,
-    alerts: &'a [&'a Alert],
+    silences: &'a [Silence],
+    silence_held: &'a [Held],
+    /// Sorted by host name.
+    records: &'a Records,
     /// Held here: a layout is let go with the last block that has it, and
     /// its address must not be taken by another during the save.
     layouts: Vec<Arc<Layout>>,
@@ -499,62 +509,100 @@ struct FileOut<'a> {
 enum Piece {
     /// Everything up to the alerts' `[`.
     Head,
-    Alerts(Range<usize>),
-    Hosts(Span),
-    Latency(Span),
-    /// The last piece with its hosts: it holds the snapshot's own
-    /// references to their records, so dropping it lets them go.
-    Plugins(Span),
+    /// Hosts' alert lists, the first of its alerts the `start`th in the
+    /// file. Each list is let go once written: core copies a list that
+    /// changes while the snapshot holds it, and it changes with nearly
+    /// every sample (the value an alert last saw). Held to the end of the
+    /// save, at 100,000 hosts those copies left a twelfth of hbd's heap
+    /// in holes.
+    Alerts {
+        start: usize,
+        lists: Vec<Arc<Vec<Alert>>>,
+    },
+    /// The file's hosts in the range (by index), in one of the members
+    /// that have an item per host.
+    Hosts(Member, Range<usize>),
     Text(&'static str),
 }
 
-/// Consecutive hosts of the file, from the `start`th on.
-struct Span {
-    start: usize,
-    records: Vec<Arc<Record>>,
+/// The members of the file with an item per host.
+#[derive(Clone, Copy)]
+enum Member {
+    Hosts,
+    Latency,
+    Plugins,
 }
 
 impl<'a> FileOut<'a> {
-    fn new(saved: &'a Saved, records: &[Arc<Record>], alerts: &'a [&'a Alert]) -> FileOut<'a> {
-        let mut layout_ids = HashMap::new();
-        let mut layouts = Vec::new();
-        for record in records {
-            let histories = record.plugins.iter().map(|(_, series)| series.history());
-            for history in histories.chain([&record.latency]) {
-                for block in history.blocks() {
-                    layout_ids.entry(Arc::as_ptr(&block.layout) as usize).or_insert_with(|| {
-                        layouts.push(block.layout.clone());
-                        layouts.len() - 1
-                    });
-                }
+    fn new(silences: &'a [Silence], silence_held: &'a [Held], records: &'a Records) -> FileOut<'a> {
+        let layouts = match records {
+            Records::Taken(records) => {
+                let mut seen = HashSet::new();
+                let histories = records.iter().flat_map(|record| {
+                    record.plugins.iter().map(|(_, series)| series.history()).chain([&record.latency])
+                });
+                let blocks = histories.flat_map(|history| history.blocks());
+                blocks
+                    .filter(|block| seen.insert(Arc::as_ptr(&block.layout)))
+                    .map(|block| block.layout.clone())
+                    .collect()
             }
-        }
-        FileOut { saved, alerts, layouts, layout_ids }
+            Records::Asked(from_core) => from_core.layouts.clone(),
+        };
+        let layout_ids = layouts.iter().enumerate().map(|(id, layout)| (Arc::as_ptr(layout) as usize, id)).collect();
+        FileOut { silences, silence_held, records, layouts, layout_ids }
     }
 
-    /// The pieces of the file, `records` (in the file's order) handed to
-    /// the pieces that write them: `hosts` and `latency` get references
-    /// of their own, `plugins` (the last member) the snapshot's.
-    fn pieces(&self, records: Vec<Arc<Record>>) -> Vec<Piece> {
-        let cloned = |records: &[Arc<Record>]| -> Vec<Span> {
-            records
-                .chunks(HOSTS_PER_PIECE)
-                .enumerate()
-                .map(|(i, records)| Span { start: i * HOSTS_PER_PIECE, records: records.to_vec() })
-                .collect()
+    fn hosts(&self) -> usize {
+        match self.records {
+            Records::Taken(records) => records.len(),
+            Records::Asked(from_core) => from_core.hosts,
+        }
+    }
+
+    /// The records of the file's hosts in `range`: a periodic save's asked
+    /// from core now (so core shares each only while its piece is
+    /// serialized).
+    fn records(&self, range: Range<usize>) -> io::Result<Cow<'a, [Arc<Record>]>> {
+        let from_core = match self.records {
+            Records::Taken(records) => return Ok(Cow::Borrowed(&records[range])),
+            Records::Asked(from_core) => from_core,
+        };
+        let ended = || io::Error::new(io::ErrorKind::Interrupted, "hbd is stopping (core has ended)");
+        let (reply, answer) = bounded(1);
+        from_core.asks.send(RecordsWanted { range: range.clone(), reply }).map_err(|_| ended())?;
+        let records = answer.recv().map_err(|_| ended())?;
+        if records.len() != range.len() {
+            let error = format!("core had {} of the {} hosts asked for, {range:?}", records.len(), range.len());
+            return Err(io::Error::other(error));
+        }
+        Ok(Cow::Owned(records))
+    }
+
+    /// The file's pieces, `alerts` (one list per host, as core keeps them:
+    /// by host, then plugin and metric) handed to the pieces that write them.
+    fn pieces(&self, alerts: Vec<Arc<Vec<Alert>>>) -> Vec<Piece> {
+        let hosts = self.hosts();
+        let per_host = |member| {
+            (0..hosts).step_by(HOSTS_PER_PIECE).map(move |i| Piece::Hosts(member, i..(i + HOSTS_PER_PIECE).min(hosts)))
         };
         let mut pieces = vec![Piece::Head];
-        let (alerts, per) = (self.alerts.len(), 16 * HOSTS_PER_PIECE);
-        pieces.extend((0..alerts).step_by(per).map(|i| Piece::Alerts(i..(i + per).min(alerts))));
-        pieces.push(Piece::Text("],\"hosts\":["));
-        pieces.extend(cloned(&records).into_iter().map(Piece::Hosts));
-        pieces.push(Piece::Text("],\"latency\":["));
-        pieces.extend(cloned(&records).into_iter().map(Piece::Latency));
-        pieces.push(Piece::Text("],\"plugins\":["));
-        let mut records = records.into_iter();
-        for start in (0..records.len()).step_by(HOSTS_PER_PIECE) {
-            pieces.push(Piece::Plugins(Span { start, records: records.by_ref().take(HOSTS_PER_PIECE).collect() }));
+        let (mut start, mut lists, mut count) = (0, Vec::new(), 0);
+        for list in alerts {
+            count += list.len();
+            lists.push(list);
+            if count - start >= ALERTS_PER_PIECE {
+                pieces.push(Piece::Alerts { start, lists: std::mem::take(&mut lists) });
+                start = count;
+            }
         }
+        pieces.push(Piece::Alerts { start, lists });
+        pieces.push(Piece::Text("],\"hosts\":["));
+        pieces.extend(per_host(Member::Hosts));
+        pieces.push(Piece::Text("],\"latency\":["));
+        pieces.extend(per_host(Member::Latency));
+        pieces.push(Piece::Text("],\"plugins\":["));
+        pieces.extend(per_host(Member::Plugins));
         pieces.push(Piece::Text("]}\n"));
         pieces
     }
@@ -565,36 +613,29 @@ impl<'a> FileOut<'a> {
                 write!(out, "{{\"version\":{FORMAT_VERSION},\"saved_at\":")?;
                 serde_json::to_writer(&mut *out, &unix_seconds(SystemTime::now()))?;
                 out.extend_from_slice(b",\"silences\":");
-                serde_json::to_writer(&mut *out, &self.saved.silences)?;
+                serde_json::to_writer(&mut *out, self.silences)?;
                 out.extend_from_slice(b",\"silence_held\":");
-                serde_json::to_writer(&mut *out, &self.saved.silence_held)?;
+                serde_json::to_writer(&mut *out, self.silence_held)?;
                 out.extend_from_slice(b",\"layouts\":");
                 let shapes: Vec<&[Shape]> = self.layouts.iter().map(|layout| layout.shape()).collect();
                 serde_json::to_writer(&mut *out, &shapes)?;
                 out.extend_from_slice(b",\"alerts\":[");
             }
-            Piece::Alerts(range) => {
-                for i in range.clone() {
+            Piece::Alerts { start, lists } => {
+                for (i, alert) in (*start..).zip(lists.iter().flat_map(|list| list.iter())) {
                     comma_before(out, i);
-                    serde_json::to_writer(&mut *out, self.alerts[i])?;
+                    serde_json::to_writer(&mut *out, alert)?;
                 }
             }
-            Piece::Hosts(span) => {
-                for (i, record) in span.iter() {
+            Piece::Hosts(member, range) => {
+                let records = self.records(range.clone())?;
+                for (i, record) in range.clone().zip(records.iter()) {
                     comma_before(out, i);
-                    serde_json::to_writer(&mut *out, &record.host)?;
-                }
-            }
-            Piece::Latency(span) => {
-                for (i, record) in span.iter() {
-                    comma_before(out, i);
-                    self.write_blocks(&record.latency, out);
-                }
-            }
-            Piece::Plugins(span) => {
-                for (i, record) in span.iter() {
-                    comma_before(out, i);
-                    self.write_plugins(record, out)?;
+                    match member {
+                        Member::Hosts => serde_json::to_writer(&mut *out, &record.host)?,
+                        Member::Latency => self.write_blocks(&record.latency, out),
+                        Member::Plugins => self.write_plugins(record, out)?,
+                    }
                 }
             }
             Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
@@ -640,21 +681,18 @@ impl<'a> FileOut<'a> {
     /// escaping, so it is written straight into the buffer.
     fn write_blocks(&self, history: &History, out: &mut Vec<u8>) {
         out.push(b'[');
-        for (i, block) in history.blocks().enumerate() {
+        // A block with a layout new since the save started holds only
+        // newer samples: left out (see `RecordsFromCore::layouts`).
+        let known = history
+            .blocks()
+            .filter_map(|block| Some((self.layout_ids.get(&(Arc::as_ptr(&block.layout) as usize))?, block)));
+        for (i, (id, block)) in known.enumerate() {
             comma_before(out, i);
-            let id = self.layout_ids.get(&(Arc::as_ptr(&block.layout) as usize)).copied().unwrap_or_default();
             let _ = write!(out, "[{id},{},\"", block.chunk.rows());
             push_base64(out, block.chunk.bytes());
             out.extend_from_slice(b"\"]");
         }
         out.push(b']');
-    }
-}
-
-impl Span {
-    /// Each record with its index in the file.
-    fn iter(&self) -> impl Iterator<Item = (usize, &Record)> {
-        self.records.iter().enumerate().map(|(i, record)| (self.start + i, &**record))
     }
 }
 
@@ -806,6 +844,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::server::model::{Json, Level, Status};
+    use crate::server::msg::RecordsFromCore;
 
     fn host(name: &str) -> Host {
         Host {
@@ -862,11 +901,11 @@ mod tests {
             metric_path: "silent_for_seconds".into(),
         };
         let held = vec![Held { key, notified: Level::Ok }];
-        tx.send(StateMsg::Save(Saved {
+        tx.send(StateMsg::Save(Snapshot::from(Saved {
             silences: vec![silence.clone()],
             silence_held: held.clone(),
             ..Saved::default()
-        }))
+        })))
         .unwrap();
         drop(tx);
         handle.join().unwrap();
@@ -913,39 +952,44 @@ mod tests {
         fs::remove_dir_all(d).unwrap();
     }
 
-    /// A file of several pieces reads back whole, and is the same whether
-    /// one thread serialized its pieces or several did.
-    #[test]
-    fn pieces_made_on_several_threads_make_the_same_file() {
-        let d = dir("pieces");
-        let path = d.join("s.json");
-        let mut layouts = Layouts::default();
+    /// Hosts enough for three pieces, each with a monitor plugin, an info
+    /// plugin and round trips, named in the order they come.
+    fn hosts_of_three_pieces(layouts: &mut Layouts) -> Vec<Arc<Record>> {
         let sample = |i: usize, data: String| Sample {
             at: 1000.0 + i as f64,
             received: 1000.5 + i as f64,
             data: Some(Json::from(Arc::<str>::from(data))),
             error: None,
         };
-        let hosts: Vec<Arc<Record>> = (0..2 * HOSTS_PER_PIECE + 7)
+        (0..2 * HOSTS_PER_PIECE + 7)
             .map(|h| {
                 let mut monitor = History::default();
                 for i in 0..5 {
                     let data = format!("{{\"load\":{}.25,\"name\":\"cpu \\\"{h}\\\"\"}}", i * h);
-                    monitor.push_sample(&mut layouts, 50, &sample(i, data)).unwrap();
+                    monitor.push_sample(layouts, 50, &sample(i, data)).unwrap();
                 }
                 let mut info = History::default();
-                info.push_sample(&mut layouts, 1, &sample(0, format!("{{\"os\":\"é{h}\"}}"))).unwrap();
+                info.push_sample(layouts, 1, &sample(0, format!("{{\"os\":\"é{h}\"}}"))).unwrap();
                 let mut plugins = Plugins::default();
                 plugins.insert("cpu_monitor".into(), Series::Monitor(monitor));
                 plugins.insert("os_info".into(), Series::Info(info));
                 let mut latency = History::default();
-                latency.push_number(&mut layouts, 50, 1.5, h as f64 / 8.0).unwrap();
+                latency.push_number(layouts, 50, 1.5, h as f64 / 8.0).unwrap();
                 Arc::new(Record { host: host(&format!("h{h:04}")), plugins, latency })
             })
-            .collect();
+            .collect()
+    }
+
+    /// A file of several pieces reads back whole, and is the same whether
+    /// one thread serialized its pieces or several did.
+    #[test]
+    fn pieces_made_on_several_threads_make_the_same_file() {
+        let d = dir("pieces");
+        let path = d.join("s.json");
+        let hosts = hosts_of_three_pieces(&mut Layouts::default());
         let saved = Saved { hosts: hosts.iter().rev().cloned().collect(), ..Saved::default() };
         let file_of = |workers| {
-            write_state(&path, saved.clone(), workers, false).unwrap();
+            write_state(&path, saved.clone().into(), workers, false).unwrap();
             let mut file: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
             file.as_object_mut().unwrap().remove("saved_at");
             file
@@ -962,11 +1006,114 @@ mod tests {
         fs::remove_dir_all(d).unwrap();
     }
 
+    /// A periodic save of `hosts` whose blocks have `layouts`, with
+    /// `alerts`, and a thread that stands in for core: it answers the
+    /// save's asks until it has given `answers`, then ends (as core does at
+    /// shutdown). It returns how many hosts each ask was for, and whether
+    /// the writer held no alert list by its first ask.
+    fn save_asking(
+        hosts: Vec<Arc<Record>>,
+        layouts: Vec<Arc<Layout>>,
+        alerts: Vec<Arc<Vec<Alert>>>,
+        answers: usize,
+    ) -> (Snapshot, JoinHandle<(Vec<usize>, bool)>) {
+        let (asks, asked) = bounded::<RecordsWanted>(0);
+        let from_core = RecordsFromCore { hosts: hosts.len(), layouts, asks };
+        let cores_alerts = alerts.clone();
+        let core = std::thread::spawn(move || {
+            let mut alerts_let_go = None;
+            let answer = |ask: RecordsWanted| {
+                alerts_let_go.get_or_insert_with(|| cores_alerts.iter().all(|list| Arc::strong_count(list) == 1));
+                let _ = ask.reply.send(hosts[ask.range.clone()].to_vec());
+                ask.range.len()
+            };
+            let pieces = asked.iter().take(answers).map(answer).collect();
+            (pieces, alerts_let_go.unwrap_or(false))
+        });
+        let snapshot =
+            Snapshot { alerts, silences: Vec::new(), silence_held: Vec::new(), records: Records::Asked(from_core) };
+        (snapshot, core)
+    }
+
+    /// `n` alerts for each of `hosts`, one list per host as core keeps them.
+    fn alert_lists(hosts: &[Arc<Record>], n: usize) -> Vec<Arc<Vec<Alert>>> {
+        let alert = |host: &str, i: usize| Alert {
+            key: crate::server::model::AlertKey::new(host, "disk_monitor", &format!("p{i:02}.percent")),
+            level: Level::Warning,
+            last_value: Some(i as f64),
+            threshold: Some(85.0),
+            since: 1.0,
+            last_notified: 1.0,
+            warning: Some(85.0),
+            critical: None,
+            message: format!("WARNING: {host} p{i:02}"),
+            pending: None,
+            held: false,
+            acknowledged: None,
+            behind: None,
+            silenced: None,
+        };
+        hosts.iter().map(|r| Arc::new((0..n).map(|i| alert(&r.host.name, i)).collect())).collect()
+    }
+
+    /// A periodic save asks core for its records a piece at a time, and
+    /// its file reads back as the one written from records taken. A block
+    /// with a layout new since the save started is left out; a save whose
+    /// core ends before it is done is given up, and the file stays as it
+    /// was.
+    #[test]
+    fn a_periodic_save_asks_core_for_its_records_a_piece_at_a_time() {
+        let d = dir("asked");
+        let path = d.join("s.json");
+        let mut layouts = Layouts::default();
+        let hosts = hosts_of_three_pieces(&mut layouts);
+        let asked = |answers| {
+            // More than a piece of alerts.
+            let alerts = alert_lists(&hosts, 10);
+            let (snapshot, core) = save_asking(hosts.clone(), layouts.in_use(), alerts, answers);
+            (write_state(&path, snapshot, 1, false), core.join().unwrap())
+        };
+        let (written, (pieces, alerts_let_go)) = asked(usize::MAX);
+        assert_eq!(written.unwrap(), hosts.len());
+        assert!(pieces.iter().all(|&n| n <= HOSTS_PER_PIECE), "{pieces:?}");
+        assert_eq!(pieces.iter().sum::<usize>(), 3 * hosts.len(), "hosts, latency and plugins");
+        assert!(alerts_let_go, "each alert list let go once written, before the hosts");
+        let loaded = load(&path);
+        assert_eq!(loaded.hosts, hosts);
+        let alerts = alert_lists(&hosts, 10).iter().flat_map(|list| list.iter().cloned()).collect();
+        assert_eq!(loaded.alerts, [Arc::new(alerts)]);
+
+        let before = fs::read(&path).unwrap();
+        let (written, _) = asked(4);
+        assert_eq!(written.unwrap_err().kind(), io::ErrorKind::Interrupted);
+        assert_eq!(fs::read(&path).unwrap(), before, "the file as it was");
+        assert!(!temp_path(&path).exists());
+
+        // A sample of a new shape after the save started: a new block, with a
+        // layout the save's list does not have.
+        let mut changed = (*hosts[0]).clone();
+        let sample = Sample {
+            at: 2000.0,
+            received: 2000.5,
+            data: Some(Json::from(Arc::<str>::from(r#"{"new":1}"#))),
+            error: None,
+        };
+        let Some(Series::Monitor(history)) = changed.plugins.get("cpu_monitor") else { panic!("no cpu_monitor") };
+        let mut history = history.clone();
+        history.push_sample(&mut Layouts::default(), 50, &sample).unwrap();
+        changed.plugins.insert("cpu_monitor".into(), Series::Monitor(history));
+        let (snapshot, core) = save_asking(vec![Arc::new(changed)], layouts.in_use(), Vec::new(), usize::MAX);
+        write_state(&path, snapshot, 1, false).unwrap();
+        core.join().unwrap();
+        assert_eq!(load(&path).hosts, hosts[..1], "without the sample of the new shape");
+        fs::remove_dir_all(d).unwrap();
+    }
+
     /// Saves `hosts` to `path` through the state thread.
     fn tx_save(path: &Path, hosts: Vec<Arc<Record>>) {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = spawn(path.to_path_buf(), rx).unwrap();
-        tx.send(StateMsg::Save(Saved { hosts, ..Saved::default() })).unwrap();
+        tx.send(StateMsg::Save(Snapshot::from(Saved { hosts, ..Saved::default() }))).unwrap();
         drop(tx);
         handle.join().unwrap();
     }

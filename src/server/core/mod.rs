@@ -18,12 +18,14 @@ pub mod jobs;
 mod silences;
 pub mod table;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{never, select, tick, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, never, select, tick, Receiver, Sender, TrySendError};
 use log::{info, warn};
 
 use crate::server::host_filter::HostPage;
@@ -33,10 +35,12 @@ use crate::server::model::{
     ServiceStats, Status, UdpStats, HEARTBEAT,
 };
 use crate::server::msg::{
-    AckRefused, AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Saved,
-    StateMsg, Update, BATCH_ABOVE, MAX_SILENCES,
+    AckRefused, AlertmanagerMsg, CoreMsg, CoreStatus, DnsMsg, JournalMsg, MetricsSnapshot, NotifyMsg, Query, Records,
+    RecordsFromCore, RecordsWanted, Saved, Snapshot, StateMsg, Update, BATCH_ABOVE, MAX_SILENCES,
+    RECORDS_WANTED_CAPACITY,
 };
 use crate::server::silence::{self, Window};
+use crate::server::store::Record;
 use crate::wire::{unix_seconds, PluginKind};
 use alerts::AlertTable;
 use dns_wanted::DnsWanted;
@@ -80,8 +84,8 @@ pub struct CoreOutputs {
     /// Events for the journal. Full: the core blocks, because no line may be
     /// lost. None with `journal_enabled: false`.
     pub to_journal: Option<Sender<JournalMsg>>,
-    /// Snapshots for the state writer. Full: a periodic save is skipped (the
-    /// queued snapshot is as good); the final save waits.
+    /// Snapshots for the state writer. Full: a periodic save is owed to the
+    /// next tick (as while one is at work); the final save waits.
     pub to_state: Sender<StateMsg>,
     /// Live updates for browsers. Full: the update is dropped and counted
     /// (`hbd_ws_updates_dropped_total`): live views must not slow monitoring.
@@ -175,6 +179,7 @@ pub fn run(
         // What fires after a restart is told at the first tick.
         alerts_changed: true,
         save_pending: false,
+        saving: None,
         primary_heard: None,
         grace: settings.grace.as_secs_f64(),
         dns: DnsWanted::new(settings.dyndomains.clone()),
@@ -194,6 +199,8 @@ pub fn run(
     let save_every = settings.state_save_interval.as_secs_f64();
     let mut next_save = now + save_every;
     loop {
+        // A periodic save's asks for records, while one runs.
+        let save_asks = core.saving.as_ref().map_or_else(never, |saving| saving.asks.clone());
         select! {
             recv(inbox) -> msg => match msg {
                 Ok(CoreMsg::Heartbeats(batch)) => core.handle_heartbeats(batch),
@@ -217,6 +224,11 @@ pub fn run(
                 // No one asks any more (http has stopped): stop listening.
                 Err(_) => queries = never(),
             },
+            recv(save_asks) -> ask => match ask {
+                Ok(ask) => core.answer_save(ask),
+                // The writer is done with this save.
+                Err(_) => core.saving = None,
+            },
             recv(ticks) -> _ => {
                 let now = clock.now();
                 // Windows first: a host that goes down in the second a
@@ -235,6 +247,16 @@ pub fn run(
     let hosts = core.table.len();
     core.save(true);
     info!("core: stopped with {hosts} hosts");
+}
+
+/// A periodic save while the writer asks for its records
+/// ([`RecordsFromCore`]).
+struct Saving {
+    /// The hosts when it started, sorted.
+    names: Vec<String>,
+    /// Those forgotten since: the file has them as they were then.
+    forgotten: HashMap<String, Arc<Record>>,
+    asks: Receiver<RecordsWanted>,
 }
 
 /// The alert changes of one turn of the loop, sent together.
@@ -273,8 +295,10 @@ struct Core {
     alertmanager_stats: Option<ServiceStats>,
     /// An alert changed (or a host was forgotten) since Alertmanager was told.
     alerts_changed: bool,
-    /// An operator's write could not be saved at once (the writer was busy).
+    /// A save could not start at once (the writer was busy): owed at the next tick.
     save_pending: bool,
+    /// The periodic save the writer is at, whose records it asks for.
+    saving: Option<Saving>,
     /// When the primary hbd (`standby_for`) last sent its own heartbeat,
     /// and the interval plus grace it has before it counts as silent.
     primary_heard: Option<(f64, f64)>,
@@ -402,14 +426,20 @@ impl Core {
     /// `dns`, its records in every `dyndomains` domain go too.
     fn forget(&mut self, name: &str, by: &str, dns: bool, now: f64) -> bool {
         let Some(record) = self.table.remove(name) else { return false };
+        let last_seen = record.host.last_seen;
+        // A save at work that has yet to write it still does.
+        if let Some(saving) =
+            self.saving.as_mut().filter(|s| s.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok())
+        {
+            saving.forgotten.insert(name.to_string(), record);
+        }
         self.alerts.forget(name);
         self.alerts_changed = true;
         self.silences.forget_host(name);
         if dns && !self.dns.remove(name, &self.outputs.to_dns) {
             warn!("core: the DNS records of {name} are not removed: no dyndomains, or the DNS worker is stuck");
         }
-        let event =
-            Event::HostForgotten { name: name.to_string(), by: by.to_string(), last_seen: record.host.last_seen };
+        let event = Event::HostForgotten { name: name.to_string(), by: by.to_string(), last_seen };
         self.route(now, event);
         true
     }
@@ -699,27 +729,48 @@ impl Core {
         }
     }
 
-    /// Periodic saves are skipped while the writer is still busy with the last
-    /// one (a stalled disk must not stall the core); the final one waits.
+    /// Periodic saves are put off while the writer is still busy with the
+    /// last one (a stalled disk must not stall the core); the final one waits.
     fn save(&mut self, last: bool) {
+        if !last && self.saving.is_some() {
+            self.save_pending = true;
+            return;
+        }
         let (silences, silence_held) = self.silences.snapshot();
-        // The last snapshot takes the records: core ends next, and the
-        // state thread keeps them until the process exits.
-        let hosts = if last { self.table.take_records() } else { self.table.snapshot() };
-        let saved = Saved { hosts, alerts: self.alerts.snapshot(), silences, silence_held };
+        let alerts = self.alerts.snapshot();
         if last {
-            let msg = StateMsg::Final(saved);
+            // Ends a periodic save the writer is at: it has to give way.
+            self.saving = None;
+            // The last snapshot takes the records: core ends next, and the
+            // state thread keeps them until the process exits.
+            let records = Records::Taken(self.table.take_records());
+            let msg = StateMsg::Final(Snapshot { alerts, silences, silence_held, records });
             if self.outputs.to_state.send(msg).is_err() {
                 warn!("core: state writer is gone; final state not saved");
             }
-        } else {
-            match self.outputs.to_state.try_send(StateMsg::Save(saved)) {
-                // The writer is busy with the last one: this save is owed at the next tick.
-                Err(TrySendError::Full(_)) => self.save_pending = true,
-                Err(TrySendError::Disconnected(_)) => warn!("core: state writer is gone; state not saved"),
-                Ok(()) => {}
-            }
+            return;
         }
+        let names = self.table.names();
+        let (asks, asked) = bounded(RECORDS_WANTED_CAPACITY);
+        let records = Records::Asked(RecordsFromCore { hosts: names.len(), layouts: self.table.layouts(), asks });
+        match self.outputs.to_state.try_send(StateMsg::Save(Snapshot { alerts, silences, silence_held, records })) {
+            Ok(()) => self.saving = Some(Saving { names, forgotten: HashMap::new(), asks: asked }),
+            // The writer is busy with the last one: this save is owed at the next tick.
+            Err(TrySendError::Full(_)) => self.save_pending = true,
+            Err(TrySendError::Disconnected(_)) => warn!("core: state writer is gone; state not saved"),
+        }
+    }
+
+    /// The records the writer asks for, of the save's names in `range`.
+    fn answer_save(&mut self, ask: RecordsWanted) {
+        let Some(saving) = &self.saving else { return };
+        let names = saving.names.get(ask.range).unwrap_or_default();
+        let records = names
+            .iter()
+            .filter_map(|name| self.table.record(name).or_else(|| saving.forgotten.get(name)))
+            .cloned()
+            .collect();
+        let _ = ask.reply.send(records);
     }
 }
 
@@ -982,8 +1033,10 @@ mod tests {
         // A periodic save (at 1060) may wait before the final one; the
         // channel disconnects once the core has ended.
         let mut last = None;
-        while let Ok(StateMsg::Save(saved) | StateMsg::Final(saved)) = h.state.recv_timeout(DEADLINE) {
-            last = Some(saved);
+        while let Ok(msg) = h.state.recv_timeout(DEADLINE) {
+            if let StateMsg::Final(snapshot) = msg {
+                last = Some(Saved::from(snapshot));
+            }
         }
         h.core.join().unwrap();
         let saved = last.expect("a final snapshot");
@@ -1045,8 +1098,63 @@ mod tests {
 
         h.inbox.send(CoreMsg::Shutdown).unwrap();
         h.core.join().unwrap();
-        let (saved, true) = h.state.recv_timeout(DEADLINE).unwrap().into_parts() else { panic!("not the final save") };
-        assert_eq!(saved.hosts.len(), 2, "the final snapshot has every host");
+        let (snapshot, true) = h.state.recv_timeout(DEADLINE).unwrap().into_parts() else {
+            panic!("not the final save")
+        };
+        assert_eq!(Saved::from(snapshot).hosts.len(), 2, "the final snapshot has every host");
+    }
+
+    /// A periodic save gets the records when it asks for them: a host
+    /// forgotten meanwhile as it was, a new one not at all; a second save
+    /// waits for the first; and the final save ends one at work.
+    #[test]
+    fn a_periodic_save_asks_for_its_records_piece_by_piece() {
+        let h = start();
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("b", 1000.0), heartbeat("a", 1000.0)])).unwrap();
+        h.clock.set(1060.0);
+        h.ticks.send(Instant::now()).unwrap();
+        let Ok(StateMsg::Save(Snapshot { records: Records::Asked(from_core), .. })) = h.state.recv_timeout(DEADLINE)
+        else {
+            panic!("a periodic save whose records are asked for")
+        };
+        assert_eq!(from_core.hosts, 2);
+        let records = |range| {
+            let (reply, answer) = bounded(1);
+            from_core.asks.send(RecordsWanted { range, reply }).ok()?;
+            let records: Vec<Arc<Record>> = answer.recv().ok()?;
+            Some(records.iter().map(|r| (r.host.name.clone(), r.host.count)).collect::<Vec<_>>())
+        };
+        assert_eq!(records(1..2).unwrap(), [("b".to_string(), 1)], "sorted by name");
+
+        h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1061.0), heartbeat("c", 1061.0)])).unwrap();
+        ask(&h.queries, |reply| Query::Forget { name: "b".into(), by: "alice".into(), dns: false, reply }).unwrap();
+        let now = records(0..2).unwrap();
+        assert_eq!(now, [("a".to_string(), 2), ("b".to_string(), 1)], "a as it is now, b as it was forgotten");
+
+        h.clock.set(1121.0);
+        h.ticks.send(Instant::now()).unwrap();
+        ask(&h.queries, Query::HostCount).unwrap();
+        assert!(h.state.try_recv().is_err(), "the next save waits for this one");
+        drop(from_core);
+        // Owed at the first tick after core has seen the save end.
+        let owed = (0..100).find_map(|_| {
+            h.ticks.send(Instant::now()).unwrap();
+            ask(&h.queries, Query::HostCount).unwrap();
+            h.state.try_recv().ok()
+        });
+        let Some(StateMsg::Save(Snapshot { records: Records::Asked(from_core), .. })) = owed else {
+            panic!("the save owed")
+        };
+        assert_eq!(from_core.hosts, 2, "a and c");
+
+        h.inbox.send(CoreMsg::Shutdown).unwrap();
+        let (snapshot, true) = h.state.recv_timeout(DEADLINE).unwrap().into_parts() else {
+            panic!("not the final save")
+        };
+        assert_eq!(Saved::from(snapshot).hosts.len(), 2);
+        h.core.join().unwrap();
+        let (reply, _answer) = bounded(1);
+        assert!(from_core.asks.send(RecordsWanted { range: 0..2, reply }).is_err(), "the save at work ended with core");
     }
 
     #[test]
@@ -1196,8 +1304,10 @@ mod tests {
             fn stop(self) -> Saved {
                 self.inbox.send(CoreMsg::Shutdown).unwrap();
                 let mut last = None;
-                while let Ok(StateMsg::Save(saved) | StateMsg::Final(saved)) = self.state.recv_timeout(DEADLINE) {
-                    last = Some(saved);
+                while let Ok(msg) = self.state.recv_timeout(DEADLINE) {
+                    if let StateMsg::Final(snapshot) = msg {
+                        last = Some(Saved::from(snapshot));
+                    }
                 }
                 self.core.join().unwrap();
                 last.expect("a final snapshot")

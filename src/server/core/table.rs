@@ -14,7 +14,7 @@ use super::alerts::UpHosts;
 use super::deps::Parents;
 use super::CoreSettings;
 use crate::server::model::{Event, Heartbeat, Host, Json, Level, PluginSeries, Sample, Status};
-use crate::server::store::{History, LatestData, Layouts, Names, Plugins, Record, Series};
+use crate::server::store::{History, LatestData, Layout, Layouts, Names, Plugins, Record, Series};
 use crate::server::tags::TagRules;
 use crate::wire::{unix_seconds, JobEvent, PluginKind};
 
@@ -149,9 +149,10 @@ impl HostTable {
         self.hosts.values().map(|r| &r.host)
     }
 
-    /// Forgets a host: what it was, if hbd knew it.
-    pub fn remove(&mut self, name: &str) -> Option<Record> {
-        self.hosts.remove(name).map(Arc::unwrap_or_clone)
+    /// Forgets a host: what it was, if hbd knew it (shared with a save
+    /// that has yet to write it).
+    pub fn remove(&mut self, name: &str) -> Option<Arc<Record>> {
+        self.hosts.remove(name)
     }
 
     /// Down hosts not heard from for longer than `after` seconds (and not
@@ -166,9 +167,21 @@ impl HostTable {
             .collect()
     }
 
-    /// Every host and its store, for the state file: shared, not copied.
-    pub fn snapshot(&self) -> Vec<Arc<Record>> {
-        self.hosts.values().cloned().collect()
+    /// A host and its store, for the state file: shared, not copied.
+    pub fn record(&self, name: &str) -> Option<&Arc<Record>> {
+        self.hosts.get(name)
+    }
+
+    /// Every host's name, sorted: the order of the state file.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.hosts.keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Every layout a block of the table has (and perhaps a few more).
+    pub fn layouts(&self) -> Vec<Arc<Layout>> {
+        self.layouts.in_use()
     }
 
     /// Every record, leaving the table empty: for the final save.
@@ -533,6 +546,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// Every record, shared, as a save gives them (a restart reads them back).
+    fn records(t: &HostTable) -> Vec<Arc<Record>> {
+        t.names().iter().filter_map(|name| t.record(name).cloned()).collect()
+    }
     use crate::wire::PluginSample;
 
     fn hb(name: &str, ip: &str, at: f64) -> Heartbeat {
@@ -575,7 +593,7 @@ mod tests {
         assert_eq!(t.host("db1").unwrap().tags, ["db", "eu"], "PLG carries no tags");
         t.heartbeat(tagged(&["prod"], 1002.0), &mut events, &mut stored);
         assert_eq!(t.host("db1").unwrap().tags, ["db", "prod"]);
-        let restored = HostTable::new(t.snapshot(), &settings, 2000.0);
+        let restored = HostTable::new(records(&t), &settings, 2000.0);
         assert_eq!(restored.host("db1").unwrap().tags, ["db", "prod"]);
         t.heartbeat(tagged(&[], 1003.0), &mut events, &mut stored);
         assert_eq!(t.host("db1").unwrap().tags, ["db"]);
@@ -722,7 +740,7 @@ mod tests {
         let mut t = table();
         let mut ev = Vec::new();
         t.heartbeat(hb("a", "10.0.0.1", 500.0), &mut ev, &mut Vec::new());
-        let mut restarted = HostTable::new(t.snapshot(), &settings(), 1000.0);
+        let mut restarted = HostTable::new(records(&t), &settings(), 1000.0);
         ev.clear();
         restarted.expire(1010.0, &mut ev);
         assert!(ev.is_empty(), "silent during hbd's own downtime is not down yet");
@@ -792,7 +810,7 @@ mod tests {
         let mut beat = hb("a", "10.0.0.1", 1000.0);
         beat.plugins = vec![sample("cpu", PluginKind::Monitor, 1.0)];
         t.heartbeat(beat, &mut ev, &mut Vec::new());
-        let restarted = HostTable::new(t.snapshot(), &settings(), 2000.0);
+        let restarted = HostTable::new(records(&t), &settings(), 2000.0);
         assert_eq!(restarted.get("a", 9), t.get("a", 9));
         let cpu = &restarted.get("a", 9).unwrap().plugins["cpu"];
         assert_eq!(cpu.samples[0].data.as_ref().unwrap().as_str(), r#"{"at":1}"#);

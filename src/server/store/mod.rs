@@ -128,6 +128,11 @@ impl<T: ?Sized + Eq + Hash> Interner<T> {
         *value = self.intern(&**value, |_| value.clone());
     }
 
+    /// Every value something besides the set still holds.
+    pub fn in_use(&self) -> Vec<Arc<T>> {
+        self.set.iter().filter(|v| Arc::strong_count(v) > 1).cloned().collect()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.set.len()
