@@ -349,10 +349,10 @@ pub enum Records {
     /// next) and tests'.
     Taken(Vec<Arc<Record>>),
     /// A periodic save's: asked from core a piece at a time, as the writer
-    /// gets to them. core copies a record that changes while the writer
-    /// shares it, and at 100,000 hosts a save takes seconds: shared from
-    /// its start, nearly every record was copied, and the copies, freed
-    /// among blocks that stay, left hbd's heap a sixth larger than its data.
+    /// gets to them, so that core shares a record with the writer for
+    /// milliseconds, not for a save of seconds: core copies a record that
+    /// changes while shared, and the copies, freed among blocks that stay,
+    /// leave holes in its heap.
     Asked(RecordsFromCore),
 }
 

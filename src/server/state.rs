@@ -511,10 +511,10 @@ enum Piece {
     Head,
     /// Hosts' alert lists, the first of its alerts the `start`th in the
     /// file. Each list is let go once written: core copies a list that
-    /// changes while the snapshot holds it, and it changes with nearly
+    /// changes while the snapshot holds it, and one changes with nearly
     /// every sample (the value an alert last saw). Held to the end of the
-    /// save, at 100,000 hosts those copies left a twelfth of hbd's heap
-    /// in holes.
+    /// save, at 100,000 hosts those copies left 57–76 MiB of holes in
+    /// core's heap after a fill.
     Alerts {
         start: usize,
         lists: Vec<Arc<Vec<Alert>>>,
