@@ -40,7 +40,8 @@ pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> R
             }
         })
         .map_err(|e| format!("spawn signal thread: {e}"))?;
-    let sender = sender::spawn(settings.clone(), print, inbox, to_sender).map_err(|e| format!("start sender: {e}"))?;
+    drop(to_sender);
+    let sender = sender::spawn(settings.clone(), print, inbox).map_err(|e| format!("start sender: {e}"))?;
     // Every thread is up: what start-up alone touched can go (memory.rs).
     crate::memory::release_startup_pages();
     let result = sender.join().map_err(|_| "the sender thread panicked".to_string());

@@ -1,10 +1,10 @@
 //! hbc's sender thread: the only user of the client's socket.
 //!
 //! Receives [`SenderMsg`]s: plugin reports (batched for [`BATCH`] so that
-//! plugins finishing together share a datagram), ACKs read by the `acks`
-//! thread, and shutdown. Sends a heartbeat every `interval` to every target
-//! (with the batch, when one is waiting),
-//! each with that target's last round-trip time; packs plugin data into
+//! plugins finishing together share a datagram) and shutdown; takes the
+//! [`Ack`]s the `acks` thread read before each send. Every message starts
+//! with a heartbeat, and one goes alone `interval` after the last message,
+//! to every target with that target's last round-trip time; packs plugin data into
 //! datagrams of at most `max_datagram_size` (docs/PROTOCOL.md: the first is an
 //! `HTB`, the rest `PLG`), compresses and signs them. Resolves each target's
 //! name again when it failed, is old, or the target stopped answering.
@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{select, tick, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use log::{debug, info, warn};
 use serde_json::{json, Value};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -73,11 +73,24 @@ pub struct PluginReport {
 pub enum SenderMsg {
     /// A plugin finished a sample.
     Plugin(PluginReport),
-    /// The `acks` thread read a valid ACK for `seq` from `from`.
-    Ack { from: SocketAddr, seq: u64, at: Instant },
     /// SIGTERM/SIGINT: stop.
     Shutdown,
 }
+
+/// A valid ACK for `seq` from `from`, read by the `acks` thread at `at`.
+/// The sender takes the ACKs waiting before each send, not as they come:
+/// they only count then, and a wake-up for each would cost more than the
+/// ACK itself.
+#[derive(Debug)]
+struct Ack {
+    from: SocketAddr,
+    seq: u64,
+    at: Instant,
+}
+
+/// ACKs waiting for the sender's next send; more are dropped (only a flood
+/// of replayed ACKs can fill it: each message is answered once).
+const ACKS_CAPACITY: usize = 64;
 
 struct TargetState {
     target: Target,
@@ -290,7 +303,7 @@ impl Wire {
         }
     }
 
-    fn handle_ack(&mut self, from: SocketAddr, seq: u64, at: Instant) {
+    fn handle_ack(&mut self, Ack { from, seq, at }: Ack) {
         let Some(index) = self.targets.iter().position(|t| t.addr.is_some_and(|a| same_endpoint(a, from))) else {
             debug!("sender: ACK from unknown {from}");
             return;
@@ -344,61 +357,65 @@ fn open_socket() -> io::Result<(UdpSocket, bool)> {
     }
 }
 
-pub fn spawn(
-    settings: ClientSettings,
-    print: bool,
-    inbox: Receiver<SenderMsg>,
-    to_self: Sender<SenderMsg>,
-) -> io::Result<JoinHandle<()>> {
+pub fn spawn(settings: ClientSettings, print: bool, inbox: Receiver<SenderMsg>) -> io::Result<JoinHandle<()>> {
     let mut wire = Wire::new(settings, print)?;
+    let (to_sender, acks) = bounded(ACKS_CAPACITY);
     if let Some(socket) = &wire.socket {
-        spawn_ack_reader(socket.try_clone()?, wire.key.clone(), wire.name.clone(), to_self)?;
+        spawn_ack_reader(socket.try_clone()?, wire.key.clone(), wire.name.clone(), to_sender)?;
     }
     std::thread::Builder::new().name("sender".into()).spawn(move || {
-        let heartbeat = tick(wire.interval);
-        let mut batch: Vec<PluginReport> = Vec::new();
-        let mut flush_at: Option<Instant> = None;
         // Code run only by the first samples and sends (warm-ups, first
         // resolution and connection) stays mapped unless released again
         // once they are over (memory.rs).
         let mut settled = crossbeam_channel::after(SETTLE);
-        wire.send(&[]);
+        // Every message starts with a heartbeat: the next is due `interval`
+        // after the last message, whatever it carried.
+        let mut heartbeat_due = Instant::now();
         loop {
-            // Wakes for a pending batch only; heartbeats come from the ticker.
-            let flush = flush_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+            let mut batch: Vec<PluginReport> = Vec::new();
             select! {
-                // A heartbeat due while reports are being batched goes with
-                // them (every message starts with one), at most BATCH later:
-                // reports that reach either side of the tick then still share
-                // one message and one compression.
-                recv(heartbeat) -> _ => if flush_at.is_none() {
-                    wire.send(&[]);
-                },
                 recv(inbox) -> msg => match msg {
-                    Ok(SenderMsg::Plugin(report)) => {
-                        batch.retain(|r| r.name != report.name);
-                        batch.push(report);
-                        flush_at.get_or_insert(Instant::now() + BATCH);
-                    }
-                    Ok(SenderMsg::Ack { from, seq, at }) => wire.handle_ack(from, seq, at),
+                    Ok(SenderMsg::Plugin(report)) => batch.push(report),
                     Ok(SenderMsg::Shutdown) | Err(_) => break,
                 },
+                recv(crossbeam_channel::at(heartbeat_due)) -> _ => {},
                 recv(settled) -> _ => {
                     crate::memory::release_startup_pages();
                     settled = crossbeam_channel::never();
-                },
-                recv(flush) -> _ => {
-                    wire.send(&batch);
-                    batch.clear();
-                    flush_at = None;
+                    continue;
                 },
             }
+            if !batch.is_empty() {
+                // The other plugins of the turn report within BATCH: their
+                // reports gather in the inbox and are taken at once, rather
+                // than each waking this thread (a wake-up costs more than
+                // the report it brings).
+                std::thread::sleep(BATCH);
+                let mut stop = false;
+                for msg in inbox.try_iter() {
+                    match msg {
+                        SenderMsg::Plugin(report) => {
+                            batch.retain(|r| r.name != report.name);
+                            batch.push(report);
+                        }
+                        SenderMsg::Shutdown => stop = true,
+                    }
+                }
+                if stop {
+                    break;
+                }
+            }
+            for ack in acks.try_iter() {
+                wire.handle_ack(ack);
+            }
+            wire.send(&batch);
+            heartbeat_due = Instant::now() + wire.interval;
         }
         info!("sender: stopped");
     })
 }
 
-fn spawn_ack_reader(socket: UdpSocket, key: Option<Key>, name: String, to_sender: Sender<SenderMsg>) -> io::Result<()> {
+fn spawn_ack_reader(socket: UdpSocket, key: Option<Key>, name: String, to_sender: Sender<Ack>) -> io::Result<()> {
     std::thread::Builder::new().name("acks".into()).stack_size(128 << 10).spawn(move || {
         let mut buf = [0u8; 2048];
         loop {
@@ -407,8 +424,12 @@ fn spawn_ack_reader(socket: UdpSocket, key: Option<Key>, name: String, to_sender
             };
             let at = Instant::now();
             if let Some(seq) = parse_ack(&buf[..len], key.as_ref(), &name) {
-                if to_sender.send(SenderMsg::Ack { from, seq, at }).is_err() {
-                    return;
+                match to_sender.try_send(Ack { from, seq, at }) {
+                    Err(TrySendError::Disconnected(_)) => return,
+                    Err(TrySendError::Full(_)) => {
+                        debug!("sender: ACK {seq} from {from} dropped: {ACKS_CAPACITY} wait already")
+                    }
+                    Ok(()) => {}
                 }
             }
         }
@@ -445,7 +466,7 @@ pub fn send_once(settings: ClientSettings, print: bool, reports: Vec<PluginRepor
                 if let Some(index) = wire.targets.iter().position(|t| t.addr.is_some_and(|a| same_endpoint(a, from))) {
                     if wire.in_flight.contains_key(&(index, seq)) {
                         acked[index] = true;
-                        wire.handle_ack(from, seq, at);
+                        wire.handle_ack(Ack { from, seq, at });
                         info!(
                             "ACK from {} after {} ms",
                             wire.targets[index].target.host,

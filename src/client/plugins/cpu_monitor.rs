@@ -1,14 +1,10 @@
 //! `cpu_monitor`: CPU use between two samples, load averages, frequency and
 //! process counts. The first call only takes the baseline.
 
-use std::fmt::Write;
-use std::fs;
-use std::io::{BufRead, BufReader};
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{round2, Common, Kind, Plugin};
+use super::{round2, Common, KernelFile, Kind, Plugin};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -28,13 +24,23 @@ pub struct CpuMonitor {
     per_core: bool,
     /// The previous sample: the whole machine first, then each core.
     previous: Option<Vec<Times>>,
-    /// The files' text, its allocation kept from sample to sample.
-    text: String,
+    stat: KernelFile,
+    loadavg: KernelFile,
+    /// Each core's cpufreq `scaling_cur_freq`, added as cores are seen.
+    scaling: Vec<KernelFile>,
+    cpuinfo: KernelFile,
 }
 
 impl CpuMonitor {
     pub fn new(options: &Options) -> CpuMonitor {
-        CpuMonitor { per_core: options.per_core, previous: None, text: String::new() }
+        CpuMonitor {
+            per_core: options.per_core,
+            previous: None,
+            stat: KernelFile::new("/proc/stat"),
+            loadavg: KernelFile::new("/proc/loadavg"),
+            scaling: Vec::new(),
+            cpuinfo: KernelFile::new("/proc/cpuinfo"),
+        }
     }
 }
 
@@ -116,19 +122,16 @@ pub fn parse_stat(text: &str) -> Vec<Times> {
 /// The cores' highest current frequency in MHz: cpufreq's
 /// `scaling_cur_freq` where the kernel has it, else the first `cpu MHz`
 /// (or like) line of /proc/cpuinfo, as sysinfo reports it for every core;
-/// 0 when neither says. `text` is a buffer to read into.
-fn frequency_mhz(cores: usize, text: &mut String) -> u64 {
+/// 0 when neither says. `scaling` holds a file per core.
+fn frequency_mhz(scaling: &mut [KernelFile], cpuinfo: &mut KernelFile) -> u64 {
     let mut highest = 0;
     // Read once for all cores without cpufreq: it is the same line for each.
-    let mut cpuinfo = None;
-    let mut path = String::new();
-    for core in 0..cores {
-        path.clear();
-        let _ = write!(path, "/sys/devices/system/cpu/cpu{core}/cpufreq/scaling_cur_freq");
-        let khz = super::read_into(&path, text).ok().and_then(|()| text.trim().parse::<u64>().ok());
+    let mut first_line = None;
+    for file in scaling {
+        let khz = file.read().ok().and_then(|text| text.trim().parse::<u64>().ok());
         let mhz = match khz {
             Some(khz) => khz / 1000,
-            None => *cpuinfo.get_or_insert_with(|| cpuinfo_mhz(text)),
+            None => *first_line.get_or_insert_with(|| cpuinfo_mhz(cpuinfo)),
         };
         highest = highest.max(mhz);
     }
@@ -136,22 +139,11 @@ fn frequency_mhz(cores: usize, text: &mut String) -> u64 {
 }
 
 /// The first frequency line of /proc/cpuinfo, read only as far as that
-/// line: the kernel makes the text one core at a time as it is read.
-fn cpuinfo_mhz(line: &mut String) -> u64 {
-    let Ok(file) = fs::File::open("/proc/cpuinfo") else {
-        return 0;
-    };
-    let mut reader = BufReader::with_capacity(4096, file);
-    loop {
-        line.clear();
-        match reader.read_line(line) {
-            Ok(0) | Err(_) => return 0,
-            Ok(_) => {}
-        }
-        if let Some(mhz) = frequency_line(line) {
-            return mhz;
-        }
-    }
+/// line: the kernel makes the text one core at a time as it is read, and
+/// a core's part (its flags above all) is the dearest text hbc reads.
+fn cpuinfo_mhz(cpuinfo: &mut KernelFile) -> u64 {
+    let first = |text: &str| text.split_inclusive('\n').filter(|line| line.ends_with('\n')).find_map(frequency_line);
+    cpuinfo.read_until(512, |text| first(text).is_some()).ok().and_then(first).unwrap_or(0)
 }
 
 /// The MHz a /proc/cpuinfo line gives, if it is one of the lines sysinfo
@@ -170,8 +162,8 @@ type LoadAvg = ([f64; 3], Option<(u64, u64)>);
 
 /// [`LoadAvg`] from one read of /proc/loadavg (into `text`): the process
 /// counts without walking /proc.
-fn loadavg(text: &mut String) -> Option<LoadAvg> {
-    super::read_into("/proc/loadavg", text).ok()?;
+fn loadavg(file: &mut KernelFile) -> Option<LoadAvg> {
+    let text = file.read().ok()?;
     let f: Vec<&str> = text.split_whitespace().collect();
     let load = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     let counts = f.get(3).and_then(|field| {
@@ -191,8 +183,7 @@ impl Plugin for CpuMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        super::read_into("/proc/stat", &mut self.text)?;
-        let now = parse_stat(&self.text);
+        let now = parse_stat(self.stat.read()?);
         if now.is_empty() {
             return Err("no cpu line in /proc/stat".into());
         }
@@ -204,14 +195,18 @@ impl Plugin for CpuMonitor {
             round2(f64::from(now[i].percent_since(&old)))
         };
         let cores = now.len() - 1;
-        let (load, counts) = loadavg(&mut self.text).unwrap_or(([0.0; 3], None));
+        let (load, counts) = loadavg(&mut self.loadavg).unwrap_or(([0.0; 3], None));
+        while self.scaling.len() < cores {
+            let path = format!("/sys/devices/system/cpu/cpu{}/cpufreq/scaling_cur_freq", self.scaling.len());
+            self.scaling.push(KernelFile::new(path));
+        }
         let mut data = json!({
             "cpu_percent": percent(0),
             "cpu_count": cores,
             "load_1min": load[0],
             "load_5min": load[1],
             "load_15min": load[2],
-            "frequency_mhz": frequency_mhz(cores, &mut self.text),
+            "frequency_mhz": frequency_mhz(&mut self.scaling[..cores], &mut self.cpuinfo),
         });
         if let Some(map) = data.as_object_mut() {
             if let Some((running, total)) = counts {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{gib, is_physical, percent, read_into, round2, Common, Kind, Mounts, Plugin, Rate};
+use super::{gib, is_physical, percent, round2, Common, KernelFile, Kind, Mounts, Plugin, Rate};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +53,7 @@ pub struct DiskMonitor {
     written: Rate,
     known: Vec<Known>,
     mount_table: Mounts,
-    stats_text: String,
+    diskstats: KernelFile,
 }
 
 impl DiskMonitor {
@@ -64,7 +64,7 @@ impl DiskMonitor {
             written: Rate::default(),
             known: Vec::new(),
             mount_table: Mounts::default(),
-            stats_text: String::new(),
+            diskstats: KernelFile::new("/proc/diskstats"),
         }
     }
 }
@@ -169,9 +169,7 @@ impl Plugin for DiskMonitor {
     fn collect(&mut self) -> Result<Option<Value>, String> {
         let mount_table = self.mount_table.text()?;
         // Without it the I/O totals keep their last values, as with sysinfo.
-        if read_into("/proc/diskstats", &mut self.stats_text).is_err() {
-            self.stats_text.clear();
-        }
+        let stats = self.diskstats.read().unwrap_or_default();
         let now = Instant::now();
         let mut previous = std::mem::take(&mut self.known);
         let mut partitions = Map::new();
@@ -203,7 +201,7 @@ impl Plugin for DiskMonitor {
                     written: 0,
                 },
             };
-            if let Some((read, written)) = sectors(&self.stats_text, &disk.stats_name) {
+            if let Some((read, written)) = sectors(stats, &disk.stats_name) {
                 (disk.read, disk.written) = (read * SECTOR_SIZE, written * SECTOR_SIZE);
             }
             if let Some((total, available)) = space(&disk.mount) {

@@ -2,19 +2,24 @@
 
 use serde_json::{json, Value};
 
-use super::{mib, percent, read_into, Kind, Plugin};
+use super::{mib, percent, KernelFile, Kind, Plugin};
 
 /// The figures of /proc/meminfo it reports, in bytes. Read directly (as
-/// sysinfo 0.36 reads them, with its formulas) into a buffer kept from
-/// sample to sample.
-#[derive(Debug, Default)]
+/// sysinfo 0.36 reads them, with its formulas) from the file kept open.
+#[derive(Debug)]
 pub struct MemoryMonitor {
-    text: String,
+    meminfo: KernelFile,
 }
 
 impl MemoryMonitor {
     pub fn new() -> MemoryMonitor {
-        MemoryMonitor::default()
+        MemoryMonitor { meminfo: KernelFile::new("/proc/meminfo") }
+    }
+}
+
+impl Default for MemoryMonitor {
+    fn default() -> Self {
+        MemoryMonitor::new()
     }
 }
 
@@ -72,8 +77,7 @@ impl Plugin for MemoryMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        read_into("/proc/meminfo", &mut self.text)?;
-        let m = parse_meminfo(&self.text);
+        let m = parse_meminfo(self.meminfo.read()?);
         if m.total == 0 {
             return Err("the kernel reports no memory".into());
         }

@@ -274,15 +274,99 @@ impl Rates {
     }
 }
 
-/// Reads the whole file at `path` into `text`, whose allocation is kept
-/// from sample to sample: /proc files are read once a cycle.
-pub fn read_into(path: &str, text: &mut String) -> Result<(), String> {
-    use std::io::Read;
-    text.clear();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(text))
-        .map(drop)
-        .map_err(|e| format!("read {path}: {e}"))
+/// A file the kernel makes anew at each read from its start (/proc, /sys),
+/// kept open from sample to sample and read with pread(2). Opening and
+/// closing cost more than the reading: the path walk and the open file's
+/// making and freeing were 40 % of the plugins' CPU (`perf`, BENCHMARKS.md)
+/// when every sample opened its files. A kept file is as fresh, since the
+/// kernel makes its text again at every read from offset 0.
+///
+/// A failed read closes the file, so the next one opens it again; a file
+/// that cannot be opened is tried again [`KernelFile::RETRY`] later, not on
+/// every sample (a cpufreq driver may load after hbc starts, a container
+/// may lack /proc/diskstats).
+#[derive(Debug)]
+pub struct KernelFile {
+    path: String,
+    file: Option<std::fs::File>,
+    /// The failed open's message and when it was tried.
+    missing: Option<(String, Instant)>,
+    /// The text read last; its allocation is kept.
+    bytes: Vec<u8>,
+}
+
+impl KernelFile {
+    pub const RETRY: Duration = Duration::from_secs(60);
+    /// Smallest read: one page, what the kernel makes for most files at once.
+    const CHUNK: usize = 4096;
+
+    pub fn new(path: impl Into<String>) -> KernelFile {
+        KernelFile { path: path.into(), file: None, missing: None, bytes: Vec::new() }
+    }
+
+    /// The whole text as the kernel makes it now.
+    pub fn read(&mut self) -> Result<&str, String> {
+        // Room for the last text and more, so it usually takes one read
+        // and the read that finds the end.
+        let chunk = (self.bytes.len() + 1).next_power_of_two().max(Self::CHUNK);
+        self.read_until(chunk, |_| false)
+    }
+
+    /// The text from the start, read `chunk` bytes at a time until `enough`
+    /// says so or the file ends: the kernel makes some files (/proc/cpuinfo,
+    /// one core at a time) only as far as they are read.
+    pub fn read_until(&mut self, chunk: usize, enough: impl Fn(&str) -> bool) -> Result<&str, String> {
+        self.fill(chunk.max(1), enough).map_err(|e| {
+            self.file = None;
+            format!("read {}: {e}", self.path)
+        })?;
+        std::str::from_utf8(&self.bytes).map_err(|e| format!("read {}: {e}", self.path))
+    }
+
+    fn fill(&mut self, chunk: usize, enough: impl Fn(&str) -> bool) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.bytes.clear();
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => self.open()?,
+        };
+        let file = self.file.insert(file);
+        loop {
+            let start = self.bytes.len();
+            self.bytes.resize(start + chunk, 0);
+            let n = match file.read_at(&mut self.bytes[start..], start as u64) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    self.bytes.truncate(start);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            self.bytes.truncate(start + n);
+            if n == 0 || enough(valid_prefix(&self.bytes)) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn open(&mut self) -> std::io::Result<std::fs::File> {
+        if let Some((why, since)) = &self.missing {
+            if since.elapsed() < Self::RETRY {
+                return Err(std::io::Error::other(why.clone()));
+            }
+        }
+        let opened = std::fs::File::open(&self.path);
+        self.missing = opened.as_ref().err().map(|e| (e.to_string(), Instant::now()));
+        opened
+    }
+}
+
+/// The longest prefix of `bytes` that is UTF-8 (a read may end inside a character).
+fn valid_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+    }
 }
 
 /// /proc/self/mounts, read again only when the mount table changed: the
@@ -404,6 +488,62 @@ mod tests {
         let file = mounts.file.as_ref().unwrap();
         assert!(!Mounts::changed(file), "nothing was mounted since the read");
         assert_eq!(mounts.text().unwrap(), first);
+    }
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hbc-kernel-file-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Each read starts again at offset 0 of the file kept open, whatever
+    /// its length now: what /proc's files do at every read, a plain file
+    /// rewritten in place does too.
+    #[test]
+    fn a_kept_file_is_read_whole_and_fresh_each_time() {
+        let dir = scratch("fresh");
+        let path = dir.join("counters");
+        std::fs::write(&path, "one\n").unwrap();
+        let mut file = KernelFile::new(path.to_str().unwrap());
+        assert_eq!(file.read().unwrap(), "one\n");
+        let long = "0123456789\n".repeat(2000);
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(file.read().unwrap(), long, "longer than a page, read in pieces");
+        std::fs::write(&path, "two\n").unwrap();
+        assert_eq!(file.read().unwrap(), "two\n", "shorter again");
+        let meminfo = KernelFile::new("/proc/meminfo").read().map(str::to_string).unwrap();
+        assert!(meminfo.starts_with("MemTotal:") && meminfo.ends_with('\n'), "{meminfo}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn read_until_stops_reading_when_it_has_enough() {
+        let dir = scratch("until");
+        let path = dir.join("cores");
+        std::fs::write(&path, "a\nb\nc\nd\n").unwrap();
+        let mut file = KernelFile::new(path.to_str().unwrap());
+        assert_eq!(file.read_until(2, |text| text.contains("b\n")).unwrap(), "a\nb\n");
+        assert_eq!(file.read_until(3, |_| false).unwrap(), "a\nb\nc\nd\n", "to the end");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A file that is not there is not looked for on every sample; after
+    /// RETRY it is, and then found.
+    #[test]
+    fn a_missing_file_is_looked_for_again_only_after_a_while() {
+        let dir = scratch("missing");
+        let path = dir.join("scaling_cur_freq");
+        let mut file = KernelFile::new(path.to_str().unwrap());
+        let first = file.read().unwrap_err();
+        assert!(first.contains("scaling_cur_freq") && first.contains("No such file"), "{first}");
+        std::fs::write(&path, "2400000\n").unwrap();
+        assert_eq!(file.read().unwrap_err(), first, "not opened again at once");
+        if let Some((_, since)) = &mut file.missing {
+            *since = Instant::now().checked_sub(KernelFile::RETRY).unwrap();
+        }
+        assert_eq!(file.read().unwrap(), "2400000\n");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

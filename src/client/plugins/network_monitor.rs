@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{default_true, Common, Kind, Plugin, Rates};
+use super::{default_true, Common, KernelFile, Kind, Plugin, Rates};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -389,6 +389,7 @@ pub struct NetworkMonitor {
     interfaces: Vec<String>,
     connections: bool,
     rates: Rates,
+    net_dev: KernelFile,
     /// Kept open between samples; None until first needed and after an error.
     diag: Option<diag::Diag>,
 }
@@ -399,6 +400,7 @@ impl NetworkMonitor {
             interfaces: options.interfaces.clone(),
             connections: options.connections,
             rates: Rates::default(),
+            net_dev: KernelFile::new("/proc/net/dev"),
             diag: None,
         }
     }
@@ -414,11 +416,11 @@ impl Plugin for NetworkMonitor {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        let text = std::fs::read_to_string("/proc/net/dev").map_err(|e| format!("read /proc/net/dev: {e}"))?;
+        let text = self.net_dev.read()?;
         let now = Instant::now();
         let mut interfaces = Map::new();
         let (mut errors_total, mut dropped_total, mut complete) = (0u64, 0u64, true);
-        for (name, c) in parse_net_dev(&text) {
+        for (name, c) in parse_net_dev(text) {
             let wanted = if self.interfaces.is_empty() { name != "lo" } else { self.interfaces.contains(&name) };
             if !wanted {
                 continue;

@@ -1,10 +1,12 @@
-//! `os_info` (info): what the machine is. Each sample reads /etc/os-release
-//! once (an upgrade changes it) and asks for the host name; the kernel's
-//! release and the machine's architecture cannot change while hbc runs and
-//! are asked for once. The values are sysinfo 0.36's, which read
-//! /etc/os-release four times and all of /proc/stat per sample.
+//! `os_info` (info): what the machine is. Each sample looks at
+//! /etc/os-release (read again when an upgrade has changed it) and asks for
+//! the host name and the CPUs hbc may run on; the kernel's release and the
+//! machine's architecture cannot change while hbc runs and are asked for
+//! once. The values are sysinfo 0.36's, which read /etc/os-release four
+//! times and all of /proc/stat per sample.
 
 use std::ffi::CStr;
+use std::io::Read;
 
 use serde_json::{json, Value};
 
@@ -14,8 +16,41 @@ use super::{Kind, Plugin};
 pub struct OsInfo {
     /// The kernel's release and the architecture (uname(2)), once known.
     uname: Option<(Option<String>, Option<String>)>,
-    /// /etc/os-release's text, its allocation kept from sample to sample.
+    /// /etc/os-release's text, and what its metadata was when it was read.
     text: String,
+    read_as: Option<FileVersion>,
+}
+
+/// What tells one version of a file from the next without reading it.
+#[derive(Debug, PartialEq)]
+struct FileVersion {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileVersion {
+    fn of(path: &str) -> Option<FileVersion> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileVersion { inode: meta.ino(), len: meta.len(), modified: meta.modified().ok() })
+    }
+}
+
+/// The CPUs hbc may run on (sched_getaffinity(2)): one system call, where
+/// std's `available_parallelism` also reads the cgroup's CPU quota from
+/// three files (a quota limits time, not CPUs).
+fn cpu_count() -> usize {
+    // SAFETY: cpu_set_t is plain data, and the kernel writes at most the
+    // size given into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            return usize::try_from(libc::CPU_COUNT(&set)).unwrap_or(1).max(1);
+        }
+    }
+    // More CPUs than a cpu_set_t holds.
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The value of `KEY=` in an os-release or lsb-release text, quotes
@@ -85,7 +120,15 @@ impl Plugin for OsInfo {
     }
 
     fn collect(&mut self) -> Result<Option<Value>, String> {
-        let os_release = super::read_into("/etc/os-release", &mut self.text).is_ok().then_some(self.text.as_str());
+        // Replaced by upgrades, so not kept open (as /proc's files are).
+        const OS_RELEASE: &str = "/etc/os-release";
+        let version = FileVersion::of(OS_RELEASE);
+        if version.is_none() || version != self.read_as {
+            self.text.clear();
+            let read = std::fs::File::open(OS_RELEASE).and_then(|mut file| file.read_to_string(&mut self.text));
+            self.read_as = version.filter(|_| read.is_ok());
+        }
+        let os_release = self.read_as.is_some().then_some(self.text.as_str());
         // /etc/lsb-release stands in for a missing NAME or VERSION_ID.
         let mut lsb: Option<Option<String>> = None;
         let mut fallback = |key: &str| {
@@ -107,7 +150,7 @@ impl Plugin for OsInfo {
             "architecture": architecture,
             "hostname": host_name(),
             "boot_time": boot_time(),
-            "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "cpu_count": cpu_count(),
         })))
     }
 }
@@ -127,6 +170,37 @@ mod tests {
 
     /// The boot time /proc/stat gives, to the second (the two clocks are
     /// read one after the other).
+    /// The CPUs of Cpus_allowed_list in /proc/self/status ("0-3,6").
+    #[test]
+    fn cpu_count_is_the_affinity_s() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim();
+        let allowed: usize = list
+            .split(',')
+            .map(|range| match range.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            })
+            .sum();
+        assert_eq!(cpu_count(), allowed, "{list}");
+    }
+
+    #[test]
+    fn a_file_s_version_changes_with_its_text() {
+        let path = std::env::temp_dir().join(format!("hbc-os-release-{}", std::process::id()));
+        let path_text = path.to_str().unwrap();
+        std::fs::write(&path, "ID=debian\n").unwrap();
+        let before = FileVersion::of(path_text).unwrap();
+        assert_eq!(FileVersion::of(path_text).as_ref(), Some(&before), "unchanged");
+        // As an upgrade replaces it: a new file of the same length renamed over it.
+        let replacement = path.with_extension("new");
+        std::fs::write(&replacement, "ID=ubuntu\n").unwrap();
+        std::fs::rename(&replacement, &path).unwrap();
+        assert_ne!(FileVersion::of(path_text).as_ref(), Some(&before), "replaced");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(FileVersion::of(path_text), None);
+    }
+
     #[test]
     fn boot_time_is_proc_stat_s() {
         let stat = std::fs::read_to_string("/proc/stat").unwrap();
