@@ -1,5 +1,6 @@
-//! hbc, the client: its parent starts one thread per plugin and the
-//! `sender`, and implements `--once`. `config` reads `hbc.yaml`, `plugins`
+//! hbc, the client: its parent starts the plugins' threads (plugins that
+//! read only the kernel's files share one per interval, every other has its
+//! own) and the `sender`, and implements `--once`. `config` reads `hbc.yaml`, `plugins`
 //! holds the plugins and their registry, `nagios` parses Nagios plugin output.
 //!
 //! Plugins never talk to the network: they send [`SenderMsg::Plugin`] results
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{debug, warn};
+use serde_json::Value;
 
 use crate::wire::unix_seconds;
 use plugins::{Plugin, Scheduled};
@@ -26,8 +28,8 @@ pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> R
     let (to_sender, inbox) = bounded(64);
     let (stop_tx, stop) = bounded::<()>(0);
     let origin = Instant::now();
-    for scheduled in plugins {
-        spawn_plugin(scheduled, origin, to_sender.clone(), stop.clone())?;
+    for thread in threads(plugins) {
+        spawn_plugins(thread, origin, to_sender.clone(), stop.clone())?;
     }
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("signals: {e}"))?;
@@ -49,35 +51,60 @@ pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> R
     result
 }
 
-/// A plugin's thread: sample, report, wait for the next turn. A plugin that
-/// needs a baseline is sampled again after [`WARM_UP`], so its first report
-/// comes at once rather than an interval later. Turns fall every `interval`
-/// after `origin` (see [`next_turn`]).
-fn spawn_plugin(
-    scheduled: Scheduled,
+/// The plugins' threads: plugins that read only what the kernel makes
+/// ([`Plugin::reads_kernel_only`]) and share an interval share a thread,
+/// since waking a thread costs about as much as such a sample; every other
+/// plugin has one of its own, so that a slow or hanging one delays nobody
+/// else. In configuration order.
+fn threads(plugins: Vec<Scheduled>) -> Vec<Vec<Scheduled>> {
+    let mut threads: Vec<Vec<Scheduled>> = Vec::new();
+    for scheduled in plugins {
+        let shared = |thread: &&mut Vec<Scheduled>| {
+            let first = &thread[0];
+            first.interval == scheduled.interval
+                && first.plugin.reads_kernel_only()
+                && scheduled.plugin.reads_kernel_only()
+        };
+        match threads.iter_mut().find(shared) {
+            Some(thread) => thread.push(scheduled),
+            None => threads.push(vec![scheduled]),
+        }
+    }
+    threads
+}
+
+/// A thread of plugins with one interval: sample, report, wait for the
+/// next turn. Turns fall every `interval` after `origin` (see [`next_turn`]).
+fn spawn_plugins(
+    plugins: Vec<Scheduled>,
     origin: Instant,
     to_sender: Sender<SenderMsg>,
     stop: Receiver<()>,
 ) -> Result<(), String> {
-    let name = scheduled.plugin.name().to_string();
+    let interval = plugins.first().map_or(Duration::ZERO, |s| s.interval);
+    let name = match plugins.as_slice() {
+        [one] => format!("plugin:{}", one.plugin.name()),
+        _ => format!("plugins:{}s", interval.as_secs()),
+    };
+    let mut plugins: Vec<Box<dyn Plugin>> = plugins.into_iter().map(|s| s.plugin).collect();
     std::thread::Builder::new()
-        .name(format!("plugin:{name}"))
+        .name(name.clone())
         .stack_size(256 << 10)
-        .spawn(move || {
-            let Scheduled { mut plugin, interval } = scheduled;
-            loop {
-                let report = PluginReport { interval: Some(interval.as_secs_f64()), ..collect_once(plugin.as_mut()) };
-                if to_sender.send(SenderMsg::Plugin(report)).is_err() {
-                    return;
-                }
-                match stop.recv_deadline(next_turn(origin, interval, Instant::now())) {
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    _ => return,
-                }
+        .spawn(move || loop {
+            let sent = collect_together(&mut plugins, |report| {
+                let report = PluginReport { interval: Some(interval.as_secs_f64()), ..report };
+                to_sender.send(SenderMsg::Plugin(report)).is_ok()
+            });
+            if !sent {
+                return;
+            }
+            match stop.recv_deadline(next_turn(origin, interval, Instant::now())) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                _ => return,
             }
         })
         .map(|_| ())
-        .map_err(|e| format!("spawn plugin {name}: {e}"))
+        .map_err(|e| format!("spawn {name}: {e}"))
 }
 
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -94,15 +121,52 @@ pub fn next_turn(origin: Instant, interval: Duration, now: Instant) -> Instant {
     origin + interval * turns
 }
 
-/// One report from `plugin`, taking a second sample after [`WARM_UP`] when
-/// the first was only a baseline.
-pub fn collect_once(plugin: &mut dyn Plugin) -> PluginReport {
-    let started = Instant::now();
-    let mut result = plugin.collect();
-    if let Ok(None) = result {
-        std::thread::sleep(WARM_UP);
-        result = plugin.collect();
+/// One report from each plugin, handed to `report` as it is ready. A
+/// plugin whose first sample was only a baseline for its rates is sampled
+/// again after one [`WARM_UP`] for all of them, so that its first report
+/// comes at once rather than an interval later; the others' reports do not
+/// wait for it. False when `report` refused one.
+pub fn collect_together(plugins: &mut [Box<dyn Plugin>], mut report: impl FnMut(PluginReport) -> bool) -> bool {
+    let mut warming = Vec::new();
+    for (index, plugin) in plugins.iter_mut().enumerate() {
+        let started = Instant::now();
+        match plugin.collect() {
+            Ok(None) => warming.push(index),
+            result => {
+                if !report(finish(plugin.as_ref(), result, started)) {
+                    return false;
+                }
+            }
+        }
     }
+    if !warming.is_empty() {
+        std::thread::sleep(WARM_UP);
+    }
+    for index in warming {
+        let plugin = &mut plugins[index];
+        let started = Instant::now();
+        let result = plugin.collect();
+        if !report(finish(plugin.as_ref(), result, started)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// One report from `plugin` ([`collect_together`] for one).
+pub fn collect_once(plugin: Box<dyn Plugin>) -> PluginReport {
+    let mut plugins = [plugin];
+    let mut reports = Vec::with_capacity(1);
+    collect_together(&mut plugins, |report| {
+        reports.push(report);
+        true
+    });
+    // collect_together reports every plugin once.
+    reports.pop().unwrap_or_else(|| finish(plugins[0].as_ref(), Ok(None), Instant::now()))
+}
+
+/// The report of a sample of `plugin` taken from `started`, logged when it failed.
+fn finish(plugin: &dyn Plugin, result: Result<Option<Value>, String>, started: Instant) -> PluginReport {
     let result = match result {
         Ok(Some(data)) => Ok(data),
         Ok(None) => Err("no sample after the warm-up".to_string()),
@@ -125,10 +189,8 @@ pub fn collect_once(plugin: &mut dyn Plugin) -> PluginReport {
 /// timeouts overlap), one message, then wait for the ACKs.
 pub fn run_once(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> Result<(), String> {
     let reports: Vec<PluginReport> = std::thread::scope(|scope| {
-        let handles: Vec<_> = plugins
-            .into_iter()
-            .map(|mut scheduled| scope.spawn(move || collect_once(scheduled.plugin.as_mut())))
-            .collect();
+        let handles: Vec<_> =
+            plugins.into_iter().map(|scheduled| scope.spawn(move || collect_once(scheduled.plugin))).collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     sender::send_once(settings.clone(), print, reports)
@@ -137,6 +199,70 @@ pub fn run_once(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugins::Kind;
+
+    /// A plugin that reads only the kernel or not, whose first sample may
+    /// be a baseline.
+    struct Fake {
+        name: &'static str,
+        kernel_only: bool,
+        baseline_first: bool,
+    }
+
+    impl Plugin for Fake {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn kind(&self) -> Kind {
+            Kind::Monitor
+        }
+        fn collect(&mut self) -> Result<Option<Value>, String> {
+            if std::mem::take(&mut self.baseline_first) {
+                return Ok(None);
+            }
+            Ok(Some(serde_json::json!({"sampled": self.name})))
+        }
+        fn reads_kernel_only(&self) -> bool {
+            self.kernel_only
+        }
+    }
+
+    fn fake(name: &'static str, kernel_only: bool, seconds: u64) -> Scheduled {
+        Scheduled {
+            plugin: Box::new(Fake { name, kernel_only, baseline_first: false }),
+            interval: Duration::from_secs(seconds),
+        }
+    }
+
+    #[test]
+    fn kernel_only_plugins_of_one_interval_share_a_thread() {
+        let plugins =
+            vec![fake("a", true, 1), fake("runs-programs", false, 1), fake("b", true, 1), fake("hourly", true, 3600)];
+        let plugins = plugins.into_iter().chain([fake("c", true, 1), fake("also-apart", false, 1)]).collect();
+        let names: Vec<Vec<String>> = threads(plugins)
+            .iter()
+            .map(|thread| thread.iter().map(|s| s.plugin.name().to_string()).collect())
+            .collect();
+        assert_eq!(names, [vec!["a", "b", "c"], vec!["runs-programs"], vec!["hourly"], vec!["also-apart"]]);
+    }
+
+    /// A plugin that needs a second sample for its rates reports after the
+    /// warm-up; the plugins beside it on its thread report before it.
+    #[test]
+    fn a_warming_plugin_does_not_hold_back_the_others() {
+        let mut plugins: Vec<Box<dyn Plugin>> = vec![
+            Box::new(Fake { name: "rates", kernel_only: true, baseline_first: true }),
+            Box::new(Fake { name: "plain", kernel_only: true, baseline_first: false }),
+        ];
+        let mut reports = Vec::new();
+        assert!(collect_together(&mut plugins, |report| {
+            reports.push(report);
+            true
+        }));
+        let got: Vec<(&str, bool)> = reports.iter().map(|r| (r.name.as_str(), r.result.is_ok())).collect();
+        assert_eq!(got, [("plain", true), ("rates", true)]);
+        assert!(!collect_together(&mut plugins, |_| false), "a refused report stops the round");
+    }
 
     #[test]
     fn turns_keep_to_the_origin() {

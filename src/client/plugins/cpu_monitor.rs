@@ -182,6 +182,10 @@ impl Plugin for CpuMonitor {
         Kind::Monitor
     }
 
+    fn reads_kernel_only(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self) -> Result<Option<Value>, String> {
         let now = parse_stat(self.stat.read()?);
         if now.is_empty() {

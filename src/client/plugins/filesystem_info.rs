@@ -79,6 +79,10 @@ impl Plugin for FilesystemInfo {
         Kind::Info
     }
 
+    fn reads_kernel_only(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self) -> Result<Option<Value>, String> {
         let filesystems = parse_mounts(self.mounts.text()?, self.all);
         Ok(Some(json!({"count": filesystems.len(), "filesystems": filesystems})))

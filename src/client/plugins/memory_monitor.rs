@@ -76,6 +76,10 @@ impl Plugin for MemoryMonitor {
         Kind::Monitor
     }
 
+    fn reads_kernel_only(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self) -> Result<Option<Value>, String> {
         let m = parse_meminfo(self.meminfo.read()?);
         if m.total == 0 {

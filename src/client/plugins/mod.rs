@@ -2,9 +2,10 @@
 //! [`BUILT_IN`] that the command line, the configuration check, the builder
 //! and the test of `man 8 hbc` share.
 //!
-//! A plugin turns the machine's state into one JSON object. Each configured
-//! plugin runs on a thread of its own (see `client`), so a slow or hanging
-//! one delays nobody else. Plugins that report rates keep the previous sample
+//! A plugin turns the machine's state into one JSON object. Plugins that
+//! read only what the kernel makes share a thread per interval; every other
+//! runs on a thread of its own (see `client`), so a slow or hanging one
+//! delays nobody else. Plugins that report rates keep the previous sample
 //! and report nothing until they have two, never a made-up 0.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,13 @@ pub trait Plugin: Send {
     fn kind(&self) -> Kind;
     /// Takes a sample. `Ok(None)`: nothing to report yet (a rate's first sample).
     fn collect(&mut self) -> Result<Option<Value>, String>;
+    /// Whether a sample only reads what the kernel makes on the spot (/proc,
+    /// /sys, netlink), so that it cannot hang and may share a thread with
+    /// other such plugins. Not so for plugins that run programs, or call
+    /// statvfs(2), which waits as long as a network filesystem's server.
+    fn reads_kernel_only(&self) -> bool {
+        false
+    }
 }
 
 /// A plugin with its schedule.

@@ -415,6 +415,10 @@ impl Plugin for NetworkMonitor {
         Kind::Monitor
     }
 
+    fn reads_kernel_only(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self) -> Result<Option<Value>, String> {
         let text = self.net_dev.read()?;
         let now = Instant::now();

@@ -119,6 +119,10 @@ impl Plugin for OsInfo {
         Kind::Info
     }
 
+    fn reads_kernel_only(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self) -> Result<Option<Value>, String> {
         // Replaced by upgrades, so not kept open (as /proc's files are).
         const OS_RELEASE: &str = "/etc/os-release";
