@@ -3,8 +3,10 @@
 # collection cycle with every built-in system plugin on, each sampled every
 # second, beside collectd's client (Debian's collectd-core) in the same run
 # with the closest plugins (cpu, load, memory, swap, df, disk, interface,
-# tcpconns) every second, and the bare Rust receive loop
-# (examples/udp_sink.rs) as the smallest Rust process.
+# tcpconns) every second, the bare Rust receive loop
+# (examples/udp_sink.rs) as the smallest Rust process, and
+# examples/diag_walk.rs, which only asks sock_diag for the TCP sockets by
+# state once a second as hbc does: the kernel's walk alone.
 #
 # Both clients send what they collect to a receiver on 127.0.0.1, as in a
 # real run (hbc compresses each message and reads its ACK; collectd's
@@ -18,13 +20,14 @@
 #
 # Usage: benches/client.sh   Environment: SECONDS_MEASURED (20),
 # CARGO_TARGET_DIR, BIN=DIR NO_BUILD=1 (measure binaries built elsewhere:
-# DIR/hbc, DIR/examples/udp_sink), NO_COLLECTD=1 (skip collectd).
+# DIR/hbc, DIR/examples/udp_sink, DIR/examples/diag_walk), NO_COLLECTD=1
+# (skip collectd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEASURE=${SECONDS_MEASURED:-20}
 target=${CARGO_TARGET_DIR:-target}
 if [[ ${NO_BUILD:-0} != 1 ]]; then
-    cargo build --release --quiet --bin hbc --example udp_sink
+    cargo build --release --quiet --bin hbc --example udp_sink --example diag_walk
 fi
 BIN=${BIN:-$target/release}
 collectd=$(command -v collectd || echo /usr/sbin/collectd)
@@ -64,6 +67,9 @@ port=$(cat "$dir/port")
 # The smallest Rust process, for its RSS.
 "$BIN/examples/udp_sink" --bind 127.0.0.1:0 --idle 600 > /dev/null 2>&1 &
 sink=$!; pids+=("$sink")
+# The connection counts' floor: one sock_diag dump a second and nothing else.
+"$BIN/examples/diag_walk" > /dev/null 2>&1 &
+walk=$!; pids+=("$walk")
 
 hbc_config() {
     cat <<YAML
@@ -138,7 +144,7 @@ sleep 3
 # CPU time in ns of all the process's threads (the scheduler's own count:
 # /proc/PID/stat's clock ticks are too coarse for a millisecond a second).
 cpu() { [[ -n $1 ]] && cat "/proc/$1/task/"*/schedstat | awk '{ns += $1} END {print ns}' || echo 0; }
-measured=("$hbc" "$hbc_nc" "$cd_all" "$cd_nc")
+measured=("$hbc" "$hbc_nc" "$cd_all" "$cd_nc" "$walk")
 declare -A before
 for p in "${measured[@]}"; do [[ -n $p ]] && before[$p]=$(cpu "$p"); done
 start=$(date +%s.%N)
@@ -159,9 +165,9 @@ unacked=$(cat "$dir/hbc.log" "$dir/hbc-nc.log" | grep -c "no ACK" || true)
 cdver=$([[ -n $cd_all ]] && echo "collectd $(dpkg-query -W -f '${Version}' collectd-core 2>/dev/null || "$collectd" -h 2>&1 | grep -o '[0-9][0-9.]*' | head -1)" || echo "collectd not run")
 echo "# client: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), hbc $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $cdver, ${cycles%.*} s measured (cycles of a second), load average $load"
 echo
-echo "| figure | hbc | collectd | hbc, no TCP connection counts | collectd without tcpconns | bare Rust loop |"
-echo "|---|---|---|---|---|---|"
-echo "| CPU per cycle (ms) | $(ms "$hbc") | $(ms "$cd_all") | $(ms "$hbc_nc") | $(ms "$cd_nc") | |"
-echo "| RSS (MiB) | $(rss "$hbc") | $(rss "$cd_all") | $(rss "$hbc_nc") | $(rss "$cd_nc") | $(rss "$sink") |"
-echo "| peak RSS (MiB) | $(hwm "$hbc") | $(hwm "$cd_all") | $(hwm "$hbc_nc") | $(hwm "$cd_nc") | $(hwm "$sink") |"
-echo "| binary (bytes) | $(stat -c %s "$BIN/hbc") | | | | $(stat -c %s "$BIN/examples/udp_sink") |"
+echo "| figure | hbc | collectd | hbc, no TCP connection counts | collectd without tcpconns | bare Rust loop | sock_diag walk alone |"
+echo "|---|---|---|---|---|---|---|"
+echo "| CPU per cycle (ms) | $(ms "$hbc") | $(ms "$cd_all") | $(ms "$hbc_nc") | $(ms "$cd_nc") | | $(ms "$walk") |"
+echo "| RSS (MiB) | $(rss "$hbc") | $(rss "$cd_all") | $(rss "$hbc_nc") | $(rss "$cd_nc") | $(rss "$sink") | |"
+echo "| peak RSS (MiB) | $(hwm "$hbc") | $(hwm "$cd_all") | $(hwm "$hbc_nc") | $(hwm "$cd_nc") | $(hwm "$sink") | |"
+echo "| binary (bytes) | $(stat -c %s "$BIN/hbc") | | | | $(stat -c %s "$BIN/examples/udp_sink") | |"
