@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -356,13 +355,15 @@ pub enum Records {
     Asked(RecordsFromCore),
 }
 
-/// A periodic save's way to core's records: `hosts` names, sorted, kept
-/// by core until the save ends (when this is dropped). A host forgotten
-/// meanwhile is still given, as it was when forgotten; a host new since
-/// the save started is in the next one.
+/// A periodic save's way to core's records: the hosts there were when it
+/// started. A host forgotten meanwhile is still given, as it was when
+/// forgotten (core keeps it until the save ends, when this is dropped); a
+/// host new since the save started is in the next one.
 #[derive(Debug)]
 pub struct RecordsFromCore {
-    pub hosts: usize,
+    /// In no order: the writer sorts them on its own thread, not core
+    /// (100,000 names take milliseconds to sort, and core answers queries).
+    pub names: Vec<String>,
     /// Every layout core's blocks had when the save started: the file
     /// lists them before any block. A block made since with a new layout
     /// holds only samples newer than the save, and is left out.
@@ -373,14 +374,15 @@ pub struct RecordsFromCore {
 /// state → core, one channel per periodic save. Zero: an ask is taken by
 /// core or fails because core has ended; it never waits in a queue that
 /// nobody reads (the writer would wait for its answer forever).
-/// Disconnected: by state when the save ends (core forgets its names); by
-/// core when it ends (the save fails, and the final one is written).
+/// Disconnected: by state when the save ends (core lets the forgotten
+/// hosts go); by core when it ends (the save fails, and the final one is
+/// written).
 pub const RECORDS_WANTED_CAPACITY: usize = 0;
 
-/// The records of the save's hosts in `range` (of its sorted names).
+/// The records of `names`, some of the save's, in their order.
 #[derive(Debug)]
 pub struct RecordsWanted {
-    pub range: Range<usize>,
+    pub names: Vec<String>,
     pub reply: Sender<Vec<Arc<Record>>>,
 }
 

@@ -435,8 +435,10 @@ const ALERTS_PER_PIECE: usize = 4096;
 /// records one by one took most of a second of the wait for SIGTERM).
 fn write_state(path: &Path, snapshot: Snapshot, workers: usize, last: bool) -> io::Result<usize> {
     let Snapshot { alerts, silences, silence_held, mut records } = snapshot;
-    if let Records::Taken(records) = &mut records {
-        records.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name));
+    match &mut records {
+        Records::Taken(records) => records.sort_unstable_by(|a, b| a.host.name.cmp(&b.host.name)),
+        // Here rather than in core, which answers queries meanwhile.
+        Records::Asked(from_core) => from_core.names.sort_unstable(),
     }
     let file = FileOut::new(&silences, &silence_held, &records);
     let hosts = file.hosts();
@@ -556,7 +558,7 @@ impl<'a> FileOut<'a> {
     fn hosts(&self) -> usize {
         match self.records {
             Records::Taken(records) => records.len(),
-            Records::Asked(from_core) => from_core.hosts,
+            Records::Asked(from_core) => from_core.names.len(),
         }
     }
 
@@ -570,7 +572,8 @@ impl<'a> FileOut<'a> {
         };
         let ended = || io::Error::new(io::ErrorKind::Interrupted, "hbd is stopping (core has ended)");
         let (reply, answer) = bounded(1);
-        from_core.asks.send(RecordsWanted { range: range.clone(), reply }).map_err(|_| ended())?;
+        let names = from_core.names.get(range.clone()).unwrap_or_default().to_vec();
+        from_core.asks.send(RecordsWanted { names, reply }).map_err(|_| ended())?;
         let records = answer.recv().map_err(|_| ended())?;
         if records.len() != range.len() {
             let error = format!("core had {} of the {} hosts asked for, {range:?}", records.len(), range.len());
@@ -1009,8 +1012,9 @@ mod tests {
     /// A periodic save of `hosts` whose blocks have `layouts`, with
     /// `alerts`, and a thread that stands in for core: it answers the
     /// save's asks until it has given `answers`, then ends (as core does at
-    /// shutdown). It returns how many hosts each ask was for, and whether
-    /// the writer held no alert list by its first ask.
+    /// shutdown). It gives the writer the names in reverse, which it must
+    /// sort. It returns how many hosts each ask was for, and whether the
+    /// writer held no alert list by its first ask.
     fn save_asking(
         hosts: Vec<Arc<Record>>,
         layouts: Vec<Arc<Layout>>,
@@ -1018,14 +1022,17 @@ mod tests {
         answers: usize,
     ) -> (Snapshot, JoinHandle<(Vec<usize>, bool)>) {
         let (asks, asked) = bounded::<RecordsWanted>(0);
-        let from_core = RecordsFromCore { hosts: hosts.len(), layouts, asks };
+        let names = hosts.iter().rev().map(|record| record.host.name.clone()).collect();
+        let from_core = RecordsFromCore { names, layouts, asks };
         let cores_alerts = alerts.clone();
         let core = std::thread::spawn(move || {
+            let table: HashMap<&str, &Arc<Record>> = hosts.iter().map(|r| (r.host.name.as_str(), r)).collect();
             let mut alerts_let_go = None;
             let answer = |ask: RecordsWanted| {
                 alerts_let_go.get_or_insert_with(|| cores_alerts.iter().all(|list| Arc::strong_count(list) == 1));
-                let _ = ask.reply.send(hosts[ask.range.clone()].to_vec());
-                ask.range.len()
+                let records = ask.names.iter().filter_map(|name| table.get(name.as_str()).map(|r| Arc::clone(r)));
+                let _ = ask.reply.send(records.collect());
+                ask.names.len()
             };
             let pieces = asked.iter().take(answers).map(answer).collect();
             (pieces, alerts_let_go.unwrap_or(false))

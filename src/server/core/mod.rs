@@ -252,9 +252,9 @@ pub fn run(
 /// A periodic save while the writer asks for its records
 /// ([`RecordsFromCore`]).
 struct Saving {
-    /// The hosts when it started, sorted.
-    names: Vec<String>,
-    /// Those forgotten since: the file has them as they were then.
+    /// Hosts forgotten since it started: the file has them as they were
+    /// then. (A host new since then and forgotten too is kept as well,
+    /// never asked for, and let go with the rest.)
     forgotten: HashMap<String, Arc<Record>>,
     asks: Receiver<RecordsWanted>,
 }
@@ -428,9 +428,7 @@ impl Core {
         let Some(record) = self.table.remove(name) else { return false };
         let last_seen = record.host.last_seen;
         // A save at work that has yet to write it still does.
-        if let Some(saving) =
-            self.saving.as_mut().filter(|s| s.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok())
-        {
+        if let Some(saving) = self.saving.as_mut() {
             saving.forgotten.insert(name.to_string(), record);
         }
         self.alerts.forget(name);
@@ -752,20 +750,20 @@ impl Core {
         }
         let names = self.table.names();
         let (asks, asked) = bounded(RECORDS_WANTED_CAPACITY);
-        let records = Records::Asked(RecordsFromCore { hosts: names.len(), layouts: self.table.layouts(), asks });
+        let records = Records::Asked(RecordsFromCore { names, layouts: self.table.layouts(), asks });
         match self.outputs.to_state.try_send(StateMsg::Save(Snapshot { alerts, silences, silence_held, records })) {
-            Ok(()) => self.saving = Some(Saving { names, forgotten: HashMap::new(), asks: asked }),
+            Ok(()) => self.saving = Some(Saving { forgotten: HashMap::new(), asks: asked }),
             // The writer is busy with the last one: this save is owed at the next tick.
             Err(TrySendError::Full(_)) => self.save_pending = true,
             Err(TrySendError::Disconnected(_)) => warn!("core: state writer is gone; state not saved"),
         }
     }
 
-    /// The records the writer asks for, of the save's names in `range`.
+    /// The records the writer asks for.
     fn answer_save(&mut self, ask: RecordsWanted) {
         let Some(saving) = &self.saving else { return };
-        let names = saving.names.get(ask.range).unwrap_or_default();
-        let records = names
+        let records = ask
+            .names
             .iter()
             .filter_map(|name| self.table.record(name).or_else(|| saving.forgotten.get(name)))
             .cloned()
@@ -1117,18 +1115,21 @@ mod tests {
         else {
             panic!("a periodic save whose records are asked for")
         };
-        assert_eq!(from_core.hosts, 2);
-        let records = |range| {
+        let mut names = from_core.names.clone();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "b"], "the hosts there are, in any order");
+        let records = |names: &[&str]| {
             let (reply, answer) = bounded(1);
-            from_core.asks.send(RecordsWanted { range, reply }).ok()?;
+            let names = names.iter().map(|name| name.to_string()).collect();
+            from_core.asks.send(RecordsWanted { names, reply }).ok()?;
             let records: Vec<Arc<Record>> = answer.recv().ok()?;
             Some(records.iter().map(|r| (r.host.name.clone(), r.host.count)).collect::<Vec<_>>())
         };
-        assert_eq!(records(1..2).unwrap(), [("b".to_string(), 1)], "sorted by name");
+        assert_eq!(records(&["b"]).unwrap(), [("b".to_string(), 1)]);
 
         h.inbox.send(CoreMsg::Heartbeats(vec![heartbeat("a", 1061.0), heartbeat("c", 1061.0)])).unwrap();
         ask(&h.queries, |reply| Query::Forget { name: "b".into(), by: "alice".into(), dns: false, reply }).unwrap();
-        let now = records(0..2).unwrap();
+        let now = records(&["a", "b"]).unwrap();
         assert_eq!(now, [("a".to_string(), 2), ("b".to_string(), 1)], "a as it is now, b as it was forgotten");
 
         h.clock.set(1121.0);
@@ -1145,7 +1146,9 @@ mod tests {
         let Some(StateMsg::Save(Snapshot { records: Records::Asked(from_core), .. })) = owed else {
             panic!("the save owed")
         };
-        assert_eq!(from_core.hosts, 2, "a and c");
+        let mut names = from_core.names.clone();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "c"]);
 
         h.inbox.send(CoreMsg::Shutdown).unwrap();
         let (snapshot, true) = h.state.recv_timeout(DEADLINE).unwrap().into_parts() else {
@@ -1154,7 +1157,8 @@ mod tests {
         assert_eq!(Saved::from(snapshot).hosts.len(), 2);
         h.core.join().unwrap();
         let (reply, _answer) = bounded(1);
-        assert!(from_core.asks.send(RecordsWanted { range: 0..2, reply }).is_err(), "the save at work ended with core");
+        let names = vec!["a".to_string()];
+        assert!(from_core.asks.send(RecordsWanted { names, reply }).is_err(), "the save at work ended with core");
     }
 
     #[test]

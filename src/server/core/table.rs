@@ -172,11 +172,10 @@ impl HostTable {
         self.hosts.get(name)
     }
 
-    /// Every host's name, sorted: the order of the state file.
+    /// Every host's name, in no order (a periodic save sorts them on its
+    /// own thread).
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.hosts.keys().cloned().collect();
-        names.sort_unstable();
-        names
+        self.hosts.keys().cloned().collect()
     }
 
     /// Every layout a block of the table has (and perhaps a few more).
@@ -549,7 +548,9 @@ mod tests {
 
     /// Every record, shared, as a save gives them (a restart reads them back).
     fn records(t: &HostTable) -> Vec<Arc<Record>> {
-        t.names().iter().filter_map(|name| t.record(name).cloned()).collect()
+        let mut names = t.names();
+        names.sort_unstable();
+        names.iter().filter_map(|name| t.record(name).cloned()).collect()
     }
     use crate::wire::PluginSample;
 
