@@ -86,6 +86,8 @@ fn tags_from_hbc_yaml_and_hbd_yaml_show_filter_and_export() {
     // Hostile tags are passed over, the heartbeat counts.
     tagged(&udp, &hbd, "backup-db2", 30.0, 2, json!(["<script>", "ok-tag", 7, "A"]));
     heartbeat(&udp, hbd.addr, "plain", 30.0, 3);
+    // ACKed by the udp thread: core may not have taken the last one yet.
+    wait_for("every host in the list", || (names(&get_json(hbd.http, "/api/0/hosts").1).len() == 4).then_some(()));
 
     let (_, web) = get_json(hbd.http, "/api/0/hosts/web1.eu");
     assert_eq!(web["tags"], json!(["eu", "prod", "web"]), "hbc's and hbd.yaml's, once each: {web}");
@@ -201,7 +203,8 @@ fn badges_are_svg_follow_the_state_and_escape_hostile_names() {
     tagged(&udp, &hbd, "db1", 1.0, 1, json!([]));
     tagged(&udp, &hbd, "db2", 600.0, 2, json!([]));
 
-    let (status, head, texts) = badge(&hbd, "/badge/db2.svg");
+    // The ACK comes from the udp thread; core takes the heartbeat a moment later.
+    let (status, head, texts) = wait_for("db2's badge", || Some(badge(&hbd, "/badge/db2.svg")).filter(|b| b.0 == 200));
     assert_eq!((status, texts), (200, vec!["db2".to_string(), "up".to_string()]));
     assert_eq!(header(&head, "cache-control"), Some("max-age=30"));
     let etag = header(&head, "etag").expect("an ETag").to_string();
@@ -217,8 +220,9 @@ fn badges_are_svg_follow_the_state_and_escape_hostile_names() {
     let (status, _, texts) = badge(&hbd, "/badge/tag/db.svg");
     assert_eq!((status, texts), (200, vec!["db".to_string(), "1/2 up".to_string()]));
     tagged(&udp, &hbd, "db1", 600.0, 3, json!([]));
-    let (_, _, texts) = badge(&hbd, "/badge/tag/db.svg");
-    assert_eq!(texts[1], "2/2 up");
+    wait_for("the tag's badge to count db1 up again", || {
+        (badge(&hbd, "/badge/tag/db.svg").2[1] == "2/2 up").then_some(())
+    });
 
     // Up, but with a CRITICAL alert (as a job whose last run failed): said so.
     let hot = json!({"ID": "HTB", "name": "hot", "interval": 600, "seq": 9,
