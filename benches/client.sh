@@ -68,7 +68,7 @@ port=$(cat "$dir/port")
 "$BIN/examples/udp_sink" --bind 127.0.0.1:0 --idle 600 > /dev/null 2>&1 &
 sink=$!; pids+=("$sink")
 # The connection counts' floor: one sock_diag dump a second and nothing else.
-"$BIN/examples/diag_walk" > /dev/null 2>&1 &
+"$BIN/examples/diag_walk" > /dev/null 2> "$dir/diag_walk.log" &
 walk=$!; pids+=("$walk")
 
 hbc_config() {

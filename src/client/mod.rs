@@ -91,7 +91,8 @@ fn spawn_plugins(
         .name(name.clone())
         .stack_size(256 << 10)
         .spawn(move || loop {
-            let sent = collect_together(&mut plugins, |report| {
+            let turn = next_turn(origin, interval, Instant::now());
+            let sent = collect_together(&mut plugins, Some(turn), |report| {
                 let report = PluginReport { interval: Some(interval.as_secs_f64()), ..report };
                 to_sender.send(SenderMsg::Plugin(report)).is_ok()
             });
@@ -125,12 +126,18 @@ pub fn next_turn(origin: Instant, interval: Duration, now: Instant) -> Instant {
 /// plugin whose first sample was only a baseline for its rates is sampled
 /// again after one [`WARM_UP`] for all of them, so that its first report
 /// comes at once rather than an interval later; the others' reports do not
-/// wait for it. False when `report` refused one.
-pub fn collect_together(plugins: &mut [Box<dyn Plugin>], mut report: impl FnMut(PluginReport) -> bool) -> bool {
+/// wait for it. When the `next_turn` comes before the warm-up would end,
+/// that turn takes the second sample instead. False when `report` refused
+/// one.
+pub fn collect_together(
+    plugins: &mut [Box<dyn Plugin>],
+    next_turn: Option<Instant>,
+    mut report: impl FnMut(PluginReport) -> bool,
+) -> bool {
     let mut warming = Vec::new();
     for (index, plugin) in plugins.iter_mut().enumerate() {
         let started = Instant::now();
-        match plugin.collect() {
+        match sample(plugin.as_mut()) {
             Ok(None) => warming.push(index),
             result => {
                 if !report(finish(plugin.as_ref(), result, started)) {
@@ -139,13 +146,14 @@ pub fn collect_together(plugins: &mut [Box<dyn Plugin>], mut report: impl FnMut(
             }
         }
     }
-    if !warming.is_empty() {
-        std::thread::sleep(WARM_UP);
+    if warming.is_empty() || next_turn.is_some_and(|turn| turn <= Instant::now() + WARM_UP) {
+        return true;
     }
+    std::thread::sleep(WARM_UP);
     for index in warming {
         let plugin = &mut plugins[index];
         let started = Instant::now();
-        let result = plugin.collect();
+        let result = sample(plugin.as_mut());
         if !report(finish(plugin.as_ref(), result, started)) {
             return false;
         }
@@ -153,16 +161,22 @@ pub fn collect_together(plugins: &mut [Box<dyn Plugin>], mut report: impl FnMut(
     true
 }
 
-/// One report from `plugin` ([`collect_together`] for one).
-pub fn collect_once(plugin: Box<dyn Plugin>) -> PluginReport {
-    let mut plugins = [plugin];
-    let mut reports = Vec::with_capacity(1);
-    collect_together(&mut plugins, |report| {
-        reports.push(report);
-        true
-    });
-    // collect_together reports every plugin once.
-    reports.pop().unwrap_or_else(|| finish(plugins[0].as_ref(), Ok(None), Instant::now()))
+/// One report from `plugin`, warmed up if it needs to be (`--once`).
+pub fn collect_once(mut plugin: Box<dyn Plugin>) -> PluginReport {
+    let started = Instant::now();
+    let mut result = sample(plugin.as_mut());
+    if let Ok(None) = result {
+        std::thread::sleep(WARM_UP);
+        result = sample(plugin.as_mut());
+    }
+    finish(plugin.as_ref(), result, started)
+}
+
+/// A sample of `plugin`; a panic in it (a bug) becomes its error, so that
+/// the plugins sharing its thread go on.
+fn sample(plugin: &mut dyn Plugin) -> Result<Option<Value>, String> {
+    let sampled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plugin.collect()));
+    sampled.unwrap_or_else(|_| Err("the plugin panicked (a bug in hbc: please report it)".into()))
 }
 
 /// The report of a sample of `plugin` taken from `started`, logged when it failed.
@@ -255,13 +269,64 @@ mod tests {
             Box::new(Fake { name: "plain", kernel_only: true, baseline_first: false }),
         ];
         let mut reports = Vec::new();
-        assert!(collect_together(&mut plugins, |report| {
+        assert!(collect_together(&mut plugins, None, |report| {
             reports.push(report);
             true
         }));
         let got: Vec<(&str, bool)> = reports.iter().map(|r| (r.name.as_str(), r.result.is_ok())).collect();
         assert_eq!(got, [("plain", true), ("rates", true)]);
-        assert!(!collect_together(&mut plugins, |_| false), "a refused report stops the round");
+        assert!(!collect_together(&mut plugins, None, |_| false), "a refused report stops the round");
+    }
+
+    /// With the next turn sooner than the warm-up would end (a 1 s
+    /// interval), the plugins beside it keep that turn: the warming plugin
+    /// reports at it.
+    #[test]
+    fn a_turn_sooner_than_the_warm_up_takes_the_second_sample() {
+        let mut plugins: Vec<Box<dyn Plugin>> = vec![
+            Box::new(Fake { name: "rates", kernel_only: true, baseline_first: true }),
+            Box::new(Fake { name: "plain", kernel_only: true, baseline_first: false }),
+        ];
+        let mut names = Vec::new();
+        let soon = Instant::now() + WARM_UP / 2;
+        assert!(collect_together(&mut plugins, Some(soon), |report| {
+            names.push(report.name);
+            true
+        }));
+        assert_eq!(names, ["plain"], "no warm-up");
+        assert!(collect_together(&mut plugins, Some(soon), |report| {
+            names.push(report.name);
+            true
+        }));
+        assert_eq!(names, ["plain", "rates", "plain"], "the next turn has both");
+    }
+
+    struct Panics;
+
+    impl Plugin for Panics {
+        fn name(&self) -> &str {
+            "panics"
+        }
+        fn kind(&self) -> Kind {
+            Kind::Monitor
+        }
+        fn collect(&mut self) -> Result<Option<Value>, String> {
+            panic!("a bug")
+        }
+    }
+
+    #[test]
+    fn a_plugin_that_panics_reports_an_error_and_its_neighbours_go_on() {
+        let mut plugins: Vec<Box<dyn Plugin>> =
+            vec![Box::new(Panics), Box::new(Fake { name: "plain", kernel_only: true, baseline_first: false })];
+        let mut reports = Vec::new();
+        assert!(collect_together(&mut plugins, None, |report| {
+            reports.push(report);
+            true
+        }));
+        assert_eq!(reports.len(), 2);
+        assert!(reports[0].result.as_ref().is_err_and(|e| e.contains("panicked")), "{:?}", reports[0].result);
+        assert!(reports[1].result.is_ok());
     }
 
     #[test]

@@ -88,8 +88,9 @@ struct Ack {
     at: Instant,
 }
 
-/// ACKs waiting for the sender's next send; more are dropped (only a flood
-/// of replayed ACKs can fill it: each message is answered once).
+/// ACKs waiting for the sender's next send; newer ones are dropped when it
+/// is full, which a turn's datagrams to a few servers do not come near
+/// (each is answered once), a flood of replayed ACKs would.
 const ACKS_CAPACITY: usize = 64;
 
 struct TargetState {

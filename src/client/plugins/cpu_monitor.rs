@@ -28,7 +28,8 @@ pub struct CpuMonitor {
     loadavg: KernelFile,
     /// Each core's cpufreq `scaling_cur_freq`, added as cores are seen.
     scaling: Vec<KernelFile>,
-    cpuinfo: KernelFile,
+    /// None once it proved to have no frequency line.
+    cpuinfo: Option<KernelFile>,
 }
 
 impl CpuMonitor {
@@ -39,7 +40,7 @@ impl CpuMonitor {
             stat: KernelFile::new("/proc/stat"),
             loadavg: KernelFile::new("/proc/loadavg"),
             scaling: Vec::new(),
-            cpuinfo: KernelFile::new("/proc/cpuinfo"),
+            cpuinfo: Some(KernelFile::new("/proc/cpuinfo")),
         }
     }
 }
@@ -123,7 +124,7 @@ pub fn parse_stat(text: &str) -> Vec<Times> {
 /// `scaling_cur_freq` where the kernel has it, else the first `cpu MHz`
 /// (or like) line of /proc/cpuinfo, as sysinfo reports it for every core;
 /// 0 when neither says. `scaling` holds a file per core.
-fn frequency_mhz(scaling: &mut [KernelFile], cpuinfo: &mut KernelFile) -> u64 {
+fn frequency_mhz(scaling: &mut [KernelFile], cpuinfo: &mut Option<KernelFile>) -> u64 {
     let mut highest = 0;
     // Read once for all cores without cpufreq: it is the same line for each.
     let mut first_line = None;
@@ -140,10 +141,20 @@ fn frequency_mhz(scaling: &mut [KernelFile], cpuinfo: &mut KernelFile) -> u64 {
 
 /// The first frequency line of /proc/cpuinfo, read only as far as that
 /// line: the kernel makes the text one core at a time as it is read, and
-/// a core's part (its flags above all) is the dearest text hbc reads.
-fn cpuinfo_mhz(cpuinfo: &mut KernelFile) -> u64 {
+/// a core's part (its flags above all) is the dearest text hbc reads. A
+/// /proc/cpuinfo without any such line (as some architectures write it)
+/// is not read again: `cpuinfo` becomes None.
+fn cpuinfo_mhz(cpuinfo: &mut Option<KernelFile>) -> u64 {
+    let Some(file) = cpuinfo else { return 0 };
     let first = |text: &str| text.split_inclusive('\n').filter(|line| line.ends_with('\n')).find_map(frequency_line);
-    cpuinfo.read_until(512, |text| first(text).is_some()).ok().and_then(first).unwrap_or(0)
+    match file.read_until(512, |text| first(text).is_some()).map(first) {
+        Ok(Some(mhz)) => mhz,
+        Ok(None) => {
+            *cpuinfo = None;
+            0
+        }
+        Err(_) => 0,
+    }
 }
 
 /// The MHz a /proc/cpuinfo line gives, if it is one of the lines sysinfo

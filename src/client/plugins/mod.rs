@@ -34,9 +34,10 @@ pub trait Plugin: Send {
     /// Takes a sample. `Ok(None)`: nothing to report yet (a rate's first sample).
     fn collect(&mut self) -> Result<Option<Value>, String>;
     /// Whether a sample only reads what the kernel makes on the spot (/proc,
-    /// /sys, netlink), so that it cannot hang and may share a thread with
-    /// other such plugins. Not so for plugins that run programs, or call
-    /// statvfs(2), which waits as long as a network filesystem's server.
+    /// /sys, netlink; /etc/os-release), so that it takes no longer than the
+    /// kernel takes to write it and may share a thread with other such
+    /// plugins. Not so for plugins that run programs, or call statvfs(2),
+    /// which waits as long as a network filesystem's server.
     fn reads_kernel_only(&self) -> bool {
         false
     }
@@ -305,8 +306,12 @@ pub struct KernelFile {
 
 impl KernelFile {
     pub const RETRY: Duration = Duration::from_secs(60);
-    /// Smallest read: one page, what the kernel makes for most files at once.
-    const CHUNK: usize = 4096;
+    /// The first read of a file: a cpufreq value is a few bytes. Later
+    /// reads ask for room for the last text, and each read for at least as
+    /// much as was read before, so a long file takes few reads.
+    const FIRST_READ: usize = 64;
+    /// No file hbc reads comes near this: a file that never ends is an error.
+    const MAX_LEN: usize = 16 << 20;
 
     pub fn new(path: impl Into<String>) -> KernelFile {
         KernelFile { path: path.into(), file: None, missing: None, bytes: Vec::new() }
@@ -314,26 +319,31 @@ impl KernelFile {
 
     /// The whole text as the kernel makes it now.
     pub fn read(&mut self) -> Result<&str, String> {
-        // Room for the last text and more, so it usually takes one read
-        // and the read that finds the end.
-        let chunk = (self.bytes.len() + 1).next_power_of_two().max(Self::CHUNK);
-        self.read_until(chunk, |_| false)
-    }
-
-    /// The text from the start, read `chunk` bytes at a time until `enough`
-    /// says so or the file ends: the kernel makes some files (/proc/cpuinfo,
-    /// one core at a time) only as far as they are read.
-    pub fn read_until(&mut self, chunk: usize, enough: impl Fn(&str) -> bool) -> Result<&str, String> {
-        self.fill(chunk.max(1), enough).map_err(|e| {
-            self.file = None;
-            format!("read {}: {e}", self.path)
-        })?;
+        let chunk = (self.bytes.len() + 1).next_power_of_two().max(Self::FIRST_READ);
+        self.fill(chunk, None)?;
         std::str::from_utf8(&self.bytes).map_err(|e| format!("read {}: {e}", self.path))
     }
 
-    fn fill(&mut self, chunk: usize, enough: impl Fn(&str) -> bool) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
+    /// The text from the start, read `chunk` bytes at first until `enough`
+    /// says so or the file ends: the kernel makes some files (/proc/cpuinfo,
+    /// one core at a time) only as far as they are read. Up to its last
+    /// whole character: a read may end inside one.
+    pub fn read_until(&mut self, chunk: usize, enough: impl Fn(&str) -> bool) -> Result<&str, String> {
+        self.fill(chunk, Some(&enough))?;
+        Ok(valid_prefix(&self.bytes))
+    }
+
+    fn fill(&mut self, chunk: usize, enough: Option<&dyn Fn(&str) -> bool>) -> Result<(), String> {
         self.bytes.clear();
+        let filled = self.try_fill(chunk.max(1), enough);
+        filled.map_err(|e| {
+            self.file = None;
+            format!("read {}: {e}", self.path)
+        })
+    }
+
+    fn try_fill(&mut self, chunk: usize, enough: Option<&dyn Fn(&str) -> bool>) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
         let file = match self.file.take() {
             Some(file) => file,
             None => self.open()?,
@@ -341,7 +351,10 @@ impl KernelFile {
         let file = self.file.insert(file);
         loop {
             let start = self.bytes.len();
-            self.bytes.resize(start + chunk, 0);
+            if start > Self::MAX_LEN {
+                return Err(std::io::Error::other(format!("longer than {} MiB", Self::MAX_LEN >> 20)));
+            }
+            self.bytes.resize(start + chunk.max(start), 0);
             let n = match file.read_at(&mut self.bytes[start..], start as u64) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
@@ -351,7 +364,7 @@ impl KernelFile {
                 Err(e) => return Err(e),
             };
             self.bytes.truncate(start + n);
-            if n == 0 || enough(valid_prefix(&self.bytes)) {
+            if n == 0 || enough.is_some_and(|enough| enough(valid_prefix(&self.bytes))) {
                 return Ok(());
             }
         }
@@ -520,9 +533,15 @@ mod tests {
         assert_eq!(file.read().unwrap(), long, "longer than a page, read in pieces");
         std::fs::write(&path, "two\n").unwrap();
         assert_eq!(file.read().unwrap(), "two\n", "shorter again");
-        let meminfo = KernelFile::new("/proc/meminfo").read().map(str::to_string).unwrap();
-        assert!(meminfo.starts_with("MemTotal:") && meminfo.ends_with('\n'), "{meminfo}");
         std::fs::remove_dir_all(dir).unwrap();
+        // /proc/uptime moves every 10 ms: a kept file sees it move.
+        let mut uptime = KernelFile::new("/proc/uptime");
+        let first = uptime.read().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while uptime.read().unwrap() == first {
+            assert!(Instant::now() < deadline, "/proc/uptime read through a kept file never changed: {first}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]

@@ -107,9 +107,9 @@ pub fn count_tcp_states(table: impl BufRead, counts: &mut BTreeMap<&'static str,
 /// fraction of the cost. Generating those files walks the kernel's whole
 /// established-connection hash table (262,144 buckets on a 2-core VM with
 /// 24 GiB) for each. One dump still walks it once, in the kernel, whether
-/// the machine has connections or not: 0.8–0.9 ms on that VM
-/// (`examples/diag_walk`), the floor of this plugin's cost while
-/// `connections` is on.
+/// the machine has connections or not: 0.8 ms on that VM in a loop, about
+/// 0.9–1 ms once a second (`examples/diag_walk`), the floor of this
+/// plugin's cost while `connections` is on.
 #[cfg(target_os = "linux")]
 pub mod diag {
     use std::collections::BTreeMap;

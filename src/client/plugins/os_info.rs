@@ -172,8 +172,6 @@ mod tests {
         assert!(v["architecture"].as_str().is_some());
     }
 
-    /// The boot time /proc/stat gives, to the second (the two clocks are
-    /// read one after the other).
     /// The CPUs of Cpus_allowed_list in /proc/self/status ("0-3,6").
     #[test]
     fn cpu_count_is_the_affinity_s() {
@@ -205,6 +203,8 @@ mod tests {
         assert_eq!(FileVersion::of(path_text), None);
     }
 
+    /// The boot time /proc/stat gives, to the second (the two clocks are
+    /// read one after the other).
     #[test]
     fn boot_time_is_proc_stat_s() {
         let stat = std::fs::read_to_string("/proc/stat").unwrap();
