@@ -31,7 +31,7 @@
 # state_save_interval, 60; 5 makes a 10,000-host fill see as many saves as
 # a 100,000-host one, though its "no save" reference then has saves in it),
 # CARGO_TARGET_DIR,
-# HBD_BIN. Prints a Markdown table on stdout; progress on stderr. On this
+# HBD_BIN, TEMPLATE (a template message to send instead of this machine's). Prints a Markdown table on stdout; progress on stderr. On this
 # 2-core machine the 100,000-host step takes about 25 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +83,15 @@ answered() {
     if [ "$status" = 200 ]; then echo "$(ms "$s") ms, $((bytes / 1024)) KiB"; else echo "**no answer** (status $status after $(ms "$s") ms)"; fi
 }
 
-"$bin/hbc" --once --print --name template > "$dir/template.json"
+# What this machine's hbc sends, unless TEMPLATE names a file: the template
+# follows the machine (its interfaces, connections, which rates are zero),
+# and with it the size of every host's data, so runs compared across
+# sessions need the same one.
+if [[ -n ${TEMPLATE:-} ]]; then
+    cp "$TEMPLATE" "$dir/template.json"
+else
+    "$bin/hbc" --once --print --name template > "$dir/template.json"
+fi
 "$bin/examples/udp_sink" --bind 127.0.0.1:0 --idle 600 > /dev/null 2>&1 &
 other_pid=$!
 sleep 1
