@@ -33,16 +33,14 @@ pub fn run(settings: &ClientSettings, plugins: Vec<Scheduled>, print: bool) -> R
     }
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("signals: {e}"))?;
-    let to_sender_on_signal = to_sender.clone();
     std::thread::Builder::new()
         .name("signal".into())
         .spawn(move || {
             if signals.forever().next().is_some() {
-                let _ = to_sender_on_signal.send(SenderMsg::Shutdown);
+                let _ = to_sender.send(SenderMsg::Shutdown);
             }
         })
         .map_err(|e| format!("spawn signal thread: {e}"))?;
-    drop(to_sender);
     let sender = sender::spawn(settings.clone(), print, inbox).map_err(|e| format!("start sender: {e}"))?;
     // Every thread is up: what start-up alone touched can go (memory.rs).
     crate::memory::release_startup_pages();

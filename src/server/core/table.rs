@@ -545,6 +545,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::wire::PluginSample;
 
     /// Every record, shared, as a save gives them (a restart reads them back).
     fn records(t: &HostTable) -> Vec<Arc<Record>> {
@@ -552,7 +553,6 @@ mod tests {
         names.sort_unstable();
         names.iter().filter_map(|name| t.record(name).cloned()).collect()
     }
-    use crate::wire::PluginSample;
 
     fn hb(name: &str, ip: &str, at: f64) -> Heartbeat {
         Heartbeat::for_test(name, ip, at)
